@@ -1,0 +1,29 @@
+"""Request dependencies: bearer-token authentication and the caller's scope."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.services import auth
+from app.services.errors import NotAuthenticated
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
+
+
+async def current_principal(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> auth.Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "Send an 'Authorization: Bearer <token>' header.", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await asyncio.to_thread(auth.resolve_api_token, credentials.credentials)
+    except NotAuthenticated as exc:
+        raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def client_key(request: Request) -> str:
+    """The client address used for sign-in rate limiting."""
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,30 @@
+"""The FastAPI app that Reflex mounts itself under (rx.App(api_transformer=...))."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api import v1
+from app.services.errors import ServiceError, ValidationFailed
+
+
+def create_api() -> FastAPI:
+    api = FastAPI(
+        title="Voice Agent Admin Platform API",
+        version="1.0",
+        description="REST API. Authenticate with POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'.",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+
+    @api.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        body: dict = {"detail": exc.message}
+        if isinstance(exc, ValidationFailed):
+            body["fields"] = exc.fields
+        return JSONResponse(body, status_code=exc.status_code)
+
+    api.include_router(v1.router)
+    return api

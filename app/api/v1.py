@@ -1,0 +1,89 @@
+"""REST API v1: token, current user, health, team users and job status. Every read is tenant-scoped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app.api.deps import client_key, current_principal
+from app.jobs import queue
+from app.services import auth, users
+from app.services.errors import NotAuthenticated, RateLimited
+from models.db import get_engine
+
+router = APIRouter(prefix="/api/v1")
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class MeOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+    organisation: str
+    organisation_slug: str
+
+
+@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+async def token(request: Request, username: str = Form(..., description="your email"), password: str = Form(...)):
+    """OAuth2 password flow: exchange email and password for a bearer token (rate-limited like the sign-in page)."""
+    try:
+        principal = await asyncio.to_thread(auth.authenticate, username, password, client_key(request))
+    except RateLimited as exc:
+        raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after_seconds)}) from None
+    except NotAuthenticated as exc:
+        raise HTTPException(401, exc.message) from None
+    access_token, ttl = auth.issue_api_token(principal)
+    return TokenOut(access_token=access_token, expires_in=ttl)
+
+
+@router.get("/me", response_model=MeOut, tags=["auth"])
+async def me(principal: auth.Principal = Depends(current_principal)):
+    return MeOut(
+        id=str(principal.user_id),
+        email=principal.email,
+        name=principal.name,
+        role=principal.role,
+        organisation=principal.tenant_name,
+        organisation_slug=principal.tenant_slug,
+    )
+
+
+def _database_ok() -> bool:
+    with get_engine().connect() as conn:
+        return conn.execute(text("SELECT 1")).scalar() == 1
+
+
+@router.get("/health", tags=["meta"])
+async def health():
+    try:
+        ok = await asyncio.wait_for(asyncio.to_thread(_database_ok), 3)
+    except Exception:
+        ok = False
+    if not ok:
+        raise HTTPException(503, "database unreachable")
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/users", response_model=list[users.UserView], tags=["team"])
+async def list_users(principal: auth.Principal = Depends(current_principal)):
+    return await asyncio.to_thread(users.list_users, principal.scope)
+
+
+@router.get("/users/{user_id}", response_model=users.UserView, tags=["team"])
+async def get_user(user_id: str, principal: auth.Principal = Depends(current_principal)):
+    return await asyncio.to_thread(users.get_user, principal.scope, user_id)
+
+
+@router.get("/jobs/{job_id}", response_model=queue.JobView, tags=["jobs"])
+async def get_job(job_id: int, principal: auth.Principal = Depends(current_principal)):
+    """A job's status and progress (e.g. a CSV import's)."""
+    return await asyncio.to_thread(queue.get_job, principal.scope, job_id)

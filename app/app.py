@@ -1,0 +1,57 @@
+"""The Reflex app: pages, the REST API mount, the in-process job runner and error handling."""
+
+import logging
+
+import reflex as rx
+
+import models  # noqa: F401  (registers every table for `reflex db`)
+from app import logs
+from app.api.main import create_api
+from app.jobs.runner import run_in_backend
+from app.pages import auth, home, placeholders, platform_admin, team
+from app.services.errors import ServiceError
+from app.session import AccessDenied, PageGuard, SessionState
+from app.settings import get_settings
+
+log = logging.getLogger("app")
+
+
+def handle_backend_error(exception: Exception):
+    """Turn handler exceptions into something the user can act on; never a blank screen."""
+    if isinstance(exception, AccessDenied):
+        return [rx.toast.error(exception.message), rx.redirect(exception.redirect_to)]
+    if isinstance(exception, ServiceError):
+        return rx.toast.error(exception.message)
+    log.error("unhandled error in an event handler", exc_info=exception)
+    return rx.toast.error("Something went wrong. It has been logged; please try again.")
+
+
+app = rx.App(
+    api_transformer=create_api(),
+    backend_exception_handler=handle_backend_error,
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+)
+
+signed_in = [SessionState.require_signed_in]
+
+app.add_page(auth.sign_in_page, route="/sign-in", title="Sign in", on_load=SessionState.redirect_if_signed_in)
+app.add_page(auth.sign_up_page, route="/sign-up", title="Create your organisation", on_load=SessionState.redirect_if_signed_in)
+app.add_page(home.home_page, route="/", title="Home", on_load=[*signed_in, home.HomeState.load])
+app.add_page(placeholders.crm_page, route="/crm", title="CRM", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(placeholders.chat_page, route="/chat", title="Agent chat", on_load=signed_in)
+app.add_page(placeholders.calls_page, route="/calls", title="Calls", on_load=signed_in)
+app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
+app.add_page(platform_admin.platform_page, route="/platform", title="Platform admin",
+             on_load=[*signed_in, platform_admin.PlatformState.load])
+
+
+
+def configure_logging() -> None:
+    logs.configure("app")
+
+
+app.register_lifespan_task(configure_logging)
+if get_settings().run_jobs_in_app:
+    app.register_lifespan_task(run_in_backend)

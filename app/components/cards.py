@@ -1,0 +1,79 @@
+"""Small building blocks: stat tiles, empty states, section cards, field errors."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+def stat_tile(label: str, value: rx.Var | str | int, icon: str, hint: rx.Var | str = "") -> rx.Component:
+    return rx.card(
+        rx.hstack(
+            rx.box(
+                rx.icon(icon, size=20),
+                padding="10px",
+                border_radius="10px",
+                background=rx.color("accent", 3),
+                color=rx.color("accent", 11),
+            ),
+            rx.vstack(
+                rx.text(label, size="2", color_scheme="gray"),
+                rx.heading(value, size="6"),
+                rx.cond(hint != "", rx.text(hint, size="1", color_scheme="gray")),
+                spacing="0",
+            ),
+            spacing="3",
+            align="center",
+        ),
+        width="100%",
+    )
+
+
+def empty_state(icon: str, title: str, text: str, *actions: rx.Component) -> rx.Component:
+    """What a page shows before it has data: what it is for and how to get started."""
+    return rx.center(
+        rx.vstack(
+            rx.box(
+                rx.icon(icon, size=32),
+                padding="16px",
+                border_radius="999px",
+                background=rx.color("accent", 3),
+                color=rx.color("accent", 11),
+            ),
+            rx.heading(title, size="5", text_align="center"),
+            rx.text(text, color_scheme="gray", text_align="center", max_width="520px"),
+            rx.hstack(*actions, spacing="3") if actions else rx.fragment(),
+            align="center",
+            spacing="3",
+        ),
+        padding_y="48px",
+        width="100%",
+        border=f"1px dashed {rx.color('gray', 6)}",
+        border_radius="12px",
+    )
+
+
+def section(title: str, *children: rx.Component, action: rx.Component | None = None) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(rx.heading(title, size="4"), rx.spacer(), action or rx.fragment(), width="100%", align="center"),
+            *children,
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def field_error(message: rx.Var) -> rx.Component:
+    return rx.cond(message != "", rx.text(message, color_scheme="red", size="1"))
+
+
+def form_field(label: str, control: rx.Component, error: rx.Var | None = None, hint: str = "") -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        control,
+        rx.text(hint, size="1", color_scheme="gray") if hint else rx.fragment(),
+        field_error(error) if error is not None else rx.fragment(),
+        spacing="1",
+        width="100%",
+    )

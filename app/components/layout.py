@@ -1,0 +1,145 @@
+"""The signed-in layout: a sidebar (links by role) and a header with the organisation and the user menu."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.session import SessionState
+
+# (label, icon, route, who sees it: "all" | "admin" | "super")
+NAV = [
+    ("Home", "layout-dashboard", "/", "all"),
+    ("CRM", "contact", "/crm", "admin"),
+    ("Campaigns", "mail", "/campaigns", "admin"),
+    ("Billing", "credit-card", "/billing", "admin"),
+    ("Agent chat", "bot-message-square", "/chat", "all"),
+    ("Calls", "phone", "/calls", "all"),
+    ("Team", "users", "/team", "admin"),
+    ("Platform admin", "shield", "/platform", "super"),
+]
+
+
+def _nav_link(label: str, icon: str, route: str) -> rx.Component:
+    active = rx.cond(
+        route == "/",
+        SessionState.router.url.path == "/",
+        SessionState.router.url.path.startswith(route),
+    )
+    return rx.link(
+        rx.hstack(
+            rx.icon(icon, size=18),
+            rx.text(label, size="2", weight="medium"),
+            spacing="3",
+            align="center",
+            padding_x="12px",
+            padding_y="8px",
+            border_radius="8px",
+            width="100%",
+            background=rx.cond(active, rx.color("accent", 4), "transparent"),
+            color=rx.cond(active, rx.color("accent", 12), rx.color("gray", 11)),
+            _hover={"background": rx.color("accent", 3), "color": rx.color("accent", 12)},
+        ),
+        href=route,
+        underline="none",
+        width="100%",
+        data_testid=f"nav-{route.strip('/') or 'home'}",
+    )
+
+
+def sidebar() -> rx.Component:
+    links = []
+    for label, icon, route, who in NAV:
+        link = _nav_link(label, icon, route)
+        if who == "admin":
+            link = rx.cond(SessionState.is_admin, link)
+        elif who == "super":
+            link = rx.cond(SessionState.is_super_admin, link)
+        links.append(link)
+    return rx.vstack(
+        rx.hstack(
+            rx.box(rx.icon("audio-waveform", size=20), color="white", background=rx.color("accent", 9),
+                   padding="6px", border_radius="8px"),
+            rx.vstack(
+                rx.text("VoiceDesk", weight="bold", size="3"),
+                rx.text("Admin platform", size="1", color_scheme="gray"),
+                spacing="0",
+            ),
+            align="center",
+            spacing="2",
+            padding_x="12px",
+            padding_bottom="16px",
+        ),
+        *links,
+        rx.spacer(),
+        rx.text(SessionState.tenant_name, size="1", color_scheme="gray", padding_x="12px"),
+        spacing="1",
+        width="230px",
+        min_width="230px",
+        height="100vh",
+        position="sticky",
+        top="0",
+        padding="16px 10px",
+        border_right=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 2),
+    )
+
+
+def user_menu() -> rx.Component:
+    return rx.menu.root(
+        rx.menu.trigger(
+            rx.button(
+                rx.avatar(fallback=SessionState.initials, size="1", radius="full"),
+                rx.text(SessionState.user_name, size="2"),
+                rx.icon("chevron-down", size=14),
+                variant="ghost",
+                data_testid="user-menu",
+            )
+        ),
+        rx.menu.content(
+            rx.vstack(
+                rx.text(SessionState.user_email, size="2"),
+                rx.badge(SessionState.role.replace("_", " "), variant="soft"),
+                padding="6px 12px",
+                spacing="1",
+            ),
+            rx.menu.separator(),
+            rx.menu.item(rx.icon("log-out", size=14), "Sign out", on_click=SessionState.sign_out,
+                         data_testid="sign-out"),
+        ),
+    )
+
+
+def page_shell(title: str, *children: rx.Component, subtitle: str = "", actions: rx.Component | None = None) -> rx.Component:
+    """A signed-in page. Content renders once the session is confirmed, so nothing flashes before the check."""
+    return rx.hstack(
+        sidebar(),
+        rx.vstack(
+            rx.hstack(
+                rx.vstack(
+                    rx.heading(title, size="6"),
+                    rx.text(subtitle, size="2", color_scheme="gray") if subtitle else rx.fragment(),
+                    spacing="1",
+                ),
+                rx.spacer(),
+                actions or rx.fragment(),
+                user_menu(),
+                width="100%",
+                align="center",
+                spacing="4",
+            ),
+            rx.cond(
+                SessionState.signed_in,
+                rx.vstack(*children, spacing="4", width="100%"),
+                rx.center(rx.spinner(size="3"), width="100%", padding="64px"),
+            ),
+            spacing="5",
+            width="100%",
+            padding="24px 32px",
+            max_width="1280px",
+            align="start",
+        ),
+        spacing="0",
+        width="100%",
+        align="start",
+        min_height="100vh",
+    )

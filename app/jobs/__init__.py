@@ -1,0 +1,1 @@
+"""Durable jobs: a PostgreSQL queue, handlers, a scheduler, and a runner (in the app backend or alone)."""

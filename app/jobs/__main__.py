@@ -1,0 +1,35 @@
+"""Run the job runner on its own: ``python -m app.jobs [--once] [--concurrency N]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from app import logs
+from app.jobs.runner import Runner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m app.jobs", description="Run queued jobs.")
+    parser.add_argument("--once", action="store_true", help="run every due job, then exit")
+    parser.add_argument("--concurrency", type=int, default=2, help="jobs run at the same time (default 2)")
+    args = parser.parse_args()
+    logs.configure("worker")
+    runner = Runner(concurrency=args.concurrency)
+
+    async def go() -> None:
+        if args.once:
+            await runner.run_until_idle(timeout=24 * 3600)
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runner.run(stop)
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()

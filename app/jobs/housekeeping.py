@@ -1,0 +1,24 @@
+"""Hourly clean-up: old sign-in attempts, expired sessions and finished jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from app.jobs import queue
+from app.jobs.registry import job_handler
+from models.db import session_scope
+
+
+@job_handler("housekeeping")
+def housekeeping(ctx, payload: dict) -> dict:
+    with session_scope() as session:
+        attempts = session.execute(
+            text("DELETE FROM login_attempts WHERE attempted_at < now() - interval '1 day'")
+        ).rowcount
+        sessions = session.execute(
+            text("DELETE FROM user_sessions WHERE expires_at < now() - interval '7 days'")
+        ).rowcount
+    jobs = queue.purge_finished(timedelta(days=30))
+    return {"login_attempts": attempts, "sessions": sessions, "jobs": jobs}

@@ -1,0 +1,229 @@
+"""The job runner: claims due jobs, runs their handlers, reports progress and heartbeats, retries failures.
+
+Runs as a lifespan task inside the app backend, or alone with ``python -m app.jobs``. Many runners can share
+one database: claims use SKIP LOCKED, and a job whose runner stops heart-beating is retaken after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any
+
+from app.jobs import queue, scheduler
+from app.jobs.registry import HANDLERS, load_handlers
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler (from `ctx.progress`) when the job was cancelled or its lease was lost."""
+
+
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix (bad input): the job fails at once."""
+
+
+class JobContext:
+    """What a handler sees: ids, its attempt number, and a cheap thread-safe progress reporter."""
+
+    def __init__(self, job: queue.ClaimedJob, worker_id: str):
+        self.job_id = job.id
+        self.worker_id = worker_id
+        self.kind = job.kind
+        self.tenant_id = job.tenant_id
+        self.attempt = job.attempts
+        self._progress: dict[str, Any] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
+        self.stop_reason: str | None = None
+
+    def progress(self, **fields: Any) -> None:
+        """Merge fields into the job's progress. The runner writes it to the database about once a second.
+        Raises JobCancelled when the job should stop, so long loops end promptly."""
+        with self._lock:
+            self._progress.update(fields)
+            self._dirty = True
+        if self.stop_reason:
+            raise JobCancelled(self.stop_reason)
+
+    def should_stop(self) -> bool:
+        return self.stop_reason is not None
+
+    def take_progress(self, force: bool = False) -> dict[str, Any] | None:
+        with self._lock:
+            if not (self._dirty or force):
+                return None
+            self._dirty = False
+            return dict(self._progress)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 2,
+        poll_seconds: float = 2.0,
+        lease_seconds: float = 60.0,
+        heartbeat_seconds: float = 1.0,
+        retry_base_seconds: float = 5.0,
+        schedule: bool = True,
+    ):
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.retry_base_seconds = retry_base_seconds
+        self.schedule = schedule
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        load_handlers()
+
+    # --- main loops ---------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set (or the task is cancelled); then wait for jobs in flight."""
+        stop = stop or asyncio.Event()
+        listener = asyncio.create_task(self._listen(), name="jobs-listen")
+        last_schedule = 0.0
+        log.info("job runner started", extra={"worker": self.worker_id, "concurrency": self.concurrency})
+        try:
+            while not stop.is_set():
+                if self.schedule and time.monotonic() - last_schedule > 60:
+                    last_schedule = time.monotonic()
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(scheduler.enqueue_due)
+                await self._fill_slots()
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            listener.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            log.info("job runner stopped", extra={"worker": self.worker_id})
+
+    async def run_until_idle(self, timeout: float = 60.0) -> None:
+        """Run every due job, then return (tests and `python -m app.jobs --once`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = await self._fill_slots()
+            if not started and not self._tasks:
+                return
+            if self._tasks:
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        raise TimeoutError("jobs still running after the timeout")
+
+    async def _fill_slots(self) -> int:
+        started = 0
+        while len(self._tasks) < self.concurrency:
+            try:
+                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds)
+            except Exception:
+                log.exception("could not claim a job")
+                return started
+            if job is None:
+                break
+            task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+            started += 1
+        return started
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _listen(self) -> None:
+        """LISTEN for new jobs so idle runners start them at once; polling covers any lost notification."""
+        import psycopg
+
+        from models.db import libpq_url
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(libpq_url(), autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("job notification listener lost its connection; retrying")
+                await asyncio.sleep(self.poll_seconds)
+
+    # --- one job ------------------------------------------------------------------------------------------
+
+    async def _execute(self, job: queue.ClaimedJob) -> None:
+        ctx = JobContext(job, self.worker_id)
+        handler = HANDLERS.get(job.kind)
+        log.info("job started", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
+        if handler is None:
+            await asyncio.to_thread(
+                queue.fail, job.id, self.worker_id, f"No handler for job kind '{job.kind}'.", retry=False,
+                retry_base_seconds=self.retry_base_seconds,
+            )
+            return
+        beat = asyncio.create_task(self._heartbeat(ctx))
+        started = time.monotonic()
+        try:
+            if inspect.iscoroutinefunction(handler):
+                work = asyncio.create_task(handler(ctx, job.payload))
+            else:
+                work = asyncio.ensure_future(asyncio.to_thread(handler, ctx, job.payload))
+            result = await work
+        except JobCancelled as exc:
+            await asyncio.to_thread(queue.mark_cancelled, job.id, self.worker_id)
+            log.info("job stopped", extra={"job_id": job.id, "reason": str(exc)})
+        except Exception as exc:
+            permanent = isinstance(exc, PermanentJobError)
+            message = str(exc) if permanent else "".join(traceback.format_exception(exc))[-4000:]
+            status = await asyncio.to_thread(
+                queue.fail, job.id, self.worker_id, message, retry=not permanent,
+                retry_base_seconds=self.retry_base_seconds,
+            )
+            log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]})
+        else:
+            await asyncio.to_thread(
+                queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
+                ctx.take_progress(),
+            )
+            log.info("job succeeded", extra={"job_id": job.id, "kind": job.kind, "seconds": round(time.monotonic() - started, 3)})
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self, ctx: JobContext) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                cancel = await asyncio.to_thread(queue.heartbeat, ctx.job_id, self.worker_id, ctx.take_progress())
+            except Exception:
+                log.warning("job heartbeat failed", extra={"job_id": ctx.job_id})
+                continue
+            if cancel is None:
+                ctx.stop_reason = "This runner lost the job's lease; another runner has it."
+            elif cancel:
+                ctx.stop_reason = "Cancelled by a user."
+
+
+async def run_in_backend() -> None:
+    """Lifespan task of the app backend."""
+    await Runner().run()

@@ -1,0 +1,24 @@
+"""Periodic jobs. Every runner calls `enqueue_due` each minute; the dedupe key of the current slot makes the
+job exist once however many runners there are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from app.jobs import queue
+
+# kind -> function from "now" to the key of the slot the job belongs to.
+PERIODIC: dict[str, Callable[[datetime], str]] = {
+    "housekeeping": lambda now: now.strftime("%Y-%m-%dT%H"),
+}
+
+
+def enqueue_due(now: datetime | None = None) -> list[int]:
+    now = now or datetime.now(timezone.utc)
+    created = []
+    for kind, slot in PERIODIC.items():
+        job_id = queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}", priority=200)
+        if job_id is not None:
+            created.append(job_id)
+    return created

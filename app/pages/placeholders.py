@@ -1,0 +1,70 @@
+"""Pages whose features have not landed yet: each says what it will hold and what to do meanwhile."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.components.cards import empty_state
+from app.components.layout import page_shell
+
+
+def crm_page() -> rx.Component:
+    return page_shell(
+        "CRM",
+        empty_state(
+            "contact",
+            "No contacts yet",
+            "Contact cards with search, filters, statuses, custom fields and an interaction timeline will live here.",
+        ),
+        subtitle="Your organisation's contacts",
+    )
+
+
+def campaigns_page() -> rx.Component:
+    return page_shell(
+        "Campaigns",
+        empty_state(
+            "mail",
+            "No campaigns yet",
+            "Email templates, campaigns with open and click tracking, and their analytics will appear here.",
+        ),
+        subtitle="Email templates and campaigns",
+    )
+
+
+def billing_page() -> rx.Component:
+    return page_shell(
+        "Billing",
+        empty_state(
+            "credit-card",
+            "Billing is not set up yet",
+            "Plan: $299 per month, plus $1 per 1,000 voice words and $1 per call. Usage, invoices and the "
+            "subscription will be shown here.",
+        ),
+        subtitle="Subscription, usage and invoices",
+    )
+
+
+def chat_page() -> rx.Component:
+    return page_shell(
+        "Agent chat",
+        empty_state(
+            "bot-message-square",
+            "No conversations yet",
+            "Ask a question and a moderator routes it to the right specialist agents, who answer together.",
+        ),
+        subtitle="Ask the specialist agents",
+    )
+
+
+def calls_page() -> rx.Component:
+    return page_shell(
+        "Calls",
+        empty_state(
+            "phone",
+            "No calls yet",
+            "Calls answered by your voice agent appear here with transcripts, summaries and usage. "
+            "No phone handy? Run `python -m voice_service.simulate` to place a test call.",
+        ),
+        subtitle="Calls answered by your voice agent",
+    )

@@ -1,0 +1,1 @@
+"""Domain logic. Never imports Reflex: every function takes a Scope and returns plain data."""

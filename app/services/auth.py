@@ -1,0 +1,276 @@
+"""Accounts: sign-up, sign-in with rate limiting, browser sessions and API tokens.
+
+Passwords are hashed with argon2id. A browser session is a signed token naming a `user_sessions` row, so
+signing out revokes it on the server; every use re-reads the user, so a role change or deactivation applies
+at once. API bearer tokens are short-lived JWTs and are checked against the user row on every request.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, text
+from sqlmodel import Session, select
+
+from app.services import tenants, tokens
+from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
+from app.services.scope import Scope
+from app.services.validation import clean_text, email_problem, normalise_email, password_problem
+from app.settings import get_settings
+from models import LoginAttempt, Tenant, User, UserSession
+from models.base import utcnow
+from models.db import session_scope
+
+RATE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_EMAIL = 5
+MAX_FAILURES_PER_CLIENT = 20
+BAD_CREDENTIALS = "Email or password is incorrect."
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash("placeholder-password-for-unknown-accounts")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: the signed-in user and their organisation."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: str
+    email: str
+    name: str
+    tenant_name: str
+    tenant_slug: str
+    session_id: uuid.UUID | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(tenant_id=self.tenant_id, role=self.role, user_id=self.user_id)
+
+
+def _principal(user: User, tenant: Tenant, session_id: uuid.UUID | None = None) -> Principal:
+    return Principal(
+        user_id=user.id,
+        tenant_id=tenant.id,
+        role=user.role,
+        email=user.email,
+        name=user.name,
+        tenant_name=tenant.name,
+        tenant_slug=tenant.slug,
+        session_id=session_id,
+    )
+
+
+# --- sign-up -----------------------------------------------------------------------------------------------
+
+
+def register_organisation(org_name: str, name: str, email: str, password: str) -> Principal:
+    """Create an organisation and its first admin. Nothing is written unless every field is valid."""
+    problems: dict[str, str] = {}
+    org, problem = clean_text(org_name, max_length=200, label="Organisation name", required=True)
+    if problem:
+        problems["org_name"] = problem
+    person, problem = clean_text(name, max_length=200, label="Your name", required=True)
+    if problem:
+        problems["name"] = problem
+    if problem := email_problem(email):
+        problems["email"] = problem
+    if problem := password_problem(password, email):
+        problems["password"] = problem
+    if problems:
+        raise ValidationFailed(problems)
+
+    address = normalise_email(email)
+    with session_scope() as session:
+        if session.exec(select(User.id).where(User.email == address)).first() is not None:
+            raise Conflict("An account with this email already exists. Sign in instead.")
+        tenant = tenants.create_tenant(session, org)
+        user = User(tenant_id=tenant.id, email=address, name=person, password_hash=hash_password(password), role="admin")
+        session.add(user)
+        session.flush()
+        return _principal(user, tenant)
+
+
+def create_user(session: Session, tenant: Tenant, *, email: str, name: str, password: str, role: str) -> User:
+    """Insert a user after the caller validated the fields (used by the team page, CLI and seed)."""
+    user = User(
+        tenant_id=tenant.id,
+        email=normalise_email(email),
+        name=name,
+        password_hash=hash_password(password),
+        role=role,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+# --- sign-in with rate limiting ------------------------------------------------------------------------------
+
+
+def _failures_since(session: Session, column, key: str, since) -> tuple[int, object]:
+    row = session.exec(
+        select(func.count(), func.min(LoginAttempt.attempted_at)).where(
+            column == key, LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at > since
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+def _check_rate_limit(session: Session, email: str, client_key: str) -> None:
+    now = utcnow()
+    window_start = now - RATE_WINDOW
+    last_success = session.exec(
+        select(func.max(LoginAttempt.attempted_at)).where(
+            LoginAttempt.email == email, LoginAttempt.succeeded.is_(True)
+        )
+    ).one()
+    email_since = max(window_start, last_success) if last_success else window_start
+    for column, key, since, limit in (
+        (LoginAttempt.email, email, email_since, MAX_FAILURES_PER_EMAIL),
+        (LoginAttempt.client_key, client_key, window_start, MAX_FAILURES_PER_CLIENT),
+    ):
+        count, oldest = _failures_since(session, column, key, since)
+        if count >= limit:
+            retry = max(1, int((oldest + RATE_WINDOW - now).total_seconds()))
+            minutes = math.ceil(retry / 60)
+            raise RateLimited(
+                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", retry
+            )
+
+
+def _record_attempt(email: str, client_key: str, succeeded: bool) -> None:
+    # Its own transaction: a failed attempt must be counted even though the sign-in raises.
+    with session_scope() as session:
+        session.add(LoginAttempt(email=email[:320], client_key=client_key[:64], succeeded=succeeded))
+
+
+def authenticate(email: str, password: str, client_key: str) -> Principal:
+    """The user for these credentials, or NotAuthenticated / RateLimited. Unknown emails and wrong passwords
+    get the same message and take the same time, so sign-in does not reveal who has an account."""
+    address = normalise_email(email)
+    client_key = client_key or "unknown"
+    if not address or not password:
+        raise NotAuthenticated("Enter your email and password.")
+    with session_scope() as session:
+        _check_rate_limit(session, address, client_key)
+        row = session.exec(select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.email == address)).first()
+        if row is None:
+            _verify(_dummy_hash(), password)
+            ok = False
+        else:
+            user, tenant = row
+            ok = _verify(user.password_hash, password) and user.is_active
+            if ok:
+                if _hasher.check_needs_rehash(user.password_hash):
+                    user.password_hash = hash_password(password)
+                user.last_login_at = utcnow()
+                session.add(user)
+                principal = _principal(user, tenant)
+    _record_attempt(address, client_key, ok)
+    if not ok:
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    return principal
+
+
+# --- browser sessions ---------------------------------------------------------------------------------------
+
+SESSION_AUDIENCE = "session"
+API_AUDIENCE = "api"
+
+
+def open_session(principal: Principal, client_ip: str | None = None) -> str:
+    hours = get_settings().session_hours
+    with session_scope() as session:
+        row = UserSession(
+            user_id=principal.user_id,
+            expires_at=utcnow() + timedelta(hours=hours),
+            client_ip=(client_ip or "")[:64] or None,
+        )
+        session.add(row)
+        session.flush()
+        sid = row.id
+    return tokens.sign({"sub": str(principal.user_id), "sid": str(sid)}, audience=SESSION_AUDIENCE, ttl_seconds=hours * 3600)
+
+
+def _load_principal(session: Session, user_id: str) -> Principal | None:
+    try:
+        uid = uuid.UUID(user_id)
+    except (TypeError, ValueError):
+        return None
+    row = session.exec(select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.id == uid)).first()
+    if row is None or not row[0].is_active:
+        return None
+    return _principal(*row)
+
+
+def resolve_session(token: str | None) -> Principal | None:
+    """The principal behind a browser session token, or None when it is missing, forged, expired or revoked."""
+    if not token:
+        return None
+    try:
+        claims = tokens.verify(token, audience=SESSION_AUDIENCE)
+        sid = uuid.UUID(claims["sid"])
+    except (tokens.TokenInvalid, tokens.TokenExpired, KeyError, ValueError):
+        return None
+    with session_scope() as session:
+        row = session.get(UserSession, sid)
+        if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or str(row.user_id) != claims["sub"]:
+            return None
+        principal = _load_principal(session, claims["sub"])
+    if principal is None:
+        return None
+    return Principal(**{**principal.__dict__, "session_id": sid})
+
+
+def close_session(token: str | None) -> None:
+    principal = resolve_session(token)
+    if principal is None or principal.session_id is None:
+        return
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE user_sessions SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
+            {"id": principal.session_id},
+        )
+
+
+# --- API bearer tokens --------------------------------------------------------------------------------------
+
+
+def issue_api_token(principal: Principal) -> tuple[str, int]:
+    ttl = get_settings().api_token_minutes * 60
+    token = tokens.sign(
+        {"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience=API_AUDIENCE, ttl_seconds=ttl
+    )
+    return token, ttl
+
+
+def resolve_api_token(token: str) -> Principal:
+    """The principal for a bearer token; raises TokenInvalid, TokenExpired or NotAuthenticated."""
+    claims = tokens.verify(token, audience=API_AUDIENCE)
+    with session_scope() as session:
+        principal = _load_principal(session, claims.get("sub", ""))
+    if principal is None or str(principal.tenant_id) != claims.get("tid"):
+        raise NotAuthenticated("This account is no longer active.")
+    return principal

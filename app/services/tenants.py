@@ -1,0 +1,113 @@
+"""Organisations: creation, provisioning of their defaults, and the platform admin overview."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from app.services.errors import NotFound
+from app.services.scope import Scope
+from app.services.validation import slugify
+from models import CallSession, Contact, Tenant, User, VoiceSettings
+from models.base import utcnow
+from models.db import session_scope
+
+DEFAULT_AGENT_PROMPT = (
+    "You are the friendly phone receptionist of {organisation}. Answer briefly and clearly, one or two short "
+    "sentences at a time. Take messages, answer questions about the organisation, and offer to transfer the "
+    "caller to a person when you cannot help."
+)
+DEFAULT_GREETING = "Hello, thank you for calling {organisation}. How can I help you today?"
+
+
+def unique_slug(session: Session, name: str) -> str:
+    base = slugify(name)
+    slug, n = base, 1
+    while session.exec(select(Tenant.id).where(Tenant.slug == slug)).first() is not None:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def create_tenant(session: Session, name: str, *, slug: str | None = None, is_demo: bool = False) -> Tenant:
+    tenant = Tenant(name=name, slug=slug or unique_slug(session, name), is_demo=is_demo)
+    session.add(tenant)
+    session.flush()
+    provision_tenant(session, tenant)
+    return tenant
+
+
+def provision_tenant(session: Session, tenant: Tenant) -> None:
+    """Everything a new organisation starts with. Each feature adds its defaults here."""
+    session.add(
+        VoiceSettings(
+            tenant_id=tenant.id,
+            agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
+            greeting=DEFAULT_GREETING.format(organisation=tenant.name),
+        )
+    )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class TenantOverview:
+    id: str
+    name: str
+    slug: str
+    is_demo: bool
+    users: int
+    contacts: int
+    calls: int
+    created_at: str
+
+
+def platform_overview(scope: Scope) -> list[TenantOverview]:
+    """Every organisation with its size. Super admins only: this is the one cross-tenant read."""
+    scope.require_super_admin()
+    users = select(User.tenant_id, func.count().label("n")).group_by(User.tenant_id).subquery()
+    contacts = select(Contact.tenant_id, func.count().label("n")).group_by(Contact.tenant_id).subquery()
+    calls = select(CallSession.tenant_id, func.count().label("n")).group_by(CallSession.tenant_id).subquery()
+    query = (
+        select(
+            Tenant,
+            func.coalesce(users.c.n, 0),
+            func.coalesce(contacts.c.n, 0),
+            func.coalesce(calls.c.n, 0),
+        )
+        .outerjoin(users, users.c.tenant_id == Tenant.id)
+        .outerjoin(contacts, contacts.c.tenant_id == Tenant.id)
+        .outerjoin(calls, calls.c.tenant_id == Tenant.id)
+        .order_by(Tenant.created_at.desc())
+    )
+    with session_scope() as session:
+        return [
+            TenantOverview(
+                id=str(t.id),
+                name=t.name,
+                slug=t.slug,
+                is_demo=t.is_demo,
+                users=int(u),
+                contacts=int(c),
+                calls=int(k),
+                created_at=t.created_at.strftime("%Y-%m-%d"),
+            )
+            for t, u, c, k in session.exec(query).all()
+        ]
+
+
+def set_demo_status(scope: Scope, tenant_id: str, is_demo: bool) -> None:
+    """Demo organisations are exempt from billing. Super admins only."""
+    scope.require_super_admin()
+    with session_scope() as session:
+        result = session.execute(
+            update(Tenant).where(Tenant.id == uuid.UUID(tenant_id)).values(is_demo=is_demo, updated_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise NotFound("That organisation does not exist.")
+
+
+def get_by_slug(session: Session, slug: str) -> Tenant | None:
+    return session.exec(select(Tenant).where(Tenant.slug == slug)).first()

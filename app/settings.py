@@ -1,0 +1,145 @@
+"""Settings: the one place that reads environment variables.
+
+Every process (app, voice_service, job runner, CLI, tests) calls ``get_settings()``; nothing else reads
+``os.environ`` for configuration. No Reflex import here, so the sidecar and the worker load it cheaply.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _load_or_create_secret(data_dir: Path) -> str:
+    """Return the secret in ``data/secret``, creating it (0600) on first run."""
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url_env: str | None
+    secret_key: str = field(repr=False)
+    public_base_url: str
+    voice_public_url: str
+    # LLM (any OpenAI-compatible endpoint). No key = offline mode.
+    openai_api_key: str | None = field(repr=False)
+    llm_base_url: str | None
+    llm_model: str
+    # Deepgram Voice Agent
+    deepgram_api_key: str | None = field(repr=False)
+    deepgram_agent_url: str
+    # Twilio
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None = field(repr=False)
+    twilio_api_base: str | None
+    use_voice_agent: bool
+    voice_agent_rollout_percentage: int
+    # SendGrid. No key = local outbox.
+    sendgrid_api_key: str | None = field(repr=False)
+    sendgrid_api_host: str
+    sendgrid_webhook_public_key: str | None
+    # Stripe. No key = billing shows "Stripe not configured".
+    stripe_secret_key: str | None = field(repr=False)
+    stripe_api_base: str | None
+    stripe_webhook_secret: str | None = field(repr=False)
+    stripe_price_id: str | None
+    # Process wiring
+    run_jobs_in_app: bool
+    log_level: str
+    session_hours: int
+    api_token_minutes: int
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so the log redactor can scrub them."""
+        values = [
+            self.secret_key,
+            self.openai_api_key,
+            self.deepgram_api_key,
+            self.twilio_auth_token,
+            self.sendgrid_api_key,
+            self.stripe_secret_key,
+            self.stripe_webhook_secret,
+        ]
+        return [v for v in values if v and len(v) >= 8]
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_api_key)
+
+    @property
+    def stripe_configured(self) -> bool:
+        return bool(self.stripe_secret_key)
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        return bool(self.sendgrid_api_key)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    data_dir = Path(os.environ.get("DATA_DIR") or PROJECT_ROOT / "data").resolve()
+    return Settings(
+        data_dir=data_dir,
+        database_url_env=_env("DATABASE_URL"),
+        secret_key=_env("SECRET_KEY") or _load_or_create_secret(data_dir),
+        public_base_url=(_env("PUBLIC_BASE_URL") or "http://localhost:3000").rstrip("/"),
+        voice_public_url=(_env("VOICE_PUBLIC_URL") or "http://localhost:8081").rstrip("/"),
+        openai_api_key=_env("OPENAI_API_KEY"),
+        llm_base_url=_env("LLM_BASE_URL"),
+        llm_model=_env("LLM_MODEL") or "gpt-4o-mini",
+        deepgram_api_key=_env("DEEPGRAM_API_KEY"),
+        deepgram_agent_url=_env("DEEPGRAM_AGENT_URL") or "wss://agent.deepgram.com/v1/agent/converse",
+        twilio_account_sid=_env("TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_env("TWILIO_AUTH_TOKEN"),
+        twilio_api_base=_env("TWILIO_API_BASE"),
+        use_voice_agent=_flag(_env("USE_VOICE_AGENT"), True),
+        voice_agent_rollout_percentage=max(0, min(100, _int(_env("VOICE_AGENT_ROLLOUT_PERCENTAGE"), 100))),
+        sendgrid_api_key=_env("SENDGRID_API_KEY"),
+        sendgrid_api_host=_env("SENDGRID_API_HOST") or "https://api.sendgrid.com",
+        sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        stripe_secret_key=_env("STRIPE_SECRET_KEY"),
+        stripe_api_base=_env("STRIPE_API_BASE"),
+        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET"),
+        stripe_price_id=_env("STRIPE_PRICE_ID"),
+        run_jobs_in_app=_flag(_env("RUN_JOBS_IN_APP"), True),
+        log_level=(_env("LOG_LEVEL") or "INFO").upper(),
+        session_hours=_int(_env("SESSION_HOURS"), 12),
+        api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
+    )

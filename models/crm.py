@@ -1,0 +1,122 @@
+"""CRM: contacts, their interaction timeline and per-organisation custom fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from models.base import default_now, fk, flag, json_dict, tenant_fk, timestamp, uuid_pk
+
+CONTACT_STATUSES = ("lead", "prospect", "qualified", "customer", "closed_won", "closed_lost", "inactive")
+INTERACTION_TYPES = ("phone_call", "email", "meeting", "note", "task", "follow_up")
+CUSTOM_FIELD_TYPES = ("text", "number", "date", "email", "phone", "select", "boolean")
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # The duplicate rule: one contact per normalised email per organisation (NULL emails are allowed).
+        UniqueConstraint("tenant_id", "email_normalized", name="uq_contacts_tenant_email"),
+        Index("ix_contacts_tenant_status_created", "tenant_id", "status", "created_at"),
+        Index("ix_contacts_tenant_created", "tenant_id", "created_at"),
+        Index("ix_contacts_tenant_phone", "tenant_id", "phone_normalized"),
+        CheckConstraint(f"status IN {CONTACT_STATUSES!r}", name="ck_contacts_status"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    tenant_id: uuid.UUID = tenant_fk(index=False)
+    business_name: str = Field(max_length=255)
+    contact_name: str = Field(max_length=255)
+    contact_email: str | None = Field(default=None, max_length=320)
+    email_normalized: str | None = Field(default=None, max_length=320)
+    contact_role: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=64)
+    # Digits with a leading + (E.164 when possible): how an incoming call finds its contact.
+    phone_normalized: str | None = Field(default=None, max_length=32)
+    website: str | None = Field(default=None, max_length=500)
+    address: str | None = Field(default=None, sa_type=Text)
+    city: str | None = Field(default=None, max_length=120)
+    state: str | None = Field(default=None, max_length=120)
+    notes: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(default="lead", max_length=20, sa_column_kwargs={"server_default": text("'lead'")})
+    custom_fields: dict[str, Any] = json_dict()
+    stripe_customer_id: str | None = Field(default=None, max_length=255)
+    unsubscribed: bool = flag(False)
+    bounced: bool = flag(False)
+    created_by_user_id: uuid.UUID | None = fk("users.id")
+    created_at: datetime = default_now()
+    updated_at: datetime | None = timestamp()
+    last_interaction_at: datetime | None = timestamp()
+
+
+class ContactInteraction(SQLModel, table=True):
+    __tablename__ = "contact_interactions"
+    __table_args__ = (
+        Index("ix_interactions_contact_date", "contact_id", "interaction_date"),
+        Index("ix_interactions_tenant_date", "tenant_id", "interaction_date"),
+        # Open tasks and follow-ups by due date (the dashboard's "upcoming follow-ups").
+        Index(
+            "ix_interactions_open_due",
+            "tenant_id",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL AND completed_at IS NULL"),
+        ),
+        CheckConstraint(f"interaction_type IN {INTERACTION_TYPES!r}", name="ck_interactions_type"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    tenant_id: uuid.UUID = tenant_fk(index=False)
+    contact_id: uuid.UUID = fk("contacts.id", nullable=False, ondelete="CASCADE")
+    user_id: uuid.UUID | None = fk("users.id")
+    interaction_type: str = Field(max_length=20)
+    subject: str | None = Field(default=None, max_length=255)
+    content: str = Field(sa_type=Text)
+    interaction_date: datetime = timestamp(nullable=False)
+    # "metadata" is reserved on SQLModel classes, so the attribute is `meta`.
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    due_at: datetime | None = timestamp()
+    completed_at: datetime | None = timestamp()
+    created_at: datetime = default_now()
+    updated_at: datetime | None = timestamp()
+
+
+class CustomField(SQLModel, table=True):
+    __tablename__ = "custom_fields"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "field_name", name="uq_custom_fields_tenant_name"),
+        CheckConstraint(f"field_type IN {CUSTOM_FIELD_TYPES!r}", name="ck_custom_fields_type"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    tenant_id: uuid.UUID = tenant_fk()
+    field_name: str = Field(max_length=64)
+    field_label: str = Field(max_length=120)
+    field_type: str = Field(max_length=20)
+    # e.g. {"choices": ["Gold", "Silver"]} for select fields.
+    field_options: dict[str, Any] = json_dict()
+    is_required: bool = flag(False)
+    display_order: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    is_active: bool = flag(True)
+    created_by_user_id: uuid.UUID | None = fk("users.id")
+    created_at: datetime = default_now()
+
+
+class ImportMapping(SQLModel, table=True):
+    """A saved CSV column mapping, reusable for the next import."""
+
+    __tablename__ = "import_mappings"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_import_mappings_tenant_name"),)
+
+    id: uuid.UUID = uuid_pk()
+    tenant_id: uuid.UUID = tenant_fk()
+    name: str = Field(max_length=120)
+    mapping: dict[str, Any] = json_dict()
+    created_at: datetime = default_now()

@@ -1,0 +1,69 @@
+"""Engine and session helpers shared by the app, voice_service, the job runner and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+
+from sqlalchemy import Engine, create_engine
+from sqlmodel import Session
+
+from app.settings import get_settings
+
+_lock = threading.Lock()
+_embedded = None  # the pgserver handle when this process started or joined the embedded cluster
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and select the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def database_url() -> str:
+    """``DATABASE_URL`` when set; otherwise the embedded PostgreSQL under ``data/pg`` (started on demand)."""
+    global _embedded
+    settings = get_settings()
+    if settings.database_url_env:
+        return normalise_url(settings.database_url_env)
+    from models import embedded_pg
+
+    with _lock:
+        if _embedded is None:
+            _embedded = embedded_pg.start(settings.data_dir / "pg")
+    return embedded_pg.sqlalchemy_url(_embedded)
+
+
+def libpq_url(url: str | None = None) -> str:
+    """The same URL in libpq form, for raw psycopg connections (COPY, LISTEN)."""
+    url = url or database_url()
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@functools.lru_cache(maxsize=4)
+def get_engine(url: str | None = None) -> Engine:
+    return create_engine(
+        url or database_url(),
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # Times are stored and computed in UTC whatever the server's zone.
+        connect_args={"options": "-c timezone=UTC"},
+    )
+
+
+@contextlib.contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,70 @@
+"""Embedded PostgreSQL 16 (the ``pgserver`` wheel) for machines without a database server.
+
+Used only when ``DATABASE_URL`` is unset. The cluster lives under ``data/pg`` and listens on a Unix socket;
+pgserver reference-counts the processes using it, so the app, the sidecar and the tests share one server.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+APP_DATABASE = "platform"
+
+# Tuned once, on first start, for this workload (bulk CSV loads, million-row tables).
+_TUNING = {
+    "shared_buffers": "512MB",
+    "max_connections": "200",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "effective_cache_size": "8GB",
+    "random_page_cost": "1.1",
+    "jit": "off",
+}
+
+
+def _server(pgdata: Path, cleanup_mode: str | None):
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def _apply_tuning(server, pgdata: Path):
+    """Write the tuning with ALTER SYSTEM and restart once (first run only)."""
+    from pgserver import _commands
+
+    server.psql("\n".join(f"ALTER SYSTEM SET {k} = '{v}';" for k, v in _TUNING.items()))
+    log.info("restarting embedded PostgreSQL to apply its tuning")
+    _commands.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
+    server.ensure_postgres_running()
+
+
+def start(pgdata: Path, cleanup_mode: str | None = "stop"):
+    """Start (or join) the embedded cluster and make sure the app database exists. Returns the server."""
+    first_run = not (pgdata / "PG_VERSION").exists()
+    server = _server(pgdata, cleanup_mode)
+    if first_run:
+        _apply_tuning(server, pgdata)
+    ensure_database(server, APP_DATABASE)
+    return server
+
+
+def ensure_database(server, name: str) -> None:
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{name}";')
+
+
+def sqlalchemy_url(server, database: str = APP_DATABASE) -> str:
+    """``postgresql+psycopg://...`` URL for the given database on the embedded server."""
+    uri = server.get_uri(database)
+    return uri.replace("postgresql://", "postgresql+psycopg://", 1)

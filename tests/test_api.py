@@ -1,0 +1,144 @@
+"""The REST API over real HTTP: token, /me, health, tenant isolation, bad tokens."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.api.main import create_api
+from app.jobs import queue
+from app.services import auth, tokens
+from tests.conftest import PASSWORD
+from tests.fakes.server import serve
+
+
+@pytest.fixture(scope="module")
+def api_url():
+    with serve(create_api()) as url:
+        yield url
+
+
+def token_for(api_url: str, email: str, password: str = PASSWORD) -> str:
+    response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    return body["access_token"]
+
+
+def get(api_url: str, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{api_url}{path}", headers=headers)
+
+
+def test_openapi_document_lists_the_endpoints(api_url):
+    doc = httpx.get(f"{api_url}/api/v1/openapi.json").json()
+    assert {"/api/v1/auth/token", "/api/v1/me", "/api/v1/health"} <= set(doc["paths"])
+
+
+def test_health_reports_the_database(api_url):
+    assert httpx.get(f"{api_url}/api/v1/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_token_then_me(api_url, make_org):
+    principal = make_org("Acme Dental", email="ada@example.com")
+    me = get(api_url, "/api/v1/me", token_for(api_url, "ADA@example.com")).json()
+    assert me == {
+        "id": str(principal.user_id),
+        "email": "ada@example.com",
+        "name": "Ada Admin",
+        "role": "admin",
+        "organisation": "Acme Dental",
+        "organisation_slug": "acme-dental",
+    }
+
+
+@pytest.mark.parametrize("email, password", [("ada@example.com", "wrong-password-1"), ("nobody@example.com", PASSWORD)])
+def test_bad_credentials_get_401_with_a_clear_message(api_url, make_org, email, password):
+    make_org(email="ada@example.com")
+    response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Email or password is incorrect."
+
+
+def test_token_endpoint_is_rate_limited(api_url, make_org):
+    make_org(email="ada@example.com")
+    for _ in range(auth.MAX_FAILURES_PER_EMAIL):
+        httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+    response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Try again in" in response.json()["detail"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        (None, "Send an 'Authorization: Bearer <token>' header."),
+        ("not-a-jwt", "The token is malformed."),
+        ("aaa.bbb.ccc", "The token is not valid."),
+    ],
+)
+def test_missing_or_malformed_tokens_get_401(api_url, token, message):
+    response = get(api_url, "/api/v1/me", token)
+    assert response.status_code == 401
+    assert response.json()["detail"] == message
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_expired_token_gets_401_saying_expired(api_url, make_org):
+    principal = make_org()
+    expired = tokens.sign({"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=-1)
+    response = get(api_url, "/api/v1/me", expired)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The token has expired. Request a new one."
+
+
+def test_browser_session_token_is_not_an_api_token(api_url, make_org):
+    principal = make_org()
+    response = get(api_url, "/api/v1/me", auth.open_session(principal))
+    assert response.status_code == 401
+
+
+def test_one_tenant_cannot_read_another_tenants_data(api_url, make_org, make_user):
+    a = make_org("Org A", email="a@example.com")
+    b = make_org("Org B", email="b@example.com")
+    b_member = make_user(b.tenant_id)
+    b_job = queue.enqueue("housekeeping", tenant_id=b.tenant_id)
+    a_job = queue.enqueue("housekeeping", tenant_id=a.tenant_id)
+    token_a = token_for(api_url, "a@example.com")
+
+    listed = get(api_url, "/api/v1/users", token_a).json()
+    assert [u["email"] for u in listed] == ["a@example.com"]
+    for path in (f"/api/v1/users/{b.user_id}", f"/api/v1/users/{b_member.user_id}", f"/api/v1/jobs/{b_job}"):
+        response = get(api_url, path, token_a)
+        assert response.status_code == 404, path
+        assert "does not exist" in response.json()["detail"]
+    assert get(api_url, f"/api/v1/jobs/{a_job}", token_a).json()["status"] == "queued"
+    assert get(api_url, f"/api/v1/users/{a.user_id}", token_a).status_code == 200
+
+
+def test_members_cannot_list_the_team(api_url, make_org, make_user):
+    admin = make_org()
+    member = make_user(admin.tenant_id, email="m@example.com")
+    token = token_for(api_url, "m@example.com")
+    response = get(api_url, "/api/v1/users", token)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Only organisation admins can do this."
+    assert get(api_url, f"/api/v1/users/{member.user_id}", token).status_code == 200  # themselves
+    assert get(api_url, f"/api/v1/users/{admin.user_id}", token).status_code == 403
+
+
+def test_deactivated_user_token_stops_working(api_url, make_org, make_user):
+    from sqlalchemy import text
+
+    from models.db import session_scope
+
+    admin = make_org()
+    member = make_user(admin.tenant_id, email="m@example.com")
+    token = token_for(api_url, "m@example.com")
+    with session_scope() as s:
+        s.execute(text("UPDATE users SET is_active = false WHERE id = :id"), {"id": member.user_id})
+    response = get(api_url, "/api/v1/me", token)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "This account is no longer active."

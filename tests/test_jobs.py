@@ -1,0 +1,255 @@
+"""The job queue: exclusive claims, crash recovery, retries with backoff, progress, cancellation, dedupe."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.jobs import queue, scheduler
+from app.jobs.registry import HANDLERS
+from app.jobs.runner import PermanentJobError, Runner
+from app.services.errors import NotFound, PermissionDenied
+from app.services.scope import Scope
+from models.db import session_scope
+
+WORKER = Path(__file__).parent / "jobs_worker.py"
+
+
+def job_row(job_id: int) -> dict:
+    with session_scope() as s:
+        return dict(s.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": job_id}).mappings().one())
+
+
+@pytest.fixture
+def handlers():
+    """Register test handlers for one test."""
+    added: list[str] = []
+
+    def register(kind: str, fn):
+        HANDLERS[kind] = fn
+        added.append(kind)
+
+    yield register
+    for kind in added:
+        HANDLERS.pop(kind, None)
+
+
+def fast_runner(**kw) -> Runner:
+    return Runner(poll_seconds=0.1, heartbeat_seconds=0.1, retry_base_seconds=0.05, schedule=False, **kw)
+
+
+def test_two_runner_processes_never_run_the_same_job(tmp_path):
+    ids = [queue.enqueue("test.record", {"n": i}) for i in range(80)]
+    outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    env = dict(os.environ)
+    procs = [subprocess.Popen([sys.executable, str(WORKER), "record", str(out)], env=env) for out in outs]
+    for proc in procs:
+        assert proc.wait(timeout=180) == 0
+    runs = [[int(line) for line in out.read_text().split()] if out.exists() else [] for out in outs]
+    executions = collections.Counter(runs[0] + runs[1])
+    assert sorted(executions) == sorted(ids)
+    assert set(executions.values()) == {1}, "a job ran twice"
+    assert runs[0] and runs[1], "both runners should have taken work"
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*) FROM jobs WHERE status <> 'succeeded'")).scalar() == 0
+
+
+def test_job_of_a_killed_runner_is_picked_up_again(handlers):
+    job_id = queue.enqueue("test.resumable", {"rows": 10})
+    proc = subprocess.Popen([sys.executable, str(WORKER), "hang"], env=dict(os.environ), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            row = job_row(job_id)
+            if row["status"] == "running" and row["progress"].get("done") == 1:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first runner never started the job")
+        first_worker = row["locked_by"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash: no clean-up code runs
+        proc.wait()
+
+    seen = {}
+
+    def resume(ctx, payload):
+        seen["attempt"] = ctx.attempt
+        ctx.progress(done=10, total=10)
+        return {"rows": payload["rows"]}
+
+    handlers("test.resumable", resume)
+    # Not before the lease expires: the job still looks owned.
+    assert queue.claim("impatient", lease_seconds=3600) is None
+    time.sleep(0.7)  # the dead runner's heartbeat is now older than the 0.5 s lease
+    asyncio.run(fast_runner(lease_seconds=0.5).run_until_idle(timeout=30))
+    row = job_row(job_id)
+    assert row["status"] == "succeeded"
+    assert row["attempts"] == 2 and seen["attempt"] == 2
+    assert row["locked_by"] is None and first_worker
+    assert row["result"] == {"rows": 10}
+    assert row["progress"] == {"done": 10, "total": 10}
+
+
+def test_failures_are_retried_with_backoff_until_success(handlers):
+    calls = []
+
+    def flaky(ctx, payload):
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise ConnectionError("upstream unavailable")
+        return {"ok": True}
+
+    handlers("test.flaky", flaky)
+    job_id = queue.enqueue("test.flaky")
+
+    async def run():
+        runner = fast_runner()
+        deadline = time.monotonic() + 30
+        while job_row(job_id)["status"] != "succeeded" and time.monotonic() < deadline:
+            await runner.run_until_idle()
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    row = job_row(job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 3 and row["last_error"] is None
+    assert len(calls) == 3
+
+
+def test_backoff_grows_exponentially():
+    for attempt in (1, 2, 3, 4):
+        value = queue.backoff_seconds(attempt, 10)
+        assert 0.8 * 10 * 2 ** (attempt - 1) <= value <= 1.2 * 10 * 2 ** (attempt - 1)
+    assert queue.backoff_seconds(30, 10) <= 600 * 1.2
+
+
+def test_a_job_that_keeps_failing_ends_failed_with_its_error(handlers):
+    def broken(ctx, payload):
+        raise ValueError("bad payload")
+
+    handlers("test.broken", broken)
+    job_id = queue.enqueue("test.broken", max_attempts=2)
+
+    async def run():
+        runner = fast_runner()
+        for _ in range(50):
+            await runner.run_until_idle()
+            if job_row(job_id)["status"] == "failed":
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    row = job_row(job_id)
+    assert row["status"] == "failed" and row["attempts"] == 2
+    assert "ValueError: bad payload" in row["last_error"]
+
+
+def test_permanent_errors_and_unknown_kinds_fail_without_retry(handlers):
+    def refuse(ctx, payload):
+        raise PermanentJobError("The file is not a CSV.")
+
+    handlers("test.refuse", refuse)
+    refused = queue.enqueue("test.refuse")
+    unknown = queue.enqueue("test.no-such-kind")
+    asyncio.run(fast_runner().run_until_idle())
+    assert job_row(refused)["status"] == "failed" and job_row(refused)["attempts"] == 1
+    assert job_row(refused)["last_error"] == "The file is not a CSV."
+    assert job_row(unknown)["status"] == "failed"
+    assert "No handler for job kind 'test.no-such-kind'" in job_row(unknown)["last_error"]
+
+
+def test_async_handlers_run_on_the_loop_and_report_progress(handlers):
+    async def count(ctx, payload):
+        for i in range(1, 4):
+            ctx.progress(done=i, total=3, message=f"step {i}")
+            await asyncio.sleep(0.15)
+        return {"counted": 3}
+
+    handlers("test.count", count)
+    job_id = queue.enqueue("test.count")
+    snapshots = []
+
+    async def run():
+        runner = fast_runner()
+        task = asyncio.create_task(runner.run_until_idle())
+        while not task.done():
+            snapshots.append(await asyncio.to_thread(lambda: job_row(job_id)["progress"]))
+            await asyncio.sleep(0.05)
+        await task
+
+    asyncio.run(run())
+    row = job_row(job_id)
+    assert row["status"] == "succeeded" and row["result"] == {"counted": 3}
+    assert row["progress"] == {"done": 3, "total": 3, "message": "step 3"}
+    assert any(s.get("done") in (1, 2) for s in snapshots), "progress should be visible while the job runs"
+
+
+def test_cancel_queued_and_running_jobs(handlers, make_org):
+    admin = make_org()
+    scope = admin.scope
+
+    def long(ctx, payload):
+        for i in range(1000):
+            ctx.progress(done=i)
+            time.sleep(0.02)
+
+    handlers("test.long", long)
+    queued = queue.enqueue("test.long", tenant_id=admin.tenant_id, delay_seconds=3600)
+    assert queue.request_cancel(scope, queued).status == "cancelled"
+    running = queue.enqueue("test.long", tenant_id=admin.tenant_id)
+
+    async def run():
+        runner = fast_runner()
+        task = asyncio.create_task(runner.run_until_idle())
+        while job_row(running)["status"] != "running":
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(queue.request_cancel, scope, running)
+        await task
+
+    asyncio.run(run())
+    assert job_row(running)["status"] == "cancelled"
+    assert job_row(running)["progress"]["done"] < 999
+
+
+def test_job_reads_and_cancellation_are_tenant_scoped(make_org, make_user):
+    a, b = make_org("A"), make_org("B")
+    job_b = queue.enqueue("housekeeping", tenant_id=b.tenant_id)
+    with pytest.raises(NotFound):
+        queue.get_job(a.scope, job_b)
+    with pytest.raises(NotFound):
+        queue.request_cancel(a.scope, job_b)
+    member = make_user(b.tenant_id)
+    with pytest.raises(PermissionDenied):
+        queue.request_cancel(member.scope, job_b)
+    assert queue.get_job(b.scope, job_b).status == "queued"
+
+
+def test_dedupe_key_makes_periodic_jobs_exist_once():
+    first = scheduler.enqueue_due()
+    second = scheduler.enqueue_due()
+    assert len(first) == 1 and second == []
+    assert job_row(first[0])["kind"] == "housekeeping"
+
+
+def test_housekeeping_job_runs(make_org):
+    make_org()
+    job_id = queue.enqueue("housekeeping")
+    asyncio.run(fast_runner().run_until_idle())
+    row = job_row(job_id)
+    assert row["status"] == "succeeded"
+    assert set(row["result"]) == {"login_attempts", "sessions", "jobs"}
+
+
+def test_system_scope_is_admin_within_its_tenant_only(make_org):
+    admin = make_org()
+    system = Scope.system(admin.tenant_id)
+    assert system.is_admin and not system.is_super_admin

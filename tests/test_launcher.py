@@ -1,0 +1,71 @@
+"""`make run`'s launcher on a machine without DATABASE_URL: embedded PostgreSQL, migrations, demo seed, the app
+and voice_service up, and Ctrl-C stopping all of it, the database included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.fakes.server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"launcher exited early with {proc.returncode}")
+        try:
+            response = httpx.get(url, timeout=2, follow_redirects=True)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} never answered")
+
+
+def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
+    app_port, voice_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RUN_JOBS_IN_APP")}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    log = open(tmp_path / "launcher.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "run", "--app-port", str(app_port), "--voice-port", str(voice_port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        health = wait_for(f"http://127.0.0.1:{voice_port}/healthz", proc, 300)
+        assert health.json() == {"status": "ok", "database": "ok"}
+        sign_in = wait_for(f"http://127.0.0.1:{app_port}/sign-in", proc, 600)
+        assert "<html" in sign_in.text.lower()
+        assert wait_for(f"http://127.0.0.1:{app_port}/api/v1/health", proc, 30).json()["database"] == "ok"
+        output = (tmp_path / "launcher.log").read_text()
+        assert "Demo accounts (shown once" in output and "admin@demo.example" in output
+        pgdata = tmp_path / "data" / "pg"
+        assert (pgdata / "postmaster.pid").exists()
+        family = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+
+        os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the launcher
+        assert proc.wait(timeout=90) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    assert not (pgdata / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
+    time.sleep(1)
+    leftovers = [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert leftovers == [], f"processes still running after Ctrl-C: {leftovers}"
+    for port in (app_port, voice_port):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
