@@ -12,37 +12,41 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-unit test-e2e bench chromium clean
 
-$(VENV)/.runtime: requirements.txt
+# Stamps are named by the requirements' content (Reflex touches requirements.txt, so mtimes would lie).
+RUNTIME := $(VENV)/.runtime-$(shell cat requirements.txt | md5sum | cut -c1-12)
+DEV := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | md5sum | cut -c1-12)
+
+$(RUNTIME):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@touch $@
+	@rm -f $(VENV)/.runtime-* && touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+$(DEV): $(RUNTIME)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $@
+	@rm -f $(VENV)/.dev-* && touch $@
 
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## Start PostgreSQL (embedded unless DATABASE_URL is set), migrate, seed the demo, run app :3000 + voice :8081.
-run: $(VENV)/.runtime
+run: $(RUNTIME)
 	$(PY) -m app.cli run
 
 ## The whole suite: unit/integration tests, then the browser tests in their own pytest run.
-test: $(VENV)/.dev chromium
+test: $(DEV) chromium
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 
-test-unit: $(VENV)/.dev
+test-unit: $(DEV)
 	$(PY) -m pytest tests --ignore=tests/e2e -p no:playwright -q
 
-test-e2e: $(VENV)/.dev chromium
+test-e2e: $(DEV) chromium
 	$(PY) -m pytest tests/e2e -p no:asyncio -W ignore::pytest.PytestConfigWarning -q
 
 ## Benchmarks (not part of `make test`): each prints one JSON object as its last line.
-bench: $(VENV)/.dev
+bench: $(DEV)
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf .web .states reflex.lock tests/e2e/artifacts
+	rm -rf .web .states tests/e2e/artifacts

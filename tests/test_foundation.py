@@ -186,3 +186,23 @@ def test_voice_service_starts_from_its_command_line():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+1 (555) 010-0000", "+15550100000"),
+        ("555.010.0000", "+15550100000"),
+        ("1-555-010-0000", "+15550100000"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+1 555 010 0000 ext. 12", "+15550100000"),
+        ("", None),
+        ("12", None),
+        ("call me", None),
+    ],
+)
+def test_phone_numbers_normalise_for_caller_matching(raw, expected):
+    from app.services.validation import normalise_phone
+
+    assert normalise_phone(raw) == expected

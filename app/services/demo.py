@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from app.services import auth, tenants
-from app.services.validation import normalise_email, password_problem
+from app.services.validation import normalise_email, normalise_phone, password_problem
 from models import Contact, PhoneNumber, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
@@ -115,7 +115,7 @@ def _seed_contacts(session: Session, tenant: Tenant) -> None:
                 email_normalized=normalise_email(email),
                 contact_role=role,
                 phone=phone,
-                phone_normalized=phone,
+                phone_normalized=normalise_phone(phone),
                 city=city,
                 state=state,
                 status=_STATUSES[i % len(_STATUSES)],

@@ -81,3 +81,27 @@ def clean_text(value: str | None, *, max_length: int, label: str, required: bool
 def slugify(value: str, *, max_length: int = 60) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
     return slug[:max_length].strip("-") or "org"
+
+
+def normalise_phone(value: str | None, default_country_code: str = "1") -> str | None:
+    """A comparable form of a phone number: '+' and digits (E.164 when the input allows it).
+
+    The CRM stores it beside what the user typed; an incoming call's `From` finds its contact by it.
+    Ten-digit numbers are taken as North American (the default country code); extensions are dropped.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    text = re.split(r"(?i)\s*(?:ext\.?|x|#)\s*\d+$", text)[0]
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("+"):
+        result = "+" + digits
+    elif text.startswith("00"):
+        result = "+" + digits[2:]
+    elif len(digits) == 10 and default_country_code:
+        result = f"+{default_country_code}{digits}"
+    elif len(digits) == 11 and digits.startswith(default_country_code):
+        result = "+" + digits
+    else:
+        result = "+" + digits
+    return result if 8 <= len(result) <= 16 else None
