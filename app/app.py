@@ -8,7 +8,7 @@ import models  # noqa: F401  (registers every table for `reflex db`)
 from app import logs
 from app.api.main import create_api
 from app.jobs.runner import run_in_backend
-from app.pages import auth, home, placeholders, platform_admin, team
+from app.pages import auth, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
 from app.settings import get_settings
@@ -37,7 +37,13 @@ signed_in = [SessionState.require_signed_in]
 app.add_page(auth.sign_in_page, route="/sign-in", title="Sign in", on_load=SessionState.redirect_if_signed_in)
 app.add_page(auth.sign_up_page, route="/sign-up", title="Create your organisation", on_load=SessionState.redirect_if_signed_in)
 app.add_page(home.home_page, route="/", title="Home", on_load=[*signed_in, home.HomeState.load])
-app.add_page(placeholders.crm_page, route="/crm", title="CRM", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(crm.crm_page, route="/crm", title="CRM", on_load=[*signed_in, crm.CrmDashboardState.load])
+app.add_page(contacts.contacts_page, route="/crm/contacts", title="Contacts",
+             on_load=[*signed_in, contacts.ContactsState.load])
+app.add_page(contact_detail.contact_detail_page, route="/crm/contacts/[contact_id]", title="Contact",
+             on_load=[*signed_in, contact_detail.ContactDetailState.load])
+app.add_page(custom_fields.custom_fields_page, route="/crm/fields", title="Custom fields",
+             on_load=[*signed_in, custom_fields.CustomFieldsState.load])
 app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(placeholders.chat_page, route="/chat", title="Agent chat", on_load=signed_in)

@@ -5,7 +5,7 @@ Importing this package registers every table on ``SQLModel.metadata``, which is 
 
 from models.agents import ChatConversation, ChatMessage, Specialist
 from models.billing import BillingRun, StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription
-from models.crm import Contact, ContactInteraction, CustomField, ImportMapping
+from models.crm import Contact, ContactInteraction, ContactStat, CustomField, ImportMapping
 from models.email import CampaignLink, EmailCampaign, EmailEvent, EmailRecipient, EmailTemplate
 from models.jobs import ImportJob, ImportRowError, Job
 from models.tenancy import LoginAttempt, Tenant, User, UserSession
@@ -20,6 +20,7 @@ __all__ = [
     "ChatMessage",
     "Contact",
     "ContactInteraction",
+    "ContactStat",
     "CustomField",
     "EmailCampaign",
     "EmailEvent",

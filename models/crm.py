@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, CheckConstraint, Column, Computed, Date, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlmodel import Field, SQLModel
 
 from models.base import default_now, fk, flag, json_dict, tenant_fk, timestamp, uuid_pk
@@ -15,6 +15,15 @@ from models.base import default_now, fk, flag, json_dict, tenant_fk, timestamp, 
 CONTACT_STATUSES = ("lead", "prospect", "qualified", "customer", "closed_won", "closed_lost", "inactive")
 INTERACTION_TYPES = ("phone_call", "email", "meeting", "note", "task", "follow_up")
 CUSTOM_FIELD_TYPES = ("text", "number", "date", "email", "phone", "select", "boolean")
+
+# The search document: business and person names, plus the phone number's national digits and its last four
+# (people search "…0134"). Emails are matched by prefix on the unique email index instead, which keeps this
+# index small: every lexeme here is paid for on each insert, and imports insert a million rows.
+SEARCH_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, coalesce(business_name, '') || ' ' || coalesce(contact_name, '') || ' ' || "
+    "right(translate(coalesce(phone_normalized, ''), '+', ''), 10) || ' ' || "
+    "right(translate(coalesce(phone_normalized, ''), '+', ''), 4))"
+)
 
 
 class Contact(SQLModel, table=True):
@@ -25,6 +34,10 @@ class Contact(SQLModel, table=True):
         Index("ix_contacts_tenant_status_created", "tenant_id", "status", "created_at"),
         Index("ix_contacts_tenant_created", "tenant_id", "created_at"),
         Index("ix_contacts_tenant_phone", "tenant_id", "phone_normalized"),
+        # Page orderings that must stay index-driven at a million contacts.
+        Index("ix_contacts_tenant_business", "tenant_id", "business_name"),
+        Index("ix_contacts_tenant_last_interaction", "tenant_id", text("last_interaction_at DESC NULLS LAST")),
+        Index("ix_contacts_search", "search_vector", postgresql_using="gin"),
         CheckConstraint(f"status IN {CONTACT_STATUSES!r}", name="ck_contacts_status"),
     )
 
@@ -33,11 +46,12 @@ class Contact(SQLModel, table=True):
     business_name: str = Field(max_length=255)
     contact_name: str = Field(max_length=255)
     contact_email: str | None = Field(default=None, max_length=320)
-    email_normalized: str | None = Field(default=None, max_length=320)
+    # Normalised keys use the "C" collation so `LIKE 'prefix%'` can use their btree indexes on any server.
+    email_normalized: str | None = Field(default=None, sa_type=String(320, collation="C"))
     contact_role: str | None = Field(default=None, max_length=255)
     phone: str | None = Field(default=None, max_length=64)
     # Digits with a leading + (E.164 when possible): how an incoming call finds its contact.
-    phone_normalized: str | None = Field(default=None, max_length=32)
+    phone_normalized: str | None = Field(default=None, sa_type=String(32, collation="C"))
     website: str | None = Field(default=None, max_length=500)
     address: str | None = Field(default=None, sa_type=Text)
     city: str | None = Field(default=None, max_length=120)
@@ -52,6 +66,27 @@ class Contact(SQLModel, table=True):
     created_at: datetime = default_now()
     updated_at: datetime | None = timestamp()
     last_interaction_at: datetime | None = timestamp()
+    search_vector: Any = Field(
+        default=None, sa_column=Column(TSVECTOR, Computed(SEARCH_DOCUMENT, persisted=True), nullable=True)
+    )
+
+
+class ContactStat(SQLModel, table=True):
+    """Contacts per (organisation, UTC day created, status), kept by statement triggers on `contacts`.
+
+    The CRM dashboard and the home page read totals and weekly growth from here in constant time instead of
+    counting a million rows; the triggers (see the migration) aggregate each statement's rows once, so a bulk
+    import costs one upsert per (day, status) it touches.
+    """
+
+    __tablename__ = "contact_stats"
+
+    tenant_id: uuid.UUID = Field(
+        primary_key=True, sa_type=UUID(as_uuid=True), foreign_key="tenants.id", ondelete="CASCADE"
+    )
+    day: date = Field(primary_key=True, sa_type=Date)
+    status: str = Field(primary_key=True, max_length=20)
+    n: int = Field(default=0, sa_type=BigInteger, nullable=False)
 
 
 class ContactInteraction(SQLModel, table=True):

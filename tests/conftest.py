@@ -1,21 +1,14 @@
-"""Test session setup: a fresh PostgreSQL database migrated with `reflex db migrate`, clean tables per test.
-
-Uses DATABASE_URL's server when set, otherwise the embedded PostgreSQL under data/pg (the same cluster
-`make run` uses, but its own database, dropped at the end).
-"""
+"""Test session setup: a fresh PostgreSQL database migrated with `reflex db migrate` (tests/scratch_db.py),
+clean tables per test, and factories for organisations and users."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 _state: dict = {}
 
 # Outside services are off unless a test points them at a loopback fake.
@@ -27,65 +20,24 @@ _SERVICE_VARS = (
 )
 
 
-def _server_url() -> str:
-    """A URL to the server's maintenance database, from which test databases are created."""
-    from models.db import normalise_url
-
-    if os.environ.get("DATABASE_URL"):
-        url = normalise_url(os.environ["DATABASE_URL"])
-        return url.rsplit("/", 1)[0] + "/postgres" + ("?" + url.split("?", 1)[1] if "?" in url else "")
-    from models import embedded_pg
-
-    server = embedded_pg.start(ROOT / "data" / "pg")
-    _state["embedded"] = server
-    return embedded_pg.sqlalchemy_url(server, "postgres")
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_state["server_url"].replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def pytest_configure(config):
-    if "server_url" in _state:
+    if "db" in _state:
         return
-    server_url = _server_url()
-    name = f"test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    _state["server_url"] = server_url
-    _state["db_name"] = name
-    _admin(f'CREATE DATABASE "{name}"')
+    from tests.scratch_db import ScratchDatabase
+
+    db = ScratchDatabase("test")
+    _state["db"] = db
     for var in _SERVICE_VARS:
         os.environ.pop(var, None)
-    os.environ["DATABASE_URL"] = _with_database(server_url, name)
     os.environ["SECRET_KEY"] = "test-secret-key-" + uuid.uuid4().hex
     os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="platform-test-data-")
     os.environ["RUN_JOBS_IN_APP"] = "false"
-    env = dict(os.environ, REFLEX_USE_NPM="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "reflex"), "db", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"reflex db migrate failed:\n{result.stdout}\n{result.stderr}")
+    db.create()
 
 
 def pytest_unconfigure(config):
-    if "db_name" not in _state:
-        return
-    from models.db import get_engine
-
-    get_engine.cache_clear()
-    name = _state.pop("db_name")
-    try:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except Exception as exc:  # a leftover test database is harmless; say so and move on
-        print(f"could not drop {name}: {exc}", file=sys.stderr)
+    if "db" in _state:
+        _state.pop("db").drop()
 
 
 @pytest.fixture(autouse=True)

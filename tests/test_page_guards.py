@@ -15,6 +15,10 @@ from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.auth import SignInState, SignUpState
+from app.pages.contact_detail import ContactDetailState
+from app.pages.contacts import ContactsState
+from app.pages.crm import CrmDashboardState
+from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
 from app.pages.team import TeamState
@@ -30,6 +34,10 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     HomeState: "signed_in",
     TeamState: "admin",
     PlatformState: "super_admin",
+    CrmDashboardState: "admin",
+    ContactsState: "admin",
+    ContactDetailState: "admin",
+    CustomFieldsState: "admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
 }
 PUBLIC = {SessionState, SignInState, SignUpState}

@@ -77,3 +77,33 @@ def form_field(label: str, control: rx.Component, error: rx.Var | None = None, h
         spacing="1",
         width="100%",
     )
+
+
+def confirm_dialog(open_: rx.Var, on_open_change, title: str, text: rx.Var | str, action: str, on_confirm,
+                   testid: str) -> rx.Component:
+    """Asks before something destructive happens; `on_confirm` runs only on the red button."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(title),
+            rx.alert_dialog.description(text),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(action, color_scheme="red", on_click=on_confirm, data_testid=testid)),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
+        ),
+        open=open_,
+        on_open_change=on_open_change,
+    )
+
+
+def form_actions(label: str, *, loading: rx.Var | bool = False, testid: str = "") -> rx.Component:
+    """A dialog form's footer: Cancel closes the dialog, the primary button submits."""
+    return rx.hstack(
+        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+        rx.button(label, type="submit", loading=loading, data_testid=testid),
+        justify="end",
+        width="100%",
+    )

@@ -8,18 +8,6 @@ from app.components.cards import empty_state
 from app.components.layout import page_shell
 
 
-def crm_page() -> rx.Component:
-    return page_shell(
-        "CRM",
-        empty_state(
-            "contact",
-            "No contacts yet",
-            "Contact cards with search, filters, statuses, custom fields and an interaction timeline will live here.",
-        ),
-        subtitle="Your organisation's contacts",
-    )
-
-
 def campaigns_page() -> rx.Component:
     return page_shell(
         "Campaigns",

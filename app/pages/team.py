@@ -6,7 +6,7 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import form_field, section
+from app.components.cards import form_actions, form_field, section
 from app.components.layout import page_shell
 from app.services import users
 from app.services.errors import Conflict, ValidationFailed
@@ -109,12 +109,7 @@ def _add_dialog() -> rx.Component:
                     ),
                     form_field("Temporary password", rx.input(name="password", type="password", width="100%"),
                                errors.get("password", "")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("Add member", type="submit"),
-                        justify="end",
-                        width="100%",
-                    ),
+                    form_actions("Add member"),
                     spacing="3",
                 ),
                 on_submit=TeamState.add_user,

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from app.services import auth, tenants
 from app.services.validation import normalise_email, normalise_phone, password_problem
-from models import Contact, PhoneNumber, Tenant, User
+from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
 
@@ -64,6 +64,8 @@ def seed_demo() -> list[Credential]:
                 created.append(credential)
         if session.exec(select(PhoneNumber.id).where(PhoneNumber.number == DEMO_NUMBER)).first() is None:
             session.add(PhoneNumber(tenant_id=tenant.id, number=DEMO_NUMBER, label="Main line"))
+        if session.exec(select(CustomField.id).where(CustomField.tenant_id == tenant.id)).first() is None:
+            _seed_custom_fields(session, tenant)
         if session.exec(select(Contact.id).where(Contact.tenant_id == tenant.id)).first() is None:
             _seed_contacts(session, tenant)
     return created
@@ -98,6 +100,56 @@ _BUSINESSES = [
 _STATUSES = ["lead"] * 6 + ["prospect"] * 4 + ["qualified"] * 3 + ["customer"] * 5 + ["closed_won", "closed_lost", "inactive"]
 
 
+_INSURERS = ["Delta Dental", "Cigna", "Aetna", "MetLife", "Self-pay"]
+_CUSTOM_FIELDS = [
+    ("insurance_plan", "Insurance plan", "select", {"choices": _INSURERS}, 10),
+    ("chairs", "Chairs", "number", {}, 20),
+    ("renewal_date", "Contract renewal", "date", {}, 30),
+    ("after_hours", "After-hours coverage", "boolean", {}, 40),
+]
+# (type, subject, content, metadata) — what a dental-practice sales team logs.
+_TIMELINE = [
+    ("phone_call", "Intro call", "Spoke about missed calls during lunch hours; about 40 a week go to voicemail.",
+     {"direction": "outbound", "duration_minutes": 14}),
+    ("email", "Sent pricing", "Sent the $299/month plan with per-call pricing and the HIPAA overview.", {}),
+    ("meeting", "Product demo", "Walked through the voice agent booking a cleaning and transferring an emergency.",
+     {"location": "Zoom", "duration_minutes": 30}),
+    ("note", "Decision makers", "Owner signs; office manager runs the front desk and will own the rollout.", {}),
+    ("phone_call", "Check-in", "Asked about Spanish-speaking callers; agent handles both languages.",
+     {"direction": "inbound", "duration_minutes": 6}),
+    ("email", "Case study", "Shared the Lakeside case study (31% fewer missed calls in the first month).", {}),
+]
+_FOLLOW_UPS = [
+    ("follow_up", "Send contract", "Send the annual contract with the multi-location discount."),
+    ("task", "Configure greeting", "Record the practice's greeting and hours for the voice agent."),
+    ("follow_up", "Renewal call", "Call before the contract renews to review usage."),
+]
+
+
+def _seed_custom_fields(session: Session, tenant: Tenant) -> None:
+    for name, label, kind, options, order in _CUSTOM_FIELDS:
+        session.add(CustomField(tenant_id=tenant.id, field_name=name, field_label=label, field_type=kind,
+                                field_options=options, display_order=order))
+
+
+def _seed_timeline(session: Session, tenant: Tenant, contact: Contact, rng: random.Random, now) -> None:
+    last = None
+    for _ in range(rng.randint(0, 4)):
+        kind, subject, content, meta = rng.choice(_TIMELINE)
+        when = now - timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
+        when = max(when, contact.created_at)
+        session.add(ContactInteraction(tenant_id=tenant.id, contact_id=contact.id, interaction_type=kind,
+                                       subject=subject, content=content, interaction_date=when, meta=meta))
+        last = max(last or when, when)
+    if rng.random() < 0.4:
+        kind, subject, content = rng.choice(_FOLLOW_UPS)
+        due = (now + timedelta(days=rng.randint(-5, 21))).replace(hour=0, minute=0, second=0, microsecond=0)
+        session.add(ContactInteraction(tenant_id=tenant.id, contact_id=contact.id, interaction_type=kind,
+                                       subject=subject, content=content, interaction_date=now - timedelta(days=1),
+                                       due_at=due))
+    contact.last_interaction_at = last
+
+
 def _seed_contacts(session: Session, tenant: Tenant) -> None:
     rng = random.Random(42)
     now = utcnow()
@@ -106,19 +158,27 @@ def _seed_contacts(session: Session, tenant: Tenant) -> None:
         domain = business.lower().replace(" ", "").replace("'", "")[:18] + ".example"
         email = f"{first}.{last.replace(' ', '')}@{domain}"
         phone = f"+1555{rng.randint(2000000, 9999999)}"
-        session.add(
-            Contact(
-                tenant_id=tenant.id,
-                business_name=business,
-                contact_name=person,
-                contact_email=email,
-                email_normalized=normalise_email(email),
-                contact_role=role,
-                phone=phone,
-                phone_normalized=normalise_phone(phone),
-                city=city,
-                state=state,
-                status=_STATUSES[i % len(_STATUSES)],
-                created_at=now - timedelta(days=rng.randint(0, 83), hours=rng.randint(0, 23)),
-            )
+        contact = Contact(
+            tenant_id=tenant.id,
+            business_name=business,
+            contact_name=person,
+            contact_email=email,
+            email_normalized=normalise_email(email),
+            contact_role=role,
+            phone=phone,
+            phone_normalized=normalise_phone(phone),
+            city=city,
+            state=state,
+            status=_STATUSES[i % len(_STATUSES)],
+            created_at=now - timedelta(days=rng.randint(0, 83), hours=rng.randint(0, 23)),
+            custom_fields={
+                "insurance_plan": rng.choice(_INSURERS),
+                "chairs": rng.randint(3, 18),
+                "after_hours": rng.random() < 0.5,
+                **({"renewal_date": (now + timedelta(days=rng.randint(30, 365))).date().isoformat()}
+                   if rng.random() < 0.5 else {}),
+            },
         )
+        session.add(contact)
+        session.flush()
+        _seed_timeline(session, tenant, contact, rng, now)

@@ -10,7 +10,7 @@ from sqlmodel import select
 from app.services import auth
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.services.scope import Scope
-from app.services.validation import clean_text, email_problem, normalise_email, password_problem
+from app.services.validation import clean_text, email_problem, normalise_email, parse_uuid, password_problem
 from models import Tenant, User
 from models.db import session_scope
 
@@ -41,10 +41,7 @@ def _view(user: User) -> UserView:
 
 
 def _parse_id(user_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(user_id))
-    except ValueError:
-        raise NotFound("That user does not exist.") from None
+    return parse_uuid(user_id, "That user does not exist.")
 
 
 def list_users(scope: Scope) -> list[UserView]:

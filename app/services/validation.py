@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
+
+from app.services.errors import NotFound
 
 # Practical address check (RFC 5321 lengths, dot-atom local part, a dotted domain). Deliverability is
 # SendGrid's job; this only refuses what cannot be an address.
@@ -105,3 +108,11 @@ def normalise_phone(value: str | None, default_country_code: str = "1") -> str |
     else:
         result = "+" + digits
     return result if 8 <= len(result) <= 16 else None
+
+
+def parse_uuid(value: object, not_found_message: str) -> uuid.UUID:
+    """An id from a URL, form or API path; a malformed one is simply something that does not exist."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(not_found_message) from None

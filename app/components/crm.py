@@ -1,0 +1,161 @@
+"""CRM building blocks: section tabs, status badges, contact cards, the pager and the timeline entry."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+TABS = [("Dashboard", "/crm"), ("Contacts", "/crm/contacts"), ("Custom fields", "/crm/fields")]
+
+
+def crm_tabs(active: str) -> rx.Component:
+    """The CRM's own navigation, under the page title."""
+    return rx.hstack(
+        *[
+            rx.link(
+                rx.text(label, size="2", weight="medium"),
+                href=route,
+                underline="none",
+                padding="6px 14px",
+                border_radius="999px",
+                background=rx.color("accent", 4) if label == active else "transparent",
+                color=rx.color("accent", 12) if label == active else rx.color("gray", 11),
+                _hover={"background": rx.color("accent", 3)},
+                data_testid=f"crm-tab-{route.rsplit('/', 1)[-1]}",
+            )
+            for label, route in TABS
+        ],
+        spacing="1",
+        padding="4px",
+        border_radius="999px",
+        background=rx.color("gray", 3),
+    )
+
+
+def status_badge(label: rx.Var | str, color: rx.Var | str) -> rx.Component:
+    return rx.badge(label, color_scheme=color, variant="soft", radius="full", size="1", white_space="nowrap")
+
+
+def when(iso: rx.Var, *, relative: bool = True) -> rx.Component:
+    """A timestamp in the viewer's local time ("3 days ago"; the exact time on hover)."""
+    if relative:
+        return rx.moment(iso, from_now=True, with_title=True, title_format="LLLL")
+    return rx.moment(iso, format="MMM D, YYYY h:mm A")
+
+
+def day(iso_date: rx.Var) -> rx.Component:
+    """A calendar date stored as a date (due dates): shown as that date, whatever the viewer's zone."""
+    return rx.moment(iso_date, format="ddd, MMM D, YYYY", utc=True)
+
+
+def _line(icon: str, value: rx.Var) -> rx.Component:
+    return rx.cond(
+        value != "",
+        rx.hstack(rx.icon(icon, size=14, color=rx.color("gray", 10)), rx.text(value, size="2", overflow="hidden",
+                                                                           text_overflow="ellipsis", white_space="nowrap"),
+                  spacing="2", align="center", min_width="0"),
+    )
+
+
+def contact_card(c: rx.Var) -> rx.Component:
+    return rx.link(
+        rx.card(
+            rx.vstack(
+                rx.hstack(
+                    rx.vstack(
+                        rx.text(c["business_name"], weight="bold", size="3"),
+                        rx.text(
+                            c["contact_name"],
+                            rx.cond(c["contact_role"] != "", rx.text.span(" · ", c["contact_role"], color_scheme="gray")),
+                            size="2",
+                        ),
+                        spacing="1",
+                        min_width="0",
+                    ),
+                    rx.spacer(),
+                    status_badge(c["status_label"], c["status_color"]),
+                    width="100%",
+                    align="start",
+                ),
+                _line("map-pin", c["place"]),
+                _line("mail", c["email"]),
+                _line("phone", c["phone"]),
+                rx.separator(size="4"),
+                rx.hstack(
+                    rx.icon("history", size=14, color=rx.color("gray", 10)),
+                    rx.cond(
+                        c["last_interaction_at"] != "",
+                        rx.text("Last contact ", when(c["last_interaction_at"]), size="1", color_scheme="gray"),
+                        rx.text("No interactions yet", size="1", color_scheme="gray"),
+                    ),
+                    rx.spacer(),
+                    rx.cond(
+                        c["subscription_status"] != "",
+                        rx.badge(rx.icon("credit-card", size=12), c["subscription_status"], variant="outline", size="1",
+                                 color_scheme=rx.cond(c["subscription_status"] == "active", "green", "orange")),
+                    ),
+                    width="100%",
+                    align="center",
+                    spacing="2",
+                ),
+                spacing="2",
+                width="100%",
+            ),
+            width="100%",
+            height="100%",
+            _hover={"box_shadow": f"0 0 0 1px {rx.color('accent', 8)}"},
+        ),
+        href="/crm/contacts/" + c["id"].to(str),
+        underline="none",
+        color="inherit",
+        data_testid="contact-card",
+    )
+
+
+def pager(page: rx.Var, pages: rx.Var, has_prev: rx.Var, has_next: rx.Var, on_prev, on_next, label: rx.Var) -> rx.Component:
+    return rx.hstack(
+        rx.text(label, size="2", color_scheme="gray"),
+        rx.spacer(),
+        rx.button(rx.icon("chevron-left", size=16), "Previous", variant="soft", color_scheme="gray", size="2",
+                  disabled=~has_prev, on_click=on_prev, data_testid="page-prev"),
+        rx.text("Page ", page, " of ", pages, size="2", data_testid="page-label"),
+        rx.button("Next", rx.icon("chevron-right", size=16), variant="soft", color_scheme="gray", size="2",
+                  disabled=~has_next, on_click=on_next, data_testid="page-next"),
+        width="100%",
+        align="center",
+        spacing="3",
+    )
+
+
+def activity_row(entry: rx.Var, *, show_contact: bool = True) -> rx.Component:
+    """One line of recent activity or follow-ups on the dashboard."""
+    return rx.link(
+        rx.hstack(
+            rx.box(rx.icon(entry["icon"].to(str), size=16), padding="6px", border_radius="8px",
+                   background=rx.color("accent", 3), color=rx.color("accent", 11)),
+            rx.vstack(
+                rx.text(rx.cond(entry["subject"] != "", entry["subject"], entry["content"]), size="2", weight="medium",
+                        max_width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+                rx.text(entry["contact_name"], " · ", entry["business_name"], size="1", color_scheme="gray")
+                if show_contact else rx.fragment(),
+                spacing="0",
+                min_width="0",
+                flex="1",
+            ),
+            rx.cond(
+                entry["due_at"] != "",
+                rx.badge(rx.cond(entry["done"], "Done · ", rx.cond(entry["overdue"], "Overdue · ", "Due ")),
+                         day(entry["due_at"]),
+                         color_scheme=rx.cond(entry["done"], "green", rx.cond(entry["overdue"], "red", "gray")),
+                         variant="soft"),
+                rx.text(when(entry["interaction_date"]), size="1", color_scheme="gray", white_space="nowrap"),
+            ),
+            width="100%",
+            align="center",
+            spacing="3",
+            padding_y="6px",
+        ),
+        href="/crm/contacts/" + entry["contact_id"].to(str),
+        underline="none",
+        color="inherit",
+        width="100%",
+    )

@@ -1,0 +1,476 @@
+"""A contact's page: details, custom fields, status, and the interaction timeline (add, edit, done, delete)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from app.components.cards import confirm_dialog, empty_state, field_error, form_actions, section
+from app.components.crm import crm_tabs, day, status_badge, when
+from app.components.layout import page_shell
+from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
+from app.services import contacts, custom_fields, interactions
+from app.services.errors import NotFound, ValidationFailed
+from app.session import require_scope
+
+PAGE = 30
+META_FIELDS = ("direction", "duration_minutes", "location")
+
+
+def entry_dict(view: interactions.InteractionView) -> dict[str, Any]:
+    return {**{k: v for k, v in view.__dict__.items() if k != "meta"}, "facts": " · ".join(view.facts)}
+
+
+def entry_data(form: dict[str, Any]) -> dict[str, Any]:
+    """Timeline form -> service input; type-specific details go into the entry's metadata."""
+    meta: dict[str, Any] = {}
+    for key in META_FIELDS:
+        value = str(form.get(f"meta_{key}", "")).strip()
+        if value:
+            meta[key] = value
+    if "duration_minutes" in meta:
+        try:
+            meta["duration_minutes"] = max(0, int(float(meta["duration_minutes"])))
+        except ValueError:
+            raise ValidationFailed({"meta_duration_minutes": "Minutes must be a number."}) from None
+    data = {k: form.get(k, "") for k in ("interaction_type", "subject", "content", "interaction_date", "due_at")}
+    if data["interaction_type"] not in interactions.DUE_TYPES:
+        data["due_at"] = ""
+    return {**data, "meta": meta}
+
+
+class ContactDetailState(ContactFormMixin, rx.State):
+    current_id: str = ""
+    contact: dict[str, str] = {}
+    custom_facts: list[dict[str, str]] = []
+    entries: list[dict[str, Any]] = []
+    more: bool = False
+    loading: bool = True
+    missing: bool = False
+    confirm_delete: bool = False
+    # the timeline entry dialog
+    entry_open: bool = False
+    entry_key: int = 0
+    entry_id: str = ""
+    entry_type: str = "note"
+    entry_values: dict[str, str] = {}
+    entry_errors: dict[str, str] = {}
+    entry_busy: bool = False
+    delete_entry_id: str = ""
+
+    @rx.var
+    def entry_has_due(self) -> bool:
+        return self.entry_type in interactions.DUE_TYPES
+
+    async def _load_contact(self, scope) -> None:
+        detail = await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
+        definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
+        self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
+        self.contact.update(status_color=contacts.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
+        self.custom_facts = [
+            {"label": d.label, "value": custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—"}
+            for d in definitions
+        ]
+
+    async def _load_timeline(self, scope, count: int = PAGE) -> None:
+        rows = await asyncio.to_thread(interactions.timeline, scope, self.current_id, limit=count + 1)
+        self.entries = [entry_dict(r) for r in rows[:count]]
+        self.more = len(rows) > count
+
+    @rx.event
+    async def load(self):
+        scope = await require_scope(self, admin=True)
+        self.current_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        self.loading, self.missing, self.confirm_delete, self.entry_open = True, False, False, False
+        yield
+        try:
+            await self._load_contact(scope)
+            await self._load_timeline(scope)
+        except NotFound:
+            self.missing = True
+        self.loading = False
+
+    @rx.event
+    async def load_more(self):
+        scope = await require_scope(self, admin=True)
+        await self._load_timeline(scope, len(self.entries) + PAGE)
+
+    @rx.event
+    async def change_status(self, status: str):
+        scope = await require_scope(self, admin=True)
+        detail = await asyncio.to_thread(contacts.set_status, scope, self.current_id, status)
+        await self._load_contact(scope)
+        await self._load_timeline(scope, max(PAGE, len(self.entries)))
+        return rx.toast.success(f"Status set to {detail.card.status_label}.")
+
+    @rx.event
+    async def open_edit(self):
+        scope = await require_scope(self, admin=True)
+        await self._show_form(scope, await asyncio.to_thread(contacts.get_contact, scope, self.current_id))
+
+    async def _save(self, scope, data):
+        await asyncio.to_thread(contacts.update_contact, scope, self.current_id, data)
+        await self._load_contact(scope)
+        await self._load_timeline(scope, max(PAGE, len(self.entries)))
+        return rx.toast.success("Contact saved.")
+
+    @rx.event
+    async def set_confirm_delete(self, open_: bool):
+        await require_scope(self, admin=True)
+        self.confirm_delete = open_
+
+    @rx.event
+    async def delete_contact(self):
+        scope = await require_scope(self, admin=True)
+        name = await asyncio.to_thread(contacts.delete_contact, scope, self.current_id)
+        self.confirm_delete = False
+        return [rx.toast.success(f"{name} and their timeline were deleted."), rx.redirect("/crm/contacts")]
+
+    # --- timeline entries ----------------------------------------------------------------------------------
+
+    @rx.event
+    async def new_entry(self, kind: str):
+        await require_scope(self, admin=True)
+        self.entry_id, self.entry_type = "", kind if kind in interactions.TYPE_LABELS else "note"
+        self.entry_values = {"interaction_type": self.entry_type}
+        self.entry_errors = {}
+        self.entry_key += 1
+        self.entry_open = True
+
+    @rx.event
+    async def edit_entry(self, entry_id: str):
+        await require_scope(self, admin=True)
+        entry = next((e for e in self.entries if e["id"] == entry_id), None)
+        if entry is None:
+            return
+        self.entry_id, self.entry_type = entry_id, entry["type"]
+        values = {"interaction_type": entry["type"], "subject": entry["subject"], "content": entry["content"],
+                  "interaction_date": entry["interaction_date"][:10], "due_at": entry["due_at"]}
+        self.entry_values = {k: str(v) for k, v in values.items()}
+        self.entry_errors = {}
+        self.entry_key += 1
+        self.entry_open = True
+
+    @rx.event
+    async def set_entry_open(self, open_: bool):
+        await require_scope(self, admin=True)
+        self.entry_open = open_
+
+    @rx.event
+    async def set_entry_type(self, kind: str):
+        await require_scope(self, admin=True)
+        self.entry_type = kind
+
+    @rx.event
+    async def submit_entry(self, form: dict):
+        scope = await require_scope(self, admin=True)
+        self.entry_busy = True
+        yield
+        try:
+            data = entry_data({**form, "interaction_type": self.entry_type})
+            if self.entry_id:
+                await asyncio.to_thread(interactions.update_interaction, scope, self.entry_id, data,
+                                        contact_id=self.current_id)
+            else:
+                await asyncio.to_thread(interactions.add_interaction, scope, self.current_id, data)
+        except ValidationFailed as exc:
+            self.entry_values = {k: str(v) for k, v in form.items()}
+            self.entry_errors = exc.fields
+            self.entry_key += 1
+            self.entry_busy = False
+            return
+        self.entry_busy, self.entry_open = False, False
+        await self._load_timeline(scope, max(PAGE, len(self.entries) + 1))
+        await self._load_contact(scope)
+        yield rx.toast.success("Timeline updated." if self.entry_id else f"{interactions.TYPE_LABELS[self.entry_type]} added.")
+
+    @rx.event
+    async def toggle_done(self, entry_id: str, done: bool):
+        scope = await require_scope(self, admin=True)
+        await asyncio.to_thread(interactions.set_done, scope, entry_id, done, contact_id=self.current_id)
+        await self._load_timeline(scope, max(PAGE, len(self.entries)))
+        return rx.toast.success("Marked done." if done else "Marked as open again.")
+
+    @rx.event
+    async def ask_delete_entry(self, entry_id: str):
+        await require_scope(self, admin=True)
+        self.delete_entry_id = entry_id
+
+    @rx.event
+    async def cancel_delete_entry(self, open_: bool = False):
+        await require_scope(self, admin=True)
+        if not open_:
+            self.delete_entry_id = ""
+
+    @rx.event
+    async def delete_entry(self):
+        scope = await require_scope(self, admin=True)
+        await asyncio.to_thread(interactions.delete_interaction, scope, self.delete_entry_id, contact_id=self.current_id)
+        self.delete_entry_id = ""
+        await self._load_timeline(scope, max(PAGE, len(self.entries)))
+        await self._load_contact(scope)
+        return rx.toast.success("Entry deleted.")
+
+
+S = ContactDetailState
+
+
+def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> rx.Component:
+    shown = rx.link(value, href=href, is_external=True) if href is not None else rx.text(value, size="2")
+    return rx.cond(
+        value != "",
+        rx.hstack(rx.icon(icon, size=16, color=rx.color("gray", 10)),
+                  rx.vstack(rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0"),
+                  spacing="3", align="start"),
+    )
+
+
+def _details() -> rx.Component:
+    c = S.contact
+    return rx.vstack(
+        section(
+            "Details",
+            _fact("user", "Contact person", c["contact_name"]),
+            _fact("briefcase", "Role", c["contact_role"]),
+            _fact("mail", "Email", c["email"], "mailto:" + c["email"]),
+            _fact("phone", "Phone", c["phone"], "tel:" + c["phone"]),
+            _fact("globe", "Website", c["website"], c["website"]),
+            _fact("map-pin", "Location", c["place"]),
+            _fact("house", "Address", c["address"]),
+            _fact("credit-card", "Subscription", c["subscription_status"]),
+            _fact("key-round", "Stripe customer", c["stripe_customer_id"]),
+            rx.hstack(rx.icon("calendar-plus", size=16, color=rx.color("gray", 10)),
+                      rx.text("Added ", when(c["created_at"]), size="1", color_scheme="gray"), spacing="3"),
+        ),
+        rx.cond(
+            S.custom_facts.length() > 0,
+            section(
+                "Custom fields",
+                rx.foreach(
+                    S.custom_facts,
+                    lambda f: rx.hstack(rx.text(f["label"], size="2", color_scheme="gray"), rx.spacer(),
+                                        rx.text(f["value"], size="2", weight="medium"), width="100%"),
+                ),
+            ),
+        ),
+        rx.cond(c["notes"] != "", section("Notes", rx.text(c["notes"], size="2", white_space="pre-wrap"))),
+        spacing="4",
+        width="100%",
+    )
+
+
+def _entry(e: rx.Var) -> rx.Component:
+    is_due_type = (e["type"] == "task") | (e["type"] == "follow_up")
+    return rx.hstack(
+        rx.box(rx.icon(e["icon"].to(str), size=16), padding="8px", border_radius="999px",
+               background=rx.cond(e["is_status_change"], rx.color("gray", 3), rx.color("accent", 3)),
+               color=rx.cond(e["is_status_change"], rx.color("gray", 11), rx.color("accent", 11))),
+        rx.vstack(
+            rx.hstack(
+                rx.text(rx.cond(e["subject"] != "", e["subject"], e["type_label"]), weight="medium", size="2",
+                        text_decoration=rx.cond(e["done"], "line-through", "none")),
+                rx.badge(e["type_label"], variant="outline", size="1", color_scheme="gray"),
+                rx.cond(e["due_at"] != "",
+                        rx.badge(rx.cond(e["done"], "Done", rx.cond(e["overdue"], "Overdue", "Due")), " · ", day(e["due_at"]),
+                                 color_scheme=rx.cond(e["done"], "green", rx.cond(e["overdue"], "red", "blue")),
+                                 variant="soft", size="1")),
+                rx.spacer(),
+                rx.text(when(e["interaction_date"]), size="1", color_scheme="gray"),
+                width="100%",
+                align="center",
+                spacing="2",
+                wrap="wrap",
+            ),
+            rx.cond(~e["is_status_change"], rx.text(e["content"], size="2", white_space="pre-wrap")),
+            rx.hstack(
+                rx.cond(e["facts"] != "", rx.text(e["facts"], size="1", color_scheme="gray")),
+                rx.cond(e["author"] != "", rx.text("by ", e["author"], size="1", color_scheme="gray")),
+                rx.spacer(),
+                rx.cond(is_due_type,
+                        rx.checkbox("Done", checked=e["done"].to(bool), size="1",
+                                    on_change=lambda v: S.toggle_done(e["id"].to(str), v), data_testid="entry-done")),
+                rx.cond(~e["is_status_change"],
+                        rx.icon_button(rx.icon("pencil", size=14), size="1", variant="ghost",
+                                       on_click=S.edit_entry(e["id"].to(str)), aria_label="Edit entry")),
+                rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
+                               on_click=S.ask_delete_entry(e["id"].to(str)), aria_label="Delete entry"),
+                width="100%",
+                align="center",
+                spacing="3",
+            ),
+            spacing="1",
+            width="100%",
+        ),
+        width="100%",
+        align="start",
+        spacing="3",
+        padding_y="10px",
+        border_bottom=f"1px solid {rx.color('gray', 4)}",
+        data_testid="timeline-entry",
+    )
+
+
+_LOG_TYPES = [(k, v) for k, v in interactions.TYPE_LABELS.items()]
+
+
+def _timeline() -> rx.Component:
+    return section(
+        "Timeline",
+        rx.cond(
+            S.entries.length() > 0,
+            rx.vstack(
+                rx.foreach(S.entries, _entry),
+                rx.cond(S.more, rx.button("Show older entries", variant="soft", size="2", on_click=S.load_more)),
+                spacing="0",
+                width="100%",
+            ),
+            empty_state("history", "Nothing logged yet",
+                        "Log calls, emails, meetings and notes here. Tasks and follow-ups can carry a due date."),
+        ),
+        action=rx.menu.root(
+            rx.menu.trigger(rx.button(rx.icon("plus", size=16), "Log", rx.icon("chevron-down", size=14),
+                                      data_testid="log-entry")),
+            rx.menu.content(*[
+                rx.menu.item(rx.icon(interactions.TYPE_ICONS[k], size=14), label, on_click=S.new_entry(k),
+                             data_testid=f"log-{k}")
+                for k, label in _LOG_TYPES
+            ]),
+        ),
+    )
+
+
+def _entry_input(name: str, label: str, **props) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        rx.input(name=name, default_value=S.entry_values.get(name, ""), width="100%", **props),
+        field_error(S.entry_errors.get(name, "")),
+        spacing="1",
+        width="100%",
+    )
+
+
+def _entry_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.cond(S.entry_id != "", "Edit timeline entry", "Log to the timeline")),
+            rx.form(
+                rx.vstack(
+                    rx.vstack(
+                        rx.text("Type", size="2", weight="medium"),
+                        rx.select.root(
+                            rx.select.trigger(width="100%"),
+                            rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
+                            value=S.entry_type,
+                            on_change=S.set_entry_type,
+                            disabled=S.entry_id != "",
+                        ),
+                        spacing="1",
+                        width="100%",
+                    ),
+                    _entry_input("subject", "Subject", placeholder="Short summary"),
+                    rx.vstack(
+                        rx.text("Details *", size="2", weight="medium"),
+                        rx.text_area(name="content", default_value=S.entry_values.get("content", ""), rows="4",
+                                     width="100%", placeholder="What happened, what was agreed"),
+                        field_error(S.entry_errors.get("content", "")),
+                        spacing="1",
+                        width="100%",
+                    ),
+                    rx.grid(
+                        _entry_input("interaction_date", "Date (empty = now)", type="date"),
+                        rx.cond(S.entry_has_due, _entry_input("due_at", "Due date", type="date",
+                                                              data_testid="entry-due")),
+                        rx.cond((S.entry_type == "phone_call") | (S.entry_type == "meeting"),
+                                _entry_input("meta_duration_minutes", "Minutes", type="number", min="0")),
+                        rx.cond(S.entry_type == "meeting", _entry_input("meta_location", "Location")),
+                        rx.cond(S.entry_type == "phone_call",
+                                rx.vstack(rx.text("Direction", size="2", weight="medium"),
+                                          rx.select(["inbound", "outbound"], name="meta_direction", placeholder="—",
+                                                    width="100%"),
+                                          spacing="1", width="100%")),
+                        columns="2",
+                        spacing="3",
+                        width="100%",
+                    ),
+                    form_actions("Save", loading=S.entry_busy, testid="entry-save"),
+                    spacing="3",
+                    width="100%",
+                ),
+                key=S.entry_key,
+                on_submit=S.submit_entry,
+                reset_on_submit=False,
+            ),
+            max_width="560px",
+        ),
+        open=S.entry_open,
+        on_open_change=S.set_entry_open,
+    )
+
+
+def _header_actions() -> rx.Component:
+    return rx.cond(
+        S.contact.contains("id"),
+        rx.hstack(
+            rx.select.root(
+                rx.select.trigger(data_testid="status-select"),
+                rx.select.content(*[rx.select.item(label, value=v) for v, label in contacts.STATUS_LABELS.items()]),
+                value=S.contact["status"],
+                on_change=S.change_status,
+            ),
+            rx.button(rx.icon("pencil", size=16), "Edit", variant="soft", on_click=S.open_edit, data_testid="edit-contact"),
+            rx.button(rx.icon("trash-2", size=16), "Delete", variant="soft", color_scheme="red",
+                      on_click=S.set_confirm_delete(True), data_testid="delete-contact"),
+            spacing="2",
+        ),
+    )
+
+
+def contact_detail_page() -> rx.Component:
+    return page_shell(
+        "Contact",
+        crm_tabs("Contacts"),
+        rx.cond(
+            S.loading,
+            rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
+            rx.cond(
+                S.missing,
+                empty_state("user-x", "This contact does not exist",
+                            "It may have been deleted, or the link is wrong.",
+                            rx.link(rx.button("Back to contacts"), href="/crm/contacts")),
+                rx.vstack(
+                    rx.hstack(
+                        rx.vstack(
+                            rx.heading(S.contact["business_name"], size="5", data_testid="contact-title"),
+                            rx.text(S.contact["contact_name"], size="2", color_scheme="gray"),
+                            spacing="1",
+                        ),
+                        status_badge(S.contact["status_label"], S.contact["status_color"]),
+                        rx.spacer(),
+                        _header_actions(),
+                        width="100%",
+                        align="center",
+                        spacing="3",
+                    ),
+                    rx.grid(
+                        _details(),
+                        rx.box(_timeline(), grid_column=rx.breakpoints(initial="auto", md="span 2")),
+                        columns=rx.breakpoints(initial="1", md="3"),
+                        spacing="4",
+                        width="100%",
+                    ),
+                    spacing="4",
+                    width="100%",
+                ),
+            ),
+        ),
+        contact_form_dialog(S),
+        _entry_dialog(),
+        confirm_dialog(S.confirm_delete, S.set_confirm_delete, "Delete this contact?",
+                 "The contact and their whole timeline are deleted. This cannot be undone.", "Delete contact",
+                 S.delete_contact, "confirm-delete-contact"),
+        confirm_dialog(S.delete_entry_id != "", S.cancel_delete_entry, "Delete this entry?",
+                 "It disappears from the timeline for everyone.", "Delete entry", S.delete_entry, "confirm-delete-entry"),
+        subtitle="Details and timeline",
+    )

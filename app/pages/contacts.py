@@ -1,0 +1,258 @@
+"""Contacts: cards with server-side search, status and custom-field filters, sorting and pages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from app.components.cards import empty_state
+from app.components.crm import contact_card, crm_tabs, pager
+from app.components.layout import page_shell
+from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
+from app.services import contacts, custom_fields
+from app.services.contacts import ContactQuery
+from app.services.errors import ValidationFailed
+from app.session import require_scope
+
+PER_PAGE = 24
+ANY = "any"  # Radix selects cannot hold an empty value
+
+
+def card_dict(card: contacts.ContactCard) -> dict[str, str]:
+    return {**card.__dict__, "status_color": contacts.STATUS_COLORS.get(card.status, "gray"), "place": place(card)}
+
+
+class ContactsState(ContactFormMixin, rx.State):
+    q: str = ""
+    status: str = ANY
+    field: str = ANY
+    value: str = ""
+    sort: str = "newest"
+    page: int = 1
+    items: list[dict[str, str]] = []
+    total: int = 0
+    exact: bool = True
+    pages: int = 1
+    has_next: bool = False
+    loading: bool = True
+    filter_fields: list[dict[str, Any]] = []
+
+    @rx.var
+    def filtered(self) -> bool:
+        return bool(self.q.strip()) or self.status != ANY or self.field != ANY
+
+    @rx.var
+    def field_type(self) -> str:
+        return next((f["type"] for f in self.filter_fields if f["name"] == self.field), "")
+
+    @rx.var
+    def field_choices(self) -> list[str]:
+        return next((list(f["choices"]) for f in self.filter_fields if f["name"] == self.field), [])
+
+    @rx.var
+    def summary(self) -> str:
+        noun = "contact" if self.total == 1 else "contacts"
+        count = f"{self.total:,}" if self.exact else f"About {self.total:,}"
+        return f"{count} {noun}" + (" match" if self.filtered else "")
+
+    def _query(self) -> ContactQuery:
+        return ContactQuery(
+            q=self.q,
+            status="" if self.status == ANY else self.status,
+            field="" if self.field == ANY else self.field,
+            value=self.value if self.field != ANY else "",
+            sort=self.sort,
+            page=self.page,
+            per_page=PER_PAGE,
+        )
+
+    async def _refresh(self, scope):
+        self.loading = True
+        yield
+        try:
+            result = await asyncio.to_thread(contacts.search_contacts, scope, self._query())
+        except ValidationFailed as exc:
+            self.loading = False
+            yield rx.toast.error(exc.message)
+            return
+        self.items = [card_dict(c) for c in result.items]
+        self.total, self.exact, self.pages, self.has_next = result.total, result.total_exact, result.pages, result.has_next
+        self.loading = False
+
+    async def _reload(self, page: int = 1):
+        scope = await require_scope(self, admin=True)
+        self.page = page
+        async for update in self._refresh(scope):
+            yield update
+
+    @rx.event
+    async def load(self):
+        scope = await require_scope(self, admin=True)
+        params = self.router.url.query_parameters
+        self.q = params.get("q", "")
+        self.status = params.get("status", ANY) if params.get("status") in contacts.STATUS_LABELS else ANY
+        self.field, self.value, self.page = ANY, "", 1
+        definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
+        self.filter_fields = [{"name": d.name, "label": d.label, "type": d.type,
+                               "choices": d.choices if d.type == "select" else ["Yes", "No"]} for d in definitions]
+        async for update in self._refresh(scope):
+            yield update
+
+    @rx.event
+    async def set_q(self, value: str):
+        self.q = value[:200]
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def set_status(self, value: str):
+        self.status = value
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def set_field(self, value: str):
+        self.field, self.value = value, ""
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def set_value(self, value: str):
+        self.value = value[:200]
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def set_sort(self, value: str):
+        self.sort = value if value in contacts.SORTS else "newest"
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def next_page(self):
+        async for update in self._reload(self.page + 1):
+            yield update
+
+    @rx.event
+    async def prev_page(self):
+        async for update in self._reload(max(1, self.page - 1)):
+            yield update
+
+    @rx.event
+    async def clear_filters(self):
+        self.q, self.status, self.field, self.value = "", ANY, ANY, ""
+        async for update in self._reload():
+            yield update
+
+    @rx.event
+    async def open_new(self):
+        await self._show_form(await require_scope(self, admin=True), None)
+
+    async def _save(self, scope, data):
+        detail = await asyncio.to_thread(contacts.create_contact, scope, data)
+        return [rx.toast.success(f"{detail.card.contact_name} was added."), rx.redirect(f"/crm/contacts/{detail.card.id}")]
+
+
+def _filters() -> rx.Component:
+    S = ContactsState
+    value_control = rx.cond(
+        (S.field_type == "select") | (S.field_type == "boolean"),
+        rx.select(S.field_choices, value=S.value, on_change=S.set_value, placeholder="Any value", width="160px"),
+        rx.input(value=S.value, on_change=S.set_value, debounce_timeout=350, placeholder="Value", width="160px",
+                 data_testid="field-value"),
+    )
+    return rx.hstack(
+        rx.input(
+            rx.input.slot(rx.icon("search", size=16)),
+            value=S.q,
+            on_change=S.set_q,
+            debounce_timeout=300,
+            placeholder="Search name, business, email or phone",
+            width="340px",
+            data_testid="contact-search",
+        ),
+        rx.select.root(
+            rx.select.trigger(placeholder="Status", data_testid="status-filter"),
+            rx.select.content(
+                rx.select.item("All statuses", value=ANY),
+                *[rx.select.item(label, value=value) for value, label in contacts.STATUS_LABELS.items()],
+            ),
+            value=S.status,
+            on_change=S.set_status,
+        ),
+        rx.cond(
+            S.filter_fields.length() > 0,
+            rx.hstack(
+                rx.select.root(
+                    rx.select.trigger(placeholder="Custom field", data_testid="field-filter"),
+                    rx.select.content(
+                        rx.select.item("No field filter", value=ANY),
+                        rx.foreach(S.filter_fields, lambda f: rx.select.item(f["label"].to(str), value=f["name"].to(str))),
+                    ),
+                    value=S.field,
+                    on_change=S.set_field,
+                ),
+                rx.cond(S.field != ANY, value_control),
+                spacing="2",
+            ),
+        ),
+        rx.spacer(),
+        rx.select.root(
+            rx.select.trigger(data_testid="sort"),
+            rx.select.content(*[rx.select.item(label, value=value) for value, label in contacts.SORTS.items()]),
+            value=S.sort,
+            on_change=S.set_sort,
+        ),
+        rx.cond(S.filtered, rx.button(rx.icon("x", size=14), "Clear", variant="ghost", on_click=S.clear_filters)),
+        width="100%",
+        spacing="2",
+        align="center",
+        wrap="wrap",
+    )
+
+
+def _results() -> rx.Component:
+    S = ContactsState
+    return rx.cond(
+        S.items.length() > 0,
+        rx.vstack(
+            rx.box(
+                rx.grid(rx.foreach(S.items, contact_card), columns=rx.breakpoints(initial="1", sm="2", lg="3"),
+                        spacing="3", width="100%"),
+                opacity=rx.cond(S.loading, "0.5", "1"),
+                transition="opacity 120ms",
+                width="100%",
+            ),
+            pager(S.page, S.pages, S.page > 1, S.has_next, S.prev_page, S.next_page, S.summary),
+            spacing="3",
+            width="100%",
+        ),
+        rx.cond(
+            S.loading,
+            rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
+            rx.cond(
+                S.filtered,
+                empty_state("search-x", "No contacts match", "Try fewer words, another status, or clear the filters.",
+                            rx.button("Clear filters", variant="soft", on_click=S.clear_filters)),
+                empty_state("contact", "No contacts yet",
+                            "Add your first contact, or import a spreadsheet of them. Each contact gets a card, a "
+                            "status and a timeline of every call, email and meeting.",
+                            rx.button(rx.icon("plus", size=16), "New contact", on_click=S.open_new)),
+            ),
+        ),
+    )
+
+
+def contacts_page() -> rx.Component:
+    return page_shell(
+        "Contacts",
+        crm_tabs("Contacts"),
+        _filters(),
+        _results(),
+        contact_form_dialog(ContactsState),
+        subtitle="Everyone your organisation works with",
+        actions=rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new,
+                          data_testid="new-contact"),
+    )

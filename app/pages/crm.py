@@ -1,0 +1,131 @@
+"""The CRM dashboard: contacts by status, growth per week, recent activity and upcoming follow-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from app.components.cards import empty_state, section, stat_tile
+from app.components.charts import horizontal_bars, weekly_bars
+from app.components.crm import activity_row, crm_tabs
+from app.components.layout import page_shell
+from app.pages.contact_detail import entry_dict
+from app.services import crm_dashboard
+from app.session import require_scope
+
+
+class CrmDashboardState(rx.State):
+    loading: bool = True
+    total: int = 0
+    new_30_days: int = 0
+    customers: int = 0
+    open_follow_ups: int = 0
+    status_figure: go.Figure = go.Figure()
+    weekly_figure: go.Figure = go.Figure()
+    statuses: list[dict[str, Any]] = []
+    recent: list[dict[str, Any]] = []
+    follow_ups: list[dict[str, Any]] = []
+
+    @rx.event
+    async def load(self):
+        scope = await require_scope(self, admin=True)
+        board = await asyncio.to_thread(crm_dashboard.crm_dashboard, scope)
+        self.total = board.growth.total
+        self.new_30_days = board.growth.last_30_days
+        self.customers = sum(t.count for t in board.totals if t.status in ("customer", "closed_won"))
+        self.open_follow_ups = board.open_follow_ups
+        self.statuses = [{**t.__dict__} for t in board.totals]
+        self.status_figure = horizontal_bars([t.label for t in board.totals], [t.count for t in board.totals],
+                                             [t.color for t in board.totals])
+        self.weekly_figure = weekly_bars(board.growth.per_week, name="Contacts created")
+        self.recent = [entry_dict(e) for e in board.recent]
+        self.follow_ups = [entry_dict(e) for e in board.follow_ups]
+        self.loading = False
+
+
+S = CrmDashboardState
+
+
+def _chart(figure) -> rx.Component:
+    return rx.plotly(data=figure, config={"displayModeBar": False}, use_resize_handler=True, width="100%")
+
+
+def _status_links() -> rx.Component:
+    return rx.hstack(
+        rx.foreach(
+            S.statuses,
+            lambda t: rx.link(
+                rx.badge(t["label"], " ", t["count"], color_scheme=t["color"], variant="soft", radius="full"),
+                href="/crm/contacts?status=" + t["status"].to(str),
+                underline="none",
+            ),
+        ),
+        wrap="wrap",
+        spacing="2",
+    )
+
+
+def _dashboard() -> rx.Component:
+    return rx.vstack(
+        rx.grid(
+            stat_tile("Contacts", S.total, "contact"),
+            stat_tile("New in 30 days", S.new_30_days, "user-plus"),
+            stat_tile("Customers", S.customers, "badge-check", "customer or closed won"),
+            stat_tile("Open follow-ups", S.open_follow_ups, "alarm-clock"),
+            columns=rx.breakpoints(initial="2", md="4"),
+            spacing="4",
+            width="100%",
+        ),
+        rx.grid(
+            section("Contacts by status", rx.box(_chart(S.status_figure), width="100%", data_testid="status-chart"),
+                    _status_links()),
+            section("Contacts created per week", rx.box(_chart(S.weekly_figure), width="100%", data_testid="growth-chart")),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="4",
+            width="100%",
+        ),
+        rx.grid(
+            section(
+                "Upcoming follow-ups",
+                rx.cond(S.follow_ups.length() > 0,
+                        rx.vstack(rx.foreach(S.follow_ups, activity_row), spacing="0", width="100%"),
+                        rx.text("No open tasks or follow-ups. Add one from a contact's timeline.", size="2",
+                                color_scheme="gray")),
+            ),
+            section(
+                "Recent activity",
+                rx.cond(S.recent.length() > 0,
+                        rx.vstack(rx.foreach(S.recent, activity_row), spacing="0", width="100%"),
+                        rx.text("Calls, emails, meetings and notes logged on contacts show up here.", size="2",
+                                color_scheme="gray")),
+            ),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="4",
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
+    )
+
+
+def crm_page() -> rx.Component:
+    return page_shell(
+        "CRM",
+        crm_tabs("Dashboard"),
+        rx.cond(
+            S.loading,
+            rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
+            rx.cond(
+                S.total > 0,
+                _dashboard(),
+                empty_state("contact", "No contacts yet",
+                            "Your pipeline, weekly growth and follow-ups appear here once you add contacts.",
+                            rx.link(rx.button(rx.icon("plus", size=16), "Add contacts"), href="/crm/contacts")),
+            ),
+        ),
+        subtitle="Your pipeline at a glance",
+        actions=rx.link(rx.button(rx.icon("contact", size=16), "View contacts", variant="soft"), href="/crm/contacts"),
+    )

@@ -1,0 +1,531 @@
+"""Contacts: validation, create/update/delete, and the server-side search that pages through a million rows.
+
+Every function takes the caller's Scope and touches only that organisation's rows; changes need an admin.
+Search combines PostgreSQL full-text (names and phone digits, prefix-matched, GIN index) with prefix matches
+on the normalised email (btree). Totals come from `contact_stats` when the filter allows, otherwise from a
+count capped at COUNT_CAP and then the planner's estimate, so a broad search never counts a million rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, false, func, or_, text
+from sqlalchemy.orm import aliased
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.services import custom_fields as cf
+from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.scope import Scope
+from app.services.validation import clean_text, email_problem, normalise_email, normalise_phone, parse_uuid
+from models import Contact, ContactInteraction, StripeSubscription
+from models.base import utcnow
+from models.crm import CONTACT_STATUSES
+from models.db import session_scope
+
+STATUS_LABELS = {
+    "lead": "Lead",
+    "prospect": "Prospect",
+    "qualified": "Qualified",
+    "customer": "Customer",
+    "closed_won": "Closed won",
+    "closed_lost": "Closed lost",
+    "inactive": "Inactive",
+}
+STATUS_COLORS = {
+    "lead": "gray",
+    "prospect": "blue",
+    "qualified": "violet",
+    "customer": "green",
+    "closed_won": "grass",
+    "closed_lost": "red",
+    "inactive": "orange",
+}
+# Column -> (label, max length, required). The same rules serve the forms, the REST API and the CSV import.
+CONTACT_FIELDS: dict[str, tuple[str, int, bool]] = {
+    "business_name": ("Business name", 255, True),
+    "contact_name": ("Contact name", 255, True),
+    "contact_email": ("Email", 254, False),
+    "contact_role": ("Role", 255, False),
+    "phone": ("Phone", 64, False),
+    "website": ("Website", 500, False),
+    "address": ("Address", 2000, False),
+    "city": ("City", 120, False),
+    "state": ("State", 120, False),
+    "notes": ("Notes", 10000, False),
+    "stripe_customer_id": ("Stripe customer id", 255, False),
+}
+SORTS = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "name": "Business name A–Z",
+    "recent": "Recently contacted",
+}
+PER_PAGE_MAX = 100
+COUNT_CAP = 1_000
+MAX_QUERY_TERMS = 8
+_STRIPE_CUSTOMER_RE = re.compile(r"^cus_[A-Za-z0-9]{4,250}$")
+_WORD_RE = re.compile(r"[^\W_]+")
+_PHONE_QUERY_RE = re.compile(r"^[\d\s().+\-]+$")
+
+
+# --- views -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """What a contact card shows."""
+
+    id: str
+    business_name: str
+    contact_name: str
+    contact_role: str
+    email: str
+    phone: str
+    city: str
+    state: str
+    status: str
+    status_label: str
+    last_interaction_at: str  # ISO 8601, "" when never
+    subscription_status: str  # Stripe subscription status, "" when not linked
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ContactDetail:
+    card: ContactCard
+    website: str
+    address: str
+    notes: str
+    stripe_customer_id: str
+    custom_fields: dict[str, Any]
+    updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.card.__dict__,
+            "website": self.website,
+            "address": self.address,
+            "notes": self.notes,
+            "stripe_customer_id": self.stripe_customer_id,
+            "custom_fields": dict(self.custom_fields),
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class ContactQuery:
+    q: str = ""
+    status: str = ""
+    field: str = ""  # a custom field's key
+    value: str = ""
+    sort: str = "newest"
+    page: int = 1
+    per_page: int = 24
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    items: list[ContactCard]
+    total: int
+    total_exact: bool  # False: `total` is the planner's estimate (more than COUNT_CAP match)
+    page: int
+    per_page: int
+    has_next: bool
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page), self.page + self.has_next)
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _card(row: Contact, subscription_status: str = "") -> ContactCard:
+    return ContactCard(
+        id=str(row.id),
+        business_name=row.business_name,
+        contact_name=row.contact_name,
+        contact_role=row.contact_role or "",
+        email=row.contact_email or "",
+        phone=row.phone or "",
+        city=row.city or "",
+        state=row.state or "",
+        status=row.status,
+        status_label=STATUS_LABELS.get(row.status, row.status),
+        last_interaction_at=_iso(row.last_interaction_at),
+        subscription_status=subscription_status,
+        created_at=_iso(row.created_at),
+    )
+
+
+def _detail(row: Contact, subscription_status: str = "") -> ContactDetail:
+    return ContactDetail(
+        card=_card(row, subscription_status),
+        website=row.website or "",
+        address=row.address or "",
+        notes=row.notes or "",
+        stripe_customer_id=row.stripe_customer_id or "",
+        custom_fields=dict(row.custom_fields or {}),
+        updated_at=_iso(row.updated_at),
+    )
+
+
+def _subscription_statuses(session: Session, scope: Scope, customer_ids: set[str]) -> dict[str, str]:
+    """Latest subscription status per linked Stripe customer, from this organisation's own billing mirror."""
+    if not customer_ids:
+        return {}
+    rows = session.exec(
+        select(StripeSubscription.stripe_customer_id, StripeSubscription.status)
+        .where(StripeSubscription.tenant_id == scope.tenant_id, StripeSubscription.stripe_customer_id.in_(customer_ids))
+        .order_by(StripeSubscription.created_at)
+    ).all()
+    return {customer: status for customer, status in rows}
+
+
+# --- validation --------------------------------------------------------------------------------------------
+
+
+def status_problem(status: Any) -> str | None:
+    if status in CONTACT_STATUSES:
+        return None
+    return f"Unknown status “{str(status)[:40]}”. Use one of: {', '.join(CONTACT_STATUSES)}."
+
+
+def clean_contact(
+    data: dict[str, Any], definitions: list[cf.FieldDef], existing: Contact | None = None, *, partial: bool = False
+) -> dict[str, Any]:
+    """Column values for a contact from user input, or ValidationFailed naming every problem.
+
+    `partial` (API PATCH): only the keys present change; otherwise every contact field is taken from `data`.
+    """
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, (label, max_length, required) in CONTACT_FIELDS.items():
+        if partial and name not in data:
+            continue
+        raw = data.get(name)
+        if raw is not None and not isinstance(raw, str):
+            raw = str(raw)
+        value, problem = clean_text(raw, max_length=max_length, label=label, required=required)
+        if problem:
+            errors[name] = problem
+            continue
+        values[name] = value
+    email = values.get("contact_email")
+    if email:
+        if problem := email_problem(email):
+            errors["contact_email"] = problem
+    if "contact_email" in values:
+        values["email_normalized"] = normalise_email(email) or None
+    phone = values.get("phone")
+    if "phone" in values:
+        normalized = normalise_phone(phone) if phone else None
+        if phone and normalized is None:
+            errors["phone"] = f"“{phone[:40]}” is not a phone number."
+        values["phone_normalized"] = normalized
+    website = values.get("website")
+    if website and not re.match(r"^https?://", website, re.I):
+        values["website"] = "https://" + website
+    customer = values.get("stripe_customer_id")
+    if customer and not _STRIPE_CUSTOMER_RE.match(customer):
+        errors["stripe_customer_id"] = "A Stripe customer id looks like cus_ followed by letters and digits."
+    if not partial or "status" in data:
+        status = data.get("status") or ("lead" if existing is None else existing.status)
+        if problem := status_problem(status):
+            errors["status"] = problem
+        else:
+            values["status"] = status
+    if not partial or "custom_fields" in data:
+        raw_custom = data.get("custom_fields") or {}
+        if not isinstance(raw_custom, dict):
+            errors["custom_fields"] = "custom_fields must be an object of field key to value."
+        else:
+            try:
+                values["custom_fields"] = cf.validate_values(
+                    definitions, raw_custom, existing.custom_fields if existing else None, partial=partial
+                )
+            except ValidationFailed as exc:
+                errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def _duplicate_message(session: Session, scope: Scope, email_normalized: str, exclude_id=None) -> str | None:
+    query = select(Contact.contact_name, Contact.business_name).where(
+        Contact.tenant_id == scope.tenant_id, Contact.email_normalized == email_normalized
+    )
+    if exclude_id is not None:
+        query = query.where(Contact.id != exclude_id)
+    row = session.exec(query).first()
+    if row is None:
+        return None
+    return f"{row[0]} ({row[1]}) already uses {email_normalized}. Each email can belong to one contact."
+
+
+# --- reads -------------------------------------------------------------------------------------------------
+
+
+def load_contact(session: Session, scope: Scope, contact_id: Any, *, lock: bool = False) -> Contact:
+    """The organisation's contact row, or NotFound (also for another organisation's id)."""
+    query = select(Contact).where(
+        Contact.id == parse_uuid(contact_id, "That contact does not exist."), Contact.tenant_id == scope.tenant_id
+    )
+    row = session.exec(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound("That contact does not exist.")
+    return row
+
+
+def get_contact(scope: Scope, contact_id: Any) -> ContactDetail:
+    scope.require_admin()
+    with session_scope() as session:
+        row = load_contact(session, scope, contact_id)
+        statuses = _subscription_statuses(session, scope, {row.stripe_customer_id} - {None})
+        return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
+
+
+def search_terms(q: str) -> str | None:
+    """A tsquery for what someone typed: every word as a prefix; phone-like input also as one digit string."""
+    words = _WORD_RE.findall(q.lower())[:MAX_QUERY_TERMS]
+    if not words:
+        return None
+    query = " & ".join(f"{w}:*" for w in words)
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 3 and _PHONE_QUERY_RE.match(q.strip()):
+        alternatives = {digits, digits[1:] if digits.startswith("1") and len(digits) > 4 else digits}
+        query = " | ".join([f"({query})"] + [f"{d}:*" for d in sorted(alternatives)])
+    return query
+
+
+def _like_prefix(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _search_condition(entity: Any, q: str) -> Any:
+    """Full-text prefix match on names and phone digits, or an email prefix; `entity` is Contact or an alias."""
+    matches = []
+    if terms := search_terms(q):
+        matches.append(entity.search_vector.op("@@")(func.to_tsquery("simple", terms)))
+    if "@" in q or len(_WORD_RE.findall(q)) == 1:
+        matches.append(entity.email_normalized.like(_like_prefix(normalise_email(q)), escape="\\"))
+    # Punctuation alone matches nothing (rather than everything).
+    return or_(*matches) if matches else false()
+
+
+def _base_filters(scope: Scope, query: ContactQuery, definitions: list[cf.FieldDef]) -> list[Any]:
+    """The organisation, the status and the custom-field filter: everything but the search text."""
+    conditions: list[Any] = [Contact.tenant_id == scope.tenant_id]
+    if query.status:
+        if problem := status_problem(query.status):
+            raise ValidationFailed({"status": problem})
+        conditions.append(Contact.status == query.status)
+    if query.field:
+        definition = next((d for d in definitions if d.name == query.field and d.active), None)
+        if definition is None:
+            raise ValidationFailed({"field": f"There is no custom field “{query.field}” to filter by."})
+        if query.value.strip() == "":
+            conditions.append(Contact.custom_fields.has_key(definition.name))  # noqa: W601 (JSONB ?)
+        elif definition.type == "text":
+            pattern = "%" + _like_prefix(query.value.strip())[:-1] + "%"
+            conditions.append(Contact.custom_fields[definition.name].astext.ilike(pattern, escape="\\"))
+        else:
+            value, problem = cf.coerce_value(definition, query.value)
+            if problem:
+                raise ValidationFailed({"value": problem})
+            conditions.append(Contact.custom_fields.contains({definition.name: value}))
+    return conditions
+
+
+def _search_text(query: ContactQuery) -> str:
+    return (query.q or "").strip()[:200]
+
+
+def contact_filters(scope: Scope, query: ContactQuery, definitions: list[cf.FieldDef]) -> list[Any]:
+    """WHERE conditions for a contacts query (the page, its count and the CSV export share them)."""
+    conditions = _base_filters(scope, query, definitions)
+    if q := _search_text(query):
+        conditions.append(_search_condition(Contact, q))
+    return conditions
+
+
+def _order(entity: Any, sort: str) -> tuple[Any, Any]:
+    if sort == "newest":
+        return entity.created_at.desc(), entity.id.desc()
+    if sort == "oldest":
+        return entity.created_at.asc(), entity.id.asc()
+    if sort == "name":
+        return entity.business_name.asc(), entity.id.asc()
+    if sort == "recent":
+        return entity.last_interaction_at.desc().nulls_last(), entity.id.desc()
+    raise ValidationFailed({"sort": f"Sort by one of: {', '.join(SORTS)}."})
+
+
+def ordered(statement: Select, sort: str, entity: Any = Contact) -> Select:
+    return statement.order_by(*_order(entity, sort))
+
+
+def _estimate(session: Session, statement: Select) -> int:
+    """The planner's row estimate for a query (no rows are read)."""
+    compiled = statement.compile(session.get_bind())
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _count(
+    session: Session, scope: Scope, query: ContactQuery, conditions: list[Any], estimate: int | None = None
+) -> tuple[int, bool]:
+    """(total, exact). Exact from the statistics table when only a status filters. Otherwise the planner's
+    estimate decides: a clearly large result is reported as "about N" (counting every match of a broad word
+    would read most of the table); a smaller one is counted, up to COUNT_CAP."""
+    if not query.q.strip() and not query.field:
+        sql = "SELECT coalesce(sum(n), 0) FROM contact_stats WHERE tenant_id = :t"
+        params: dict[str, Any] = {"t": scope.tenant_id}
+        if query.status:
+            sql += " AND status = :s"
+            params["s"] = query.status
+        return int(session.execute(text(sql), params).scalar()), True
+    matching = select(Contact.id).where(and_(*conditions))
+    estimate = estimate or _estimate(session, matching)
+    if estimate > COUNT_CAP * 4:
+        return estimate, False
+    capped = matching.limit(COUNT_CAP + 1).subquery()
+    total = int(session.execute(select(func.count()).select_from(capped)).scalar())
+    if total <= COUNT_CAP:
+        return total, True
+    return max(COUNT_CAP + 1, estimate), False
+
+
+WINDOW_MAX = 60_000
+
+
+def _windowed_page(
+    session: Session, base: list[Any], q: str, sort: str, offset: int, limit: int
+) -> tuple[list[Contact], int] | None:
+    """A page for a multi-word search, read by walking the sort order through a bounded window.
+
+    The planner multiplies the words' selectivities as if they were independent ("oral" and "surgery" are
+    not), expects a few matches and reads every match through the GIN index before sorting. When each word
+    alone is common, walking the sort index and testing rows is far cheaper. The first `offset + limit`
+    matches inside a prefix of the ordering are the first overall, so the window's answer is exact; None
+    when the window is not worth trying or does not hold the page (the caller then lets the planner choose).
+    Also returns the rarest word's estimate: a better guess of the total than the planner's for this search.
+    """
+    words = _WORD_RE.findall(q.lower())
+    if len(words) < 2:
+        return None
+    base_rows = _estimate(session, select(Contact.id).where(*base))
+    least = min(_estimate(session, select(Contact.id).where(*base, _search_condition(Contact, w))) for w in words[:3])
+    if base_rows <= 0 or least <= 0:
+        return None
+    window = int((offset + limit) * base_rows / least * 1.5) + 100
+    if window > WINDOW_MAX:
+        return None
+    inner = ordered(select(Contact).where(*base), sort).limit(window).subquery()
+    W = aliased(Contact, inner)
+    rows = session.exec(ordered(select(W).where(_search_condition(W, q)), sort, W).offset(offset).limit(limit)).all()
+    return (list(rows), least) if len(rows) == limit else None
+
+
+def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
+    scope.require_admin()
+    per_page = max(1, min(int(query.per_page or 24), PER_PAGE_MAX))
+    page = max(1, int(query.page or 1))
+    offset = (page - 1) * per_page
+    sort = query.sort or "newest"
+    with session_scope() as session:
+        definitions = cf.list_fields(scope, session=session)
+        base = _base_filters(scope, query, definitions)
+        q = _search_text(query)
+        conditions = base + ([_search_condition(Contact, q)] if q else [])
+        windowed = _windowed_page(session, base, q, sort, offset, per_page + 1) if q else None
+        rows, estimate = windowed or (None, None)
+        if rows is None:
+            statement = ordered(select(Contact).where(and_(*conditions)), sort)
+            rows = session.exec(statement.offset(offset).limit(per_page + 1)).all()
+        has_next, rows = len(rows) > per_page, rows[:per_page]
+        if not has_next and (rows or page == 1):
+            total, exact = offset + len(rows), True  # this page is the last: no need to count
+        else:
+            total, exact = _count(session, scope, query, conditions, estimate)
+        statuses = _subscription_statuses(session, scope, {r.stripe_customer_id for r in rows} - {None})
+        items = [_card(r, statuses.get(r.stripe_customer_id or "", "")) for r in rows]
+    return ContactPage(items=items, total=total, total_exact=exact, page=page, per_page=per_page, has_next=has_next)
+
+
+# --- changes -----------------------------------------------------------------------------------------------
+
+
+def _status_note(scope: Scope, contact: Contact, old: str, new: str) -> ContactInteraction:
+    """The timeline entry a status change leaves."""
+    return ContactInteraction(
+        tenant_id=scope.tenant_id,
+        contact_id=contact.id,
+        user_id=scope.user_id,
+        interaction_type="note",
+        subject=f"Status changed from {STATUS_LABELS[old]} to {STATUS_LABELS[new]}",
+        content=f"{contact.contact_name}'s status is now {STATUS_LABELS[new]}.",
+        interaction_date=utcnow(),
+        meta={"kind": "status_change", "from": old, "to": new},
+    )
+
+
+def create_contact(scope: Scope, data: dict[str, Any]) -> ContactDetail:
+    scope.require_admin()
+    with session_scope() as session:
+        definitions = cf.list_fields(scope, session=session)
+        values = clean_contact(data, definitions)
+        if values.get("email_normalized") and (message := _duplicate_message(session, scope, values["email_normalized"])):
+            raise Conflict(message)
+        row = Contact(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id, **values)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
+        return _detail(row)
+
+
+def update_contact(scope: Scope, contact_id: Any, data: dict[str, Any], *, partial: bool = False) -> ContactDetail:
+    """Edit a contact. A status change also leaves a timeline entry."""
+    scope.require_admin()
+    with session_scope() as session:
+        row = load_contact(session, scope, contact_id, lock=True)
+        definitions = cf.list_fields(scope, include_inactive=True, session=session)
+        values = clean_contact(data, definitions, row, partial=partial)
+        if values.get("email_normalized") and values["email_normalized"] != row.email_normalized:
+            if message := _duplicate_message(session, scope, values["email_normalized"], exclude_id=row.id):
+                raise Conflict(message)
+        old_status = row.status
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+        if row.status != old_status:
+            session.add(_status_note(scope, row, old_status, row.status))
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
+        statuses = _subscription_statuses(session, scope, {row.stripe_customer_id} - {None})
+        return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
+
+
+def set_status(scope: Scope, contact_id: Any, status: str) -> ContactDetail:
+    return update_contact(scope, contact_id, {"status": status}, partial=True)
+
+
+def delete_contact(scope: Scope, contact_id: Any) -> str:
+    """Delete a contact and its timeline. Returns its name for the confirmation message."""
+    scope.require_admin()
+    with session_scope() as session:
+        row = load_contact(session, scope, contact_id, lock=True)
+        name = row.contact_name
+        session.delete(row)
+    return name

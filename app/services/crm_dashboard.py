@@ -1,0 +1,90 @@
+"""The CRM dashboard: totals by status, contacts created per week, recent activity and upcoming follow-ups.
+
+Totals and growth read `contact_stats` (kept by triggers on contacts), so they cost the same at a hundred
+contacts as at a million.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import text
+
+from app.services import interactions
+from app.services.contacts import STATUS_COLORS, STATUS_LABELS
+from app.services.scope import Scope
+from models.base import utcnow
+from models.crm import CONTACT_STATUSES
+from models.db import session_scope
+
+
+@dataclass(frozen=True)
+class StatusTotal:
+    status: str
+    label: str
+    count: int
+    color: str
+
+
+@dataclass(frozen=True)
+class Growth:
+    total: int
+    last_30_days: int
+    # (Monday of the week, contacts created that week), oldest first, empty weeks included.
+    per_week: list[tuple[date, int]]
+
+
+@dataclass(frozen=True)
+class CrmDashboard:
+    totals: list[StatusTotal]
+    growth: Growth
+    recent: list[interactions.InteractionView]
+    follow_ups: list[interactions.InteractionView]
+    open_follow_ups: int
+
+
+def contact_growth(scope: Scope, weeks: int = 12, session=None) -> Growth:
+    today = utcnow().date()
+    first_monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
+    sql = text(
+        """
+        SELECT date_trunc('week', day)::date AS week, sum(n) AS n,
+               sum(n) FILTER (WHERE day > :month_ago) AS recent
+        FROM contact_stats WHERE tenant_id = :t GROUP BY 1
+        """
+    )
+
+    def run(s) -> Growth:
+        rows = s.execute(sql, {"t": scope.tenant_id, "month_ago": today - timedelta(days=30)}).all()
+        counts = {row.week: int(row.n) for row in rows}
+        return Growth(
+            total=sum(counts.values()),
+            last_30_days=sum(int(row.recent or 0) for row in rows),
+            per_week=[(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)],
+        )
+
+    if session is not None:
+        return run(session)
+    with session_scope() as s:
+        return run(s)
+
+
+def status_totals(scope: Scope) -> list[StatusTotal]:
+    with session_scope() as session:
+        rows = session.execute(
+            text("SELECT status, sum(n) FROM contact_stats WHERE tenant_id = :t GROUP BY status"), {"t": scope.tenant_id}
+        ).all()
+    counts = {status: int(n) for status, n in rows}
+    return [StatusTotal(s, STATUS_LABELS[s], counts.get(s, 0), STATUS_COLORS[s]) for s in CONTACT_STATUSES]
+
+
+def crm_dashboard(scope: Scope) -> CrmDashboard:
+    scope.require_admin()
+    return CrmDashboard(
+        totals=status_totals(scope),
+        growth=contact_growth(scope),
+        recent=interactions.recent_activity(scope),
+        follow_ups=interactions.upcoming_follow_ups(scope),
+        open_follow_ups=interactions.count_open_follow_ups(scope),
+    )
