@@ -36,6 +36,7 @@ class TurnFailed(Event):
 
     kind = "error"
     message: str
+    status: int = 500  # the HTTP status the REST API answers with
 
 
 async def run_turn(
@@ -64,7 +65,7 @@ async def run_turn(
     except ServiceError as exc:
         await asyncio.to_thread(conversations.add_error, scope, conversation_id, exc.message)
         stored = True
-        yield TurnFailed(exc.message)
+        yield TurnFailed(exc.message, exc.status_code)
     except Exception:
         log.exception("chat turn failed")
         text = "Something went wrong while the specialists were answering. It has been logged; please try again."
