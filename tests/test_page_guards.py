@@ -14,7 +14,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: every page state exists)
+from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
+from app.pages.chat import ChatState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
 from app.pages.team import TeamState
@@ -29,6 +31,8 @@ from reflex.state import State
 REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     HomeState: "signed_in",
     TeamState: "admin",
+    ChatState: "signed_in",
+    AgentsState: "admin",
     PlatformState: "super_admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
 }
