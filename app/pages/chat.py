@@ -336,7 +336,7 @@ def _conversation_item(item: dict) -> rx.Component:
     selected = item["id"] == ChatState.conversation_id
     return rx.hstack(
         rx.box(
-            rx.text(item["title"], size="2", weight=rx.cond(selected, "bold", "regular"), trim="both",
+            rx.text(item["title"], size="2", weight=rx.cond(selected, "bold", "regular"),
                     white_space="nowrap", overflow="hidden", text_overflow="ellipsis"),
             rx.text(item["when"], size="1", color_scheme="gray"),
             on_click=ChatState.open_conversation(item["id"]),

@@ -118,7 +118,7 @@ class FakeLLM:
                 "usage": usage,
             })
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        system = _system(body)[:60]
+        system = _system(body)[:200]
         return _SSE(self._chunks(rule, text, ident, created, model, usage if include_usage else None, system))
 
     async def _chunks(self, rule: Rule, text: str, ident: str, created: int, model: str, usage, system: str):

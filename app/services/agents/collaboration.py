@@ -41,6 +41,7 @@ from app.settings import get_settings
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 6
+MAX_CHOSEN_AGENTS = 8  # a caller naming specialists itself may ask more than the moderator's 3
 OFFLINE_NOTICE = "Offline mode: no language model is configured, so this answer quotes the specialists' reference notes."
 FAILED_NOTICE = "No specialist could answer ({who}), so this answer quotes their reference notes instead."
 
@@ -142,7 +143,7 @@ class CollaborationManager:
             unknown = [a for a in agents if a not in by_slug]
             if unknown:
                 raise ValidationFailed({"agents": "Unknown or disabled specialists: " + ", ".join(unknown) + "."})
-            decision = router.RouteDecision(list(dict.fromkeys(agents))[: router.MAX_AGENTS], "Chosen by the caller.",
+            decision = router.RouteDecision(list(dict.fromkeys(agents))[:MAX_CHOSEN_AGENTS], "Chosen by the caller.",
                                             "manual")
         else:
             decision = await router.route(message, history, specs, use_llm=not self.offline)
