@@ -77,3 +77,19 @@ def form_field(label: str, control: rx.Component, error: rx.Var | None = None, h
         spacing="1",
         width="100%",
     )
+
+
+def confirm(trigger: rx.Component, title, description: str, action: str, on_confirm) -> rx.Component:
+    """A destructive action behind a confirmation dialog."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(trigger),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(title),
+            rx.alert_dialog.description(description, size="2"),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(action, color_scheme="red", on_click=on_confirm)),
+                justify="end", spacing="3", margin_top="12px",
+            ),
+        ),
+    )

@@ -9,7 +9,7 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import empty_state, form_field, section
+from app.components.cards import confirm, empty_state, form_field, section
 from app.components.layout import page_shell
 from app.services.agents import specialists
 from app.services.errors import Conflict, ValidationFailed
@@ -118,21 +118,12 @@ def _row(row: rx.Var) -> rx.Component:
                           on_click=AgentsState.open_edit(row["id"]), data_testid="edit-specialist"),
                 rx.cond(
                     row["is_active"],
-                    rx.alert_dialog.root(
-                        rx.alert_dialog.trigger(rx.button("Disable", size="1", variant="soft", color_scheme="red",
-                                                          data_testid="disable-specialist")),
-                        rx.alert_dialog.content(
-                            rx.alert_dialog.title("Disable ", row["name"], "?"),
-                            rx.alert_dialog.description(
-                                "The moderator stops consulting this specialist. You can enable it again at any time.",
-                                size="2"),
-                            rx.hstack(
-                                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                                rx.alert_dialog.action(rx.button("Disable", color_scheme="red",
-                                                                 on_click=AgentsState.set_active(row["id"], False))),
-                                justify="end", spacing="3", margin_top="12px",
-                            ),
-                        ),
+                    confirm(
+                        rx.button("Disable", size="1", variant="soft", color_scheme="red", data_testid="disable-specialist"),
+                        rx.text("Disable ", row["name"], "?"),
+                        "The moderator stops consulting this specialist. You can enable it again at any time.",
+                        "Disable",
+                        AgentsState.set_active(row["id"], False),
                     ),
                     rx.button("Enable", size="1", variant="soft", on_click=AgentsState.set_active(row["id"], True)),
                 ),

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 
-from app.components.cards import empty_state
+from app.components.cards import confirm, empty_state
 from app.components.layout import page_shell
 from app.integrations.llm import llm_configured
 from app.services.agents import conversations, run_turn
@@ -344,19 +344,13 @@ def _conversation_item(item: dict) -> rx.Component:
             flex="1",
             min_width="0",
         ),
-        rx.alert_dialog.root(
-            rx.alert_dialog.trigger(rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost",
-                                                   color_scheme="gray", aria_label="Delete conversation")),
-            rx.alert_dialog.content(
-                rx.alert_dialog.title("Delete this conversation?"),
-                rx.alert_dialog.description("Its messages are removed for good.", size="2"),
-                rx.hstack(
-                    rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                    rx.alert_dialog.action(rx.button("Delete", color_scheme="red",
-                                                     on_click=ChatState.delete_conversation(item["id"]))),
-                    justify="end", spacing="3", margin_top="12px",
-                ),
-            ),
+        confirm(
+            rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="gray",
+                           aria_label="Delete conversation"),
+            "Delete this conversation?",
+            "Its messages are removed for good.",
+            "Delete",
+            ChatState.delete_conversation(item["id"]),
         ),
         padding="8px 10px",
         border_radius="8px",
