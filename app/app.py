@@ -8,7 +8,9 @@ import models  # noqa: F401  (registers every table for `reflex db`)
 from app import logs
 from app.api.main import create_api
 from app.jobs.runner import run_in_backend
-from app.pages import auth, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team
+from app.pages import (
+    agents, auth, chat, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team,
+)
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
 from app.settings import get_settings
@@ -46,7 +48,8 @@ app.add_page(custom_fields.custom_fields_page, route="/crm/fields", title="Custo
              on_load=[*signed_in, custom_fields.CustomFieldsState.load])
 app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
-app.add_page(placeholders.chat_page, route="/chat", title="Agent chat", on_load=signed_in)
+app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
+app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
 app.add_page(placeholders.calls_page, route="/calls", title="Calls", on_load=signed_in)
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
 app.add_page(platform_admin.platform_page, route="/platform", title="Platform admin",

@@ -56,6 +56,12 @@ class Settings:
     openai_api_key: str | None = field(repr=False)
     llm_base_url: str | None
     llm_model: str
+    llm_timeout_seconds: float
+    llm_max_retries: int
+    # Specialist agents: the moderator's time bound, each specialist's, and the whole consultation's.
+    router_timeout_seconds: float
+    agent_timeout_seconds: float
+    agents_total_timeout_seconds: float
     # Deepgram Voice Agent
     deepgram_api_key: str | None = field(repr=False)
     deepgram_agent_url: str
@@ -107,6 +113,13 @@ class Settings:
         return bool(self.sendgrid_api_key)
 
 
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else None
@@ -124,6 +137,11 @@ def get_settings() -> Settings:
         openai_api_key=_env("OPENAI_API_KEY"),
         llm_base_url=_env("LLM_BASE_URL"),
         llm_model=_env("LLM_MODEL") or "gpt-4o-mini",
+        llm_timeout_seconds=max(1.0, _float(_env("LLM_TIMEOUT_SECONDS"), 30.0)),
+        llm_max_retries=max(0, _int(_env("LLM_MAX_RETRIES"), 1)),
+        router_timeout_seconds=max(0.1, _float(_env("ROUTER_TIMEOUT_SECONDS"), 10.0)),
+        agent_timeout_seconds=max(0.1, _float(_env("AGENT_TIMEOUT_SECONDS"), 30.0)),
+        agents_total_timeout_seconds=max(0.1, _float(_env("AGENTS_TOTAL_TIMEOUT_SECONDS"), 90.0)),
         deepgram_api_key=_env("DEEPGRAM_API_KEY"),
         deepgram_agent_url=_env("DEEPGRAM_AGENT_URL") or "wss://agent.deepgram.com/v1/agent/converse",
         twilio_account_sid=_env("TWILIO_ACCOUNT_SID"),

@@ -23,6 +23,8 @@ class Specialist(SQLModel, table=True):
     description: str = Field(sa_type=Text)
     prompt: str = Field(sa_type=Text)
     knowledge: str = Field(default="", sa_type=Text)
+    # Comma-separated words and phrases callers use for this topic; the offline (BM25) router weighs them.
+    keywords: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
     is_active: bool = flag(True)
     is_default: bool = flag(False)
     created_at: datetime = default_now()

@@ -87,3 +87,29 @@ def make_user():
             return auth._principal(user, tenant)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _llm_server():
+    from tests.fakes.llm import FakeLLM
+    from tests.fakes.server import serve
+
+    fake = FakeLLM()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_llm(_llm_server, monkeypatch):
+    """The fake chat-completions server, configured as this test's LLM (the real openai SDK talks to it)."""
+    from app.settings import get_settings
+
+    fake, url = _llm_server
+    fake.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake-llm-key")
+    monkeypatch.setenv("LLM_BASE_URL", f"{url}/v1")
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
+    get_settings.cache_clear()
+    yield fake
+    monkeypatch.undo()
+    get_settings.cache_clear()

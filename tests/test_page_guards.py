@@ -14,7 +14,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: every page state exists)
+from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
+from app.pages.chat import ChatState
 from app.pages.contact_detail import ContactDetailState
 from app.pages.contacts import ContactsState
 from app.pages.crm import CrmDashboardState
@@ -33,6 +35,8 @@ from reflex.state import State
 REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     HomeState: "signed_in",
     TeamState: "admin",
+    ChatState: "signed_in",
+    AgentsState: "admin",
     PlatformState: "super_admin",
     CrmDashboardState: "admin",
     ContactsState: "admin",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import contacts, v1
+from app.api import agents, contacts, v1
 from app.services.errors import ServiceError, ValidationFailed
 
 
@@ -28,4 +28,5 @@ def create_api() -> FastAPI:
 
     api.include_router(v1.router)
     api.include_router(contacts.router)
+    api.include_router(agents.router)
     return api

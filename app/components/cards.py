@@ -79,23 +79,19 @@ def form_field(label: str, control: rx.Component, error: rx.Var | None = None, h
     )
 
 
-def confirm_dialog(open_: rx.Var, on_open_change, title: str, text: rx.Var | str, action: str, on_confirm,
-                   testid: str) -> rx.Component:
-    """Asks before something destructive happens; `on_confirm` runs only on the red button."""
+def confirm(trigger: rx.Component, title, description, action: str, on_confirm, testid: str = "") -> rx.Component:
+    """A destructive action behind a confirmation dialog: `on_confirm` runs only on the red button."""
     return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(trigger),
         rx.alert_dialog.content(
             rx.alert_dialog.title(title),
-            rx.alert_dialog.description(text),
+            rx.alert_dialog.description(description, size="2"),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
                 rx.alert_dialog.action(rx.button(action, color_scheme="red", on_click=on_confirm, data_testid=testid)),
-                justify="end",
-                spacing="3",
-                margin_top="16px",
+                justify="end", spacing="3", margin_top="12px",
             ),
         ),
-        open=open_,
-        on_open_change=on_open_change,
     )
 
 

@@ -13,6 +13,7 @@ NAV = [
     ("Campaigns", "mail", "/campaigns", "admin"),
     ("Billing", "credit-card", "/billing", "admin"),
     ("Agent chat", "bot-message-square", "/chat", "all"),
+    ("Agents", "bot", "/agents", "admin"),
     ("Calls", "phone", "/calls", "all"),
     ("Team", "users", "/team", "admin"),
     ("Platform admin", "shield", "/platform", "super"),

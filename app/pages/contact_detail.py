@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm_dialog, empty_state, field_error, form_actions, section
+from app.components.cards import confirm, empty_state, field_error, form_actions, section
 from app.components.crm import crm_tabs, day, status_badge, when
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
@@ -49,7 +49,6 @@ class ContactDetailState(ContactFormMixin, rx.State):
     more: bool = False
     loading: bool = True
     missing: bool = False
-    confirm_delete: bool = False
     # the timeline entry dialog
     entry_open: bool = False
     entry_key: int = 0
@@ -58,7 +57,6 @@ class ContactDetailState(ContactFormMixin, rx.State):
     entry_values: dict[str, str] = {}
     entry_errors: dict[str, str] = {}
     entry_busy: bool = False
-    delete_entry_id: str = ""
 
     @rx.var
     def entry_has_due(self) -> bool:
@@ -83,7 +81,7 @@ class ContactDetailState(ContactFormMixin, rx.State):
     async def load(self):
         scope = await require_scope(self, admin=True)
         self.current_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
-        self.loading, self.missing, self.confirm_delete, self.entry_open = True, False, False, False
+        self.loading, self.missing, self.entry_open = True, False, False
         yield
         try:
             await self._load_contact(scope)
@@ -117,15 +115,9 @@ class ContactDetailState(ContactFormMixin, rx.State):
         return rx.toast.success("Contact saved.")
 
     @rx.event
-    async def set_confirm_delete(self, open_: bool):
-        await require_scope(self, admin=True)
-        self.confirm_delete = open_
-
-    @rx.event
     async def delete_contact(self):
         scope = await require_scope(self, admin=True)
         name = await asyncio.to_thread(contacts.delete_contact, scope, self.current_id)
-        self.confirm_delete = False
         return [rx.toast.success(f"{name} and their timeline were deleted."), rx.redirect("/crm/contacts")]
 
     # --- timeline entries ----------------------------------------------------------------------------------
@@ -194,21 +186,9 @@ class ContactDetailState(ContactFormMixin, rx.State):
         return rx.toast.success("Marked done." if done else "Marked as open again.")
 
     @rx.event
-    async def ask_delete_entry(self, entry_id: str):
-        await require_scope(self, admin=True)
-        self.delete_entry_id = entry_id
-
-    @rx.event
-    async def cancel_delete_entry(self, open_: bool = False):
-        await require_scope(self, admin=True)
-        if not open_:
-            self.delete_entry_id = ""
-
-    @rx.event
-    async def delete_entry(self):
+    async def delete_entry(self, entry_id: str):
         scope = await require_scope(self, admin=True)
-        await asyncio.to_thread(interactions.delete_interaction, scope, self.delete_entry_id, contact_id=self.current_id)
-        self.delete_entry_id = ""
+        await asyncio.to_thread(interactions.delete_interaction, scope, entry_id, contact_id=self.current_id)
         await self._load_timeline(scope, max(PAGE, len(self.entries)))
         await self._load_contact(scope)
         return rx.toast.success("Entry deleted.")
@@ -294,8 +274,12 @@ def _entry(e: rx.Var) -> rx.Component:
                 rx.cond(~e["is_status_change"],
                         rx.icon_button(rx.icon("pencil", size=14), size="1", variant="ghost",
                                        on_click=S.edit_entry(e["id"].to(str)), aria_label="Edit entry")),
-                rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
-                               on_click=S.ask_delete_entry(e["id"].to(str)), aria_label="Delete entry"),
+                confirm(
+                    rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
+                                   aria_label="Delete entry"),
+                    "Delete this entry?", "It disappears from the timeline for everyone.", "Delete entry",
+                    S.delete_entry(e["id"].to(str)), testid="confirm-delete-entry",
+                ),
                 width="100%",
                 align="center",
                 spacing="3",
@@ -420,8 +404,12 @@ def _header_actions() -> rx.Component:
                 on_change=S.change_status,
             ),
             rx.button(rx.icon("pencil", size=16), "Edit", variant="soft", on_click=S.open_edit, data_testid="edit-contact"),
-            rx.button(rx.icon("trash-2", size=16), "Delete", variant="soft", color_scheme="red",
-                      on_click=S.set_confirm_delete(True), data_testid="delete-contact"),
+            confirm(
+                rx.button(rx.icon("trash-2", size=16), "Delete", variant="soft", color_scheme="red",
+                          data_testid="delete-contact"),
+                "Delete this contact?", "The contact and their whole timeline are deleted. This cannot be undone.",
+                "Delete contact", S.delete_contact, testid="confirm-delete-contact",
+            ),
             spacing="2",
         ),
     )
@@ -467,10 +455,5 @@ def contact_detail_page() -> rx.Component:
         ),
         contact_form_dialog(S),
         _entry_dialog(),
-        confirm_dialog(S.confirm_delete, S.set_confirm_delete, "Delete this contact?",
-                 "The contact and their whole timeline are deleted. This cannot be undone.", "Delete contact",
-                 S.delete_contact, "confirm-delete-contact"),
-        confirm_dialog(S.delete_entry_id != "", S.cancel_delete_entry, "Delete this entry?",
-                 "It disappears from the timeline for everyone.", "Delete entry", S.delete_entry, "confirm-delete-entry"),
         subtitle="Details and timeline",
     )

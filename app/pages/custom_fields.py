@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm_dialog, empty_state, field_error, form_actions, section
+from app.components.cards import confirm, empty_state, field_error, form_actions, section
 from app.components.crm import crm_tabs
 from app.components.layout import page_shell
 from app.services import custom_fields
@@ -25,11 +25,6 @@ class CustomFieldsState(rx.State):
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
     error: str = ""
-    deactivate_id: str = ""
-
-    @rx.var
-    def deactivate_label(self) -> str:
-        return next((r["label"] for r in self.rows if r["id"] == self.deactivate_id), "")
 
     async def _refresh(self, scope) -> None:
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope, include_inactive=True)
@@ -90,21 +85,9 @@ class CustomFieldsState(rx.State):
         return rx.toast.success(f"“{saved.label}” saved. Contact forms show it now." if saved.active else f"“{saved.label}” saved.")
 
     @rx.event
-    async def ask_deactivate(self, field_id: str):
-        await require_scope(self, admin=True)
-        self.deactivate_id = field_id
-
-    @rx.event
-    async def cancel_deactivate(self, open_: bool = False):
-        await require_scope(self, admin=True)
-        if not open_:
-            self.deactivate_id = ""
-
-    @rx.event
     async def set_active(self, field_id: str, active: bool):
         scope = await require_scope(self, admin=True)
         saved = await asyncio.to_thread(custom_fields.set_active, scope, field_id, active)
-        self.deactivate_id = ""
         await self._refresh(scope)
         if active:
             return rx.toast.success(f"“{saved.label}” is active again, with its stored values.")
@@ -127,8 +110,13 @@ def _row(r: rx.Var) -> rx.Component:
                 rx.button("Edit", size="1", variant="soft", on_click=S.edit_field(r["id"].to(str))),
                 rx.cond(
                     r["active"],
-                    rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
-                              on_click=S.ask_deactivate(r["id"].to(str))),
+                    confirm(
+                        rx.button("Deactivate", size="1", variant="soft", color_scheme="red"),
+                        rx.text("Deactivate “", r["label"], "”?"),
+                        "It disappears from contact forms, cards and filters. Values already stored are kept and "
+                        "come back if you reactivate it.",
+                        "Deactivate", S.set_active(r["id"].to(str), False), testid="confirm-deactivate",
+                    ),
                     rx.button("Reactivate", size="1", variant="soft", on_click=S.set_active(r["id"].to(str), True)),
                 ),
                 spacing="2",
@@ -229,10 +217,6 @@ def custom_fields_page() -> rx.Component:
             ),
         ),
         _dialog(),
-        confirm_dialog(S.deactivate_id != "", S.cancel_deactivate, "Deactivate this field?",
-                       "“" + S.deactivate_label + "” disappears from contact forms, cards and filters. Values already "
-                       "stored are kept and come back if you reactivate it.",
-                       "Deactivate", S.set_active(S.deactivate_id, False), "confirm-deactivate"),
         subtitle="Your organisation's own contact fields",
         actions=rx.button(rx.icon("plus", size=16), "New field", on_click=S.new_field, data_testid="new-field"),
     )

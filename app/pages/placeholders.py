@@ -33,18 +33,6 @@ def billing_page() -> rx.Component:
     )
 
 
-def chat_page() -> rx.Component:
-    return page_shell(
-        "Agent chat",
-        empty_state(
-            "bot-message-square",
-            "No conversations yet",
-            "Ask a question and a moderator routes it to the right specialist agents, who answer together.",
-        ),
-        subtitle="Ask the specialist agents",
-    )
-
-
 def calls_page() -> rx.Component:
     return page_shell(
         "Calls",

@@ -5,6 +5,7 @@ Seeding is idempotent: a second run adds nothing and prints no credentials (they
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from app.services import auth, tenants
+from app.services.agents import conversations, run_turn, specialists
+from app.services.agents.collaboration import CollaborationManager
+from app.services.scope import Scope
 from app.services.validation import normalise_email, normalise_phone, password_problem
 from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
 from models.base import utcnow
@@ -68,7 +72,27 @@ def seed_demo() -> list[Credential]:
             _seed_custom_fields(session, tenant)
         if session.exec(select(Contact.id).where(Contact.tenant_id == tenant.id)).first() is None:
             _seed_contacts(session, tenant)
+        admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
+    specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
+    _seed_conversation(Scope(tenant_id=tenant.id, role="admin", user_id=admin_id))
     return created
+
+
+DEMO_QUESTION = ("A patient's wife called asking what time his root canal is tomorrow and whether she can move it to "
+                 "next week. What can we tell her, and how should we reschedule?")
+
+
+def _seed_conversation(scope: Scope) -> None:
+    """A sample chat for the demo admin, answered by the real (offline) pipeline so it is honest about its mode."""
+    if conversations.list_conversations(scope, limit=1):
+        return
+
+    async def ask() -> None:
+        manager = CollaborationManager(scope, offline=True)
+        async for _ in run_turn(scope, None, DEMO_QUESTION, manager=manager):
+            pass
+
+    asyncio.run(ask())
 
 
 _BUSINESSES = [

@@ -42,6 +42,8 @@ def create_tenant(session: Session, name: str, *, slug: str | None = None, is_de
 
 def provision_tenant(session: Session, tenant: Tenant) -> None:
     """Everything a new organisation starts with. Each feature adds its defaults here."""
+    from app.services.agents.specialists import seed_defaults  # here: the agents package loads the LLM SDK
+
     session.add(
         VoiceSettings(
             tenant_id=tenant.id,
@@ -50,6 +52,7 @@ def provision_tenant(session: Session, tenant: Tenant) -> None:
         )
     )
     session.flush()
+    seed_defaults(session, tenant.id)  # the default specialist agents
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.server import free_port
+from tests.fakes.llm import FakeLLM
+from tests.fakes.server import free_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -33,11 +34,27 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def llm_server():
+    """The fake LLM the app under test talks to (started first; tests script it through `fake_llm`)."""
+    fake = FakeLLM()
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_llm(llm_server):
+    fake, _ = llm_server
+    fake.reset()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def app_url(llm_server):
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, REFLEX_USE_NPM="1", RUN_JOBS_IN_APP="true", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, REFLEX_USE_NPM="1", RUN_JOBS_IN_APP="true", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               OPENAI_API_KEY="sk-e2e-fake-llm", LLM_BASE_URL=f"{llm_server[1]}/v1", LLM_MAX_RETRIES="0")
     log_path = ARTIFACTS / "app-server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

@@ -1,0 +1,217 @@
+"""Agents: the organisation's specialist agents. Admins add, edit, enable and disable them.
+
+The table holds short fields only; a specialist's prompt and knowledge text reach the browser when it is edited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from app.components.cards import confirm, empty_state, form_field, section
+from app.components.layout import page_shell
+from app.services.agents import specialists
+from app.services.errors import Conflict, ValidationFailed
+from app.session import require_scope
+
+_EMPTY_FORM = {"slug": "", "name": "", "description": "", "keywords": "", "prompt": "", "knowledge": ""}
+
+
+class AgentsState(rx.State):
+    rows: list[dict[str, str | bool]] = []
+    loading: bool = True
+    dialog_open: bool = False
+    editing_id: str = ""
+    form: dict[str, str] = dict(_EMPTY_FORM)
+    errors: dict[str, str] = {}
+    error: str = ""
+
+    @rx.var
+    def active_count(self) -> int:
+        return sum(1 for r in self.rows if r["is_active"])
+
+    async def _refresh(self, scope) -> None:
+        rows = await asyncio.to_thread(specialists.list_specialists, scope)
+        self.rows = [
+            {"id": s.id, "slug": s.slug, "name": s.name, "is_active": s.is_active, "is_default": s.is_default,
+             "description": s.description if len(s.description) <= 160 else s.description[:157] + "…",
+             "updated_at": s.updated_at}
+            for s in rows
+        ]
+        self.loading = False
+
+    @rx.event
+    async def load(self):
+        await self._refresh(await require_scope(self, admin=True))
+
+    @rx.event
+    async def open_new(self):
+        await require_scope(self, admin=True)
+        self.editing_id, self.form, self.errors, self.error = "", dict(_EMPTY_FORM), {}, ""
+        self.dialog_open = True
+
+    @rx.event
+    async def open_edit(self, specialist_id: str):
+        scope = await require_scope(self, admin=True)
+        view = await asyncio.to_thread(specialists.get_specialist, scope, specialist_id)
+        self.editing_id = view.id
+        self.form = {key: getattr(view, key) for key in _EMPTY_FORM}
+        self.errors, self.error = {}, ""
+        self.dialog_open = True
+
+    @rx.event
+    async def set_dialog_open(self, open_: bool):
+        await require_scope(self, admin=True)
+        self.dialog_open = open_
+        if not open_:
+            self.errors, self.error = {}, ""
+
+    @rx.event
+    async def save(self, form: dict):
+        scope = await require_scope(self, admin=True)
+        self.errors, self.error = {}, ""
+        fields = {key: str(form.get(key, "")) for key in _EMPTY_FORM}
+        editing_id = self.editing_id
+        try:
+            if editing_id:
+                view = await asyncio.to_thread(lambda: specialists.update_specialist(scope, editing_id, **fields))
+            else:
+                view = await asyncio.to_thread(lambda: specialists.create_specialist(scope, **fields))
+        except ValidationFailed as exc:
+            self.errors, self.form = exc.fields, fields
+            return
+        except Conflict as exc:
+            self.error, self.form = exc.message, fields
+            return
+        self.dialog_open = False
+        await self._refresh(scope)
+        return rx.toast.success(f"{view.name} is saved.")
+
+    @rx.event
+    async def set_active(self, specialist_id: str, active: bool):
+        scope = await require_scope(self, admin=True)
+        view = await asyncio.to_thread(specialists.set_active, scope, specialist_id, active)
+        await self._refresh(scope)
+        if active:
+            return rx.toast.success(f"{view.name} is enabled: the moderator can consult it again.")
+        return rx.toast.success(f"{view.name} is disabled: the moderator will not consult it.")
+
+
+def _row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.vstack(
+                rx.hstack(rx.text(row["name"], weight="medium"),
+                          rx.cond(row["is_default"], rx.badge("default", variant="outline", size="1")), spacing="2"),
+                rx.code(row["slug"], size="1", variant="ghost"),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(rx.text(row["description"], size="2", color_scheme="gray"), max_width="520px"),
+        rx.table.cell(
+            rx.cond(row["is_active"], rx.badge("enabled", color_scheme="green"), rx.badge("disabled", color_scheme="gray"))
+        ),
+        rx.table.cell(
+            rx.hstack(
+                rx.button(rx.icon("pencil", size=14), "Edit", size="1", variant="soft",
+                          on_click=AgentsState.open_edit(row["id"]), data_testid="edit-specialist"),
+                rx.cond(
+                    row["is_active"],
+                    confirm(
+                        rx.button("Disable", size="1", variant="soft", color_scheme="red", data_testid="disable-specialist"),
+                        rx.text("Disable ", row["name"], "?"),
+                        "The moderator stops consulting this specialist. You can enable it again at any time.",
+                        "Disable",
+                        AgentsState.set_active(row["id"], False),
+                    ),
+                    rx.button("Enable", size="1", variant="soft", on_click=AgentsState.set_active(row["id"], True)),
+                ),
+                spacing="2",
+            )
+        ),
+        align="center",
+    )
+
+
+def _dialog() -> rx.Component:
+    errors, form = AgentsState.errors, AgentsState.form
+    editing = AgentsState.editing_id != ""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.cond(editing, "Edit specialist", "Add a specialist")),
+            rx.dialog.description(
+                "The moderator routes questions to specialists by their name, description and keywords; the knowledge "
+                "text is what they answer from (and what offline mode quotes).", size="2"),
+            rx.form(
+                rx.vstack(
+                    rx.cond(AgentsState.error != "", rx.callout(AgentsState.error, color_scheme="red",
+                                                                 icon="triangle-alert", width="100%")),
+                    rx.grid(
+                        form_field("Name", rx.input(name="name", default_value=form["name"], width="100%"),
+                                   errors.get("name", "")),
+                        form_field("Slug", rx.input(name="slug", default_value=form["slug"], width="100%",
+                                                    disabled=editing, placeholder="from the name"),
+                                   errors.get("slug", ""), hint="Lower-case letters, digits and hyphens."),
+                        columns="2", spacing="3", width="100%",
+                    ),
+                    form_field("Description", rx.text_area(name="description", default_value=form["description"],
+                                                           rows="2", width="100%"), errors.get("description", "")),
+                    form_field("Keywords", rx.input(name="keywords", default_value=form["keywords"], width="100%"),
+                               errors.get("keywords", ""), hint="Comma-separated words callers use for this topic."),
+                    form_field("System prompt", rx.text_area(name="prompt", default_value=form["prompt"], rows="4",
+                                                             width="100%"), errors.get("prompt", "")),
+                    form_field("Knowledge", rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8",
+                                                         width="100%"), errors.get("knowledge", "")),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+                        rx.button("Save", type="submit", data_testid="save-specialist"),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+                on_submit=AgentsState.save,
+                reset_on_submit=False,
+            ),
+            max_width="760px",
+        ),
+        open=AgentsState.dialog_open,
+        on_open_change=AgentsState.set_dialog_open,
+    )
+
+
+def agents_page() -> rx.Component:
+    return page_shell(
+        "Agents",
+        section(
+            "Specialists",
+            rx.cond(
+                AgentsState.loading,
+                rx.center(rx.spinner(), padding="32px", width="100%"),
+                rx.cond(
+                    AgentsState.rows.length() > 0,
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                rx.table.column_header_cell("Specialist"),
+                                rx.table.column_header_cell("Expertise"),
+                                rx.table.column_header_cell("Status"),
+                                rx.table.column_header_cell(""),
+                            )
+                        ),
+                        rx.table.body(rx.foreach(AgentsState.rows, _row)),
+                        width="100%",
+                    ),
+                    empty_state("bot", "No specialists yet", "Add a specialist to give the moderator someone to consult.",
+                                rx.button("Add specialist", on_click=AgentsState.open_new)),
+                ),
+            ),
+            action=rx.text(AgentsState.active_count, " of ", AgentsState.rows.length(), " enabled", size="2",
+                           color_scheme="gray"),
+        ),
+        _dialog(),
+        subtitle="The specialist agents the moderator consults in Agent chat and on the phone",
+        actions=rx.button(rx.icon("plus", size=16), "Add specialist", on_click=AgentsState.open_new,
+                          data_testid="add-specialist"),
+    )

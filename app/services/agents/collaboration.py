@@ -1,0 +1,307 @@
+"""CollaborationManager: route a message, run the chosen specialists in parallel, synthesise one answer.
+
+    manager = CollaborationManager(scope)
+    async for event in manager.process_query("...", history=[...]):
+        ...   # RouteDecided, SpecialistStarted/Token/Done/Timeout/Error, SynthesisToken, UsageReport, Done
+
+Each specialist runs as its own asyncio task bounded by AGENT_TIMEOUT_SECONDS (30 s), all of them by
+AGENTS_TOTAL_TIMEOUT_SECONDS (90 s); stragglers are cancelled and the synthesis uses whatever finished, naming
+who timed out or failed. Whatever happens, no task outlives the generator (also when the consumer stops early).
+Offline (no LLM configured), or when every specialist failed, answers come from the specialists' knowledge text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from app.integrations import llm
+from app.services.agents import router
+from app.services.agents.events import (
+    Done,
+    Event,
+    RouteDecided,
+    SpecialistDone,
+    SpecialistError,
+    SpecialistOutcome,
+    SpecialistStarted,
+    SpecialistTimeout,
+    SpecialistToken,
+    SynthesisToken,
+    UsageReport,
+)
+from app.services.agents.search import best_passages
+from app.services.agents.specialists import SpecialistView, list_specialists
+from app.services.errors import ValidationFailed
+from app.services.scope import Scope
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 6
+MAX_CHOSEN_AGENTS = 8  # a caller naming specialists itself may ask more than the moderator's 3
+OFFLINE_NOTICE = "Offline mode: no language model is configured, so this answer quotes the specialists' reference notes."
+FAILED_NOTICE = "No specialist could answer ({who}), so this answer quotes their reference notes instead."
+
+
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+def _turns(history: Sequence[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": str(m["content"])[:1500]} for m in history[-HISTORY_TURNS:]
+            if m.get("role") in ("user", "assistant") and m.get("content")]
+
+
+def specialist_messages(spec: SpecialistView, message: str, history: Sequence[dict]) -> list[dict]:
+    system = (
+        f"{spec.prompt}\n\nAnswer the user's question from your area of expertise only, concisely (under 200 "
+        "words), with concrete steps or wording where useful. Another agent combines your answer with other "
+        "specialists' answers."
+    )
+    if spec.knowledge:
+        system += f"\n\nReference notes (trust these):\n{spec.knowledge}"
+    return [{"role": "system", "content": system}, *_turns(history), {"role": "user", "content": message}]
+
+
+def synthesis_messages(message: str, answers: Sequence[SpecialistDone], missing: Sequence[SpecialistOutcome]) -> list[dict]:
+    system = (
+        "You are the MODERATOR of a team of specialist agents. Combine the specialists' answers below into one "
+        "clear, well-organised answer to the user's question, in markdown, without repeating yourself. Keep every "
+        "concrete fact, number and deadline; resolve overlaps; do not add facts of your own."
+    )
+    if missing:
+        system += " Mention in one short sentence that these specialists could not answer: " + ", ".join(
+            m.name for m in missing) + "."
+    parts = "\n\n".join(f"### {a.name}\n{a.answer}" for a in answers)
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": f"Question: {message}\n\nSpecialists' answers:\n\n{parts}"}]
+
+
+def direct_messages(message: str, history: Sequence[dict], specialists: Sequence[SpecialistView]) -> list[dict]:
+    topics = ", ".join(s.name for s in specialists) or "none"
+    system = (
+        "You are the assistant of an organisation's specialist team. No specialist matched the user's message, so "
+        "answer it yourself, briefly and helpfully. If it needs expert advice, say which of the team's topics could "
+        f"help. The team's topics: {topics}."
+    )
+    return [{"role": "system", "content": system}, *_turns(history), {"role": "user", "content": message}]
+
+
+def offline_answer(spec: SpecialistView, message: str) -> str:
+    """A specialist's offline answer: the passages of its knowledge that best match the question."""
+    found = best_passages(spec.knowledge, message, limit=2)
+    return "\n\n".join(found) if found else spec.description
+
+
+def quoted_synthesis(answers: Sequence[SpecialistDone]) -> str:
+    """The plain synthesis used offline and when the LLM synthesis fails: each answer under its specialist's name."""
+    return "\n\n".join(f"**{a.name}**\n\n{a.answer}" for a in answers)
+
+
+def missing_note(missing: Sequence[SpecialistOutcome], *, plain: bool = False) -> str:
+    """Who is missing from the answer and why, e.g. "Appointment Scheduling (timed out)"."""
+    if not missing:
+        return ""
+    words = ", ".join(f"{m.name} ({'timed out' if isinstance(m, SpecialistTimeout) else 'failed'})" for m in missing)
+    return words if plain else f"\n\n_Not included: {words}._"
+
+
+class CollaborationManager:
+    def __init__(
+        self,
+        scope: Scope,
+        specialists: Sequence[SpecialistView] | None = None,
+        *,
+        offline: bool | None = None,
+        agent_timeout: float | None = None,
+        total_timeout: float | None = None,
+    ):
+        settings = get_settings()
+        self.scope = scope
+        self._specialists = list(specialists) if specialists is not None else None
+        self.offline = (not llm.llm_configured()) if offline is None else offline
+        self.agent_timeout = agent_timeout or settings.agent_timeout_seconds
+        self.total_timeout = total_timeout or settings.agents_total_timeout_seconds
+
+    async def specialists(self) -> list[SpecialistView]:
+        if self._specialists is None:
+            self._specialists = await asyncio.to_thread(list_specialists, self.scope, active_only=True)
+        return self._specialists
+
+    async def process_query(
+        self, message: str, agents: Sequence[str] | None = None, history: Sequence[dict] = ()
+    ) -> AsyncIterator[Event]:
+        started = time.monotonic()
+        specs = await self.specialists()
+        by_slug = {s.slug: s for s in specs}
+        usage: dict[str, llm.Usage] = {}
+
+        if agents is not None:
+            unknown = [a for a in agents if a not in by_slug]
+            if unknown:
+                raise ValidationFailed({"agents": "Unknown or disabled specialists: " + ", ".join(unknown) + "."})
+            decision = router.RouteDecision(list(dict.fromkeys(agents))[:MAX_CHOSEN_AGENTS], "Chosen by the caller.",
+                                            "manual")
+        else:
+            decision = await router.route(message, history, specs, use_llm=not self.offline)
+        if decision.usage.total_tokens:
+            usage["router"] = decision.usage
+        chosen = [by_slug[a] for a in decision.agents]
+        yield RouteDecided(
+            agents=[{"slug": s.slug, "name": s.name} for s in chosen],
+            reason=decision.reason,
+            router=decision.router,
+            offline=self.offline,
+            fallback=decision.fallback,
+        )
+        route_ms = _ms(started)
+
+        outcomes: dict[str, SpecialistOutcome] = {}
+        if chosen:
+            async for event in self._run_specialists(chosen, message, history, usage, outcomes):
+                yield event
+        specialists_ms = _ms(started) - route_ms
+
+        synthesis_started = time.monotonic()
+        answers = [o for o in outcomes.values() if isinstance(o, SpecialistDone)]
+        missing = [o for o in outcomes.values() if not isinstance(o, SpecialistDone)]
+        notice = OFFLINE_NOTICE if self.offline else ""
+        offline = self.offline
+        text: list[str] = []
+        if not chosen:
+            async for piece in self._direct(message, history, specs, usage):
+                text.append(piece)
+                yield SynthesisToken(piece)
+        elif answers and not offline:
+            try:
+                async with asyncio.timeout(self.agent_timeout):
+                    async for piece in llm.stream(synthesis_messages(message, answers, missing)):
+                        if isinstance(piece, llm.Usage):
+                            usage["synthesis"] = piece
+                        else:
+                            text.append(piece)
+                            yield SynthesisToken(piece)
+            except (llm.LLMError, TimeoutError) as exc:
+                if isinstance(exc, llm.LLMError) and exc.usage.total_tokens:
+                    usage["synthesis"] = exc.usage
+                reason = exc.message if isinstance(exc, llm.LLMError) else "The synthesis did not finish in time."
+                notice = f"{reason} Here are the specialists' own answers."
+                text = [quoted_synthesis(answers)]
+                yield SynthesisToken("\n\n" + text[0])
+        else:
+            if not answers:  # every specialist failed: fall back to their reference notes, and say why
+                answers = [SpecialistDone(s.slug, s.name, 0, offline_answer(s, message)) for s in chosen]
+                notice = notice or FAILED_NOTICE.format(who=missing_note(missing, plain=True))
+                offline, missing = True, []
+            text = [quoted_synthesis(answers)]
+            yield SynthesisToken(text[0])
+        if note := missing_note(missing):
+            text.append(note)
+            yield SynthesisToken(note)
+        synthesis_ms = _ms(synthesis_started)
+
+        yield UsageReport.of(usage)
+        yield Done(
+            answer="".join(text).strip(),
+            notice=notice,
+            offline=offline,
+            route=decision.as_dict(),
+            specialists=[
+                {"slug": o.slug, "name": o.name, "status": o.status, "ms": o.ms,
+                 "message": getattr(o, "message", "")}
+                for o in (outcomes[s.slug] for s in chosen)
+            ],
+            timings={"route_ms": route_ms, "specialists_ms": specialists_ms, "synthesis_ms": synthesis_ms,
+                     "total_ms": _ms(started)},
+        )
+
+    async def _run_specialists(
+        self,
+        chosen: Sequence[SpecialistView],
+        message: str,
+        history: Sequence[dict],
+        usage: dict[str, llm.Usage],
+        outcomes: dict[str, SpecialistOutcome],
+    ) -> AsyncIterator[Event]:
+        """Start every specialist at once; yield their events as they come; cancel stragglers at the deadline."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        started = time.monotonic()
+
+        async def run(spec: SpecialistView) -> None:
+            await queue.put(SpecialistStarted(spec.slug, spec.name))
+            parts: list[str] = []
+            try:
+                async with asyncio.timeout(self.agent_timeout):
+                    if self.offline:
+                        parts.append(offline_answer(spec, message))
+                        await queue.put(SpecialistToken(spec.slug, parts[0]))
+                    else:
+                        async for piece in llm.stream(specialist_messages(spec, message, history)):
+                            if isinstance(piece, llm.Usage):
+                                usage[spec.slug] = piece
+                            else:
+                                parts.append(piece)
+                                await queue.put(SpecialistToken(spec.slug, piece))
+                outcome: SpecialistOutcome = SpecialistDone(spec.slug, spec.name, _ms(started), "".join(parts).strip())
+            except TimeoutError:
+                outcome = SpecialistTimeout(spec.slug, spec.name, _ms(started))
+            except llm.LLMError as exc:
+                if exc.usage.total_tokens:
+                    usage[spec.slug] = exc.usage
+                outcome = SpecialistError(spec.slug, spec.name, _ms(started), exc.message)
+            except Exception:
+                log.exception("specialist failed", extra={"specialist": spec.slug})
+                outcome = SpecialistError(spec.slug, spec.name, _ms(started), "The specialist failed unexpectedly.")
+            await queue.put(outcome)
+
+        tasks = [asyncio.create_task(run(s), name=f"specialist-{s.slug}") for s in chosen]
+        waiting = {s.slug for s in chosen}
+        deadline = asyncio.get_running_loop().time() + self.total_timeout
+        try:
+            while waiting:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if isinstance(event, (SpecialistDone, SpecialistTimeout, SpecialistError)):
+                    waiting.discard(event.slug)
+                    outcomes[event.slug] = event
+                yield event
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for spec in chosen:  # past the overall deadline
+            if spec.slug in waiting:
+                outcomes[spec.slug] = SpecialistTimeout(spec.slug, spec.name, _ms(started))
+                yield outcomes[spec.slug]
+
+    async def _direct(
+        self, message: str, history: Sequence[dict], specs: Sequence[SpecialistView], usage: dict[str, llm.Usage]
+    ) -> AsyncIterator[str]:
+        """No specialist matched: the LLM answers itself, or offline we say what the team covers."""
+        topics = ", ".join(s.name for s in specs)
+        if not self.offline:
+            try:
+                async with asyncio.timeout(self.agent_timeout):
+                    async for piece in llm.stream(direct_messages(message, history, specs)):
+                        if isinstance(piece, llm.Usage):
+                            usage["synthesis"] = piece
+                        else:
+                            yield piece
+                return
+            except (llm.LLMError, TimeoutError) as exc:
+                reason = exc.message if isinstance(exc, llm.LLMError) else "The language model did not answer in time."
+                yield f"{reason} "
+        else:
+            yield "None of the specialists covers this question, and no language model is configured to answer it directly. "
+        if topics:
+            yield f"The specialist team can help with: {topics}. Try asking about one of these topics."
+        else:
+            yield "This organisation has no active specialists; an admin can enable them on the Agents page."
