@@ -129,17 +129,3 @@ def test_system_scope_reads_for_voice_service(make_org):
     with session_scope() as s:
         tenant_id = tenants.get_by_slug(s, "acme-dental").id
     assert len(specialists.list_specialists(Scope.system(tenant_id), active_only=True)) == len(specialists.list_specialists(org))
-
-
-def test_the_agents_core_imports_without_reflex():
-    """voice_service and the job runner load the specialist team without the UI framework."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.scratch_db import ROOT
-
-    code = ("import sys, app.services.agents, app.services.agents.router, app.integrations.llm, app.api.agents; "
-            "sys.exit(1 if any(m == 'reflex' or m.startswith('reflex.') for m in sys.modules) else 0)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
-    assert result.returncode == 0, result.stderr

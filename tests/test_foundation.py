@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
         "models",
         "voice_service.server",
         "app.services.auth, app.services.tenants, app.services.users, app.services.dashboard",
+        "app.services.contacts, app.services.interactions, app.services.custom_fields, app.services.crm_dashboard",
+        "app.services.agents, app.services.agents.router, app.integrations.llm, app.api.agents",
         "app.jobs.runner, app.jobs.handlers",
         "app.api.main",
     ],
