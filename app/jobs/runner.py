@@ -41,6 +41,7 @@ class JobContext:
         self.kind = job.kind
         self.tenant_id = job.tenant_id
         self.attempt = job.attempts
+        self.max_attempts = job.max_attempts
         self._progress: dict[str, Any] = {}
         self._dirty = False
         self._lock = threading.Lock()

@@ -7,6 +7,7 @@ Deactivating a field hides it from forms and filters; its stored values stay unt
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -54,6 +55,11 @@ class FieldDef:
     @property
     def type_label(self) -> str:
         return TYPE_LABELS[self.type]
+
+    @functools.cached_property
+    def choice_lookup(self) -> dict[str, str]:
+        """lower-case choice -> choice, so matching a select value costs one lookup (imports do it a million times)."""
+        return {c.lower(): c for c in self.choices}
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "choices": list(self.choices), "type_label": self.type_label}
@@ -278,9 +284,9 @@ def coerce_value(definition: FieldDef, value: Any) -> tuple[Any, str | None]:
     if kind == "phone":
         return (text, None) if normalise_phone(text) else (None, f"{label} must be a phone number (got “{text[:40]}”).")
     if kind == "select":
-        for choice in definition.choices:
-            if choice.lower() == text.lower():
-                return choice, None
+        choice = definition.choice_lookup.get(text.lower())
+        if choice is not None:
+            return choice, None
         return None, f"{label} must be one of: {', '.join(definition.choices)}."
     if len(text) > MAX_TEXT_VALUE:
         return None, f"{label} is at most {MAX_TEXT_VALUE} characters (got {len(text)})."

@@ -1,0 +1,350 @@
+"""CSV imports for an organisation: upload, preview and mapping, the import job, progress and the error report.
+
+The flow: `register_upload` (the file is already in private storage; it is sniffed and previewed) ->
+`start` (mapping and options checked, a job queued) -> `execute` (the job: app/services/csv_loader.py) ->
+`import_view` / `row_errors` / `error_report` while and after it runs. The page, the CLI and the benchmark
+all go through these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from app.services import csv_files, csv_loader
+from app.services import csv_mapping as cm
+from app.services import custom_fields as cf
+from app.services.csv_export import neutralise
+from app.services.csv_files import ImportRefused
+from app.services.errors import NotFound, ValidationFailed
+from app.services.scope import Scope
+from app.services.validation import parse_uuid
+from models import ImportJob, ImportRowError
+from models.base import utcnow
+from models.db import session_scope
+
+JOB_KIND = "csv_import"
+MODE_LABELS = {
+    "create_only": "Only add new contacts (a duplicate is an error)",
+    "update": "Update existing contacts, add new ones",
+    "skip": "Skip duplicates, add new ones",
+}
+STATUS_LABELS = {
+    "uploaded": "Ready to map",
+    "queued": "Waiting to start",
+    "running": "Importing",
+    "done": "Finished",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+@dataclass(frozen=True)
+class ImportView:
+    id: str
+    filename: str
+    size: str
+    status: str
+    status_label: str
+    encoding: str
+    delimiter: str
+    has_header: bool
+    headers: list[str]
+    preview: list[list[str]]
+    mapping: list[str]
+    duplicates: str
+    keep_existing_when_empty: bool
+    rows_total: int
+    rows_read: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    error: str
+    created_at: str
+    finished_at: str
+    job_id: int | None = None
+    errors_shown: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def percent(self) -> int:
+        if self.status == "done":
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(99, int(self.rows_read * 100 / self.rows_total))
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+def _view(row: ImportJob) -> ImportView:
+    meta = row.mapping or {}
+    return ImportView(
+        id=str(row.id),
+        filename=row.filename,
+        size=csv_files.human_size(row.size_bytes),
+        status=row.status,
+        status_label=STATUS_LABELS.get(row.status, row.status),
+        encoding=row.encoding or "",
+        delimiter=row.delimiter or ",",
+        has_header=row.has_header,
+        headers=list(meta.get("headers", [])),
+        preview=[list(r) for r in meta.get("preview", [])],
+        mapping=list(meta.get("targets", [])),
+        duplicates=(row.options or {}).get("duplicates", "skip"),
+        keep_existing_when_empty=(row.options or {}).get("keep_existing_when_empty", True),
+        rows_total=row.rows_total,
+        rows_read=row.rows_read,
+        created=row.created_count,
+        updated=row.updated_count,
+        skipped=row.skipped_count,
+        failed=row.failed_count,
+        error=row.error or "",
+        created_at=row.created_at.isoformat(),
+        finished_at=row.finished_at.isoformat() if row.finished_at else "",
+        job_id=row.job_id,
+    )
+
+
+def _get(session: Session, scope: Scope, import_id: Any, *, lock: bool = False) -> ImportJob:
+    query = select(ImportJob).where(
+        ImportJob.id == parse_uuid(import_id, "That import does not exist."), ImportJob.tenant_id == scope.tenant_id
+    )
+    row = session.exec(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound("That import does not exist.")
+    return row
+
+
+def _estimate_rows(path: Path, sniffed: csv_files.Sniffed) -> int:
+    sample = "\n".join(sniffed.delimiter.join(r) for r in sniffed.preview)
+    per_row = max(1, len(sample.encode()) // max(1, len(sniffed.preview)) + 1)
+    return max(len(sniffed.preview), path.stat().st_size // per_row)
+
+
+def _describe(row: ImportJob, sniffed: csv_files.Sniffed, definitions: list[cf.FieldDef]) -> None:
+    row.encoding, row.delimiter, row.has_header = sniffed.encoding, sniffed.delimiter, sniffed.has_header
+    row.mapping = {"headers": sniffed.headers, "preview": sniffed.preview,
+                   "targets": cm.auto_map(sniffed.headers if sniffed.has_header else [], definitions)
+                   + [cm.SKIP] * (0 if sniffed.has_header else len(sniffed.headers))}
+    row.rows_total = _estimate_rows(Path(row.stored_path), sniffed)
+
+
+def register_upload(scope: Scope, filename: str, path: Path) -> ImportView:
+    """Sniff a stored upload and open an import for it; ImportRefused (file deleted) when it cannot be read."""
+    scope.require_admin()
+    try:
+        sniffed = csv_files.sniff(path)
+    except ImportRefused:
+        path.unlink(missing_ok=True)
+        raise
+    definitions = cf.list_fields(scope)
+    with session_scope() as session:
+        row = ImportJob(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id,
+                        filename=Path(filename).name[:255] or "contacts.csv", stored_path=str(path),
+                        size_bytes=path.stat().st_size, options={"duplicates": "skip", "keep_existing_when_empty": True})
+        _describe(row, sniffed, definitions)
+        session.add(row)
+        session.flush()
+        return _view(row)
+
+
+def reread(scope: Scope, import_id: Any, *, has_header: bool | None = None, delimiter: str | None = None) -> ImportView:
+    """Read the file again with the header row or delimiter the user chose."""
+    scope.require_admin()
+    if delimiter is not None and delimiter not in csv_files.DELIMITERS:
+        raise ValidationFailed({"delimiter": "Choose comma, semicolon, tab or pipe."})
+    definitions = cf.list_fields(scope)
+    with session_scope() as session:
+        row = _get(session, scope, import_id, lock=True)
+        if row.status != "uploaded":
+            raise ValidationFailed({"import": "This import has already started."})
+        sniffed = csv_files.sniff(Path(row.stored_path), encoding=row.encoding,
+                                  delimiter=delimiter or row.delimiter,
+                                  has_header=row.has_header if has_header is None else has_header)
+        _describe(row, sniffed, definitions)
+        session.add(row)
+        session.flush()
+        return _view(row)
+
+
+def import_view(scope: Scope, import_id: Any) -> ImportView:
+    scope.require_admin()
+    with session_scope() as session:
+        return _view(_get(session, scope, import_id))
+
+
+def list_imports(scope: Scope, limit: int = 10) -> list[ImportView]:
+    scope.require_admin()
+    with session_scope() as session:
+        rows = session.exec(
+            select(ImportJob).where(ImportJob.tenant_id == scope.tenant_id)
+            .order_by(ImportJob.created_at.desc()).limit(limit)
+        ).all()
+        return [_view(r) for r in rows]
+
+
+def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, Any], *,
+          save_as: str = "", enqueue: bool = True) -> ImportView:
+    """Check the mapping and options, remember them, and queue the import job."""
+    scope.require_admin()
+    from app.jobs import queue  # the job queue imports services; import it when an import starts
+
+    opts = cm.options_from(options)
+    definitions = cf.list_fields(scope)
+    with session_scope() as session:
+        row = _get(session, scope, import_id, lock=True)
+        if row.status != "uploaded":
+            raise ValidationFailed({"import": "This import has already started."})
+        headers = list(row.mapping.get("headers", []))
+        cm.validate_mapping(mapping, headers, definitions, updating=opts["duplicates"] == "update")
+        row.mapping = {**row.mapping, "targets": list(mapping)}
+        row.options = opts
+        row.status = "queued"
+        if enqueue:
+            row.job_id = queue.enqueue(JOB_KIND, {"import_id": str(row.id)}, tenant_id=scope.tenant_id,
+                                       created_by=scope.user_id, max_attempts=5, session=session)
+        session.add(row)
+        session.flush()
+        view = _view(row)
+    if save_as.strip():
+        cm.save_mapping(scope, save_as, headers, mapping)
+    return view
+
+
+def cancel(scope: Scope, import_id: Any) -> ImportView:
+    """Stop a queued or running import after its current batch (what is committed stays)."""
+    scope.require_admin()
+    from app.jobs import queue
+
+    with session_scope() as session:
+        row = _get(session, scope, import_id, lock=True)
+        job_id = row.job_id
+    if job_id is not None:
+        queue.request_cancel(scope, job_id)
+    with session_scope() as session:
+        row = _get(session, scope, import_id, lock=True)
+        if row.status == "queued":
+            row.status, row.finished_at = "cancelled", utcnow()
+            session.add(row)
+        return _view(row)
+
+
+# --- the job -----------------------------------------------------------------------------------------------
+
+
+def _finish(import_id: uuid.UUID, status: str, error: str | None = None) -> None:
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE import_jobs SET status = :s, error = :e, finished_at = now(), "
+                 "rows_total = CASE WHEN :done THEN rows_read ELSE rows_total END WHERE id = :id"),
+            {"s": status, "e": error, "done": status == "done", "id": import_id},
+        )
+
+
+def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] = lambda t: None,
+            batch_rows: int = csv_loader.BATCH_ROWS) -> ImportView:
+    """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark."""
+    with session_scope() as session:
+        row = session.get(ImportJob, parse_uuid(import_id, "That import does not exist."))
+        if row is None:
+            raise NotFound("That import does not exist.")
+        if row.status in ("done", "failed", "cancelled"):
+            return _view(row)
+        scope = Scope.system(row.tenant_id)
+        session.execute(text("UPDATE import_jobs SET status = 'running' WHERE id = :id"), {"id": row.id})
+        plan = csv_loader.Plan(
+            path=Path(row.stored_path), encoding=row.encoding or "utf-8-sig", delimiter=row.delimiter or ",",
+            has_header=row.has_header, headers=list(row.mapping.get("headers", [])),
+            mapping=list(row.mapping.get("targets", [])), duplicates=row.options.get("duplicates", "skip"),
+            keep_existing_when_empty=bool(row.options.get("keep_existing_when_empty", True)),
+        )
+        done_so_far = csv_loader.Totals(row.rows_read, row.created_count, row.updated_count, row.skipped_count,
+                                        row.failed_count)
+        tenant_id, user_id, filename = row.tenant_id, row.created_by_user_id, row.filename
+    if not plan.path.exists():
+        _finish(uuid.UUID(str(import_id)), "failed", "The uploaded file is gone. Upload it again.")
+        return import_view(scope, import_id)
+    definitions = cf.list_fields(scope)
+    try:
+        csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=uuid.UUID(str(import_id)),
+                       filename=filename, definitions=definitions, resume_from=done_so_far, on_progress=on_progress,
+                       batch_rows=batch_rows)
+    except csv_loader.ImportStopped as exc:
+        _finish(uuid.UUID(str(import_id)), "failed", str(exc))
+    else:
+        _finish(uuid.UUID(str(import_id)), "done")
+    return import_view(scope, import_id)
+
+
+def mark_cancelled(import_id: Any) -> None:
+    _finish(uuid.UUID(str(import_id)), "cancelled", "Cancelled. Rows imported before that are kept.")
+
+
+def mark_failed(import_id: Any, message: str) -> None:
+    _finish(uuid.UUID(str(import_id)), "failed", message)
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowErrorView:
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+def row_errors(scope: Scope, import_id: Any, *, limit: int = 50, offset: int = 0) -> tuple[list[RowErrorView], int]:
+    """A page of the import's row problems, in file order, and how many there are."""
+    scope.require_admin()
+    with session_scope() as session:
+        job = _get(session, scope, import_id)
+        total = session.execute(
+            text("SELECT count(*) FROM import_errors WHERE import_job_id = :j AND tenant_id = :t"),
+            {"j": job.id, "t": scope.tenant_id},
+        ).scalar()
+        rows = session.exec(
+            select(ImportRowError).where(ImportRowError.import_job_id == job.id, ImportRowError.tenant_id == scope.tenant_id)
+            .order_by(ImportRowError.row_number, ImportRowError.id).offset(offset).limit(limit)
+        ).all()
+        return [RowErrorView(r.row_number, r.column or "", r.value or "", r.reason) for r in rows], int(total)
+
+
+def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
+    """(file name, CSV text in pieces) of every row problem: row, column, value, reason."""
+    scope.require_admin()
+    with session_scope() as session:
+        job = _get(session, scope, import_id)
+        job_id, filename = job.id, job.filename
+
+    def generate() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow(["row", "column", "value", "reason"])
+        with session_scope() as session:
+            result = session.execute(
+                text("SELECT row_number, \"column\", value, reason FROM import_errors "
+                     "WHERE import_job_id = :j AND tenant_id = :t ORDER BY row_number, id").execution_options(yield_per=5000),
+                {"j": job_id, "t": scope.tenant_id},
+            )
+            for n, column, value, reason in result:
+                writer.writerow([n, neutralise(column or ""), neutralise(value or ""), reason])
+                if out.tell() > 64_000:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+
+    return f"{Path(filename).stem}-errors.csv", generate()
