@@ -8,7 +8,7 @@ import models  # noqa: F401  (registers every table for `reflex db`)
 from app import logs
 from app.api.main import create_api
 from app.jobs.runner import run_in_backend
-from app.pages import auth, home, placeholders, platform_admin, team
+from app.pages import auth, calls, home, placeholders, platform_admin, team, voice_settings
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
 from app.settings import get_settings
@@ -41,7 +41,9 @@ app.add_page(placeholders.crm_page, route="/crm", title="CRM", on_load=[*signed_
 app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(placeholders.chat_page, route="/chat", title="Agent chat", on_load=signed_in)
-app.add_page(placeholders.calls_page, route="/calls", title="Calls", on_load=signed_in)
+app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])
+app.add_page(voice_settings.voice_settings_page, route="/voice", title="Voice settings",
+             on_load=[*signed_in, voice_settings.VoiceSettingsState.load])
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
 app.add_page(platform_admin.platform_page, route="/platform", title="Platform admin",
              on_load=[*signed_in, platform_admin.PlatformState.load])

@@ -15,9 +15,11 @@ from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.auth import SignInState, SignUpState
+from app.pages.calls import CallsState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
 from app.pages.team import TeamState
+from app.pages.voice_settings import VoiceSettingsState
 from app.services import auth
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
@@ -31,6 +33,8 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     TeamState: "admin",
     PlatformState: "super_admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
+    CallsState: "signed_in",
+    VoiceSettingsState: "admin",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}

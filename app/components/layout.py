@@ -14,6 +14,7 @@ NAV = [
     ("Billing", "credit-card", "/billing", "admin"),
     ("Agent chat", "bot-message-square", "/chat", "all"),
     ("Calls", "phone", "/calls", "all"),
+    ("Voice settings", "audio-lines", "/voice", "admin"),
     ("Team", "users", "/team", "admin"),
     ("Platform admin", "shield", "/platform", "super"),
 ]

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services import auth, tenants
+from app.services import auth, demo_calls, tenants
 from app.services.validation import normalise_email, normalise_phone, password_problem
 from models import Contact, PhoneNumber, Tenant, User
 from models.base import utcnow
@@ -66,6 +66,8 @@ def seed_demo() -> list[Credential]:
             session.add(PhoneNumber(tenant_id=tenant.id, number=DEMO_NUMBER, label="Main line"))
         if session.exec(select(Contact.id).where(Contact.tenant_id == tenant.id)).first() is None:
             _seed_contacts(session, tenant)
+        session.flush()
+        demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
     return created
 
 
