@@ -7,19 +7,32 @@ end, which counts their words) and retries a failing write with backoff before i
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import queue
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from app.services import call_records
 from app.services.call_records import CallContext
 from app.services.scope import Scope
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Database work of call set-up (webhooks, binding a stream) runs on two threads, not asyncio's default pool:
+# every Python thread that is busy competes with the event loop for the GIL, and a burst of calls arriving
+# at once must not stall the audio of the calls already in progress.
+_DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db")
+
+
+async def in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_DB, functools.partial(fn, *args, **kwargs))
 
 
 class RecordWriter:

@@ -33,7 +33,7 @@ from voice_service import twilio_protocol as tp
 from voice_service.bridge import BridgeTimings, TelephonyVoiceAgentHandler, TwilioSocket
 from voice_service.consult import Consult, consult_specialists
 from voice_service.metrics import METRICS
-from voice_service.records import WRITER
+from voice_service.records import WRITER, in_db_thread
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,13 @@ async def twilio_voice(request: Request) -> Response:
     call_sid = params.get("CallSid", "")
     if not CALL_SID.match(call_sid):
         return PlainTextResponse("CallSid is missing or malformed.", status_code=400)
-    owner = await asyncio.to_thread(call_records.tenant_for_number, params.get("To"))
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
     if owner is None:
         log.info("call to an unknown number", extra={"call_sid": call_sid})
         return _xml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER))
     scope = Scope.system(owner.tenant_id)
     pipeline = choose_pipeline(call_sid)
-    call_id = await asyncio.to_thread(
+    call_id = await in_db_thread(
         call_records.start_call, scope, call_sid=call_sid, from_number=params.get("From"), to_number=params.get("To"),
         pipeline=pipeline, status="ringing" if pipeline == "voice_agent" else "in_progress",
     )
@@ -110,24 +110,24 @@ async def twilio_voice(request: Request) -> Response:
     if pipeline == "voice_agent":
         token = security.stream_token(call_sid, str(call_id), str(owner.tenant_id))
         return _xml(twiml.stream(security.public_url("/twilio/stream", websocket=True), token))
-    context = await asyncio.to_thread(call_records.call_context, scope, call_sid)
+    context = await in_db_thread(call_records.call_context, scope, call_sid)
     if context is None:  # a replayed webhook for a call that already ended
         return _xml(twiml.say_and_hang_up(classic.GOODBYE))
-    return _xml(await asyncio.to_thread(classic.first_turn, context, security.public_url("/twilio/gather")))
+    return _xml(await in_db_thread(classic.first_turn, context, security.public_url("/twilio/gather")))
 
 
 async def twilio_gather(request: Request) -> Response:
     params = await _signed_form(request)
     if isinstance(params, Response):
         return params
-    owner = await asyncio.to_thread(call_records.tenant_for_number, params.get("To"))
-    context = owner and await asyncio.to_thread(call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", ""))
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+    context = owner and await in_db_thread(call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", ""))
     if not context:
         return _xml(twiml.say_and_hang_up(classic.GOODBYE))
     speech = (params.get("SpeechResult") or "").strip()[:2000]
     if not speech:
         return _xml(twiml.gather(security.public_url("/twilio/gather"), None))
-    return _xml(await asyncio.to_thread(classic.next_turn, context, speech, security.public_url("/twilio/gather")))
+    return _xml(await in_db_thread(classic.next_turn, context, speech, security.public_url("/twilio/gather")))
 
 
 async def twilio_status(request: Request) -> Response:
@@ -136,9 +136,9 @@ async def twilio_status(request: Request) -> Response:
         return params
     status = params.get("CallStatus", "")
     if status in FINAL_TWILIO_STATUSES:
-        owner = await asyncio.to_thread(call_records.tenant_for_number, params.get("To"))
+        owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
         if owner is not None:
-            await asyncio.to_thread(call_records.finish_unbridged, Scope.system(owner.tenant_id), params.get("CallSid", ""), status)
+            await in_db_thread(call_records.finish_unbridged, Scope.system(owner.tenant_id), params.get("CallSid", ""), status)
     return Response(status_code=204)
 
 
@@ -171,7 +171,7 @@ async def twilio_stream(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await websocket.close(code=1008)
         return
-    context = await asyncio.to_thread(
+    context = await in_db_thread(
         call_records.bind_stream, Scope.system(claims["tid"]), call_id=claims["call"], call_sid=start.call_sid,
         stream_sid=start.stream_sid,
     )

@@ -71,7 +71,7 @@ def new_call_sid() -> str:
 class TwilioCaller:
     def __init__(self, base_url: str, *, to: str, from_: str = "+15555550123", auth_token: str | None = None,
                  account_sid: str = "AC" + "0" * 32, call_sid: str | None = None,
-                 on_event: Callable[[float, dict[str, Any]], None] | None = None):
+                 on_event: Callable[[float, dict[str, Any]], None] | None = None, http: httpx.AsyncClient | None = None):
         self.base_url = base_url.rstrip("/")
         self.to, self.from_ = to, from_
         self.auth_token = auth_token or security.signing_token()
@@ -79,6 +79,7 @@ class TwilioCaller:
         self.call_sid = call_sid or new_call_sid()
         self.stream_sid = "MZ" + uuid.uuid4().hex
         self.on_event = on_event
+        self.http = http  # share one client between many callers: each new client builds a TLS context
         self.ws: websockets.ClientConnection | None = None
         self.events: list[tuple[float, dict[str, Any]]] = []  # (perf_counter, message) from the sidecar
         self.agent_audio = bytearray()
@@ -93,10 +94,15 @@ class TwilioCaller:
 
     # --- the webhook --------------------------------------------------------------------------------------
 
-    async def _post(self, url: str, params: dict[str, str], signature: str | None) -> Twiml:
+    async def _post(self, url: str, params: dict[str, str], signature: str | None) -> httpx.Response:
         headers = {"X-Twilio-Signature": signature if signature is not None else security.sign_request(url, params, self.auth_token)}
+        if self.http is not None:
+            return await self.http.post(url, data=params, headers=headers)
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(url, data=params, headers=headers)
+            return await client.post(url, data=params, headers=headers)
+
+    async def _twiml(self, url: str, params: dict[str, str], signature: str | None) -> Twiml:
+        response = await self._post(url, params, signature)
         return Twiml.parse(response.status_code, response.text)
 
     def _params(self, **extra: str) -> dict[str, str]:
@@ -105,17 +111,15 @@ class TwilioCaller:
 
     async def dial(self, signature: str | None = None) -> Twiml:
         """The incoming-call webhook, signed like Twilio signs it (or with `signature`, to forge one)."""
-        return await self._post(f"{self.base_url}/twilio/voice", self._params(), signature)
+        return await self._twiml(f"{self.base_url}/twilio/voice", self._params(), signature)
 
     async def gather(self, action_url: str, speech: str) -> Twiml:
         """A classic-pipeline turn: what Twilio posts after recognising the caller's speech."""
-        return await self._post(action_url, self._params(CallStatus="in-progress", SpeechResult=speech, Confidence="0.92"), None)
+        return await self._twiml(action_url, self._params(CallStatus="in-progress", SpeechResult=speech, Confidence="0.92"), None)
 
     async def status_callback(self, status: str = "completed") -> int:
-        url = f"{self.base_url}/twilio/status"
-        params = self._params(CallStatus=status, CallDuration="12")
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(url, data=params, headers={"X-Twilio-Signature": security.sign_request(url, params, self.auth_token)})
+        """Twilio's call status callback, e.g. after the call completed."""
+        response = await self._post(f"{self.base_url}/twilio/status", self._params(CallStatus=status, CallDuration="12"), None)
         return response.status_code
 
     # --- the media stream ---------------------------------------------------------------------------------
@@ -262,15 +266,19 @@ def _speech_like(seconds: float) -> bytes:
 
 
 def _print_event(started: float):
+    heard = {"bytes": 0}
+
     def show(now: float, message: dict[str, Any]) -> None:
         event = message.get("event")
         stamp = f"[{now - started:6.2f}s]"
         if event == "media":
-            return  # summarised per turn below
-        if event == "mark":
-            print(f"{stamp} agent turn sent ({message['mark']['name']}); echoing when it has played", flush=True)
+            heard["bytes"] += len(message["media"]["payload"]) * 3 // 4
+        elif event == "mark":
+            print(f"{stamp} agent spoke {heard['bytes'] / RATE:.1f} s ({message['mark']['name']})", flush=True)
+            heard["bytes"] = 0
         elif event == "clear":
             print(f"{stamp} barge-in: the agent stopped talking (clear)", flush=True)
+            heard["bytes"] = 0
         else:
             print(f"{stamp} {json.dumps(message)[:160]}", flush=True)
     return show

@@ -34,4 +34,6 @@ def weekly_bars(series: list[tuple[date, int]], *, name: str, height: int = 280)
             hovertemplate="Week of %{x}: %{y}<extra></extra>",
         )
     )
+    if max((count for _, count in series), default=0) < 10:
+        fig.update_yaxes(dtick=1)  # small counts: whole-number ticks only, no repeated labels
     return _layout(fig, height)

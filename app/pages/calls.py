@@ -141,8 +141,8 @@ class CallsState(rx.State):
                         return
                     scope = await require_scope(self)
                     await self._refresh(scope)
-                    if self.detail_open and self.detail.get("status") == "in_progress":
-                        await self._show_detail(scope, self.detail["id"])
+                    if self.detail_open and (self.detail.get("status") == "in_progress" or not self.detail.get("summary")):
+                        await self._show_detail(scope, self.detail["id"])  # live transcript, then the summary
             async with self:
                 self.live, self.live_paused = False, True
         finally:
@@ -346,8 +346,8 @@ def calls_page() -> rx.Component:
                         "phone",
                         "No calls yet",
                         "Calls answered by your voice agent appear here with transcripts, summaries and usage. No phone "
-                        "handy? Place a test call from a terminal with `python -m voice_service.simulate --to "
-                        "<your number>` (see the README).",
+                        "handy? Place a test call from a terminal (the README explains the options):",
+                        rx.code("python -m voice_service.simulate --to <your number>", size="2"),
                         rx.cond(SessionState.is_admin, rx.link(rx.button("Set up your numbers"), href="/voice")),
                     ),
                     rx.vstack(

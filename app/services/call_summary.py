@@ -30,7 +30,8 @@ _STOPWORDS = frozenset(
     too up us very was we we'll we're were what when where which who will with would yes yeah you you're your
     bye goodbye great good well um uh oh""".split()
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")  # not inside "8 a.m. to 1 p.m."
+_INTRODUCTION = re.compile(r"^(hi|hello|hey)?[,!.\s]*(this is|it's|it is|my name is|i'm|i am)\b[^?]*$", re.I)
 _WORD = re.compile(r"[a-z][a-z'\-]+")
 
 
@@ -66,20 +67,23 @@ def extractive_summary(lines: list[tuple[str, str]], max_sentences: int = 3) -> 
         words = _content_words(sentence)
         return sum(weights[w] for w in set(words)) / (1 + len(words)) ** 0.5 if words else 0.0
 
-    request = next((c for c in caller if len(_content_words(c[1])) >= 2), caller[0])
+    request = next((c for c in caller if len(_content_words(c[1])) >= 2 and not _INTRODUCTION.match(c[1])), caller[0])
     answer = next((a for a in reversed(agent) if len(_content_words(a[1])) >= 3), None)
     chosen = [request] + ([answer] if answer else [])
     for candidate in sorted(caller + agent, key=lambda c: -score(c[1])):
         if len(chosen) >= max_sentences:
             break
-        if candidate not in chosen and score(candidate[1]) > 0:
+        if candidate not in chosen and len(_content_words(candidate[1])) >= 3:
             chosen.append(candidate)
-    ordered = sorted(chosen, key=lambda c: (c[0], (caller + agent).index(c)))
-    parts = []
-    for index, sentence in ordered:
+    everything = caller + agent
+    parts: list[tuple[str, list[str]]] = []
+    for index, sentence in sorted(chosen, key=lambda c: (c[0], everything.index(c))):
         speaker = "Caller" if lines[index][0] == "user" else "Agent"
-        parts.append(f"{speaker}: {sentence}")
-    return " ".join(parts)
+        if parts and parts[-1][0] == speaker:
+            parts[-1][1].append(sentence)
+        else:
+            parts.append((speaker, [sentence]))
+    return " ".join(f"{speaker}: {' '.join(sentences)}" for speaker, sentences in parts)
 
 
 def add_call_to_timeline(session: Session, scope: Scope, contact: Contact, call: CallSession) -> bool:

@@ -168,7 +168,7 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
         month = session.execute(
             text(
                 """
-                SELECT count(*), COALESCE(sum(duration_seconds), 0), COALESCE(avg(duration_seconds), 0),
+                SELECT count(*), COALESCE(sum(duration_seconds), 0), avg(duration_seconds),
                   (SELECT COALESCE(sum(quantity), 0) FROM usage_records WHERE tenant_id = :t
                      AND kind IN ('stt_words', 'tts_words') AND occurred_at >= date_trunc('month', now()))
                 FROM call_sessions WHERE tenant_id = :t AND started_at >= date_trunc('month', now())
@@ -188,6 +188,6 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
         calls_this_month=int(month[0]),
         minutes_this_month=int(round(float(month[1]) / 60)),
         words_this_month=int(month[3]),
-        average_duration=format_duration(float(month[2])) if month[0] else "—",
+        average_duration=format_duration(float(month[2])) if month[2] is not None else "—",
         per_week=series,
     )
