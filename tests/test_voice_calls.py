@@ -60,9 +60,12 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
     assert settings["tags"] == [f"tenant-{org.tenant_id}", f"call-{caller.call_sid}"]
     assert [f["name"] for f in agent["think"]["functions"]] == ["end_call", "consult_specialists"]  # no transfer number
 
-    # The caller heard the agent, and the goodbye finished playing before the REST hang-up.
+    # The caller heard the agent, and the goodbye finished playing (its mark came back) before the REST hang-up.
     assert len(caller.agent_audio) > 8000 and "mark" in caller.kinds()
     assert line.twilio.updates == [{"call_sid": caller.call_sid, "Status": "completed"}]
+    goodbye_mark = [m["mark"]["name"] for _, m in caller.events if m["event"] == "mark"][-1]
+    echoed_at = dict((name, t) for t, name in caller.echoed)[goodbye_mark]
+    assert echoed_at < line.twilio.updated_at[0]
 
     row = call_row(caller.call_sid)
     assert (row.status, row.end_reason, row.pipeline) == ("completed", "agent_ended_call", "voice_agent")

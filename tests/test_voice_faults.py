@@ -4,7 +4,8 @@ direction each end the call cleanly, with usage written exactly once and no task
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import replace
+
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from sqlmodel import select
 
 from models import CallSession, UsageRecord
 from models.db import session_scope
-from tests.voice_kit import AUTH_TOKEN, call_row, phone_line, usage_of
+from tests.voice_kit import AUTH_TOKEN, FAST, call_row, phone_line, usage_of
 from voice_service import security
 
 
@@ -170,10 +171,6 @@ async def test_a_wrong_deepgram_key_is_refused_and_the_call_falls_back(monkeypat
 
 async def test_a_stalled_agent_does_not_leave_the_caller_in_silence(monkeypatch, make_org):
     org = make_org()
-    from dataclasses import replace
-
-    from tests.voice_kit import FAST
-
     async def script(s):
         await s.hear("Hello? Is anyone there?")  # ...and the agent never answers
 
@@ -188,10 +185,6 @@ async def test_a_stalled_agent_does_not_leave_the_caller_in_silence(monkeypatch,
 @pytest.mark.parametrize("goodbye", ["socket closed", "line went quiet"])
 async def test_a_caller_who_hangs_up_without_stop_ends_the_call(monkeypatch, make_org, goodbye):
     org = make_org()
-    from dataclasses import replace
-
-    from tests.voice_kit import FAST
-
     async with phone_line(monkeypatch, org.tenant_id, timings=replace(FAST, caller_idle_seconds=0.5)) as line:
         caller = await line.call()
         await caller.play(b"", seconds=0.4)

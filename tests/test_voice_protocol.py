@@ -130,6 +130,8 @@ def test_the_pipeline_is_chosen_by_flag_and_a_stable_share_of_calls(monkeypatch)
 
     sids = [f"CA{i:032x}" for i in range(2000)]
     try:
+        assert {choose_pipeline(s) for s in sids[:50]} == {"classic"}  # no Deepgram configured: classic
+        monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-key-for-this-test")
         monkeypatch.setenv("VOICE_AGENT_ROLLOUT_PERCENTAGE", "25")
         get_settings.cache_clear()
         first = [choose_pipeline(s) for s in sids]

@@ -149,3 +149,40 @@ async def test_the_calls_page_lists_calls_and_opens_one(make_org):
     assert any(item["value"] == "900 ms" for item in state.latency)
     await CallsState.go_to_page.fn(state, 5)
     assert state.page == 1  # clamped to the pages that exist
+
+
+def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_org):
+    a, b = make_org("Harbor"), make_org("Lakeside")
+    add_contact(b.tenant_id, phone="(555) 555-0123")  # the same caller is a contact elsewhere
+    call_id = _a_finished_call(a.tenant_id, "CA" + "6" * 32, from_number="+15555550123")
+    assert calls.call_detail(a.scope, str(call_id)).contact == ""
+    from app.services.call_summary import summarise_call
+
+    assert summarise_call(Scope.system(a.tenant_id), call_id)["timeline"] is False
+    mine = add_contact(a.tenant_id, phone="+1 555 555 0123", name="Omar Haddad", business="Harbor Kids")
+    assert summarise_call(Scope.system(a.tenant_id), call_id)["timeline"] is True  # found once added
+    assert calls.call_detail(a.scope, str(call_id)).contact == "Omar Haddad · Harbor Kids"
+    with session_scope() as s:
+        from models import ContactInteraction
+
+        assert [i.contact_id for i in s.exec(select(ContactInteraction)).all()] == [mine]
+
+
+def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usage():
+    from app.services.demo import DEMO_SLUG, seed_demo
+    from app.services.tenants import get_by_slug
+    from models import CallSession, ContactInteraction, UsageRecord
+
+    seed_demo()
+    seed_demo()  # idempotent
+    with session_scope() as s:
+        tenant = get_by_slug(s, DEMO_SLUG)
+        demo_calls = s.exec(select(CallSession).where(CallSession.tenant_id == tenant.id)).all()
+        usage = s.exec(select(UsageRecord).where(UsageRecord.tenant_id == tenant.id)).all()
+        timeline = s.exec(select(ContactInteraction).where(ContactInteraction.tenant_id == tenant.id,
+                                                           ContactInteraction.interaction_type == "phone_call")).all()
+    assert len(demo_calls) >= 5 and all(c.summary and c.summary_source == "offline" for c in demo_calls)
+    assert len(usage) == 4 * len(demo_calls) and len(timeline) == sum(1 for c in demo_calls if c.contact_id)
+    scope = Scope(tenant_id=tenant.id, role="member")
+    rows, total = calls.list_calls(scope)
+    assert total == len(demo_calls) and calls.call_detail(scope, rows[0].id).transcript

@@ -111,7 +111,7 @@ class VoiceAgentService:
                 self.url, additional_headers=headers, compression=None, proxy=None, open_timeout=self.settings_timeout,
                 ping_interval=10, ping_timeout=10, close_timeout=2, max_size=2**22,
             )
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
             raise AgentUnavailable(f"could not connect to the voice agent ({type(exc).__name__})") from None
         try:
             async with asyncio.timeout(self.settings_timeout):

@@ -64,9 +64,10 @@ async def metrics(request: Request) -> PlainTextResponse:
 
 def choose_pipeline(call_sid: str) -> str:
     """USE_VOICE_AGENT, then VOICE_AGENT_ROLLOUT_PERCENTAGE by a stable hash of the CallSid: a call never
-    flips pipeline between its webhooks, and every replica decides the same."""
+    flips pipeline between its webhooks, and every replica decides the same. Without Deepgram (no key, no
+    agent URL of our own) every call takes the classic pipeline rather than failing."""
     settings = get_settings()
-    if not settings.use_voice_agent:
+    if not (settings.use_voice_agent and settings.voice_agent_configured):
         return "classic"
     bucket = int.from_bytes(hashlib.sha256(call_sid.encode()).digest()[:4], "big") % 100
     return "voice_agent" if bucket < settings.voice_agent_rollout_percentage else "classic"

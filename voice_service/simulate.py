@@ -87,6 +87,7 @@ class TwilioCaller:
         self.close_code: int | None = None
         self.sent_frames = 0
         self.cleared_seconds = 0.0  # agent audio still to play when a `clear` dropped it
+        self.echoed: list[tuple[float, str]] = []  # (perf_counter, mark name) echoed back, as Twilio does
         self._seq = 0
         self._playing_until = 0.0
         self._pending_marks: list[tuple[str, asyncio.TimerHandle]] = []
@@ -236,14 +237,15 @@ class TwilioCaller:
 
     def _echo_mark(self, name: str) -> None:
         self._pending_marks = [(n, h) for n, h in self._pending_marks if n != name]
+        self.echoed.append((time.perf_counter(), name))
         asyncio.ensure_future(self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}))
 
     def _clear(self, now: float) -> None:
         self.cleared_seconds += max(0.0, self._playing_until - now)
         self._playing_until = now
-        for name, handle in self._pending_marks:
+        for name, handle in self._pending_marks:  # Twilio returns the pending marks after a clear
             handle.cancel()
-            asyncio.ensure_future(self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}))
+            self._echo_mark(name)
         self._pending_marks.clear()
 
     def kinds(self) -> list[str]:

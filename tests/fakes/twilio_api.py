@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,7 @@ class FakeTwilioApi:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.updates: list[dict[str, str]] = []
+        self.updated_at: list[float] = []  # perf_counter() of each update
         self.changed = threading.Event()
         self.app = Starlette(routes=[Route("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update, methods=["POST"])])
 
@@ -35,6 +37,7 @@ class FakeTwilioApi:
         form = dict(parse_qsl((await request.body()).decode()))
         call_sid = request.path_params["call"].removesuffix(".json")
         self.updates.append({"call_sid": call_sid, **form})
+        self.updated_at.append(time.perf_counter())
         self.changed.set()
         now = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
         return JSONResponse({
