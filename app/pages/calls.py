@@ -332,7 +332,9 @@ def calls_page() -> rx.Component:
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.vstack(
                 rx.grid(
-                    rx.box(stat_tile("In progress now", CallsState.in_progress, "phone-call"), data_testid="live-calls"),
+                    rx.box(stat_tile("In progress now", CallsState.in_progress, "phone-call",
+                                     rx.cond(CallsState.live, f"live, every {POLL_SECONDS} s", "paused")),
+                           data_testid="live-calls"),
                     stat_tile("Calls this month", CallsState.calls_this_month, "phone", f"average {CallsState.average_duration}"),
                     stat_tile("Talk minutes this month", CallsState.minutes_this_month, "clock"),
                     stat_tile("Voice words this month", CallsState.words_this_month, "audio-lines", "billed per 1,000"),
