@@ -16,9 +16,9 @@ from models.base import utcnow
 
 GREETING = "Hello, thank you for calling Harbor Dental Group. How can I help you today?"
 
-# (days ago, hour, the caller's business when a CRM contact, end reason, transcript after the greeting)
+# (hours ago, the caller's business when a CRM contact, end reason, transcript after the greeting)
 CALLS = [
-    (1, 9, "Bayview Orthodontics", "agent_ended_call", [
+    (3, "Bayview Orthodontics", "agent_ended_call", [
         ("user", "Hi, this is Priya from Bayview Orthodontics. I need to move our team cleaning from Thursday to Friday morning."),
         ("assistant", "Of course. I can note a request to move the cleaning to Friday morning. Is 9 a.m. or 10:30 better?"),
         ("user", "Ten thirty works best for us."),
@@ -26,7 +26,7 @@ CALLS = [
         ("user", "Perfect, thanks. Bye."),
         ("assistant", "You're welcome, Priya. Goodbye!"),
     ]),
-    (2, 14, None, "agent_ended_call", [
+    (27, None, "agent_ended_call", [
         ("user", "Hello, do you accept Delta Dental insurance for new patients?"),
         ("assistant", "Yes, Harbor Dental Group is in network with Delta Dental PPO. New patients are welcome."),
         ("user", "Great. How soon could I get a first appointment?"),
@@ -34,26 +34,26 @@ CALLS = [
         ("user", "Yes please, call me back this afternoon."),
         ("assistant", "I've asked the front desk to call you back this afternoon. Thanks for calling, goodbye!"),
     ]),
-    (4, 11, "Riverbend Oral Surgery", "transferred", [
+    (98, "Riverbend Oral Surgery", "transferred", [
         ("user", "It's Marcus from Riverbend Oral Surgery. I have a billing question about invoice 2291."),
         ("assistant", "I can help with general questions, but for a specific invoice I'd like to put you through to our billing team."),
         ("user", "Yes, please transfer me."),
         ("assistant", "Transferring you to billing now."),
     ]),
-    (6, 16, None, "caller_hung_up", [
+    (141, None, "caller_hung_up", [
         ("user", "Hi, what are your opening hours on Saturdays?"),
         ("assistant", "On Saturdays we're open from 8 a.m. to 1 p.m. for cleanings and emergencies."),
     ]),
-    (9, 10, "Coastal Smiles Studio", "agent_ended_call", [
+    (218, "Coastal Smiles Studio", "agent_ended_call", [
         ("user", "This is Hannah at Coastal Smiles. One of our patients chipped a tooth. Can you see emergencies today?"),
         ("assistant", "We keep same-day slots for dental emergencies. I'd suggest the 2:15 p.m. slot today."),
         ("user", "That works. The patient's name is Leo Park."),
         ("assistant", "I've noted Leo Park for the 2:15 emergency slot today. Please arrive ten minutes early. Goodbye!"),
     ]),
-    (15, 13, None, "agent_error", [
+    (362, None, "agent_error", [
         ("user", "Hello, I'd like to ask about teeth whitening prices."),
     ]),
-    (23, 15, "Lakeside Family Dentistry", "agent_ended_call", [
+    (553, "Lakeside Family Dentistry", "agent_ended_call", [
         ("user", "Hi, Tom from Lakeside Family Dentistry. We'd like a quote for Invisalign referrals."),
         ("assistant", "Thanks, Tom. I'll pass your request for an Invisalign referral quote to our treatment coordinator."),
         ("user", "Great, email is best. That's all."),
@@ -72,8 +72,8 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
     ).all()
     by_business = {c.business_name: c for c in contacts}
     now = utcnow()
-    for n, (days, hour, business, reason, lines) in enumerate(CALLS):
-        started = (now - timedelta(days=days)).replace(hour=hour, minute=7 * n % 60, second=12, microsecond=0)
+    for n, (hours_ago, business, reason, lines) in enumerate(CALLS):
+        started = (now - timedelta(hours=hours_ago, minutes=7 * n)).replace(second=12, microsecond=0)
         contact = by_business.get(business) if business else None
         transcript = [("assistant", GREETING), *lines]
         seconds = 14.0 + sum(3.2 * word_count(text) / 8 for _, text in transcript)
