@@ -9,7 +9,8 @@ from app import logs
 from app.api.main import create_api
 from app.jobs.runner import run_in_backend
 from app.pages import (
-    agents, auth, chat, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team,
+    agents, auth, calls, chat, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team,
+    voice_settings,
 )
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
@@ -50,7 +51,9 @@ app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns",
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
-app.add_page(placeholders.calls_page, route="/calls", title="Calls", on_load=signed_in)
+app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])
+app.add_page(voice_settings.voice_settings_page, route="/voice", title="Voice settings",
+             on_load=[*signed_in, voice_settings.VoiceSettingsState.load])
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
 app.add_page(platform_admin.platform_page, route="/platform", title="Platform admin",
              on_load=[*signed_in, platform_admin.PlatformState.load])

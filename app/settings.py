@@ -105,6 +105,12 @@ class Settings:
         return bool(self.openai_api_key)
 
     @property
+    def voice_agent_configured(self) -> bool:
+        """A Deepgram key, or an agent URL of our own (the local test agent): otherwise calls take the classic
+        pipeline, which needs neither."""
+        return bool(self.deepgram_api_key) or not self.deepgram_agent_url.startswith("wss://agent.deepgram.com/")
+
+    @property
     def stripe_configured(self) -> bool:
         return bool(self.stripe_secret_key)
 

@@ -16,6 +16,7 @@ from sqlmodel import select
 import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
+from app.pages.calls import CallsState
 from app.pages.chat import ChatState
 from app.pages.contact_detail import ContactDetailState
 from app.pages.contacts import ContactsState
@@ -24,6 +25,7 @@ from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
 from app.pages.team import TeamState
+from app.pages.voice_settings import VoiceSettingsState
 from app.services import auth
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
@@ -43,6 +45,8 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     ContactDetailState: "admin",
     CustomFieldsState: "admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
+    CallsState: "signed_in",
+    VoiceSettingsState: "admin",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}

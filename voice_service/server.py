@@ -1,19 +1,46 @@
-"""The sidecar's ASGI app (Starlette)."""
+"""The sidecar's ASGI app (Starlette): Twilio webhooks, the media-stream WebSocket, health and metrics.
+
+    POST /twilio/voice    incoming call: signed; picks the organisation by the called number and the pipeline
+    WS   /twilio/stream   media stream: signed upgrade + per-call token, then the bridge runs the call
+    POST /twilio/gather   classic pipeline: one speech turn
+    POST /twilio/status   Twilio's call status callback: ends calls no stream is bridging
+    GET  /metrics         Prometheus text
+    GET  /healthz         liveness plus a database round trip
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import re
+from urllib.parse import parse_qsl
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.services import call_records, tokens
+from app.services.scope import Scope
+from app.settings import get_settings
 from models.db import get_engine
+from voice_service import classic, security, twiml
+from voice_service import twilio_protocol as tp
+from voice_service.bridge import BridgeTimings, TelephonyVoiceAgentHandler, TwilioSocket
+from voice_service.consult import Consult, consult_specialists
+from voice_service.metrics import METRICS
+from voice_service.records import WRITER, in_db_thread
 
 log = logging.getLogger(__name__)
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+MAX_WEBHOOK_BYTES = 64 * 1024
+START_TIMEOUT = 10.0
+FINAL_TWILIO_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 
 def _database_ok() -> bool:
@@ -31,8 +58,160 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
 
-def create_app() -> Starlette:
-    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+async def metrics(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def choose_pipeline(call_sid: str) -> str:
+    """USE_VOICE_AGENT, then VOICE_AGENT_ROLLOUT_PERCENTAGE by a stable hash of the CallSid: a call never
+    flips pipeline between its webhooks, and every replica decides the same. Without Deepgram (no key, no
+    agent URL of our own) every call takes the classic pipeline rather than failing."""
+    settings = get_settings()
+    if not (settings.use_voice_agent and settings.voice_agent_configured):
+        return "classic"
+    bucket = int.from_bytes(hashlib.sha256(call_sid.encode()).digest()[:4], "big") % 100
+    return "voice_agent" if bucket < settings.voice_agent_rollout_percentage else "classic"
+
+
+def _xml(body: str) -> Response:
+    return Response(body, media_type="application/xml")
+
+
+async def _signed_form(request: Request) -> dict[str, str] | Response:
+    """The POSTed parameters when X-Twilio-Signature matches them, else a 403 (or 413) response."""
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BYTES:
+        return PlainTextResponse("Request too large.", status_code=413)
+    params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    urls = security.seen_urls(request.url.scheme, request.headers, request.url.path, request.url.query, websocket=False)
+    if not security.signature_valid(urls, params, request.headers.get("x-twilio-signature")):
+        log.warning("refused a Twilio webhook with a bad signature", extra={"path": request.url.path})
+        return PlainTextResponse("Invalid Twilio signature.", status_code=403)
+    return params
+
+
+async def twilio_voice(request: Request) -> Response:
+    params = await _signed_form(request)
+    if isinstance(params, Response):
+        return params
+    call_sid = params.get("CallSid", "")
+    if not CALL_SID.match(call_sid):
+        return PlainTextResponse("CallSid is missing or malformed.", status_code=400)
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+    if owner is None:
+        log.info("call to an unknown number", extra={"call_sid": call_sid})
+        return _xml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER))
+    scope = Scope.system(owner.tenant_id)
+    pipeline = choose_pipeline(call_sid)
+    call_id = await in_db_thread(
+        call_records.start_call, scope, call_sid=call_sid, from_number=params.get("From"), to_number=params.get("To"),
+        pipeline=pipeline, status="ringing" if pipeline == "voice_agent" else "in_progress",
+    )
+    log.info("incoming call", extra={"call_sid": call_sid, "pipeline": pipeline, "tenant_id": str(owner.tenant_id)})
+    if pipeline == "voice_agent":
+        token = security.stream_token(call_sid, str(call_id), str(owner.tenant_id))
+        return _xml(twiml.stream(security.public_url("/twilio/stream", websocket=True), token))
+    context = await in_db_thread(call_records.call_context, scope, call_sid)
+    if context is None:  # a replayed webhook for a call that already ended
+        return _xml(twiml.say_and_hang_up(classic.GOODBYE))
+    return _xml(await in_db_thread(classic.first_turn, context, security.public_url("/twilio/gather")))
+
+
+async def twilio_gather(request: Request) -> Response:
+    params = await _signed_form(request)
+    if isinstance(params, Response):
+        return params
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+    context = owner and await in_db_thread(call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", ""))
+    if not context:
+        return _xml(twiml.say_and_hang_up(classic.GOODBYE))
+    speech = (params.get("SpeechResult") or "").strip()[:2000]
+    if not speech:
+        return _xml(twiml.gather(security.public_url("/twilio/gather"), None))
+    return _xml(await in_db_thread(classic.next_turn, context, speech, security.public_url("/twilio/gather")))
+
+
+async def twilio_status(request: Request) -> Response:
+    params = await _signed_form(request)
+    if isinstance(params, Response):
+        return params
+    status = params.get("CallStatus", "")
+    if status in FINAL_TWILIO_STATUSES:
+        owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+        if owner is not None:
+            await in_db_thread(call_records.finish_unbridged, Scope.system(owner.tenant_id), params.get("CallSid", ""), status)
+    return Response(status_code=204)
+
+
+async def _read_start(websocket: WebSocket) -> tp.Start:
+    """`connected`, then `start`: anything else first is ignored (and counted)."""
+    while True:
+        try:
+            event = tp.parse(await websocket.receive_text())
+        except tp.ProtocolError:
+            METRICS.rejected_messages["twilio"] += 1
+            continue
+        if isinstance(event, tp.Start):
+            return event
+        if not isinstance(event, tp.Connected):
+            METRICS.rejected_messages["twilio"] += 1
+
+
+async def twilio_stream(websocket: WebSocket) -> None:
+    urls = security.seen_urls(websocket.url.scheme, websocket.headers, websocket.url.path, websocket.url.query, websocket=True)
+    if not security.signature_valid(urls, {}, websocket.headers.get("x-twilio-signature")):
+        log.warning("refused a media stream with a bad or missing signature")
+        await websocket.close(code=1008)  # before accept: the upgrade is answered 403
+        return
+    await websocket.accept()
+    try:
+        start = await asyncio.wait_for(_read_start(websocket), START_TIMEOUT)
+        claims = security.verify_stream_token(start.custom_parameters.get("token", ""), start.call_sid)
+    except (TimeoutError, WebSocketDisconnect, KeyError, RuntimeError, tokens.TokenInvalid, tokens.TokenExpired) as exc:
+        log.warning("refused a media stream", extra={"reason": type(exc).__name__})
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1008)
+        return
+    context = await in_db_thread(
+        call_records.bind_stream, Scope.system(claims["tid"]), call_id=claims["call"], call_sid=start.call_sid,
+        stream_sid=start.stream_sid,
+    )
+    if context is None:
+        log.warning("refused a media stream: its call token was already used", extra={"call_sid": start.call_sid})
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1008)
+        return
+    app = websocket.app
+    handler = TelephonyVoiceAgentHandler(TwilioSocket(websocket), start.stream_sid, context, consult=app.state.consult,
+                                         timings=app.state.timings)
+    app.state.calls[start.call_sid] = handler
+    try:
+        await handler.run()
+    finally:
+        app.state.calls.pop(start.call_sid, None)
+
+
+def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings = BridgeTimings()) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        await asyncio.to_thread(WRITER.flush, 30)  # calls' last records reach the database before exit
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/twilio/voice", twilio_voice, methods=["POST"]),
+            Route("/twilio/gather", twilio_gather, methods=["POST"]),
+            Route("/twilio/status", twilio_status, methods=["POST"]),
+            WebSocketRoute("/twilio/stream", twilio_stream),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.consult = consult
+    app.state.timings = timings
+    app.state.calls = {}  # CallSid -> handler, for tests and graceful shutdown
+    return app
 
 
 app = create_app()

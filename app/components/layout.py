@@ -15,6 +15,7 @@ NAV = [
     ("Agent chat", "bot-message-square", "/chat", "all"),
     ("Agents", "bot", "/agents", "admin"),
     ("Calls", "phone", "/calls", "all"),
+    ("Voice settings", "audio-lines", "/voice", "admin"),
     ("Team", "users", "/team", "admin"),
     ("Platform admin", "shield", "/platform", "super"),
 ]

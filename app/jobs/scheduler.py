@@ -11,6 +11,7 @@ from app.jobs import queue
 # kind -> function from "now" to the key of the slot the job belongs to.
 PERIODIC: dict[str, Callable[[datetime], str]] = {
     "housekeeping": lambda now: now.strftime("%Y-%m-%dT%H"),
+    "call_sweep": lambda now: now.strftime("%Y-%m-%dT%H"),
 }
 
 

@@ -33,14 +33,3 @@ def billing_page() -> rx.Component:
     )
 
 
-def calls_page() -> rx.Component:
-    return page_shell(
-        "Calls",
-        empty_state(
-            "phone",
-            "No calls yet",
-            "Calls answered by your voice agent appear here with transcripts, summaries and usage. "
-            "No phone handy? Run `python -m voice_service.simulate` to place a test call.",
-        ),
-        subtitle="Calls answered by your voice agent",
-    )

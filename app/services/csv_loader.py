@@ -438,7 +438,7 @@ class BatchWriter:
                 new_lines.append(self.ids.next() + self.prefix + row.line + "\n")
                 created += 1
             elif mode == "update":
-                contact_id, old_status, name = match[0], match[1], match[2]
+                contact_id, old_status = match[0], match[1]
                 new_status = row.values[_POS["status"]]
                 note = ""
                 if new_status and new_status != old_status:

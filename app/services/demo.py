@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services import auth, tenants
+from app.services import auth, demo_calls, tenants
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
 from app.services.scope import Scope
@@ -72,6 +72,8 @@ def seed_demo() -> list[Credential]:
             _seed_custom_fields(session, tenant)
         if session.exec(select(Contact.id).where(Contact.tenant_id == tenant.id)).first() is None:
             _seed_contacts(session, tenant)
+        session.flush()
+        demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
         admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
     _seed_conversation(Scope(tenant_id=tenant.id, role="admin", user_id=admin_id))

@@ -123,3 +123,17 @@ def parse_uuid(value: object, not_found_message: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         raise NotFound(not_found_message) from None
+
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def e164_problem(value: str | None, label: str = "Phone number") -> tuple[str | None, str | None]:
+    """(the number in E.164, problem): a number Twilio can dial or answer, e.g. +15550100000."""
+    text = (value or "").strip()
+    if not text:
+        return None, f"{label} is required."
+    normalised = normalise_phone(text)
+    if not normalised or not _E164.match(normalised):
+        return None, f"“{text[:40]}” is not a phone number in international format, like +15550100000."
+    return normalised, None

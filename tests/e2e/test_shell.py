@@ -10,7 +10,7 @@ from models.db import session_scope
 from tests.conftest import PASSWORD
 
 SIDEBAR = [("crm", "CRM"), ("campaigns", "Campaigns"), ("billing", "Billing"), ("chat", "Agent chat"),
-           ("agents", "Agents"), ("calls", "Calls"), ("team", "Team")]
+           ("agents", "Agents"), ("calls", "Calls"), ("voice", "Voice settings"), ("team", "Team")]
 
 
 def test_new_organisation_signs_up_out_and_in_and_visits_every_page(ui):

@@ -1,0 +1,258 @@
+"""What a phone call writes: its call_sessions row, transcript lines, and at the end its usage (exactly once).
+
+Called by voice_service (from a worker thread, never on the audio path) and by the job runner, always with
+`Scope.system(tenant_id)`. The one unscoped read is `tenant_for_number`: the called number is what picks the
+organisation.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.sql import bindparam
+from sqlmodel import Session, select
+
+from app.jobs import queue
+from app.services.scope import Scope
+from app.services.validation import normalise_phone
+from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
+from models.db import session_scope
+
+FINAL_STATUSES = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class NumberOwner:
+    tenant_id: uuid.UUID
+    organisation: str
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Everything the bridge needs to answer one call."""
+
+    call_id: uuid.UUID
+    call_sid: str
+    tenant_id: uuid.UUID
+    organisation: str
+    from_number: str | None
+    pipeline: str
+    prompt: str
+    greeting: str
+    transfer_number: str | None
+    consult_enabled: bool
+    contact_name: str | None = None
+
+
+def word_count(text_: str) -> int:
+    return len(text_.split())
+
+
+def tenant_for_number(number: str | None) -> NumberOwner | None:
+    """The organisation that answers this number (Twilio `To`), if any."""
+    normalised = normalise_phone(number)
+    if not normalised:
+        return None
+    with session_scope() as session:
+        row = session.exec(
+            select(Tenant.id, Tenant.name)
+            .join(PhoneNumber, PhoneNumber.tenant_id == Tenant.id)
+            .where(PhoneNumber.number == normalised, PhoneNumber.is_active)
+        ).first()
+    return NumberOwner(tenant_id=row[0], organisation=row[1]) if row else None
+
+
+def contact_for_number(session: Session, scope: Scope, number: str | None) -> Contact | None:
+    """The caller's contact card: the most recently active contact with this phone number."""
+    normalised = normalise_phone(number)
+    if not normalised:
+        return None
+    return session.exec(
+        select(Contact)
+        .where(Contact.tenant_id == scope.tenant_id, Contact.phone_normalized == normalised)
+        .order_by(Contact.last_interaction_at.desc().nulls_last(), Contact.created_at.desc())
+    ).first()
+
+
+def start_call(scope: Scope, *, call_sid: str, from_number: str | None, to_number: str | None, pipeline: str,
+               status: str = "ringing") -> uuid.UUID:
+    """The call_sessions row, created when Twilio first asks what to do. A retried webhook finds the same row."""
+    with session_scope() as session:
+        contact = contact_for_number(session, scope, from_number)
+        statement = (
+            insert(CallSession)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=scope.tenant_id,
+                call_sid=call_sid,
+                from_number=normalise_phone(from_number) or (from_number or None),
+                to_number=normalise_phone(to_number),
+                contact_id=contact.id if contact else None,
+                pipeline=pipeline,
+                status=status,
+                latency={},
+            )
+            .on_conflict_do_nothing(index_elements=["call_sid"])
+        )
+        session.execute(statement)
+        return session.exec(
+            select(CallSession.id).where(CallSession.call_sid == call_sid, CallSession.tenant_id == scope.tenant_id)
+        ).one()
+
+
+def _context(session: Session, call: CallSession) -> CallContext:
+    settings = session.get(VoiceSettings, call.tenant_id)
+    tenant = session.get(Tenant, call.tenant_id)
+    contact = session.get(Contact, call.contact_id) if call.contact_id else None
+    return CallContext(
+        call_id=call.id,
+        call_sid=call.call_sid,
+        tenant_id=call.tenant_id,
+        organisation=tenant.name,
+        from_number=call.from_number,
+        pipeline=call.pipeline,
+        prompt=settings.agent_prompt if settings else "",
+        greeting=settings.greeting if settings else f"Hello, you have reached {tenant.name}.",
+        transfer_number=settings.transfer_number if settings else None,
+        consult_enabled=bool(settings and settings.consult_specialists),
+        contact_name=f"{contact.contact_name} of {contact.business_name}" if contact else None,
+    )
+
+
+def bind_stream(scope: Scope, *, call_id: str, call_sid: str, stream_sid: str) -> CallContext | None:
+    """Bind the media stream to its call, once. None when the call is unknown, over, or already has a stream
+    (a replayed per-call token)."""
+    with session_scope() as session:
+        bound = session.execute(
+            text(
+                """
+                UPDATE call_sessions SET stream_bound_at = now(), stream_sid = :stream_sid, status = 'in_progress'
+                WHERE id = :id AND tenant_id = :tenant AND call_sid = :sid
+                  AND stream_bound_at IS NULL AND ended_at IS NULL
+                RETURNING id
+                """
+            ),
+            {"id": call_id, "tenant": scope.tenant_id, "sid": call_sid, "stream_sid": stream_sid[:64]},
+        ).scalar()
+        if bound is None:
+            return None
+        return _context(session, session.get(CallSession, bound))
+
+
+def call_context(scope: Scope, call_sid: str) -> CallContext | None:
+    """The context of a call still in progress (the classic pipeline reads it on every turn)."""
+    with session_scope() as session:
+        call = session.exec(
+            select(CallSession).where(
+                CallSession.call_sid == call_sid, CallSession.tenant_id == scope.tenant_id, CallSession.ended_at.is_(None)
+            )
+        ).first()
+        return _context(session, call) if call else None
+
+
+def add_transcript_line(scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str) -> None:
+    with session_scope() as session:
+        session.add(CallTranscriptLine(tenant_id=scope.tenant_id, call_id=call_id, seq=seq, role=role, content=content))
+
+
+def transcript_history(scope: Scope, call_id: uuid.UUID) -> list[tuple[str, str]]:
+    with session_scope() as session:
+        rows = session.exec(
+            select(CallTranscriptLine.role, CallTranscriptLine.content)
+            .where(CallTranscriptLine.call_id == call_id, CallTranscriptLine.tenant_id == scope.tenant_id)
+            .order_by(CallTranscriptLine.seq)
+        ).all()
+    return [(r, c) for r, c in rows]
+
+
+_USAGE = insert(UsageRecord).on_conflict_do_nothing(index_elements=["source_id", "kind"])
+
+
+def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, request_id: str | None = None,
+                latency: dict[str, Any] | None = None) -> bool:
+    """End the call: duration, Deepgram request id, latency, usage rows and the summary job, in one transaction.
+
+    Exactly once: only the first caller finds `ended_at` empty, and usage_records are unique on
+    (source_id, kind) with ON CONFLICT DO NOTHING besides. Word counts come from the stored transcript, so
+    every pipeline (and the stale-call sweep) counts the same way. Returns False when the call had ended.
+    """
+    assert status in FINAL_STATUSES
+    with session_scope() as session:
+        row = session.execute(
+            text(
+                """
+                UPDATE call_sessions
+                SET ended_at = now(), status = :status, end_reason = :reason,
+                    duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM (now() - started_at))),
+                    deepgram_request_id = COALESCE(:request_id, deepgram_request_id),
+                    latency = latency || :latency
+                WHERE id = :id AND tenant_id = :tenant AND ended_at IS NULL
+                RETURNING duration_seconds, ended_at
+                """
+            ).bindparams(bindparam("latency", type_=JSONB)),
+            {"id": call_id, "tenant": scope.tenant_id, "status": status, "reason": reason[:120],
+             "request_id": request_id, "latency": latency or {}},
+        ).first()
+        if row is None:
+            return False
+        duration, ended_at = row
+        stt = tts = 0
+        for role, content in session.exec(
+            select(CallTranscriptLine.role, CallTranscriptLine.content).where(
+                CallTranscriptLine.call_id == call_id, CallTranscriptLine.tenant_id == scope.tenant_id
+            )
+        ).all():
+            if role == "user":
+                stt += word_count(content)
+            elif role == "assistant":
+                tts += word_count(content)
+        quantities = {"stt_words": stt, "tts_words": tts, "call": 1, "call_seconds": math.ceil(duration or 0)}
+        session.execute(
+            _USAGE,
+            [
+                {"tenant_id": scope.tenant_id, "kind": kind, "quantity": quantity, "occurred_at": ended_at,
+                 "source_type": "call", "source_id": str(call_id)}
+                for kind, quantity in quantities.items()
+            ],
+        )
+        queue.enqueue("call_summary", {"call_id": str(call_id)}, tenant_id=scope.tenant_id,
+                      dedupe_key=f"call_summary:{call_id}", session=session)
+        return True
+
+
+def finish_unbridged(scope: Scope, call_sid: str, twilio_status: str) -> bool:
+    """Twilio reports the call over (status callback): finish it here unless a media stream bridged it, since
+    the bridge finishes those itself with the agent's request id and latency."""
+    with session_scope() as session:
+        row = session.exec(
+            select(CallSession.id, CallSession.pipeline).where(
+                CallSession.call_sid == call_sid,
+                CallSession.tenant_id == scope.tenant_id,
+                CallSession.ended_at.is_(None),
+                (CallSession.pipeline == "classic") | CallSession.stream_bound_at.is_(None),
+            )
+        ).first()
+    if row is None:
+        return False
+    # A Voice Agent call whose stream never connected heard only the fallback: it failed.
+    status = "completed" if twilio_status == "completed" and row[1] == "classic" else "failed"
+    return finish_call(scope, row[0], status=status, reason=f"twilio_{twilio_status}"[:120])
+
+
+def stale_calls(older_than_hours: float = 3.0) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(tenant, call) of calls that never reported an end (a replica died, Twilio never called back).
+    Deepgram sessions last at most two hours, so these are over. Platform-wide: the sweep job's read."""
+    with session_scope() as session:
+        rows = session.execute(
+            text(
+                "SELECT tenant_id, id FROM call_sessions WHERE ended_at IS NULL "
+                "AND started_at < now() - make_interval(secs => :secs)"
+            ),
+            {"secs": older_than_hours * 3600},
+        ).all()
+    return [(t, c) for t, c in rows]

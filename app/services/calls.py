@@ -1,0 +1,193 @@
+"""Reads for the Calls page: recent calls a page at a time, one call's transcript, summary, usage and latency,
+and the live figures. Every signed-in user of the organisation may read its calls."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import select
+
+from app.services.call_summary import format_duration
+from app.services.errors import NotFound
+from app.services.scope import Scope
+from models import CallSession, CallTranscriptLine, Contact, UsageRecord
+from models.db import session_scope
+
+PAGE_SIZE = 15
+# Deepgram sessions last at most two hours: an older call still marked in progress lost its end.
+LIVE_WINDOW = timedelta(hours=2, minutes=5)
+END_REASONS = {
+    "caller_hung_up": "Caller hung up",
+    "caller_hung_up_without_stop": "Caller hung up",
+    "caller_gone_without_stop": "Line went quiet",
+    "agent_ended_call": "Agent said goodbye",
+    "transferred": "Transferred to staff",
+    "silence": "Ended after silence",
+    "agent_error": "Agent error",
+    "agent_disconnected": "Agent connection lost",
+    "agent_unavailable": "Agent unavailable",
+    "agent_stalled": "Agent stopped responding",
+    "agent_closed": "Agent closed the session",
+    "classic_goodbye": "Caller said goodbye",
+    "no_end_reported": "No end reported",
+    "server_shutdown": "Service restarted",
+    "internal_error": "Internal error",
+}
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: str
+    caller: str
+    contact: str
+    started: str
+    duration: str
+    pipeline: str
+    status: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class CallDetail(CallRow):
+    summary: str = ""
+    summary_source: str = ""
+    transcript: list[dict[str, str]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallsOverview:
+    in_progress: int
+    calls_this_month: int
+    minutes_this_month: int
+    words_this_month: int
+    average_duration: str
+    per_week: list[tuple[date, int]] = field(default_factory=list)
+
+
+def _outcome(call: CallSession) -> str:
+    if call.ended_at is None:
+        return "In progress"
+    return END_REASONS.get(call.end_reason or "", (call.end_reason or "Ended").replace("_", " ").capitalize())
+
+
+def _status(call: CallSession, now: datetime) -> str:
+    if call.ended_at is None:
+        return "in_progress" if now - call.started_at < LIVE_WINDOW else "unknown"
+    return call.status
+
+
+def _row_fields(call: CallSession, name: str | None, business: str | None, now: datetime) -> dict[str, str]:
+    return dict(
+        id=str(call.id),
+        caller=call.from_number or "Unknown",
+        contact=f"{name} · {business}" if name else "",
+        started=_when(call.started_at),
+        duration=format_duration(call.duration_seconds) if call.ended_at else "live",
+        pipeline="Voice Agent" if call.pipeline == "voice_agent" else "Classic",
+        status=_status(call, now),
+        outcome=_outcome(call),
+    )
+
+
+def _with_contact(scope: Scope):
+    return select(CallSession, Contact.contact_name, Contact.business_name).outerjoin(
+        Contact, (Contact.id == CallSession.contact_id) & (Contact.tenant_id == scope.tenant_id)
+    )
+
+
+def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple[list[CallRow], int]:
+    """Newest first, one page; returns (rows, total calls)."""
+    page = max(1, int(page))
+    with session_scope() as session:
+        total = session.execute(text("SELECT count(*) FROM call_sessions WHERE tenant_id = :t"), {"t": scope.tenant_id}).scalar()
+        now = session.execute(text("SELECT now()")).scalar()
+        rows = session.exec(
+            _with_contact(scope)
+            .where(CallSession.tenant_id == scope.tenant_id)
+            .order_by(CallSession.started_at.desc(), CallSession.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        ).all()
+        return [CallRow(**_row_fields(call, name, business, now)) for call, name, business in rows], int(total)
+
+
+def call_detail(scope: Scope, call_id: str) -> CallDetail:
+    try:
+        uid = uuid.UUID(str(call_id))
+    except ValueError:
+        raise NotFound("That call does not exist.") from None
+    with session_scope() as session:
+        found = session.exec(_with_contact(scope).where(CallSession.id == uid, CallSession.tenant_id == scope.tenant_id)).first()
+        if found is None:
+            raise NotFound("That call does not exist.")
+        call, name, business = found
+        now = session.execute(text("SELECT now()")).scalar()
+        lines = session.exec(
+            select(CallTranscriptLine)
+            .where(CallTranscriptLine.call_id == uid, CallTranscriptLine.tenant_id == scope.tenant_id)
+            .order_by(CallTranscriptLine.seq)
+            .limit(2000)
+        ).all()
+        usage = session.exec(
+            select(UsageRecord.kind, UsageRecord.quantity)
+            .where(UsageRecord.tenant_id == scope.tenant_id, UsageRecord.source_id == str(uid))
+        ).all()
+        return CallDetail(
+            **_row_fields(call, name, business, now),
+            summary=call.summary or "",
+            summary_source=call.summary_source or "",
+            transcript=[{"role": line.role, "content": line.content, "at": line.spoken_at.strftime("%H:%M:%S")} for line in lines],
+            usage={kind: int(quantity) for kind, quantity in usage},
+            latency=dict(call.latency or {}),
+        )
+
+
+def in_progress_count(scope: Scope) -> int:
+    with session_scope() as session:
+        return int(session.execute(
+            text("SELECT count(*) FROM call_sessions WHERE tenant_id = :t AND ended_at IS NULL "
+                 "AND status = 'in_progress' AND started_at > now() - make_interval(secs => :window)"),
+            {"t": scope.tenant_id, "window": LIVE_WINDOW.total_seconds()},
+        ).scalar())
+
+
+def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
+    today = date.today()
+    first_monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
+    with session_scope() as session:
+        month = session.execute(
+            text(
+                """
+                SELECT count(*), COALESCE(sum(duration_seconds), 0), avg(duration_seconds),
+                  (SELECT COALESCE(sum(quantity), 0) FROM usage_records WHERE tenant_id = :t
+                     AND kind IN ('stt_words', 'tts_words') AND occurred_at >= date_trunc('month', now()))
+                FROM call_sessions WHERE tenant_id = :t AND started_at >= date_trunc('month', now())
+                """
+            ),
+            {"t": scope.tenant_id},
+        ).one()
+        weekly = session.execute(
+            text("SELECT date_trunc('week', started_at)::date, count(*) FROM call_sessions "
+                 "WHERE tenant_id = :t AND started_at >= :since GROUP BY 1"),
+            {"t": scope.tenant_id, "since": first_monday},
+        ).all()
+    counts = {week: int(n) for week, n in weekly}
+    series = [(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)]
+    return CallsOverview(
+        in_progress=in_progress_count(scope),
+        calls_this_month=int(month[0]),
+        minutes_this_month=int(round(float(month[1]) / 60)),
+        words_this_month=int(month[3]),
+        average_duration=format_duration(float(month[2])) if month[2] is not None else "—",
+        per_week=series,
+    )

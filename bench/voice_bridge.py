@@ -1,0 +1,481 @@
+"""How much latency the voice bridge adds to each 20 ms caller frame, under 100 concurrent calls.
+
+Setup, all on this machine, each in its own process: simulated Twilio callers (one process, 100 calls),
+the code under test, and the fake Deepgram agent (tests/fakes/deepgram_agent.py, speaking v1). Every caller
+frame carries its send time (CLOCK_MONOTONIC, shared by all processes) in its payload bytes; the agent reads it
+on arrival. The same run measures, first, a bare WebSocket relay (plain `websockets` both sides, doing only what
+any relay must: JSON + base64 to binary and back, `clear` on UserStartedSpeaking) as the baseline, then the real
+sidecar (`python -m voice_service`, uvicorn + Starlette, signed webhook, per-call token, records to
+PostgreSQL). Added latency = bridge end-to-end minus baseline end-to-end, at p50 and p99.
+
+Calls arrive evenly over `--arrival` seconds (3 by default: a burst of 33 calls a second, far above what 100
+concurrent calls of a few minutes each bring, so call set-up is measured under load too). The agent talks too: a
+greeting, then every ~5 s a 2 s answer in 100 ms chunks, barged in halfway by UserStartedSpeaking; `clear_ms` is the time from the agent sending UserStartedSpeaking to the `clear` reaching
+the caller (p99). Frames dropped = timestamped frames sent minus those the agent received. CPU is the percent of
+one core used by the bridge process (or the relay) while the calls run.
+
+    python bench/voice_bridge.py [--calls 100] [--seconds 30] [--arrival 3]
+
+The end-to-end figures include both kernels' socket queues and the agent's receive loop, so on a busy shared
+machine they move by milliseconds between runs; `inside_bridge_*` (from the sidecar's own histogram, the bucket
+bound holding the percentile) is the part the bridge's code spends, and does not.
+
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARK = 0x01  # first payload byte of a timestamped frame (mulaw silence is 0xFF)
+AUTH_TOKEN = "bench-twilio-auth-token"
+NUMBER = "+15550107777"
+
+
+def frame(call: int, seq: int) -> bytes:
+    head = bytes([MARK]) + time.monotonic_ns().to_bytes(8, "big") + call.to_bytes(4, "big") + seq.to_bytes(4, "big")
+    return head + b"\xff" * (160 - len(head))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+def _by_second(arrivals: list[int], latencies: list[float]) -> list[tuple[int, int, float]]:
+    """(second, frames, p99 ms) over the run: where the slow frames are."""
+    if not arrivals:
+        return []
+    first = min(arrivals)
+    buckets: dict[int, list[float]] = defaultdict(list)
+    for at, ms in zip(arrivals, latencies):
+        buckets[(at - first) // 1_000_000_000].append(ms)
+    return [(sec, len(v), round(percentile(v, 0.99), 2)) for sec, v in sorted(buckets.items())]
+
+
+# --- role: the fake Deepgram agent ----------------------------------------------------------------------------
+
+
+def role_agent(port: int, out: Path) -> None:
+    import uvicorn
+
+    from tests.fakes.deepgram_agent import FakeDeepgramAgent
+    from voice_service.audio import tone
+
+    latencies: list[float] = []
+    arrivals: list[int] = []
+    seen: dict[int, set[int]] = defaultdict(set)
+    barge_ins: dict[str, list[int]] = defaultdict(list)
+
+    def call_sid(session) -> str:
+        return next((t[5:] for t in (session.settings or {}).get("tags", []) if t.startswith("call-")), "?")
+
+    def on_audio(session, data: bytes) -> None:
+        if data and data[0] == MARK and len(data) >= 17:
+            now = time.monotonic_ns()
+            latencies.append((now - int.from_bytes(data[1:9], "big")) / 1e6)
+            arrivals.append(now)
+            seen[int.from_bytes(data[9:13], "big")].add(int.from_bytes(data[13:17], "big"))
+
+    async def script(session) -> None:
+        chunk = tone(0.1, 330)
+        sid = call_sid(session)
+        while True:
+            await asyncio.sleep(random.uniform(4.0, 6.0))
+            await session.send({"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5})
+            for i in range(20):  # a 2 s answer in real time...
+                await session.send_audio(chunk)
+                if i == 10:  # ...that the caller interrupts halfway
+                    barge_ins[sid].append(time.monotonic_ns())
+                    await session.send({"type": "UserStartedSpeaking"})
+                    break
+                await asyncio.sleep(0.1)
+            await session.send({"type": "AgentAudioDone"})
+
+    agent = FakeDeepgramAgent(script, audio_hook=on_audio)
+    try:  # uvicorn re-raises the SIGINT that stopped it, after a graceful shutdown
+        uvicorn.run(agent.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+    except KeyboardInterrupt:
+        pass
+    out.write_text(json.dumps({
+        "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
+        "latency_max_ms": max(latencies, default=float("nan")), "frames": len(latencies),
+        "received": {str(k): len(v) for k, v in seen.items()},
+        "by_second": _by_second(arrivals, latencies), "barge_ins": barge_ins, "violations": agent.violations[:20],
+    }))
+
+
+# --- role: the baseline relay -----------------------------------------------------------------------------------
+
+
+def role_relay(port: int, agent_url: str) -> None:
+    import websockets
+
+    from voice_service.deepgram_voice_agent import AgentConfig
+
+    async def relay(twilio) -> None:
+        start = None
+        async for raw in twilio:
+            message = json.loads(raw)
+            if message.get("event") == "start":
+                start = message["start"]
+                break
+        sid, stream = start["callSid"], start["streamSid"]
+        async with websockets.connect(agent_url, compression=None, proxy=None, max_size=2**22) as agent:
+            await agent.recv()  # Welcome
+            await agent.send(json.dumps(AgentConfig(prompt="p", greeting="Hello, thanks for calling.",
+                                                    tags=[f"call-{sid}"]).settings_message()))
+            while json.loads(await agent.recv()).get("type") != "SettingsApplied":
+                pass
+
+            async def up() -> None:
+                async for raw in twilio:
+                    message = json.loads(raw)
+                    if message["event"] == "media":
+                        await agent.send(base64.b64decode(message["media"]["payload"]))
+                    elif message["event"] == "stop":
+                        return
+
+            async def down() -> None:
+                async for raw in agent:
+                    if isinstance(raw, bytes):
+                        await twilio.send('{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'
+                                          % (stream, base64.b64encode(raw).decode()))
+                    else:
+                        kind = json.loads(raw).get("type")
+                        if kind == "UserStartedSpeaking":
+                            await twilio.send(json.dumps({"event": "clear", "streamSid": stream}))
+                        elif kind == "AgentAudioDone":
+                            await twilio.send(json.dumps({"event": "mark", "streamSid": stream, "mark": {"name": "turn"}}))
+
+            tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        async with websockets.serve(relay, "127.0.0.1", port, compression=None, max_size=2**22):
+            await stop.wait()
+
+    _run_loop(serve())
+
+
+def _run_loop(coro) -> None:
+    """The event loop the sidecar runs on (uvicorn takes uvloop when it is installed), so the relay and the
+    callers are measured on the same footing."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+# --- role: the callers ----------------------------------------------------------------------------------------
+
+
+def role_callers(url: str, stream_url: str | None, calls: int, seconds: float, arrival: float, out: Path) -> None:
+    from voice_service.simulate import SILENT_FRAME, TwilioCaller
+
+    sent: dict[str, int] = {}
+    clears: dict[str, list[int]] = defaultdict(list)
+    failures: list[str] = []
+    sids: dict[int, str] = {}
+
+    async def one(index: int) -> None:
+        await asyncio.sleep(index * arrival / calls)  # calls arrive evenly over `arrival` seconds
+        heard = asyncio.Event()
+
+        def on_event(now: float, message: dict) -> None:
+            if message.get("event") == "media":
+                heard.set()
+            elif message.get("event") == "clear":
+                clears[caller.call_sid].append(time.monotonic_ns())
+
+        caller = TwilioCaller(url, to=NUMBER, auth_token=AUTH_TOKEN, on_event=on_event, http=http)
+        sids[index] = caller.call_sid
+        try:
+            if stream_url is None:  # through the sidecar: the signed webhook first
+                twiml = await caller.dial()
+                target, token = twiml.stream_url, twiml.parameters["token"]
+            else:
+                target, token = stream_url, "relay"
+            await caller.connect(target)
+            await caller.start(token)
+            while not heard.is_set():  # silence until the greeting starts: the session is ready
+                await caller.send_media(SILENT_FRAME)
+                await asyncio.sleep(0.02)
+            began = time.perf_counter()
+            n = 0
+            for n in range(int(seconds * 50)):
+                await caller.send_media(frame(index, n))
+                delay = began + (n + 1) * 0.02 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent[str(index)] = n + 1
+            await asyncio.sleep(1.0)  # let the last frames arrive before hanging up
+            await caller.hang_up()
+        except Exception as exc:
+            failures.append(f"call {index}: {type(exc).__name__}: {exc}"[:300])
+
+    http = None
+
+    async def main() -> None:
+        nonlocal http
+        import httpx
+
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)) as http:
+            await asyncio.gather(*(one(i) for i in range(calls)))
+
+    _run_loop(main())
+    out.write_text(json.dumps({"sent": sent, "clears": {sids[i]: clears.get(sids[i], []) for i in sids},
+                               "sids": sids, "failures": failures}))
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tempfile.mktemp(prefix="bench-voice-", suffix=".log"), "w"))
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _histogram_percentile(metrics: str, q: float) -> float:
+    """The upper bound (ms) of the bucket holding the q-quantile of voice_bridge_latency_seconds."""
+    buckets = [(float(line.split('le="')[1].split('"')[0]), int(line.split()[-1])) for line in metrics.splitlines()
+               if line.startswith("voice_bridge_latency_seconds_bucket")]
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return bound * 1000
+    return float("nan")
+
+
+def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server) -> dict:
+    """Run the callers against one bridge; returns its latency, drops, clear times and CPU."""
+    import psutil
+
+    from tests.fakes.server import free_port
+
+    work = Path(tempfile.mkdtemp(prefix=f"bench-voice-{name}-"))
+    agent_port = free_port()
+    agent = _spawn([__file__, "--role", "agent", "--port", str(agent_port), "--out", str(work / "agent.json")], env)
+    _wait_port(agent_port)
+    server, url, stream_url = start_server(f"ws://127.0.0.1:{agent_port}/v1/agent/converse")
+    try:
+        watched = psutil.Process(server.pid)
+        cpu_before, wall_before = watched.cpu_times(), time.monotonic()
+        callers = _spawn([__file__, "--role", "callers", "--url", url, "--stream-url", stream_url or "", "--calls", str(calls),
+                          "--seconds", str(seconds), "--arrival", str(arrival), "--out", str(work / "callers.json")], env)
+        if callers.wait(seconds + arrival + 240) != 0:
+            raise SystemExit(f"{name}: the callers failed")
+        cpu_after, wall_after = watched.cpu_times(), time.monotonic()
+        metrics = ""
+        if stream_url is None:  # the sidecar's own view: time each frame spent inside the bridge
+            import httpx
+
+            metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    finally:
+        _stop(server)
+        _stop(agent)
+    got, sent = json.loads((work / "agent.json").read_text()), json.loads((work / "callers.json").read_text())
+    if sent["failures"]:
+        raise SystemExit(f"{name}: {len(sent['failures'])} calls failed, e.g. {sent['failures'][0]}")
+    dropped = sum(n - got["received"].get(i, 0) for i, n in sent["sent"].items())
+    clear_ms = [
+        (arrived - sent_at) / 1e6
+        for sid, sent_times in got["barge_ins"].items()
+        for sent_at, arrived in zip(sent_times, sent["clears"].get(sid, []))
+    ]
+    busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    return {
+        "p50": got["latency_p50_ms"], "p99": got["latency_p99_ms"], "max": got["latency_max_ms"], "frames": got["frames"],
+        "dropped": dropped, "calls": len(sent["sent"]), "clear_p50": percentile(clear_ms, 0.5),
+        "clear_p99": percentile(clear_ms, 0.99), "clears": len(clear_ms),
+        "barge_ins": sum(len(v) for v in got["barge_ins"].values()),
+        "cpu": 100 * busy / (wall_after - wall_before), "violations": got["violations"], "by_second": got["by_second"],
+        "inside_p50": _histogram_percentile(metrics, 0.5), "inside_p99": _histogram_percentile(metrics, 0.99),
+    }
+
+
+def _database() -> tuple[str, callable]:
+    """A throwaway, migrated database on DATABASE_URL's server or the embedded one, with an organisation."""
+    import psycopg
+
+    if os.environ.get("DATABASE_URL"):
+        from models.db import normalise_url
+
+        url = normalise_url(os.environ["DATABASE_URL"])
+        admin = url.rsplit("/", 1)[0] + "/postgres"
+    else:
+        from models import embedded_pg
+
+        server = embedded_pg.start(ROOT / "data" / "pg")
+        admin = embedded_pg.sqlalchemy_url(server, "postgres")
+    name = f"bench_voice_{os.getpid()}"
+    libpq = admin.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = admin.partition("?")
+    url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, DATABASE_URL=url, REFLEX_USE_NPM="1", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run([str(bin_dir / "reflex"), "db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "checkout", "--quiet", "reflex.lock"], cwd=ROOT, capture_output=True)
+    os.environ["DATABASE_URL"] = url
+    from app.services import auth
+    from models import PhoneNumber
+    from models.db import get_engine, session_scope
+
+    org = auth.register_organisation("Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com",
+                                     "bench-password-42")
+    with session_scope() as s:
+        s.add(PhoneNumber(tenant_id=org.tenant_id, number=NUMBER))
+
+    def drop() -> None:
+        get_engine().dispose()
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return url, drop
+
+
+def _report(name: str, r: dict) -> None:
+    print(f"{name}: end to end p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; {r['dropped']} of "
+          f"{r['frames'] + r['dropped']} frames dropped; clear p99 {r['clear_p99']:.2f} ms ({r['clears']}/{r['barge_ins']}); "
+          f"CPU {r['cpu']:.0f}%", flush=True)
+    print(f"  p99 ms by second of the run: {[p99 for _, _, p99 in r['by_second']]}", flush=True)
+
+
+def run(calls: int, seconds: float, arrival: float) -> None:
+    from tests.fakes.server import free_port
+
+    database_url, drop = _database()
+    env = dict(os.environ, DATABASE_URL=database_url, LOG_LEVEL="WARNING", TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+               PYTHONUNBUFFERED="1")
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_API_BASE", "DEEPGRAM_API_KEY"):
+        env.pop(name, None)
+    try:
+        def relay(agent_url: str):
+            port = free_port()
+            proc = _spawn([__file__, "--role", "relay", "--port", str(port), "--agent-url", agent_url], env)
+            _wait_port(port)
+            return proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/"
+
+        def sidecar(agent_url: str):
+            port = free_port()
+            proc = _spawn(["-m", "voice_service", "--host", "127.0.0.1", "--port", str(port)],
+                          dict(env, DEEPGRAM_AGENT_URL=agent_url, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}"))
+            _wait_port(port)
+            return proc, f"http://127.0.0.1:{port}", None
+
+        print(f"{calls} calls arriving over {arrival:.0f} s, each streaming {seconds:.0f} s: the baseline relay first, "
+              "then the bridge...", flush=True)
+        base = _phase("relay", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=relay)
+        _report("baseline relay", base)
+        bridge = _phase("bridge", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=sidecar)
+        _report("bridge", bridge)
+        from sqlalchemy import text
+
+        from models.db import session_scope
+
+        with session_scope() as s:
+            ended = s.execute(text("SELECT count(*) FROM call_sessions WHERE ended_at IS NOT NULL")).scalar()
+            usage = s.execute(text("SELECT count(*) FROM usage_records")).scalar()
+        print(f"records: {ended} calls ended, {usage} usage rows (4 per call expected)", flush=True)
+    finally:
+        drop()
+    def ms(value: float) -> float | None:
+        return None if value != value else round(value, 3)  # NaN (no samples) -> null
+
+    print(json.dumps({
+        "calls": bridge["calls"],
+        "seconds": seconds,
+        "arrival_seconds": arrival,
+        "added_p50_ms": ms(bridge["p50"] - base["p50"]),
+        "added_p99_ms": ms(bridge["p99"] - base["p99"]),
+        "bridge_p50_ms": ms(bridge["p50"]),
+        "bridge_p99_ms": ms(bridge["p99"]),
+        "baseline_p50_ms": ms(base["p50"]),
+        "baseline_p99_ms": ms(base["p99"]),
+        "inside_bridge_p50_ms": ms(bridge["inside_p50"]),
+        "inside_bridge_p99_ms": ms(bridge["inside_p99"]),
+        "frames": bridge["frames"],
+        "frames_dropped": bridge["dropped"],
+        "baseline_frames_dropped": base["dropped"],
+        "clear_ms": ms(bridge["clear_p99"]),
+        "clear_p50_ms": ms(bridge["clear_p50"]),
+        "clears": f"{bridge['clears']}/{bridge['barge_ins']}",
+        "baseline_clear_ms": ms(base["clear_p99"]),
+        "cpu_percent": round(bridge["cpu"], 1),
+        "baseline_cpu_percent": round(base["cpu"], 1),
+        "calls_recorded": ended,
+        "protocol_violations": len(bridge["violations"]),
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--role", default="run", choices=["run", "agent", "relay", "callers"])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long each call streams")
+    parser.add_argument("--arrival", type=float, default=3.0, help="calls arrive evenly over this many seconds")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--url")
+    parser.add_argument("--stream-url")
+    parser.add_argument("--agent-url")
+    args = parser.parse_args()
+    if args.role == "agent":
+        role_agent(args.port, args.out)
+    elif args.role == "relay":
+        role_relay(args.port, args.agent_url)
+    elif args.role == "callers":
+        role_callers(args.url, args.stream_url or None, args.calls, args.seconds, args.arrival, args.out)
+    else:
+        run(args.calls, args.seconds, args.arrival)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""A simulated phone call through the real sidecar, seen on the Calls page while it is live and afterwards, and the
+Voice settings page as an admin uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.voice_kit import add_contact, phone_line
+
+
+class LiveCall:
+    """A call held open in a background thread (its own event loop) until `hang_up()`."""
+
+    def __init__(self, tenant_id):
+        self.tenant_id = tenant_id
+        self.connected = threading.Event()
+        self._hang_up = threading.Event()
+        self.error: BaseException | None = None
+        self.call_sid = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _call(self):
+        async def script(s):
+            await s.hear("Hi, this is Priya. I'd like to move our team cleaning to Friday morning at ten thirty.")
+            await s.say("Of course. I've noted Friday at ten thirty for the team cleaning; the front desk will confirm by email.")
+            await s.hear("Perfect, thank you.")
+            await s.say("You're welcome. Is there anything else?")
+
+        monkeypatch = pytest.MonkeyPatch()
+        async with phone_line(monkeypatch, self.tenant_id, script) as line:
+            caller = await line.call()
+            self.call_sid = caller.call_sid
+            play = asyncio.create_task(caller.play(b"", seconds=600))
+            while not line.agent.sessions or len(line.agent.sessions[0].messages) < 1:
+                await asyncio.sleep(0.05)
+            self.connected.set()
+            while not self._hang_up.is_set():
+                await asyncio.sleep(0.1)
+            await caller.hang_up()
+            await play
+
+    def _run(self):
+        try:
+            asyncio.run(self._call())
+        except BaseException as exc:  # surfaced by hang_up()
+            self.error = exc
+            self.connected.set()
+
+    def start(self):
+        self.thread.start()
+        assert self.connected.wait(60) and self.error is None, self.error
+
+    def hang_up(self):
+        self._hang_up.set()
+        self.thread.join(60)
+        assert self.error is None, self.error
+
+
+def test_a_live_call_then_its_transcript_and_summary_on_the_calls_page(ui, make_org, fake_llm):
+    # The app under test has an LLM (the fake): the post-call summary job asks it for the summary.
+    fake_llm.script("Summarise this phone call", reply="Priya asked to move the team cleaning to Friday morning; "
+                                                       "the agent moved it and confirmed by text.")
+    org = make_org("Harbor Dental", email="owner@example.com")
+    add_contact(org.tenant_id)
+    ui.sign_in("owner@example.com", PASSWORD)
+    page = ui.page
+
+    ui.open("/calls")
+    page.get_by_text("No calls yet").wait_for()
+    ui.shot("calls-empty")
+
+    call = LiveCall(org.tenant_id)
+    call.start()
+    try:
+        live = page.get_by_test_id("live-calls")
+        live.get_by_text("1", exact=True).wait_for(timeout=30_000)  # the page polls every few seconds
+        page.get_by_test_id("call-row").first.get_by_text("live").first.wait_for(timeout=30_000)
+        ui.shot("calls-live")
+    finally:
+        call.hang_up()
+
+    live.get_by_text("0", exact=True).wait_for(timeout=30_000)
+    row = page.get_by_test_id("call-row").first
+    row.get_by_text("completed").wait_for(timeout=30_000)
+    row.get_by_text("Priya Raman · Bayview Orthodontics").wait_for()
+    row.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_test_id("call-transcript").get_by_text("move our team cleaning to Friday morning").wait_for()
+    # The post-call summary is written by a job in the app's runner; the open dialog picks it up by itself.
+    dialog.get_by_text("Summary written by the LLM.").wait_for(timeout=60_000)
+    dialog.get_by_test_id("call-summary").get_by_text("moved it and confirmed by text").wait_for()
+    dialog.get_by_text("Caller words (STT)").wait_for()
+    dialog.get_by_text("Voice-to-voice, median").wait_for()
+    ui.shot("calls-detail")
+
+
+def test_an_admin_sets_up_the_phone_line(ui, make_org):
+    make_org("Harbor Dental", email="owner@example.com")
+    ui.sign_in("owner@example.com", PASSWORD)
+    page = ui.page
+    page.click("[data-testid=nav-voice]")
+    ui.at("/voice")
+    page.get_by_text("No numbers yet").wait_for()
+    page.fill("input[name=number]", "555-01")
+    page.click("[data-testid=add-number]")
+    page.get_by_text("is not a phone number in international format").wait_for()
+    ui.shot("voice-settings-bad-number")
+    page.fill("input[name=number]", "+1 555 010 0000")
+    page.fill("input[name=label]", "Main line")
+    page.click("[data-testid=add-number]")
+    ui.toast("Calls to +15550100000 are now answered by your agent.")
+    page.get_by_role("table").get_by_text("+15550100000").wait_for()
+
+    page.fill("textarea[name=greeting]", "Harbor Dental, this is the virtual receptionist. How can I help?")
+    page.fill("input[name=transfer_number]", "(555) 010-0001")
+    page.click("[data-testid=save-agent]")
+    ui.toast("Saved. The next call uses the new settings.")
+    page.locator("input[name=transfer_number]").and_(page.locator("[value='+15550100001']")).wait_for()
+    ui.shot("voice-settings")
+
+    page.click("[data-testid=remove-number]")
+    page.get_by_role("alertdialog").get_by_text("Stop answering +15550100000?").wait_for()
+    ui.shot("voice-settings-confirm-remove")
+    page.click("[data-testid=confirm-remove]")
+    ui.toast("+15550100000 is no longer answered.")
+    page.get_by_text("No numbers yet").wait_for()

@@ -1,0 +1,383 @@
+"""Calls through the real webhook, media stream, bridge and records, against the fake Deepgram agent and the fake
+Twilio REST API: what a caller hears, what the agent is sent, and what lands in the database."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import httpx
+from sqlmodel import select
+
+from app.jobs.runner import Runner
+from models import CallTranscriptLine, Contact, ContactInteraction, Job
+from models.db import session_scope
+from tests.voice_kit import CALLER, FAST, NUMBER, add_contact, call_row, phone_line, usage_of
+from voice_service import twiml
+from voice_service.audio import tone
+
+
+def transcript(call_id) -> list[tuple[str, str]]:
+    with session_scope() as s:
+        rows = s.exec(select(CallTranscriptLine).where(CallTranscriptLine.call_id == call_id).order_by(CallTranscriptLine.seq)).all()
+    return [(r.role, r.content) for r in rows]
+
+
+async def run_jobs() -> None:
+    await Runner(poll_seconds=0.1, heartbeat_seconds=0.1, schedule=False).run_until_idle(timeout=60)
+
+
+async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_timeline(monkeypatch, make_org):
+    org = make_org("Harbor Dental")
+    contact_id = add_contact(org.tenant_id)
+
+    async def script(s):
+        await s.wait_audio(0.2)
+        await s.hear("Hi, I'd like to move my cleaning appointment to Friday morning.")
+        await s.say("Of course. I've noted that you want to move your cleaning appointment to Friday morning.")
+        await s.hear("Great, that's all. Goodbye.")
+        response = await s.call_function("end_call", {"reason": "caller said goodbye"})
+        assert response["name"] == "end_call"
+        await s.say("Goodbye!")
+
+    async with phone_line(monkeypatch, org.tenant_id, script) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=20)  # silence until the agent hangs up
+        await caller.wait_closed()
+        await line.settled()
+    line.assert_agent_saw_only_valid_messages()
+
+    # The agent got the organisation's prompt and greeting, mulaw 8 kHz both ways, and billing tags.
+    settings = line.agent.sessions[0].settings
+    assert settings["audio"]["input"] == {"encoding": "mulaw", "sample_rate": 8000}
+    assert settings["audio"]["output"] == {"encoding": "mulaw", "sample_rate": 8000, "container": "none"}
+    agent = settings["agent"]
+    assert (agent["listen"]["provider"]["model"], agent["think"]["provider"]["model"], agent["speak"]["provider"]["model"]) == (
+        "nova-3", "gpt-4o-mini", "aura-2-thalia-en")
+    assert "friendly phone receptionist of Harbor Dental" in agent["think"]["prompt"]
+    assert "Priya Raman of Bayview Orthodontics" in agent["think"]["prompt"]  # the caller is a known contact
+    assert agent["greeting"] == "Hello, thank you for calling Harbor Dental. How can I help you today?"
+    assert settings["tags"] == [f"tenant-{org.tenant_id}", f"call-{caller.call_sid}"]
+    assert [f["name"] for f in agent["think"]["functions"]] == ["end_call", "consult_specialists"]  # no transfer number
+
+    # The caller heard the agent, and the goodbye finished playing (its mark came back) before the REST hang-up.
+    assert len(caller.agent_audio) > 8000 and "mark" in caller.kinds()
+    assert line.twilio.updates == [{"call_sid": caller.call_sid, "Status": "completed"}]
+    goodbye_mark = [m["mark"]["name"] for _, m in caller.events if m["event"] == "mark"][-1]
+    echoed_at = dict((name, t) for t, name in caller.echoed)[goodbye_mark]
+    assert echoed_at < line.twilio.updated_at[0]
+
+    row = call_row(caller.call_sid)
+    assert (row.status, row.end_reason, row.pipeline) == ("completed", "agent_ended_call", "voice_agent")
+    assert row.deepgram_request_id == line.agent.sessions[0].request_id
+    assert row.contact_id == contact_id and row.from_number == CALLER and row.to_number == NUMBER
+    assert row.duration_seconds > 0 and row.ended_at is not None
+    assert row.latency["turns"] == 3 and row.latency["total_p50_ms"] == 820 and row.latency["frames_forwarded"] > 0
+    assert transcript(row.id) == [
+        ("assistant", "Hello, thank you for calling Harbor Dental. How can I help you today?"),
+        ("user", "Hi, I'd like to move my cleaning appointment to Friday morning."),
+        ("assistant", "Of course. I've noted that you want to move your cleaning appointment to Friday morning."),
+        ("user", "Great, that's all. Goodbye."),
+        ("assistant", "Goodbye!"),
+    ]
+    usage = usage_of(row.id)
+    assert usage["stt_words"] == 11 + 4 and usage["tts_words"] == 13 + 15 + 1 and usage["call"] == 1
+    assert usage["call_seconds"] >= 1
+
+    await run_jobs()
+    row = call_row(caller.call_sid)
+    assert row.summary_source == "offline"
+    assert "move my cleaning appointment to Friday morning" in row.summary
+    with session_scope() as s:
+        entry = s.exec(select(ContactInteraction).where(ContactInteraction.contact_id == contact_id)).one()
+        contact = s.get(Contact, contact_id)
+    assert entry.interaction_type == "phone_call" and entry.content == row.summary
+    assert entry.meta["call_id"] == str(row.id) and entry.subject.startswith("Inbound call")
+    assert contact.last_interaction_at == row.started_at
+
+    # Running the summary again (a retried job) adds nothing twice.
+    from app.services.call_summary import summarise_call
+    from app.services.scope import Scope
+
+    assert summarise_call(Scope.system(org.tenant_id), row.id)["timeline"] is False
+
+
+async def test_barge_in_clears_the_callers_audio_while_the_agent_is_talking(monkeypatch, make_org):
+    org = make_org()
+
+    async def script(s):
+        await s.say("Let me tell you about all of our opening hours, one day at a time.", seconds=4.0)
+        await asyncio.sleep(0.3)  # the caller is hearing it now
+        await s.hear("Sorry, just Saturday please.")
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
+        caller = await line.call()
+        play = asyncio.create_task(caller.play(b"", seconds=30))
+        while "clear" not in caller.kinds():
+            await asyncio.sleep(0.02)
+        clear_at = next(t for t, m in caller.events if m["event"] == "clear")
+        first_audio = min(t for t, m in caller.events if m["event"] == "media")
+        user_started = line.agent.sessions[0].sent_at["UserStartedSpeaking"][0]
+        assert first_audio < user_started < clear_at  # the clear follows UserStartedSpeaking...
+        assert caller.cleared_seconds > 3.0  # ...while most of the 4 s answer was still to play: it was cut off
+        await caller.hang_up()
+        await play
+    line.assert_agent_saw_only_valid_messages()
+    assert call_row(caller.call_sid).end_reason == "caller_hung_up"
+
+
+async def test_keypresses_reach_the_agent(monkeypatch, make_org):
+    org = make_org()
+    pressed = asyncio.Event()
+
+    async def script(s):
+        message = await s.wait_for("InjectUserMessage")
+        assert message["content"] == "The caller pressed 7 on the keypad."
+        pressed.set()
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
+        caller = await line.call()
+        await caller.dtmf("7")  # pressed at once: held until the agent session is ready
+        await caller.play(b"", seconds=0.5)
+        await asyncio.wait_for(pressed.wait(), 10)
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+
+
+async def test_transfer_to_a_person_uses_the_organisations_number(monkeypatch, make_org):
+    org = make_org()
+    from app.services import voice_settings
+
+    voice_settings.save_agent_settings(org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 555 010 0001")
+
+    async def script(s):
+        functions = [f["name"] for f in s.settings["agent"]["think"]["functions"]]
+        assert "transfer_to_human" in functions
+        await s.call_function("transfer_to_human", {"reason": "wants a person"})
+        await s.say("Transferring you now.")
+
+    async with phone_line(monkeypatch, org.tenant_id, script) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=20)
+        await caller.wait_closed()
+    assert len(line.twilio.updates) == 1
+    update = line.twilio.updates[0]
+    assert update["call_sid"] == caller.call_sid and "<Dial>+15550100001</Dial>" in update["Twiml"]
+    row = call_row(caller.call_sid)
+    assert (row.status, row.end_reason) == ("completed", "transferred")
+
+
+async def test_transfer_without_a_number_is_declined_and_the_call_goes_on(monkeypatch, make_org):
+    org = make_org()
+    answers = []
+
+    async def script(s):
+        answers.append(await s.call_function("transfer_to_human", {}))
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
+        caller = await line.call()
+        while not answers:
+            await caller.play(b"", seconds=0.1)
+        await caller.hang_up()
+    assert "Offer to take a message" in answers[0]["content"] and line.twilio.updates == []
+
+
+async def test_consulting_the_specialists_holds_then_resumes_with_their_answer(monkeypatch, make_org):
+    org = make_org()
+    asked = []
+
+    async def consult(tenant_id, question):
+        asked.append((tenant_id, question))
+        await asyncio.sleep(0.3)
+        return "Implants need two visits, about three months apart."
+
+    async def script(s):
+        await s.hear("How long does an implant take? Yes, please ask the specialists.")
+        response = await s.call_function("consult_specialists", {"question": "How long does a dental implant take?"})
+        assert response["content"] == "Implants need two visits, about three months apart."
+        types = [m["type"] for m in s.messages]
+        hold = types.index("InjectAgentMessage")
+        assert types.index("UpdatePrompt", hold) < types.index("FunctionCallResponse", hold)  # resume: prompt, then answer
+        prompt = next(m for m in s.messages if m["type"] == "UpdatePrompt")["prompt"]
+        assert "Implants need two visits" in prompt
+        await s.say("The specialists say implants need two visits, about three months apart.")
+
+    async with phone_line(monkeypatch, org.tenant_id, script, consult=consult, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=4)
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+    assert asked == [(org.tenant_id, "How long does a dental implant take?")]
+    session = line.agent.sessions[0]
+    hold = next(m for m in session.messages if m["type"] == "InjectAgentMessage")
+    assert "checking with our specialist team" in hold["message"]
+    assert ("system", "Consulted the specialists: How long does a dental implant take? (answered)") in transcript(call_row(caller.call_sid).id)
+
+
+async def test_on_hold_the_bridge_sends_keepalive_instead_of_audio(monkeypatch, make_org):
+    org = make_org()
+    timings = replace(FAST, keepalive_interval=0.3)
+
+    async def slow(tenant_id, question):
+        await asyncio.sleep(1.2)
+        return "Yes."
+
+    async def script(s):
+        before = s.frames
+        await s.call_function("consult_specialists", {"question": "Is parking free?"})
+        assert s.frames - before < 10  # caller audio paused on hold (a frame or two in flight)
+        assert sum(1 for m in s.messages if m["type"] == "KeepAlive") >= 2
+
+    async with phone_line(monkeypatch, org.tenant_id, script, consult=slow, timings=timings, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=3)
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+
+
+async def test_the_specialist_team_answers_a_caller_on_hold(monkeypatch, make_org):
+    """The default consult asks the organisation's specialists (offline here) and speaks their answer."""
+    org = make_org()
+    answers = []
+
+    async def script(s):
+        answers.append(await s.call_function("consult_specialists", {"question": "Do you do porcelain veneers, and "
+                                                                                  "how long does whitening last?"}))
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:  # the default consult
+        caller = await line.call()
+        while not answers:
+            await caller.play(b"", seconds=0.1)
+        await caller.hang_up()
+    spoken = answers[0]["content"]
+    assert "could not be reached" not in spoken and len(spoken) > 40
+    assert not any(mark in spoken for mark in ("#", "**", "`", "- "))  # adapted for speech: no markup
+    prompts = [m for m in line.agent.sessions[0].messages if m["type"] == "UpdatePrompt"]
+    assert prompts and "specialist team answered" in prompts[-1]["prompt"]
+
+
+async def test_an_unavailable_specialist_team_gets_an_honest_answer(monkeypatch, make_org):
+    org = make_org()
+    answers = []
+
+    async def script(s):
+        answers.append(await s.call_function("consult_specialists", {"question": "Do you do veneers?"}))
+
+    async def unreachable(tenant_id, question):
+        raise ConnectionError("specialists down")
+
+    async with phone_line(monkeypatch, org.tenant_id, script, consult=unreachable, greet=False) as line:
+        caller = await line.call()
+        while not answers:
+            await caller.play(b"", seconds=0.1)
+        await caller.hang_up()
+    assert "could not be reached" in answers[0]["content"]
+
+
+async def test_a_refused_injection_is_queued_behind_the_agents_turn(monkeypatch, make_org):
+    org = make_org()
+
+    async def script(s):
+        await s.call_function("consult_specialists", {"question": "Is parking free?"})
+
+    async def consult(tenant_id, question):
+        return "Yes, parking is free."
+
+    async with phone_line(monkeypatch, org.tenant_id, script, consult=consult, refuse_injections=1, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=1.5)
+        await caller.hang_up()
+    injections = [m for m in line.agent.sessions[0].messages if m["type"] == "InjectAgentMessage"]
+    assert [m.get("behavior") for m in injections] == [None, "queue"]
+    assert injections[0]["message"] == injections[1]["message"]
+    line.assert_agent_saw_only_valid_messages()
+
+
+async def test_the_silence_monitor_prompts_then_ends_the_call(monkeypatch, make_org):
+    org = make_org()
+    timings = replace(FAST, silence_seconds=0.6, silence_prompts=1, goodbye_grace=0.5)
+
+    async with phone_line(monkeypatch, org.tenant_id, None, timings=timings, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=20)  # the caller says nothing
+        await caller.wait_closed()
+    injected = [m["message"] for m in line.agent.sessions[0].messages if m["type"] == "InjectAgentMessage"]
+    assert injected[0] == "Are you still there?" and "end the call now" in injected[1]
+    assert call_row(caller.call_sid).end_reason == "silence"
+    assert line.twilio.updates == [{"call_sid": caller.call_sid, "Status": "completed"}]
+
+
+async def test_a_call_to_an_unknown_number_hears_a_polite_message(monkeypatch, make_org):
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id) as line:
+        result = await line.caller(to="+15559998888").dial()
+    assert result.status_code == 200 and result.hangup and result.stream_url is None
+    assert result.says == [twiml.UNKNOWN_NUMBER]
+
+
+async def test_the_classic_pipeline_takes_a_message_and_records_it(monkeypatch, make_org):
+    org = make_org("Lakeside Dental")
+    monkeypatch.setenv("VOICE_AGENT_ROLLOUT_PERCENTAGE", "0")
+    async with phone_line(monkeypatch, org.tenant_id) as line:
+        caller = line.caller()
+        first = await caller.dial()
+        assert first.gather_action and first.says[0].startswith("Hello, thank you for calling Lakeside Dental")
+        second = await caller.gather(first.gather_action, "Please ask Dr Lee to call me about my crown.")
+        assert second.gather_action and "written that down" in second.says[0]
+        third = await caller.gather(second.gather_action, "No, that's all, thanks. Bye.")
+        assert third.hangup and not third.gather_action
+        assert await caller.status_callback("completed") == 204  # already finished: changes nothing
+    row = call_row(caller.call_sid)
+    assert (row.pipeline, row.status, row.end_reason) == ("classic", "completed", "classic_goodbye")
+    assert [r for r, _ in transcript(row.id)] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert usage_of(row.id)["stt_words"] == 10 + 5
+
+
+async def test_twilios_status_callback_ends_a_call_no_stream_ever_joined(monkeypatch, make_org):
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id) as line:
+        caller = line.caller()
+        assert (await caller.dial()).stream_url
+        assert await caller.status_callback("completed") == 204
+        assert await caller.status_callback("completed") == 204
+    row = call_row(caller.call_sid)
+    assert (row.status, row.end_reason) == ("failed", "twilio_completed")
+    assert usage_of(row.id)["call"] == 1
+
+
+async def test_metrics_report_calls_frames_and_bridge_latency(monkeypatch, make_org):
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=0.6)
+        async with httpx.AsyncClient() as client:
+            during = (await client.get(f"{line.url}/metrics")).text
+        await caller.hang_up()
+        await line.settled()
+        async with httpx.AsyncClient() as client:
+            after = (await client.get(f"{line.url}/metrics")).text
+    assert "voice_calls_in_progress 1" in during
+    assert "voice_calls_in_progress 0" in after
+    assert 'voice_calls_total{pipeline="voice_agent",outcome="completed"}' in after
+    frames = int(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
+    assert frames >= 10
+    assert 'voice_bridge_latency_seconds_bucket{le="+Inf"}' in after and "voice_bridge_latency_seconds_count" in after
+
+
+async def test_agent_audio_reaches_the_caller_as_twilio_media(monkeypatch, make_org):
+    org = make_org()
+    speech = tone(0.5, 300)
+
+    async def script(s):
+        await s.send_audio(speech)
+        await s.send({"type": "AgentAudioDone"})
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=1.5)
+        await caller.hang_up()
+    media = [m for _, m in caller.events if m["event"] == "media"]
+    assert bytes(caller.agent_audio) == speech
+    assert all(set(m) == {"event", "streamSid", "media"} and m["streamSid"] == caller.stream_sid for m in media)
+    marks = [m for _, m in caller.events if m["event"] == "mark"]
+    assert marks == [{"event": "mark", "streamSid": caller.stream_sid, "mark": {"name": "turn-1"}}]

@@ -1,0 +1,189 @@
+"""Voice settings and the Calls page's reads: validation, uniqueness, admin-only, tenant isolation, and the page
+states driven like a browser would."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from app.pages.calls import CallsState
+from app.pages.voice_settings import VoiceSettingsState
+from app.services import auth, call_records, calls, voice_settings
+from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.services.scope import Scope
+from models import PhoneNumber, VoiceSettings
+from models.db import session_scope
+from tests.test_page_guards import new_state
+from tests.voice_kit import add_contact
+
+
+def test_numbers_are_stored_in_e164_and_belong_to_one_organisation(make_org):
+    a, b = make_org("Harbor"), make_org("Lakeside")
+    view = voice_settings.add_number(a.scope, " +1 (555) 010-0000 ", "Main line")
+    assert (view.number, view.label) == ("+15550100000", "Main line")
+    with pytest.raises(Conflict, match="already one of your numbers"):
+        voice_settings.add_number(a.scope, "+15550100000")
+    with pytest.raises(Conflict, match="another organisation"):
+        voice_settings.add_number(b.scope, "555-010-0000")
+    for bad in ("", "hello", "+0123", "+1555", "+1234567890123456789"):
+        with pytest.raises(ValidationFailed) as info:
+            voice_settings.add_number(a.scope, bad)
+        assert "number" in info.value.fields
+    assert [n.number for n in voice_settings.list_numbers(a.scope)] == ["+15550100000"]
+    assert voice_settings.list_numbers(b.scope) == []
+    assert call_records.tenant_for_number("+1 555 010 0000").tenant_id == a.tenant_id
+
+
+def test_removing_a_number_is_scoped_to_the_organisation(make_org):
+    a, b = make_org("Harbor"), make_org("Lakeside")
+    view = voice_settings.add_number(a.scope, "+15550100000")
+    with pytest.raises(NotFound):
+        voice_settings.remove_number(b.scope, view.id)
+    with pytest.raises(NotFound):
+        voice_settings.remove_number(a.scope, "not-a-uuid")
+    voice_settings.remove_number(a.scope, view.id)
+    assert call_records.tenant_for_number("+15550100000") is None
+
+
+def test_members_cannot_read_or_change_voice_settings(make_org, make_user):
+    admin = make_org()
+    member = make_user(admin.tenant_id)
+    for action in (lambda: voice_settings.list_numbers(member.scope),
+                   lambda: voice_settings.add_number(member.scope, "+15550100000"),
+                   lambda: voice_settings.get_agent_settings(member.scope),
+                   lambda: voice_settings.save_agent_settings(member.scope, prompt="x", greeting="y")):
+        with pytest.raises(PermissionDenied):
+            action()
+    with session_scope() as s:
+        assert s.exec(select(PhoneNumber)).first() is None
+
+
+def test_agent_settings_are_validated_and_nothing_changes_on_error(make_org):
+    org = make_org("Harbor")
+    before = voice_settings.get_agent_settings(org.scope)
+    assert before.prompt.startswith("You are the friendly phone receptionist of Harbor")
+    with pytest.raises(ValidationFailed) as info:
+        voice_settings.save_agent_settings(org.scope, prompt="  ", greeting="x" * 1001, transfer_number="call me")
+    assert set(info.value.fields) == {"prompt", "greeting", "transfer_number"}
+    assert voice_settings.get_agent_settings(org.scope) == before
+    saved = voice_settings.save_agent_settings(org.scope, prompt="Answer questions about Harbor.", greeting="Harbor, hello!",
+                                               transfer_number="(555) 010-0001", consult_specialists=False)
+    assert (saved.transfer_number, saved.consult_specialists, saved.greeting) == ("+15550100001", False, "Harbor, hello!")
+    cleared = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="")
+    assert cleared.transfer_number == ""
+    with session_scope() as s:
+        assert s.get(VoiceSettings, org.tenant_id).transfer_number is None
+
+
+def _a_finished_call(tenant_id, sid: str, from_number: str = "+15555550123"):
+    scope = Scope.system(tenant_id)
+    call_id = call_records.start_call(scope, call_sid=sid, from_number=from_number, to_number="+15550100000",
+                                      pipeline="voice_agent")
+    call_records.add_transcript_line(scope, call_id, seq=1, role="assistant", content="Hello, how can I help?")
+    call_records.add_transcript_line(scope, call_id, seq=2, role="user", content="When are you open on Saturday?")
+    call_records.finish_call(scope, call_id, status="completed", reason="caller_hung_up", latency={"turns": 1, "total_p50_ms": 900})
+    return call_id
+
+
+def test_calls_are_read_only_inside_their_organisation(make_org, make_user):
+    a, b = make_org("Harbor"), make_org("Lakeside")
+    add_contact(a.tenant_id)
+    call_id = _a_finished_call(a.tenant_id, "CA" + "1" * 32)
+    _a_finished_call(b.tenant_id, "CA" + "2" * 32)
+    member = make_user(a.tenant_id)  # front desk staff read calls too
+    rows, total = calls.list_calls(member.scope)
+    assert total == 1 and rows[0].id == str(call_id) and rows[0].contact == "Priya Raman · Bayview Orthodontics"
+    assert (rows[0].status, rows[0].outcome, rows[0].pipeline) == ("completed", "Caller hung up", "Voice Agent")
+    detail = calls.call_detail(member.scope, str(call_id))
+    assert [line["role"] for line in detail.transcript] == ["assistant", "user"]
+    assert detail.usage == {"stt_words": 6, "tts_words": 5, "call": 1, "call_seconds": detail.usage["call_seconds"]}
+    assert detail.latency["total_p50_ms"] == 900
+    with pytest.raises(NotFound):
+        calls.call_detail(b.scope, str(call_id))
+    with pytest.raises(NotFound):
+        calls.call_detail(a.scope, "nope")
+    overview = calls.overview(a.scope)
+    assert overview.calls_this_month == 1 and overview.words_this_month == 11 and overview.in_progress == 0
+    assert sum(n for _, n in overview.per_week) == 1
+
+
+def test_a_call_in_progress_counts_as_live(make_org):
+    org = make_org()
+    scope = Scope.system(org.tenant_id)
+    call_id = call_records.start_call(scope, call_sid="CA" + "3" * 32, from_number="+1555", to_number="+15550100000",
+                                      pipeline="voice_agent")
+    assert calls.in_progress_count(org.scope) == 0  # ringing: no stream yet
+    call_records.bind_stream(scope, call_id=str(call_id), call_sid="CA" + "3" * 32, stream_sid="MZ1")
+    assert calls.in_progress_count(org.scope) == 1
+    assert calls.list_calls(org.scope)[0][0].status == "in_progress"
+    assert call_records.bind_stream(scope, call_id=str(call_id), call_sid="CA" + "3" * 32, stream_sid="MZ2") is None
+
+
+async def test_the_voice_settings_page_adds_and_removes_a_number(make_org):
+    org = make_org()
+    state = new_state(VoiceSettingsState, auth.open_session(org))
+    await VoiceSettingsState.load.fn(state)
+    assert state.numbers == [] and state.prompt.startswith("You are the friendly")
+    await VoiceSettingsState.add_number.fn(state, {"number": "12", "label": ""})
+    assert "international format" in state.number_errors["number"]
+    await VoiceSettingsState.add_number.fn(state, {"number": "+15550100000", "label": "Main"})
+    assert [n["number"] for n in state.numbers] == ["+15550100000"] and state.number_errors == {}
+    await VoiceSettingsState.ask_remove.fn(state, state.numbers[0]["id"])
+    assert state.remove_number_label == "+15550100000"
+    await VoiceSettingsState.remove_number.fn(state)
+    assert state.numbers == [] and state.remove_id == ""
+    await VoiceSettingsState.set_consult.fn(state, False)
+    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": ""})
+    assert (state.prompt, state.consult) == ("Be brief.", False)
+
+
+async def test_the_calls_page_lists_calls_and_opens_one(make_org):
+    org = make_org()
+    call_id = _a_finished_call(org.tenant_id, "CA" + "4" * 32)
+    state = new_state(CallsState, auth.open_session(org))
+    await CallsState.load.fn(state)
+    assert state.total == 1 and state.rows[0]["id"] == str(call_id) and state.calls_this_month == 1
+    assert [step async for step in CallsState.open_call.fn(state, str(call_id))] is not None
+    assert state.detail["caller"] == "+15555550123" and len(state.transcript) == 2
+    assert {u["label"] for u in state.usage} >= {"Caller words (STT)", "Agent words (TTS)"}
+    assert any(item["value"] == "900 ms" for item in state.latency)
+    await CallsState.go_to_page.fn(state, 5)
+    assert state.page == 1  # clamped to the pages that exist
+
+
+def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_org):
+    a, b = make_org("Harbor"), make_org("Lakeside")
+    add_contact(b.tenant_id, phone="(555) 555-0123")  # the same caller is a contact elsewhere
+    call_id = _a_finished_call(a.tenant_id, "CA" + "6" * 32, from_number="+15555550123")
+    assert calls.call_detail(a.scope, str(call_id)).contact == ""
+    from app.services.call_summary import summarise_call
+
+    assert summarise_call(Scope.system(a.tenant_id), call_id)["timeline"] is False
+    mine = add_contact(a.tenant_id, phone="+1 555 555 0123", name="Omar Haddad", business="Harbor Kids")
+    assert summarise_call(Scope.system(a.tenant_id), call_id)["timeline"] is True  # found once added
+    assert calls.call_detail(a.scope, str(call_id)).contact == "Omar Haddad · Harbor Kids"
+    with session_scope() as s:
+        from models import ContactInteraction
+
+        assert [i.contact_id for i in s.exec(select(ContactInteraction)).all()] == [mine]
+
+
+def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usage():
+    from app.services.demo import DEMO_SLUG, seed_demo
+    from app.services.tenants import get_by_slug
+    from models import CallSession, ContactInteraction, UsageRecord
+
+    seed_demo()
+    seed_demo()  # idempotent
+    with session_scope() as s:
+        tenant = get_by_slug(s, DEMO_SLUG)
+        demo_calls = s.exec(select(CallSession).where(CallSession.tenant_id == tenant.id)).all()
+        usage = s.exec(select(UsageRecord).where(UsageRecord.tenant_id == tenant.id)).all()
+        timeline = s.exec(select(ContactInteraction).where(ContactInteraction.tenant_id == tenant.id,
+                                                           ContactInteraction.interaction_type == "phone_call",
+                                                           ContactInteraction.meta.has_key("call_id"))).all()
+    assert len(demo_calls) >= 5 and all(c.summary and c.summary_source == "offline" for c in demo_calls)
+    assert len(usage) == 4 * len(demo_calls) and len(timeline) == sum(1 for c in demo_calls if c.contact_id)
+    scope = Scope(tenant_id=tenant.id, role="member")
+    rows, total = calls.list_calls(scope)
+    assert total == len(demo_calls) and calls.call_detail(scope, rows[0].id).transcript

@@ -1,0 +1,52 @@
+"""The classic pipeline (calls outside the Voice Agent rollout): Twilio `<Gather input="speech">` turns, each
+answered with `<Say>`. Twilio does the speech recognition; the reply comes from the LLM, or, without one, an
+honest message-taking receptionist. Turns are recorded like Voice Agent calls (transcript lines, then usage
+once at the end), so billing and the Calls page treat both pipelines the same.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.services import call_records, voice_llm
+from app.services.call_records import CallContext
+from app.services.scope import Scope
+from voice_service import twiml
+
+MAX_TURNS = 8
+GOODBYE = "Thank you for calling. Goodbye."
+_DONE = re.compile(r"\b(bye|goodbye|that'?s all|that is all|nothing else|no thanks|no thank you|hang up)\b", re.I)
+
+
+def offline_reply(context: CallContext, speech: str, turn: int) -> tuple[str, bool]:
+    """(reply, call is over) without an LLM: take the caller's message for the team."""
+    if _DONE.search(speech) or turn >= MAX_TURNS:
+        return f"Thank you for calling {context.organisation}. The team will get back to you soon. Goodbye.", True
+    if turn == 1:
+        return ("Thank you, I've written that down for the team. Is there anything else you'd like me to pass on?", False)
+    return "Got it, I've added that to your message. Anything else?", False
+
+
+def first_turn(context: CallContext, action_url: str) -> str:
+    scope = Scope.system(context.tenant_id)
+    if not call_records.transcript_history(scope, context.call_id):  # Twilio may retry the webhook
+        call_records.add_transcript_line(scope, context.call_id, seq=1, role="assistant", content=context.greeting)
+    return twiml.gather(action_url, context.greeting)
+
+
+def next_turn(context: CallContext, speech: str, action_url: str) -> str:
+    """Record what the caller said, answer it, and either listen again or end the call."""
+    scope = Scope.system(context.tenant_id)
+    history = call_records.transcript_history(scope, context.call_id)
+    seq = len(history) + 1
+    call_records.add_transcript_line(scope, context.call_id, seq=seq, role="user", content=speech)
+    turn = sum(1 for role, _ in history if role == "user") + 1
+    reply = voice_llm.phone_reply(context.prompt, [*history, ("user", speech)])
+    done = bool(_DONE.search(speech)) or turn >= MAX_TURNS
+    if reply is None:
+        reply, done = offline_reply(context, speech, turn)
+    call_records.add_transcript_line(scope, context.call_id, seq=seq + 1, role="assistant", content=reply)
+    if done:
+        call_records.finish_call(scope, context.call_id, status="completed", reason="classic_goodbye")
+        return twiml.say_and_hang_up(reply)
+    return twiml.gather(action_url, reply)

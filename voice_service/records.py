@@ -1,0 +1,144 @@
+"""Call records off the audio path: the bridge hands writes to one writer thread through a queue.
+
+`CallRecorder.transcript()` and `.finish()` only append to a queue, so a slow database never stalls the event
+loop that carries every call's audio. The writer applies writes in order (a call's lines land before its
+end, which counts their words) and retries a failing write with backoff before it gives up and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import queue
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from app.services import call_records
+from app.services.call_records import CallContext
+from app.services.scope import Scope
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Database work of call set-up (webhooks, binding a stream) runs on two threads, not asyncio's default pool:
+# every Python thread that is busy competes with the event loop for the GIL, and a burst of calls arriving
+# at once must not stall the audio of the calls already in progress.
+_DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db")
+
+
+async def in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_DB, functools.partial(fn, *args, **kwargs))
+
+
+class RecordWriter:
+    def __init__(self, attempts: int = 6, first_delay: float = 0.25):
+        self._queue: queue.Queue[tuple[Callable[..., Any], tuple, dict] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.attempts = attempts
+        self.first_delay = first_delay
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._ensure_started()
+        self._queue.put_nowait((fn, args, kwargs))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every write submitted so far is done (tests, shutdown). True when drained."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _ensure_started(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="call-record-writer", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                fn, args, kwargs = item
+                delay = self.first_delay
+                for attempt in range(1, self.attempts + 1):
+                    try:
+                        fn(*args, **kwargs)
+                        break
+                    except Exception:
+                        if attempt == self.attempts:
+                            log.exception("call record write failed; giving up", extra={"write": fn.__name__})
+                        else:
+                            log.warning("call record write failed; retrying", extra={"write": fn.__name__})
+                            time.sleep(delay)
+                            delay *= 2
+            finally:
+                self._queue.task_done()
+
+
+WRITER = RecordWriter()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class CallRecorder:
+    """One call's records, collected in memory by the bridge and written through the writer thread."""
+
+    def __init__(self, context: CallContext, writer: RecordWriter = WRITER):
+        self.context = context
+        self.scope = Scope.system(context.tenant_id)
+        self.writer = writer
+        self.seq = 0
+        self.request_id: str | None = None
+        self.agent_latency: list[float] = []  # AgentStartedSpeaking.total_latency, seconds
+        self.reports: list[dict[str, float]] = []  # LatencyReport fields, seconds
+        self.frames = 0
+        self.bridge_seconds = 0.0
+        self.bridge_max = 0.0
+        self.agent_audio_bytes = 0
+        self.finished = False
+
+    def transcript(self, role: str, content: str) -> None:
+        content = (content or "").strip()
+        if not content:
+            return
+        self.seq += 1
+        self.writer.submit(call_records.add_transcript_line, self.scope, self.context.call_id, seq=self.seq,
+                           role=role, content=content[:8000])
+
+    def latency_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"turns": len(self.agent_latency), "frames_forwarded": self.frames,
+                               "agent_audio_seconds": round(self.agent_audio_bytes / 8000, 2)}
+        if self.agent_latency:
+            ms = [v * 1000 for v in self.agent_latency]
+            out.update(total_p50_ms=round(statistics.median(ms)), total_p95_ms=round(_percentile(ms, 0.95)),
+                       total_max_ms=round(max(ms)))
+        for key in ("stt_latency", "ttt_latency", "tts_latency"):
+            values = [r[key] * 1000 for r in self.reports if isinstance(r.get(key), (int, float))]
+            if values:
+                out[f"{key.split('_')[0]}_p50_ms"] = round(statistics.median(values))
+        if self.frames:
+            out["bridge_mean_ms"] = round(self.bridge_seconds / self.frames * 1000, 3)
+            out["bridge_max_ms"] = round(self.bridge_max * 1000, 3)
+        return out
+
+    def finish(self, *, status: str, reason: str) -> None:
+        """Queue the call's end (duration, usage, summary job). Safe to call more than once."""
+        if self.finished:
+            return
+        self.finished = True
+        self.writer.submit(call_records.finish_call, self.scope, self.context.call_id, status=status, reason=reason,
+                           request_id=self.request_id, latency=self.latency_summary())
