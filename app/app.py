@@ -9,8 +9,8 @@ from app import logs
 from app.api.main import create_api
 from app.jobs.runner import run_in_backend
 from app.pages import (
-    agents, auth, calls, chat, contact_detail, contacts, crm, custom_fields, home, placeholders, platform_admin, team,
-    voice_settings,
+    agents, auth, calls, chat, contact_detail, contacts, crm, csv_import, custom_fields, home, placeholders,
+    platform_admin, team, voice_settings,
 )
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
@@ -45,6 +45,8 @@ app.add_page(contacts.contacts_page, route="/crm/contacts", title="Contacts",
              on_load=[*signed_in, contacts.ContactsState.load])
 app.add_page(contact_detail.contact_detail_page, route="/crm/contacts/[contact_id]", title="Contact",
              on_load=[*signed_in, contact_detail.ContactDetailState.load])
+app.add_page(csv_import.import_page, route="/crm/import", title="Import contacts",
+             on_load=[*signed_in, csv_import.ImportState.load])
 app.add_page(custom_fields.custom_fields_page, route="/crm/fields", title="Custom fields",
              on_load=[*signed_in, custom_fields.CustomFieldsState.load])
 app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])

@@ -5,6 +5,7 @@
   seed-demo           create the demo organisation (prints new credentials once)
   create-superadmin   create a platform super admin
   reset-password      set a new random password for an account and print it
+  import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
 """
 
 from __future__ import annotations
@@ -88,6 +89,76 @@ def _cmd_reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_csv(args: argparse.Namespace) -> int:
+    """Exit 0 when the file was processed (rows with problems are in the error report), 1 when it was refused."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    from app.services import csv_files, csv_import, custom_fields, tenants
+    from app.services import csv_mapping as cm
+    from app.services.errors import ServiceError
+    from app.services.scope import Scope
+    from models.db import session_scope
+
+    def refuse(reason: str) -> int:
+        print(f"Refused: {reason}", file=sys.stderr)
+        return 1
+
+    source = Path(args.file)
+    if not source.is_file():
+        return refuse(f"{source} is not a file.")
+    if source.stat().st_size > csv_files.MAX_BYTES:
+        return refuse(csv_files.too_large_message(source.stat().st_size))
+    with session_scope() as session:
+        tenant = tenants.get_by_slug(session, args.tenant)
+        if tenant is None:
+            return refuse(f"No organisation has the slug “{args.tenant}”.")
+        scope = Scope.system(tenant.id)
+    stored = csv_files.new_upload_path(scope.tenant_id)
+    shutil.copyfile(source, stored)  # the import reads (and resumes from) its own private copy
+    try:
+        view = csv_import.register_upload(scope, source.name, stored)
+        if args.no_header or args.delimiter:
+            view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
+                                     delimiter={"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}.get(
+                                         args.delimiter or "", args.delimiter))
+        mapping = view.mapping
+        if args.mapping:
+            saved = next((m for m in cm.saved_mappings(scope) if m.name == args.mapping), None)
+            if saved is None:
+                return refuse(f"No saved mapping is called “{args.mapping}”.")
+            mapping = cm.apply_saved(saved, view.headers, custom_fields.list_fields(scope))
+        csv_import.start(scope, view.id, mapping,
+                         {"duplicates": args.duplicates, "keep_existing_when_empty": not args.overwrite_with_empty},
+                         enqueue=False)
+    except ServiceError as exc:
+        return refuse(exc.message.replace("\n", " "))
+    print(f"Importing {source.name} ({view.size}) into {tenant.name}: " + ", ".join(f"{h} -> {t}" for h, t in zip(view.headers, mapping) if t != cm.SKIP),
+          flush=True)
+    started = time.monotonic()
+
+    def progress(totals) -> None:
+        if not args.quiet:
+            print(f"  {totals.rows_read:>10,} rows read  {totals.created:,} added  {totals.updated:,} updated  "
+                  f"{totals.skipped:,} skipped  {totals.failed:,} with errors", file=sys.stderr, flush=True)
+
+    done = csv_import.execute(view.id, on_progress=progress)
+    print(f"{done.status_label} in {time.monotonic() - started:.1f}s: {done.rows_read:,} rows read, {done.created:,} added, "
+          f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors.")
+    if done.rows_read and (done.failed or done.skipped):
+        name, chunks = csv_import.error_report(scope, done.id)
+        report = csv_files.import_dir(scope.tenant_id) / f"{done.id}-{name}"
+        with open(report, "w", encoding="utf-8", newline="") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        print(f"Error report: {report}")
+    if done.status != "done":
+        print(f"Stopped: {done.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Admin platform operator commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="omit to be asked (or to generate one)")
     p.add_argument("--tenant", help="organisation slug the account belongs to (default: demo)")
     p.set_defaults(func=_cmd_create_superadmin)
+
+    p = sub.add_parser("import-csv", help="import contacts from a CSV file (as the upload page does)")
+    p.add_argument("--tenant", required=True, help="the organisation's slug (the demo's is 'demo')")
+    p.add_argument("file")
+    p.add_argument("--duplicates", choices=["create_only", "update", "skip"], default="skip",
+                   help="rows whose email matches an existing contact: error, update it, or skip (default)")
+    p.add_argument("--overwrite-with-empty", action="store_true",
+                   help="when updating, let empty cells clear existing values (default: keep them)")
+    p.add_argument("--mapping", help="a saved column mapping to apply, by name")
+    p.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
+    p.add_argument("--delimiter", help="comma, semicolon, tab or pipe (default: detected)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_import_csv)
 
     p = sub.add_parser("reset-password", help="set and print a new random password")
     p.add_argument("email")

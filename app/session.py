@@ -90,8 +90,8 @@ class SessionState(rx.State):
         return [rx.redirect("/sign-in"), rx.toast.info("You are signed out.")]
 
 
-async def require_scope(state: rx.State, *, admin: bool = False, super_admin: bool = False) -> Scope:
-    """The caller's scope, re-verified on the server; raises AccessDenied when the session or role falls short."""
+async def require_principal(state: rx.State, *, admin: bool = False, super_admin: bool = False) -> auth.Principal:
+    """Who is calling, re-verified on the server; raises AccessDenied when the session or role falls short."""
     session = await state.get_state(SessionState)
     principal = await session._principal()
     if principal is None:
@@ -101,7 +101,12 @@ async def require_scope(state: rx.State, *, admin: bool = False, super_admin: bo
         raise AccessDenied("Only platform super admins can open that page.", "/")
     if admin and not scope.is_admin:
         raise AccessDenied("Only organisation admins can open that page.", "/")
-    return scope
+    return principal
+
+
+async def require_scope(state: rx.State, *, admin: bool = False, super_admin: bool = False) -> Scope:
+    """The caller's scope (see require_principal); what every protected handler calls first."""
+    return (await require_principal(state, admin=admin, super_admin=super_admin)).scope
 
 
 class PageGuard(rx.State):

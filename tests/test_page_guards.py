@@ -10,6 +10,7 @@ import inspect
 import typing
 
 import pytest
+import reflex as rx
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -21,6 +22,7 @@ from app.pages.chat import ChatState
 from app.pages.contact_detail import ContactDetailState
 from app.pages.contacts import ContactsState
 from app.pages.crm import CrmDashboardState
+from app.pages.csv_import import ImportState
 from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
@@ -44,6 +46,7 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     ContactsState: "admin",
     ContactDetailState: "admin",
     CustomFieldsState: "admin",
+    ImportState: "admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
     CallsState: "signed_in",
     VoiceSettingsState: "admin",
@@ -52,13 +55,24 @@ PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}
 
 
+async def _no_chunks():
+    return
+    yield  # an async generator that yields nothing: an upload without data
+
+
 def sample_args(fn) -> list:
     """Plausible arguments for a handler, by annotation."""
     hints = typing.get_type_hints(fn)
     args = []
     for name in list(inspect.signature(fn).parameters)[1:]:
         kind = hints.get(name, str)
-        args.append(SAMPLE_FORM if kind is dict else True if kind is bool else 1 if kind is int else "00000000-0000-0000-0000-000000000000")
+        if kind is rx.UploadChunkIterator:
+            args.append(_no_chunks())
+        elif typing.get_origin(kind) is list:
+            args.append([])
+        else:
+            args.append(SAMPLE_FORM if kind is dict else True if kind is bool else 1 if kind is int
+                        else "00000000-0000-0000-0000-000000000000")
     return args
 
 

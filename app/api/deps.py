@@ -10,11 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.services import auth
 from app.services.errors import NotAuthenticated
 
-_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
+bearer_scheme = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
 
 
 async def current_principal(
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> auth.Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Send an 'Authorization: Bearer <token>' header.", headers={"WWW-Authenticate": "Bearer"})

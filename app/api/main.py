@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import agents, contacts, v1
+from app.api import agents, contacts, downloads, v1
 from app.services.errors import ServiceError, ValidationFailed
 
 
@@ -27,6 +27,7 @@ def create_api() -> FastAPI:
         return JSONResponse(body, status_code=exc.status_code)
 
     api.include_router(v1.router)
+    api.include_router(downloads.router)  # before contacts: /contacts/export.csv is not a contact id
     api.include_router(contacts.router)
     api.include_router(agents.router)
     return api

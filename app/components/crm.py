@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-TABS = [("Dashboard", "/crm"), ("Contacts", "/crm/contacts"), ("Custom fields", "/crm/fields")]
+TABS = [("Dashboard", "/crm"), ("Contacts", "/crm/contacts"), ("Import", "/crm/import"), ("Custom fields", "/crm/fields")]
 
 
 def crm_tabs(active: str) -> rx.Component:

@@ -11,10 +11,11 @@ from app.components.cards import empty_state
 from app.components.crm import contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
-from app.services import contacts, custom_fields
+from app.api.downloads import EXPORT_PATH
+from app.services import auth, contacts, custom_fields
 from app.services.contacts import ContactQuery
 from app.services.errors import ValidationFailed
-from app.session import require_scope
+from app.session import require_principal, require_scope
 
 PER_PAGE = 24
 ANY = "any"  # Radix selects cannot hold an empty value
@@ -150,6 +151,15 @@ class ContactsState(ContactFormMixin, rx.State):
     async def open_new(self):
         await self._show_form(await require_scope(self, admin=True), None)
 
+    @rx.event
+    async def export(self):
+        """Download the contacts that match the current filter, as CSV (streamed by the API)."""
+        principal = await require_principal(self, admin=True)
+        query = self._query()
+        params = {"q": query.q, "status": query.status, "field": query.field, "value": query.value, "sort": query.sort}
+        return [rx.download(url=auth.download_link(principal, EXPORT_PATH, params)),
+                rx.toast.info("Your export is downloading.")]
+
     async def _save(self, scope, data):
         detail = await asyncio.to_thread(contacts.create_contact, scope, data)
         return [rx.toast.success(f"{detail.card.contact_name} was added."), rx.redirect(f"/crm/contacts/{detail.card.id}")]
@@ -239,7 +249,9 @@ def _results() -> rx.Component:
                 empty_state("contact", "No contacts yet",
                             "Add your first contact, or import a spreadsheet of them. Each contact gets a card, a "
                             "status and a timeline of every call, email and meeting.",
-                            rx.button(rx.icon("plus", size=16), "New contact", on_click=S.open_new)),
+                            rx.button(rx.icon("plus", size=16), "New contact", on_click=S.open_new),
+                            rx.link(rx.button(rx.icon("file-up", size=16), "Import a CSV", variant="soft"),
+                                    href="/crm/import")),
             ),
         ),
     )
@@ -253,6 +265,12 @@ def contacts_page() -> rx.Component:
         _results(),
         contact_form_dialog(ContactsState),
         subtitle="Everyone your organisation works with",
-        actions=rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new,
-                          data_testid="new-contact"),
+        actions=rx.hstack(
+            rx.link(rx.button(rx.icon("file-up", size=16), "Import", variant="soft"), href="/crm/import"),
+            rx.button(rx.icon("download", size=16), "Export", variant="soft", on_click=ContactsState.export,
+                      data_testid="export-contacts"),
+            rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new,
+                      data_testid="new-contact"),
+            spacing="2",
+        ),
     )

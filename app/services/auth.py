@@ -12,6 +12,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -272,5 +273,46 @@ def resolve_api_token(token: str) -> Principal:
     with session_scope() as session:
         principal = _load_principal(session, claims.get("sub", ""))
     if principal is None or str(principal.tenant_id) != claims.get("tid"):
+        raise NotAuthenticated("This account is no longer active.")
+    return principal
+
+
+# --- download links -----------------------------------------------------------------------------------------
+
+DOWNLOAD_AUDIENCE = "download"
+DOWNLOAD_SECONDS = 120
+
+
+def _canonical(path: str, params: dict[str, str]) -> str:
+    return path + ("?" + urlencode(sorted(params.items())) if params else "")
+
+
+def download_link(principal: Principal, path: str, params: dict[str, str] | None = None) -> str:
+    """A short-lived URL for one file (an export, an error report) that a browser can open without a header.
+
+    The token names the browser session (signing out revokes it) and the exact path and query it allows.
+    """
+    params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+    claims = {"sub": str(principal.user_id), "sid": str(principal.session_id or ""), "url": _canonical(path, params)}
+    token = tokens.sign(claims, audience=DOWNLOAD_AUDIENCE, ttl_seconds=DOWNLOAD_SECONDS)
+    return _canonical(path, {**params, "token": token})
+
+
+def resolve_download_token(token: str, path: str, params: dict[str, str]) -> Principal:
+    """The principal for a download link; NotAuthenticated when forged, expired, signed out or for another URL."""
+    claims = tokens.verify(token, audience=DOWNLOAD_AUDIENCE)
+    wanted = _canonical(path, {k: v for k, v in params.items() if k != "token" and v not in (None, "")})
+    if claims.get("url") != wanted:
+        raise NotAuthenticated("This download link is for another file.")
+    with session_scope() as session:
+        try:
+            sid = uuid.UUID(claims.get("sid", ""))
+        except ValueError:
+            raise NotAuthenticated("This download link is not valid.") from None
+        row = session.get(UserSession, sid)
+        if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or str(row.user_id) != claims.get("sub"):
+            raise NotAuthenticated("This download link has expired. Start the download again.")
+        principal = _load_principal(session, claims["sub"])
+    if principal is None:
         raise NotAuthenticated("This account is no longer active.")
     return principal

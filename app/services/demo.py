@@ -76,7 +76,9 @@ def seed_demo() -> list[Credential]:
         demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
         admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
-    _seed_conversation(Scope(tenant_id=tenant.id, role="admin", user_id=admin_id))
+    admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)
+    _seed_conversation(admin)
+    _seed_import(admin)
     return created
 
 
@@ -208,3 +210,28 @@ def _seed_contacts(session: Session, tenant: Tenant) -> None:
         session.add(contact)
         session.flush()
         _seed_timeline(session, tenant, contact, rng, now)
+
+
+# A spreadsheet from a trade show, imported through the real engine, two rows needing a fix.
+DEMO_IMPORT = """Company,First Name,Last Name,E-mail,Phone,City,State,Status,Insurance Plan,Chairs
+Sunset Family Dental,Maria,Lopez,maria@sunsetfamily.example,(619) 555-0142,Chula Vista,CA,lead,Delta Dental,6
+Pinecrest Orthodontics,James,Whitaker,james@pinecrest-ortho.example,303-555-0177,Boulder,CO,prospect,Cigna,9
+Clearwater Pediatric Dentistry,Aisha,Khan,aisha@clearwaterkids.example,+1 727 555 0110,Clearwater,FL,lead,Aetna,5
+Liberty Dental Arts,Tom,Nakamura,tom@libertydental.example,215.555.0199,Philadelphia,PA,qualified,MetLife,12
+Heritage Smiles,Grace,O'Neill,grace@heritagesmiles,617-555-0135,Boston,MA,lead,Delta Dental,4
+Canyon Oral Surgery,Luis,Ortega,luis@canyonoral.example,(602) 555-0168,Tempe,AZ,hot,Cigna,8
+Fairview Endodontics,Hannah,Berg,hannah@fairviewendo.example,612-555-0121,Minneapolis,MN,prospect,Self-pay,3
+"""
+
+
+def _seed_import(scope: Scope) -> None:
+    from app.services import csv_files, csv_import
+
+    if csv_import.list_imports(scope, limit=1):
+        return
+    path = csv_files.new_upload_path(scope.tenant_id)
+    path.write_text(DEMO_IMPORT, encoding="utf-8")
+    view = csv_import.register_upload(scope, "trade-show-leads.csv", path)
+    csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},
+                     save_as="Trade show export", enqueue=False)
+    csv_import.execute(view.id)

@@ -1,0 +1,87 @@
+"""File downloads: the contacts export and an import's error report, as streamed CSV attachments.
+
+Both accept a bearer token (API clients) or a short-lived `token` query parameter made by the page for one URL
+(browsers cannot send a header on a plain download). Admins of the organisation only, like the pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from app.api.deps import bearer_scheme, current_principal
+from app.services import auth, contacts, csv_export, csv_import
+from app.services.errors import NotAuthenticated
+
+router = APIRouter(prefix="/api/v1", tags=["files"])
+EXPORT_PATH = "/api/v1/contacts/export.csv"
+
+
+def error_report_path(import_id: str) -> str:
+    return f"/api/v1/imports/{import_id}/errors.csv"
+
+
+async def download_principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme), token: str = ""
+) -> auth.Principal:
+    if credentials is not None:
+        return await current_principal(credentials)
+    if not token:
+        raise HTTPException(401, "Send an 'Authorization: Bearer <token>' header, or open the link from the app.")
+    try:
+        return await asyncio.to_thread(auth.resolve_download_token, token, request.url.path, dict(request.query_params))
+    except NotAuthenticated as exc:
+        raise HTTPException(401, exc.message) from None
+
+
+async def _stream(chunks: Iterator[str]):
+    """Each chunk is produced in a worker thread, so a large export never blocks the event loop."""
+    iterator = iter(chunks)
+    sentinel = object()
+    while (chunk := await asyncio.to_thread(next, iterator, sentinel)) is not sentinel:
+        yield chunk.encode("utf-8")
+
+
+def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
+    # A BOM first, so Excel opens the UTF-8 file with its accents intact.
+    async def body():
+        yield "\ufeff".encode("utf-8")
+        async for part in _stream(chunks):
+            yield part
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/contacts/export.csv", summary="Export contacts (the current filter) as CSV")
+async def export_contacts(
+    principal: auth.Principal = Depends(download_principal),
+    q: str = "", status: str = "", field: str = "", value: str = "",
+    sort: str = Query("newest", description=", ".join(contacts.SORTS)),
+):
+    query = contacts.ContactQuery(q=q, status=status, field=field, value=value, sort=sort)
+    chunks = await asyncio.to_thread(lambda: _primed(csv_export.export_contacts(principal.scope, query)))
+    return _attachment(chunks, "contacts.csv")
+
+
+@router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV")
+async def import_errors(import_id: str, principal: auth.Principal = Depends(download_principal)):
+    filename, chunks = await asyncio.to_thread(csv_import.error_report, principal.scope, import_id)
+    return _attachment(chunks, filename)
+
+
+def _primed(chunks: Iterator[str]) -> Iterator[str]:
+    """Run the generator up to its first piece, so permission and filter errors surface as HTTP errors
+    before the response starts."""
+    first = next(chunks)
+
+    def rest() -> Iterator[str]:
+        yield first
+        yield from chunks
+
+    return rest()
