@@ -3,9 +3,9 @@
 Setup, all on this machine, each in its own process: simulated Twilio callers (one process, 100 calls),
 the code under test, and the fake Deepgram agent (tests/fakes/deepgram_agent.py, speaking v1). Every caller
 frame carries its send time (CLOCK_MONOTONIC, shared by all processes) in its payload bytes; the agent reads it
-on arrival. The same run measures, first, a bare WebSocket relay (plain `websockets` both sides, doing only what
-any relay must: JSON + base64 to binary and back, `clear` on UserStartedSpeaking) as the baseline, then the real
-sidecar (`python -m voice_service`, uvicorn + Starlette, signed webhook, per-call token, records to
+on arrival. The same run measures, first, a bare WebSocket relay (the sidecar's own server stack, uvicorn +
+websockets-sansio + uvloop + Starlette, doing only what any relay must: JSON + base64 to binary and back,
+`clear` on UserStartedSpeaking) as the baseline, then the real sidecar (`python -m voice_service`, uvicorn + Starlette, signed webhook, per-call token, records to
 PostgreSQL). Added latency = bridge end-to-end minus baseline end-to-end, at p50 and p99.
 
 Calls arrive evenly over `--arrival` seconds (3 by default: a burst of 33 calls a second, far above what 100
@@ -127,17 +127,22 @@ def role_agent(port: int, out: Path) -> None:
 
 
 def role_relay(port: int, agent_url: str) -> None:
+    """The same server stack as the sidecar (uvicorn, websockets-sansio, uvloop, Starlette), relaying only."""
+    import uvicorn
     import websockets
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
 
     from voice_service.deepgram_voice_agent import AgentConfig
 
-    async def relay(twilio) -> None:
+    async def relay(twilio: WebSocket) -> None:
+        await twilio.accept()
         start = None
-        async for raw in twilio:
-            message = json.loads(raw)
+        while start is None:
+            message = json.loads(await twilio.receive_text())
             if message.get("event") == "start":
                 start = message["start"]
-                break
         sid, stream = start["callSid"], start["streamSid"]
         async with websockets.connect(agent_url, compression=None, proxy=None, max_size=2**22) as agent:
             await agent.recv()  # Welcome
@@ -147,37 +152,40 @@ def role_relay(port: int, agent_url: str) -> None:
                 pass
 
             async def up() -> None:
-                async for raw in twilio:
-                    message = json.loads(raw)
-                    if message["event"] == "media":
-                        await agent.send(base64.b64decode(message["media"]["payload"]))
-                    elif message["event"] == "stop":
-                        return
+                try:
+                    while True:
+                        message = json.loads(await twilio.receive_text())
+                        if message["event"] == "media":
+                            await agent.send(base64.b64decode(message["media"]["payload"]))
+                        elif message["event"] == "stop":
+                            return
+                except WebSocketDisconnect:
+                    return
 
             async def down() -> None:
                 async for raw in agent:
                     if isinstance(raw, bytes):
-                        await twilio.send('{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'
-                                          % (stream, base64.b64encode(raw).decode()))
+                        await twilio.send_text('{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'
+                                               % (stream, base64.b64encode(raw).decode()))
                     else:
                         kind = json.loads(raw).get("type")
                         if kind == "UserStartedSpeaking":
-                            await twilio.send(json.dumps({"event": "clear", "streamSid": stream}))
+                            await twilio.send_text(json.dumps({"event": "clear", "streamSid": stream}))
                         elif kind == "AgentAudioDone":
-                            await twilio.send(json.dumps({"event": "mark", "streamSid": stream, "mark": {"name": "turn"}}))
+                            await twilio.send_text(json.dumps({"event": "mark", "streamSid": stream,
+                                                               "mark": {"name": "turn"}}))
 
             tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
                 task.cancel()
 
-    async def serve() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-        async with websockets.serve(relay, "127.0.0.1", port, compression=None, max_size=2**22):
-            await stop.wait()
+    app = Starlette(routes=[WebSocketRoute("/", relay)])
+    import gc
 
-    _run_loop(serve())
+    gc.freeze()  # as voice_service/__main__.py does
+    sys.setswitchinterval(0.001)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="websockets-sansio")
 
 
 def _run_loop(coro) -> None:
