@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -368,3 +369,23 @@ def test_export_follows_the_filter_and_re_imports_without_changes(admin):
         assert (done.created, done.failed) == (0, 0), errors_of(admin, done)
     after = snapshot(admin)
     assert [r[:-1] for r in after] == [r[:-1] for r in before]  # only updated_at moved
+
+
+def test_statistics_count_imported_contacts(admin):
+    from tests.test_crm import stats_match_contacts
+
+    run_import(admin, SEED_EXAMPLE)
+    run_import(admin, SEED_EXAMPLE.replace("lead", "customer"), duplicates="update")
+    assert stats_match_contacts()
+
+
+def test_housekeeping_removes_old_upload_files(admin):
+    done = run_import(admin, SEED_EXAMPLE)
+    waiting = upload(admin, SEED_EXAMPLE)
+    with session_scope() as s:
+        paths = {str(r.id): Path(r.stored_path) for r in s.exec(select(ImportJob)).all()}
+        s.execute(text("UPDATE import_jobs SET finished_at = now() - interval '8 days' WHERE id = :id"), {"id": done.id})
+    assert csv_import.purge_files(abandoned_for=timedelta(0)) == 2
+    assert not paths[done.id].exists() and not paths[waiting.id].exists()
+    assert csv_import.import_view(admin, done.id).created == 2  # the import's record stays
+    assert csv_import.purge_files() == 0

@@ -246,7 +246,7 @@ def test_housekeeping_job_runs(make_org):
     asyncio.run(fast_runner().run_until_idle())
     row = job_row(job_id)
     assert row["status"] == "succeeded"
-    assert set(row["result"]) == {"login_attempts", "sessions", "jobs"}
+    assert set(row["result"]) == {"login_attempts", "sessions", "jobs", "import_files"}
 
 
 def test_system_scope_is_admin_within_its_tenant_only(make_org):

@@ -1,4 +1,4 @@
-"""Hourly clean-up: old sign-in attempts, expired sessions and finished jobs."""
+"""Hourly clean-up: old sign-in attempts, expired sessions, finished jobs and uploads no longer needed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from app.jobs import queue
 from app.jobs.registry import job_handler
+from app.services import csv_import
 from models.db import session_scope
 
 
@@ -21,4 +22,5 @@ def housekeeping(ctx, payload: dict) -> dict:
             text("DELETE FROM user_sessions WHERE expires_at < now() - interval '7 days'")
         ).rowcount
     jobs = queue.purge_finished(timedelta(days=30))
-    return {"login_attempts": attempts, "sessions": sessions, "jobs": jobs}
+    uploads = csv_import.purge_files()
+    return {"login_attempts": attempts, "sessions": sessions, "jobs": jobs, "import_files": uploads}

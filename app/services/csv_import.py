@@ -13,6 +13,7 @@ import io
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,25 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
         yield out.getvalue()
 
     return f"{Path(filename).stem}-errors.csv", generate()
+
+
+def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1)) -> int:
+    """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day.
+    The import rows and their error reports stay. Returns how many files were removed."""
+    removed = 0
+    with session_scope() as session:
+        rows = session.execute(
+            text(
+                "SELECT id, stored_path FROM import_jobs WHERE stored_path <> '' AND ("
+                "(status IN ('done', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => :f)) OR "
+                "(status = 'uploaded' AND created_at < now() - make_interval(secs => :a)))"
+            ),
+            {"f": finished_for.total_seconds(), "a": abandoned_for.total_seconds()},
+        ).all()
+        for import_id, stored in rows:
+            path = Path(stored)
+            if path.exists():
+                path.unlink()
+                removed += 1
+            session.execute(text("UPDATE import_jobs SET stored_path = '' WHERE id = :id"), {"id": import_id})
+    return removed
