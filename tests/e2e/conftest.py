@@ -135,6 +135,8 @@ class UI:
         self.page.locator("[data-sonner-toast]", has_text=text).first.wait_for()
 
     def shot(self, name: str) -> None:
+        # From the top: a full-page capture of a scrolled page draws the sticky sidebar where it was scrolled to.
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.wait_for_timeout(400)  # let charts and toasts settle
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
