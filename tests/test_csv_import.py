@@ -131,6 +131,21 @@ def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
         assert (row.business_name, row.notes) == ('Quote "Co"', "line one\nline two")
 
 
+def test_backslashes_tabs_and_line_breaks_arrive_as_they_were(admin):
+    custom_fields.create_field(admin, label="Plan", field_type="select", choices='Gold "Plus", Silver')
+    content = ('business_name,contact_name,notes,plan\n'
+               '"C:\\new\\folder","Tab\tName","one\r\ntwo \\N three","gold ""plus"""\n'
+               '"Plain Co","Ann Lee","\\N","silver"\n')
+    done = run_import(admin, content, mapping=["business_name", "contact_name", "notes", "cf:plan"])
+    assert (done.created, done.failed) == (2, 0), errors_of(admin, done)
+    with session_scope() as s:
+        rows = s.exec(select(Contact).where(Contact.tenant_id == admin.tenant_id).order_by(Contact.business_name)).all()
+    assert [(r.business_name, r.contact_name, r.notes, r.custom_fields) for r in rows] == [
+        ("C:\\new\\folder", "Tab\tName", "one\r\ntwo \\N three", {"plan": 'Gold "Plus"'}),
+        ("Plain Co", "Ann Lee", "\\N", {"plan": "Silver"}),
+    ]
+
+
 def test_a_one_megabyte_field_fails_its_row_only(admin):
     content = SEED_EXAMPLE + f'"Huge Co","Hugh Mann","hugh@huge.example","","","","","{"n" * 1_048_576}"\n'
     done = run_import(admin, content)
