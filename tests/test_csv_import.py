@@ -323,6 +323,25 @@ def test_an_interrupted_import_resumes_without_duplicates(admin):
     assert len(errors_of(admin, done)) == 1
 
 
+def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
+    """An organisation without contacts is imported without looking rows up; a contact someone adds meanwhile
+    makes its batch fail on the unique key, and the batch is redone with a lookup."""
+    rows = ["business_name,contact_name,contact_email"] + [f"Biz {i},P {i},p{i}@race.example" for i in range(300)]
+
+    def someone_adds_a_contact(totals):
+        if totals.rows_read == 50:
+            contacts.create_contact(admin, {"business_name": "Walk-in", "contact_name": "Wes",
+                                            "contact_email": "P250@race.example"})
+
+    with caplog.at_level("INFO", logger="app.services.csv_loader"):
+        done = run_import(admin, "\n".join(rows) + "\n", batch_rows=50, on_progress=someone_adds_a_contact)
+    assert "raced another writer" in caplog.text  # the batch with that email was redone
+    assert (done.status, done.rows_read, done.created, done.skipped) == ("done", 300, 299, 1)
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*), count(DISTINCT email_normalized) FROM contacts")).one() == (300, 300)
+        assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
+
+
 def test_import_runs_as_a_job_with_progress(admin):
     import asyncio
 

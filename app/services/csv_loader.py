@@ -156,7 +156,8 @@ class _Column:
     max_length: int = 0
     required: bool = False
     definition: cf.FieldDef | None = None  # custom fields
-    memo: dict[str, tuple] = field(default_factory=dict)  # custom fields: value -> (JSON member, value, problem)
+    # Results per distinct value: a custom field's (JSON member, value, problem), a status word's status.
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 class RowReader:
@@ -185,7 +186,6 @@ class RowReader:
                 continue
             label, max_length, required = CONTACT_FIELDS.get(target, (CORE_LABEL.get(target, target), 0, False))
             self.columns.append(_Column(index, _KINDS.get(target, _TEXT), target, header, label, max_length, required))
-        self.has_custom = any(c.kind == _CUSTOM for c in self.columns)
         # What a new contact needs that this mapping cannot give it (possible when only updating).
         self.required_custom = [d for d in custom.values() if d.required]
         self.unmapped_required = tuple((label, f"{label} is required for a new contact; no column is mapped to it.")
@@ -237,7 +237,7 @@ class RowReader:
             escapes = _needs_escape(joined)
             kind, header = column.kind, column.header
             if kind == _CUSTOM:
-                self._custom_column(column, col, problem, create, new_members, update_members)
+                self._custom_column(column, col, problem, new_members, update_members)
                 continue
             if column.required and not all(col):
                 for i in [i for i, v in enumerate(col) if not v]:
@@ -314,8 +314,8 @@ class RowReader:
                   for i in sorted(problems) for column, value, reason in problems[i]]
         return table, set(problems), errors
 
-    def _custom_column(self, column: _Column, col: list[str], problem: Callable, create: dict,
-                       new_members: list, update_members: list) -> None:
+    def _custom_column(self, column: _Column, col: list[str], problem: Callable, new_members: list,
+                       update_members: list) -> None:
         """A custom field's column: JSON members for new and for updated contacts, problems per row."""
         definition, memo = column.definition, column.memo
         for value in set(col) - memo.keys():
@@ -391,19 +391,20 @@ def _chunks(source: Iterator[tuple[int, list[str]]], size: int,
             return
 
 
-def _first_of_each(table: Table, failed: set[int], seen_email: dict[str, int], seen_id: dict[uuid.UUID, int],
+def _first_of_each(table: Table, failed: set[int], seen_email: dict[str | int, int], seen_id: dict[uuid.UUID, int],
                    errors: list[tuple[int, str, str, str]]) -> list[int]:
     """Positions of the rows to write: valid, and not the same contact (email or ID) as an earlier row of the
     file, whose number each key remembers. The repeats' reasons are appended to `errors`."""
-    keep: list[int] = []
     numbers, emails, ids = table.numbers, table.emails, table.contact_ids
-    claim = seen_email.setdefault
-    for i in range(len(numbers)) if not failed else [i for i in range(len(numbers)) if i not in failed]:
-        email, number = emails[i], numbers[i]
-        if ids is None:  # the usual case: the email is the only key
-            first = claim(email, number) if email else number
-        else:
-            contact_id = ids[i]
+    positions = range(len(numbers)) if not failed else [i for i in range(len(numbers)) if i not in failed]
+    if ids is None:  # the usual case: the email is the only key, claimed in one pass (setdefault returns the
+        # first row's number); a row without an email claims its own number, which nothing else can repeat
+        rows = [numbers[i] for i in positions]
+        firsts = list(map(seen_email.setdefault, [emails[i] or numbers[i] for i in positions], rows))
+    else:
+        rows, firsts = [], []
+        for i in positions:
+            email, contact_id, number = emails[i], ids[i], numbers[i]
             first = (seen_id.get(contact_id) if contact_id else None) or (seen_email.get(email) if email else None)
             if first is None:
                 first = number
@@ -411,11 +412,14 @@ def _first_of_each(table: Table, failed: set[int], seen_email: dict[str, int], s
                     seen_email[email] = number
                 if contact_id:
                     seen_id[contact_id] = number
-        if first == number:
-            keep.append(i)
-        else:
-            errors.append((number, "", email or str(ids[i]),
-                           f"Same contact as row {first} of this file; the first one was used."))
+            rows.append(number)
+            firsts.append(first)
+    keep = [i for i, number, first in zip(positions, rows, firsts) if number == first]
+    if len(keep) < len(rows):
+        for i, number, first in zip(positions, rows, firsts):
+            if number != first:
+                errors.append((number, "", emails[i] or str(ids[i]),
+                               f"Same contact as row {first} of this file; the first one was used."))
     return keep
 
 
@@ -425,7 +429,7 @@ def batches(plan: Plan, reader: RowReader, *, skip_records: int = 0, batch_rows:
     `skip_records` data records are read only to remember their keys (a resumed import). Raises
     ImportStopped when the file cannot be read further.
     """
-    seen_email: dict[str, int] = {}
+    seen_email: dict[str | int, int] = {}
     seen_id: dict[uuid.UUID, int] = {}
     number = 0
     failure: list[BaseException] = []
@@ -485,39 +489,46 @@ class _Ids:
     """Time-ordered UUIDs (v7 layout) for new contacts, so a million inserts append to the primary key index.
 
     Each batch takes a block: the batch's millisecond (strictly increasing from block to block), 42 random
-    bits and a 32-bit counter (RFC 9562, method 1), formatted with one string operation per id."""
+    bits and a 32-bit counter (RFC 9562, method 1). `block` returns the ids' common start; the counter's eight
+    hex digits (`_counters`) complete them."""
 
     def __init__(self) -> None:
         self._last = 0
         self._lock = threading.Lock()
 
-    def block(self, n: int, suffix: str = "") -> list[str]:
-        """`n` ids, each followed by `suffix`."""
+    def block(self) -> str:
         with self._lock:
             ms = self._last = max(time.time_ns() // 1_000_000, self._last + 1)
         rand = int.from_bytes(os.urandom(6), "big") >> 6  # 42 bits: 12 for rand_a, 30 at the top of rand_b
         value = (ms << 80) | (0x7 << 76) | ((rand >> 30) << 64) | (0b10 << 62) | ((rand & ((1 << 30) - 1)) << 32)
         h = f"{value >> 32:024x}"
-        head = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:24]}"
-        return [f"{head}{i:08x}{suffix}" for i in range(n)]
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:24]}"
+
+
+_COUNTERS = [f"{i:08x}" for i in range(BATCH_ROWS)]
+
+
+def _counters(n: int) -> list[str]:
+    return _COUNTERS[:n] if n <= len(_COUNTERS) else [f"{i:08x}" for i in range(n)]
 
 
 class _Turns:
     """Batches commit in file order, so the committed counts are always a prefix of the file (the checkpoint),
-    while their writers do the expensive part side by side. The first failure stops every writer."""
+    while their writers do the expensive part side by side. The import ends with its first failure, or when
+    the end of the file has waited for every batch (`_Finished`); every writer then stops."""
 
     def __init__(self, totals: Totals) -> None:
         self.totals = totals  # committed so far
         self._next = 0
-        self._failure: BaseException | None = None
+        self.outcome: BaseException | None = None
         self._cond = threading.Condition()
 
     def wait(self, seq: int) -> Totals:
         """Block until batch `seq` may commit; the totals committed before it."""
         with self._cond:
-            while self._next != seq and self._failure is None:
+            while self._next != seq and self.outcome is None:
                 self._cond.wait()
-            if self._failure is not None:
+            if self.outcome is not None:
                 raise _Stopped()
             return self.totals
 
@@ -526,14 +537,10 @@ class _Turns:
             self._next, self.totals = seq + 1, totals
             self._cond.notify_all()
 
-    def fail(self, exc: BaseException) -> None:
+    def end(self, outcome: BaseException) -> None:
         with self._cond:
-            self._failure = self._failure or exc
+            self.outcome = self.outcome or outcome
             self._cond.notify_all()
-
-    @property
-    def failure(self) -> BaseException | None:
-        return self._failure
 
 
 class _Stopped(Exception):
@@ -583,10 +590,8 @@ class BatchWriter:
             errors.extend((table.numbers[i], column, "", reason) for column, reason in needs[i])
         lines = table.lines
         new = [lines[i] for i in positions] if not blocked else [lines[i] for i in positions if not needs[i]]
-        if not new:
-            return "", len(blocked)
-        heads = self.ids.block(len(new), self.prefix)
-        return "\n".join(map(str.__add__, heads, new)) + "\n", len(blocked)
+        head, prefix = self.ids.block(), self.prefix
+        return "".join([f"{head}{counter}{prefix}{line}\n" for counter, line in zip(_counters(len(new)), new)]), len(blocked)
 
     def prepare(self, batch: Batch) -> None:
         if self.assume_new and batch.table is not None:
@@ -800,8 +805,7 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
     reader = RowReader(plan.mapping, plan.headers, definitions, updating=plan.duplicates == "update")
     with psycopg.connect(libpq_url(), autocommit=True) as conn:
         empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts WHERE tenant_id = %s)", (tenant_id,)).fetchone()[0]
-    # A resumed import wrote contacts already; its remaining rows are looked up (they cannot be duplicates of
-    # those, but a contact added by someone else in between would be found only by a failed COPY).
+    # A resumed import cannot tell its own contacts from others' added meanwhile: it looks rows up.
     assume_new = bool(empty) and resume_from.rows_read == 0
     writer = BatchWriter(tenant_id=tenant_id, user_id=user_id, import_id=import_id, plan=plan, filename=filename,
                          assume_new=assume_new)
@@ -810,7 +814,7 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
     handoff: queue.Queue = queue.Queue(maxsize=writers)
 
     def give(item: Any) -> None:
-        while turns.failure is None:
+        while turns.outcome is None:
             try:
                 handoff.put(item, timeout=0.2)
                 return
@@ -824,32 +828,32 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
                 writer.prepare(batch)
                 give((seq, batch))
                 seq += 1
-                if turns.failure is not None:
+                if turns.outcome is not None:
                     return
             give(_End(seq))
         except ImportStopped as exc:
             give(_End(seq, exc))
         except BaseException as exc:  # a bug: stop the writers, raised by run()
-            turns.fail(exc)
+            turns.end(exc)
 
     def consume() -> None:
         try:
             with psycopg.connect(libpq_url(), autocommit=True) as conn:
-                while turns.failure is None:
+                while turns.outcome is None:
                     try:
                         item = handoff.get(timeout=0.2)
                     except queue.Empty:
                         continue
                     if isinstance(item, _End):
                         turns.wait(item.seq)  # every batch before it is committed
-                        turns.fail(item.error or _Finished())
+                        turns.end(item.error or _Finished())
                         return
                     seq, batch = item
                     writer.apply(conn, seq, batch, turns, on_progress)
         except _Stopped:
             pass
         except BaseException as exc:
-            turns.fail(exc)
+            turns.end(exc)
 
     threads = [threading.Thread(target=produce, name=f"csv-reader-{import_id}", daemon=True)]
     threads += [threading.Thread(target=consume, name=f"csv-writer-{n}-{import_id}", daemon=True) for n in range(writers)]
@@ -858,8 +862,8 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
             thread.start()
         for thread in threads:
             thread.join()
-    if not isinstance(turns.failure, _Finished):
-        raise turns.failure or AssertionError("the import ended without finishing")
+    if not isinstance(turns.outcome, _Finished):
+        raise turns.outcome or AssertionError("the import ended without finishing")
     return turns.totals
 
 
