@@ -4,8 +4,9 @@ Figures (p50/p95 over many calls of the real service functions, as the pages cal
   page      search term + status filter, page 50, with its (capped) count: contacts.search_contacts
   timeline  one contact's newest entries: interactions.timeline
   dashboard totals by status, weekly growth, recent activity, follow-ups: crm_dashboard.crm_dashboard
+  caller    an incoming call's contact card by its number: call_records.contact_for_number
 Baselines in the same run: the naive versions a first implementation would write (ILIKE over every row with
-OFFSET; counting contacts per status with GROUP BY), and a bare round trip.
+OFFSET; counting contacts per status with GROUP BY; the number compared on every row), and a bare round trip.
 Options: --contacts N --interactions N --samples N. Last line: one JSON object.
 """
 
@@ -126,9 +127,9 @@ def main() -> None:
     try:
         import psycopg
 
-        from app.services import auth, contacts, crm_dashboard, interactions
+        from app.services import auth, call_records, contacts, crm_dashboard, interactions
         from app.services.contacts import ContactQuery
-        from models.db import get_engine, libpq_url
+        from models.db import get_engine, libpq_url, session_scope
 
         owner = auth.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026")
         scope = owner.scope
@@ -141,6 +142,8 @@ def main() -> None:
         print(f"loaded in {load_seconds:.0f}s", file=sys.stderr, flush=True)
 
         statuses = ["lead", "prospect", "qualified", "customer"]
+        with psycopg.connect(libpq_url(db.url)) as conn:
+            phones = [r[0] for r in conn.execute("SELECT phone_normalized FROM contacts TABLESAMPLE SYSTEM (1) LIMIT 500")]
 
         def page_query():
             result = contacts.search_contacts(scope, ContactQuery(q=rng.choice(SEARCH_TERMS), status=rng.choice(statuses),
@@ -152,6 +155,10 @@ def main() -> None:
 
         def dashboard_query():
             assert crm_dashboard.crm_dashboard(scope).growth.total == args.contacts
+
+        def caller_query():
+            with session_scope() as session:
+                assert call_records.contact_for_number(session, scope, rng.choice(phones)) is not None
 
         engine = get_engine()
 
@@ -169,17 +176,24 @@ def main() -> None:
                 conn.exec_driver_sql("SELECT status, count(*) FROM contacts WHERE tenant_id = %(t)s GROUP BY status",
                                      {"t": scope.tenant_id}).all()
 
+        def naive_caller():
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT * FROM contacts WHERE tenant_id = %(t)s AND phone_normalized = %(p)s",
+                                     {"t": scope.tenant_id, "p": rng.choice(phones)}).all()
+
         def roundtrip():
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1").all()
 
-        for warm in (page_query, timeline_query, dashboard_query):
+        for warm in (page_query, timeline_query, dashboard_query, caller_query):
             timed(warm, 5)
         page = timed(page_query, args.samples)
         timeline = timed(timeline_query, args.samples)
         dashboard = timed(dashboard_query, args.samples)
+        caller = timed(caller_query, args.samples)
         naive_p = timed(naive_page, 5)
         naive_d = timed(naive_dashboard, 5)
+        naive_c = timed(naive_caller, 5)
         rt = timed(roundtrip, args.samples)
         result = {
             "contacts": args.contacts,
@@ -191,8 +205,11 @@ def main() -> None:
             "timeline_p95_ms": round(percentile(timeline, 0.95), 1),
             "dashboard_p50_ms": round(statistics.median(dashboard), 1),
             "dashboard_p95_ms": round(percentile(dashboard, 0.95), 1),
+            "caller_p50_ms": round(statistics.median(caller), 1),
+            "caller_p95_ms": round(percentile(caller, 0.95), 1),
             "baseline_naive_page_p50_ms": round(statistics.median(naive_p), 1),
             "baseline_naive_dashboard_p50_ms": round(statistics.median(naive_d), 1),
+            "baseline_naive_caller_p50_ms": round(statistics.median(naive_c), 1),
             "baseline_roundtrip_p50_ms": round(statistics.median(rt), 2),
             "load_seconds": round(load_seconds),
             "target_p95_ms": 100,

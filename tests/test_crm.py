@@ -13,6 +13,7 @@ from app.services.contacts import ContactQuery
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from models import Contact, ContactInteraction, CustomField
 from models.base import utcnow
+from models import crm as models_crm
 from models.db import session_scope
 
 
@@ -223,6 +224,10 @@ def names(scope, **query) -> list[str]:
         ("5552010134", ["Priya Raman"]),
         ("+1 555 201", ["Priya Raman", "Tom Becker"]),
         ("0199", ["Alicia Gomez"]),  # last four digits
+        ("5552", ["Priya Raman", "Tom Becker"]),  # the start of the number
+        ("555 2017", ["Tom Becker"]),  # longer than the six leading digits the index holds
+        ("+1 (303) 555-0199", ["Alicia Gomez"]),
+        ("2079460958", ["Seán O'Brien"]),  # national digits of a number abroad
         ("smith-jones", ["Seán O'Brien"]),
         ("o'brien", ["Seán O'Brien"]),
         ("seán", ["Seán O'Brien"]),
@@ -507,3 +512,75 @@ def test_multi_word_search_pages_through_the_sort_window_exactly(admin):
     page = contacts.search_contacts(admin, query)
     assert [c.business_name for c in page.items] == [f"Coastal Oral Surgery {i:02d}" for i in range(10, 15)]
     assert page.has_next and page.total == 40
+
+
+# --- what the database guarantees without per-row foreign keys ---------------------------------------------
+
+
+def test_search_document_splits_plain_names_exactly_like_the_text_parser():
+    """The cheap branch of SEARCH_DOCUMENT (ASCII letters, digits, spaces) gives to_tsvector's lexemes."""
+    import random
+    import string
+
+    rng = random.Random(4)
+    alphabet = string.ascii_letters + string.digits * 3 + "eE   "
+    names = ["San Diego Dental Group 123", "Person 123 Example", "  Two  spaces ", "", "1st Street 2nd", "A1B2 C3",
+             "ABC 007", "1e5 lab", "x2E3y", "O'Brien & Smith-Jones", "Seán Núñez", "acme.com 1.5"]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    with session_scope() as s:
+        differing = s.execute(text(
+            "SELECT business_name FROM (SELECT n AS business_name, '' AS contact_name, NULL AS phone_normalized "
+            "FROM unnest(CAST(:names AS text[])) AS n) AS c "
+            f"WHERE strip({models_crm.SEARCH_DOCUMENT}) <> strip(to_tsvector('simple', business_name || ' '))"
+        ), {"names": names}).scalars().all()
+    assert differing == []
+
+
+def test_contacts_must_name_an_existing_organisation_and_user(admin):
+    from sqlalchemy.exc import IntegrityError
+
+    cid = new_contact(admin).card.id
+    ghost = "00000000-0000-4000-8000-000000000000"
+    insert = ("INSERT INTO contacts (tenant_id, business_name, contact_name, created_by_user_id) "
+              "VALUES (:t, 'Ghost', 'Ghost', :u)")
+    for statement, params in (
+        (insert, {"t": ghost, "u": None}),
+        (insert, {"t": admin.tenant_id, "u": ghost}),
+        ("UPDATE contacts SET tenant_id = :t WHERE id = :id", {"t": ghost, "id": cid}),
+        ("UPDATE contacts SET created_by_user_id = :u WHERE id = :id", {"u": ghost, "id": cid}),
+    ):
+        with pytest.raises(IntegrityError, match="ForeignKeyViolation"):
+            with session_scope() as s:
+                s.execute(text(statement), params)
+    with session_scope() as s:
+        s.execute(text(insert), {"t": admin.tenant_id, "u": admin.user_id})
+    assert counts()[0] == 2
+
+
+def test_deleting_an_organisation_deletes_its_contacts_and_a_user_leaves_their_contacts(admin, other, make_user):
+    mine = new_contact(admin).card.id
+    interactions.add_interaction(admin, mine, {"interaction_type": "note", "content": "Hello"})
+    colleague = make_user(other.tenant_id, role="admin").scope
+    theirs = new_contact(colleague, contact_email="t@x.example").card.id
+    with session_scope() as s:
+        s.execute(text("DELETE FROM users WHERE id = :u"), {"u": colleague.user_id})
+        assert s.get(Contact, theirs).created_by_user_id is None
+        s.execute(text("DELETE FROM tenants WHERE id = :t"), {"t": admin.tenant_id})
+    with session_scope() as s:
+        assert [str(i) for i in s.exec(select(Contact.id)).all()] == [theirs]
+        assert s.exec(select(func.count()).select_from(ContactInteraction)).one() == 0
+    assert stats_match_contacts()
+
+
+def test_an_incoming_call_finds_its_contact_by_number(admin, other):
+    from app.services.call_records import contact_for_number
+
+    new_contact(admin, contact_email="uk@x.example", phone="+44 20 7946 0958")
+    priya = new_contact(admin).card.id
+    new_contact(other)  # the same number in another organisation
+    with session_scope() as s:
+        assert str(contact_for_number(s, admin, "+15552010134").id) == priya
+        assert contact_for_number(s, admin, "+442079460958").contact_email == "uk@x.example"
+        assert contact_for_number(s, admin, "+15552010135") is None
+        assert contact_for_number(s, admin, "+12079460958") is None  # same national digits, other country
+        assert contact_for_number(s, admin, "anonymous") is None

@@ -132,6 +132,21 @@ def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
         assert (row.business_name, row.notes) == ('Quote "Co"', "line one\nline two")
 
 
+def test_backslashes_tabs_and_line_breaks_arrive_as_they_were(admin):
+    custom_fields.create_field(admin, label="Plan", field_type="select", choices='Gold "Plus", Silver')
+    content = ('business_name,contact_name,notes,plan\n'
+               '"C:\\new\\folder","Tab\tName","one\r\ntwo \\N three","gold ""plus"""\n'
+               '"Plain Co","Ann Lee","\\N","silver"\n')
+    done = run_import(admin, content, mapping=["business_name", "contact_name", "notes", "cf:plan"])
+    assert (done.created, done.failed) == (2, 0), errors_of(admin, done)
+    with session_scope() as s:
+        rows = s.exec(select(Contact).where(Contact.tenant_id == admin.tenant_id).order_by(Contact.business_name)).all()
+    assert [(r.business_name, r.contact_name, r.notes, r.custom_fields) for r in rows] == [
+        ("C:\\new\\folder", "Tab\tName", "one\r\ntwo \\N three", {"plan": 'Gold "Plus"'}),
+        ("Plain Co", "Ann Lee", "\\N", {"plan": "Silver"}),
+    ]
+
+
 def test_a_one_megabyte_field_fails_its_row_only(admin):
     content = SEED_EXAMPLE + f'"Huge Co","Hugh Mann","hugh@huge.example","","","","","{"n" * 1_048_576}"\n'
     done = run_import(admin, content)
@@ -307,6 +322,25 @@ def test_an_interrupted_import_resumes_without_duplicates(admin):
     with session_scope() as s:
         assert s.execute(text("SELECT count(DISTINCT email_normalized), count(*) FROM contacts")).one() == (250, 250)
     assert len(errors_of(admin, done)) == 1
+
+
+def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
+    """An organisation without contacts is imported without looking rows up; a contact someone adds meanwhile
+    makes its batch fail on the unique key, and the batch is redone with a lookup."""
+    rows = ["business_name,contact_name,contact_email"] + [f"Biz {i},P {i},p{i}@race.example" for i in range(300)]
+
+    def someone_adds_a_contact(totals):
+        if totals.rows_read == 50:
+            contacts.create_contact(admin, {"business_name": "Walk-in", "contact_name": "Wes",
+                                            "contact_email": "P250@race.example"})
+
+    with caplog.at_level("INFO", logger="app.services.csv_loader"):
+        done = run_import(admin, "\n".join(rows) + "\n", batch_rows=50, on_progress=someone_adds_a_contact)
+    assert "raced another writer" in caplog.text  # the batch with that email was redone
+    assert (done.status, done.rows_read, done.created, done.skipped) == ("done", 300, 299, 1)
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*), count(DISTINCT email_normalized) FROM contacts")).one() == (300, 300)
+        assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
 
 
 def test_import_runs_as_a_job_with_progress(admin):

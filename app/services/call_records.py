@@ -12,12 +12,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
 from app.jobs import queue
+from app.services.contacts import phone_terms
 from app.services.scope import Scope
 from app.services.validation import normalise_phone
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
@@ -68,13 +69,19 @@ def tenant_for_number(number: str | None) -> NumberOwner | None:
 
 
 def contact_for_number(session: Session, scope: Scope, number: str | None) -> Contact | None:
-    """The caller's contact card: the most recently active contact with this phone number."""
+    """The caller's contact card: the most recently active contact with this phone number.
+
+    Found through the search index, which holds the first and last digits of every number
+    (models.crm.SEARCH_DOCUMENT), then compared exactly; a btree on the number would cost every imported contact
+    another index insert."""
     normalised = normalise_phone(number)
     if not normalised:
         return None
+    national = normalised.lstrip("+")[-10:]
     return session.exec(
         select(Contact)
-        .where(Contact.tenant_id == scope.tenant_id, Contact.phone_normalized == normalised)
+        .where(Contact.tenant_id == scope.tenant_id, Contact.phone_normalized == normalised,
+               Contact.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(national))))
         .order_by(Contact.last_interaction_at.desc().nulls_last(), Contact.created_at.desc())
     ).first()
 

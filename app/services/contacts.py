@@ -68,6 +68,7 @@ SORTS = {
 PER_PAGE_MAX = 100
 COUNT_CAP = 1_000
 MAX_QUERY_TERMS = 8
+PHONE_HEAD_DIGITS = 6  # how many leading national digits of a number the search document holds
 _STRIPE_CUSTOMER_RE = re.compile(r"^cus_[A-Za-z0-9]{4,250}$")
 _WORD_RE = re.compile(r"[^\W_]+")
 _PHONE_QUERY_RE = re.compile(r"^[\d\s().+\-]+$")
@@ -291,17 +292,34 @@ def get_contact(scope: Scope, contact_id: Any) -> ContactDetail:
         return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
 
 
+def _phone_prefixes(q: str) -> list[str]:
+    """For phone-like input, the digit strings a national number may start with (with or without a leading 1)."""
+    digits = re.sub(r"\D", "", q)
+    if len(digits) < 3 or not _PHONE_QUERY_RE.match(q.strip()):
+        return []
+    return sorted({digits, digits[1:] if digits.startswith("1") and len(digits) > 4 else digits})
+
+
 def search_terms(q: str) -> str | None:
     """A tsquery for what someone typed: every word as a prefix; phone-like input also as one digit string."""
     words = _WORD_RE.findall(q.lower())[:MAX_QUERY_TERMS]
     if not words:
         return None
     query = " & ".join(f"{w}:*" for w in words)
-    digits = re.sub(r"\D", "", q)
-    if len(digits) >= 3 and _PHONE_QUERY_RE.match(q.strip()):
-        alternatives = {digits, digits[1:] if digits.startswith("1") and len(digits) > 4 else digits}
-        query = " | ".join([f"({query})"] + [f"{d}:*" for d in sorted(alternatives)])
+    if prefixes := _phone_prefixes(q):
+        query = " | ".join([f"({query})"] + [f"{d}:*" for d in prefixes])
     return query
+
+
+def _national_digits(entity: Any) -> Any:
+    return func.right(func.translate(func.coalesce(entity.phone_normalized, ""), "+", ""), 10)
+
+
+def phone_terms(digits: str) -> str:
+    """The search document holds a number's first six national digits and its last four (models.crm), so a
+    longer prefix is found through its first six, and a whole national number through both."""
+    head = digits[:PHONE_HEAD_DIGITS]
+    return f"{head} & {digits[-4:]}" if len(digits) == 10 else head
 
 
 def _like_prefix(value: str) -> str:
@@ -313,6 +331,10 @@ def _search_condition(entity: Any, q: str) -> Any:
     matches = []
     if terms := search_terms(q):
         matches.append(entity.search_vector.op("@@")(func.to_tsquery("simple", terms)))
+    for digits in _phone_prefixes(q):
+        if len(digits) > PHONE_HEAD_DIGITS:  # shorter ones are prefixes of the indexed first six, found above
+            matches.append(and_(entity.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(digits))),
+                                _national_digits(entity).like(digits + "%")))
     if "@" in q or len(_WORD_RE.findall(q)) == 1:
         matches.append(entity.email_normalized.like(_like_prefix(normalise_email(q)), escape="\\"))
     # Punctuation alone matches nothing (rather than everything).
