@@ -518,7 +518,7 @@ def _errors_table() -> rx.Component:
         rx.table.body(rx.foreach(S.errors, lambda e: rx.table.row(
             rx.table.cell(e["row"]),
             rx.table.cell(e["column"]),
-            rx.table.cell(rx.text(e["value"], size="1", max_width="200px", overflow="hidden", text_overflow="ellipsis",
+            rx.table.cell(rx.text(e["value"], size="2", max_width="200px", overflow="hidden", text_overflow="ellipsis",
                                   white_space="nowrap")),
             rx.table.cell(rx.text(e["reason"], size="2")),
         ))),
