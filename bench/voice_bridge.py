@@ -132,7 +132,7 @@ def role_relay(port: int, agent_url: str) -> None:
     import websockets
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
-    from starlette.websockets import WebSocket, WebSocketDisconnect
+    from starlette.websockets import WebSocket
 
     from voice_service.deepgram_voice_agent import AgentConfig
 
@@ -152,15 +152,16 @@ def role_relay(port: int, agent_url: str) -> None:
                 pass
 
             async def up() -> None:
-                try:
-                    while True:
-                        message = json.loads(await twilio.receive_text())
-                        if message["event"] == "media":
-                            await agent.send(base64.b64decode(message["media"]["payload"]))
-                        elif message["event"] == "stop":
-                            return
-                except WebSocketDisconnect:
-                    return
+                receive = twilio.receive  # raw ASGI messages, as the bridge reads them
+                while True:
+                    raw = await receive()
+                    if raw["type"] == "websocket.disconnect":
+                        return
+                    message = json.loads(raw["text"])
+                    if message["event"] == "media":
+                        await agent.send(base64.b64decode(message["media"]["payload"]))
+                    elif message["event"] == "stop":
+                        return
 
             async def down() -> None:
                 async for raw in agent:
@@ -348,30 +349,11 @@ def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, 
 
 
 def _database() -> tuple[str, callable]:
-    """A throwaway, migrated database on DATABASE_URL's server or the embedded one, with an organisation."""
-    import psycopg
+    """A throwaway, migrated database (tests/scratch_db.py) with an organisation answering NUMBER."""
+    from tests.scratch_db import ScratchDatabase
 
-    if os.environ.get("DATABASE_URL"):
-        from models.db import normalise_url
-
-        url = normalise_url(os.environ["DATABASE_URL"])
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-    else:
-        from models import embedded_pg
-
-        server = embedded_pg.start(ROOT / "data" / "pg")
-        admin = embedded_pg.sqlalchemy_url(server, "postgres")
-    name = f"bench_voice_{os.getpid()}"
-    libpq = admin.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin.partition("?")
-    url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, DATABASE_URL=url, REFLEX_USE_NPM="1", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run([str(bin_dir / "reflex"), "db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run(["git", "checkout", "--quiet", "reflex.lock"], cwd=ROOT, capture_output=True)
-    os.environ["DATABASE_URL"] = url
+    db = ScratchDatabase("bench_voice")
+    url = db.create()
     from app.services import auth
     from models import PhoneNumber
     from models.db import get_engine, session_scope
@@ -383,8 +365,7 @@ def _database() -> tuple[str, callable]:
 
     def drop() -> None:
         get_engine().dispose()
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.drop()
 
     return url, drop
 

@@ -1,0 +1,45 @@
+"""The benchmarks still run and still measure what they claim, at a small size (figures are not checked here:
+timings on a shared machine say nothing in a test; the counts and invariants do)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(script: str, *args: str, timeout: int = 300) -> dict:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_csv_import_bench_accounts_for_every_row():
+    result = run_bench("csv_import.py", "--rows", "3000")
+    assert result["rows"] == 3000
+    assert result["created"] + result["skipped"] + result["failed"] == 3000
+    assert result["failed"] == result["generated_invalid"] > 0
+    assert result["skipped"] > 0  # duplicates inside the file
+    assert result["floor_seconds"] >= result["floor_search_index_seconds"] >= 0  # rounded: small runs show 0.0
+    assert 0 < result["ratio_to_copy"] and 0 < result["ratio_ceiling"]
+
+
+def test_crm_bench_reports_every_query():
+    result = run_bench("crm_queries.py", "--contacts", "100000", "--interactions", "20000", "--samples", "5")
+    assert result["contacts"] == 100000
+    for name in ("page", "timeline", "dashboard", "caller"):
+        assert result[f"{name}_p95_ms"] >= result[f"{name}_p50_ms"] > 0
+
+
+def test_voice_bench_delivers_every_frame_and_records_every_call():
+    result = run_bench("voice_bridge.py", "--calls", "2", "--seconds", "7", "--arrival", "1")
+    assert result["calls_recorded"] == 2
+    assert result["frames"] > 0 and result["frames_dropped"] == 0 and result["baseline_frames_dropped"] == 0
+    assert result["protocol_violations"] == 0
+    sent, total = (int(n) for n in result["clears"].split("/"))
+    assert total > 0 and sent == total  # the agent barged in at least once, and every clear reached the caller
