@@ -121,8 +121,7 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
         view = csv_import.register_upload(scope, source.name, stored)
         if args.no_header or args.delimiter:
             view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
-                                     delimiter={"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}.get(
-                                         args.delimiter or "", args.delimiter))
+                                     delimiter=csv_files.delimiter_named(args.delimiter or "") or args.delimiter)
         mapping = view.mapping
         if args.mapping:
             saved = next((m for m in cm.saved_mappings(scope) if m.name == args.mapping), None)

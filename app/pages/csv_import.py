@@ -202,9 +202,9 @@ class ImportState(rx.State):
     @rx.event
     async def set_delimiter(self, name: str):
         scope = await require_scope(self, admin=True)
-        delimiter = next((d for d, n in csv_files.DELIMITER_NAMES.items() if n == name), None)
         try:
-            view = await asyncio.to_thread(csv_import.reread, scope, self.import_id, delimiter=delimiter or "?")
+            view = await asyncio.to_thread(csv_import.reread, scope, self.import_id,
+                                           delimiter=csv_files.delimiter_named(name) or "?")
         except (ValidationFailed, ImportRefused) as exc:
             return rx.toast.error(exc.message)
         self.mapping = []

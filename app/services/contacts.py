@@ -21,7 +21,17 @@ from sqlmodel import Session, select
 from app.services import custom_fields as cf
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.scope import Scope
-from app.services.validation import clean_text, email_problem, normalise_email, normalise_phone, parse_uuid
+from app.services.validation import (
+    STRIPE_CUSTOMER_PROBLEM,
+    STRIPE_CUSTOMER_RE,
+    clean_text,
+    email_problem,
+    normalise_email,
+    normalise_phone,
+    parse_uuid,
+    phone_problem,
+    website_url,
+)
 from models import Contact, ContactInteraction, StripeSubscription
 from models.base import utcnow
 from models.crm import CONTACT_STATUSES
@@ -69,7 +79,6 @@ PER_PAGE_MAX = 100
 COUNT_CAP = 1_000
 MAX_QUERY_TERMS = 8
 PHONE_HEAD_DIGITS = 6  # how many leading national digits of a number the search document holds
-_STRIPE_CUSTOMER_RE = re.compile(r"^cus_[A-Za-z0-9]{4,250}$")
 _WORD_RE = re.compile(r"[^\W_]+")
 _PHONE_QUERY_RE = re.compile(r"^[\d\s().+\-]+$")
 
@@ -228,14 +237,14 @@ def clean_contact(
     if "phone" in values:
         normalized = normalise_phone(phone) if phone else None
         if phone and normalized is None:
-            errors["phone"] = f"“{phone[:40]}” is not a phone number."
+            errors["phone"] = phone_problem(phone)
         values["phone_normalized"] = normalized
     website = values.get("website")
-    if website and not re.match(r"^https?://", website, re.I):
-        values["website"] = "https://" + website
+    if website:
+        values["website"] = website_url(website)
     customer = values.get("stripe_customer_id")
-    if customer and not _STRIPE_CUSTOMER_RE.match(customer):
-        errors["stripe_customer_id"] = "A Stripe customer id looks like cus_ followed by letters and digits."
+    if customer and not STRIPE_CUSTOMER_RE.match(customer):
+        errors["stripe_customer_id"] = STRIPE_CUSTOMER_PROBLEM
     if not partial or "status" in data:
         status = data.get("status") or ("lead" if existing is None else existing.status)
         if problem := status_problem(status):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import and_, select
 
@@ -28,28 +28,41 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def unneutralise(value: str) -> str:
+    """The importer's side of `neutralise`: take our leading apostrophe off a formula cell again."""
+    return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in _FORMULA_START else value
+
+
+def csv_chunks(rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    """CSV text, every field quoted, in pieces of about 64 kB, for a streamed download."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(row)
+        if out.tell() > 64_000:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
 def export_contacts(scope: Scope, query: contacts.ContactQuery) -> Iterator[str]:
     """CSV text in pieces: a header row, then every contact matching `query` (all pages), in its order."""
     scope.require_admin()
     definitions = cf.list_fields(scope, include_inactive=True)
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-    writer.writerow(["id", *CORE_COLUMNS, *(d.label for d in definitions)])
-    with session_scope() as session:
-        conditions = contacts.contact_filters(scope, query, definitions)
-        statement = contacts.ordered(select(Contact).where(and_(*conditions)), query.sort or "newest")
-        for (row,) in session.execute(statement.execution_options(yield_per=2000)):
-            extra = row.custom_fields or {}
-            writer.writerow(
-                [str(row.id)]
-                + [neutralise(str(getattr(row, c) or "")) for c in CORE_COLUMNS]
-                + [neutralise(_custom_text(d, extra.get(d.name))) for d in definitions]
-            )
-            if out.tell() > 64_000:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-    yield out.getvalue()
+
+    def rows() -> Iterator[list[str]]:
+        yield ["id", *CORE_COLUMNS, *(d.label for d in definitions)]
+        with session_scope() as session:
+            conditions = contacts.contact_filters(scope, query, definitions)
+            statement = contacts.ordered(select(Contact).where(and_(*conditions)), query.sort or "newest")
+            for (row,) in session.execute(statement.execution_options(yield_per=2000)):
+                extra = row.custom_fields or {}
+                yield ([str(row.id)]
+                       + [neutralise(str(getattr(row, c) or "")) for c in CORE_COLUMNS]
+                       + [neutralise(_custom_text(d, extra.get(d.name))) for d in definitions])
+
+    return csv_chunks(rows())
 
 
 def _custom_text(definition: cf.FieldDef, value) -> str:

@@ -45,7 +45,6 @@ def human_size(n: int) -> str:
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n} bytes"
 
 
 def too_large_message(size: int) -> str:
@@ -71,9 +70,10 @@ class Sniffed:
     headers: list[str]  # display names, unique ("Email", "Email (2)"); "Column 3" when there is no header
     preview: list[list[str]] = field(default_factory=list)  # first data rows, padded to the header's width
 
-    @property
-    def delimiter_name(self) -> str:
-        return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+
+def delimiter_named(name: str) -> str | None:
+    """The delimiter a name of DELIMITER_NAMES stands for ("tab" -> "\\t"), None for another name."""
+    return next((d for d, n in DELIMITER_NAMES.items() if n == name), None)
 
 
 def _refuse_binary(head: bytes) -> None:

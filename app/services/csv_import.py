@@ -8,11 +8,9 @@ all go through these functions.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from sqlmodel import Session, select
 from app.services import csv_files, csv_loader
 from app.services import csv_mapping as cm
 from app.services import custom_fields as cf
-from app.services.csv_export import neutralise
+from app.services.csv_export import csv_chunks, neutralise
 from app.services.csv_files import ImportRefused
 from app.services.errors import NotFound, ValidationFailed
 from app.services.scope import Scope
@@ -73,7 +71,6 @@ class ImportView:
     created_at: str
     finished_at: str
     job_id: int | None = None
-    errors_shown: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def percent(self) -> int:
@@ -272,20 +269,20 @@ def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] 
         )
         done_so_far = csv_loader.Totals(row.rows_read, row.created_count, row.updated_count, row.skipped_count,
                                         row.failed_count)
-        tenant_id, user_id, filename = row.tenant_id, row.created_by_user_id, row.filename
+        job_id, tenant_id, user_id, filename = row.id, row.tenant_id, row.created_by_user_id, row.filename
     if not plan.path.exists():
-        _finish(uuid.UUID(str(import_id)), "failed", "The uploaded file is gone. Upload it again.")
-        return import_view(scope, import_id)
+        _finish(job_id, "failed", "The uploaded file is gone. Upload it again.")
+        return import_view(scope, job_id)
     definitions = cf.list_fields(scope)
     try:
-        csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=uuid.UUID(str(import_id)),
+        csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=job_id,
                        filename=filename, definitions=definitions, resume_from=done_so_far, on_progress=on_progress,
                        batch_rows=batch_rows)
     except csv_loader.ImportStopped as exc:
-        _finish(uuid.UUID(str(import_id)), "failed", str(exc))
+        _finish(job_id, "failed", str(exc))
     else:
-        _finish(uuid.UUID(str(import_id)), "done")
-    return import_view(scope, import_id)
+        _finish(job_id, "done")
+    return import_view(scope, job_id)
 
 
 def mark_cancelled(import_id: Any) -> None:
@@ -330,10 +327,8 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
         job = _get(session, scope, import_id)
         job_id, filename = job.id, job.filename
 
-    def generate() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-        writer.writerow(["row", "column", "value", "reason"])
+    def rows() -> Iterator[list]:
+        yield ["row", "column", "value", "reason"]
         with session_scope() as session:
             result = session.execute(
                 text("SELECT row_number, \"column\", value, reason FROM import_errors "
@@ -341,14 +336,9 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
                 {"j": job_id, "t": scope.tenant_id},
             )
             for n, column, value, reason in result:
-                writer.writerow([n, neutralise(column or ""), neutralise(value or ""), reason])
-                if out.tell() > 64_000:
-                    yield out.getvalue()
-                    out.seek(0)
-                    out.truncate()
-        yield out.getvalue()
+                yield [n, neutralise(column or ""), neutralise(value or ""), reason]
 
-    return f"{Path(filename).stem}-errors.csv", generate()
+    return f"{Path(filename).stem}-errors.csv", csv_chunks(rows())
 
 
 def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1)) -> int:

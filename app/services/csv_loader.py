@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -35,8 +34,17 @@ import psycopg
 from app.services import custom_fields as cf
 from app.services import csv_files
 from app.services import csv_mapping as cm
-from app.services.contacts import CONTACT_FIELDS, STATUS_LABELS
-from app.services.validation import email_problem, normalise_email, normalise_phone
+from app.services.csv_export import unneutralise
+from app.services.contacts import CONTACT_FIELDS, STATUS_LABELS, status_problem
+from app.services.validation import (
+    STRIPE_CUSTOMER_PROBLEM,
+    STRIPE_CUSTOMER_RE,
+    email_problem,
+    normalise_email,
+    normalise_phone,
+    phone_problem,
+    website_url,
+)
 from models.crm import CONTACT_STATUSES
 from models.db import libpq_url
 
@@ -50,8 +58,6 @@ COLUMNS = ("business_name", "contact_name", "contact_email", "email_normalized",
            "custom_fields")
 _POS = {name: i for i, name in enumerate(COLUMNS)}
 _EMAIL_KEY, _PHONE_KEY, _STATUS_POS = _POS["email_normalized"], _POS["phone_normalized"], _POS["status"]
-CORE_LABEL = cm.CORE_LABELS
-_STRIPE_RE = re.compile(r"^cus_[A-Za-z0-9]{4,250}$")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _STATUS_WORDS = {**{s: s for s in CONTACT_STATUSES},
                  **{label.lower().replace(" ", "_"): key for key, label in STATUS_LABELS.items()}}
@@ -96,8 +102,8 @@ class Table:
 
 @dataclass
 class Batch:
-    table: Table | None = None
-    keep: list[int] = field(default_factory=list)  # positions in `table` of the rows to write (valid, not duplicates)
+    table: Table
+    keep: list[int]  # positions in `table` of the rows to write (valid, not duplicates)
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # row, column, value, reason
     failed_rows: int = 0
     skipped_rows: int = 0
@@ -106,21 +112,14 @@ class Batch:
 
     @property
     def rows(self) -> list[Row]:
-        return [self.table.row(i) for i in self.keep] if self.table else []
+        return [self.table.row(i) for i in self.keep]
 
 
 def copy_text(value: Any) -> str:
     if value is None:
         return _NULL
     text = value if isinstance(value, str) else str(value)
-    return text.translate(_COPY_ESCAPES) if ("\\" in text or "\t" in text or "\n" in text or "\r" in text) else text
-
-
-def _unescape_formula(value: str) -> str:
-    """Our export writes a leading apostrophe before formula characters; take it off again."""
-    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
-        return value[1:]
-    return value
+    return text.translate(_COPY_ESCAPES) if _needs_escape(text) else text
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:
@@ -128,10 +127,6 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def _website(value: str) -> str:
-    return value if value[:8].lower().startswith(("http://", "https://")) else "https://" + value
 
 
 def _status(value: str) -> str | None:
@@ -184,7 +179,7 @@ class RowReader:
                 self.columns.append(_Column(index, _CUSTOM, target, header, definition.label,
                                             required=definition.required, definition=definition))
                 continue
-            label, max_length, required = CONTACT_FIELDS.get(target, (CORE_LABEL.get(target, target), 0, False))
+            label, max_length, required = CONTACT_FIELDS.get(target, (cm.CORE_LABELS.get(target, target), 0, False))
             self.columns.append(_Column(index, _KINDS.get(target, _TEXT), target, header, label, max_length, required))
         # What a new contact needs that this mapping cannot give it (possible when only updating).
         self.required_custom = [d for d in custom.values() if d.required]
@@ -233,7 +228,7 @@ class RowReader:
             col = list(map(str.strip, cells_by_column[column.index]))
             joined = "\x00".join(col)  # one look at the whole column for what is rare in a value
             if joined.startswith("'") or "\x00'" in joined:  # a value starts with an apostrophe
-                col = [_unescape_formula(v) if v[:1] == "'" else v for v in col]
+                col = [unneutralise(v) if v[:1] == "'" else v for v in col]
             escapes = _needs_escape(joined)
             kind, header = column.kind, column.header
             if kind == _CUSTOM:
@@ -259,19 +254,19 @@ class RowReader:
             elif kind == _PHONE:
                 normalised = [normalise_phone(v) if v else None for v in col]
                 for i in [i for i, (v, p) in enumerate(zip(col, normalised)) if v and p is None]:
-                    problem(i, header, col[i], f"“{col[i][:40]}” is not a phone number.")
+                    problem(i, header, col[i], phone_problem(col[i]))
                 text[_POS["phone"]] = _copy_column(escapes, col)
                 text[_PHONE_KEY] = [p or _NULL for p in normalised]  # + and digits
             elif kind == _STATUS:
                 memo = column.memo
                 statuses = [memo[v] if v in memo else memo.setdefault(v, _status(v)) for v in col]
                 for i in [i for i, (v, s) in enumerate(zip(col, statuses)) if v and s is None]:
-                    problem(i, header, col[i], f"Unknown status “{col[i][:40]}”. Use one of: {', '.join(CONTACT_STATUSES)}.")
+                    problem(i, header, col[i], status_problem(col[i]))
             elif kind == _WEBSITE:
-                text[_POS["website"]] = _copy_column(escapes, [_website(v) if v else "" for v in col])
+                text[_POS["website"]] = _copy_column(escapes, [website_url(v) if v else "" for v in col])
             elif kind == _STRIPE:
-                for i in [i for i, v in enumerate(col) if v and not _STRIPE_RE.match(v)]:
-                    problem(i, header, col[i], "A Stripe customer id looks like cus_ followed by letters and digits.")
+                for i in [i for i, v in enumerate(col) if v and not STRIPE_CUSTOMER_RE.match(v)]:
+                    problem(i, header, col[i], STRIPE_CUSTOMER_PROBLEM)
                 text[_POS["stripe_customer_id"]] = _copy_column(escapes, col)
             elif kind == _FIRST:
                 first = col
@@ -568,7 +563,7 @@ class BatchWriter:
         self.filename = filename
         self.assume_new = assume_new
         self.ids = _Ids()
-        self.prefix = f"\t{tenant_id}\t{user_id if user_id else chr(92) + 'N'}\t"
+        self.prefix = f"\t{tenant_id}\t{user_id or _NULL}\t"
         mapped = set(plan.mapping)
         if cm.FIRST_NAME in mapped or cm.LAST_NAME in mapped:
             mapped.add("contact_name")
@@ -578,6 +573,7 @@ class BatchWriter:
             mapped.add("phone_normalized")
         self.update_columns = [c for c in self._UPDATABLE if c in mapped]
         self.update_custom = any(t.startswith(cm.CUSTOM_PREFIX) for t in mapped)
+        self.set_clause = self._set_clause()
 
     # --- rows that create contacts, decided without the database
 
@@ -594,7 +590,7 @@ class BatchWriter:
         return "".join([f"{head}{counter}{prefix}{line}\n" for counter, line in zip(_counters(len(new)), new)]), len(blocked)
 
     def prepare(self, batch: Batch) -> None:
-        if self.assume_new and batch.table is not None:
+        if self.assume_new:
             errors = list(batch.errors)
             text, failed = self._new_contacts(batch.table, batch.keep, errors)
             created = len(batch.keep) - failed
@@ -654,10 +650,11 @@ class BatchWriter:
         return by_email, by_id
 
     def _set_clause(self) -> str:
+        """The SET list of the update merge (fixed for the import: made once, in __init__)."""
         keep = self.plan.keep_existing_when_empty
         parts = []
         for column in self.update_columns:
-            required = column in ("business_name", "contact_name", "status") or CONTACT_FIELDS.get(column, ("", 0, False))[2]
+            required = column == "status" or CONTACT_FIELDS.get(column, ("", 0, False))[2]
             parts.append(f"{column} = coalesce(u.{column}, c.{column})" if keep or required else f"{column} = u.{column}")
         if self.update_custom:
             parts.append("custom_fields = c.custom_fields || jsonb_strip_nulls(u.custom_fields::jsonb)" if keep
@@ -714,7 +711,7 @@ class BatchWriter:
             ) as copy:
                 copy.write("".join(updates))
             conn.execute(
-                f"UPDATE contacts AS c SET {self._set_clause()} FROM import_updates AS u "
+                f"UPDATE contacts AS c SET {self.set_clause} FROM import_updates AS u "
                 "WHERE c.id = u.id AND c.tenant_id = %s",
                 (self.tenant_id,),
             )

@@ -117,6 +117,20 @@ def normalise_phone(value: str | None, default_country_code: str = "1") -> str |
     return result if 8 <= len(result) <= 16 else None
 
 
+def phone_problem(value: str) -> str:
+    """What is wrong with a number `normalise_phone` refused."""
+    return f"“{value[:40]}” is not a phone number."
+
+
+def website_url(value: str) -> str:
+    """A website as stored: an address without a scheme gets https://."""
+    return value if value[:8].lower().startswith(("http://", "https://")) else "https://" + value
+
+
+STRIPE_CUSTOMER_RE = re.compile(r"^cus_[A-Za-z0-9]{4,250}$")
+STRIPE_CUSTOMER_PROBLEM = "A Stripe customer id looks like cus_ followed by letters and digits."
+
+
 def parse_uuid(value: object, not_found_message: str) -> uuid.UUID:
     """An id from a URL, form or API path; a malformed one is simply something that does not exist."""
     try:
