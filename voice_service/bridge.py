@@ -140,13 +140,11 @@ class TelephonyVoiceAgentHandler:
         self._silence_prompts = 0
         self._busy = False  # on hold for a consult
         self._turn = 0
-        self._pending_marks: dict[str, float] = {}
+        self._pending_marks: set[str] = set()  # marks sent that Twilio has not played yet
         self._ending: tuple[str, float] | None = None  # (kind, since): end_call / transfer / silence
         self._goodbye_mark: str | None = None
         self._hanging_up = False
         self._consults: dict[str, asyncio.Task] = {}
-        self.clear_sent_at: list[float] = []
-        self.held_frames = 0
         self._early_keys: list[str] = []  # pressed before the agent was ready
 
     # --- lifecycle --------------------------------------------------------------------------------------
@@ -227,13 +225,11 @@ class TelephonyVoiceAgentHandler:
                     await agent.send_audio(event.audio)
                     spent = clock() - arrived
                     observe(spent)
-                    METRICS.frames_to_agent += 1
                     recorder.frames += 1
                     recorder.bridge_seconds += spent
                     if spent > recorder.bridge_max:
                         recorder.bridge_max = spent
-                else:
-                    self.held_frames += 1  # before SettingsApplied, or on hold: not for the agent
+                # (otherwise, before SettingsApplied or on hold, the frame is not for the agent)
                 continue
             if getattr(event, "stream_sid", self.stream_sid) != self.stream_sid:
                 self._reject("message for another stream")
@@ -259,7 +255,7 @@ class TelephonyVoiceAgentHandler:
         log.debug("ignored a Twilio message", extra={"call_sid": self.context.call_sid, "reason": reason})
 
     def _mark_played(self, name: str) -> None:
-        self._pending_marks.pop(name, None)
+        self._pending_marks.discard(name)
         self._last_activity = time.perf_counter()
         if name == self._goodbye_mark:
             self._hang_up()
@@ -273,7 +269,6 @@ class TelephonyVoiceAgentHandler:
             log.warning("voice agent unavailable", extra={"call_sid": self.context.call_sid, "error": str(exc)})
             self._end("agent_unavailable", failed=True)
             return
-        self.recorder.request_id = self.agent.request_id
         self._last_activity = time.perf_counter()
         self._spawn(self._watchdog(), "watchdog")
         for digit in self._early_keys:
@@ -307,7 +302,6 @@ class TelephonyVoiceAgentHandler:
         if kind == "UserStartedSpeaking":
             # Barge-in: drop what Twilio still has buffered, before anything else.
             await self.twilio.send(tp.clear(self.stream_sid))
-            self.clear_sent_at.append(time.perf_counter())
             self._pending_marks.clear()  # Twilio returns them after a clear
             self._last_activity = now
             self._awaiting_reply = None
@@ -324,7 +318,7 @@ class TelephonyVoiceAgentHandler:
         elif kind == "AgentAudioDone":
             self._turn += 1
             name = f"turn-{self._turn}"
-            self._pending_marks[name] = now
+            self._pending_marks.add(name)
             if self._ending is not None:
                 self._goodbye_mark = name
             await self.twilio.send(tp.mark(self.stream_sid, name))

@@ -18,13 +18,13 @@ GOODBYE = "Thank you for calling. Goodbye."
 _DONE = re.compile(r"\b(bye|goodbye|that'?s all|that is all|nothing else|no thanks|no thank you|hang up)\b", re.I)
 
 
-def offline_reply(context: CallContext, speech: str, turn: int) -> tuple[str, bool]:
-    """(reply, call is over) without an LLM: take the caller's message for the team."""
-    if _DONE.search(speech) or turn >= MAX_TURNS:
-        return f"Thank you for calling {context.organisation}. The team will get back to you soon. Goodbye.", True
+def offline_reply(context: CallContext, turn: int, done: bool) -> str:
+    """The reply without an LLM: take the caller's message for the team (and say goodbye when `done`)."""
+    if done:
+        return f"Thank you for calling {context.organisation}. The team will get back to you soon. Goodbye."
     if turn == 1:
-        return ("Thank you, I've written that down for the team. Is there anything else you'd like me to pass on?", False)
-    return "Got it, I've added that to your message. Anything else?", False
+        return "Thank you, I've written that down for the team. Is there anything else you'd like me to pass on?"
+    return "Got it, I've added that to your message. Anything else?"
 
 
 def first_turn(context: CallContext, action_url: str) -> str:
@@ -44,7 +44,7 @@ def next_turn(context: CallContext, speech: str, action_url: str) -> str:
     reply = voice_llm.phone_reply(context.prompt, [*history, ("user", speech)])
     done = bool(_DONE.search(speech)) or turn >= MAX_TURNS
     if reply is None:
-        reply, done = offline_reply(context, speech, turn)
+        reply = offline_reply(context, turn, done)
     call_records.add_transcript_line(scope, context.call_id, seq=seq + 1, role="assistant", content=reply)
     if done:
         call_records.finish_call(scope, context.call_id, status="completed", reason="classic_goodbye")

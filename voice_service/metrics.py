@@ -42,7 +42,6 @@ class Metrics:
     def __init__(self) -> None:
         self.calls_in_progress = 0
         self.calls_total: Counter[tuple[str, str]] = Counter()  # (pipeline, outcome)
-        self.frames_to_agent = 0
         self.audio_chunks_to_caller = 0
         self.rejected_messages: Counter[str] = Counter()  # source: twilio | agent
         self.bridge_latency = Histogram(LATENCY_BUCKETS)
@@ -62,7 +61,7 @@ class Metrics:
         lines += [
             "# HELP voice_frames_forwarded_total Caller audio frames forwarded to the agent.",
             "# TYPE voice_frames_forwarded_total counter",
-            f"voice_frames_forwarded_total {self.frames_to_agent}",
+            f"voice_frames_forwarded_total {self.bridge_latency.count}",  # one observation per forwarded frame
             "# HELP voice_agent_audio_chunks_total Agent audio chunks forwarded to the caller.",
             "# TYPE voice_agent_audio_chunks_total counter",
             f"voice_agent_audio_chunks_total {self.audio_chunks_to_caller}",

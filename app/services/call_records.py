@@ -177,6 +177,13 @@ def transcript_history(scope: Scope, call_id: uuid.UUID) -> list[tuple[str, str]
     return [(r, c) for r, c in rows]
 
 
+def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | None) -> dict[str, int]:
+    """What one call bills: words heard (stt) and spoken (tts), the call, and its seconds rounded up."""
+    words = {role: sum(word_count(content) for r, content in lines if r == role) for role in ("user", "assistant")}
+    return {"stt_words": words["user"], "tts_words": words["assistant"], "call": 1,
+            "call_seconds": math.ceil(duration_seconds or 0)}
+
+
 _USAGE = insert(UsageRecord).on_conflict_do_nothing(index_elements=["source_id", "kind"])
 
 
@@ -208,17 +215,11 @@ def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, r
         if row is None:
             return False
         duration, ended_at = row
-        stt = tts = 0
-        for role, content in session.exec(
+        quantities = usage_quantities(session.exec(
             select(CallTranscriptLine.role, CallTranscriptLine.content).where(
                 CallTranscriptLine.call_id == call_id, CallTranscriptLine.tenant_id == scope.tenant_id
             )
-        ).all():
-            if role == "user":
-                stt += word_count(content)
-            elif role == "assistant":
-                tts += word_count(content)
-        quantities = {"stt_words": stt, "tts_words": tts, "call": 1, "call_seconds": math.ceil(duration or 0)}
+        ).all(), duration)
         session.execute(
             _USAGE,
             [

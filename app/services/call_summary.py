@@ -14,7 +14,7 @@ from collections import Counter
 from sqlmodel import Session, select
 
 from app.services import interactions, voice_llm
-from app.services.call_records import contact_for_number
+from app.services.call_records import contact_for_number, transcript_history
 from app.services.errors import NotFound
 from app.services.scope import Scope
 from models import CallSession, CallTranscriptLine, Contact, ContactInteraction
@@ -120,11 +120,7 @@ def summarise_call(scope: Scope, call_id: uuid.UUID | str) -> dict:
         ).first()
         if call is None:
             raise NotFound("That call does not exist.")
-        lines = [(r, c) for r, c in session.exec(
-            select(CallTranscriptLine.role, CallTranscriptLine.content)
-            .where(CallTranscriptLine.call_id == call.id, CallTranscriptLine.tenant_id == scope.tenant_id)
-            .order_by(CallTranscriptLine.seq)
-        ).all()]
+    lines = transcript_history(scope, call.id)
     transcript = "\n".join(f"{'Caller' if r == 'user' else 'Agent' if r == 'assistant' else 'Note'}: {c}" for r, c in lines)
     summary = voice_llm.call_summary(transcript) if lines else None
     source = "llm" if summary else "offline"

@@ -3,7 +3,6 @@ and the live figures. Every signed-in user of the organisation may read its call
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ from sqlmodel import select
 from app.services.call_summary import format_duration
 from app.services.errors import NotFound
 from app.services.scope import Scope
+from app.services.validation import parse_uuid
 from models import CallSession, CallTranscriptLine, Contact, UsageRecord
 from models.db import session_scope
 
@@ -122,10 +122,7 @@ def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple
 
 
 def call_detail(scope: Scope, call_id: str) -> CallDetail:
-    try:
-        uid = uuid.UUID(str(call_id))
-    except ValueError:
-        raise NotFound("That call does not exist.") from None
+    uid = parse_uuid(call_id, "That call does not exist.")
     with session_scope() as session:
         found = session.exec(_with_contact(scope).where(CallSession.id == uid, CallSession.tenant_id == scope.tenant_id)).first()
         if found is None:
@@ -188,6 +185,6 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
         calls_this_month=int(month[0]),
         minutes_this_month=int(round(float(month[1]) / 60)),
         words_this_month=int(month[3]),
-        average_duration=format_duration(float(month[2])) if month[2] is not None else "—",
+        average_duration=format_duration(month[2]),
         per_week=series,
     )

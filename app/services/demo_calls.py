@@ -3,18 +3,17 @@ Calls page and billing have something real to show right after `make run`."""
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services.call_records import word_count
+from app.services.call_records import usage_quantities, word_count
 from app.services.call_summary import add_call_to_timeline, extractive_summary
 from app.services.scope import Scope
+from app.services.tenants import DEFAULT_GREETING
 from models import CallSession, CallTranscriptLine, Contact, Tenant, UsageRecord
 from models.base import utcnow
 
-GREETING = "Hello, thank you for calling Harbor Dental Group. How can I help you today?"
 
 # (hours ago, the caller's business when a CRM contact, end reason, transcript after the greeting)
 CALLS = [
@@ -72,10 +71,11 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
     ).all()
     by_business = {c.business_name: c for c in contacts}
     now = utcnow()
+    greeting = DEFAULT_GREETING.format(organisation=tenant.name)
     for n, (hours_ago, business, reason, lines) in enumerate(CALLS):
         started = (now - timedelta(hours=hours_ago, minutes=7 * n)).replace(second=12, microsecond=0)
         contact = by_business.get(business) if business else None
-        transcript = [("assistant", GREETING), *lines]
+        transcript = [("assistant", greeting), *lines]
         seconds = 14.0 + sum(3.2 * word_count(text) / 8 for _, text in transcript)
         failed = reason == "agent_error"
         call = CallSession(
@@ -94,9 +94,7 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
         for seq, (role, text) in enumerate(transcript, start=1):
             session.add(CallTranscriptLine(tenant_id=tenant.id, call_id=call.id, seq=seq, role=role, content=text,
                                            spoken_at=started + timedelta(seconds=6 * seq)))
-        words = {role: sum(word_count(t) for r, t in transcript if r == role) for role in ("user", "assistant")}
-        for kind, quantity in (("stt_words", words["user"]), ("tts_words", words["assistant"]), ("call", 1),
-                               ("call_seconds", math.ceil(seconds))):
+        for kind, quantity in usage_quantities(transcript, seconds).items():
             session.add(UsageRecord(tenant_id=tenant.id, kind=kind, quantity=quantity, occurred_at=call.ended_at,
                                     source_type="call", source_id=str(call.id)))
         if contact is not None:

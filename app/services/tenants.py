@@ -40,16 +40,18 @@ def create_tenant(session: Session, name: str, *, slug: str | None = None, is_de
     return tenant
 
 
+def default_voice_settings(tenant: Tenant) -> VoiceSettings:
+    """The phone agent every new organisation starts with."""
+    return VoiceSettings(tenant_id=tenant.id, agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
+                         greeting=DEFAULT_GREETING.format(organisation=tenant.name))
+
+
 def provision_tenant(session: Session, tenant: Tenant) -> None:
     """Everything a new organisation starts with. Each feature adds its defaults here."""
     from app.services.agents.specialists import seed_defaults  # here: the agents package loads the LLM SDK
 
     session.add(
-        VoiceSettings(
-            tenant_id=tenant.id,
-            agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
-            greeting=DEFAULT_GREETING.format(organisation=tenant.name),
-        )
+        default_voice_settings(tenant)
     )
     session.flush()
     seed_defaults(session, tenant.id)  # the default specialist agents

@@ -3,7 +3,6 @@ Admins only."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func
@@ -11,8 +10,8 @@ from sqlmodel import select
 
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.scope import Scope
-from app.services.tenants import DEFAULT_AGENT_PROMPT, DEFAULT_GREETING
-from app.services.validation import clean_text, e164_problem
+from app.services.tenants import default_voice_settings
+from app.services.validation import clean_text, e164_problem, parse_uuid
 from models import PhoneNumber, Tenant, VoiceSettings
 from models.base import utcnow
 from models.db import session_scope
@@ -77,10 +76,7 @@ def add_number(scope: Scope, number: str, label: str = "") -> NumberView:
 def remove_number(scope: Scope, number_id: str) -> NumberView:
     """Stop answering a number: calls to it then hear that the number is not connected."""
     scope.require_admin()
-    try:
-        uid = uuid.UUID(str(number_id))
-    except ValueError:
-        raise NotFound("That number is not on your list.") from None
+    uid = parse_uuid(number_id, "That number is not on your list.")
     with session_scope() as session:
         row = session.exec(select(PhoneNumber).where(PhoneNumber.id == uid, PhoneNumber.tenant_id == scope.tenant_id)).first()
         if row is None:
@@ -90,23 +86,25 @@ def remove_number(scope: Scope, number_id: str) -> NumberView:
         return view
 
 
-def _defaults(tenant: Tenant) -> VoiceSettings:
-    """What provision_tenant gives every organisation (shown until it saves its own)."""
-    return VoiceSettings(tenant_id=tenant.id, agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
-                         greeting=DEFAULT_GREETING.format(organisation=tenant.name))
+def _settings(session, scope: Scope) -> VoiceSettings:
+    """The organisation's settings, or the defaults provision_tenant gives it (shown until it saves its own)."""
+    return session.get(VoiceSettings, scope.tenant_id) or default_voice_settings(session.get(Tenant, scope.tenant_id))
+
+
+def _settings_view(settings: VoiceSettings) -> AgentSettingsView:
+    return AgentSettingsView(
+        prompt=settings.agent_prompt,
+        greeting=settings.greeting,
+        transfer_number=settings.transfer_number or "",
+        consult_specialists=settings.consult_specialists,
+        updated=settings.updated_at.strftime("%Y-%m-%d %H:%M UTC") if settings.updated_at else "never",
+    )
 
 
 def get_agent_settings(scope: Scope) -> AgentSettingsView:
     scope.require_admin()
     with session_scope() as session:
-        settings = session.get(VoiceSettings, scope.tenant_id) or _defaults(session.get(Tenant, scope.tenant_id))
-        return AgentSettingsView(
-            prompt=settings.agent_prompt,
-            greeting=settings.greeting,
-            transfer_number=settings.transfer_number or "",
-            consult_specialists=settings.consult_specialists,
-            updated=settings.updated_at.strftime("%Y-%m-%d %H:%M UTC") if settings.updated_at else "never",
-        )
+        return _settings_view(_settings(session, scope))
 
 
 def save_agent_settings(scope: Scope, *, prompt: str, greeting: str, transfer_number: str = "",
@@ -128,9 +126,9 @@ def save_agent_settings(scope: Scope, *, prompt: str, greeting: str, transfer_nu
     if errors:
         raise ValidationFailed(errors)
     with session_scope() as session:
-        settings = session.get(VoiceSettings, scope.tenant_id) or _defaults(session.get(Tenant, scope.tenant_id))
+        settings = _settings(session, scope)
         settings.agent_prompt, settings.greeting = prompt_text, greeting_text
         settings.transfer_number, settings.consult_specialists = transfer, bool(consult_specialists)
         settings.updated_at = utcnow()
         session.add(settings)
-    return get_agent_settings(scope)
+        return _settings_view(settings)
