@@ -67,3 +67,13 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextlib.contextmanager
+def use_session(session: Session | None = None) -> Iterator[Session]:
+    """`session` when the caller passes its own transaction (not committed here), otherwise a new one."""
+    if session is not None:
+        yield session
+    else:
+        with session_scope() as new:
+            yield new

@@ -42,11 +42,15 @@ def _server(pgdata: Path, cleanup_mode: str | None):
     return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
 
 
+def _alter_system(settings: dict[str, str]) -> str:
+    return "\n".join(f"ALTER SYSTEM SET {k} = '{v}';" for k, v in settings.items())
+
+
 def _apply_tuning(server, pgdata: Path):
-    """Write the tuning with ALTER SYSTEM and restart once (first run only)."""
+    """Write the tuning (the reloadable settings too) with ALTER SYSTEM and restart once (first run only)."""
     from pgserver import _commands
 
-    server.psql("\n".join(f"ALTER SYSTEM SET {k} = '{v}';" for k, v in _TUNING.items()))
+    server.psql(_alter_system({**_TUNING, **_RELOADABLE}))
     log.info("restarting embedded PostgreSQL to apply its tuning")
     _commands.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
     server.ensure_postgres_running()
@@ -56,7 +60,7 @@ def _apply_reloadable(server) -> None:
     names = ", ".join(f"current_setting('{name}')" for name in _RELOADABLE)
     current = server.psql(f"SELECT concat_ws('|', {names});").splitlines()
     if "|".join(_RELOADABLE.values()) not in (line.strip() for line in current):
-        server.psql("\n".join(f"ALTER SYSTEM SET {k} = '{v}';" for k, v in _RELOADABLE.items()) + "\nSELECT pg_reload_conf();")
+        server.psql(_alter_system(_RELOADABLE) + "\nSELECT pg_reload_conf();")
 
 
 def start(pgdata: Path, cleanup_mode: str | None = "stop"):
@@ -65,7 +69,8 @@ def start(pgdata: Path, cleanup_mode: str | None = "stop"):
     server = _server(pgdata, cleanup_mode)
     if first_run:
         _apply_tuning(server, pgdata)
-    _apply_reloadable(server)
+    else:  # a cluster made before a reloadable setting was added gets it now
+        _apply_reloadable(server)
     ensure_database(server, APP_DATABASE)
     return server
 

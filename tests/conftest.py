@@ -60,6 +60,16 @@ def clean_db():
 PASSWORD = "correct-horse-9"
 
 
+@pytest.fixture(scope="module")
+def api_url():
+    """The REST API served on a loopback port (real HTTP), one server per test module."""
+    from app.api.main import create_api
+    from tests.fakes.server import serve
+
+    with serve(create_api()) as url:
+        yield url
+
+
 @pytest.fixture
 def make_org():
     """Create an organisation with its admin; returns the admin's Principal."""

@@ -42,7 +42,9 @@ class ScratchDatabase:
     def admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(self.server_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        from models.db import libpq_url
+
+        with psycopg.connect(libpq_url(self.server_url), autocommit=True) as conn:
             conn.execute(sql)
 
     def create(self) -> str:

@@ -7,20 +7,12 @@ import json
 import httpx
 import pytest
 
-from app.api.main import create_api
 from app.services.agents import conversations
 from tests.conftest import PASSWORD
-from tests.fakes.server import serve
 from tests.test_agents_collaboration import QUESTION, script_team
 
 NEW = {"slug": "orthodontics", "name": "Orthodontics", "description": "Braces and aligners.",
        "prompt": "You are the orthodontics specialist."}
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    with serve(create_api()) as url:
-        yield url
 
 
 def bearer(api_url, email) -> dict:

@@ -5,17 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.api.main import create_api
 from app.jobs import queue
 from app.services import auth, tokens
 from tests.conftest import PASSWORD
-from tests.fakes.server import serve
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    with serve(create_api()) as url:
-        yield url
 
 
 def token_for(api_url: str, email: str, password: str = PASSWORD) -> str:

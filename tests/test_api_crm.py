@@ -5,15 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.api.main import create_api
 from app.services import auth, contacts
-from tests.fakes.server import serve
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    with serve(create_api()) as url:
-        yield url
 
 
 class Client:

@@ -12,19 +12,11 @@ import httpx
 import pytest
 
 from app.api.downloads import EXPORT_PATH, error_report_path
-from app.api.main import create_api
 from app.services import auth, contacts, tokens
 from app.services.demo import DEMO_SLUG, seed_demo
 from app.services.contacts import ContactQuery
-from tests.fakes.server import serve
 from tests.scratch_db import ROOT
 from tests.test_csv_import import SEED_EXAMPLE, run_import
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    with serve(create_api()) as url:
-        yield url
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from app.services.errors import NotFound
 from app.services.scope import Scope
 from models import Job
-from models.db import session_scope
+from models.db import session_scope, use_session
 
 NOTIFY_CHANNEL = "jobs_ready"
 
@@ -90,17 +90,12 @@ def enqueue(
         "created_by": created_by,
     }
 
-    def run(s: Session) -> int | None:
+    with use_session(session) as s:
         job_id = s.execute(statement, params).scalar()
         if job_id is not None:
             # Delivered at commit: idle runners wake at once instead of at their next poll.
             s.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         return job_id
-
-    if session is not None:
-        return run(session)
-    with session_scope() as s:
-        return run(s)
 
 
 _CLAIM = text(

@@ -471,7 +471,7 @@ def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
     offset = (page - 1) * per_page
     sort = query.sort or "newest"
     with session_scope() as session:
-        definitions = cf.list_fields(scope, session=session)
+        definitions = cf.list_fields(scope, session=session) if query.field else []  # only a field filter needs them
         base = _base_filters(scope, query, definitions)
         q = _search_text(query)
         conditions = base + ([_search_condition(Contact, q)] if q else [])

@@ -16,7 +16,7 @@ from app.services.contacts import STATUS_COLORS, STATUS_LABELS
 from app.services.scope import Scope
 from models.base import utcnow
 from models.crm import CONTACT_STATUSES
-from models.db import session_scope
+from models.db import session_scope, use_session
 
 
 @dataclass(frozen=True)
@@ -55,24 +55,19 @@ def contact_growth(scope: Scope, weeks: int = 12, session=None) -> Growth:
         """
     )
 
-    def run(s) -> Growth:
+    with use_session(session) as s:
         rows = s.execute(sql, {"t": scope.tenant_id, "month_ago": today - timedelta(days=30)}).all()
-        counts = {row.week: int(row.n) for row in rows}
-        return Growth(
-            total=sum(counts.values()),
-            last_30_days=sum(int(row.recent or 0) for row in rows),
-            per_week=[(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)],
-        )
-
-    if session is not None:
-        return run(session)
-    with session_scope() as s:
-        return run(s)
+    counts = {row.week: int(row.n) for row in rows}
+    return Growth(
+        total=sum(counts.values()),
+        last_30_days=sum(int(row.recent or 0) for row in rows),
+        per_week=[(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)],
+    )
 
 
-def status_totals(scope: Scope) -> list[StatusTotal]:
-    with session_scope() as session:
-        rows = session.execute(
+def status_totals(scope: Scope, session=None) -> list[StatusTotal]:
+    with use_session(session) as s:
+        rows = s.execute(
             text("SELECT status, sum(n) FROM contact_stats WHERE tenant_id = :t GROUP BY status"), {"t": scope.tenant_id}
         ).all()
     counts = {status: int(n) for status, n in rows}
@@ -81,10 +76,11 @@ def status_totals(scope: Scope) -> list[StatusTotal]:
 
 def crm_dashboard(scope: Scope) -> CrmDashboard:
     scope.require_admin()
-    return CrmDashboard(
-        totals=status_totals(scope),
-        growth=contact_growth(scope),
-        recent=interactions.recent_activity(scope),
-        follow_ups=interactions.upcoming_follow_ups(scope),
-        open_follow_ups=interactions.count_open_follow_ups(scope),
-    )
+    with session_scope() as session:  # one connection for the five reads
+        return CrmDashboard(
+            totals=status_totals(scope, session),
+            growth=contact_growth(scope, session=session),
+            recent=interactions.recent_activity(scope, session=session),
+            follow_ups=interactions.upcoming_follow_ups(scope, session=session),
+            open_follow_ups=interactions.count_open_follow_ups(scope, session=session),
+        )

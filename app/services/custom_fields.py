@@ -22,7 +22,7 @@ from app.services.scope import Scope
 from app.services.validation import clean_text, email_problem, normalise_phone, parse_uuid
 from models import CustomField
 from models.crm import CUSTOM_FIELD_TYPES
-from models.db import session_scope
+from models.db import session_scope, use_session
 
 TYPE_LABELS = {
     "text": "Text",
@@ -89,18 +89,12 @@ def field_name_for(label: str) -> str:
 def list_fields(scope: Scope, *, include_inactive: bool = False, session: Session | None = None) -> list[FieldDef]:
     """The organisation's fields in display order (active only unless asked)."""
     scope.require_admin()
-
-    def run(s: Session) -> list[FieldDef]:
-        query = select(CustomField).where(CustomField.tenant_id == scope.tenant_id)
-        if not include_inactive:
-            query = query.where(CustomField.is_active)
+    query = select(CustomField).where(CustomField.tenant_id == scope.tenant_id)
+    if not include_inactive:
+        query = query.where(CustomField.is_active)
+    with use_session(session) as s:
         rows = s.exec(query.order_by(CustomField.display_order, CustomField.field_label)).all()
         return [_def(r) for r in rows]
-
-    if session is not None:
-        return run(session)
-    with session_scope() as s:
-        return run(s)
 
 
 def _clean_choices(field_type: str, choices: Any) -> tuple[list[str], str | None]:

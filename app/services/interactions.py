@@ -22,7 +22,7 @@ from app.services.validation import clean_text, parse_uuid
 from models import Contact, ContactInteraction, User
 from models.base import utcnow
 from models.crm import INTERACTION_TYPES
-from models.db import session_scope
+from models.db import session_scope, use_session
 
 TYPE_LABELS = {
     "phone_call": "Phone call",
@@ -216,10 +216,11 @@ def timeline(scope: Scope, contact_id: Any, *, limit: int = 50, offset: int = 0)
         return [_view(r, authors.get(r.user_id, "")) for r in rows]
 
 
-def _with_contacts(scope: Scope, *where: Any, order_by: Any, limit: int) -> list[InteractionView]:
+def _with_contacts(scope: Scope, *where: Any, order_by: Any, limit: int,
+                   session: Session | None = None) -> list[InteractionView]:
     """The organisation's entries matching `where`, each with its contact's name (dashboard lists)."""
     scope.require_admin()
-    with session_scope() as session:
+    with use_session(session) as session:
         rows = session.exec(
             select(ContactInteraction, Contact.contact_name, Contact.business_name)
             .join(Contact, Contact.id == ContactInteraction.contact_id)
@@ -231,20 +232,20 @@ def _with_contacts(scope: Scope, *where: Any, order_by: Any, limit: int) -> list
         return [_view(r, authors.get(r.user_id, ""), (name, business)) for r, name, business in rows]
 
 
-def recent_activity(scope: Scope, limit: int = 8) -> list[InteractionView]:
+def recent_activity(scope: Scope, limit: int = 8, session: Session | None = None) -> list[InteractionView]:
     return _with_contacts(scope, ContactInteraction.interaction_date <= utcnow(),
-                          order_by=ContactInteraction.interaction_date.desc(), limit=limit)
+                          order_by=ContactInteraction.interaction_date.desc(), limit=limit, session=session)
 
 
-def upcoming_follow_ups(scope: Scope, limit: int = 8) -> list[InteractionView]:
+def upcoming_follow_ups(scope: Scope, limit: int = 8, session: Session | None = None) -> list[InteractionView]:
     """Open tasks and follow-ups, overdue first."""
     return _with_contacts(scope, ContactInteraction.due_at.is_not(None), ContactInteraction.completed_at.is_(None),
-                          order_by=ContactInteraction.due_at, limit=limit)
+                          order_by=ContactInteraction.due_at, limit=limit, session=session)
 
 
-def count_open_follow_ups(scope: Scope) -> int:
+def count_open_follow_ups(scope: Scope, session: Session | None = None) -> int:
     scope.require_admin()
-    with session_scope() as session:
+    with use_session(session) as session:
         return int(session.execute(
             text("SELECT count(*) FROM contact_interactions WHERE tenant_id = :t AND due_at IS NOT NULL "
                  "AND completed_at IS NULL"),
@@ -274,18 +275,13 @@ def add_interaction(scope: Scope, contact_id: Any, data: dict[str, Any], *, sess
     """Log an entry on a contact's timeline. Pass `session` to write inside the caller's transaction."""
     scope.require_admin()
 
-    def run(s: Session) -> InteractionView:
+    with use_session(session) as s:
         contact = load_contact(s, scope, contact_id, lock=True)
         values = _clean(data)
         row = ContactInteraction(tenant_id=scope.tenant_id, contact_id=contact.id, user_id=scope.user_id, **values)
         s.add(row)
         _touch(s, scope, contact.id)
         return _view(row)
-
-    if session is not None:
-        return run(session)
-    with session_scope() as s:
-        return run(s)
 
 
 def update_interaction(scope: Scope, interaction_id: Any, data: dict[str, Any], *, contact_id: Any = None) -> InteractionView:
