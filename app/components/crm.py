@@ -35,11 +35,9 @@ def status_badge(label: rx.Var | str, color: rx.Var | str) -> rx.Component:
     return rx.badge(label, color_scheme=color, variant="soft", radius="full", size="1", white_space="nowrap")
 
 
-def when(iso: rx.Var, *, relative: bool = True) -> rx.Component:
+def when(iso: rx.Var) -> rx.Component:
     """A timestamp in the viewer's local time ("3 days ago"; the exact time on hover)."""
-    if relative:
-        return rx.moment(iso, from_now=True, with_title=True, title_format="LLLL")
-    return rx.moment(iso, format="MMM D, YYYY h:mm A")
+    return rx.moment(iso, from_now=True, with_title=True, title_format="LLLL")
 
 
 def day(iso_date: rx.Var) -> rx.Component:
@@ -126,7 +124,7 @@ def pager(page: rx.Var, pages: rx.Var, has_prev: rx.Var, has_next: rx.Var, on_pr
     )
 
 
-def activity_row(entry: rx.Var, *, show_contact: bool = True) -> rx.Component:
+def activity_row(entry: rx.Var) -> rx.Component:
     """One line of recent activity or follow-ups on the dashboard."""
     return rx.link(
         rx.hstack(
@@ -135,8 +133,7 @@ def activity_row(entry: rx.Var, *, show_contact: bool = True) -> rx.Component:
             rx.vstack(
                 rx.text(rx.cond(entry["subject"] != "", entry["subject"], entry["content"]), size="2", weight="medium",
                         max_width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
-                rx.text(entry["contact_name"], " · ", entry["business_name"], size="1", color_scheme="gray")
-                if show_contact else rx.fragment(),
+                rx.text(entry["contact_name"], " · ", entry["business_name"], size="1", color_scheme="gray"),
                 spacing="0",
                 min_width="0",
                 flex="1",

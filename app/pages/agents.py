@@ -9,7 +9,7 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section
+from app.components.cards import confirm, empty_state, form_actions, form_field, section
 from app.components.layout import page_shell
 from app.services.agents import specialists
 from app.services.errors import Conflict, ValidationFailed
@@ -163,12 +163,7 @@ def _dialog() -> rx.Component:
                                                              width="100%"), errors.get("prompt", "")),
                     form_field("Knowledge", rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8",
                                                          width="100%"), errors.get("knowledge", "")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("Save", type="submit", data_testid="save-specialist"),
-                        justify="end",
-                        width="100%",
-                    ),
+                    form_actions("Save", testid="save-specialist"),
                     spacing="3",
                 ),
                 on_submit=AgentsState.save,

@@ -17,7 +17,6 @@ from app.session import SessionState, require_scope
 
 POLL_SECONDS = 3
 LIVE_MINUTES = 10  # then the page stops polling until the user resumes it
-STATUS_COLORS = {"completed": "green", "in_progress": "blue", "failed": "red", "unknown": "gray"}
 USAGE_LABELS = [("stt_words", "Caller words (STT)"), ("tts_words", "Agent words (TTS)"), ("call_seconds", "Billed seconds"),
                 ("call", "Calls")]
 LATENCY_LABELS = [("turns", "Agent turns", ""), ("total_p50_ms", "Voice-to-voice, median", " ms"),
@@ -49,6 +48,7 @@ class CallsState(rx.State):
     usage: list[dict[str, str]] = []
     latency: list[dict[str, str]] = []
     _polling: bool = False
+    _per_week: list = []  # what weekly_figure shows: rebuilt (and re-sent) only when it changes
 
     @rx.var
     def pages(self) -> int:
@@ -71,7 +71,9 @@ class CallsState(rx.State):
         self.words_this_month = overview.words_this_month
         self.average_duration = overview.average_duration
         self.has_weekly = any(n for _, n in overview.per_week)
-        self.weekly_figure = weekly_bars(overview.per_week, name="Calls")
+        if overview.per_week != self._per_week:
+            self._per_week = overview.per_week
+            self.weekly_figure = weekly_bars(overview.per_week, name="Calls")
         self.updated_at = datetime.now(timezone.utc).strftime("%H:%M:%S UTC")
         self.loading = False
 
@@ -117,13 +119,6 @@ class CallsState(rx.State):
     async def stop_live(self):
         await require_scope(self)
         self.live = False
-
-    @rx.event
-    async def resume_live(self):
-        scope = await require_scope(self)
-        await self._refresh(scope)
-        self.live, self.live_paused = True, False
-        return CallsState.poll
 
     @rx.event(background=True)
     async def poll(self):
@@ -320,7 +315,7 @@ def _live_indicator() -> rx.Component:
                   spacing="2"),
         rx.cond(CallsState.live_paused,
                 rx.button(rx.icon("refresh-cw", size=14), "Resume live updates", size="1", variant="soft",
-                          on_click=CallsState.resume_live)),
+                          on_click=CallsState.load)),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, field_error, form_actions, section
+from app.components.cards import confirm, empty_state, form_actions, form_field, section
 from app.components.crm import crm_tabs, day, status_badge, when
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
@@ -20,7 +20,8 @@ META_FIELDS = ("direction", "duration_minutes", "location")
 
 
 def entry_dict(view: interactions.InteractionView) -> dict[str, Any]:
-    return {**{k: v for k, v in view.__dict__.items() if k != "meta"}, "facts": " · ".join(view.facts)}
+    return {**{k: v for k, v in view.__dict__.items() if k != "meta"}, "facts": " · ".join(view.facts),
+            "can_complete": view.type in interactions.DUE_TYPES}
 
 
 def entry_data(form: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +63,9 @@ class ContactDetailState(ContactFormMixin, rx.State):
     def entry_has_due(self) -> bool:
         return self.entry_type in interactions.DUE_TYPES
 
-    async def _load_contact(self, scope) -> None:
-        detail = await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
+    async def _load_contact(self, scope, detail: contacts.ContactDetail | None = None) -> None:
+        """Show `detail` (what a change just returned) or the contact as stored."""
+        detail = detail or await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
         self.contact.update(status_color=contacts.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
@@ -99,7 +101,7 @@ class ContactDetailState(ContactFormMixin, rx.State):
     async def change_status(self, status: str):
         scope = await require_scope(self, admin=True)
         detail = await asyncio.to_thread(contacts.set_status, scope, self.current_id, status)
-        await self._load_contact(scope)
+        await self._load_contact(scope, detail)
         await self._load_timeline(scope, max(PAGE, len(self.entries)))
         return rx.toast.success(f"Status set to {detail.card.status_label}.")
 
@@ -109,8 +111,7 @@ class ContactDetailState(ContactFormMixin, rx.State):
         await self._show_form(scope, await asyncio.to_thread(contacts.get_contact, scope, self.current_id))
 
     async def _save(self, scope, data):
-        await asyncio.to_thread(contacts.update_contact, scope, self.current_id, data)
-        await self._load_contact(scope)
+        await self._load_contact(scope, await asyncio.to_thread(contacts.update_contact, scope, self.current_id, data))
         await self._load_timeline(scope, max(PAGE, len(self.entries)))
         return rx.toast.success("Contact saved.")
 
@@ -174,8 +175,7 @@ class ContactDetailState(ContactFormMixin, rx.State):
             self.entry_busy = False
             return
         self.entry_busy, self.entry_open = False, False
-        await self._load_timeline(scope, max(PAGE, len(self.entries) + 1))
-        await self._load_contact(scope)
+        await self._load_timeline(scope, max(PAGE, len(self.entries) + 1))  # (the card itself does not change)
         yield rx.toast.success("Timeline updated." if self.entry_id else f"{interactions.TYPE_LABELS[self.entry_type]} added.")
 
     @rx.event
@@ -190,7 +190,6 @@ class ContactDetailState(ContactFormMixin, rx.State):
         scope = await require_scope(self, admin=True)
         await asyncio.to_thread(interactions.delete_interaction, scope, entry_id, contact_id=self.current_id)
         await self._load_timeline(scope, max(PAGE, len(self.entries)))
-        await self._load_contact(scope)
         return rx.toast.success("Entry deleted.")
 
 
@@ -242,7 +241,6 @@ def _details() -> rx.Component:
 
 
 def _entry(e: rx.Var) -> rx.Component:
-    is_due_type = (e["type"] == "task") | (e["type"] == "follow_up")
     return rx.hstack(
         rx.box(rx.icon(e["icon"].to(str), size=16), padding="8px", border_radius="999px",
                background=rx.cond(e["is_status_change"], rx.color("gray", 3), rx.color("accent", 3)),
@@ -268,7 +266,7 @@ def _entry(e: rx.Var) -> rx.Component:
                 rx.cond(e["facts"] != "", rx.text(e["facts"], size="1", color_scheme="gray")),
                 rx.cond(e["author"] != "", rx.text("by ", e["author"], size="1", color_scheme="gray")),
                 rx.spacer(),
-                rx.cond(is_due_type,
+                rx.cond(e["can_complete"].to(bool),
                         rx.checkbox("Done", checked=e["done"].to(bool), size="1",
                                     on_change=lambda v: S.toggle_done(e["id"].to(str), v), data_testid="entry-done")),
                 rx.cond(~e["is_status_change"],
@@ -326,13 +324,8 @@ def _timeline() -> rx.Component:
 
 
 def _entry_input(name: str, label: str, **props) -> rx.Component:
-    return rx.vstack(
-        rx.text(label, size="2", weight="medium"),
-        rx.input(name=name, default_value=S.entry_values.get(name, ""), width="100%", **props),
-        field_error(S.entry_errors.get(name, "")),
-        spacing="1",
-        width="100%",
-    )
+    return form_field(label, rx.input(name=name, default_value=S.entry_values.get(name, ""), width="100%", **props),
+                      S.entry_errors.get(name, ""))
 
 
 def _entry_dialog() -> rx.Component:
@@ -341,27 +334,17 @@ def _entry_dialog() -> rx.Component:
             rx.dialog.title(rx.cond(S.entry_id != "", "Edit timeline entry", "Log to the timeline")),
             rx.form(
                 rx.vstack(
-                    rx.vstack(
-                        rx.text("Type", size="2", weight="medium"),
-                        rx.select.root(
-                            rx.select.trigger(width="100%"),
-                            rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
-                            value=S.entry_type,
-                            on_change=S.set_entry_type,
-                            disabled=S.entry_id != "",
-                        ),
-                        spacing="1",
-                        width="100%",
-                    ),
+                    form_field("Type", rx.select.root(
+                        rx.select.trigger(width="100%"),
+                        rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
+                        value=S.entry_type,
+                        on_change=S.set_entry_type,
+                        disabled=S.entry_id != "",
+                    )),
                     _entry_input("subject", "Subject", placeholder="Short summary"),
-                    rx.vstack(
-                        rx.text("Details *", size="2", weight="medium"),
-                        rx.text_area(name="content", default_value=S.entry_values.get("content", ""), rows="4",
-                                     width="100%", placeholder="What happened, what was agreed"),
-                        field_error(S.entry_errors.get("content", "")),
-                        spacing="1",
-                        width="100%",
-                    ),
+                    form_field("Details *", rx.text_area(name="content", default_value=S.entry_values.get("content", ""),
+                                                         rows="4", width="100%", placeholder="What happened, what was agreed"),
+                               S.entry_errors.get("content", "")),
                     rx.grid(
                         _entry_input("interaction_date", "Date (empty = now)", type="date"),
                         rx.cond(S.entry_has_due, _entry_input("due_at", "Due date", type="date",
@@ -370,10 +353,8 @@ def _entry_dialog() -> rx.Component:
                                 _entry_input("meta_duration_minutes", "Minutes", type="number", min="0")),
                         rx.cond(S.entry_type == "meeting", _entry_input("meta_location", "Location")),
                         rx.cond(S.entry_type == "phone_call",
-                                rx.vstack(rx.text("Direction", size="2", weight="medium"),
-                                          rx.select(["inbound", "outbound"], name="meta_direction", placeholder="—",
-                                                    width="100%"),
-                                          spacing="1", width="100%")),
+                                form_field("Direction", rx.select(["inbound", "outbound"], name="meta_direction",
+                                                                  placeholder="—", width="100%"))),
                         columns="2",
                         spacing="3",
                         width="100%",

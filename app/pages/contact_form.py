@@ -12,7 +12,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import field_error, form_actions
+from app.components.cards import field_error, form_actions, form_field
 from app.services import contacts, custom_fields
 from app.services.errors import Conflict, ValidationFailed
 from app.services.scope import Scope
@@ -118,13 +118,10 @@ class ContactFormMixin(rx.State, mixin=True):
 
 
 def _input(state, name: str, label: str, *, required: bool = False, kind: str = "text", placeholder: str = "") -> rx.Component:
-    return rx.vstack(
-        rx.text(label + (" *" if required else ""), size="2", weight="medium"),
-        rx.input(name=name, type=kind, default_value=state.form_values.get(name, ""), placeholder=placeholder, width="100%"),
-        field_error(state.form_errors.get(name, "")),
-        spacing="1",
-        width="100%",
-    )
+    return form_field(label + (" *" if required else ""),
+                      rx.input(name=name, type=kind, default_value=state.form_values.get(name, ""),
+                               placeholder=placeholder, width="100%"),
+                      state.form_errors.get(name, ""))
 
 
 def _custom_input(field: rx.Var) -> rx.Component:
@@ -132,8 +129,7 @@ def _custom_input(field: rx.Var) -> rx.Component:
     value = field["value"].to(str)
     control = rx.match(
         field["type"],
-        ("select", rx.select(field["choices"].to(list[str]), name=name, default_value=value, width="100%")),
-        ("boolean", rx.select(field["choices"].to(list[str]), name=name, default_value=value, width="100%")),
+        ("select", "boolean", rx.select(field["choices"].to(list[str]), name=name, default_value=value, width="100%")),
         ("number", rx.input(name=name, type="number", step="any", default_value=value, width="100%")),
         ("date", rx.input(name=name, type="date", default_value=value, width="100%")),
         ("email", rx.input(name=name, type="email", default_value=value, width="100%")),
@@ -165,19 +161,13 @@ def contact_form_dialog(state) -> rx.Component:
                         _input(state, "business_name", "Business name", required=True, placeholder="Bayview Orthodontics"),
                         _input(state, "contact_name", "Contact person", required=True, placeholder="Priya Raman"),
                         _input(state, "contact_role", "Role", placeholder="Office manager"),
-                        rx.vstack(
-                            rx.text("Status", size="2", weight="medium"),
-                            rx.select.root(
-                                rx.select.trigger(width="100%"),
-                                rx.select.content(*[rx.select.item(label, value=value)
-                                                    for value, label in contacts.STATUS_LABELS.items()]),
-                                name="status",
-                                default_value=state.form_values.get("status", "lead"),
-                            ),
-                            field_error(state.form_errors.get("status", "")),
-                            spacing="1",
-                            width="100%",
-                        ),
+                        form_field("Status", rx.select.root(
+                            rx.select.trigger(width="100%"),
+                            rx.select.content(*[rx.select.item(label, value=value)
+                                                for value, label in contacts.STATUS_LABELS.items()]),
+                            name="status",
+                            default_value=state.form_values.get("status", "lead"),
+                        ), state.form_errors.get("status", "")),
                         _input(state, "contact_email", "Email", kind="email", placeholder="priya@bayview.example"),
                         _input(state, "phone", "Phone", kind="tel", placeholder="+1 555 201 0134"),
                         _input(state, "city", "City"),
@@ -186,13 +176,8 @@ def contact_form_dialog(state) -> rx.Component:
                         _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…"),
                     ),
                     _input(state, "address", "Address"),
-                    rx.vstack(
-                        rx.text("Notes", size="2", weight="medium"),
-                        rx.text_area(name="notes", default_value=state.form_values.get("notes", ""), rows="3", width="100%"),
-                        field_error(state.form_errors.get("notes", "")),
-                        spacing="1",
-                        width="100%",
-                    ),
+                    form_field("Notes", rx.text_area(name="notes", default_value=state.form_values.get("notes", ""),
+                                                     rows="3", width="100%"), state.form_errors.get("notes", "")),
                     rx.cond(
                         state.form_fields.length() > 0,
                         rx.vstack(

@@ -96,9 +96,7 @@ class ImportState(rx.State):
             "mode": csv_import.MODE_LABELS.get(view.duplicates, view.duplicates),
         }
         self.headers, self.preview = view.headers, view.preview
-        if view.status == "uploaded" and not self.mapping:
-            self.mapping = view.mapping
-        elif view.status != "uploaded":
+        if view.status != "uploaded" or not self.mapping:  # (an upload's mapping is the user's to edit)
             self.mapping = view.mapping
         if view.status in ("done", "failed", "cancelled"):
             rows, total = await asyncio.to_thread(csv_import.row_errors, scope, view.id, limit=50)
@@ -167,10 +165,7 @@ class ImportState(rx.State):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        async with self:
-            self.uploading = False
-            await self._show(scope, view)
-            await self._refresh_lists(scope)
+        # The new ?id= runs `load`, which shows the mapping step (and clears `uploading`).
         yield rx.redirect(f"/crm/import?id={view.id}")
 
     @rx.event

@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, field_error, form_actions, section
+from app.components.cards import confirm, empty_state, field_error, form_actions, form_field, section
 from app.components.crm import crm_tabs
 from app.components.layout import page_shell
 from app.services import custom_fields
@@ -143,28 +143,19 @@ def _dialog() -> rx.Component:
                         field_error(S.errors.get("name", "")),
                         spacing="1", width="100%",
                     ),
-                    rx.vstack(
-                        rx.text("Type", size="2", weight="medium"),
-                        rx.select.root(
-                            rx.select.trigger(width="100%", data_testid="field-type"),
-                            rx.select.content(*[rx.select.item(label, value=k)
-                                                for k, label in custom_fields.TYPE_LABELS.items()]),
-                            value=S.field_type,
-                            on_change=S.set_field_type,
-                            disabled=S.editing_id != "",
-                        ),
-                        field_error(S.errors.get("field_type", "")),
-                        spacing="1", width="100%",
-                    ),
+                    form_field("Type", rx.select.root(
+                        rx.select.trigger(width="100%", data_testid="field-type"),
+                        rx.select.content(*[rx.select.item(label, value=k)
+                                            for k, label in custom_fields.TYPE_LABELS.items()]),
+                        value=S.field_type,
+                        on_change=S.set_field_type,
+                        disabled=S.editing_id != "",
+                    ), S.errors.get("field_type", "")),
                     rx.cond(
                         S.field_type == "select",
-                        rx.vstack(
-                            rx.text("Choices *", size="2", weight="medium"),
-                            rx.text_area(name="choices", default_value=S.values.get("choices", ""), rows="4",
-                                         placeholder="One per line", width="100%"),
-                            field_error(S.errors.get("choices", "")),
-                            spacing="1", width="100%",
-                        ),
+                        form_field("Choices *", rx.text_area(name="choices", default_value=S.values.get("choices", ""),
+                                                             rows="4", placeholder="One per line", width="100%"),
+                                   S.errors.get("choices", "")),
                     ),
                     rx.hstack(
                         rx.vstack(

@@ -26,19 +26,24 @@ class VoiceSettingsState(rx.State):
     number_error: str = ""
     form_key: int = 0  # bumped to remount the forms with fresh values
     remove_id: str = ""
-    remove_number_label: str = ""
 
-    async def _refresh(self, scope) -> None:
-        numbers = await asyncio.to_thread(voice_settings.list_numbers, scope)
-        agent = await asyncio.to_thread(voice_settings.get_agent_settings, scope)
-        self.numbers = [n.__dict__ for n in numbers]
+    @rx.var
+    def remove_number_label(self) -> str:
+        return next((n["number"] for n in self.numbers if n["id"] == self.remove_id), "") if self.remove_id else ""
+
+    async def _refresh_numbers(self, scope) -> None:
+        self.numbers = [n.__dict__ for n in await asyncio.to_thread(voice_settings.list_numbers, scope)]
+
+    def _show_agent(self, agent: voice_settings.AgentSettingsView) -> None:
         self.prompt, self.greeting = agent.prompt, agent.greeting
         self.transfer_number, self.consult, self.updated = agent.transfer_number, agent.consult_specialists, agent.updated
-        self.loading = False
 
     @rx.event
     async def load(self):
-        await self._refresh(await require_scope(self, admin=True))
+        scope = await require_scope(self, admin=True)
+        await self._refresh_numbers(scope)
+        self._show_agent(await asyncio.to_thread(voice_settings.get_agent_settings, scope))
+        self.loading = False
 
     @rx.event
     async def add_number(self, form: dict):
@@ -52,7 +57,7 @@ class VoiceSettingsState(rx.State):
         except Conflict as exc:
             self.number_error = exc.message
             return
-        await self._refresh(scope)
+        await self._refresh_numbers(scope)
         self.form_key += 1
         return rx.toast.success(f"Calls to {view.number} are now answered by your agent.")
 
@@ -60,20 +65,19 @@ class VoiceSettingsState(rx.State):
     async def ask_remove(self, number_id: str):
         await require_scope(self, admin=True)
         self.remove_id = number_id
-        self.remove_number_label = next((n["number"] for n in self.numbers if n["id"] == number_id), "")
 
     @rx.event
     async def set_remove_open(self, open_: bool):
         await require_scope(self, admin=True)
         if not open_:
-            self.remove_id, self.remove_number_label = "", ""
+            self.remove_id = ""
 
     @rx.event
     async def remove_number(self):
         scope = await require_scope(self, admin=True)
         view = await asyncio.to_thread(voice_settings.remove_number, scope, self.remove_id)
-        self.remove_id, self.remove_number_label = "", ""
-        await self._refresh(scope)
+        self.remove_id = ""
+        await self._refresh_numbers(scope)
         return rx.toast.success(f"{view.number} is no longer answered. Callers hear that it is not connected.")
 
     @rx.event
@@ -86,14 +90,14 @@ class VoiceSettingsState(rx.State):
         scope = await require_scope(self, admin=True)
         self.errors = {}
         try:
-            await asyncio.to_thread(
+            agent = await asyncio.to_thread(
                 voice_settings.save_agent_settings, scope, prompt=form.get("prompt", ""), greeting=form.get("greeting", ""),
                 transfer_number=form.get("transfer_number", ""), consult_specialists=self.consult,
             )
         except ValidationFailed as exc:
             self.errors = exc.fields
             return rx.toast.error("Some fields need a fix; nothing was saved.")
-        await self._refresh(scope)
+        self._show_agent(agent)
         self.form_key += 1
         return rx.toast.success("Saved. The next call uses the new settings.")
 

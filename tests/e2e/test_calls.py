@@ -20,7 +20,6 @@ class LiveCall:
         self.connected = threading.Event()
         self._hang_up = threading.Event()
         self.error: BaseException | None = None
-        self.call_sid = ""
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     async def _call(self):
@@ -33,7 +32,6 @@ class LiveCall:
         monkeypatch = pytest.MonkeyPatch()
         async with phone_line(monkeypatch, self.tenant_id, script) as line:
             caller = await line.call()
-            self.call_sid = caller.call_sid
             play = asyncio.create_task(caller.play(b"", seconds=600))
             while not line.agent.sessions or len(line.agent.sessions[0].messages) < 1:
                 await asyncio.sleep(0.05)
