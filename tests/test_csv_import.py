@@ -343,6 +343,33 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
         assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
 
 
+def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):
+    import asyncio
+
+    from app.jobs.runner import Runner
+
+    def broken(import_id, **kwargs):
+        raise RuntimeError("the database went away")
+
+    view = upload(admin, SEED_EXAMPLE)
+    csv_import.start(admin, view.id, view.mapping, {"duplicates": "skip"})
+    monkeypatch.setattr(csv_import, "execute", broken)
+
+    async def run():
+        runner = Runner(schedule=False, poll_seconds=0.05, retry_base_seconds=0.01)
+        for _ in range(200):
+            await runner.run_until_idle(timeout=30)
+            if csv_import.import_view(admin, view.id).status == "failed":
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    failed = csv_import.import_view(admin, view.id)
+    assert failed.status == "failed"
+    assert failed.error == ("The import stopped on an internal error and gave up after 5 attempts. "
+                            "Rows imported before that are kept.")
+
+
 def test_import_runs_as_a_job_with_progress(admin):
     import asyncio
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from app.jobs import queue, scheduler
-from app.jobs.registry import HANDLERS
+from app.jobs.registry import GIVE_UP, HANDLERS
 from app.jobs.runner import PermanentJobError, Runner
 from app.services.errors import NotFound, PermissionDenied
 from app.services.scope import Scope
@@ -151,6 +151,46 @@ def test_a_job_that_keeps_failing_ends_failed_with_its_error(handlers):
     row = job_row(job_id)
     assert row["status"] == "failed" and row["attempts"] == 2
     assert "ValueError: bad payload" in row["last_error"]
+
+
+@pytest.fixture
+def give_up_calls():
+    """Record the give-up hook of the kind "test.doomed" for one test."""
+    calls: list[tuple[dict, int]] = []
+    GIVE_UP["test.doomed"] = lambda payload, attempts: calls.append((payload, attempts))
+    yield calls
+    GIVE_UP.pop("test.doomed", None)
+
+
+def test_the_give_up_hook_runs_once_when_the_retries_are_used_up(handlers, give_up_calls):
+    def broken(ctx, payload):
+        raise ValueError("still broken")
+
+    handlers("test.doomed", broken)
+    job_id = queue.enqueue("test.doomed", {"n": 7}, max_attempts=3)
+
+    async def run():
+        runner = fast_runner()
+        for _ in range(100):
+            await runner.run_until_idle()
+            if job_row(job_id)["status"] == "failed":
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert job_row(job_id)["attempts"] == 3
+    assert give_up_calls == [({"n": 7}, 3)]  # not after the first two (retried) failures
+
+
+def test_the_give_up_hook_runs_when_a_runner_died_on_every_attempt(give_up_calls):
+    job_id = queue.enqueue("test.doomed", {"n": 8}, max_attempts=2)
+    with session_scope() as s:  # as if two runners took it and died: running, attempts used up, no heartbeat
+        s.execute(text("UPDATE jobs SET status = 'running', attempts = 2, locked_by = 'dead', "
+                       "heartbeat_at = now() - interval '1 hour' WHERE id = :id"), {"id": job_id})
+    assert queue.claim("next", lease_seconds=60) is None
+    row = job_row(job_id)
+    assert row["status"] == "failed" and "Gave up after 2 attempts." in row["last_error"]
+    assert give_up_calls == [({"n": 8}, 2)]
 
 
 def test_permanent_errors_and_unknown_kinds_fail_without_retry(handlers):

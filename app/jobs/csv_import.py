@@ -11,7 +11,12 @@ from app.services import csv_import
 log = logging.getLogger(__name__)
 
 
-@job_handler(csv_import.JOB_KIND)
+def _gave_up(payload: dict, attempts: int) -> None:
+    csv_import.mark_failed(payload["import_id"], "The import stopped on an internal error and gave up after "
+                                                 f"{attempts} attempts. Rows imported before that are kept.")
+
+
+@job_handler(csv_import.JOB_KIND, on_give_up=_gave_up)
 def run_csv_import(ctx: JobContext, payload: dict) -> dict:
     import_id = payload["import_id"]
 
@@ -24,11 +29,6 @@ def run_csv_import(ctx: JobContext, payload: dict) -> dict:
         view = csv_import.execute(import_id, on_progress=progress)
     except JobCancelled:
         csv_import.mark_cancelled(import_id)
-        raise
-    except Exception:
-        if ctx.attempt >= ctx.max_attempts:
-            csv_import.mark_failed(import_id, "The import stopped on an internal error and gave up after "
-                                              f"{ctx.attempt} attempts. Rows imported before that are kept.")
         raise
     return {"status": view.status, "rows_read": view.rows_read, "created": view.created, "updated": view.updated,
             "skipped": view.skipped, "failed": view.failed}

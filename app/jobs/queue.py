@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
+from app.jobs import registry
 from app.services.errors import NotFound
 from app.services.scope import Scope
 from models import Job
@@ -135,8 +136,9 @@ def claim(worker_id: str, lease_seconds: float, kinds: list[str] | None = None) 
                     ),
                     {"id": job.id, "msg": f"\nGave up after {job.max_attempts} attempts."},
                 )
-                continue
-            return job
+            else:
+                return job
+        registry.gave_up(job.kind, job.payload, job.max_attempts)  # (committed above)
 
 
 def heartbeat(job_id: int, worker_id: str, progress: dict[str, Any] | None) -> bool | None:

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from app.jobs import queue, scheduler
+from app.jobs import registry
 from app.jobs.registry import HANDLERS, load_handlers
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ class JobContext:
         self.kind = job.kind
         self.tenant_id = job.tenant_id
         self.attempt = job.attempts
-        self.max_attempts = job.max_attempts
         self._progress: dict[str, Any] = {}
         self._dirty = False
         self._lock = threading.Lock()
@@ -200,6 +200,8 @@ class Runner:
                 retry_base_seconds=self.retry_base_seconds,
             )
             log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]})
+            if status == "failed":
+                await asyncio.to_thread(registry.gave_up, job.kind, job.payload, ctx.attempt)
         else:
             await asyncio.to_thread(
                 queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
