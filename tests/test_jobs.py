@@ -47,6 +47,19 @@ def fast_runner(**kw) -> Runner:
     return Runner(poll_seconds=0.1, heartbeat_seconds=0.1, retry_base_seconds=0.05, schedule=False, **kw)
 
 
+def run_until_failed(job_id: int, rounds: int = 100) -> None:
+    """Run (and wait out the short retry backoffs) until the job has failed for good, or give up."""
+    async def run():
+        runner = fast_runner()
+        for _ in range(rounds):
+            await runner.run_until_idle()
+            if job_row(job_id)["status"] == "failed":
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+
+
 def test_two_runner_processes_never_run_the_same_job(tmp_path):
     ids = [queue.enqueue("test.record", {"n": i}) for i in range(80)]
     outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
@@ -139,15 +152,7 @@ def test_a_job_that_keeps_failing_ends_failed_with_its_error(handlers):
     handlers("test.broken", broken)
     job_id = queue.enqueue("test.broken", max_attempts=2)
 
-    async def run():
-        runner = fast_runner()
-        for _ in range(50):
-            await runner.run_until_idle()
-            if job_row(job_id)["status"] == "failed":
-                return
-            await asyncio.sleep(0.05)
-
-    asyncio.run(run())
+    run_until_failed(job_id)
     row = job_row(job_id)
     assert row["status"] == "failed" and row["attempts"] == 2
     assert "ValueError: bad payload" in row["last_error"]
@@ -169,15 +174,7 @@ def test_the_give_up_hook_runs_once_when_the_retries_are_used_up(handlers, give_
     handlers("test.doomed", broken)
     job_id = queue.enqueue("test.doomed", {"n": 7}, max_attempts=3)
 
-    async def run():
-        runner = fast_runner()
-        for _ in range(100):
-            await runner.run_until_idle()
-            if job_row(job_id)["status"] == "failed":
-                return
-            await asyncio.sleep(0.05)
-
-    asyncio.run(run())
+    run_until_failed(job_id)
     assert job_row(job_id)["attempts"] == 3
     assert give_up_calls == [({"n": 7}, 3)]  # not after the first two (retried) failures
 
