@@ -10,7 +10,7 @@ import httpx
 from sqlmodel import select
 
 from app.jobs.runner import Runner
-from models import CallTranscriptLine, Contact, ContactInteraction, Job
+from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
 from tests.voice_kit import CALLER, FAST, NUMBER, add_contact, call_row, phone_line, usage_of
 from voice_service import twiml

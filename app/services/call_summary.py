@@ -17,7 +17,7 @@ from app.services import interactions, voice_llm
 from app.services.call_records import contact_for_number, transcript_history
 from app.services.errors import NotFound
 from app.services.scope import Scope
-from models import CallSession, CallTranscriptLine, Contact, ContactInteraction
+from models import CallSession, Contact, ContactInteraction
 from models.db import session_scope
 
 _STOPWORDS = frozenset(

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.services import custom_fields as cf
-from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.scope import Scope
+from app.services.errors import Conflict, ValidationFailed
+from app.services.scope import Scope, owned_row
 from app.services.validation import (
     STRIPE_CUSTOMER_PROBLEM,
     STRIPE_CUSTOMER_RE,
@@ -28,7 +28,6 @@ from app.services.validation import (
     email_problem,
     normalise_email,
     normalise_phone,
-    parse_uuid,
     phone_problem,
     website_url,
 )
@@ -284,13 +283,7 @@ def _duplicate_message(session: Session, scope: Scope, email_normalized: str, ex
 
 def load_contact(session: Session, scope: Scope, contact_id: Any, *, lock: bool = False) -> Contact:
     """The organisation's contact row, or NotFound (also for another organisation's id)."""
-    query = select(Contact).where(
-        Contact.id == parse_uuid(contact_id, "That contact does not exist."), Contact.tenant_id == scope.tenant_id
-    )
-    row = session.exec(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFound("That contact does not exist.")
-    return row
+    return owned_row(session, scope, Contact, contact_id, "That contact does not exist.", lock=lock)
 
 
 def get_contact(scope: Scope, contact_id: Any) -> ContactDetail:

@@ -24,7 +24,7 @@ from app.services import custom_fields as cf
 from app.services.csv_export import csv_chunks, neutralise
 from app.services.csv_files import ImportRefused
 from app.services.errors import NotFound, ValidationFailed
-from app.services.scope import Scope
+from app.services.scope import Scope, owned_row
 from app.services.validation import parse_uuid
 from models import ImportJob, ImportRowError
 from models.base import utcnow
@@ -115,13 +115,7 @@ def _view(row: ImportJob) -> ImportView:
 
 
 def _get(session: Session, scope: Scope, import_id: Any, *, lock: bool = False) -> ImportJob:
-    query = select(ImportJob).where(
-        ImportJob.id == parse_uuid(import_id, "That import does not exist."), ImportJob.tenant_id == scope.tenant_id
-    )
-    row = session.exec(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFound("That import does not exist.")
-    return row
+    return owned_row(session, scope, ImportJob, import_id, "That import does not exist.", lock=lock)
 
 
 def _estimate_rows(path: Path, sniffed: csv_files.Sniffed) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.scope import Scope
-from app.services.validation import clean_text, email_problem, normalise_phone, parse_uuid
+from app.services.errors import Conflict, ValidationFailed
+from app.services.scope import Scope, owned_row
+from app.services.validation import clean_text, email_problem, normalise_phone
 from models import CustomField
 from models.crm import CUSTOM_FIELD_TYPES
 from models.db import session_scope, use_session
@@ -195,15 +195,7 @@ def create_field(
 
 
 def _get(session: Session, scope: Scope, field_id: str) -> CustomField:
-    row = session.exec(
-        select(CustomField).where(
-            CustomField.id == parse_uuid(field_id, "That custom field does not exist."),
-            CustomField.tenant_id == scope.tenant_id,
-        )
-    ).first()
-    if row is None:
-        raise NotFound("That custom field does not exist.")
-    return row
+    return owned_row(session, scope, CustomField, field_id, "That custom field does not exist.")
 
 
 def update_field(

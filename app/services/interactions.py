@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from app.services.contacts import load_contact
-from app.services.errors import NotFound, ValidationFailed
-from app.services.scope import Scope
+from app.services.errors import ValidationFailed
+from app.services.scope import Scope, owned_row
 from app.services.validation import clean_text, parse_uuid
 from models import Contact, ContactInteraction, User
 from models.base import utcnow
@@ -182,15 +182,8 @@ def _clean(data: dict[str, Any], *, existing: ContactInteraction | None = None) 
 def _get(session: Session, scope: Scope, interaction_id: Any, contact_id: Any = None) -> ContactInteraction:
     """The organisation's entry (and, when `contact_id` is given, that contact's), or NotFound."""
     missing = "That timeline entry does not exist."
-    query = select(ContactInteraction).where(
-        ContactInteraction.id == parse_uuid(interaction_id, missing), ContactInteraction.tenant_id == scope.tenant_id
-    )
-    if contact_id is not None:
-        query = query.where(ContactInteraction.contact_id == parse_uuid(contact_id, missing))
-    row = session.exec(query).first()
-    if row is None:
-        raise NotFound("That timeline entry does not exist.")
-    return row
+    of_contact = [] if contact_id is None else [ContactInteraction.contact_id == parse_uuid(contact_id, missing)]
+    return owned_row(session, scope, ContactInteraction, interaction_id, missing, *of_contact)
 
 
 def _authors(session: Session, rows: list[ContactInteraction]) -> dict[Any, str]:

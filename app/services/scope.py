@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from app.services.errors import PermissionDenied
+from app.services.errors import NotFound, PermissionDenied
 
 ADMIN_ROLES = frozenset({"admin", "super_admin"})
 
@@ -38,3 +39,17 @@ class Scope:
         if not self.is_super_admin:
             raise PermissionDenied("Only platform super admins can do this.")
         return self
+
+
+def owned_row(session: Any, scope: Scope, model: Any, row_id: Any, missing: str, *where: Any, lock: bool = False) -> Any:
+    """The organisation's `model` row with this id (and `where`), or NotFound(missing): another organisation's
+    id, or a malformed one, is simply something that does not exist. `lock` takes the row FOR UPDATE."""
+    from sqlmodel import select
+
+    from app.services.validation import parse_uuid
+
+    query = select(model).where(model.id == parse_uuid(row_id, missing), model.tenant_id == scope.tenant_id, *where)
+    row = session.exec(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
