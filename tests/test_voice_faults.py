@@ -40,7 +40,8 @@ async def test_a_forged_webhook_signature_is_refused(monkeypatch, make_org):
     assert no_calls()
 
 
-async def test_the_signature_is_checked_against_the_url_twilio_saw_behind_a_proxy(monkeypatch, make_org):
+async def test_the_signature_is_checked_against_the_url_twilio_saw_behind_a_trusted_proxy(monkeypatch, make_org):
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
     org = make_org()
     async with phone_line(monkeypatch, org.tenant_id) as line:
         caller = line.caller()
@@ -53,6 +54,27 @@ async def test_the_signature_is_checked_against_the_url_twilio_saw_behind_a_prox
             assert response.status_code == 200 and "<Stream" in response.text
             headers["X-Forwarded-Host"] = "evil.example.com"
             assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)).status_code == 403
+            # A longer chain than the one trusted hop: the client's own entries (left) are not believed.
+            headers["X-Forwarded-Host"] = "voice.example.com, evil.example.com"
+            assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)).status_code == 403
+
+
+async def test_without_a_trusted_proxy_forwarded_headers_cannot_make_a_signature_valid(monkeypatch, make_org):
+    """TRUSTED_PROXY_HOPS=0: only VOICE_PUBLIC_URL counts. A genuine Twilio signature made for another address
+    (another deployment on the same Twilio account, say) cannot be replayed here by naming that address."""
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id) as line:
+        caller = line.caller()
+        params = caller._params()
+        async with httpx.AsyncClient() as client:
+            elsewhere = security.sign_request("https://staging.example.com/twilio/voice", params, AUTH_TOKEN)
+            forged = {"X-Twilio-Signature": elsewhere, "X-Forwarded-Proto": "https",
+                      "X-Forwarded-Host": "staging.example.com"}
+            assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=forged)).status_code == 403
+            by_host = security.sign_request("http://staging.example.com/twilio/voice", params, AUTH_TOKEN)
+            headers = {"X-Twilio-Signature": by_host, "Host": "staging.example.com"}
+            assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)).status_code == 403
+    assert no_calls()
 
 
 @pytest.mark.parametrize("signature", ["missing", "forged", "http-url"])

@@ -77,11 +77,18 @@ def test_public_urls_and_what_twilio_may_have_signed(monkeypatch):
     from app.settings import get_settings
 
     monkeypatch.setenv("VOICE_PUBLIC_URL", "https://voice.example.com")
+    behind_lb = {"host": "10.0.0.5:8081", "x-forwarded-proto": "https", "x-forwarded-host": "lb.example.com"}
     get_settings.cache_clear()
     try:
         assert security.public_url("/twilio/stream", websocket=True) == "wss://voice.example.com/twilio/stream"
-        urls = security.seen_urls("http", {"host": "10.0.0.5:8081", "x-forwarded-proto": "https",
-                                           "x-forwarded-host": "lb.example.com"}, "/twilio/voice", "", websocket=False)
+        # No trusted proxy (the default): only the configured public URL, whatever the request claims.
+        urls = security.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
+        assert urls == ["https://voice.example.com/twilio/voice"]
+        ws = security.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
+        assert ws == ["wss://voice.example.com/twilio/stream"]
+        monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
+        get_settings.cache_clear()
+        urls = security.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
         assert urls == ["https://voice.example.com/twilio/voice", "https://lb.example.com/twilio/voice"]
         ws = security.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
         assert ws == ["wss://voice.example.com/twilio/stream", "ws://10.0.0.5:8081/twilio/stream"]

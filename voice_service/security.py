@@ -2,7 +2,8 @@
 
 Every Twilio request (the webhooks and the media-stream WebSocket upgrade) carries `X-Twilio-Signature`, an
 HMAC of the URL Twilio called (plus the sorted POST parameters) keyed by the auth token. We rebuild that URL
-the way Twilio saw it: from VOICE_PUBLIC_URL, or from the request behind a proxy (X-Forwarded-Proto/Host).
+the way Twilio saw it: from VOICE_PUBLIC_URL, or, behind TRUSTED_PROXY_HOPS trusted proxies, from the scheme and
+host the outermost one was called with (never from headers a caller could set without a proxy to vouch for them).
 The media stream is also bound to the call the webhook authorised, by a signed token in a `<Parameter>` that
 works once: an unauthenticated media socket would let anyone spend the platform's Deepgram credit.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 
 from twilio.request_validator import RequestValidator
 
+from app.edge import proxies
 from app.services import tokens
 from app.settings import get_settings
 
@@ -40,18 +42,13 @@ def public_url(path: str, *, websocket: bool = False) -> str:
     return base + path
 
 
-def _first(value: str | None) -> str:
-    return (value or "").split(",")[0].strip()
-
-
 def seen_urls(scheme: str, headers: Mapping[str, str], path: str, query: str, *, websocket: bool) -> list[str]:
-    """The URLs Twilio may have signed for this request: the configured public one, and the one the request
-    itself names (through a proxy's X-Forwarded-* headers when present)."""
+    """The URLs Twilio may have signed for this request: the configured public one and, behind trusted
+    proxies, the one the outermost proxy was called with (app/edge/proxies.py)."""
     suffix = path + (f"?{query}" if query else "")
     candidates = [public_url(path, websocket=websocket) + (f"?{query}" if query else "")]
-    proto = _first(headers.get("x-forwarded-proto")) or scheme
-    host = _first(headers.get("x-forwarded-host")) or headers.get("host", "")
-    if host:
+    if origin := proxies.request_origin(scheme, headers):
+        proto, host = origin
         if websocket:
             proto = {"https": "wss", "http": "ws"}.get(proto, proto)
         else:

@@ -19,11 +19,13 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.edge.body_limit import BodyLimit
 from app.services import call_records, tokens
 from app.services.scope import Scope
 from app.settings import get_settings
@@ -38,7 +40,6 @@ from voice_service.records import WRITER, in_db_thread
 log = logging.getLogger(__name__)
 
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-MAX_WEBHOOK_BYTES = 64 * 1024
 START_TIMEOUT = 10.0
 FINAL_TWILIO_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
@@ -78,10 +79,9 @@ def _xml(body: str) -> Response:
 
 
 async def _signed_form(request: Request) -> dict[str, str] | Response:
-    """The POSTed parameters when X-Twilio-Signature matches them, else a 403 (or 413) response."""
+    """The POSTed parameters when X-Twilio-Signature matches them, else a 403 response. (BodyLimit has already
+    refused bodies over 64 KiB, unread.)"""
     body = await request.body()
-    if len(body) > MAX_WEBHOOK_BYTES:
-        return PlainTextResponse("Request too large.", status_code=413)
     params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     urls = security.seen_urls(request.url.scheme, request.headers, request.url.path, request.url.query, websocket=False)
     if not security.signature_valid(urls, params, request.headers.get("x-twilio-signature")):
@@ -206,6 +206,8 @@ def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings
             Route("/twilio/status", twilio_status, methods=["POST"]),
             WebSocketRoute("/twilio/stream", twilio_stream),
         ],
+        # Outermost but for Starlette's error handler: a body over its route's limit is refused unread.
+        middleware=[Middleware(BodyLimit)],
         lifespan=lifespan,
     )
     app.state.consult = consult

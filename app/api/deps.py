@@ -7,6 +7,7 @@ import asyncio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.edge import proxies
 from app.services import auth
 from app.services.errors import NotAuthenticated
 
@@ -25,5 +26,5 @@ async def current_principal(
 
 
 def client_key(request: Request) -> str:
-    """The client address used for sign-in rate limiting."""
-    return request.client.host if request.client else "unknown"
+    """The client address used for sign-in rate limiting (X-Forwarded-For only through trusted proxies)."""
+    return proxies.client_ip_of(request.client.host if request.client else None, request.headers)

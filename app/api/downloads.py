@@ -7,7 +7,11 @@ Both accept a bearer token (API clients) or a short-lived `token` query paramete
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import unicodedata
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
@@ -46,6 +50,27 @@ async def _stream(chunks: Iterator[str]):
         yield chunk.encode("utf-8")
 
 
+def content_disposition(filename: str) -> str:
+    """`attachment` with the file's name, for any name (RFC 6266): an ASCII `filename` every client reads and,
+    when the name is not plain ASCII, the exact name as RFC 5987 `filename*=UTF-8''...`, which browsers prefer.
+    An import's error report is named after the uploaded file, so the name is the uploader's text: control
+    characters, quotes and backslashes never reach the header."""
+    name = "".join(c for c in unicodedata.normalize("NFC", filename) if unicodedata.category(c)[0] != "C").strip()
+    name = name or "download.csv"
+    stem, ext = os.path.splitext(name)
+    ascii_stem = re.sub(r"[^A-Za-z0-9 ._()-]+", "_", _ascii(stem)).strip(" ._") or "download"
+    ascii_ext = re.sub(r"[^A-Za-z0-9]+", "", _ascii(ext))
+    fallback = ascii_stem + (f".{ascii_ext}" if ascii_ext else "")
+    if fallback == name:
+        return f'attachment; filename="{fallback}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _ascii(text: str) -> str:
+    """Latin letters without their accents ("Café" -> "Cafe"); other scripts drop out."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
 def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
     # A BOM first, so Excel opens the UTF-8 file with its accents intact.
     async def body():
@@ -54,7 +79,7 @@ def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
             yield part
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             headers={"Content-Disposition": content_disposition(filename),
                                       "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 

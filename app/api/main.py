@@ -6,7 +6,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api import agents, contacts, downloads, v1
+from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
+from app.services.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from app.services.errors import ServiceError, ValidationFailed
+
+UPLOAD_ENVELOPE_BYTES = 1024 * 1024  # multipart headers and boundaries around the file itself
 
 
 def create_api() -> FastAPI:
@@ -25,6 +29,11 @@ def create_api() -> FastAPI:
         if isinstance(exc, ValidationFailed):
             body["fields"] = exc.fields
         return JSONResponse(body, status_code=exc.status_code)
+
+    # Reflex mounts its own routes (the socket, /_upload, the pages) inside this app, so this middleware sees
+    # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the
+    # import page's handler with a message for the user; the edge only stops what goes past it.
+    api.add_middleware(BodyLimit, limits={**PLATFORM_LIMITS, "/_upload": MAX_UPLOAD_BYTES + UPLOAD_ENVELOPE_BYTES})
 
     api.include_router(v1.router)
     api.include_router(downloads.router)  # before contacts: /contacts/export.csv is not a contact id

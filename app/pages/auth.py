@@ -7,6 +7,7 @@ import asyncio
 import reflex as rx
 
 from app.components.cards import form_field
+from app.edge import proxies
 from app.services import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.session import SessionState
@@ -15,6 +16,12 @@ from app.session import SessionState
 def _safe_next(path: str) -> str:
     """Only same-site paths: the `next` parameter must not become an open redirect."""
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+def _client_ip(state: rx.State) -> str:
+    """The browser's address for rate limits and the session record: the socket's peer, or X-Forwarded-For
+    through TRUSTED_PROXY_HOPS trusted proxies (the socket connection's own request headers)."""
+    return proxies.client_ip_of_reflex(state.router.headers.raw_headers, state.router.session.client_ip)
 
 
 class SignInState(rx.State):
@@ -27,10 +34,9 @@ class SignInState(rx.State):
         self.error = ""
         yield
         try:
-            principal = await asyncio.to_thread(
-                auth.authenticate, form.get("email", ""), form.get("password", ""), self.router.session.client_ip
-            )
-            token = await asyncio.to_thread(auth.open_session, principal, self.router.session.client_ip)
+            client_ip = _client_ip(self)
+            principal = await asyncio.to_thread(auth.authenticate, form.get("email", ""), form.get("password", ""), client_ip)
+            token = await asyncio.to_thread(auth.open_session, principal, client_ip)
         except (NotAuthenticated, RateLimited) as exc:
             self.error = exc.message
             self.busy = False
@@ -60,7 +66,7 @@ class SignUpState(rx.State):
                 form.get("email", ""),
                 form.get("password", ""),
             )
-            token = await asyncio.to_thread(auth.open_session, principal, self.router.session.client_ip)
+            token = await asyncio.to_thread(auth.open_session, principal, _client_ip(self))
         except ValidationFailed as exc:
             self.errors = exc.fields
             self.busy = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, text
+from sqlalchemy import Select, and_, false, func, or_, text, tuple_
 from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -393,6 +393,24 @@ def _order(entity: Any, sort: str) -> tuple[Any, Any]:
 
 def ordered(statement: Select, sort: str, entity: Any = Contact) -> Select:
     return statement.order_by(*_order(entity, sort))
+
+
+def after(row: Contact, sort: str) -> Any:
+    """WHERE condition for the contacts that come after `row` in `sort` order (the id breaks ties): paging by
+    key instead of OFFSET, so each page is one short index-driven query wherever it starts."""
+    if sort == "newest":
+        return tuple_(Contact.created_at, Contact.id) < tuple_(row.created_at, row.id)
+    if sort == "oldest":
+        return tuple_(Contact.created_at, Contact.id) > tuple_(row.created_at, row.id)
+    if sort == "name":
+        return tuple_(Contact.business_name, Contact.id) > tuple_(row.business_name, row.id)
+    if sort == "recent":  # last_interaction_at DESC NULLS LAST, id DESC
+        if row.last_interaction_at is None:
+            return and_(Contact.last_interaction_at.is_(None), Contact.id < row.id)
+        return or_(Contact.last_interaction_at < row.last_interaction_at,
+                   and_(Contact.last_interaction_at == row.last_interaction_at, Contact.id < row.id),
+                   Contact.last_interaction_at.is_(None))
+    raise ValidationFailed({"sort": f"Sort by one of: {', '.join(SORTS)}."})
 
 
 def _estimate(session: Session, statement: Select) -> int:

@@ -1,8 +1,14 @@
 """Contacts out as CSV: the current filter, custom fields included, streamed, safe to open in a spreadsheet.
 
 Every field is quoted, and a cell that a spreadsheet would run as a formula (starting with =, +, -, @, tab or
-CR; OWASP "CSV injection") gets a leading apostrophe. The importer removes that apostrophe again, so an
-export re-imports unchanged; its "id" column lets a re-import find each contact even without an email.
+CR; OWASP "CSV injection") gets a leading apostrophe, header cells (custom-field labels) included. The importer
+removes that apostrophe again, so an export re-imports unchanged; its "id" column lets a re-import find each
+contact even without an email.
+
+Rows are read a page at a time, each page in its own short transaction: a download is as slow as its reader,
+and a pooled connection must not wait on one between pages. So a long export is not one snapshot: each row is
+whole, but a contact added meanwhile may or may not appear, and in the "recently contacted" order a contact
+contacted meanwhile moves to the front, behind the pages already read.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from models import Contact
 from models.db import session_scope
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PAGE_ROWS = 500  # what a stalled download holds in memory, at most
 CORE_COLUMNS = ("business_name", "contact_name", "contact_email", "contact_role", "phone", "website", "address",
                 "city", "state", "status", "notes", "stripe_customer_id")
 
@@ -51,18 +58,34 @@ def export_contacts(scope: Scope, query: contacts.ContactQuery) -> Iterator[str]
     scope.require_admin()
     definitions = cf.list_fields(scope, include_inactive=True)
 
+    conditions = contacts.contact_filters(scope, query, definitions)
+    sort = query.sort or "newest"
+    contacts.ordered(select(Contact), sort)  # an unknown sort is refused now, before the download starts
+
     def rows() -> Iterator[list[str]]:
-        yield ["id", *CORE_COLUMNS, *(d.label for d in definitions)]
-        with session_scope() as session:
-            conditions = contacts.contact_filters(scope, query, definitions)
-            statement = contacts.ordered(select(Contact).where(and_(*conditions)), query.sort or "newest")
-            for (row,) in session.execute(statement.execution_options(yield_per=2000)):
+        yield ["id", *CORE_COLUMNS, *(neutralise(d.label) for d in definitions)]
+        for page in _pages(conditions, sort):
+            for row in page:
                 extra = row.custom_fields or {}
                 yield ([str(row.id)]
                        + [neutralise(str(getattr(row, c) or "")) for c in CORE_COLUMNS]
                        + [neutralise(_custom_text(d, extra.get(d.name))) for d in definitions])
 
     return csv_chunks(rows())
+
+
+def _pages(conditions: list, sort: str) -> Iterator[list[Contact]]:
+    """The matching contacts in `sort` order, PAGE_ROWS at a time; no connection is held between pages."""
+    last = None
+    while True:
+        where = [*conditions, contacts.after(last, sort)] if last is not None else conditions
+        with session_scope() as session:
+            page = list(session.scalars(contacts.ordered(select(Contact).where(and_(*where)), sort).limit(PAGE_ROWS)))
+        if page:
+            yield page
+        if len(page) < PAGE_ROWS:
+            return
+        last = page[-1]
 
 
 def _custom_text(definition: cf.FieldDef, value) -> str:

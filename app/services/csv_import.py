@@ -314,6 +314,9 @@ def row_errors(scope: Scope, import_id: Any, *, limit: int = 50, offset: int = 0
         return [RowErrorView(r.row_number, r.column or "", r.value or "", r.reason) for r in rows], int(total)
 
 
+ERROR_REPORT_PAGE_ROWS = 2000
+
+
 def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
     """(file name, CSV text in pieces) of every row problem: row, column, value, reason."""
     scope.require_admin()
@@ -323,14 +326,21 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
 
     def rows() -> Iterator[list]:
         yield ["row", "column", "value", "reason"]
-        with session_scope() as session:
-            result = session.execute(
-                text("SELECT row_number, \"column\", value, reason FROM import_errors "
-                     "WHERE import_job_id = :j AND tenant_id = :t ORDER BY row_number, id").execution_options(yield_per=5000),
-                {"j": job_id, "t": scope.tenant_id},
-            )
-            for n, column, value, reason in result:
-                yield [n, neutralise(column or ""), neutralise(value or ""), reason]
+        after = (-1, -1)
+        while True:  # a page per short transaction: no pooled connection waits on a slow reader between pages
+            with session_scope() as session:
+                page = session.execute(
+                    text("SELECT row_number, \"column\", value, reason, id FROM import_errors "
+                         "WHERE import_job_id = :j AND tenant_id = :t AND (row_number, id) > (:r, :i) "
+                         "ORDER BY row_number, id LIMIT :n"),
+                    {"j": job_id, "t": scope.tenant_id, "r": after[0], "i": after[1], "n": ERROR_REPORT_PAGE_ROWS},
+                ).all()
+            for n, column, value, reason, _ in page:
+                # The reason can quote a custom field's label or the cell: neutralised like every other cell.
+                yield [n, neutralise(column or ""), neutralise(value or ""), neutralise(reason or "")]
+            if len(page) < ERROR_REPORT_PAGE_ROWS:
+                return
+            after = (page[-1][0], page[-1][4])
 
     return f"{Path(filename).stem}-errors.csv", csv_chunks(rows())
 
