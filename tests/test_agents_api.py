@@ -114,3 +114,22 @@ def test_specialists_of_another_organisation_are_invisible(api_url, admin, make_
     response = httpx.patch(f"{api_url}/api/v1/agents/{theirs['id']}", json={"is_active": False}, headers=headers)
     assert response.status_code == 404
     assert theirs["id"] not in [s["id"] for s in httpx.get(f"{api_url}/api/v1/agents", headers=headers).json()]
+
+
+def test_specialist_quotas_refuse_with_clear_messages(api_url, admin):
+    from tests.test_agents_specialists import set_quotas
+
+    principal, headers = admin
+    url = f"{api_url}/api/v1/agents"
+    set_quotas(principal.tenant_id, max_specialists=23, specialist_knowledge_chars=2_000)  # the catalogue has 22
+    too_long = httpx.post(url, json={**NEW, "knowledge": "k" * 2_001}, headers=headers)
+    assert too_long.status_code == 422
+    assert too_long.json()["fields"]["knowledge"].startswith("Knowledge is at most 2,000 characters (this text has 2,001).")
+    assert httpx.post(url, json={**NEW, "knowledge": "k" * 2_000}, headers=headers).status_code == 201
+    full = httpx.post(url, json={**NEW, "slug": "one-too-many"}, headers=headers)
+    assert full.status_code == 409 and full.json()["detail"] == (
+        "Your organisation has reached its limit of 23 specialists (disabled ones count too). Edit or re-enable an "
+        "existing specialist instead.")
+    sid = httpx.get(url, headers=headers).json()[0]["id"]
+    patched = httpx.patch(f"{url}/{sid}", json={"knowledge": "k" * 2_001}, headers=headers)
+    assert patched.status_code == 422 and "at most 2,000 characters" in patched.json()["fields"]["knowledge"]

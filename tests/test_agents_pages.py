@@ -120,3 +120,27 @@ def test_the_demo_organisation_has_a_sample_conversation():
     user, reply = conversations.get_messages(scope, listed[0].id)
     assert user.content == DEMO_QUESTION
     assert reply.offline and len(reply.route["specialists"]) >= 2
+
+
+async def test_the_agents_page_says_when_a_specialist_limit_is_reached(make_org):
+    from tests.test_agents_specialists import set_quotas
+
+    admin = make_org()
+    set_quotas(admin.tenant_id, max_specialists=23, specialist_knowledge_chars=2_000)  # the catalogue has 22
+    state = new_state(AgentsState, auth.open_session(admin))
+    await AgentsState.load.fn(state)
+    await AgentsState.open_new.fn(state)
+    assert state.dialog_open and state.knowledge_hint == "Up to 2,000 characters."
+    form = {"name": "Orthodontics", "description": "Braces.", "prompt": "You advise.", "knowledge": "k" * 2_001}
+    await AgentsState.save.fn(state, form)
+    assert state.dialog_open and state.errors["knowledge"].startswith("Knowledge is at most 2,000 characters")
+    await AgentsState.save.fn(state, {**form, "knowledge": "Aligners: 22 hours a day."})
+    assert not state.dialog_open and len(state.rows) == 23
+
+    refused = await AgentsState.open_new.fn(state)
+    assert not state.dialog_open and refused is not None  # a toast says why, before any typing
+    assert "reached its limit of 23 specialists" in str(refused)
+    # Another tab still had the form open: saving says the same inside the dialog.
+    state.dialog_open, state.editing_id = True, ""
+    await AgentsState.save.fn(state, {**form, "name": "Endodontics", "knowledge": ""})
+    assert state.dialog_open and state.error.startswith("Your organisation has reached its limit of 23 specialists")

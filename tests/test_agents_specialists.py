@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlmodel import func, select
 
 from app.services import tenants
 from app.services.agents import specialists
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.services.quotas import QuotaReached
 from app.services.scope import Scope
-from models import Specialist
+from models import Specialist, Tenant
 from models.db import session_scope
 
 NEW = {"slug": "orthodontics", "name": "Orthodontics", "description": "Braces and aligners.",
@@ -71,7 +74,7 @@ def test_the_slug_defaults_to_the_name(make_org):
         ({"prompt": ""}, "prompt", "System prompt is required."),
         ({"slug": "Bad Slug!"}, "slug", "lower-case letters"),
         ({"slug": "moderator"}, "slug", "reserved"),
-        ({"knowledge": "x" * 50_001}, "knowledge", "at most 50000 characters"),
+        ({"knowledge": "x" * 50_001}, "knowledge", "Knowledge is at most 50,000 characters (this text has 50,001)."),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(make_org, change, field, message):
@@ -129,3 +132,67 @@ def test_system_scope_reads_for_voice_service(make_org):
     with session_scope() as s:
         tenant_id = tenants.get_by_slug(s, "acme-dental").id
     assert len(specialists.list_specialists(Scope.system(tenant_id), active_only=True)) == len(specialists.list_specialists(org))
+
+
+def set_quotas(tenant_id, **values: int) -> None:
+    """An organisation's quota overrides, as a super admin sets them (tenants.settings["quotas"])."""
+    with session_scope() as session:
+        tenant = session.get(Tenant, tenant_id)
+        tenant.settings = {**(tenant.settings or {}), "quotas": values}
+        session.add(tenant)
+
+
+LIMIT_MESSAGE = ("Your organisation has reached its limit of 100 specialists (disabled ones count too). Edit or "
+                 "re-enable an existing specialist instead.")
+
+
+def test_an_organisation_has_at_most_100_specialists_even_when_admins_add_them_at_once(make_org):
+    org = make_org().scope
+    catalogue = len(specialists.list_specialists(org))
+    for n in range(99 - catalogue):
+        specialists.create_specialist(org, **{**NEW, "slug": f"extra-{n}"})
+    assert specialists.specialist_limits(org).count == 99 and not specialists.specialist_limits(org).full
+
+    outcomes: list[str] = []
+    start = threading.Barrier(5)
+
+    def add(n: int) -> None:
+        start.wait()
+        try:
+            specialists.create_specialist(org, **{**NEW, "slug": f"racer-{n}"})
+            outcomes.append("created")
+        except QuotaReached as exc:
+            outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [LIMIT_MESSAGE] * 4 + ["created"]
+    assert len(specialists.list_specialists(org)) == 100 and specialists.specialist_limits(org).full
+
+    # Disabled specialists still count; editing one is still possible.
+    one = specialists.list_specialists(org)[0]
+    specialists.set_active(org, one.id, False)
+    with pytest.raises(QuotaReached) as refused:
+        specialists.create_specialist(org, **{**NEW, "slug": "one-more"})
+    assert refused.value.status_code == 409 and refused.value.message == LIMIT_MESSAGE
+    assert specialists.update_specialist(org, one.id, **{**one.__dict__, "name": "Renamed"}).name == "Renamed"
+
+
+def test_knowledge_is_limited_by_the_organisations_quota_on_create_and_edit(make_org):
+    org = make_org().scope
+    created = specialists.create_specialist(org, **{**NEW, "knowledge": "k" * 50_000})
+    assert len(created.knowledge) == 50_000
+    set_quotas(org.tenant_id, specialist_knowledge_chars=1_000, max_specialists=200)
+    assert specialists.specialist_limits(org) == specialists.SpecialistLimits(23, 200, 1_000)
+    with pytest.raises(ValidationFailed) as refused:
+        specialists.update_specialist(org, created.id, **{**NEW, "knowledge": "k" * 1_001})
+    assert refused.value.fields == {"knowledge": (
+        "Knowledge is at most 1,000 characters (this text has 1,001). Keep the reference notes callers' questions "
+        "need, or split the topic between two specialists.")}
+    assert len(specialists.get_specialist(org, created.id).knowledge) == 50_000  # unchanged
+    with pytest.raises(ValidationFailed):
+        specialists.create_specialist(org, **{**NEW, "slug": "longer", "knowledge": "k" * 1_001})
+    assert specialists.create_specialist(org, **{**NEW, "slug": "short", "knowledge": "k" * 1_000}).slug == "short"

@@ -43,3 +43,10 @@ def test_voice_bench_delivers_every_frame_and_records_every_call():
     assert result["protocol_violations"] == 0
     sent, total = (int(n) for n in result["clears"].split("/"))
     assert total > 0 and sent == total  # the agent barged in at least once, and every clear reached the caller
+
+
+def test_agent_routing_bench_builds_the_index_once_for_every_message():
+    result = run_bench("agent_routing.py", "--specialists", "12", "--chars", "5000", "--messages", "6")
+    assert result["specialists"] == 12 and result["messages"] == 6
+    assert result["index_builds"] == 1  # the first message after the edit built it; the rest used it
+    assert 4_900 <= result["knowledge_chars_each"] <= 5_000

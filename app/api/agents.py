@@ -92,8 +92,13 @@ async def list_specialists(principal: auth.Principal = Depends(current_principal
     return await asyncio.to_thread(specialists.list_specialists, principal.scope)
 
 
-@router.post("", response_model=specialists.SpecialistView, status_code=201)
+@router.post("", response_model=specialists.SpecialistView, status_code=201, responses={
+    409: {"description": "the slug is taken, or the organisation has as many specialists as its quota allows"},
+    422: {"description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which"},
+})
 async def create_specialist(body: SpecialistIn, principal: auth.Principal = Depends(current_principal)):
+    """Admins only. At most `max_specialists` per organisation (100 by default, disabled ones included), each with
+    at most `specialist_knowledge_chars` characters of knowledge (50,000 by default)."""
     return await asyncio.to_thread(lambda: specialists.create_specialist(principal.scope, **body.model_dump()))
 
 

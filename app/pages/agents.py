@@ -12,7 +12,7 @@ import reflex as rx
 from app.components.cards import confirm, empty_state, form_actions, form_field, section
 from app.components.layout import page_shell
 from app.services.agents import specialists
-from app.services.errors import Conflict, ValidationFailed
+from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 
 _EMPTY_FORM = {"slug": "", "name": "", "description": "", "keywords": "", "prompt": "", "knowledge": ""}
@@ -26,6 +26,7 @@ class AgentsState(rx.State):
     form: dict[str, str] = dict(_EMPTY_FORM)
     errors: dict[str, str] = {}
     error: str = ""
+    knowledge_hint: str = ""
 
     @rx.var
     def active_count(self) -> int:
@@ -45,9 +46,17 @@ class AgentsState(rx.State):
     async def load(self):
         await self._refresh(await require_scope(self, admin=True))
 
+    async def _load_limits(self, scope) -> specialists.SpecialistLimits:
+        limits = await asyncio.to_thread(specialists.specialist_limits, scope)
+        self.knowledge_hint = f"Up to {limits.knowledge_chars:,} characters."
+        return limits
+
     @rx.event
     async def open_new(self):
-        await require_scope(self, admin=True)
+        scope = await require_scope(self, admin=True)
+        limits = await self._load_limits(scope)
+        if limits.full:  # say so before the form is filled in; saving checks again
+            return rx.toast.error(specialists.specialist_limit_message(limits.max_specialists))
         self.editing_id, self.form, self.errors, self.error = "", dict(_EMPTY_FORM), {}, ""
         self.dialog_open = True
 
@@ -55,6 +64,7 @@ class AgentsState(rx.State):
     async def open_edit(self, specialist_id: str):
         scope = await require_scope(self, admin=True)
         view = await asyncio.to_thread(specialists.get_specialist, scope, specialist_id)
+        await self._load_limits(scope)
         self.editing_id = view.id
         self.form = {key: getattr(view, key) for key in _EMPTY_FORM}
         self.errors, self.error = {}, ""
@@ -81,7 +91,7 @@ class AgentsState(rx.State):
         except ValidationFailed as exc:
             self.errors, self.form = exc.fields, fields
             return
-        except Conflict as exc:
+        except ServiceError as exc:  # a slug taken, the organisation's specialist limit reached
             self.error, self.form = exc.message, fields
             return
         self.dialog_open = False
@@ -161,8 +171,10 @@ def _dialog() -> rx.Component:
                                errors.get("keywords", ""), hint="Comma-separated words callers use for this topic."),
                     form_field("System prompt", rx.text_area(name="prompt", default_value=form["prompt"], rows="4",
                                                              width="100%"), errors.get("prompt", "")),
-                    form_field("Knowledge", rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8",
-                                                         width="100%"), errors.get("knowledge", "")),
+                    form_field("Knowledge", rx.vstack(
+                        rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8", width="100%"),
+                        rx.text(AgentsState.knowledge_hint, size="1", color_scheme="gray"),
+                        spacing="1", width="100%"), errors.get("knowledge", "")),
                     form_actions("Save", testid="save-specialist"),
                     spacing="3",
                 ),

@@ -14,6 +14,7 @@ import reflex as rx
 
 from app.components.cards import confirm, empty_state
 from app.components.layout import page_shell
+from app.components.markdown import safe_markdown
 from app.integrations.llm import llm_configured
 from app.services.agents import conversations, run_turn
 from app.services.agents.consult import TurnFailed, TurnStarted
@@ -288,7 +289,7 @@ def _assistant_bubble(line: Line) -> rx.Component:
                 rx.callout(line.notice, icon=rx.cond(line.offline, "wifi-off", "info"),
                            color_scheme=rx.cond(line.offline, "amber", "blue"), size="1", width="100%"),
             ),
-            rx.box(rx.markdown(line.content), width="100%", class_name="chat-markdown"),
+            safe_markdown(line.content, width="100%", class_name="chat-markdown"),
             rx.text(line.usage, size="1", color_scheme="gray", data_testid="reply-usage"),
             spacing="2",
             width="100%",
@@ -320,8 +321,8 @@ def _live_view() -> rx.Component:
                 rx.cond(ChatState.live_reason != "", rx.text(ChatState.live_reason, size="1", color_scheme="gray")),
                 rx.cond(
                     ChatState.live_answer != "",
-                    rx.box(rx.markdown(ChatState.live_answer), width="100%", data_testid="live-answer",
-                           class_name="chat-markdown"),
+                    safe_markdown(ChatState.live_answer, width="100%", data_testid="live-answer",
+                                  class_name="chat-markdown"),
                 ),
                 spacing="2",
                 width="100%",

@@ -112,3 +112,100 @@ def test_admin_manages_specialists_on_the_agents_page(ui, make_org):
     dialog.get_by_test_id("save-specialist").click()
     ui.toast("Orthodontics is saved.")
     table.get_by_text("orthodontics", exact=True).wait_for()
+
+
+
+# Stored XSS: every payload sets its own window flag if it ever runs (n = name, y = description, z = knowledge,
+# u = the user's question, w = the LLM's answer). The name has room for all four in its 120 characters.
+def payloads(tag: str) -> str:
+    return (f'<iframe srcdoc="<script>top.x{tag}1=1</script>"> <img src=x onerror="x{tag}2=1"> '
+            f"<script>x{tag}3=1</script> [x](javascript:x{tag}4=1)")
+
+
+FLAGS = [f"x{tag}{n}" for tag in "nyzuw" for n in range(1, 5)]
+EVIL_NAME = payloads("n")
+EVIL_DESCRIPTION = "Zebra questions. " + payloads("y")
+EVIL_KNOWLEDGE = "Zebra stripes confuse biting flies, and every zebra's pattern is unique. " + payloads("z")
+EVIL_QUESTION = "Why do zebras have stripes? " + payloads("u")
+EVIL_ANSWER = (f"{EVIL_NAME}\n\n{EVIL_DESCRIPTION}\n\n{EVIL_KNOWLEDGE}\n\n{payloads('w')}\n\n"
+               "More: [zebra facts](https://example.com/zebras) ![pixel](https://example.com/p.png) "
+               "[write to us](mailto:zebra@example.com) [local](/agents) [data](data:text/html,hi)")
+
+
+def flags_set(page) -> list[str]:
+    return page.evaluate("(flags) => flags.filter((f) => window[f] !== undefined)", FLAGS)
+
+
+def assert_shown_as_text(locator, tag: str) -> None:
+    text = locator.inner_text()
+    for literal in (f'<iframe srcdoc="<script>top.x{tag}1=1</script>">',
+                    f'<img src=x onerror="x{tag}2=1">', f"<script>x{tag}3=1</script>"):
+        assert literal in text, (literal, text)
+    assert locator.locator("iframe, img, script").count() == 0
+
+
+def assert_only_safe_links(locator, expected: list[str]) -> None:
+    links = locator.locator("a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert None in hrefs  # the javascript: (and relative, data:) links keep their text and lose their address
+    assert sorted(h for h in hrefs if h) == expected
+
+
+def test_html_and_script_in_a_specialist_and_its_answers_show_as_text(ui, make_org, fake_llm):
+    assert len(EVIL_NAME) <= 120
+    make_org("Harbor Clinic", email="eve@harbor.example")
+    ui.sign_in("eve@harbor.example", PASSWORD)
+    page = ui.page
+    ui.open("/agents")
+    page.click("[data-testid=add-specialist]")
+    dialog = page.get_by_role("dialog")
+    dialog.locator("input[name=name]").fill(EVIL_NAME)
+    dialog.locator("input[name=slug]").fill("zebra-facts")
+    dialog.locator("textarea[name=description]").fill(EVIL_DESCRIPTION)
+    dialog.locator("input[name=keywords]").fill("zebra, stripes")
+    dialog.locator("textarea[name=prompt]").fill("You are the zebra specialist.")
+    dialog.locator("textarea[name=knowledge]").fill(EVIL_KNOWLEDGE)
+    dialog.get_by_test_id("save-specialist").click()
+    row = page.get_by_role("row").filter(has_text="zebra-facts")
+    row.wait_for()
+    assert EVIL_NAME in row.inner_text() and EVIL_DESCRIPTION in row.inner_text()
+    assert row.locator("iframe, img, script").count() == 0
+    ui.shot("agents-html-as-text")
+
+    fake_llm.script("Decide which specialists", reply={"agents": ["zebra-facts"], "reason": "Zebras."})
+    fake_llm.script("You are the zebra specialist", where="system", reply=EVIL_ANSWER)
+    fake_llm.script("Combine the specialists' answers", reply=EVIL_ANSWER, token_delay=0.01)
+    ui.open("/chat")
+    page.fill("[data-testid=chat-input]", EVIL_QUESTION)
+    page.click("[data-testid=chat-send]")
+    reply = page.get_by_test_id("assistant-message").first
+    reply.wait_for(timeout=30_000)
+    assert EVIL_QUESTION in page.get_by_test_id("user-message").first.inner_text()
+    assert EVIL_NAME in reply.get_by_test_id("specialist-chip").inner_text()
+    answer = reply.locator(".chat-markdown")
+    for tag in "nyzw":
+        assert_shown_as_text(answer, tag)
+    # Only http(s) and mailto links keep an address; they open in a new tab without an opener or referrer.
+    assert_only_safe_links(answer, ["https://example.com/zebras", "mailto:zebra@example.com"])
+    safe = answer.locator("a[href='https://example.com/zebras']")
+    assert (safe.get_attribute("rel"), safe.get_attribute("target")) == ("noopener noreferrer", "_blank")
+    answer.locator("a:not([href])").first.click()  # what was a javascript: link does nothing
+    ui.shot("chat-html-as-text")
+
+    # The same specialist failing: the answer quotes its name and knowledge, as offline mode does.
+    fake_llm.script("You are the zebra specialist", first=True, where="system", status=500)
+    page.fill("[data-testid=chat-input]", "Tell me more about zebra stripes")
+    page.click("[data-testid=chat-send]")
+    page.get_by_test_id("assistant-message").nth(1).wait_for(timeout=30_000)
+    quoted = page.get_by_test_id("assistant-message").nth(1).locator(".chat-markdown")
+    assert "Zebra stripes confuse biting flies" in quoted.inner_text()
+    assert_shown_as_text(quoted, "z")
+    assert_shown_as_text(quoted, "n")
+    assert_only_safe_links(quoted, [])
+
+    page.reload()  # the stored conversation renders the same way
+    ui.wait_ready()
+    page.get_by_test_id("assistant-message").nth(1).wait_for()
+    assert_shown_as_text(page.get_by_test_id("assistant-message").first.locator(".chat-markdown"), "w")
+    page.wait_for_timeout(500)  # give anything that slipped through time to run before reading the flags
+    assert flags_set(page) == []

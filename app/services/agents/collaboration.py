@@ -8,6 +8,8 @@ Each specialist runs as its own asyncio task bounded by AGENT_TIMEOUT_SECONDS (3
 AGENTS_TOTAL_TIMEOUT_SECONDS (90 s); stragglers are cancelled and the synthesis uses whatever finished, naming
 who timed out or failed. Whatever happens, no task outlives the generator (also when the consumer stops early).
 Offline (no LLM configured), or when every specialist failed, answers come from the specialists' knowledge text.
+The team and its BM25 indexes come from caches (`team.py`, `search.passage_index`); anything that may build an
+index runs in a worker thread, so a large team never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from app.services.agents.events import (
     UsageReport,
 )
 from app.services.agents.search import best_passages
-from app.services.agents.specialists import SpecialistView, list_specialists
+from app.services.agents.specialists import SpecialistView
+from app.services.agents.team import Team, load_team
 from app.services.errors import ValidationFailed
 from app.services.scope import Scope
 from app.settings import get_settings
@@ -91,7 +94,8 @@ def direct_messages(message: str, history: Sequence[dict], specialists: Sequence
 
 
 def offline_answer(spec: SpecialistView, message: str) -> str:
-    """A specialist's offline answer: the passages of its knowledge that best match the question."""
+    """A specialist's offline answer: the passages of its knowledge that best match the question. May build the
+    knowledge's passage index: call it in a thread."""
     found = best_passages(spec.knowledge, message, limit=2)
     return "\n\n".join(found) if found else spec.description
 
@@ -121,21 +125,26 @@ class CollaborationManager:
     ):
         settings = get_settings()
         self.scope = scope
-        self._specialists = list(specialists) if specialists is not None else None
+        # Specialists handed in (benchmarks, a caller's own selection) make a team of their own, not cached.
+        self._team = Team(specialists) if specialists is not None else None
         self.offline = (not llm.llm_configured()) if offline is None else offline
         self.agent_timeout = agent_timeout or settings.agent_timeout_seconds
         self.total_timeout = total_timeout or settings.agents_total_timeout_seconds
 
+    async def team(self) -> Team:
+        if self._team is None:
+            self._team = await asyncio.to_thread(load_team, self.scope)
+        return self._team
+
     async def specialists(self) -> list[SpecialistView]:
-        if self._specialists is None:
-            self._specialists = await asyncio.to_thread(list_specialists, self.scope, active_only=True)
-        return self._specialists
+        return (await self.team()).specialists
 
     async def process_query(
         self, message: str, agents: Sequence[str] | None = None, history: Sequence[dict] = ()
     ) -> AsyncIterator[Event]:
         started = time.monotonic()
-        specs = await self.specialists()
+        members = await self.team()
+        specs = members.specialists
         by_slug = {s.slug: s for s in specs}
         usage: dict[str, llm.Usage] = {}
 
@@ -146,7 +155,8 @@ class CollaborationManager:
             decision = router.RouteDecision(list(dict.fromkeys(agents))[:MAX_CHOSEN_AGENTS], "Chosen by the caller.",
                                             "manual")
         else:
-            decision = await router.route(message, history, specs, use_llm=not self.offline)
+            decision = await router.route(message, history, specs, use_llm=not self.offline,
+                                          keyword_router=members.keyword_router)
         if decision.usage.total_tokens:
             usage["router"] = decision.usage
         chosen = [by_slug[a] for a in decision.agents]
@@ -193,7 +203,8 @@ class CollaborationManager:
                 yield SynthesisToken("\n\n" + text[0])
         else:
             if not answers:  # every specialist failed: fall back to their reference notes, and say why
-                answers = [SpecialistDone(s.slug, s.name, 0, offline_answer(s, message)) for s in chosen]
+                quotes = await asyncio.to_thread(lambda: [offline_answer(s, message) for s in chosen])
+                answers = [SpecialistDone(s.slug, s.name, 0, quote) for s, quote in zip(chosen, quotes)]
                 notice = notice or FAILED_NOTICE.format(who=missing_note(missing, plain=True))
                 offline, missing = True, []
             text = [quoted_synthesis(answers)]
@@ -236,7 +247,7 @@ class CollaborationManager:
             try:
                 async with asyncio.timeout(self.agent_timeout):
                     if self.offline:
-                        parts.append(offline_answer(spec, message))
+                        parts.append(await asyncio.to_thread(offline_answer, spec, message))
                         await queue.put(SpecialistToken(spec.slug, parts[0]))
                     else:
                         async for piece in llm.stream(specialist_messages(spec, message, history)):

@@ -3,13 +3,14 @@
 With an LLM configured, one strict-JSON-schema call whose agent list is an enum of the organisation's active
 specialists (an empty list means "answer directly"). An invalid reply, a refusal, an error or a timeout falls back
 to the keyword router: BM25 over each specialist's profile (name, description, keywords, knowledge). Without an LLM
-the keyword router is the router, and the decision says so.
+the keyword router is the router, and the decision says so. Its index is built (or fetched from the team cache,
+`team.py`) and queried in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,15 +122,21 @@ async def route(
     specialists: Sequence[SpecialistView],
     *,
     use_llm: bool | None = None,
+    keyword_router: Callable[[], KeywordRouter] | None = None,
 ) -> RouteDecision:
-    """The MODERATOR's decision for `query` among the active `specialists`."""
-    keyword_router = KeywordRouter(specialists)
+    """The MODERATOR's decision for `query` among the active `specialists`. `keyword_router` gives the BM25
+    router over them (e.g. `Team.keyword_router`, cached); it may block, so it is called in a thread."""
     if not specialists:
         return RouteDecision([], "This organisation has no active specialists.", "bm25")
+    build = keyword_router or (lambda: KeywordRouter(specialists))
+
+    def by_keywords(fallback: str) -> RouteDecision:
+        return build().route(query, history, fallback=fallback)
+
     if use_llm is None:
         use_llm = llm.llm_configured()
     if not use_llm:
-        return keyword_router.route(query, history, fallback="No language model is configured.")
+        return await asyncio.to_thread(by_keywords, "No language model is configured.")
     slugs = [s.slug for s in specialists]
     timeout = get_settings().router_timeout_seconds
     usage = llm.Usage()
@@ -149,5 +156,5 @@ async def route(
         problem = "The moderator did not answer in time."
     except llm.LLMError as exc:
         usage, problem = exc.usage, exc.message
-    decision = keyword_router.route(query, history, fallback=problem)
+    decision = await asyncio.to_thread(by_keywords, problem)
     return RouteDecision(decision.agents, decision.reason, decision.router, usage, decision.fallback)

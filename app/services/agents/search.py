@@ -2,10 +2,14 @@
 
 Tokens are lower-cased words with English stop words removed and a light suffix stemmer, so "scheduling",
 "schedules" and "scheduled" meet. Phrases (keywords like "do not call") are also indexed as joined bigrams.
+
+Building an index is CPU work (about 15 ms for 50,000 characters of knowledge): callers run it in a thread,
+and a knowledge text's passage index is cached (`passage_index`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -48,13 +52,12 @@ class BM25Index:
     def __init__(self, documents: list[str], *, k1: float = 1.2, b: float = 0.75):
         self.size = len(documents)
         self._retriever = bm25s.BM25(k1=k1, b=b)
-        tokens = [tokenize(d) or ["_empty_"] for d in documents]
-        self._vocab = {t for doc in tokens for t in doc}
         if self.size:
-            self._retriever.index(tokens, show_progress=False)
+            self._retriever.index([tokenize(d) or ["_empty_"] for d in documents], show_progress=False)
 
     def scores(self, query: str) -> np.ndarray:
-        known = [t for t in tokenize(query) if t in self._vocab]
+        vocab = self._retriever.vocab_dict or {}
+        known = [t for t in tokenize(query) if t in vocab]
         if not self.size or not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
@@ -76,11 +79,20 @@ def passages(text: str, *, max_words: int = 90) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def passage_index(text: str) -> tuple[tuple[str, ...], BM25Index]:
+    """A knowledge text's passages and their index, built once per text (an edit makes a new text). Keyed by the
+    text itself, so an entry derives from nothing else and is safe to share between organisations."""
+    chunks = tuple(passages(text))
+    return chunks, BM25Index(list(chunks))
+
+
 def best_passages(text: str, query: str, *, limit: int = 2) -> list[str]:
-    """The passages of `text` that best answer `query`, in their original order; the first one if none match."""
-    chunks = passages(text)
+    """The passages of `text` that best answer `query`, in their original order; the first one if none match.
+    Blocking the first time a text is seen: call it in a thread."""
+    chunks, index = passage_index(text)
     if not chunks:
         return []
-    scores = BM25Index(chunks).scores(query)
+    scores = index.scores(query)
     ranked = [i for i in np.argsort(-scores, kind="stable") if scores[i] > 0][:limit]
-    return [chunks[i] for i in sorted(ranked)] or chunks[:1]
+    return [chunks[i] for i in sorted(ranked)] or list(chunks[:1])

@@ -1,7 +1,8 @@
 """Specialist agents of an organisation: the default catalogue (assets/specialists/*.toml), seeding, and CRUD.
 
 Everyone signed in may read the active specialists (the chat shows them); only admins list inactive ones or
-change anything.
+change anything. How many specialists an organisation may have and how much knowledge each may hold are its
+quotas (`max_specialists`, `specialist_knowledge_chars`): the router indexes all of it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import tomllib
 import uuid
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.quotas import QuotaReached, quotas_for
 from app.services.scope import Scope
 from app.services.validation import clean_text, slugify
 from app.settings import PROJECT_ROOT
@@ -26,7 +28,18 @@ CATALOGUE_DIR = PROJECT_ROOT / "assets" / "specialists"
 # Slugs the chat history uses for its own authors.
 RESERVED_SLUGS = frozenset({"moderator", "synthesis", "router", "user", "offline"})
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-LIMITS = {"name": 120, "description": 1000, "prompt": 8000, "knowledge": 50_000, "keywords": 2000}
+LIMITS = {"name": 120, "description": 1000, "prompt": 8000, "keywords": 2000}  # knowledge: a quota
+
+
+class TooManySpecialists(QuotaReached):
+    """The organisation has as many specialists as its quota allows. Not a rate limit: retrying will not help."""
+
+    status_code = 409
+
+
+def specialist_limit_message(limit: int) -> str:
+    return (f"Your organisation has reached its limit of {limit:,} specialists (disabled ones count too). Edit or "
+            "re-enable an existing specialist instead.")
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,27 @@ def _get(session: Session, scope: Scope, specialist_id: str) -> Specialist:
     return row
 
 
+@dataclass(frozen=True)
+class SpecialistLimits:
+    count: int  # the organisation's specialists, disabled ones included
+    max_specialists: int
+    knowledge_chars: int
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.max_specialists
+
+
+def specialist_limits(scope: Scope) -> SpecialistLimits:
+    """What the Agents page tells an admin before they fill in a form (create/update enforce it again)."""
+    scope.require_admin()
+    with session_scope() as session:
+        quotas = quotas_for(session, scope.tenant_id)
+        count = session.exec(select(func.count()).select_from(Specialist)
+                             .where(Specialist.tenant_id == scope.tenant_id)).one()
+    return SpecialistLimits(count, quotas.max_specialists, quotas.specialist_knowledge_chars)
+
+
 def get_specialist(scope: Scope, specialist_id: str) -> SpecialistView:
     with session_scope() as session:
         row = _get(session, scope, specialist_id)
@@ -123,18 +157,24 @@ def get_specialist(scope: Scope, specialist_id: str) -> SpecialistView:
         return _view(row)
 
 
-def _clean(fields: dict[str, str | None]) -> dict[str, str]:
+def _clean(fields: dict[str, str | None], *, knowledge_chars: int) -> dict[str, str]:
     """Validate a create/edit form; raises ValidationFailed naming each bad field."""
     problems: dict[str, str] = {}
     values: dict[str, str] = {}
     labels = {"name": "Name", "description": "Description", "prompt": "System prompt", "knowledge": "Knowledge",
               "keywords": "Keywords"}
+    limits = {**LIMITS, "knowledge": knowledge_chars}
     for key, label in labels.items():
-        value, problem = clean_text(fields.get(key), max_length=LIMITS[key], label=label,
+        value, problem = clean_text(fields.get(key), max_length=limits[key], label=label,
                                     required=key in ("name", "description", "prompt"))
         if problem:
             problems[key] = problem
         values[key] = value or ""
+    if "knowledge" in problems:
+        problems["knowledge"] = (
+            f"Knowledge is at most {knowledge_chars:,} characters (this text has "
+            f"{len((fields.get('knowledge') or '').strip()):,}). Keep the reference notes callers' questions need, "
+            "or split the topic between two specialists.")
     slug = (fields.get("slug") or "").strip().lower() or (slugify(values["name"]) if values["name"] else "")
     if not _SLUG.match(slug):
         problems["slug"] = "Use 1-64 lower-case letters, digits and hyphens for the slug (e.g. “dental-billing”)."
@@ -149,8 +189,15 @@ def _clean(fields: dict[str, str | None]) -> dict[str, str]:
 
 def create_specialist(scope: Scope, **fields: str) -> SpecialistView:
     scope.require_admin()
-    values = _clean(fields)
     with session_scope() as session:
+        # The organisation's row, locked: parallel creates count one after another and cannot pass the limit.
+        session.exec(select(Tenant.id).where(Tenant.id == scope.tenant_id).with_for_update()).one()
+        quotas = quotas_for(session, scope.tenant_id)
+        count = session.exec(select(func.count()).select_from(Specialist)
+                             .where(Specialist.tenant_id == scope.tenant_id)).one()
+        if count >= quotas.max_specialists:
+            raise TooManySpecialists(specialist_limit_message(quotas.max_specialists))
+        values = _clean(fields, knowledge_chars=quotas.specialist_knowledge_chars)
         taken = session.exec(
             select(Specialist.id).where(Specialist.tenant_id == scope.tenant_id, Specialist.slug == values["slug"])
         ).first()
@@ -167,7 +214,8 @@ def update_specialist(scope: Scope, specialist_id: str, **fields: str) -> Specia
     scope.require_admin()
     with session_scope() as session:
         row = _get(session, scope, specialist_id)
-        values = _clean({**fields, "slug": row.slug})
+        knowledge_chars = quotas_for(session, scope.tenant_id).specialist_knowledge_chars
+        values = _clean({**fields, "slug": row.slug}, knowledge_chars=knowledge_chars)
         for key in ("name", "description", "prompt", "knowledge", "keywords"):
             setattr(row, key, values[key])
         row.updated_at = utcnow()
