@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 # Database work of call set-up (webhooks, binding a stream) runs on two threads, not asyncio's default pool:
 # every Python thread that is busy competes with the event loop for the GIL, and a burst of calls arriving
-# at once must not stall the audio of the calls already in progress.
+# at once must not stall the audio of the calls already in progress. Database work only: anything slow that
+# is not the database (an LLM) is awaited on the event loop, or two slow ones would hold up every new call.
 _DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db")
 
 

@@ -128,7 +128,7 @@ async def twilio_gather(request: Request) -> Response:
     speech = (params.get("SpeechResult") or "").strip()[:2000]
     if not speech:
         return _xml(twiml.gather(security.public_url("/twilio/gather"), None))
-    return _xml(await in_db_thread(classic.next_turn, context, speech, security.public_url("/twilio/gather")))
+    return _xml(await classic.next_turn(context, speech, security.public_url("/twilio/gather")))
 
 
 async def twilio_status(request: Request) -> Response:
