@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.services import call_records, tokens
 from app.services.scope import Scope
 from app.settings import get_settings
+from models.base import utcnow
 from models.db import get_engine
 from voice_service import classic, security, twiml
 from voice_service import twilio_protocol as tp
@@ -132,14 +133,15 @@ async def twilio_gather(request: Request) -> Response:
 
 
 async def twilio_status(request: Request) -> Response:
+    received = utcnow()  # the call's status at this moment, however long the database takes to record it
     params = await _signed_form(request)
     if isinstance(params, Response):
         return params
     status = params.get("CallStatus", "")
-    if status in FINAL_TWILIO_STATUSES:
-        owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
-        if owner is not None:
-            await in_db_thread(call_records.finish_unbridged, Scope.system(owner.tenant_id), params.get("CallSid", ""), status)
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+    if owner is not None:
+        await in_db_thread(call_records.call_status, Scope.system(owner.tenant_id), params.get("CallSid", ""), status,
+                           received, final=status in FINAL_TWILIO_STATUSES)
     return Response(status_code=204)
 
 
