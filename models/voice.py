@@ -74,6 +74,9 @@ class CallSession(SQLModel, table=True):
     summary_source: str | None = Field(default=None, max_length=20)
     # Set when the media stream binds to this call: a per-call token works once.
     stream_bound_at: datetime | None = timestamp()
+    # The last sign of life recorded for the call (media about every 30 s, transcript lines, Twilio status
+    # callbacks): a call whose end was lost is ended, and billed, here rather than when someone noticed.
+    last_activity_at: datetime | None = timestamp()
 
 
 class CallTranscriptLine(SQLModel, table=True):

@@ -333,6 +333,30 @@ async def test_the_classic_pipeline_takes_a_message_and_records_it(monkeypatch, 
     assert usage_of(row.id)["stt_words"] == 10 + 5
 
 
+async def test_slow_llm_turns_do_not_hold_up_the_answer_to_a_new_call(monkeypatch, make_org, fake_llm):
+    """Two classic-pipeline turns wait 10 s on the LLM; a new call is answered meanwhile (Twilio gives up on a
+    webhook after 15 s), and both turns then get the LLM's reply."""
+    org = make_org("Lakeside Dental")
+    monkeypatch.setenv("VOICE_AGENT_ROLLOUT_PERCENTAGE", "0")
+    answer = "Dr Lee will call you back about your crown this afternoon."
+    fake_llm.script("crown", where="user", reply=answer, delay=10)
+    async with phone_line(monkeypatch, org.tenant_id) as line, httpx.AsyncClient(timeout=30) as http:
+        callers = [line.caller(http=http), line.caller(http=http)]
+        greetings = [await caller.dial() for caller in callers]
+        turns = [asyncio.create_task(caller.gather(greeting.gather_action, "Please ask Dr Lee to call me about my crown."))
+                 for caller, greeting in zip(callers, greetings)]
+        while len(fake_llm.requests_matching("Lakeside Dental")) < 2:  # both turns are waiting on the model
+            assert not any(turn.done() for turn in turns)
+            await asyncio.sleep(0.05)
+        newcomer = await line.caller(http=http).dial()
+        assert newcomer.gather_action and newcomer.says[0].startswith("Hello, thank you for calling Lakeside Dental")
+        assert not any(turn.done() for turn in turns)  # answered while both slow turns were still waiting
+        replies = await asyncio.gather(*turns)
+    assert [(reply.says[0], bool(reply.gather_action)) for reply in replies] == [(answer, True)] * 2
+    for caller in callers:
+        assert transcript(call_row(caller.call_sid).id)[-1] == ("assistant", answer)
+
+
 async def test_twilios_status_callback_ends_a_call_no_stream_ever_joined(monkeypatch, make_org):
     org = make_org()
     async with phone_line(monkeypatch, org.tenant_id) as line:

@@ -4,18 +4,30 @@ direction each end the call cleanly, with usage written exactly once and no task
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import replace
-
 
 import httpx
 import pytest
 import websockets
+from sqlalchemy import text
 from sqlmodel import select
 
+from app.jobs.calls import sweep
+from app.services import call_records
+from app.services.scope import Scope
 from models import CallSession, UsageRecord
+from models.base import utcnow
 from models.db import session_scope
-from tests.voice_kit import AUTH_TOKEN, FAST, call_row, phone_line, usage_of
+from tests.fakes.deepgram_agent import FakeDeepgramAgent
+from tests.fakes.server import serve
+from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_number, call_row, phone_line,
+                             sidecar_process, table_locked, usage_of)
 from voice_service import security
+from voice_service.bridge import BridgeTimings
+from voice_service.records import WRITER
+from voice_service.simulate import TwilioCaller
 
 
 def no_calls() -> bool:
@@ -260,31 +272,118 @@ async def test_records_are_written_once_even_if_the_end_is_reported_twice(monkey
         await line.settled()
         # Twilio's status callback for a bridged call changes nothing; the sweep finds nothing to close.
         assert await caller.status_callback("completed") == 204
-    from app.services import call_records
-    from app.services.scope import Scope
-
     row = call_row(caller.call_sid)
     assert call_records.finish_call(Scope.system(org.tenant_id), row.id, status="failed", reason="again") is False
     assert call_row(caller.call_sid).end_reason == "caller_hung_up"
     assert usage_of(row.id)["call"] == 1
 
 
-async def test_a_stale_call_is_closed_by_the_sweep_with_its_usage(make_org):
-    from sqlalchemy import text
-
-    from app.jobs.calls import sweep
-    from app.services import call_records
-    from app.services.scope import Scope
-
+async def test_a_stale_call_is_closed_by_the_sweep_at_its_last_activity_with_its_usage(make_org):
     org = make_org()
     call_id = call_records.start_call(Scope.system(org.tenant_id), call_sid="CA" + "5" * 32, from_number="+15555550123",
                                       to_number="+15550109999", pipeline="voice_agent")
     assert sweep(None, {}) == {"closed": 0}
-    with session_scope() as s:
-        s.execute(text("UPDATE call_sessions SET started_at = now() - interval '4 hours'"))
+    with session_scope() as s:  # the call began four hours ago, and was last heard of 95 s after it began
+        s.execute(text("UPDATE call_sessions SET started_at = now() - interval '4 hours', "
+                       "last_activity_at = now() - interval '4 hours' + interval '95 seconds'"))
     assert sweep(None, {}) == {"closed": 1}
     row = call_row("CA" + "5" * 32)
     assert (row.status, row.end_reason) == ("failed", "no_end_reported")
-    assert usage_of(call_id)["call_seconds"] >= 4 * 3600
+    assert row.ended_at == row.last_activity_at and row.duration_seconds == pytest.approx(95)
+    assert usage_of(call_id)["call_seconds"] == 95  # not the four hours until the sweep ran
+    with session_scope() as s:
+        assert {r.occurred_at for r in s.exec(select(UsageRecord)).all()} == {row.ended_at}
     assert sweep(None, {}) == {"closed": 0}
+
+
+async def test_a_call_whose_sidecar_died_is_billed_up_to_its_last_media(make_org):
+    """The sidecar process is killed 40 s into a call, so nothing ever reports the call's end. Hours later the
+    sweep ends it at the last media activity the sidecar recorded (every 30 s), not when the sweep ran."""
+    media_seconds = 40
+    org = make_org()
+    add_number(org.tenant_id)
+
+    async def caller_keeps_talking(s):  # so the agent's silence monitor does not end the call first
+        while True:
+            await asyncio.sleep(4)
+            await s.send({"type": "UserStartedSpeaking"})
+
+    agent = FakeDeepgramAgent(caller_keeps_talking, api_key=DEEPGRAM_KEY, greet=False)
+    with serve(agent.app) as agent_url:
+        async with sidecar_process(agent_url) as (url, sidecar):
+            caller = TwilioCaller(url, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, to=NUMBER, from_=CALLER)
+            dialled = asyncio.get_running_loop().time()
+            twiml = await caller.dial()
+            await caller.connect(twiml.stream_url)
+            await caller.start(twiml.parameters["token"])
+            await caller.play(b"", seconds=media_seconds)
+            sidecar.kill()  # the replica dies mid-call
+            await sidecar.wait()
+            lived = asyncio.get_running_loop().time() - dialled
+            await caller.wait_closed()
+    assert agent.sessions[0].frames > 0 and call_row(caller.call_sid).ended_at is None
+    with session_scope() as s:  # ...and hours pass
+        s.execute(text("UPDATE call_sessions SET started_at = started_at - interval '4 hours', "
+                       "stream_bound_at = stream_bound_at - interval '4 hours', "
+                       "last_activity_at = last_activity_at - interval '4 hours'"))
+    assert sweep(None, {}) == {"closed": 1}
+    row = call_row(caller.call_sid)
+    assert (row.status, row.end_reason) == ("failed", "no_end_reported")
+    assert row.duration_seconds <= lived  # not the hours until the sweep ran...
+    assert row.duration_seconds >= media_seconds - BridgeTimings().activity_seconds  # ...but the media it recorded
+    assert usage_of(row.id)["call_seconds"] == math.ceil(row.duration_seconds)
+
+
+async def test_media_keeps_a_live_call_marked_active(monkeypatch, make_org):
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id, greet=False, timings=replace(FAST, activity_seconds=0.2)) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=0.5)
+        midway = utcnow()
+        await caller.play(b"", seconds=1.0)
+        assert await asyncio.to_thread(WRITER.flush)
+        live = call_row(caller.call_sid)
+        await caller.hang_up()
+    assert live.ended_at is None and live.last_activity_at > midway  # recorded during the last second of media
+
+
+async def test_a_call_ends_at_its_last_media_however_late_its_records_are_written(monkeypatch, make_org):
+    """The database is slow while a call ends (its transcript table is locked, so the record writer queues up
+    behind it): the call is billed up to the caller's last message, not up to when its end was written."""
+    org = make_org()
+    async with phone_line(monkeypatch, org.tenant_id) as line:  # the agent greets: a transcript line to write
+        async with table_locked("call_transcript_lines"):
+            caller = await line.call()
+            await caller.play(b"", seconds=1.5)
+            hanging_up = utcnow()
+            await caller.hang_up()
+            while line.app.state.calls:  # the bridge has ended the call and queued its records
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            released = utcnow()
+        await line.settled()
+    row = call_row(caller.call_sid)
+    assert row.started_at < hanging_up <= row.ended_at < released
+    assert row.duration_seconds == pytest.approx((row.ended_at - row.started_at).total_seconds())
+    assert usage_of(row.id)["call_seconds"] == math.ceil(row.duration_seconds)
+
+
+async def test_twilios_status_callback_ends_a_call_when_it_arrived_however_late_it_is_written(monkeypatch, make_org):
+    org = make_org()
+    monkeypatch.setenv("VOICE_AGENT_ROLLOUT_PERCENTAGE", "0")
+    async with phone_line(monkeypatch, org.tenant_id) as line:
+        caller = line.caller()
+        first = await caller.dial()
+        await caller.gather(first.gather_action, "Please ask Dr Lee to call me back.")
+        async with table_locked("phone_numbers"):  # the caller hangs up while the database is slow
+            hung_up = utcnow()
+            callback = asyncio.create_task(caller.status_callback("completed"))
+            await asyncio.sleep(1.5)
+            assert not callback.done()  # still waiting for the database
+            released = utcnow()
+        assert await callback == 204
+    row = call_row(caller.call_sid)
+    assert (row.status, row.end_reason) == ("completed", "twilio_completed")
+    assert hung_up <= row.ended_at < released
+    assert usage_of(row.id)["call_seconds"] == math.ceil(row.duration_seconds)
 

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import uvicorn
+from sqlalchemy import text
 
 from app.services.validation import normalise_phone
 from app.settings import get_settings
 from models import CallSession, Contact, PhoneNumber, UsageRecord
-from models.db import session_scope
+from models.db import get_engine, session_scope
 from sqlmodel import select
 from tests.fakes.deepgram_agent import PATH, FakeDeepgramAgent, Script
 from tests.fakes.server import free_port, serve
@@ -33,6 +38,7 @@ from voice_service.records import WRITER
 from voice_service.server import create_app
 from voice_service.simulate import TwilioCaller
 
+ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "twilio-test-auth-token"
 DEEPGRAM_KEY = "dg-test-key-123"
@@ -154,3 +160,42 @@ async def phone_line(monkeypatch, tenant_id, script: Script | None = None, *, ti
         finally:
             monkeypatch.undo()
             get_settings.cache_clear()
+
+
+@contextlib.asynccontextmanager
+async def table_locked(table: str) -> AsyncIterator[None]:
+    """Hold an exclusive lock on `table` (even reads of it wait): a database that is slow to answer."""
+    conn = await asyncio.to_thread(get_engine().connect)
+    try:
+        await asyncio.to_thread(conn.execute, text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        yield
+    finally:
+        await asyncio.to_thread(conn.rollback)
+        await asyncio.to_thread(conn.close)
+
+
+@contextlib.asynccontextmanager
+async def sidecar_process(agent_url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`python -m voice_service` in a process of its own, pointed at the fake agent, so a test can kill it."""
+    port = free_port()
+    env = dict(os.environ, TWILIO_AUTH_TOKEN=AUTH_TOKEN, DEEPGRAM_API_KEY=DEEPGRAM_KEY, LOG_LEVEL="WARNING",
+               DEEPGRAM_AGENT_URL=agent_url.replace("http://", "ws://") + PATH, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voice_service", "--host", "127.0.0.1", "--port", str(port), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                assert proc.returncode is None, "voice_service exited at start"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("voice_service did not start")
+        yield url, proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

@@ -1,7 +1,8 @@
 """TelephonyVoiceAgentHandler: one phone call, Twilio Media Streams <-> Deepgram Voice Agent.
 
 Hot path: each 20 ms caller frame is forwarded to the agent as it arrives (no batching, no database, no
-logging); agent audio goes back to Twilio chunk by chunk. Around it:
+logging; about every 30 s one frame also queues an activity record, so a call whose end is lost is billed up
+to its last media); agent audio goes back to Twilio chunk by chunk. Around it:
 
 - barge-in: `clear` to Twilio the moment the agent reports UserStartedSpeaking;
 - a mark after every agent turn, so we know what the caller actually heard;
@@ -13,7 +14,8 @@ logging); agent audio goes back to Twilio chunk by chunk. Around it:
 - a watchdog: an agent that errors, drops, never applies its settings or stalls ends the stream, and Twilio
   plays the spoken fallback that follows `<Connect>` in the TwiML, so the caller is never left in silence.
 
-Whatever ends the call, `run()` cancels every task it started and queues the call's records exactly once.
+Whatever ends the call, `run()` cancels every task it started and queues the call's records exactly once,
+with the time of the caller's last message as the call's end.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class BridgeTimings:
     consult_timeout: float = 30.0
     keepalive_interval: float = 8.0
     tick: float = 0.25  # watchdog resolution
+    activity_seconds: float = 30.0  # while media flows, record the call as alive this often
 
 
 def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -188,7 +191,8 @@ class TelephonyVoiceAgentHandler:
             await self.agent.close()
             await self.twilio.close(1000 if self.status == "completed" else 1011)
             self.recorder.request_id = self.agent.request_id
-            self.recorder.finish(status=self.status, reason=self.end_reason or "unknown")
+            # Twilio sends a frame every 20 ms while the call is up: its last message is when the call ended.
+            self.recorder.finish(status=self.status, reason=self.end_reason or "unknown", ended=self._last_caller)
             METRICS.calls_in_progress -= 1
             METRICS.calls_total[(self.context.pipeline, self.status)] += 1
             log.info("call ended", extra={"call_sid": self.context.call_sid, "reason": self.end_reason,
@@ -201,6 +205,8 @@ class TelephonyVoiceAgentHandler:
         receive, agent, recorder = self.twilio.receive, self.agent, self.recorder
         observe, parse, Media = METRICS.bridge_latency.observe, tp.parse, tp.Media
         clock = time.perf_counter
+        activity_every = self.timings.activity_seconds
+        next_activity = clock() + activity_every  # binding the stream recorded the first
         while True:
             message = await receive()
             arrived = clock()
@@ -221,7 +227,8 @@ class TelephonyVoiceAgentHandler:
             if type(event) is Media:
                 if event.stream_sid != self.stream_sid:
                     self._reject("media for another stream")
-                elif agent.ready and not self._busy:
+                    continue
+                if agent.ready and not self._busy:
                     await agent.send_audio(event.audio)
                     spent = clock() - arrived
                     observe(spent)
@@ -230,6 +237,9 @@ class TelephonyVoiceAgentHandler:
                     if spent > recorder.bridge_max:
                         recorder.bridge_max = spent
                 # (otherwise, before SettingsApplied or on hold, the frame is not for the agent)
+                if arrived >= next_activity:
+                    next_activity = arrived + activity_every
+                    recorder.activity(arrived)
                 continue
             if getattr(event, "stream_sid", self.stream_sid) != self.stream_sid:
                 self._reject("message for another stream")

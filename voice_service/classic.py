@@ -2,16 +2,22 @@
 answered with `<Say>`. Twilio does the speech recognition; the reply comes from the LLM, or, without one, an
 honest message-taking receptionist. Turns are recorded like Voice Agent calls (transcript lines, then usage
 once at the end), so billing and the Calls page treat both pipelines the same.
+
+A turn is three steps: its database work before and after runs on the sidecar's database threads, and the
+LLM is awaited on the event loop in between, so slow replies never hold up another call's set-up.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from app.services import call_records, voice_llm
 from app.services.call_records import CallContext
 from app.services.scope import Scope
+from models.base import utcnow
 from voice_service import twiml
+from voice_service.records import in_db_thread
 
 MAX_TURNS = 8
 GOODBYE = "Thank you for calling. Goodbye."
@@ -34,19 +40,33 @@ def first_turn(context: CallContext, action_url: str) -> str:
     return twiml.gather(action_url, context.greeting)
 
 
-def next_turn(context: CallContext, speech: str, action_url: str) -> str:
-    """Record what the caller said, answer it, and either listen again or end the call."""
+def _record_speech(context: CallContext, speech: str, heard_at: datetime) -> list[tuple[str, str]]:
+    """Database step before the reply: the call so far, then what the caller said. Returns the former."""
     scope = Scope.system(context.tenant_id)
     history = call_records.transcript_history(scope, context.call_id)
-    seq = len(history) + 1
-    call_records.add_transcript_line(scope, context.call_id, seq=seq, role="user", content=speech)
+    call_records.add_transcript_line(scope, context.call_id, seq=len(history) + 1, role="user", content=speech,
+                                     at=heard_at)
+    return history
+
+
+def _record_reply(context: CallContext, seq: int, reply: str, answered_at: datetime, done: bool) -> None:
+    """Database step after the reply: the reply, and the call's end (at the goodbye) when `done`."""
+    scope = Scope.system(context.tenant_id)
+    call_records.add_transcript_line(scope, context.call_id, seq=seq, role="assistant", content=reply, at=answered_at)
+    if done:
+        call_records.finish_call(scope, context.call_id, status="completed", reason="classic_goodbye",
+                                 ended_at=answered_at)
+
+
+async def next_turn(context: CallContext, speech: str, action_url: str) -> str:
+    """Record what the caller said, answer it, and either listen again or end the call."""
+    history = await in_db_thread(_record_speech, context, speech, utcnow())
     turn = sum(1 for role, _ in history if role == "user") + 1
-    reply = voice_llm.phone_reply(context.prompt, [*history, ("user", speech)])
     done = bool(_DONE.search(speech)) or turn >= MAX_TURNS
+    reply = await voice_llm.phone_reply(context.prompt, [*history, ("user", speech)])
     if reply is None:
         reply = offline_reply(context, turn, done)
-    call_records.add_transcript_line(scope, context.call_id, seq=seq + 1, role="assistant", content=reply)
+    await in_db_thread(_record_reply, context, len(history) + 2, reply, utcnow(), done)
     if done:
-        call_records.finish_call(scope, context.call_id, status="completed", reason="classic_goodbye")
         return twiml.say_and_hang_up(reply)
     return twiml.gather(action_url, reply)

@@ -1,8 +1,10 @@
 """Call records off the audio path: the bridge hands writes to one writer thread through a queue.
 
-`CallRecorder.transcript()` and `.finish()` only append to a queue, so a slow database never stalls the event
-loop that carries every call's audio. The writer applies writes in order (a call's lines land before its
-end, which counts their words) and retries a failing write with backoff before it gives up and logs.
+`CallRecorder.transcript()`, `.activity()` and `.finish()` only append to a queue, so a slow database never
+stalls the event loop that carries every call's audio. The writer applies writes in order (a call's lines
+land before its end, which counts their words) and retries a failing write with backoff before it gives up
+and logs. Each write carries the time of what it records, so a queue behind a slow database delays the
+write, never the call's billed end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from app.services import call_records
@@ -27,7 +30,8 @@ T = TypeVar("T")
 
 # Database work of call set-up (webhooks, binding a stream) runs on two threads, not asyncio's default pool:
 # every Python thread that is busy competes with the event loop for the GIL, and a burst of calls arriving
-# at once must not stall the audio of the calls already in progress.
+# at once must not stall the audio of the calls already in progress. Database work only: anything slow that
+# is not the database (an LLM) is awaited on the event loop, or two slow ones would hold up every new call.
 _DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db")
 
 
@@ -111,13 +115,23 @@ class CallRecorder:
         self.agent_audio_bytes = 0
         self.finished = False
 
+    @staticmethod
+    def wall_time(perf: float) -> datetime:
+        """The wall-clock time of a perf_counter() stamp (the bridge stamps events with perf_counter)."""
+        return datetime.fromtimestamp(time.time() - (time.perf_counter() - perf), UTC)
+
     def transcript(self, role: str, content: str) -> None:
         content = (content or "").strip()
         if not content:
             return
         self.seq += 1
         self.writer.submit(call_records.add_transcript_line, self.scope, self.context.call_id, seq=self.seq,
-                           role=role, content=content[:8000])
+                           role=role, content=content[:8000], at=datetime.now(UTC))
+
+    def activity(self, perf: float) -> None:
+        """The caller's media was flowing at `perf` (a perf_counter stamp). The bridge calls this about every
+        30 s, not per frame: enough for a lost call end to be billed up to its last sign of life."""
+        self.writer.submit(call_records.record_activity, self.scope, self.context.call_id, self.wall_time(perf))
 
     def latency_summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"turns": len(self.agent_latency), "frames_forwarded": self.frames,
@@ -135,10 +149,11 @@ class CallRecorder:
             out["bridge_max_ms"] = round(self.bridge_max * 1000, 3)
         return out
 
-    def finish(self, *, status: str, reason: str) -> None:
-        """Queue the call's end (duration, usage, summary job). Safe to call more than once."""
+    def finish(self, *, status: str, reason: str, ended: float) -> None:
+        """Queue the call's end (duration, usage, summary job), which happened at `ended` (a perf_counter
+        stamp). Safe to call more than once."""
         if self.finished:
             return
         self.finished = True
         self.writer.submit(call_records.finish_call, self.scope, self.context.call_id, status=status, reason=reason,
-                           request_id=self.request_id, latency=self.latency_summary())
+                           ended_at=self.wall_time(ended), request_id=self.request_id, latency=self.latency_summary())

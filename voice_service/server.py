@@ -29,6 +29,7 @@ from app.edge.body_limit import BodyLimit
 from app.services import call_records, tokens
 from app.services.scope import Scope
 from app.settings import get_settings
+from models.base import utcnow
 from models.db import get_engine
 from voice_service import classic, security, twiml
 from voice_service import twilio_protocol as tp
@@ -128,18 +129,19 @@ async def twilio_gather(request: Request) -> Response:
     speech = (params.get("SpeechResult") or "").strip()[:2000]
     if not speech:
         return _xml(twiml.gather(security.public_url("/twilio/gather"), None))
-    return _xml(await in_db_thread(classic.next_turn, context, speech, security.public_url("/twilio/gather")))
+    return _xml(await classic.next_turn(context, speech, security.public_url("/twilio/gather")))
 
 
 async def twilio_status(request: Request) -> Response:
+    received = utcnow()  # the call's status at this moment, however long the database takes to record it
     params = await _signed_form(request)
     if isinstance(params, Response):
         return params
     status = params.get("CallStatus", "")
-    if status in FINAL_TWILIO_STATUSES:
-        owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
-        if owner is not None:
-            await in_db_thread(call_records.finish_unbridged, Scope.system(owner.tenant_id), params.get("CallSid", ""), status)
+    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
+    if owner is not None:
+        await in_db_thread(call_records.call_status, Scope.system(owner.tenant_id), params.get("CallSid", ""), status,
+                           received, final=status in FINAL_TWILIO_STATUSES)
     return Response(status_code=204)
 
 

@@ -3,6 +3,10 @@
 Called by voice_service (from a worker thread, never on the audio path) and by the job runner, always with
 `Scope.system(tenant_id)`. The one unscoped read is `tenant_for_number`: the called number is what picks the
 organisation.
+
+Times come from the caller: a write may run well after what it records (a queue behind a slow database), so
+the sidecar passes when a line was spoken, when media last flowed and when the call ended, and the call is
+billed up to that, never up to the moment the write happened.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, text
@@ -22,6 +27,7 @@ from app.services.contacts import phone_terms
 from app.services.scope import Scope
 from app.services.validation import normalise_phone
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
+from models.base import utcnow
 from models.db import session_scope
 
 FINAL_STATUSES = ("completed", "failed")
@@ -138,7 +144,8 @@ def bind_stream(scope: Scope, *, call_id: str, call_sid: str, stream_sid: str) -
         bound = session.execute(
             text(
                 """
-                UPDATE call_sessions SET stream_bound_at = now(), stream_sid = :stream_sid, status = 'in_progress'
+                UPDATE call_sessions SET stream_bound_at = now(), stream_sid = :stream_sid, status = 'in_progress',
+                    last_activity_at = GREATEST(last_activity_at, now())
                 WHERE id = :id AND tenant_id = :tenant AND call_sid = :sid
                   AND stream_bound_at IS NULL AND ended_at IS NULL
                 RETURNING id
@@ -162,9 +169,26 @@ def call_context(scope: Scope, call_sid: str) -> CallContext | None:
         return _context(session, call) if call else None
 
 
-def add_transcript_line(scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str) -> None:
+_TOUCH = text(
+    "UPDATE call_sessions SET last_activity_at = GREATEST(last_activity_at, :at) "
+    "WHERE id = :id AND tenant_id = :tenant AND ended_at IS NULL"
+)
+
+
+def add_transcript_line(scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str,
+                        at: datetime | None = None) -> None:
+    """One line of the call's transcript, spoken at `at` (default now), which is also a sign of life."""
+    at = at or utcnow()
     with session_scope() as session:
-        session.add(CallTranscriptLine(tenant_id=scope.tenant_id, call_id=call_id, seq=seq, role=role, content=content))
+        session.add(CallTranscriptLine(tenant_id=scope.tenant_id, call_id=call_id, seq=seq, role=role, content=content,
+                                       spoken_at=at))
+        session.execute(_TOUCH, {"id": call_id, "tenant": scope.tenant_id, "at": at})
+
+
+def record_activity(scope: Scope, call_id: uuid.UUID, at: datetime) -> None:
+    """The call was alive at `at` (media was flowing). Never moves the mark back; nothing once the call ended."""
+    with session_scope() as session:
+        session.execute(_TOUCH, {"id": call_id, "tenant": scope.tenant_id, "at": at})
 
 
 def transcript_history(scope: Scope, call_id: uuid.UUID) -> list[tuple[str, str]]:
@@ -187,10 +211,17 @@ def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | Non
 _USAGE = insert(UsageRecord).on_conflict_do_nothing(index_elements=["source_id", "kind"])
 
 
-def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, request_id: str | None = None,
-                latency: dict[str, Any] | None = None) -> bool:
+# When the call ended: what the sidecar saw (`ended_at`), or, for the sweep, the last sign of life recorded;
+# never before a recorded sign of life or before the call started. (GREATEST skips NULLs.)
+_END = "GREATEST(started_at, last_activity_at, CAST(:ended_at AS timestamptz))"
+
+
+def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, ended_at: datetime | None = None,
+                request_id: str | None = None, latency: dict[str, Any] | None = None) -> bool:
     """End the call: duration, Deepgram request id, latency, usage rows and the summary job, in one transaction.
 
+    `ended_at` is when the call really ended (the bridge's last caller message, the classic pipeline's last
+    answer, Twilio's status callback); None ends it at its last recorded activity (the stale-call sweep).
     Exactly once: only the first caller finds `ended_at` empty, and usage_records are unique on
     (source_id, kind) with ON CONFLICT DO NOTHING besides. Word counts come from the stored transcript, so
     every pipeline (and the stale-call sweep) counts the same way. Returns False when the call had ended.
@@ -199,17 +230,17 @@ def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, r
     with session_scope() as session:
         row = session.execute(
             text(
-                """
+                f"""
                 UPDATE call_sessions
-                SET ended_at = now(), status = :status, end_reason = :reason,
-                    duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM (now() - started_at))),
+                SET ended_at = {_END}, status = :status, end_reason = :reason,
+                    duration_seconds = EXTRACT(EPOCH FROM ({_END} - started_at)),
                     deepgram_request_id = COALESCE(:request_id, deepgram_request_id),
                     latency = latency || :latency
                 WHERE id = :id AND tenant_id = :tenant AND ended_at IS NULL
                 RETURNING duration_seconds, ended_at
                 """
             ).bindparams(bindparam("latency", type_=JSONB)),
-            {"id": call_id, "tenant": scope.tenant_id, "status": status, "reason": reason[:120],
+            {"id": call_id, "tenant": scope.tenant_id, "status": status, "reason": reason[:120], "ended_at": ended_at,
              "request_id": request_id, "latency": latency or {}},
         ).first()
         if row is None:
@@ -233,28 +264,34 @@ def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, r
         return True
 
 
-def finish_unbridged(scope: Scope, call_sid: str, twilio_status: str) -> bool:
-    """Twilio reports the call over (status callback): finish it here unless a media stream bridged it, since
-    the bridge finishes those itself with the agent's request id and latency."""
+def call_status(scope: Scope, call_sid: str, twilio_status: str, at: datetime, *, final: bool) -> bool:
+    """Twilio's status callback, received at `at`: a sign of life of the call, and when `final`, its end.
+    A final status ends the call here unless a media stream bridged it, since the bridge finishes those
+    itself with the agent's request id and latency (should that replica have died, the sweep ends the call at
+    this status's time). Returns True when it ended the call."""
     with session_scope() as session:
-        row = session.exec(
-            select(CallSession.id, CallSession.pipeline).where(
-                CallSession.call_sid == call_sid,
-                CallSession.tenant_id == scope.tenant_id,
-                CallSession.ended_at.is_(None),
-                (CallSession.pipeline == "classic") | CallSession.stream_bound_at.is_(None),
-            )
+        row = session.execute(
+            text(
+                "UPDATE call_sessions SET last_activity_at = GREATEST(last_activity_at, :at) "
+                "WHERE call_sid = :sid AND tenant_id = :tenant AND ended_at IS NULL "
+                "RETURNING id, pipeline, stream_bound_at IS NOT NULL"
+            ),
+            {"sid": call_sid, "tenant": scope.tenant_id, "at": at},
         ).first()
-    if row is None:
+    if row is None or not final:
+        return False
+    call_id, pipeline, bridged = row
+    if pipeline != "classic" and bridged:
         return False
     # A Voice Agent call whose stream never connected heard only the fallback: it failed.
-    status = "completed" if twilio_status == "completed" and row[1] == "classic" else "failed"
-    return finish_call(scope, row[0], status=status, reason=f"twilio_{twilio_status}"[:120])
+    status = "completed" if twilio_status == "completed" and pipeline == "classic" else "failed"
+    return finish_call(scope, call_id, status=status, reason=f"twilio_{twilio_status}"[:120], ended_at=at)
 
 
 def stale_calls(older_than_hours: float = 3.0) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(tenant, call) of calls that never reported an end (a replica died, Twilio never called back).
-    Deepgram sessions last at most two hours, so these are over. Platform-wide: the sweep job's read."""
+    Deepgram sessions last at most two hours, so these are over; `finish_call` without an end time ends
+    them at their last recorded activity. Platform-wide: the sweep job's read."""
     with session_scope() as session:
         rows = session.execute(
             text(
