@@ -85,6 +85,13 @@ class Settings:
     log_level: str
     session_hours: int
     api_token_minutes: int
+    # Sign-in limits (app/services/signin_limits.py): attempts per email and client before delays start, the
+    # longest delay, failures per client per 15 minutes, and failures per account per hour from clients that
+    # have never signed in to it.
+    signin_free_attempts: int
+    signin_max_delay_seconds: int
+    signin_client_limit: int
+    signin_account_limit: int
 
     @property
     def secret_values(self) -> list[str]:
@@ -166,4 +173,8 @@ def get_settings() -> Settings:
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
+        signin_free_attempts=max(1, _int(_env("SIGNIN_FREE_ATTEMPTS"), 5)),
+        signin_max_delay_seconds=max(1, _int(_env("SIGNIN_MAX_DELAY_SECONDS"), 300)),
+        signin_client_limit=max(1, _int(_env("SIGNIN_CLIENT_LIMIT"), 50)),
+        signin_account_limit=max(1, _int(_env("SIGNIN_ACCOUNT_LIMIT"), 100)),
     )

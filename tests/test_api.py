@@ -53,14 +53,15 @@ def test_bad_credentials_get_401_with_a_clear_message(api_url, make_org, email, 
     assert response.json()["detail"] == "Email or password is incorrect."
 
 
-def test_token_endpoint_is_rate_limited(api_url, make_org):
+def test_token_endpoint_slows_a_guessing_client_with_429_and_retry_after(api_url, make_org):
     make_org(email="ada@example.com")
-    for _ in range(auth.MAX_FAILURES_PER_EMAIL):
-        httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+    for _ in range(5):  # SIGNIN_FREE_ATTEMPTS' default
+        wrong = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+        assert wrong.status_code == 401
     response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 429
-    assert "Try again in" in response.json()["detail"]
-    assert int(response.headers["Retry-After"]) > 0
+    assert response.json()["detail"] == "Too many failed sign-ins. Try again in 1 second."
+    assert response.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -134,3 +135,17 @@ def test_deactivated_user_token_stops_working(api_url, make_org, make_user):
     response = get(api_url, "/api/v1/me", token)
     assert response.status_code == 401
     assert response.json()["detail"] == "This account is no longer active."
+
+
+def test_a_token_issued_before_a_password_reset_stops_working(api_url, make_org, capsys):
+    from app import cli
+
+    make_org(email="ada@example.com")
+    token = token_for(api_url, "ada@example.com")
+    assert get(api_url, "/api/v1/me", token).status_code == 200
+    assert cli.main(["reset-password", "ada@example.com"]) == 0
+    response = get(api_url, "/api/v1/me", token)
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    new_password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    assert get(api_url, "/api/v1/me", token_for(api_url, "ada@example.com", new_password)).status_code == 200
+

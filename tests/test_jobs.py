@@ -279,11 +279,25 @@ def test_dedupe_key_makes_periodic_jobs_exist_once():
 
 def test_housekeeping_job_runs(make_org):
     make_org()
+    with session_scope() as s:  # sign-in records: failures go after a day, successes (known clients) after 30
+        s.execute(text(
+            "INSERT INTO login_attempts (email, client_key, succeeded, attempted_at) VALUES "
+            "('a@example.com', 'old-failure', false, now() - interval '2 days'), "
+            "('a@example.com', 'owner-home', true, now() - interval '20 days'), "
+            "('a@example.com', 'gone', true, now() - interval '31 days'), "
+            "('a@example.com', 'new-failure', false, now())"
+        ))
+        s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
+                       "VALUES ('spent', 1, now() - interval '2 hours', now() - interval '1 hour')"))
     job_id = queue.enqueue("housekeeping")
     asyncio.run(fast_runner().run_until_idle())
     row = job_row(job_id)
     assert row["status"] == "succeeded"
-    assert set(row["result"]) == {"login_attempts", "sessions", "jobs", "import_files"}
+    assert row["result"]["login_attempts"] == 2 and row["result"]["rate_limits"] == 1
+    assert set(row["result"]) == {"login_attempts", "rate_limits", "sessions", "jobs", "import_files"}
+    with session_scope() as s:
+        kept = {c for (c,) in s.execute(text("SELECT client_key FROM login_attempts"))}
+    assert kept == {"owner-home", "new-failure"}
 
 
 def test_system_scope_is_admin_within_its_tenant_only(make_org):
