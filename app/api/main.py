@@ -24,7 +24,10 @@ def create_api() -> FastAPI:
         body: dict = {"detail": exc.message}
         if isinstance(exc, ValidationFailed):
             body["fields"] = exc.fields
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = {}
+        if getattr(exc, "retry_after_seconds", None):  # rate limits and quotas say when to come back
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     api.include_router(v1.router)
     api.include_router(downloads.router)  # before contacts: /contacts/export.csv is not a contact id
