@@ -149,3 +149,32 @@ def test_a_token_issued_before_a_password_reset_stops_working(api_url, make_org,
     new_password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
     assert get(api_url, "/api/v1/me", token_for(api_url, "ada@example.com", new_password)).status_code == 200
 
+
+def test_job_status_is_for_admins_and_never_shows_a_traceback(api_url, make_org, make_user, caplog):
+    import asyncio
+    import logging
+
+    from app.jobs.registry import HANDLERS
+    from app.jobs.runner import UNEXPECTED_FAILURE, Runner
+
+    def broken(ctx, payload):
+        raise KeyError("internal detail: /srv/app/secret_path.py")
+
+    admin = make_org(email="a@example.com")
+    make_user(admin.tenant_id, email="m@example.com")
+    HANDLERS["test.broken"] = broken
+    try:
+        job_id = queue.enqueue("test.broken", tenant_id=admin.tenant_id, max_attempts=1)
+        with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
+            asyncio.run(Runner(poll_seconds=0.1, heartbeat_seconds=0.1, schedule=False).run_until_idle())
+    finally:
+        HANDLERS.pop("test.broken", None)
+
+    member = get(api_url, f"/api/v1/jobs/{job_id}", token_for(api_url, "m@example.com"))
+    assert member.status_code == 403
+    body = get(api_url, f"/api/v1/jobs/{job_id}", token_for(api_url, "a@example.com")).json()
+    assert body["status"] == "failed" and body["last_error"] == UNEXPECTED_FAILURE
+    assert "Traceback" not in str(body) and "secret_path" not in str(body)
+    # The traceback is in the log, for the operators.
+    failure = next(r for r in caplog.records if r.getMessage() == "job failed")
+    assert failure.exc_info and "secret_path" in logging.Formatter().formatException(failure.exc_info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from app.jobs import queue, scheduler
 from app.jobs.registry import GIVE_UP, HANDLERS
-from app.jobs.runner import PermanentJobError, Runner
+from app.jobs.runner import UNEXPECTED_FAILURE, PermanentJobError, Runner
 from app.services.errors import NotFound, PermissionDenied
 from app.services.scope import Scope
 from models.db import session_scope
@@ -145,17 +146,21 @@ def test_backoff_grows_exponentially():
     assert queue.backoff_seconds(30, 10) <= 600 * 1.2
 
 
-def test_a_job_that_keeps_failing_ends_failed_with_its_error(handlers):
+def test_a_job_that_keeps_failing_ends_failed_with_a_message_and_its_traceback_logged(handlers, caplog):
     def broken(ctx, payload):
         raise ValueError("bad payload")
 
     handlers("test.broken", broken)
     job_id = queue.enqueue("test.broken", max_attempts=2)
 
-    run_until_failed(job_id)
+    with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
+        run_until_failed(job_id)
     row = job_row(job_id)
     assert row["status"] == "failed" and row["attempts"] == 2
-    assert "ValueError: bad payload" in row["last_error"]
+    assert row["last_error"] == UNEXPECTED_FAILURE  # shown to admins: no traceback
+    logged = [r for r in caplog.records if r.getMessage() == "job failed"]
+    assert len(logged) == 2 and all("ValueError: bad payload" in logging.Formatter().formatException(r.exc_info)
+                                    for r in logged)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ Create Date: 2026-12-02 10:00:00.000000
 - rate_limits: one row per limit (sign-in back-off per email and client, failures per client and per account,
   consultations per organisation), changed by single INSERT ... ON CONFLICT DO UPDATE statements.
 - users.tokens_valid_after: API tokens issued before it are refused (password reset, (re)activation).
+- jobs.last_error is shown to admins now: tracebacks stored there before are replaced by the runner's message
+  (the runner logs tracebacks instead).
 """
 from typing import Sequence, Union
 
@@ -32,6 +34,10 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_rate_limits_expires_at'), 'rate_limits', ['expires_at'], unique=False)
     op.add_column('users', sa.Column('tokens_valid_after', sa.DateTime(timezone=True), nullable=True))
+    op.execute(
+        "UPDATE jobs SET last_error = 'The job failed because of an unexpected error on our side. It has been logged.' "
+        "WHERE last_error LIKE 'Traceback (most recent call last)%'"
+    )
 
 
 def downgrade() -> None:
