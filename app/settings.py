@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +105,7 @@ class Settings:
             self.sendgrid_api_key,
             self.stripe_secret_key,
             self.stripe_webhook_secret,
+            *_url_passwords(self.database_url_env),
         ]
         return [v for v in values if v and len(v) >= 8]
 
@@ -124,6 +126,15 @@ class Settings:
     @property
     def sendgrid_configured(self) -> bool:
         return bool(self.sendgrid_api_key)
+
+
+def _url_passwords(url: str | None) -> list[str]:
+    """The password in a URL, as written (percent-encoded) and decoded: either may reach a log line."""
+    try:
+        written = urlsplit(url).password if url else None
+    except ValueError:
+        return []
+    return sorted({written, unquote(written)}) if written else []
 
 
 def _float(value: str | None, default: float) -> float:
