@@ -4,7 +4,7 @@
   migrate             apply database migrations
   seed-demo           create the demo organisation (prints new credentials once)
   create-superadmin   create a platform super admin
-  reset-password      set a new random password for an account and print it
+  reset-password      set a new random password for an account, sign it out everywhere, print the password
   import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
 """
 
@@ -84,6 +84,7 @@ def _cmd_reset_password(args: argparse.Namespace) -> int:
             print("No account uses this email.", file=sys.stderr)
             return 1
         user.password_hash = auth.hash_password(password)
+        auth.revoke_credentials(session, user)  # whoever had the old password is signed out everywhere
         session.add(user)
     print(f"New password for {user.email}: {password}")
     return 0
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_import_csv)
 
-    p = sub.add_parser("reset-password", help="set and print a new random password")
+    p = sub.add_parser("reset-password", help="set and print a new random password; signs the account out everywhere")
     p.add_argument("email")
     p.set_defaults(func=_cmd_reset_password)
     return parser

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,14 @@ class Settings:
     session_hours: int
     api_token_minutes: int
     # Reverse proxies in front whose X-Forwarded-* headers are believed (client IP, signed URLs); 0 = none.
-    trusted_proxy_hops: int = 0
+    trusted_proxy_hops: int
+    # Sign-in limits (app/services/signin_limits.py): attempts per email and client before delays start, the
+    # longest delay, failures per client per 15 minutes, and failures per account per hour from clients that
+    # have never signed in to it.
+    signin_free_attempts: int
+    signin_max_delay_seconds: int
+    signin_client_limit: int
+    signin_account_limit: int
 
     @property
     def secret_values(self) -> list[str]:
@@ -99,6 +107,7 @@ class Settings:
             self.sendgrid_api_key,
             self.stripe_secret_key,
             self.stripe_webhook_secret,
+            *_url_passwords(self.database_url_env),
         ]
         return [v for v in values if v and len(v) >= 8]
 
@@ -119,6 +128,15 @@ class Settings:
     @property
     def sendgrid_configured(self) -> bool:
         return bool(self.sendgrid_api_key)
+
+
+def _url_passwords(url: str | None) -> list[str]:
+    """The password in a URL, as written (percent-encoded) and decoded: either may reach a log line."""
+    try:
+        written = urlsplit(url).password if url else None
+    except ValueError:
+        return []
+    return sorted({written, unquote(written)}) if written else []
 
 
 def _float(value: str | None, default: float) -> float:
@@ -169,4 +187,8 @@ def get_settings() -> Settings:
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
         trusted_proxy_hops=max(0, _int(_env("TRUSTED_PROXY_HOPS"), 0)),
+        signin_free_attempts=max(1, _int(_env("SIGNIN_FREE_ATTEMPTS"), 5)),
+        signin_max_delay_seconds=max(1, _int(_env("SIGNIN_MAX_DELAY_SECONDS"), 300)),
+        signin_client_limit=max(1, _int(_env("SIGNIN_CLIENT_LIMIT"), 50)),
+        signin_account_limit=max(1, _int(_env("SIGNIN_ACCOUNT_LIMIT"), 100)),
     )

@@ -8,6 +8,7 @@ from models.billing import BillingRun, StripeCustomer, StripeEvent, StripeInvoic
 from models.crm import Contact, ContactInteraction, ContactStat, CustomField, ImportMapping
 from models.email import CampaignLink, EmailCampaign, EmailEvent, EmailRecipient, EmailTemplate
 from models.jobs import ImportJob, ImportRowError, Job
+from models.rate_limits import RateLimit
 from models.tenancy import LoginAttempt, Tenant, User, UserSession
 from models.voice import CallSession, CallTranscriptLine, PhoneNumber, UsageRecord, VoiceSettings
 
@@ -32,6 +33,7 @@ __all__ = [
     "Job",
     "LoginAttempt",
     "PhoneNumber",
+    "RateLimit",
     "Specialist",
     "StripeCustomer",
     "StripeEvent",

@@ -52,6 +52,8 @@ def get_engine(url: str | None = None) -> Engine:
         max_overflow=20,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Statement errors and echo logs would otherwise carry bound values: passwords, tokens, contact data.
+        hide_parameters=True,
         # Times are stored and computed in UTC whatever the server's zone.
         connect_args={"options": "-c timezone=UTC"},
     )

@@ -41,6 +41,9 @@ class User(SQLModel, table=True):
     is_active: bool = flag(True)
     created_at: datetime = default_now()
     last_login_at: datetime | None = timestamp()
+    # API tokens issued before this instant are refused (set when the password is reset or the account is
+    # deactivated or reactivated); browser sessions are revoked row by row at the same time.
+    tokens_valid_after: datetime | None = timestamp()
 
 
 class UserSession(SQLModel, table=True):
@@ -57,7 +60,8 @@ class UserSession(SQLModel, table=True):
 
 
 class LoginAttempt(SQLModel, table=True):
-    """Failed and successful sign-ins, for rate limiting per email and per client."""
+    """Every sign-in attempt, for audit. A success also marks the client as one the account owner uses, which
+    exempts it from the per-account ceiling on failures (app/services/signin_limits.py)."""
 
     __tablename__ = "login_attempts"
     __table_args__ = (

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from app.services.agents import conversations
+from app.services.agents import consult, conversations, run_turn
+from app.services.quotas import QuotaReached
+from models.db import session_scope
 from tests.conftest import PASSWORD
 from tests.test_agents_collaboration import QUESTION, script_team
 
@@ -133,3 +138,48 @@ def test_specialist_quotas_refuse_with_clear_messages(api_url, admin):
     sid = httpx.get(url, headers=headers).json()[0]["id"]
     patched = httpx.patch(f"{url}/{sid}", json={"knowledge": "k" * 2_001}, headers=headers)
     assert patched.status_code == 422 and "at most 2,000 characters" in patched.json()["fields"]["knowledge"]
+
+
+
+def set_consultation_quota(tenant_id, per_minute: int) -> None:
+    with session_scope() as s:
+        s.execute(text("UPDATE tenants SET settings = jsonb_set(settings, '{quotas}', CAST(:q AS jsonb)) WHERE id = :id"),
+                  {"q": json.dumps({"consultations_per_minute": per_minute}), "id": tenant_id})
+
+
+async def chat_turn(scope, message: str) -> list:
+    return [event async for event in run_turn(scope, None, message)]
+
+
+def test_consultations_per_minute_are_counted_across_rest_chat_and_phone(api_url, admin, make_org):
+    principal, headers = admin
+    set_consultation_quota(principal.tenant_id, 3)
+    url = f"{api_url}/api/v1/agents/consult"
+    question = "How many cleanings a year does a dental plan usually cover?"
+    assert httpx.post(url, json={"message": question}, headers=headers, timeout=30).status_code == 200  # REST
+    asyncio.run(chat_turn(principal.scope, question))  # the chat page's entry point
+    asyncio.run(consult(principal.scope, question))  # the phone's entry point
+    stored = len(conversations.list_conversations(principal.scope))
+
+    refused = httpx.post(url, json={"message": question}, headers=headers, timeout=30)
+    assert refused.status_code == 429
+    assert re.fullmatch(r"Your organisation has reached its limit of 3 questions a minute to the specialist team\. "
+                        r"Try again in \d+ seconds?\.", refused.json()["detail"])
+    assert 0 < int(refused.headers["Retry-After"]) <= 20  # 3 a minute: one more every 20 s
+    with pytest.raises(QuotaReached, match="limit of 3 questions"):
+        asyncio.run(chat_turn(principal.scope, question))
+    with pytest.raises(QuotaReached):
+        asyncio.run(consult(principal.scope, question))
+    assert len(conversations.list_conversations(principal.scope)) == stored  # refused turns store nothing
+    # Bad input does not use up the quota, and other organisations have their own.
+    assert httpx.post(url, json={"message": "  "}, headers=headers).status_code == 422
+    make_org("Other Dental", email="other@example.com")
+    assert httpx.post(url, json={"message": question}, headers=bearer(api_url, "other@example.com"),
+                      timeout=30).status_code == 200
+
+
+def test_a_zero_consultation_quota_says_so(api_url, admin):
+    principal, headers = admin
+    set_consultation_quota(principal.tenant_id, 0)
+    refused = httpx.post(f"{api_url}/api/v1/agents/consult", json={"message": "Is parking free?"}, headers=headers)
+    assert refused.status_code == 429 and "turned off for your organisation" in refused.json()["detail"]

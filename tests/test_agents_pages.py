@@ -63,6 +63,21 @@ async def test_offline_errors_and_empty_questions_show_in_the_page(make_org):
     assert state.lines[-1].role == "error" and state.lines[-1].content == "That conversation does not exist."
 
 
+async def test_the_chat_shows_when_the_organisation_asked_too_many_questions(make_org):
+    from tests.test_agents_api import set_consultation_quota
+
+    admin = make_org()
+    set_consultation_quota(admin.tenant_id, 1)
+    state = new_state(ChatState, auth.open_session(admin))
+    await ChatState.load.fn(state)
+    await ask(state, "How many cleanings a year does a dental plan usually cover?")
+    assert state.lines[-1].role == "assistant"
+    await ask(state, "And for children?")
+    assert state.lines[-1].role == "error" and not state.streaming
+    assert state.lines[-1].content.startswith("Your organisation has reached its limit of 1 question a minute to "
+                                              "the specialist team. Try again in ")
+
+
 async def test_users_only_see_their_own_conversations(make_org, make_user):
     admin = make_org()
     member = make_user(admin.tenant_id)

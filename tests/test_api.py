@@ -53,14 +53,15 @@ def test_bad_credentials_get_401_with_a_clear_message(api_url, make_org, email, 
     assert response.json()["detail"] == "Email or password is incorrect."
 
 
-def test_token_endpoint_is_rate_limited(api_url, make_org):
+def test_token_endpoint_slows_a_guessing_client_with_429_and_retry_after(api_url, make_org):
     make_org(email="ada@example.com")
-    for _ in range(auth.MAX_FAILURES_PER_EMAIL):
-        httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+    for _ in range(5):  # SIGNIN_FREE_ATTEMPTS' default
+        wrong = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+        assert wrong.status_code == 401
     response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 429
-    assert "Try again in" in response.json()["detail"]
-    assert int(response.headers["Retry-After"]) > 0
+    assert response.json()["detail"] == "Too many failed sign-ins. Try again in 1 second."
+    assert response.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -134,3 +135,46 @@ def test_deactivated_user_token_stops_working(api_url, make_org, make_user):
     response = get(api_url, "/api/v1/me", token)
     assert response.status_code == 401
     assert response.json()["detail"] == "This account is no longer active."
+
+
+def test_a_token_issued_before_a_password_reset_stops_working(api_url, make_org, capsys):
+    from app import cli
+
+    make_org(email="ada@example.com")
+    token = token_for(api_url, "ada@example.com")
+    assert get(api_url, "/api/v1/me", token).status_code == 200
+    assert cli.main(["reset-password", "ada@example.com"]) == 0
+    response = get(api_url, "/api/v1/me", token)
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    new_password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    assert get(api_url, "/api/v1/me", token_for(api_url, "ada@example.com", new_password)).status_code == 200
+
+
+def test_job_status_is_for_admins_and_never_shows_a_traceback(api_url, make_org, make_user, caplog):
+    import asyncio
+    import logging
+
+    from app.jobs.registry import HANDLERS
+    from app.jobs.runner import UNEXPECTED_FAILURE, Runner
+
+    def broken(ctx, payload):
+        raise KeyError("internal detail: /srv/app/secret_path.py")
+
+    admin = make_org(email="a@example.com")
+    make_user(admin.tenant_id, email="m@example.com")
+    HANDLERS["test.broken"] = broken
+    try:
+        job_id = queue.enqueue("test.broken", tenant_id=admin.tenant_id, max_attempts=1)
+        with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
+            asyncio.run(Runner(poll_seconds=0.1, heartbeat_seconds=0.1, schedule=False).run_until_idle())
+    finally:
+        HANDLERS.pop("test.broken", None)
+
+    member = get(api_url, f"/api/v1/jobs/{job_id}", token_for(api_url, "m@example.com"))
+    assert member.status_code == 403
+    body = get(api_url, f"/api/v1/jobs/{job_id}", token_for(api_url, "a@example.com")).json()
+    assert body["status"] == "failed" and body["last_error"] == UNEXPECTED_FAILURE
+    assert "Traceback" not in str(body) and "secret_path" not in str(body)
+    # The traceback is in the log, for the operators.
+    failure = next(r for r in caplog.records if r.getMessage() == "job failed")
+    assert failure.exc_info and "secret_path" in logging.Formatter().formatException(failure.exc_info)

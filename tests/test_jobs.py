@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from app.jobs import queue, scheduler
 from app.jobs.registry import GIVE_UP, HANDLERS
-from app.jobs.runner import PermanentJobError, Runner
+from app.jobs.runner import UNEXPECTED_FAILURE, PermanentJobError, Runner
 from app.services.errors import NotFound, PermissionDenied
 from app.services.scope import Scope
 from models.db import session_scope
@@ -145,17 +146,21 @@ def test_backoff_grows_exponentially():
     assert queue.backoff_seconds(30, 10) <= 600 * 1.2
 
 
-def test_a_job_that_keeps_failing_ends_failed_with_its_error(handlers):
+def test_a_job_that_keeps_failing_ends_failed_with_a_message_and_its_traceback_logged(handlers, caplog):
     def broken(ctx, payload):
         raise ValueError("bad payload")
 
     handlers("test.broken", broken)
     job_id = queue.enqueue("test.broken", max_attempts=2)
 
-    run_until_failed(job_id)
+    with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
+        run_until_failed(job_id)
     row = job_row(job_id)
     assert row["status"] == "failed" and row["attempts"] == 2
-    assert "ValueError: bad payload" in row["last_error"]
+    assert row["last_error"] == UNEXPECTED_FAILURE  # shown to admins: no traceback
+    logged = [r for r in caplog.records if r.getMessage() == "job failed"]
+    assert len(logged) == 2 and all("ValueError: bad payload" in logging.Formatter().formatException(r.exc_info)
+                                    for r in logged)
 
 
 @pytest.fixture
@@ -279,11 +284,25 @@ def test_dedupe_key_makes_periodic_jobs_exist_once():
 
 def test_housekeeping_job_runs(make_org):
     make_org()
+    with session_scope() as s:  # sign-in records: failures go after a day, successes (known clients) after 30
+        s.execute(text(
+            "INSERT INTO login_attempts (email, client_key, succeeded, attempted_at) VALUES "
+            "('a@example.com', 'old-failure', false, now() - interval '2 days'), "
+            "('a@example.com', 'owner-home', true, now() - interval '20 days'), "
+            "('a@example.com', 'gone', true, now() - interval '31 days'), "
+            "('a@example.com', 'new-failure', false, now())"
+        ))
+        s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
+                       "VALUES ('spent', 1, now() - interval '2 hours', now() - interval '1 hour')"))
     job_id = queue.enqueue("housekeeping")
     asyncio.run(fast_runner().run_until_idle())
     row = job_row(job_id)
     assert row["status"] == "succeeded"
-    assert set(row["result"]) == {"login_attempts", "sessions", "jobs", "import_files"}
+    assert row["result"]["login_attempts"] == 2 and row["result"]["rate_limits"] == 1
+    assert set(row["result"]) == {"login_attempts", "rate_limits", "sessions", "jobs", "import_files"}
+    with session_scope() as s:
+        kept = {c for (c,) in s.execute(text("SELECT client_key FROM login_attempts"))}
+    assert kept == {"owner-home", "new-failure"}
 
 
 def test_system_scope_is_admin_within_its_tenant_only(make_org):

@@ -274,6 +274,29 @@ async def test_an_unavailable_specialist_team_gets_an_honest_answer(monkeypatch,
     assert "could not be reached" in answers[0]["content"]
 
 
+async def test_a_caller_hears_the_team_is_busy_when_the_consultation_quota_is_used_up(monkeypatch, make_org):
+    from tests.test_agents_api import set_consultation_quota
+
+    org = make_org()
+    set_consultation_quota(org.tenant_id, 1)
+    answers = []
+
+    async def script(s):
+        answers.append(await s.call_function("consult_specialists", {"question": "Do you do veneers?"}))
+        answers.append(await s.call_function("consult_specialists", {"question": "And whitening?"}))
+
+    async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:  # the default consult
+        caller = await line.call()
+        while len(answers) < 2:
+            await caller.play(b"", seconds=0.1)
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+    assert "busy" not in answers[0]["content"]
+    assert "the team is busy right now" in answers[1]["content"]  # the agent has something to say: no silence
+    lines = transcript(call_row(caller.call_sid).id)
+    assert ("system", "Consulted the specialists: And whitening? (the team was busy)") in lines
+
+
 async def test_a_refused_injection_is_queued_behind_the_agents_turn(monkeypatch, make_org):
     org = make_org()
 

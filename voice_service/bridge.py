@@ -31,6 +31,7 @@ from typing import Any
 
 from app.integrations import twilio_rest
 from app.services.call_records import CallContext
+from app.services.quotas import QuotaReached
 from voice_service import twilio_protocol as tp
 from voice_service.consult import Consult, consult_specialists
 from voice_service.deepgram_voice_agent import AgentClosed, AgentConfig, AgentError, AgentUnavailable, VoiceAgentService
@@ -40,6 +41,8 @@ from voice_service.records import CallRecorder
 log = logging.getLogger(__name__)
 
 HOLD_MESSAGE = "Thanks for holding. I'm checking with our specialist team now; this takes about half a minute."
+TEAM_BUSY = ("The specialist team is busy right now and cannot take this question. Tell the caller, in one short "
+             "sentence, that the team is busy right now, and offer to take a message or have someone call back.")
 STILL_THERE = "Are you still there?"
 SILENCE_GOODBYE = "I haven't heard anything for a while, so I'll end the call now. Please call back any time. Goodbye!"
 PROMPT_RULES = (
@@ -380,13 +383,15 @@ class TelephonyVoiceAgentHandler:
         """Hold, ask the specialists, resume with their answer (UpdatePrompt + FunctionCallResponse)."""
         self._busy = True
         self.agent.pause_audio()
-        answer = None
+        answer, busy = None, False
         try:
             await self.agent.inject_message(HOLD_MESSAGE)
             if question:
                 answer = (await asyncio.wait_for(self.consult(self.context.tenant_id, question), self.timings.consult_timeout)).strip()
         except asyncio.CancelledError:
             raise
+        except QuotaReached:  # the organisation's consultations per minute are used up
+            busy = True
         except Exception as exc:
             log.warning("specialist consult failed", extra={"call_sid": self.context.call_sid, "error": type(exc).__name__})
         finally:
@@ -399,11 +404,13 @@ class TelephonyVoiceAgentHandler:
                 f"\nThe specialist team answered the caller's question \"{question}\": {answer}\n"
                 "Give the caller this answer in your own short spoken words."
             )
-            content = answer
+            content, outcome = answer, "answered"
+        elif busy:
+            content, outcome = TEAM_BUSY, "the team was busy"
         else:
-            content = ("The specialist team could not be reached. Apologise briefly, give the best short answer you "
-                       "can, and offer to have someone call back.")
-        self.recorder.transcript("system", f"Consulted the specialists: {question}" + (" (answered)" if answer else " (no answer)"))
+            content, outcome = ("The specialist team could not be reached. Apologise briefly, give the best short "
+                                "answer you can, and offer to have someone call back."), "no answer"
+        self.recorder.transcript("system", f"Consulted the specialists: {question} ({outcome})")
         await self.agent.function_response(fid, name, content)
         self._awaiting_reply = time.perf_counter()
 

@@ -3,7 +3,9 @@
 The agent calls `consult_specialists` only after the caller agreed to hold; the bridge puts the caller on
 hold, awaits this callable and resumes with the answer. The default asks the organisation's specialist team
 (`app.services.agents.consult`: MODERATOR routing, parallel specialists, synthesis; offline answers from
-their knowledge when no LLM is configured) and returns the synthesis adapted for speech.
+their knowledge when no LLM is configured) and returns the synthesis adapted for speech. A call's question
+counts against the organisation's consultations per minute like a chat or REST question; when they are used
+up it raises QuotaReached and the bridge has the agent tell the caller the team is busy right now.
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ def create_api() -> FastAPI:
         body: dict = {"detail": exc.message}
         if isinstance(exc, ValidationFailed):
             body["fields"] = exc.fields
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = {}
+        if getattr(exc, "retry_after_seconds", None):  # rate limits and quotas say when to come back
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     # Reflex mounts its own routes (the socket, /_upload, the pages) inside this app, so this middleware sees
     # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the

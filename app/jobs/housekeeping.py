@@ -1,4 +1,5 @@
-"""Hourly clean-up: old sign-in attempts, expired sessions, finished jobs and uploads no longer needed."""
+"""Hourly clean-up: old sign-in attempts, spent rate-limit counters, expired sessions, finished jobs and uploads
+no longer needed."""
 
 from __future__ import annotations
 
@@ -8,19 +9,25 @@ from sqlalchemy import text
 
 from app.jobs import queue
 from app.jobs.registry import job_handler
-from app.services import csv_import
+from app.services import csv_import, rate_limits, signin_limits
 from models.db import session_scope
 
 
 @job_handler("housekeeping")
 def housekeeping(ctx, payload: dict) -> dict:
     with session_scope() as session:
+        # Successes are kept as long as they mark a client the owner uses (signin_limits.KNOWN_CLIENT_DAYS).
         attempts = session.execute(
-            text("DELETE FROM login_attempts WHERE attempted_at < now() - interval '1 day'")
+            text(
+                "DELETE FROM login_attempts WHERE attempted_at < now() - interval '1 day' "
+                "AND (NOT succeeded OR attempted_at < now() - make_interval(days => :days))"
+            ),
+            {"days": signin_limits.KNOWN_CLIENT_DAYS},
         ).rowcount
         sessions = session.execute(
             text("DELETE FROM user_sessions WHERE expires_at < now() - interval '7 days'")
         ).rowcount
+    counters = rate_limits.purge_expired()
     jobs = queue.purge_finished(timedelta(days=30))
     uploads = csv_import.purge_files()
-    return {"login_attempts": attempts, "sessions": sessions, "jobs": jobs, "import_files": uploads}
+    return {"login_attempts": attempts, "rate_limits": counters, "sessions": sessions, "jobs": jobs, "import_files": uploads}

@@ -46,7 +46,7 @@ class JobView:
     attempts: int
     progress: dict[str, Any]
     result: dict[str, Any]
-    last_error: str | None
+    last_error: str | None  # a message for the organisation's admins, never a traceback (those are logged)
     created_at: datetime
     finished_at: datetime | None
 
@@ -245,6 +245,8 @@ def _view(job: Job) -> JobView:
 
 
 def get_job(scope: Scope, job_id: int) -> JobView:
+    """A job of the caller's organisation, for its admins (jobs are imports, sends and billing runs)."""
+    scope.require_admin()
     with session_scope() as session:
         job = session.exec(select(Job).where(Job.id == job_id, Job.tenant_id == scope.tenant_id)).first()
         if job is None:

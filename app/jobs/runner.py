@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from typing import Any
 
@@ -27,6 +26,9 @@ log = logging.getLogger(__name__)
 
 class JobCancelled(Exception):
     """Raised inside a handler (from `ctx.progress`) when the job was cancelled or its lease was lost."""
+
+
+UNEXPECTED_FAILURE = "The job failed because of an unexpected error on our side. It has been logged."
 
 
 class PermanentJobError(Exception):
@@ -194,12 +196,15 @@ class Runner:
             log.info("job stopped", extra={"job_id": job.id, "reason": str(exc)})
         except Exception as exc:
             permanent = isinstance(exc, PermanentJobError)
-            message = str(exc) if permanent else "".join(traceback.format_exception(exc))[-4000:]
+            # `last_error` is shown to the organisation's admins (GET /api/v1/jobs/{id}): a permanent error's
+            # message is written for them; anything else is a bug whose traceback belongs in the log only.
+            message = str(exc) if permanent else UNEXPECTED_FAILURE
             status = await asyncio.to_thread(
                 queue.fail, job.id, self.worker_id, message, retry=not permanent,
                 retry_base_seconds=self.retry_base_seconds,
             )
-            log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]})
+            log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
+                        exc_info=None if permanent else exc)
             if status == "failed":
                 await asyncio.to_thread(registry.gave_up, job.kind, job.payload, ctx.attempt)
         else:

@@ -1,14 +1,14 @@
-"""Accounts: sign-up, sign-in with rate limiting, browser sessions and API tokens.
+"""Accounts: sign-up, sign-in (limits in signin_limits), browser sessions and API tokens.
 
 Passwords are hashed with argon2id. A browser session is a signed token naming a `user_sessions` row, so
 signing out revokes it on the server; every use re-reads the user, so a role change or deactivation applies
-at once. API bearer tokens are short-lived JWTs and are checked against the user row on every request.
+at once. API bearer tokens are short-lived JWTs and are checked against the user row on every request (active,
+same organisation, issued after `tokens_valid_after`).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,21 +16,18 @@ from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import tenants, tokens
-from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
+from app.services import signin_limits, tenants, tokens
+from app.services.errors import Conflict, NotAuthenticated, ValidationFailed
 from app.services.scope import Scope
 from app.services.validation import clean_text, email_problem, normalise_email, password_problem
 from app.settings import get_settings
-from models import LoginAttempt, Tenant, User, UserSession
+from models import Tenant, User, UserSession
 from models.base import utcnow
 from models.db import session_scope
 
-RATE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_CLIENT = 20
 BAD_CREDENTIALS = "Email or password is incorrect."
 
 _hasher = PasswordHasher()
@@ -127,72 +124,51 @@ def create_user(session: Session, tenant: Tenant, *, email: str, name: str, pass
     return user
 
 
-# --- sign-in with rate limiting ------------------------------------------------------------------------------
-
-
-def _failures_since(session: Session, column, key: str, since) -> tuple[int, object]:
-    row = session.exec(
-        select(func.count(), func.min(LoginAttempt.attempted_at)).where(
-            column == key, LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at > since
-        )
-    ).one()
-    return int(row[0]), row[1]
-
-
-def _check_rate_limit(session: Session, email: str, client_key: str) -> None:
-    now = utcnow()
-    window_start = now - RATE_WINDOW
-    last_success = session.exec(
-        select(func.max(LoginAttempt.attempted_at)).where(
-            LoginAttempt.email == email, LoginAttempt.succeeded.is_(True)
-        )
-    ).one()
-    email_since = max(window_start, last_success) if last_success else window_start
-    for column, key, since, limit in (
-        (LoginAttempt.email, email, email_since, MAX_FAILURES_PER_EMAIL),
-        (LoginAttempt.client_key, client_key, window_start, MAX_FAILURES_PER_CLIENT),
-    ):
-        count, oldest = _failures_since(session, column, key, since)
-        if count >= limit:
-            retry = max(1, int((oldest + RATE_WINDOW - now).total_seconds()))
-            minutes = math.ceil(retry / 60)
-            raise RateLimited(
-                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", retry
-            )
-
-
-def _record_attempt(email: str, client_key: str, succeeded: bool) -> None:
-    # Its own transaction: a failed attempt must be counted even though the sign-in raises.
-    with session_scope() as session:
-        session.add(LoginAttempt(email=email[:320], client_key=client_key[:64], succeeded=succeeded))
+# --- sign-in ------------------------------------------------------------------------------------------------
 
 
 def authenticate(email: str, password: str, client_key: str) -> Principal:
     """The user for these credentials, or NotAuthenticated / RateLimited. Unknown emails and wrong passwords
-    get the same message and take the same time, so sign-in does not reveal who has an account."""
+    get the same message, the same limits and take the same time, so sign-in does not reveal who has an
+    account. The attempt's allowances are reserved before the password is checked (signin_limits)."""
     address = normalise_email(email)
     client_key = client_key or "unknown"
     if not address or not password:
         raise NotAuthenticated("Enter your email and password.")
-    with session_scope() as session:
-        _check_rate_limit(session, address, client_key)
-        row = session.exec(select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.email == address)).first()
-        if row is None:
-            _verify(_dummy_hash(), password)
-            ok = False
-        else:
-            user, tenant = row
-            ok = _verify(user.password_hash, password) and user.is_active
-            if ok:
-                if _hasher.check_needs_rehash(user.password_hash):
-                    user.password_hash = hash_password(password)
-                user.last_login_at = utcnow()
-                session.add(user)
-                principal = _principal(user, tenant)
-    _record_attempt(address, client_key, ok)
+    reservation = signin_limits.reserve(address, client_key)
+    ok = False
+    try:
+        with session_scope() as session:
+            row = session.exec(
+                select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.email == address)
+            ).first()
+            if row is None:
+                _verify(_dummy_hash(), password)
+            else:
+                user, tenant = row
+                ok = _verify(user.password_hash, password) and user.is_active
+                if ok:
+                    if _hasher.check_needs_rehash(user.password_hash):
+                        user.password_hash = hash_password(password)
+                    user.last_login_at = utcnow()
+                    session.add(user)
+                    principal = _principal(user, tenant)
+    finally:
+        signin_limits.settle(reservation, ok)
     if not ok:
         raise NotAuthenticated(BAD_CREDENTIALS)
     return principal
+
+
+def revoke_credentials(session: Session, user: User) -> None:
+    """Sign the user out everywhere: end their browser sessions and refuse API tokens issued until now
+    (a password reset, a deactivation or a reactivation must not leave an old session or token working)."""
+    user.tokens_valid_after = utcnow()
+    session.add(user)
+    session.execute(
+        text("UPDATE user_sessions SET revoked_at = now() WHERE user_id = :id AND revoked_at IS NULL"),
+        {"id": user.id},
+    )
 
 
 # --- browser sessions ---------------------------------------------------------------------------------------
@@ -272,8 +248,14 @@ def resolve_api_token(token: str) -> Principal:
     claims = tokens.verify(token, audience=API_AUDIENCE)
     with session_scope() as session:
         principal = _load_principal(session, claims.get("sub", ""))
+        user = session.get(User, principal.user_id) if principal else None
     if principal is None or str(principal.tenant_id) != claims.get("tid"):
         raise NotAuthenticated("This account is no longer active.")
+    issued_at = claims.get("iat")
+    if user.tokens_valid_after is not None and (
+        not isinstance(issued_at, (int, float)) or issued_at < user.tokens_valid_after.timestamp()
+    ):
+        raise NotAuthenticated("This token was revoked (the account's password or status changed). Request a new one.")
     return principal
 
 

@@ -3,6 +3,7 @@ stream tokens and tracking links. The audience keeps one kind of token from bein
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -23,8 +24,11 @@ class TokenExpired(NotAuthenticated):
 
 
 def sign(claims: dict[str, Any], *, audience: str, ttl_seconds: int) -> str:
-    now = int(time.time())
-    payload = {**claims, "aud": audience, "iat": now, "exp": now + ttl_seconds}
+    now = time.time()
+    # `iat` to the millisecond (RFC 7519 allows fractions): a token issued just after a revocation in the same
+    # second must still be told apart from one issued just before it (users.tokens_valid_after).
+    issued = math.floor(now * 1000) / 1000
+    payload = {**claims, "aud": audience, "iat": issued, "exp": int(now) + ttl_seconds}
     return jwt.encode(payload, get_settings().secret_key, algorithm=_ALGORITHM)
 
 

@@ -96,6 +96,9 @@ def set_active(scope: Scope, user_id: str, active: bool) -> UserView:
             raise NotFound("That user does not exist.")
         if user.role == "super_admin" and not scope.is_super_admin:
             raise PermissionDenied("Only super admins can change a super admin.")
+        if user.is_active != active:
+            # Nothing from before survives the change: a reactivated account starts signed out everywhere.
+            auth.revoke_credentials(session, user)
         user.is_active = active
         session.add(user)
         return _view(user)

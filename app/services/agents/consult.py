@@ -12,14 +12,36 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from app.services import rate_limits
 from app.services.agents import conversations
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, Event, UsageReport
 from app.services.agents.voice import adapt_for_voice
 from app.services.errors import ServiceError
+from app.services.quotas import QuotaReached, quotas_for
 from app.services.scope import Scope
+from models.db import session_scope
 
 log = logging.getLogger(__name__)
+
+
+def reserve_consultation(scope: Scope) -> None:
+    """Count one question to the specialist team against the organisation's `consultations_per_minute`
+    (chat, REST and phone share it), or raise QuotaReached saying when to ask again."""
+    with session_scope() as session:
+        limit = quotas_for(session, scope.tenant_id).consultations_per_minute
+    if limit <= 0:
+        raise QuotaReached("Questions to the specialist team are turned off for your organisation (its quota is 0 "
+                           "a minute). Ask the platform's administrators to raise it.")
+    decision = rate_limits.take(f"consultations:{scope.tenant_id}", limit, 60)
+    if not decision.allowed:
+        seconds = decision.retry_after_seconds
+        questions = f"{limit} question{'s' if limit != 1 else ''}"
+        raise QuotaReached(
+            f"Your organisation has reached its limit of {questions} a minute to the specialist team. "
+            f"Try again in {seconds} second{'s' if seconds != 1 else ''}.",
+            seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -47,8 +69,11 @@ async def run_turn(
     agents: Sequence[str] | None = None,
     manager: CollaborationManager | None = None,
 ) -> AsyncIterator[Event]:
-    """Raises ValidationFailed/NotFound before anything is stored; after that, every failure ends in TurnFailed."""
+    """Raises ValidationFailed/NotFound/QuotaReached before anything is stored; after that, every failure ends
+    in TurnFailed."""
+    conversations.clean_message(message)  # bad input must not use up the quota
     previous = await asyncio.to_thread(conversations.history, scope, conversation_id) if conversation_id else []
+    await asyncio.to_thread(reserve_consultation, scope)
     conversation_id, _ = await asyncio.to_thread(conversations.add_user_message, scope, conversation_id, message)
     yield TurnStarted(conversation_id)
     manager = manager or CollaborationManager(scope)
@@ -98,8 +123,10 @@ async def consult(
     agents: Sequence[str] | None = None,
     max_spoken_seconds: float = 30,
 ) -> ConsultResult:
-    """Ask the specialist team and wait for the synthesis (what voice_service calls for a phone caller)."""
+    """Ask the specialist team and wait for the synthesis (what voice_service calls for a phone caller).
+    Raises QuotaReached when the organisation asked too many questions this minute."""
     question = conversations.clean_message(question)
+    await asyncio.to_thread(reserve_consultation, scope)
     usage: UsageReport | None = None
     done: Done | None = None
     async for event in CollaborationManager(scope).process_query(question, agents=agents, history=list(history)):
