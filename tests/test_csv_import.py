@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
@@ -110,6 +111,57 @@ def test_files_that_are_not_csv_are_refused_with_a_reason(admin, content, messag
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(ImportJob)).one() == 0
     assert list(csv_files.import_dir(admin.tenant_id).iterdir()) == []  # the refused file is deleted
+
+
+def test_a_file_of_500000_columns_is_refused_without_reading_its_rows_into_memory(admin):
+    header = ",".join(f"column{i}" for i in range(500_000))
+    row = ",".join(f"v{i}" for i in range(500_000))
+    content = f"{header}\n{row}\n".encode()
+    assert len(content) > 5_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportRefused, match="more than 500 columns; at most 500 can be imported"):
+            upload(admin, content)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Sniffing read the first 64 KB of its header, never its 500,000 cells (110 MB before the limit).
+    assert peak < 8 * 1024 * 1024, f"sniffing allocated {peak / 1e6:.1f} MB"
+    assert list(csv_files.import_dir(admin.tenant_id).iterdir()) == []
+    with session_scope() as s:
+        assert s.exec(select(func.count()).select_from(ImportJob)).one() == 0
+
+
+def test_the_column_limit_is_500(admin):
+    def file_of(width: int) -> str:
+        return ",".join(f"Field {i}" for i in range(width)) + "\n" + ",".join("x" for _ in range(width)) + "\n"
+
+    assert len(upload(admin, file_of(500)).headers) == 500
+    with pytest.raises(ImportRefused, match="This file has 501 columns; at most 500"):
+        upload(admin, file_of(501))
+    with pytest.raises(ImportRefused, match="has 501 columns"):  # without a header, as wide as its rows
+        upload(admin, ("1," * 500 + "1\n") * 2)
+
+
+def test_a_header_over_64_kb_is_refused(admin):
+    header = ",".join(f"Column {i} " + "n" * 7000 for i in range(10))  # 10 columns, 70 KB
+    with pytest.raises(ImportRefused, match="first row of this file is longer than 64 KB"):
+        upload(admin, f"{header}\nAcme,Ann Lee\n")
+
+
+def test_a_row_too_wide_to_preview_is_left_to_the_import(admin):
+    """A data row too wide to preview ends the preview, not the upload; the import fails that row only."""
+    wide = ",".join(["Wide Co", "Wide Person", "wide@x.example"] + ["extra"] * 5000)
+    content = f"business_name,contact_name,contact_email\nAcme,Ann Lee,ann@acme.example\n{wide}\nBeta,Bo Ray,bo@x.example\n"
+    view = upload(admin, content)
+    assert view.preview == [["Acme", "Ann Lee", "ann@acme.example"]]
+    done = run_import(admin, content)
+    assert (done.status, done.created, done.failed) == ("done", 2, 1)
+
+
+def test_long_values_are_cut_in_the_preview(admin):
+    view = upload(admin, f"business_name,contact_name,notes\nAcme,Ann Lee,{'n' * 5000}\n")
+    assert view.preview[0][2] == "n" * csv_files.PREVIEW_CELL_CHARS + "…"
 
 
 def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):

@@ -22,6 +22,13 @@ MAX_BYTES = 200 * 1024 * 1024
 MAX_FIELD_CHARS = 2 * 1024 * 1024  # a cell above this is surely broken quoting; refuse the row, not the file
 SAMPLE_BYTES = 256 * 1024
 PREVIEW_ROWS = 10
+MAX_COLUMNS = 500
+MAX_HEADER_CHARS = 64 * 1024
+# A preview row is parsed only when its text is at most this long and has at most this many delimiters
+# (quoted ones included); past that the preview stops before it, and the import reports the row itself.
+MAX_PREVIEW_RECORD_CHARS = MAX_FIELD_CHARS + MAX_HEADER_CHARS
+MAX_PREVIEW_DELIMITERS = 4 * MAX_COLUMNS
+PREVIEW_CELL_CHARS = 200  # the preview is for recognising columns: longer values are cut
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")
@@ -149,6 +156,94 @@ def display_headers(raw: list[str], width: int) -> list[str]:
     return names
 
 
+class _RecordTooLarge(Exception):
+    def __init__(self, wide: bool):
+        self.wide = wide  # too many delimiters (else too many characters)
+
+
+class _BoundedLines:
+    """The file's lines for csv.reader, with a budget per record: at most `chars` characters and `delimiters`
+    delimiters (quoted ones count too: this runs before parsing). A record over budget raises _RecordTooLarge
+    before the reader builds its list of cells, having read at most `chars` + 1 characters of it. Whole lines
+    only: the reader ends an unquoted record at the end of each string it is given."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self, fh: io.TextIOWrapper, delimiter: str):
+        self.fh, self.delimiter = fh, delimiter
+        self.chars = self.delimiters = 0
+
+    def budget(self, chars: int, delimiters: int) -> None:
+        """Called before each record."""
+        self.chars, self.delimiters = chars, delimiters
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        pieces = []
+        while True:  # in pieces, so a line over budget is refused after reading little more than the budget
+            piece = self.fh.readline(min(self.chars + 1, self.PIECE))
+            self.chars -= len(piece)
+            self.delimiters -= piece.count(self.delimiter)
+            if self.delimiters < 0 or self.chars < 0:
+                raise _RecordTooLarge(wide=self.delimiters < 0)
+            if piece:
+                pieces.append(piece)
+            if not piece or piece[-1] in "\r\n":
+                break
+        if not pieces:
+            raise StopIteration
+        return "".join(pieces)
+
+
+def too_many_columns_message(count: int | None = None) -> str:
+    counted = f"{count:,} columns" if count else f"more than {MAX_COLUMNS} columns"
+    return (f"This file has {counted}; at most {MAX_COLUMNS} can be imported. Keep only the columns you want to "
+            "import (a contact needs just a few) and upload it again.")
+
+
+def header_too_long_message() -> str:
+    return (f"The first row of this file is longer than {MAX_HEADER_CHARS // 1024} KB. A header row holds short "
+            "column names: check that this is a CSV export of contacts, one contact per line.")
+
+
+def _preview_row(cells: list[str]) -> list[str]:
+    cells = cells[:MAX_COLUMNS + 1]  # enough to tell a file without a header is too wide
+    return [c if len(c) <= PREVIEW_CELL_CHARS else c[:PREVIEW_CELL_CHARS] + "…" for c in cells]
+
+
+def _first_rows(path: Path, encoding: str, delimiter: str, first_may_be_header: bool) -> tuple[list[list[str]], bool]:
+    """The first non-blank record (kept whole: it may be the header) and up to PREVIEW_ROWS more (cut for the
+    preview), reading a bounded amount whatever the file holds; and whether the preview stopped before a row
+    too large to preview."""
+    rows: list[list[str]] = []
+    with open_text(path, encoding) as fh:
+        lines = _BoundedLines(fh, delimiter)
+        reader = csv.reader(lines, delimiter=delimiter)
+        while len(rows) <= PREVIEW_ROWS:
+            first = not rows
+            if first and first_may_be_header:
+                lines.budget(MAX_HEADER_CHARS, MAX_PREVIEW_DELIMITERS)
+            else:
+                lines.budget(MAX_PREVIEW_RECORD_CHARS, MAX_PREVIEW_DELIMITERS)
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except _RecordTooLarge as exc:
+                if first:
+                    raise ImportRefused(too_many_columns_message() if exc.wide or not first_may_be_header
+                                        else header_too_long_message()) from None
+                return rows, True  # the preview ends before this row; the import reports it
+            if not any(cell.strip() for cell in row):
+                continue
+            if first and len(row) > MAX_COLUMNS:
+                raise ImportRefused(too_many_columns_message(len(row)))
+            rows.append(row if first else _preview_row(row))
+    return rows, False
+
+
 def sniff(path: Path, *, encoding: str | None = None, delimiter: str | None = None,
           has_header: bool | None = None) -> Sniffed:
     """Work out how to read the file, or ImportRefused saying why it cannot be imported."""
@@ -162,16 +257,10 @@ def sniff(path: Path, *, encoding: str | None = None, delimiter: str | None = No
     _refuse_binary(head)
     encoding = encoding or detect_encoding(path)
     with open_text(path, encoding) as fh:
-        sample = fh.read(SAMPLE_BYTES // 2)
+        sample = fh.read(MAX_HEADER_CHARS)
     delimiter = delimiter or _best_delimiter(sample)
-    rows: list[list[str]] = []
     try:
-        with open_text(path, encoding) as fh:
-            for row in csv.reader(fh, delimiter=delimiter):
-                if any(cell.strip() for cell in row):
-                    rows.append(row)
-                if len(rows) > PREVIEW_ROWS:
-                    break
+        rows, cut_short = _first_rows(path, encoding, delimiter, first_may_be_header=has_header is not False)
     except csv.Error as exc:
         raise ImportRefused(f"The file could not be read as CSV ({exc}). Check that quotes are balanced.") from None
     except UnicodeDecodeError:
@@ -179,11 +268,13 @@ def sniff(path: Path, *, encoding: str | None = None, delimiter: str | None = No
     if not rows:
         raise ImportRefused("The file is empty. Export your contacts with a header row and at least one row of data.")
     header = _looks_like_header(rows[0]) if has_header is None else has_header
-    data = rows[1:] if header else rows
-    if not data:
+    data = rows[1:] if header else [_preview_row(rows[0])] + rows[1:]
+    if not data and not cut_short:
         raise ImportRefused("The file has a header row but no data rows.")
     # Cells past the header are per-row errors, not columns.
-    width = len(rows[0]) if header else max(len(r) for r in rows)
+    width = len(rows[0]) if header else max(len(r) for r in data)
+    if width > MAX_COLUMNS:
+        raise ImportRefused(too_many_columns_message())
     headers = display_headers(rows[0] if header else [], width)
     preview = [(r + [""] * width)[:width] for r in data[:PREVIEW_ROWS]]
     return Sniffed(encoding=encoding, delimiter=delimiter, has_header=header, headers=headers, preview=preview)
