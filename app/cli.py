@@ -6,6 +6,8 @@
   create-superadmin   create a platform super admin
   reset-password      set a new random password for an account and print it
   import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
+  show-quotas         an organisation's quotas (what it may use of the platform's shared capacity)
+  set-quota           change one quota of an organisation, or put it back to the default
 """
 
 from __future__ import annotations
@@ -158,6 +160,57 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant_or_none(slug: str):
+    from app.services import tenants
+    from models.db import session_scope
+
+    with session_scope() as session:
+        tenant = tenants.get_by_slug(session, slug)
+        if tenant is None:
+            print(f"No organisation has the slug “{slug}”.", file=sys.stderr)
+            return None
+        session.expunge(tenant)
+        return tenant
+
+
+def _print_quotas(tenant, quotas) -> None:
+    from app.services.quotas import lines
+
+    print(f"Quotas of {tenant.name} ({tenant.slug}):")
+    for line in lines(quotas):
+        note = "default" if not line.overridden else f"default {line.shown(line.default)}"
+        print(f"  {line.name:<28} {line.shown():>12}  ({note})  {line.label}")
+
+
+def _cmd_show_quotas(args: argparse.Namespace) -> int:
+    from app.services.quotas import from_settings
+
+    tenant = _tenant_or_none(args.slug)
+    if tenant is None:
+        return 1
+    _print_quotas(tenant, from_settings(tenant.settings))
+    return 0
+
+
+def _cmd_set_quota(args: argparse.Namespace) -> int:
+    from app.services import quotas
+    from app.services.errors import ServiceError
+    from models.db import session_scope
+
+    tenant = _tenant_or_none(args.slug)
+    if tenant is None:
+        return 1
+    try:
+        value = quotas.parse_value(args.name, args.value)
+        with session_scope() as session:
+            now = quotas.set_quota(session, tenant.id, args.name, value)
+    except ServiceError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    _print_quotas(tenant, now)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Admin platform operator commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", help="comma, semicolon, tab or pipe (default: detected)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_import_csv)
+
+    p = sub.add_parser("show-quotas", help="an organisation's quotas")
+    p.add_argument("slug", help="the organisation's slug")
+    p.set_defaults(func=_cmd_show_quotas)
+
+    p = sub.add_parser("set-quota", help="change one quota of an organisation (super admin operation)")
+    p.add_argument("slug", help="the organisation's slug")
+    p.add_argument("name", help="upload_disk_bytes, concurrent_imports, consultations_per_minute, max_specialists "
+                                "or specialist_knowledge_chars")
+    p.add_argument("value", help="a whole number, a size such as 5GB for upload_disk_bytes, or 'default'")
+    p.set_defaults(func=_cmd_set_quota)
 
     p = sub.add_parser("reset-password", help="set and print a new random password")
     p.add_argument("email")
