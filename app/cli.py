@@ -93,7 +93,6 @@ def _cmd_reset_password(args: argparse.Namespace) -> int:
 
 def _cmd_import_csv(args: argparse.Namespace) -> int:
     """Exit 0 when the file was processed (rows with problems are in the error report), 1 when it was refused."""
-    import shutil
     import time
     from pathlib import Path
 
@@ -110,16 +109,14 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if not source.is_file():
         return refuse(f"{source} is not a file.")
-    if source.stat().st_size > csv_files.MAX_BYTES:
-        return refuse(csv_files.too_large_message(source.stat().st_size))
     with session_scope() as session:
         tenant = tenants.get_by_slug(session, args.tenant)
         if tenant is None:
             return refuse(f"No organisation has the slug “{args.tenant}”.")
         scope = Scope.system(tenant.id)
-    stored = csv_files.new_upload_path(scope.tenant_id)
-    shutil.copyfile(source, stored)  # the import reads (and resumes from) its own private copy
     try:
+        # The import reads (and resumes from) its own private copy, stored like an upload: size limit and quota.
+        stored = csv_files.store_file(scope.tenant_id, source)
         view = csv_import.register_upload(scope, source.name, stored)
         if args.no_header or args.delimiter:
             view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
@@ -149,11 +146,13 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
           f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors.")
     if done.rows_read and (done.failed or done.skipped):
         name, chunks = csv_import.error_report(scope, done.id)
-        report = csv_files.import_dir(scope.tenant_id) / f"{done.id}-{name}"
-        with open(report, "w", encoding="utf-8", newline="") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        print(f"Error report: {report}")
+        try:
+            report = csv_files.store(scope.tenant_id, (chunk.encode() for chunk in chunks), name=f"{done.id}-{name}",
+                                     limit=None)
+        except ServiceError as exc:
+            print(f"Error report not saved: {exc.message} It can be downloaded from the Import page.", file=sys.stderr)
+        else:
+            print(f"Error report: {report}")
     if done.status != "done":
         print(f"Stopped: {done.error}", file=sys.stderr)
         return 1

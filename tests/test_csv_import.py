@@ -33,8 +33,7 @@ def admin(make_org):
 
 
 def upload(scope, content: bytes | str, name: str = "contacts.csv") -> csv_import.ImportView:
-    path = csv_files.new_upload_path(scope.tenant_id)
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    path = csv_files.store(scope.tenant_id, [content.encode() if isinstance(content, str) else content])
     return csv_import.register_upload(scope, name, path)
 
 

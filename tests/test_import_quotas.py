@@ -1,14 +1,28 @@
-"""Per-organisation quotas: the commands that show and change them, and the Platform admin overview."""
+"""Per-organisation quotas: the commands that show and change them, the Platform admin overview, and the disk
+an organisation's uploads may take (each test tries going past it through the services, the upload page and
+the command line)."""
 
 from __future__ import annotations
 
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, text
+from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: the page states exist)
 from app import cli
-from app.services import quotas
+from app.pages.csv_import import ImportState
+from app.services import auth, csv_files, csv_import, quotas
+from app.services.quotas import QuotaReached
+from models import ImportJob
 from models.db import session_scope
+from tests.test_page_guards import new_state
+
+SMALL = "business_name,contact_name,contact_email\nAcme,Ann Lee,ann@acme.example\nBeta,Bo Ray,bo@beta.example\n"
 
 
 @pytest.fixture
@@ -21,9 +35,28 @@ def set_quota(principal, name: str, value: int | None) -> None:
         quotas.set_quota(s, principal.tenant_id, name, value)
 
 
+def stored_files(principal) -> list[Path]:
+    return sorted(csv_files.import_dir(principal.tenant_id).iterdir())
+
+
+def import_rows() -> int:
+    with session_scope() as s:
+        return s.exec(select(func.count()).select_from(ImportJob)).one()
+
+
+def upload(principal, content: str | bytes) -> csv_import.ImportView:
+    data = content.encode() if isinstance(content, str) else content
+    return csv_import.register_upload(principal.scope, "contacts.csv", csv_files.store(principal.tenant_id, [data]))
+
+
 def slug_of(principal) -> str:
     with session_scope() as s:
         return s.execute(text("SELECT slug FROM tenants WHERE id = :id"), {"id": principal.tenant_id}).scalar()
+
+
+def csv_import_path(import_id: str) -> str:
+    with session_scope() as s:
+        return s.execute(text("SELECT stored_path FROM import_jobs WHERE id = :id"), {"id": import_id}).scalar()
 
 
 # --- the quota commands ------------------------------------------------------------------------------------
@@ -75,3 +108,85 @@ def test_super_admins_see_every_organisations_quotas(admin, make_org, make_user)
     assert rows["Other Dental"]["concurrent_imports"] == (2, False)
     with pytest.raises(PermissionDenied):
         quotas.overview(admin.scope)
+
+
+# --- disk for uploads --------------------------------------------------------------------------------------
+
+
+def test_uploads_stop_at_the_disk_quota_and_leave_nothing_behind(admin):
+    set_quota(admin, "upload_disk_bytes", 1000)
+    kept = csv_files.store(admin.tenant_id, [b"x" * 600])
+    with pytest.raises(QuotaReached, match="over its limit of 1000 bytes") as refused:
+        csv_files.store(admin.tenant_id, [b"y" * 250, b"y" * 250])  # the second chunk would pass the limit
+    assert "ask the platform administrator" in refused.value.message
+    assert stored_files(admin) == [kept]
+    set_quota(admin, "upload_disk_bytes", None)  # back to the default (2 GB)
+    assert len(stored_files(admin)) == 1 and csv_files.store(admin.tenant_id, [b"y" * 400]).exists()
+
+
+def test_uploads_running_side_by_side_see_each_other(admin, monkeypatch):
+    monkeypatch.setattr(csv_files.UploadWriter, "RESCAN_BYTES", 100)
+    set_quota(admin, "upload_disk_bytes", 1000)
+    with csv_files.UploadWriter(admin.tenant_id) as first:
+        with pytest.raises(QuotaReached), csv_files.UploadWriter(admin.tenant_id) as second:
+            first.write(b"a" * 600)
+            second.write(b"b" * 500)  # measured again: the first upload's 600 bytes, still arriving, count
+    assert stored_files(admin) == [first.path]
+
+
+def test_other_organisations_files_do_not_count(admin, make_org):
+    other = make_org("Other Dental")
+    set_quota(admin, "upload_disk_bytes", 1000)
+    csv_files.store(other.tenant_id, [b"z" * 5000])
+    assert csv_files.store(admin.tenant_id, [b"x" * 900]).exists()
+
+
+@dataclass
+class Chunk:
+    filename: str
+    data: bytes
+
+
+async def test_the_upload_page_stops_the_stream_at_the_disk_quota(admin):
+    set_quota(admin, "upload_disk_bytes", 256 * 1024)
+    sent = []
+
+    async def chunks():
+        for _ in range(100):  # 6.4 MB offered in 64 KB chunks
+            sent.append(1)
+            yield Chunk("contacts.csv", b"x" * 65536)
+
+    state = new_state(ImportState, auth.open_session(admin))
+    async for _ in ImportState.upload.fn(state, chunks()):
+        pass
+    assert "over its limit of 256.0 KB" in state.upload_error and state.uploading is False
+    assert len(sent) == 5  # refused at the chunk that passed the limit, not after reading everything
+    assert stored_files(admin) == [] and import_rows() == 0
+
+
+def test_the_command_line_import_respects_the_disk_quota(admin, tmp_path, capsys):
+    source = tmp_path / "contacts.csv"
+    source.write_text(SMALL)
+    set_quota(admin, "upload_disk_bytes", 50)
+    slug = slug_of(admin)
+    assert cli.main(["import-csv", "--tenant", slug, str(source), "--quiet"]) == 1
+    assert "over its limit of 50 bytes" in capsys.readouterr().err
+    assert stored_files(admin) == []
+    set_quota(admin, "upload_disk_bytes", None)
+    assert cli.main(["import-csv", "--tenant", slug, str(source), "--quiet"]) == 0
+    assert "2 added" in capsys.readouterr().out
+
+
+def test_housekeeping_removes_files_no_import_refers_to(admin):
+    view = upload(admin, SMALL)
+    uploaded = Path(csv_import_path(view.id))
+    orphan = csv_files.store(admin.tenant_id, [b"cut off mid-way"])
+    fresh = csv_files.store(admin.tenant_id, [b"still arriving"])
+    day_old = time.time() - 2 * 86400
+    for path in (orphan, uploaded):
+        os.utime(path, (day_old, day_old))
+    try:
+        assert csv_import.purge_files() == 1
+        assert not orphan.exists() and fresh.exists() and uploaded.exists()
+    finally:
+        uploaded.unlink(missing_ok=True)  # (the next test's tables are empty: it would be an orphan there)

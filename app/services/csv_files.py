@@ -1,7 +1,9 @@
 """CSV files as they arrive: private storage, the size limit, and sniffing (encoding, delimiter, header, preview).
 
-Uploads are written under ``DATA_DIR/imports/<organisation>/`` (never the public upload folder). Sniffing
-refuses what cannot be a CSV with a message that says what to do instead.
+Uploads are written under ``DATA_DIR/imports/<organisation>/`` (never the public upload folder), only through
+`UploadWriter`, which checks the size limit and the organisation's disk quota as the bytes arrive. Sniffing
+refuses what cannot be a CSV with a message that says what to do instead, and reads a bounded amount of the
+file whatever its shape.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from app.services import quotas
 from app.services.errors import ServiceError
 from app.settings import get_settings
+from models.db import session_scope
 
 MAX_BYTES = 200 * 1024 * 1024
 MAX_FIELD_CHARS = 2 * 1024 * 1024  # a cell above this is surely broken quoting; refuse the row, not the file
@@ -59,14 +65,103 @@ def too_large_message(size: int) -> str:
             "(for example by region or by year) and import them one after another.")
 
 
+def imports_root() -> Path:
+    return get_settings().data_dir / "imports"
+
+
 def import_dir(tenant_id: uuid.UUID) -> Path:
-    path = get_settings().data_dir / "imports" / str(tenant_id)
+    path = imports_root() / str(tenant_id)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
-def new_upload_path(tenant_id: uuid.UUID) -> Path:
-    return import_dir(tenant_id) / f"{uuid.uuid4().hex}.csv"
+def stored_bytes(directory: Path, *, besides: Path | None = None) -> int:
+    """What the files in an organisation's import folder take on disk (`besides` not counted)."""
+    total = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and entry.path != str(besides):
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # removed meanwhile (housekeeping)
+                    pass
+    return total
+
+
+def disk_quota_message(limit: int) -> str:
+    return (f"Your organisation's stored import files would go over its limit of {human_size(limit)}. Uploaded "
+            "files are deleted a week after their import ends (a day after upload if never imported); try again "
+            "then, or ask the platform administrator for more space.")
+
+
+class UploadWriter:
+    """The one way a file enters an organisation's private import storage.
+
+    Counts the bytes as they arrive and refuses, before writing them, a file over `limit` (ImportRefused) or
+    one that would take the organisation's stored files past its `upload_disk_bytes` quota (QuotaReached). The
+    folder is measured when the upload starts and again every `RESCAN_BYTES`, so uploads running side by side
+    see each other's growth. A refused or failed upload leaves no file behind (use it as a context manager).
+    """
+
+    RESCAN_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, tenant_id: uuid.UUID, *, name: str | None = None, limit: int | None = MAX_BYTES,
+                 expected_size: int = 0):
+        with session_scope() as session:
+            self.quota = quotas.quotas_for(session, tenant_id).upload_disk_bytes
+        self.limit = limit
+        self.directory = import_dir(tenant_id)
+        self.path = self.directory / (name or f"{uuid.uuid4().hex}.csv")
+        self.size = 0
+        self._others = stored_bytes(self.directory, besides=self.path)
+        self._measured_at = 0
+        self._check(expected_size)  # a size known in advance fails before any byte is copied
+        self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+    def _check(self, size: int) -> None:
+        if self.limit is not None and size > self.limit:
+            raise ImportRefused(too_large_message(size))
+        if size - self._measured_at >= self.RESCAN_BYTES:
+            self._others, self._measured_at = stored_bytes(self.directory, besides=self.path), size
+        if self._others + size > self.quota:
+            raise quotas.QuotaReached(disk_quota_message(self.quota))
+
+    def write(self, data: bytes) -> None:
+        self._check(self.size + len(data))
+        self._file.write(data)
+        self._file.flush()  # on disk at once, where other uploads of the organisation measure it
+        self.size += len(data)
+
+    def close(self) -> Path:
+        self._file.close()
+        return self.path
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> UploadWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def store(tenant_id: uuid.UUID, chunks: Iterable[bytes], **options: Any) -> Path:
+    """Write `chunks` into the organisation's import storage through an UploadWriter; returns the file's path."""
+    with UploadWriter(tenant_id, **options) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    return writer.path
+
+
+def store_file(tenant_id: uuid.UUID, source: Path) -> Path:
+    """Copy a local file into the organisation's import storage (the CLI and the benchmark)."""
+    with open(source, "rb") as fh:
+        return store(tenant_id, iter(lambda: fh.read(1 << 20), b""), expected_size=source.stat().st_size)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ all go through these functions.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -335,9 +336,12 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
     return f"{Path(filename).stem}-errors.csv", csv_chunks(rows())
 
 
-def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1)) -> int:
-    """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day.
-    The import rows and their error reports stay. Returns how many files were removed."""
+def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1),
+                orphaned_for: timedelta = timedelta(days=1)) -> int:
+    """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day,
+    and files no import refers to (an upload cut off mid-way, the command line's error reports) after a day,
+    so they stop counting against the organisation's disk quota. The import rows and their error reports
+    stay. Returns how many files were removed."""
     removed = 0
     with session_scope() as session:
         rows = session.execute(
@@ -354,4 +358,24 @@ def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: t
                 path.unlink()
                 removed += 1
             session.execute(text("UPDATE import_jobs SET stored_path = '' WHERE id = :id"), {"id": import_id})
+    return removed + _purge_orphans(orphaned_for)
+
+
+def _purge_orphans(older_than: timedelta) -> int:
+    root = csv_files.imports_root()
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    old = [p for d in root.iterdir() if d.is_dir() for p in d.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    if not old:
+        return 0
+    with session_scope() as session:
+        # (every path still stored, compared resolved: a file is never taken for an orphan by how it is spelled)
+        referenced = {Path(p).resolve() for p in session.execute(
+            text("SELECT stored_path FROM import_jobs WHERE stored_path <> ''")).scalars()}
+    removed = 0
+    for path in old:
+        if path.resolve() not in referenced:
+            path.unlink(missing_ok=True)
+            removed += 1
     return removed
