@@ -1,10 +1,14 @@
-"""Per-organisation quotas: the commands that show and change them, the Platform admin overview, and the disk
-an organisation's uploads may take (each test tries going past it through the services, the upload page and
-the command line)."""
+"""What one organisation's imports may take of the platform: disk for uploads and imports at once; and the
+quota commands.
+
+Each test tries the abuse (uploads past the disk quota, parallel starts racing for the last import slot)
+against the real services, page handlers and command line.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +194,56 @@ def test_housekeeping_removes_files_no_import_refers_to(admin):
         assert not orphan.exists() and fresh.exists() and uploaded.exists()
     finally:
         uploaded.unlink(missing_ok=True)  # (the next test's tables are empty: it would be an orphan there)
+
+
+# --- imports at once ---------------------------------------------------------------------------------------
+
+
+def test_an_organisation_runs_at_most_its_quota_of_imports_at_once(admin, make_org):
+    views = [upload(admin, SMALL) for _ in range(3)]
+    for view in views[:2]:
+        csv_import.start(admin.scope, view.id, view.mapping, {"duplicates": "skip"})
+    with pytest.raises(QuotaReached, match=r"2 imports are already waiting or running .* at once \(2\)"):
+        csv_import.start(admin.scope, views[2].id, views[2].mapping, {"duplicates": "skip"})
+    assert csv_import.import_view(admin.scope, views[2].id).status == "uploaded"
+    other = make_org("Other Dental")  # another organisation's slots are its own
+    theirs = upload(other, SMALL)
+    assert csv_import.start(other.scope, theirs.id, theirs.mapping, {"duplicates": "skip"}).status == "queued"
+    csv_import.cancel(admin.scope, views[0].id)  # a finished (here: cancelled) import frees its slot
+    assert csv_import.start(admin.scope, views[2].id, views[2].mapping, {"duplicates": "skip"}).status == "queued"
+
+
+def test_parallel_starts_cannot_both_take_the_last_slot(admin):
+    set_quota(admin, "concurrent_imports", 3)
+    views = [upload(admin, SMALL) for _ in range(8)]
+    barrier = threading.Barrier(len(views))
+    outcomes: list[str] = []
+
+    def start(view):
+        barrier.wait()
+        try:
+            csv_import.start(admin.scope, view.id, view.mapping, {"duplicates": "skip"})
+            outcomes.append("started")
+        except QuotaReached:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start, args=(v,)) for v in views]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 5 + ["started"] * 3
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*) FROM import_jobs WHERE status = 'queued'")).scalar() == 3
+        assert s.execute(text("SELECT count(*) FROM jobs WHERE kind = 'csv_import'")).scalar() == 3
+
+
+async def test_the_page_shows_the_import_quota(admin):
+    set_quota(admin, "concurrent_imports", 0)
+    view = upload(admin, SMALL)
+    state = new_state(ImportState, auth.open_session(admin))
+    state.import_id, state.mapping = view.id, view.mapping
+
+    events = [event async for event in ImportState.start.fn(state)]
+    assert "Imports are switched off for your organisation" in str(events[-1])
+    assert state.busy is False and csv_import.import_view(admin.scope, view.id).status == "uploaded"

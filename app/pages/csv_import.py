@@ -244,6 +244,10 @@ class ImportState(rx.State):
             self.busy = False
             yield rx.toast.error("Check the mapping: " + exc.message)
             return
+        except QuotaReached as exc:
+            self.busy = False
+            yield rx.toast.error(exc.message)
+            return
         self.busy = False
         await self._show(scope, view)
         await self._refresh_lists(scope)

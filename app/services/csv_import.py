@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import csv_files, csv_loader
+from app.services import csv_files, csv_loader, quotas
 from app.services import csv_mapping as cm
 from app.services import custom_fields as cf
 from app.services.csv_export import csv_chunks, neutralise
@@ -187,6 +187,26 @@ def list_imports(scope: Scope, limit: int = 10) -> list[ImportView]:
         return [_view(r) for r in rows]
 
 
+def _take_import_slot(session: Session, scope: Scope) -> None:
+    """QuotaReached when the organisation already has as many imports waiting or running as its
+    `concurrent_imports` quota allows. The organisation's row stays locked until the caller commits the import
+    as queued, so starts running side by side take the slots one after another and cannot both take the last."""
+    settings = session.execute(text("SELECT settings FROM tenants WHERE id = :t FOR NO KEY UPDATE"),
+                               {"t": scope.tenant_id}).scalar()
+    limit = quotas.from_settings(settings).concurrent_imports
+    active = session.execute(
+        text("SELECT count(*) FROM import_jobs WHERE tenant_id = :t AND status IN ('queued', 'running')"),
+        {"t": scope.tenant_id},
+    ).scalar()
+    if limit == 0:
+        raise quotas.QuotaReached("Imports are switched off for your organisation. Ask the platform administrator.")
+    if active >= limit:
+        waiting = "import is" if active == 1 else "imports are"
+        raise quotas.QuotaReached(
+            f"{active} {waiting} already waiting or running for your organisation, the most it may have at once "
+            f"({limit}). Start this one when one of them has finished, or cancel one.")
+
+
 def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, Any], *,
           save_as: str = "", enqueue: bool = True) -> ImportView:
     """Check the mapping and options, remember them, and queue the import job."""
@@ -201,6 +221,7 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
             raise ValidationFailed({"import": "This import has already started."})
         headers = list(row.mapping.get("headers", []))
         cm.validate_mapping(mapping, headers, definitions, updating=opts["duplicates"] == "update")
+        _take_import_slot(session, scope)
         row.mapping = {**row.mapping, "targets": list(mapping)}
         row.options = opts
         row.status = "queued"
