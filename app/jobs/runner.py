@@ -77,6 +77,7 @@ class Runner:
         *,
         worker_id: str | None = None,
         concurrency: int = 2,
+        bulk_slots: int | None = None,
         poll_seconds: float = 2.0,
         lease_seconds: float = 60.0,
         heartbeat_seconds: float = 1.0,
@@ -85,6 +86,9 @@ class Runner:
     ):
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = concurrency
+        # Bulk jobs (priority >= queue.BULK, e.g. imports) take at most this many slots, so the others are
+        # always free for everything else: an import never holds up a call's summary on this runner.
+        self.bulk_slots = max(1, concurrency - 1) if bulk_slots is None else bulk_slots
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -92,6 +96,7 @@ class Runner:
         self.schedule = schedule
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._bulk: set[asyncio.Task] = set()
         load_handlers()
 
     # --- main loops ---------------------------------------------------------------------------------------
@@ -134,8 +139,10 @@ class Runner:
     async def _fill_slots(self) -> int:
         started = 0
         while len(self._tasks) < self.concurrency:
+            bulk_full = len(self._bulk) >= self.bulk_slots
             try:
-                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds)
+                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds,
+                                              max_priority=queue.BULK - 1 if bulk_full else queue.ANY_PRIORITY)
             except Exception:
                 log.exception("could not claim a job")
                 return started
@@ -143,12 +150,15 @@ class Runner:
                 break
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._tasks.add(task)
+            if job.priority >= queue.BULK:
+                self._bulk.add(task)
             task.add_done_callback(self._task_done)
             started += 1
         return started
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self._bulk.discard(task)
         self._wake.set()  # a slot is free
 
     async def _listen(self) -> None:
