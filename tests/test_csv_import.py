@@ -394,6 +394,71 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
         assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
 
 
+def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, caplog):
+    """Runner 1 stalls in the middle of a batch (waiting on a contact someone is adding) and stops heart-beating;
+    runner 2 takes the job over and resumes from the checkpoint. When runner 1 moves again its batch rolls back:
+    the checkpoint is fenced on the runner holding the job and on the counts the batch started from."""
+    import asyncio
+    import threading
+    import time
+
+    import psycopg
+
+    from app.jobs.runner import Runner
+    from app.services import csv_loader
+    from models.db import libpq_url
+
+    monkeypatch.setattr(csv_loader, "BATCH_ROWS", 50)
+    # Every fourth row has no email: nothing but the checkpoint would stop it being imported twice.
+    rows = [f"Biz {i},P {i},{'' if i % 4 == 3 else f'p{i}@fence.example'}" for i in range(400)]
+    view = upload(admin, "business_name,contact_name,contact_email\n" + "\n".join(rows) + "\n")
+    job_id = csv_import.start(admin, view.id, view.mapping, {"duplicates": "skip"}).job_id
+
+    def one(sql: str):
+        with session_scope() as s:
+            return s.execute(text(sql), {"job": job_id, "id": view.id}).scalar()
+
+    def until(sql: str, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not one(sql):
+            assert time.monotonic() < deadline, f"never happened: {what}"
+            time.sleep(0.05)
+
+    # Someone adds a contact whose email is in the file's third batch, and has not committed yet.
+    someone = psycopg.connect(libpq_url())
+    someone.execute("INSERT INTO contacts (id, tenant_id, business_name, contact_name, contact_email, email_normalized, "
+                    "status) VALUES (gen_random_uuid(), %s, 'Walk-in', 'Wes', 'p120@fence.example', "
+                    "'p120@fence.example', 'closed_lost')", (admin.tenant_id,))
+    stalled = Runner(worker_id="runner-1", concurrency=1, heartbeat_seconds=3600, poll_seconds=0.1, schedule=False)
+    taker = Runner(worker_id="runner-2", concurrency=1, lease_seconds=0.5, heartbeat_seconds=0.1, poll_seconds=0.1,
+                   schedule=False)
+    threads = [threading.Thread(target=lambda r=r: asyncio.run(r.run_until_idle(timeout=120))) for r in (stalled, taker)]
+    caplog.set_level("INFO", logger="app.jobs.runner")
+    try:
+        threads[0].start()
+        until("SELECT rows_read = 100 FROM import_jobs WHERE id = :id", "runner 1 committed two batches")
+        until("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+              "runner 1 waits in its third batch")
+        until("SELECT heartbeat_at < now() - interval '0.6 seconds' FROM jobs WHERE id = :job", "runner 1's lease ran out")
+        threads[1].start()
+        until("SELECT locked_by = 'runner-2' FROM jobs WHERE id = :job", "runner 2 took the job over")
+    finally:
+        someone.rollback()  # runner 1 moves again, into its checkpoint
+        someone.close()
+        for thread in threads:
+            if thread.is_alive() or thread.ident:
+                thread.join(timeout=120)
+    done = csv_import.import_view(admin, view.id)
+    assert (done.status, done.rows_read, done.created, done.skipped, done.failed) == ("done", 400, 400, 0, 0)
+    assert errors_of(admin, done) == []
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*), count(DISTINCT business_name) FROM contacts")).one() == (400, 400)
+        job = s.execute(text("SELECT status, attempts, locked_by FROM jobs WHERE id = :id"), {"id": job_id}).one()
+    assert tuple(job) == ("succeeded", 2, None)
+    stopped = [r for r in caplog.records if r.getMessage() == "job stopped"]
+    assert [r.reason for r in stopped] == ["Another runner has taken over this import; this runner's batch was rolled back."]
+
+
 def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):
     import asyncio
 

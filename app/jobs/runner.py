@@ -29,6 +29,11 @@ class JobCancelled(Exception):
     """Raised inside a handler (from `ctx.progress`) when the job was cancelled or its lease was lost."""
 
 
+class LeaseLost(JobCancelled):
+    """This runner no longer holds the job (its lease expired and another runner took it): stop without
+    touching what the job works on, which is the other runner's now."""
+
+
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad input): the job fails at once."""
 
@@ -46,15 +51,16 @@ class JobContext:
         self._dirty = False
         self._lock = threading.Lock()
         self.stop_reason: str | None = None
+        self.lease_lost = False
 
     def progress(self, **fields: Any) -> None:
         """Merge fields into the job's progress. The runner writes it to the database about once a second.
-        Raises JobCancelled when the job should stop, so long loops end promptly."""
+        Raises JobCancelled (LeaseLost) when the job should stop, so long loops end promptly."""
         with self._lock:
             self._progress.update(fields)
             self._dirty = True
         if self.stop_reason:
-            raise JobCancelled(self.stop_reason)
+            raise (LeaseLost if self.lease_lost else JobCancelled)(self.stop_reason)
 
     def should_stop(self) -> bool:
         return self.stop_reason is not None
@@ -232,6 +238,7 @@ class Runner:
                 log.warning("job heartbeat failed", extra={"job_id": ctx.job_id})
                 continue
             if cancel is None:
+                ctx.lease_lost = True
                 ctx.stop_reason = "This runner lost the job's lease; another runner has it."
             elif cancel:
                 ctx.stop_reason = "Cancelled by a user."

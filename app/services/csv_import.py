@@ -267,8 +267,9 @@ def _finish(import_id: uuid.UUID, status: str, error: str | None = None) -> None
 
 
 def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] = lambda t: None,
-            batch_rows: int = csv_loader.BATCH_ROWS) -> ImportView:
-    """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark."""
+            batch_rows: int | None = None, lease: csv_loader.Lease | None = None) -> ImportView:
+    """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark. Under a
+    job, `lease` fences every checkpoint on the runner holding it (csv_loader.LeaseLost when it lost it)."""
     with session_scope() as session:
         row = session.get(ImportJob, parse_uuid(import_id, "That import does not exist."))
         if row is None:
@@ -293,7 +294,7 @@ def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] 
     try:
         csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=job_id,
                        filename=filename, definitions=definitions, resume_from=done_so_far, on_progress=on_progress,
-                       batch_rows=batch_rows)
+                       batch_rows=batch_rows or csv_loader.BATCH_ROWS, lease=lease)
     except csv_loader.ImportStopped as exc:
         _finish(job_id, "failed", str(exc))
     else:
