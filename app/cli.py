@@ -6,6 +6,8 @@
   create-superadmin   create a platform super admin
   reset-password      set a new random password for an account, sign it out everywhere, print the password
   import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
+  show-quotas         an organisation's quotas (what it may use of the platform's shared capacity)
+  set-quota           change one quota of an organisation, or put it back to the default
 """
 
 from __future__ import annotations
@@ -92,7 +94,6 @@ def _cmd_reset_password(args: argparse.Namespace) -> int:
 
 def _cmd_import_csv(args: argparse.Namespace) -> int:
     """Exit 0 when the file was processed (rows with problems are in the error report), 1 when it was refused."""
-    import shutil
     import time
     from pathlib import Path
 
@@ -109,16 +110,14 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if not source.is_file():
         return refuse(f"{source} is not a file.")
-    if source.stat().st_size > csv_files.MAX_BYTES:
-        return refuse(csv_files.too_large_message(source.stat().st_size))
     with session_scope() as session:
         tenant = tenants.get_by_slug(session, args.tenant)
         if tenant is None:
             return refuse(f"No organisation has the slug “{args.tenant}”.")
         scope = Scope.system(tenant.id)
-    stored = csv_files.new_upload_path(scope.tenant_id)
-    shutil.copyfile(source, stored)  # the import reads (and resumes from) its own private copy
     try:
+        # The import reads (and resumes from) its own private copy, stored like an upload: size limit and quota.
+        stored = csv_files.store_file(scope.tenant_id, source)
         view = csv_import.register_upload(scope, source.name, stored)
         if args.no_header or args.delimiter:
             view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
@@ -148,14 +147,67 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
           f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors.")
     if done.rows_read and (done.failed or done.skipped):
         name, chunks = csv_import.error_report(scope, done.id)
-        report = csv_files.import_dir(scope.tenant_id) / f"{done.id}-{name}"
-        with open(report, "w", encoding="utf-8", newline="") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        print(f"Error report: {report}")
+        try:
+            report = csv_files.store(scope.tenant_id, (chunk.encode() for chunk in chunks), name=f"{done.id}-{name}",
+                                     limit=None)
+        except ServiceError as exc:
+            print(f"Error report not saved: {exc.message} It can be downloaded from the Import page.", file=sys.stderr)
+        else:
+            print(f"Error report: {report}")
     if done.status != "done":
         print(f"Stopped: {done.error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _tenant_or_none(slug: str):
+    from app.services import tenants
+    from models.db import session_scope
+
+    with session_scope() as session:
+        tenant = tenants.get_by_slug(session, slug)
+        if tenant is None:
+            print(f"No organisation has the slug “{slug}”.", file=sys.stderr)
+            return None
+        session.expunge(tenant)
+        return tenant
+
+
+def _print_quotas(tenant, quotas) -> None:
+    from app.services.quotas import lines
+
+    print(f"Quotas of {tenant.name} ({tenant.slug}):")
+    for line in lines(quotas):
+        note = "default" if not line.overridden else f"default {line.shown(line.default)}"
+        print(f"  {line.name:<28} {line.shown():>12}  ({note})  {line.label}")
+
+
+def _cmd_show_quotas(args: argparse.Namespace) -> int:
+    from app.services.quotas import from_settings
+
+    tenant = _tenant_or_none(args.slug)
+    if tenant is None:
+        return 1
+    _print_quotas(tenant, from_settings(tenant.settings))
+    return 0
+
+
+def _cmd_set_quota(args: argparse.Namespace) -> int:
+    from app.services import quotas
+    from app.services.errors import ServiceError
+    from models.db import session_scope
+
+    tenant = _tenant_or_none(args.slug)
+    if tenant is None:
+        return 1
+    try:
+        value = quotas.parse_value(args.name, args.value)
+        with session_scope() as session:
+            now = quotas.set_quota(session, tenant.id, args.name, value)
+    except ServiceError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    _print_quotas(tenant, now)
     return 0
 
 
@@ -190,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", help="comma, semicolon, tab or pipe (default: detected)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_import_csv)
+
+    p = sub.add_parser("show-quotas", help="an organisation's quotas")
+    p.add_argument("slug", help="the organisation's slug")
+    p.set_defaults(func=_cmd_show_quotas)
+
+    p = sub.add_parser("set-quota", help="change one quota of an organisation (super admin operation)")
+    p.add_argument("slug", help="the organisation's slug")
+    p.add_argument("name", help="upload_disk_bytes, concurrent_imports, consultations_per_minute, max_specialists "
+                                "or specialist_knowledge_chars")
+    p.add_argument("value", help="a whole number, a size such as 5GB for upload_disk_bytes, or 'default'")
+    p.set_defaults(func=_cmd_set_quota)
 
     p = sub.add_parser("reset-password", help="set and print a new random password; signs the account out everywhere")
     p.add_argument("email")

@@ -19,7 +19,6 @@ import csv
 import json
 import random
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -137,8 +136,7 @@ def main() -> None:
         copy_seconds = raw_copy_seconds(libpq_url(db.url), source)
         print(f"raw COPY {copy_seconds:.1f}s", file=sys.stderr, flush=True)
 
-        stored = csv_files.new_upload_path(scope.tenant_id)
-        shutil.copyfile(source, stored)  # (not through this process's memory: peak_rss_mb is the import's)
+        stored = csv_files.store_file(scope.tenant_id, source)  # (1 MB at a time: peak_rss_mb is the import's)
         started = time.perf_counter()
         view = csv_import.register_upload(scope, "contacts.csv", stored)
         csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},

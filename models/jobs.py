@@ -20,10 +20,20 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (
+        # The claim's order (app/jobs/queue.py): priority, then each organisation's place in the round robin.
         Index(
             "ix_jobs_claimable",
             "priority",
-            "run_after",
+            "fair_at",
+            "id",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # The last place an organisation holds in a priority's round robin, read when it queues a job.
+        Index(
+            "ix_jobs_lane",
+            "tenant_id",
+            "priority",
+            "fair_at",
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
@@ -41,6 +51,9 @@ class Job(SQLModel, table=True):
     attempts: int = counter()
     max_attempts: int = Field(default=5, nullable=False, sa_column_kwargs={"server_default": text("5")})
     run_after: datetime = default_now()
+    # Order among due jobs of one priority: when due, or a day after the organisation's previous job waiting or
+    # running at that priority (a round robin between organisations; see app/jobs/queue.py).
+    fair_at: datetime = default_now()
     # A job that must exist at most once (e.g. "billing:<tenant>:<period>") carries a dedupe key.
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
     locked_by: str | None = Field(default=None, max_length=120)

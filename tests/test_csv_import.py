@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,8 +33,7 @@ def admin(make_org):
 
 
 def upload(scope, content: bytes | str, name: str = "contacts.csv") -> csv_import.ImportView:
-    path = csv_files.new_upload_path(scope.tenant_id)
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    path = csv_files.store(scope.tenant_id, [content.encode() if isinstance(content, str) else content])
     return csv_import.register_upload(scope, name, path)
 
 
@@ -110,6 +110,57 @@ def test_files_that_are_not_csv_are_refused_with_a_reason(admin, content, messag
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(ImportJob)).one() == 0
     assert list(csv_files.import_dir(admin.tenant_id).iterdir()) == []  # the refused file is deleted
+
+
+def test_a_file_of_500000_columns_is_refused_without_reading_its_rows_into_memory(admin):
+    header = ",".join(f"column{i}" for i in range(500_000))
+    row = ",".join(f"v{i}" for i in range(500_000))
+    content = f"{header}\n{row}\n".encode()
+    assert len(content) > 5_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportRefused, match="more than 500 columns; at most 500 can be imported"):
+            upload(admin, content)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Sniffing read the first 64 KB of its header, never its 500,000 cells (110 MB before the limit).
+    assert peak < 8 * 1024 * 1024, f"sniffing allocated {peak / 1e6:.1f} MB"
+    assert list(csv_files.import_dir(admin.tenant_id).iterdir()) == []
+    with session_scope() as s:
+        assert s.exec(select(func.count()).select_from(ImportJob)).one() == 0
+
+
+def test_the_column_limit_is_500(admin):
+    def file_of(width: int) -> str:
+        return ",".join(f"Field {i}" for i in range(width)) + "\n" + ",".join("x" for _ in range(width)) + "\n"
+
+    assert len(upload(admin, file_of(500)).headers) == 500
+    with pytest.raises(ImportRefused, match="This file has 501 columns; at most 500"):
+        upload(admin, file_of(501))
+    with pytest.raises(ImportRefused, match="has 501 columns"):  # without a header, as wide as its rows
+        upload(admin, ("1," * 500 + "1\n") * 2)
+
+
+def test_a_header_over_64_kb_is_refused(admin):
+    header = ",".join(f"Column {i} " + "n" * 7000 for i in range(10))  # 10 columns, 70 KB
+    with pytest.raises(ImportRefused, match="first row of this file is longer than 64 KB"):
+        upload(admin, f"{header}\nAcme,Ann Lee\n")
+
+
+def test_a_row_too_wide_to_preview_is_left_to_the_import(admin):
+    """A data row too wide to preview ends the preview, not the upload; the import fails that row only."""
+    wide = ",".join(["Wide Co", "Wide Person", "wide@x.example"] + ["extra"] * 5000)
+    content = f"business_name,contact_name,contact_email\nAcme,Ann Lee,ann@acme.example\n{wide}\nBeta,Bo Ray,bo@x.example\n"
+    view = upload(admin, content)
+    assert view.preview == [["Acme", "Ann Lee", "ann@acme.example"]]
+    done = run_import(admin, content)
+    assert (done.status, done.created, done.failed) == ("done", 2, 1)
+
+
+def test_long_values_are_cut_in_the_preview(admin):
+    view = upload(admin, f"business_name,contact_name,notes\nAcme,Ann Lee,{'n' * 5000}\n")
+    assert view.preview[0][2] == "n" * csv_files.PREVIEW_CELL_CHARS + "…"
 
 
 def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
@@ -341,6 +392,71 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
     with session_scope() as s:
         assert s.execute(text("SELECT count(*), count(DISTINCT email_normalized) FROM contacts")).one() == (300, 300)
         assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
+
+
+def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, caplog):
+    """Runner 1 stalls in the middle of a batch (waiting on a contact someone is adding) and stops heart-beating;
+    runner 2 takes the job over and resumes from the checkpoint. When runner 1 moves again its batch rolls back:
+    the checkpoint is fenced on the runner holding the job and on the counts the batch started from."""
+    import asyncio
+    import threading
+    import time
+
+    import psycopg
+
+    from app.jobs.runner import Runner
+    from app.services import csv_loader
+    from models.db import libpq_url
+
+    monkeypatch.setattr(csv_loader, "BATCH_ROWS", 50)
+    # Every fourth row has no email: nothing but the checkpoint would stop it being imported twice.
+    rows = [f"Biz {i},P {i},{'' if i % 4 == 3 else f'p{i}@fence.example'}" for i in range(400)]
+    view = upload(admin, "business_name,contact_name,contact_email\n" + "\n".join(rows) + "\n")
+    job_id = csv_import.start(admin, view.id, view.mapping, {"duplicates": "skip"}).job_id
+
+    def one(sql: str):
+        with session_scope() as s:
+            return s.execute(text(sql), {"job": job_id, "id": view.id}).scalar()
+
+    def until(sql: str, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not one(sql):
+            assert time.monotonic() < deadline, f"never happened: {what}"
+            time.sleep(0.05)
+
+    # Someone adds a contact whose email is in the file's third batch, and has not committed yet.
+    someone = psycopg.connect(libpq_url())
+    someone.execute("INSERT INTO contacts (id, tenant_id, business_name, contact_name, contact_email, email_normalized, "
+                    "status) VALUES (gen_random_uuid(), %s, 'Walk-in', 'Wes', 'p120@fence.example', "
+                    "'p120@fence.example', 'closed_lost')", (admin.tenant_id,))
+    stalled = Runner(worker_id="runner-1", concurrency=1, heartbeat_seconds=3600, poll_seconds=0.1, schedule=False)
+    taker = Runner(worker_id="runner-2", concurrency=1, lease_seconds=0.5, heartbeat_seconds=0.1, poll_seconds=0.1,
+                   schedule=False)
+    threads = [threading.Thread(target=lambda r=r: asyncio.run(r.run_until_idle(timeout=120))) for r in (stalled, taker)]
+    caplog.set_level("INFO", logger="app.jobs.runner")
+    try:
+        threads[0].start()
+        until("SELECT rows_read = 100 FROM import_jobs WHERE id = :id", "runner 1 committed two batches")
+        until("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+              "runner 1 waits in its third batch")
+        until("SELECT heartbeat_at < now() - interval '0.6 seconds' FROM jobs WHERE id = :job", "runner 1's lease ran out")
+        threads[1].start()
+        until("SELECT locked_by = 'runner-2' FROM jobs WHERE id = :job", "runner 2 took the job over")
+    finally:
+        someone.rollback()  # runner 1 moves again, into its checkpoint
+        someone.close()
+        for thread in threads:
+            if thread.is_alive() or thread.ident:
+                thread.join(timeout=120)
+    done = csv_import.import_view(admin, view.id)
+    assert (done.status, done.rows_read, done.created, done.skipped, done.failed) == ("done", 400, 400, 0, 0)
+    assert errors_of(admin, done) == []
+    with session_scope() as s:
+        assert s.execute(text("SELECT count(*), count(DISTINCT business_name) FROM contacts")).one() == (400, 400)
+        job = s.execute(text("SELECT status, attempts, locked_by FROM jobs WHERE id = :id"), {"id": job_id}).one()
+    assert tuple(job) == ("succeeded", 2, None)
+    stopped = [r for r in caplog.records if r.getMessage() == "job stopped"]
+    assert [r.reason for r in stopped] == ["Another runner has taken over this import; this runner's batch was rolled back."]
 
 
 def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):

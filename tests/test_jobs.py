@@ -309,3 +309,96 @@ def test_system_scope_is_admin_within_its_tenant_only(make_org):
     admin = make_org()
     system = Scope.system(admin.tenant_id)
     assert system.is_admin and not system.is_super_admin
+
+
+# --- fairness between organisations --------------------------------------------------------------------------
+
+
+def test_organisations_take_turns_at_the_same_priority(make_org):
+    a, b, c = (make_org(name).tenant_id for name in ("A", "B", "C"))
+    ids = {}
+    for tenant, name, count in ((a, "A", 5), (b, "B", 2), (c, "C", 1)):  # A queued first, and most
+        for n in range(1, count + 1):
+            ids[queue.enqueue("test.lane", {"n": n}, tenant_id=tenant)] = f"{name}{n}"
+    order = []
+    while (job := queue.claim("one", lease_seconds=60)) is not None:
+        order.append(ids[job.id])
+    assert order == ["A1", "B1", "C1", "A2", "B2", "A3", "A4", "A5"]
+
+
+def test_a_call_summary_goes_before_imports_queued_earlier(make_org):
+    a, b = make_org("A").tenant_id, make_org("B").tenant_id
+    imports = [queue.enqueue("csv_import", {"import_id": str(n)}, tenant_id=a) for n in range(3)]
+    summary = queue.enqueue("call_summary", {"call_id": "x"}, tenant_id=b)
+    housekeeping = queue.enqueue("housekeeping")
+    claimed = [queue.claim("one", lease_seconds=60).id for _ in range(5)]
+    assert claimed == [summary, housekeeping, *imports]
+
+
+def _finished_call(tenant_id) -> int:
+    """A call of the organisation ends; returns the id of the summary job that ending queues."""
+    from app.services import call_records
+
+    scope = Scope.system(tenant_id)
+    call_id = call_records.start_call(scope, call_sid="CA" + "f" * 32, from_number="+14155550100",
+                                      to_number="+14155550199", pipeline="classic")
+    call_records.add_transcript_line(scope, call_id, seq=1, role="user", content="Please call me back tomorrow.")
+    assert call_records.finish_call(scope, call_id, status="completed", reason="hangup")
+    with session_scope() as s:
+        return s.execute(text("SELECT id FROM jobs WHERE kind = 'call_summary'")).scalar_one()
+
+
+def test_imports_filling_the_runner_never_hold_up_another_organisations_call_summary(make_org):
+    """A's imports fill every slot they may take; B's call summary is claimed and done while they run, before
+    A's remaining imports."""
+    import psycopg
+
+    from app.services import csv_files, csv_import, quotas
+    from models.db import libpq_url
+
+    a, b = make_org("A Dental"), make_org("B Dental")
+    with session_scope() as s:
+        quotas.set_quota(s, a.tenant_id, "concurrent_imports", 4)
+    content = b"business_name,contact_name\nAcme,Ann Lee\n"
+    for _ in range(4):
+        view = csv_import.register_upload(a.scope, "a.csv", csv_files.store(a.tenant_id, [content]))
+        csv_import.start(a.scope, view.id, view.mapping, {"duplicates": "skip"})
+    with session_scope() as s:
+        import_jobs = s.execute(text("SELECT id FROM jobs WHERE kind = 'csv_import' ORDER BY id")).scalars().all()
+
+    def statuses() -> dict[int, str]:
+        with session_scope() as s:
+            return dict(s.execute(text("SELECT id, status FROM jobs")).all())
+
+    async def until(condition, what: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not await asyncio.to_thread(condition):
+            if time.monotonic() > deadline:
+                pytest.fail(f"never happened: {what}; jobs: {statuses()}")
+            await asyncio.sleep(0.05)
+
+    # Hold A's import rows: an import that starts waits on them, so it keeps its runner slot.
+    hold = psycopg.connect(libpq_url())
+    hold.execute("SELECT id FROM import_jobs WHERE tenant_id = %s FOR UPDATE", (a.tenant_id,))
+
+    async def run():
+        runner = fast_runner(concurrency=2)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        try:
+            await until(lambda: list(statuses().values()).count("running") >= 1, "an import started")
+            summary = await asyncio.to_thread(_finished_call, b.tenant_id)
+            await until(lambda: statuses()[summary] == "succeeded", "B's call summary was done")
+            now = statuses()
+            assert [now[j] for j in import_jobs].count("queued") == 3, now  # A's others waited their turn
+            await asyncio.to_thread(hold.rollback)
+            await until(lambda: all(statuses()[j] == "succeeded" for j in import_jobs), "A's imports finished")
+        finally:
+            await asyncio.to_thread(hold.rollback)  # (the runner waits for its jobs before it stops)
+            stop.set()
+            await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        hold.close()

@@ -26,6 +26,7 @@ from app.pages.csv_import import ImportState
 from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
 from app.pages.platform_admin import PlatformState
+from app.pages.platform_quotas import QuotaState
 from app.pages.team import TeamState
 from app.pages.voice_settings import VoiceSettingsState
 from app.services import auth
@@ -42,6 +43,7 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     ChatState: "signed_in",
     AgentsState: "admin",
     PlatformState: "super_admin",
+    QuotaState: "super_admin",
     CrmDashboardState: "admin",
     ContactsState: "admin",
     ContactDetailState: "admin",

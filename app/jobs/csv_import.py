@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from app.jobs.registry import job_handler
-from app.jobs.runner import JobCancelled, JobContext
-from app.services import csv_import
+from app.jobs.runner import JobCancelled, JobContext, LeaseLost
+from app.services import csv_import, csv_loader
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,11 @@ def run_csv_import(ctx: JobContext, payload: dict) -> dict:
                      skipped=totals.skipped, failed=totals.failed)
 
     try:
-        view = csv_import.execute(import_id, on_progress=progress)
+        view = csv_import.execute(import_id, on_progress=progress, lease=csv_loader.Lease(ctx.job_id, ctx.worker_id))
+    except csv_loader.LeaseLost as exc:
+        raise LeaseLost(str(exc)) from None
+    except LeaseLost:
+        raise  # the import carries on under the runner that took the job over: leave it alone
     except JobCancelled:
         csv_import.mark_cancelled(import_id)
         raise

@@ -4,6 +4,16 @@ A runner claims the next due job with ``FOR UPDATE SKIP LOCKED``, so concurrent 
 job. While a job runs its runner refreshes ``heartbeat_at``; a job whose heartbeat is older than the lease
 (its runner crashed or was killed) is claimable again. Failures are retried with exponential backoff until
 ``max_attempts``.
+
+Claim order, so that one organisation's work never holds up another's (one walk of ``ix_jobs_claimable``):
+
+- **priority** first, set per kind (`KIND_PRIORITY`): a call's summary before housekeeping before bulk work
+  such as imports. Runners also keep a slot free of bulk work (see runner.Runner), so a summary never waits
+  for an import to finish.
+- then **fair_at**, each organisation's place in a round robin: a job's fair_at is when it is due, or, when
+  its organisation already has jobs of that priority waiting or running, a day after the last of them. The
+  day is only a spacing in the order (run_after still says when a job may run): an organisation's n-th job
+  in line comes after every other organisation's first n, however many it queued first.
 """
 
 from __future__ import annotations
@@ -27,6 +37,17 @@ from models.db import session_scope, use_session
 
 NOTIFY_CHANNEL = "jobs_ready"
 
+# Priorities (lower is claimed first) and the priority of each kind. Jobs at BULK or above never take a
+# runner's last slot.
+URGENT, NORMAL, PERIODIC, BULK = 10, 100, 200, 300
+KIND_PRIORITY = {
+    "call_summary": URGENT,  # someone may be looking at the call now
+    "housekeeping": PERIODIC,
+    "call_sweep": PERIODIC,
+    "csv_import": BULK,
+}
+LANE_SPACING_SECONDS = 24 * 3600
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -36,6 +57,7 @@ class ClaimedJob:
     tenant_id: uuid.UUID | None
     attempts: int
     max_attempts: int
+    priority: int = NORMAL
 
 
 @dataclass(frozen=True)
@@ -60,22 +82,29 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     *,
     tenant_id: uuid.UUID | str | None = None,
-    priority: int = 100,
+    priority: int | None = None,
     delay_seconds: float = 0,
     max_attempts: int = 5,
     dedupe_key: str | None = None,
     created_by: uuid.UUID | None = None,
     session: Session | None = None,
 ) -> int | None:
-    """Queue a job; returns its id, or None when a job with the same dedupe key already exists.
+    """Queue a job; returns its id, or None when a job with the same dedupe key already exists. The priority
+    is the kind's (`KIND_PRIORITY`, else NORMAL) unless given.
 
     Pass `session` to enqueue inside the caller's transaction (the job then exists only if that commits).
     """
     statement = text(
         """
-        INSERT INTO jobs (kind, payload, tenant_id, priority, run_after, max_attempts, dedupe_key, created_by_user_id)
-        VALUES (:kind, :payload, :tenant_id, :priority, now() + make_interval(secs => :delay), :max_attempts,
-                :dedupe_key, :created_by)
+        WITH due AS (SELECT now() + make_interval(secs => :delay) AS at)
+        INSERT INTO jobs (kind, payload, tenant_id, priority, run_after, fair_at, max_attempts, dedupe_key,
+                          created_by_user_id)
+        SELECT :kind, :payload, CAST(:tenant_id AS uuid), :priority, due.at,
+               greatest(due.at, (SELECT max(fair_at) FROM jobs
+                                 WHERE tenant_id = CAST(:tenant_id AS uuid) AND priority = :priority
+                                   AND status IN ('queued', 'running')) + make_interval(secs => :spacing)),
+               :max_attempts, :dedupe_key, CAST(:created_by AS uuid)
+        FROM due
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING id
         """
@@ -84,11 +113,12 @@ def enqueue(
         "kind": kind,
         "payload": payload or {},
         "tenant_id": str(tenant_id) if tenant_id else None,
-        "priority": priority,
+        "priority": KIND_PRIORITY.get(kind, NORMAL) if priority is None else priority,
         "delay": float(delay_seconds),
+        "spacing": float(LANE_SPACING_SECONDS),
         "max_attempts": max_attempts,
         "dedupe_key": dedupe_key,
-        "created_by": created_by,
+        "created_by": str(created_by) if created_by else None,
     }
 
     with use_session(session) as s:
@@ -103,9 +133,10 @@ _CLAIM = text(
     """
     WITH next AS (
         SELECT id FROM jobs
-        WHERE (status = 'queued' AND run_after <= now())
-           OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => :lease))
-        ORDER BY priority, run_after, id
+        WHERE ((status = 'queued' AND run_after <= now())
+               OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => :lease)))
+          AND priority <= :max_priority
+        ORDER BY priority, fair_at, id
         FOR UPDATE SKIP LOCKED
         LIMIT 1
     )
@@ -114,16 +145,21 @@ _CLAIM = text(
         attempts = j.attempts + 1, updated_at = now()
     FROM next
     WHERE j.id = next.id
-    RETURNING j.id, j.kind, j.payload, j.tenant_id, j.attempts, j.max_attempts
+    RETURNING j.id, j.kind, j.payload, j.tenant_id, j.attempts, j.max_attempts, j.priority
     """
 )
 
+ANY_PRIORITY = 2**31 - 1
 
-def claim(worker_id: str, lease_seconds: float, kinds: list[str] | None = None) -> ClaimedJob | None:
-    """Take the next due job (or one whose runner stopped heart-beating). None when nothing is due."""
+
+def claim(worker_id: str, lease_seconds: float, *, max_priority: int = ANY_PRIORITY) -> ClaimedJob | None:
+    """Take the next due job (or one whose runner stopped heart-beating) of at most `max_priority`. None when
+    nothing is due."""
     while True:
         with session_scope() as session:
-            row = session.execute(_CLAIM, {"worker": worker_id, "lease": float(lease_seconds)}).first()
+            row = session.execute(
+                _CLAIM, {"worker": worker_id, "lease": float(lease_seconds), "max_priority": max_priority}
+            ).first()
             if row is None:
                 return None
             job = ClaimedJob(*row)

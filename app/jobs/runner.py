@@ -31,6 +31,11 @@ class JobCancelled(Exception):
 UNEXPECTED_FAILURE = "The job failed because of an unexpected error on our side. It has been logged."
 
 
+class LeaseLost(JobCancelled):
+    """This runner no longer holds the job (its lease expired and another runner took it): stop without
+    touching what the job works on, which is the other runner's now."""
+
+
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad input): the job fails at once."""
 
@@ -48,15 +53,16 @@ class JobContext:
         self._dirty = False
         self._lock = threading.Lock()
         self.stop_reason: str | None = None
+        self.lease_lost = False
 
     def progress(self, **fields: Any) -> None:
         """Merge fields into the job's progress. The runner writes it to the database about once a second.
-        Raises JobCancelled when the job should stop, so long loops end promptly."""
+        Raises JobCancelled (LeaseLost) when the job should stop, so long loops end promptly."""
         with self._lock:
             self._progress.update(fields)
             self._dirty = True
         if self.stop_reason:
-            raise JobCancelled(self.stop_reason)
+            raise (LeaseLost if self.lease_lost else JobCancelled)(self.stop_reason)
 
     def should_stop(self) -> bool:
         return self.stop_reason is not None
@@ -79,6 +85,7 @@ class Runner:
         *,
         worker_id: str | None = None,
         concurrency: int = 2,
+        bulk_slots: int | None = None,
         poll_seconds: float = 2.0,
         lease_seconds: float = 60.0,
         heartbeat_seconds: float = 1.0,
@@ -87,6 +94,9 @@ class Runner:
     ):
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = concurrency
+        # Bulk jobs (priority >= queue.BULK, e.g. imports) take at most this many slots, so the others are
+        # always free for everything else: an import never holds up a call's summary on this runner.
+        self.bulk_slots = max(1, concurrency - 1) if bulk_slots is None else bulk_slots
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -94,6 +104,7 @@ class Runner:
         self.schedule = schedule
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._bulk: set[asyncio.Task] = set()
         load_handlers()
 
     # --- main loops ---------------------------------------------------------------------------------------
@@ -136,8 +147,10 @@ class Runner:
     async def _fill_slots(self) -> int:
         started = 0
         while len(self._tasks) < self.concurrency:
+            bulk_full = len(self._bulk) >= self.bulk_slots
             try:
-                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds)
+                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds,
+                                              max_priority=queue.BULK - 1 if bulk_full else queue.ANY_PRIORITY)
             except Exception:
                 log.exception("could not claim a job")
                 return started
@@ -145,12 +158,15 @@ class Runner:
                 break
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._tasks.add(task)
+            if job.priority >= queue.BULK:
+                self._bulk.add(task)
             task.add_done_callback(self._task_done)
             started += 1
         return started
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self._bulk.discard(task)
         self._wake.set()  # a slot is free
 
     async def _listen(self) -> None:
@@ -227,6 +243,7 @@ class Runner:
                 log.warning("job heartbeat failed", extra={"job_id": ctx.job_id})
                 continue
             if cancel is None:
+                ctx.lease_lost = True
                 ctx.stop_reason = "This runner lost the job's lease; another runner has it."
             elif cancel:
                 ctx.stop_reason = "Cancelled by a user."

@@ -19,7 +19,7 @@ def enqueue_due(now: datetime | None = None) -> list[int]:
     now = now or datetime.now(timezone.utc)
     created = []
     for kind, slot in PERIODIC.items():
-        job_id = queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}", priority=200)
+        job_id = queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}")
         if job_id is not None:
             created.append(job_id)
     return created

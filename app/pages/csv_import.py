@@ -20,14 +20,11 @@ from app.services import auth, csv_files, csv_import, custom_fields
 from app.services import csv_mapping as cm
 from app.services.csv_files import ImportRefused
 from app.services.errors import NotFound, ValidationFailed
+from app.services.quotas import QuotaReached
 from app.session import require_principal, require_scope
 
 UPLOAD_ID = "csv-upload"
 POLL_SECONDS = 1.0
-
-
-class FileTooLarge(Exception):
-    pass
 
 
 def _history_row(view: csv_import.ImportView) -> dict[str, Any]:
@@ -137,33 +134,26 @@ class ImportState(rx.State):
             scope = await require_scope(self, admin=True)
             self._reset()
             self.uploading = True
-        path = csv_files.new_upload_path(scope.tenant_id)
-        filename, size = "", 0
+        filename, stored = "", None
         try:
-            with open(path, "wb") as out:
+            writer = await asyncio.to_thread(csv_files.UploadWriter, scope.tenant_id)
+            with writer:  # a refused or broken upload leaves no file
                 async for chunk in chunks:
                     if not filename:
                         filename = chunk.filename or "contacts.csv"
                     elif chunk.filename and chunk.filename != filename:
                         continue  # one file per import: extra files are ignored
-                    size += len(chunk.data)
-                    if size > csv_files.MAX_BYTES:
-                        raise FileTooLarge()
-                    out.write(chunk.data)
-            view = await asyncio.to_thread(csv_import.register_upload, scope, filename, path)
-        except FileTooLarge:
-            path.unlink(missing_ok=True)
-            async with self:
-                self.uploading = False
-                self.upload_error = csv_files.too_large_message(size)
-            return
-        except ImportRefused as exc:
+                    writer.write(chunk.data)  # refuses past the size limit or the disk quota
+            stored = writer.path
+            view = await asyncio.to_thread(csv_import.register_upload, scope, filename, stored)
+        except (ImportRefused, QuotaReached) as exc:  # (register_upload deletes a file it refuses)
             async with self:
                 self.uploading = False
                 self.upload_error = exc.message
             return
         except BaseException:
-            path.unlink(missing_ok=True)
+            if stored is not None:
+                stored.unlink(missing_ok=True)
             raise
         # The new ?id= runs `load`, which shows the mapping step (and clears `uploading`).
         yield rx.redirect(f"/crm/import?id={view.id}")
@@ -253,6 +243,10 @@ class ImportState(rx.State):
             self.mapping_errors = exc.fields
             self.busy = False
             yield rx.toast.error("Check the mapping: " + exc.message)
+            return
+        except QuotaReached as exc:
+            self.busy = False
+            yield rx.toast.error(exc.message)
             return
         self.busy = False
         await self._show(scope, view)

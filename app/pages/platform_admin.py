@@ -8,6 +8,7 @@ import reflex as rx
 
 from app.components.cards import section, stat_tile
 from app.components.layout import page_shell
+from app.pages.platform_quotas import quotas_section
 from app.services import tenants
 from app.session import require_scope
 
@@ -89,5 +90,6 @@ def platform_page() -> rx.Component:
                 ),
             ),
         ),
+        quotas_section(),
         subtitle="Every organisation on the platform",
     )

@@ -8,6 +8,7 @@ all go through these functions.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import csv_files, csv_loader
+from app.services import csv_files, csv_loader, quotas
 from app.services import csv_mapping as cm
 from app.services import custom_fields as cf
 from app.services.csv_export import csv_chunks, neutralise
@@ -186,6 +187,26 @@ def list_imports(scope: Scope, limit: int = 10) -> list[ImportView]:
         return [_view(r) for r in rows]
 
 
+def _take_import_slot(session: Session, scope: Scope) -> None:
+    """QuotaReached when the organisation already has as many imports waiting or running as its
+    `concurrent_imports` quota allows. The organisation's row stays locked until the caller commits the import
+    as queued, so starts running side by side take the slots one after another and cannot both take the last."""
+    settings = session.execute(text("SELECT settings FROM tenants WHERE id = :t FOR NO KEY UPDATE"),
+                               {"t": scope.tenant_id}).scalar()
+    limit = quotas.from_settings(settings).concurrent_imports
+    active = session.execute(
+        text("SELECT count(*) FROM import_jobs WHERE tenant_id = :t AND status IN ('queued', 'running')"),
+        {"t": scope.tenant_id},
+    ).scalar()
+    if limit == 0:
+        raise quotas.QuotaReached("Imports are switched off for your organisation. Ask the platform administrator.")
+    if active >= limit:
+        waiting = "import is" if active == 1 else "imports are"
+        raise quotas.QuotaReached(
+            f"{active} {waiting} already waiting or running for your organisation, the most it may have at once "
+            f"({limit}). Start this one when one of them has finished, or cancel one.")
+
+
 def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, Any], *,
           save_as: str = "", enqueue: bool = True) -> ImportView:
     """Check the mapping and options, remember them, and queue the import job."""
@@ -200,6 +221,7 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
             raise ValidationFailed({"import": "This import has already started."})
         headers = list(row.mapping.get("headers", []))
         cm.validate_mapping(mapping, headers, definitions, updating=opts["duplicates"] == "update")
+        _take_import_slot(session, scope)
         row.mapping = {**row.mapping, "targets": list(mapping)}
         row.options = opts
         row.status = "queued"
@@ -245,8 +267,9 @@ def _finish(import_id: uuid.UUID, status: str, error: str | None = None) -> None
 
 
 def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] = lambda t: None,
-            batch_rows: int = csv_loader.BATCH_ROWS) -> ImportView:
-    """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark."""
+            batch_rows: int | None = None, lease: csv_loader.Lease | None = None) -> ImportView:
+    """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark. Under a
+    job, `lease` fences every checkpoint on the runner holding it (csv_loader.LeaseLost when it lost it)."""
     with session_scope() as session:
         row = session.get(ImportJob, parse_uuid(import_id, "That import does not exist."))
         if row is None:
@@ -271,7 +294,7 @@ def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] 
     try:
         csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=job_id,
                        filename=filename, definitions=definitions, resume_from=done_so_far, on_progress=on_progress,
-                       batch_rows=batch_rows)
+                       batch_rows=batch_rows or csv_loader.BATCH_ROWS, lease=lease)
     except csv_loader.ImportStopped as exc:
         _finish(job_id, "failed", str(exc))
     else:
@@ -345,9 +368,12 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
     return f"{Path(filename).stem}-errors.csv", csv_chunks(rows())
 
 
-def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1)) -> int:
-    """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day.
-    The import rows and their error reports stay. Returns how many files were removed."""
+def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1),
+                orphaned_for: timedelta = timedelta(days=1)) -> int:
+    """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day,
+    and files no import refers to (an upload cut off mid-way, the command line's error reports) after a day,
+    so they stop counting against the organisation's disk quota. The import rows and their error reports
+    stay. Returns how many files were removed."""
     removed = 0
     with session_scope() as session:
         rows = session.execute(
@@ -364,4 +390,24 @@ def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: t
                 path.unlink()
                 removed += 1
             session.execute(text("UPDATE import_jobs SET stored_path = '' WHERE id = :id"), {"id": import_id})
+    return removed + _purge_orphans(orphaned_for)
+
+
+def _purge_orphans(older_than: timedelta) -> int:
+    root = csv_files.imports_root()
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    old = [p for d in root.iterdir() if d.is_dir() for p in d.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    if not old:
+        return 0
+    with session_scope() as session:
+        # (every path still stored, compared resolved: a file is never taken for an orphan by how it is spelled)
+        referenced = {Path(p).resolve() for p in session.execute(
+            text("SELECT stored_path FROM import_jobs WHERE stored_path <> ''")).scalars()}
+    removed = 0
+    for path in old:
+        if path.resolve() not in referenced:
+            path.unlink(missing_ok=True)
+            removed += 1
     return removed

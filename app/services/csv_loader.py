@@ -8,7 +8,9 @@ work side by side (PostgreSQL's index maintenance is most of the cost); otherwis
 batch's duplicates in one query, COPYs new contacts, COPYs updates into a temporary table merged with one
 UPDATE. Every batch also COPYs its per-row errors and records the counts, all in its transaction, and the
 batches commit in file order. The counts are the checkpoint: a job that restarts skips the rows already
-committed and carries on, so a crash never leaves a half-written batch or imports a row twice.
+committed and carries on, so a crash never leaves a half-written batch or imports a row twice. The checkpoint
+is fenced on the runner holding the job and on the counts the batch started from, so a runner that stalled
+and lost its job to another cannot commit a batch the other one imports too.
 """
 
 from __future__ import annotations
@@ -65,6 +67,20 @@ _STATUS_WORDS = {**{s: s for s in CONTACT_STATUSES},
 
 class ImportStopped(Exception):
     """The file cannot be read past a point (broken quoting, bad bytes); rows before it are imported."""
+
+
+class LeaseLost(Exception):
+    """A batch's checkpoint was refused: this process no longer holds the import's job (another runner took
+    it over), or the counts moved on since the batch began. The batch is rolled back; the import is the other
+    runner's now."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The job an import runs under and the runner holding it: every checkpoint is fenced on them."""
+
+    job_id: int
+    worker_id: str
 
 
 # --- one row -----------------------------------------------------------------------------------------------
@@ -555,7 +571,8 @@ class BatchWriter:
     _UPDATABLE = [c for c in COLUMNS if c not in ("custom_fields",)]
 
     def __init__(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_id: uuid.UUID, plan: Plan,
-                 filename: str, assume_new: bool):
+                 filename: str, assume_new: bool, lease: Lease | None = None):
+        self.lease = lease
         self.tenant_id = tenant_id
         self.user_id = user_id
         self.import_id = import_id
@@ -617,7 +634,7 @@ class BatchWriter:
                         delta, errors = self._merge(conn, batch)
                     self._copy_errors(conn, errors)
                     totals = before + delta
-                    self._checkpoint(conn, totals)
+                    self._checkpoint(conn, before, totals)
                 break
             except psycopg.errors.UniqueViolation:
                 # Someone added one of these emails since the import started: look them up from now on.
@@ -741,13 +758,25 @@ class BatchWriter:
                     for n, c, v, r in errors
                 ))
 
-    def _checkpoint(self, conn: psycopg.Connection, totals: Totals) -> None:
-        conn.execute(
+    def _checkpoint(self, conn: psycopg.Connection, before: Totals, totals: Totals) -> None:
+        """Record the counts in the batch's transaction, fenced: only while this runner holds the job (its row
+        is share-locked until the commit, so no other runner can take the job over in between) and only if the
+        counts are still those the batch started from. Otherwise LeaseLost, and the batch rolls back."""
+        if self.lease is not None and conn.execute(
+            "SELECT 1 FROM jobs WHERE id = %s AND locked_by = %s AND status = 'running' FOR SHARE",
+            (self.lease.job_id, self.lease.worker_id),
+        ).fetchone() is None:
+            raise LeaseLost("Another runner has taken over this import; this runner's batch was rolled back.")
+        written = conn.execute(
             "UPDATE import_jobs SET rows_read = %s, created_count = %s, updated_count = %s, skipped_count = %s, "
-            "failed_count = %s, status = 'running' WHERE id = %s AND tenant_id = %s",
+            "failed_count = %s, status = 'running' WHERE id = %s AND tenant_id = %s "
+            "AND (rows_read, created_count, updated_count, skipped_count, failed_count) = (%s, %s, %s, %s, %s)",
             (totals.rows_read, totals.created, totals.updated, totals.skipped, totals.failed, self.import_id,
-             self.tenant_id),
-        )
+             self.tenant_id, before.rows_read, before.created, before.updated, before.skipped, before.failed),
+        ).rowcount
+        if written != 1:
+            raise LeaseLost("The import's counts changed under this runner (another runner is importing the same "
+                            "file); its batch was rolled back.")
 
 
 # --- the whole import --------------------------------------------------------------------------------------
@@ -792,9 +821,9 @@ class _End:
 
 def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_id: uuid.UUID, filename: str,
         definitions: list[cf.FieldDef], resume_from: Totals, on_progress: Callable[[Totals], None],
-        batch_rows: int = BATCH_ROWS) -> Totals:
+        batch_rows: int = BATCH_ROWS, lease: Lease | None = None) -> Totals:
     """Import the file from where `resume_from` left off. Returns the final totals; raises ImportStopped when
-    the file breaks off (the totals up to there are committed).
+    the file breaks off (the totals up to there are committed), LeaseLost when another runner took it over.
 
     One thread reads and validates batches, up to WRITERS threads write them, each on its own connection; the
     batches commit in file order (`_Turns`), and `on_progress` is called after each commit, in order.
@@ -805,7 +834,7 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
     # A resumed import cannot tell its own contacts from others' added meanwhile: it looks rows up.
     assume_new = bool(empty) and resume_from.rows_read == 0
     writer = BatchWriter(tenant_id=tenant_id, user_id=user_id, import_id=import_id, plan=plan, filename=filename,
-                         assume_new=assume_new)
+                         assume_new=assume_new, lease=lease)
     turns = _Turns(resume_from)
     writers = WRITERS if assume_new else 1
     handoff: queue.Queue = queue.Queue(maxsize=writers)

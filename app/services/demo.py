@@ -229,8 +229,7 @@ def _seed_import(scope: Scope) -> None:
 
     if csv_import.list_imports(scope, limit=1):
         return
-    path = csv_files.new_upload_path(scope.tenant_id)
-    path.write_text(DEMO_IMPORT, encoding="utf-8")
+    path = csv_files.store(scope.tenant_id, [DEMO_IMPORT.encode()])
     view = csv_import.register_upload(scope, "trade-show-leads.csv", path)
     csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},
                      save_as="Trade show export", enqueue=False)

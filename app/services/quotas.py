@@ -12,8 +12,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.services.errors import ServiceError
+from sqlalchemy import text
+from sqlmodel import select
+
+from app.services.errors import NotFound, ServiceError, ValidationFailed
+from app.services.scope import Scope
 from models import Tenant
+from models.db import session_scope
 
 
 @dataclass(frozen=True)
@@ -57,3 +62,95 @@ def from_settings(settings: dict[str, Any] | None) -> Quotas:
 def quotas_for(session: Any, tenant_id: uuid.UUID | str) -> Quotas:
     tenant = session.get(Tenant, uuid.UUID(str(tenant_id)))
     return from_settings(tenant.settings if tenant else None)
+
+
+# --- reading and changing an organisation's quotas (super admins) ------------------------------------------
+
+LABELS = {
+    "upload_disk_bytes": "Stored import files",
+    "concurrent_imports": "Imports waiting or running at once",
+    "consultations_per_minute": "Specialist consultations per minute",
+    "max_specialists": "Specialist agents",
+    "specialist_knowledge_chars": "Knowledge per specialist (characters)",
+}
+
+
+@dataclass(frozen=True)
+class QuotaLine:
+    name: str
+    label: str
+    value: int
+    default: int
+
+    @property
+    def overridden(self) -> bool:
+        return self.value != self.default
+
+    def shown(self, value: int | None = None) -> str:
+        value = self.value if value is None else value
+        if self.name.endswith("_bytes"):
+            for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+                if value >= size:
+                    return f"{value / size:g} {unit}"
+            return f"{value} bytes"
+        return f"{value:,}"
+
+
+def lines(quotas: Quotas) -> list[QuotaLine]:
+    return [QuotaLine(name, LABELS.get(name, name), getattr(quotas, name), getattr(DEFAULTS, name)) for name in NAMES]
+
+
+_UNITS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+
+
+def parse_value(name: str, text: str) -> int | None:
+    """A quota value as typed on the command line: a whole number, a size ("500MB", "5 GB") for byte quotas,
+    or "default" (None: the override is removed). ValidationFailed otherwise."""
+    if name not in NAMES:
+        raise ValidationFailed({"name": f"There is no quota called “{name}”. The quotas are: {', '.join(NAMES)}."})
+    raw = text.strip().lower().replace(" ", "").replace("_", "").replace(",", "")
+    if raw == "default":
+        return None
+    unit = next((u for u in _UNITS if raw.endswith(u)), None) if name.endswith("_bytes") else None
+    number = raw[: -len(unit)] if unit else raw
+    if not number.isdigit():
+        example = "a whole number of bytes or a size such as 500MB or 5GB" if name.endswith("_bytes") else "a whole number"
+        raise ValidationFailed({"value": f"“{text}” is not a value for {name}: give {example}, or “default”."})
+    return int(number) * (_UNITS[unit] if unit else 1)
+
+
+def set_quota(session: Any, tenant_id: uuid.UUID, name: str, value: int | None) -> Quotas:
+    """Override one quota for an organisation (None: back to the default), in one statement so concurrent
+    changes of other settings are kept. Returns the organisation's quotas now."""
+    if name not in NAMES:
+        raise ValidationFailed({"name": f"There is no quota called “{name}”."})
+    if value is not None and value < 0:
+        raise ValidationFailed({"value": "A quota cannot be negative."})
+    if value is None:
+        statement = text("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
+                         "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) - CAST(:name AS text)), "
+                         "updated_at = now() WHERE id = :id RETURNING settings")
+    else:
+        statement = text("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
+                         "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), "
+                         "CAST(:value AS bigint))), updated_at = now() WHERE id = :id RETURNING settings")
+    settings = session.execute(statement, {"id": tenant_id, "name": name, "value": value}).scalar()
+    if settings is None:
+        raise NotFound("That organisation does not exist.")
+    return from_settings(settings)
+
+
+@dataclass(frozen=True)
+class OrganisationQuotas:
+    id: str
+    name: str
+    slug: str
+    lines: list[QuotaLine]
+
+
+def overview(scope: Scope) -> list[OrganisationQuotas]:
+    """Every organisation's quotas (super admins only: a cross-tenant read)."""
+    scope.require_super_admin()
+    with session_scope() as session:
+        rows = session.execute(select(Tenant.id, Tenant.name, Tenant.slug, Tenant.settings).order_by(Tenant.name)).all()
+    return [OrganisationQuotas(str(i), n, s, lines(from_settings(settings))) for i, n, s, settings in rows]

@@ -97,9 +97,11 @@ def test_super_admin_sees_every_organisation(ui, make_org, make_user):
     ui.sign_in("root@example.com", PASSWORD)
     ui.page.click("[data-testid=nav-platform]")
     ui.at("/platform")
-    table = ui.page.get_by_role("table")
+    table = ui.page.get_by_role("table").first
     table.get_by_text("Lakeside Dental").wait_for()
     table.get_by_text("Harbor Clinic").wait_for()
+    quotas = ui.page.locator("[data-testid=platform-quotas]")  # read-only, one row per organisation
+    quotas.get_by_role("row").filter(has_text="Lakeside Dental").get_by_text("2 GB").wait_for()
     ui.shot("page-platform-admin")
 
 
