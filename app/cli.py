@@ -6,6 +6,8 @@
   create-superadmin   create a platform super admin
   reset-password      set a new random password for an account and print it
   import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
+  assign-number       route calls to a number to an organisation (checked against Twilio when configured)
+  release-number      stop answering a number
 """
 
 from __future__ import annotations
@@ -158,6 +160,42 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assign_number(args: argparse.Namespace) -> int:
+    from app.services import phone_numbers, tenants
+    from app.services.errors import ServiceError
+    from app.services.scope import Scope
+    from models.db import session_scope
+
+    with session_scope() as session:
+        tenant = tenants.get_by_slug(session, args.slug)
+        if tenant is None:
+            print(f"No organisation has the slug “{args.slug}”.", file=sys.stderr)
+            return 1
+        tenant_id = str(tenant.id)
+    try:
+        view = phone_numbers.assign(Scope.platform_operator(), tenant_id, args.number, args.label or "")
+    except ServiceError as exc:
+        print(exc.message.replace("\n", " "), file=sys.stderr)
+        return 1
+    checked = "" if phone_numbers.twilio_checks_numbers() else " (Twilio is not configured: ownership not checked)"
+    print(f"{view.number} is now answered for {view.organisation} ({view.slug}){checked}.")
+    return 0
+
+
+def _cmd_release_number(args: argparse.Namespace) -> int:
+    from app.services import phone_numbers
+    from app.services.errors import ServiceError
+    from app.services.scope import Scope
+
+    try:
+        view = phone_numbers.release(Scope.platform_operator(), args.number)
+    except ServiceError as exc:
+        print(exc.message.replace("\n", " "), file=sys.stderr)
+        return 1
+    print(f"{view.number} is released from {view.organisation} ({view.slug}); callers hear that it is not connected.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Admin platform operator commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", help="comma, semicolon, tab or pipe (default: detected)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_import_csv)
+
+    p = sub.add_parser("assign-number", help="route calls to a phone number to an organisation")
+    p.add_argument("slug", help="the organisation's slug (the demo's is 'demo')")
+    p.add_argument("number", help="the number in international format, e.g. +14155550100")
+    p.add_argument("--label", help="what the number is for, e.g. 'Main line'")
+    p.set_defaults(func=_cmd_assign_number)
+
+    p = sub.add_parser("release-number", help="stop answering a phone number")
+    p.add_argument("number")
+    p.set_defaults(func=_cmd_release_number)
 
     p = sub.add_parser("reset-password", help="set and print a new random password")
     p.add_argument("email")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from app.services.validation import normalise_phone
+from app.services.phone_rules import normalise_phone
 from app.settings import get_settings
 from models import CallSession, Contact, PhoneNumber, UsageRecord
 from models.db import session_scope
