@@ -8,6 +8,8 @@
   import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
   show-quotas         an organisation's quotas (what it may use of the platform's shared capacity)
   set-quota           change one quota of an organisation, or put it back to the default
+  assign-number       route calls to a number to an organisation (checked against Twilio when configured)
+  release-number      stop answering a number
 """
 
 from __future__ import annotations
@@ -211,6 +213,42 @@ def _cmd_set_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assign_number(args: argparse.Namespace) -> int:
+    from app.services import phone_numbers, tenants
+    from app.services.errors import ServiceError
+    from app.services.scope import Scope
+    from models.db import session_scope
+
+    with session_scope() as session:
+        tenant = tenants.get_by_slug(session, args.slug)
+        if tenant is None:
+            print(f"No organisation has the slug “{args.slug}”.", file=sys.stderr)
+            return 1
+        tenant_id = str(tenant.id)
+    try:
+        view = phone_numbers.assign(Scope.platform_operator(), tenant_id, args.number, args.label or "")
+    except ServiceError as exc:
+        print(exc.message.replace("\n", " "), file=sys.stderr)
+        return 1
+    checked = "" if phone_numbers.twilio_checks_numbers() else " (Twilio is not configured: ownership not checked)"
+    print(f"{view.number} is now answered for {view.organisation} ({view.slug}){checked}.")
+    return 0
+
+
+def _cmd_release_number(args: argparse.Namespace) -> int:
+    from app.services import phone_numbers
+    from app.services.errors import ServiceError
+    from app.services.scope import Scope
+
+    try:
+        view = phone_numbers.release(Scope.platform_operator(), args.number)
+    except ServiceError as exc:
+        print(exc.message.replace("\n", " "), file=sys.stderr)
+        return 1
+    print(f"{view.number} is released from {view.organisation} ({view.slug}); callers hear that it is not connected.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Admin platform operator commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "or specialist_knowledge_chars")
     p.add_argument("value", help="a whole number, a size such as 5GB for upload_disk_bytes, or 'default'")
     p.set_defaults(func=_cmd_set_quota)
+
+    p = sub.add_parser("assign-number", help="route calls to a phone number to an organisation")
+    p.add_argument("slug", help="the organisation's slug (the demo's is 'demo')")
+    p.add_argument("number", help="the number in international format, e.g. +14155550100")
+    p.add_argument("--label", help="what the number is for, e.g. 'Main line'")
+    p.set_defaults(func=_cmd_assign_number)
+
+    p = sub.add_parser("release-number", help="stop answering a phone number")
+    p.add_argument("number")
+    p.set_defaults(func=_cmd_release_number)
 
     p = sub.add_parser("reset-password", help="set and print a new random password; signs the account out everywhere")
     p.add_argument("email")

@@ -72,6 +72,8 @@ class Settings:
     twilio_api_base: str | None
     use_voice_agent: bool
     voice_agent_rollout_percentage: int
+    # ISO country codes a call may be transferred to (the platform's Twilio account pays for the transfer leg).
+    transfer_allowed_countries: tuple[str, ...]
     # SendGrid. No key = local outbox.
     sendgrid_api_key: str | None = field(repr=False)
     sendgrid_api_host: str
@@ -146,6 +148,11 @@ def _float(value: str | None, default: float) -> float:
         return default
 
 
+def _codes(value: str) -> tuple[str, ...]:
+    """'us, CA' -> ('US', 'CA')."""
+    return tuple(dict.fromkeys(code.strip().upper() for code in value.split(",") if code.strip()))
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else None
@@ -175,6 +182,7 @@ def get_settings() -> Settings:
         twilio_api_base=_env("TWILIO_API_BASE"),
         use_voice_agent=_flag(_env("USE_VOICE_AGENT"), True),
         voice_agent_rollout_percentage=max(0, min(100, _int(_env("VOICE_AGENT_ROLLOUT_PERCENTAGE"), 100))),
+        transfer_allowed_countries=_codes(_env("TRANSFER_ALLOWED_COUNTRIES") or "US,CA"),
         sendgrid_api_key=_env("SENDGRID_API_KEY"),
         sendgrid_api_host=_env("SENDGRID_API_HOST") or "https://api.sendgrid.com",
         sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"),

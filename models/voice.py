@@ -17,7 +17,8 @@ PIPELINES = ("voice_agent", "classic")
 
 
 class PhoneNumber(SQLModel, table=True):
-    """A number an organisation answers. The called number (Twilio `To`) picks the organisation."""
+    """A number an organisation answers. The called number (Twilio `To`) picks the organisation, so numbers are a
+    platform resource: only a super admin assigns (creates) and releases (deletes) these rows."""
 
     __tablename__ = "phone_numbers"
 
@@ -26,7 +27,9 @@ class PhoneNumber(SQLModel, table=True):
     number: str = Field(max_length=32, unique=True)  # E.164
     label: str | None = Field(default=None, max_length=120)
     is_active: bool = flag(True)
-    created_at: datetime = default_now()
+    created_at: datetime = default_now()  # when it was assigned
+    # The super admin who assigned it; None for the command line, the demo seed and rows from before.
+    assigned_by_user_id: uuid.UUID | None = fk("users.id")
 
 
 class VoiceSettings(SQLModel, table=True):

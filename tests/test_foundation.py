@@ -205,6 +205,6 @@ def test_voice_service_starts_from_its_command_line():
     ],
 )
 def test_phone_numbers_normalise_for_caller_matching(raw, expected):
-    from app.services.validation import normalise_phone
+    from app.services.phone_rules import normalise_phone
 
     assert normalise_phone(raw) == expected

@@ -148,7 +148,7 @@ async def test_transfer_to_a_person_uses_the_organisations_number(monkeypatch, m
     org = make_org()
     from app.services import voice_settings
 
-    voice_settings.save_agent_settings(org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 555 010 0001")
+    voice_settings.save_agent_settings(org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 415 555 0101")
 
     async def script(s):
         functions = [f["name"] for f in s.settings["agent"]["think"]["functions"]]
@@ -162,7 +162,7 @@ async def test_transfer_to_a_person_uses_the_organisations_number(monkeypatch, m
         await caller.wait_closed()
     assert len(line.twilio.updates) == 1
     update = line.twilio.updates[0]
-    assert update["call_sid"] == caller.call_sid and "<Dial>+15550100001</Dial>" in update["Twiml"]
+    assert update["call_sid"] == caller.call_sid and "<Dial>+14155550101</Dial>" in update["Twiml"]
     row = call_row(caller.call_sid)
     assert (row.status, row.end_reason) == ("completed", "transferred")
 

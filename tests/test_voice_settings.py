@@ -9,47 +9,25 @@ from sqlmodel import select
 from app.pages.calls import CallsState
 from app.pages.voice_settings import VoiceSettingsState
 from app.services import auth, call_records, calls, voice_settings
-from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from app.services.scope import Scope
 from models import PhoneNumber, VoiceSettings
 from models.db import session_scope
 from tests.test_page_guards import new_state
-from tests.voice_kit import add_contact
+from tests.voice_kit import add_contact, add_number
 
 
-def test_numbers_are_stored_in_e164_and_belong_to_one_organisation(make_org):
+def test_admins_see_only_their_own_numbers(make_org):
     a, b = make_org("Harbor"), make_org("Lakeside")
-    view = voice_settings.add_number(a.scope, " +1 (555) 010-0000 ", "Main line")
-    assert (view.number, view.label) == ("+15550100000", "Main line")
-    with pytest.raises(Conflict, match="already one of your numbers"):
-        voice_settings.add_number(a.scope, "+15550100000")
-    with pytest.raises(Conflict, match="another organisation"):
-        voice_settings.add_number(b.scope, "555-010-0000")
-    for bad in ("", "hello", "+0123", "+1555", "+1234567890123456789"):
-        with pytest.raises(ValidationFailed) as info:
-            voice_settings.add_number(a.scope, bad)
-        assert "number" in info.value.fields
-    assert [n.number for n in voice_settings.list_numbers(a.scope)] == ["+15550100000"]
+    add_number(a.tenant_id, "+15550100000")
+    assert [(n.number, n.label) for n in voice_settings.list_numbers(a.scope)] == [("+15550100000", "Main line")]
     assert voice_settings.list_numbers(b.scope) == []
-    assert call_records.tenant_for_number("+1 555 010 0000").tenant_id == a.tenant_id
-
-
-def test_removing_a_number_is_scoped_to_the_organisation(make_org):
-    a, b = make_org("Harbor"), make_org("Lakeside")
-    view = voice_settings.add_number(a.scope, "+15550100000")
-    with pytest.raises(NotFound):
-        voice_settings.remove_number(b.scope, view.id)
-    with pytest.raises(NotFound):
-        voice_settings.remove_number(a.scope, "not-a-uuid")
-    voice_settings.remove_number(a.scope, view.id)
-    assert call_records.tenant_for_number("+15550100000") is None
 
 
 def test_members_cannot_read_or_change_voice_settings(make_org, make_user):
     admin = make_org()
     member = make_user(admin.tenant_id)
     for action in (lambda: voice_settings.list_numbers(member.scope),
-                   lambda: voice_settings.add_number(member.scope, "+15550100000"),
                    lambda: voice_settings.get_agent_settings(member.scope),
                    lambda: voice_settings.save_agent_settings(member.scope, prompt="x", greeting="y")):
         with pytest.raises(PermissionDenied):
@@ -67,12 +45,80 @@ def test_agent_settings_are_validated_and_nothing_changes_on_error(make_org):
     assert set(info.value.fields) == {"prompt", "greeting", "transfer_number"}
     assert voice_settings.get_agent_settings(org.scope) == before
     saved = voice_settings.save_agent_settings(org.scope, prompt="Answer questions about Harbor.", greeting="Harbor, hello!",
-                                               transfer_number="(555) 010-0001", consult_specialists=False)
-    assert (saved.transfer_number, saved.consult_specialists, saved.greeting) == ("+15550100001", False, "Harbor, hello!")
+                                               transfer_number="(415) 555-0101", consult_specialists=False)
+    assert (saved.transfer_number, saved.consult_specialists, saved.greeting) == ("+14155550101", False, "Harbor, hello!")
     cleared = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="")
     assert cleared.transfer_number == ""
     with session_scope() as s:
         assert s.get(VoiceSettings, org.tenant_id).transfer_number is None
+
+
+@pytest.mark.parametrize("number, reason", [
+    ("+1 900 555 0123", "+19005550123 is a premium-rate number"),                 # US 900: billed to the dialler
+    ("+1 (976) 555-0123", "is not a number in service anywhere"),                 # the old 976 premium range: no such area code
+    ("+34 901 123 456", "+34901123456 is a shared-cost number"),                  # Spain's 901
+    ("911", "“911” is a short code or service number"),                           # emergency
+    ("611", "“611” is a short code or service number"),                           # carrier service code
+    ("22000", "“22000” is a short code or service number"),                       # SMS short code
+    ("+44 20 7946 0958", "Calls can only be transferred to numbers in United States, Canada"),
+    ("+1 876 555 0123", "another country: Jamaica"),                              # +1, but not the US or Canada
+    ("+1 555 010 0001", "+15550100001 is not a number in service anywhere"),      # fictional 555: possible, not valid
+    ("call me maybe", "“call me maybe” is not a phone number"),
+    ("+1555", "“+1555” is too short to be a phone number"),
+    ("+0 123 456", "does not start with a country code in use"),
+    ("+1 415 555 0100 0000 0000", "too long"),
+])
+def test_transfer_numbers_the_platform_would_pay_for_or_cannot_dial_are_refused(make_org, number, reason):
+    org = make_org()
+    before = voice_settings.get_agent_settings(org.scope)
+    with pytest.raises(ValidationFailed) as info:
+        voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number=number)
+    assert reason in info.value.fields["transfer_number"]
+    assert voice_settings.get_agent_settings(org.scope) == before
+
+
+@pytest.mark.parametrize("number, stored", [
+    ("(415) 555-0100", "+14155550100"),         # US landline or mobile
+    ("+1 613 555 0123", "+16135550123"),        # Canada
+    ("1-800-555-0199", "+18005550199"),         # toll-free
+    ("+1 212 555 0123 ext. 7", "+12125550123"),  # the extension is not dialled
+])
+def test_valid_us_and_canadian_transfer_numbers_are_accepted(make_org, number, stored):
+    org = make_org()
+    saved = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number=number)
+    assert saved.transfer_number == stored
+
+
+def test_the_transfer_countries_are_a_platform_setting(make_org, monkeypatch):
+    from app.settings import get_settings
+
+    org = make_org()
+    monkeypatch.setenv("TRANSFER_ALLOWED_COUNTRIES", " gb, IE ")
+    get_settings.cache_clear()
+    try:
+        saved = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="+44 20 7946 0958")
+        assert saved.transfer_number == "+442079460958"
+        with pytest.raises(ValidationFailed, match="only be transferred to numbers in United Kingdom, Ireland"):
+            voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="+1 415 555 0100")
+        with pytest.raises(ValidationFailed, match="premium-rate"):  # never, whatever the countries
+            voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="+44 871 234 5678")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_a_transfer_number_saved_before_the_rules_is_never_dialled(make_org):
+    org = make_org()
+    with session_scope() as s:  # as a premium-rate number saved on an older version sits in the database
+        row = s.get(VoiceSettings, org.tenant_id)
+        row.transfer_number = "+19005550123"
+        s.add(row)
+    scope = Scope.system(org.tenant_id)
+    sid = "CA" + "7" * 32
+    call_id = call_records.start_call(scope, call_sid=sid, from_number="+15555550123", to_number="+15550100000",
+                                      pipeline="voice_agent")
+    context = call_records.bind_stream(scope, call_id=str(call_id), call_sid=sid, stream_sid="MZ7")
+    assert context is not None and context.transfer_number is None  # the agent is not offered a transfer
 
 
 def _a_finished_call(tenant_id, sid: str, from_number: str = "+15555550123"):
@@ -119,22 +165,21 @@ def test_a_call_in_progress_counts_as_live(make_org):
     assert call_records.bind_stream(scope, call_id=str(call_id), call_sid="CA" + "3" * 32, stream_sid="MZ2") is None
 
 
-async def test_the_voice_settings_page_adds_and_removes_a_number(make_org):
+async def test_the_voice_settings_page_shows_numbers_read_only_and_saves_the_agent(make_org):
     org = make_org()
     state = new_state(VoiceSettingsState, auth.open_session(org))
     await VoiceSettingsState.load.fn(state)
     assert state.numbers == [] and state.prompt.startswith("You are the friendly")
-    await VoiceSettingsState.add_number.fn(state, {"number": "12", "label": ""})
-    assert "international format" in state.number_errors["number"]
-    await VoiceSettingsState.add_number.fn(state, {"number": "+15550100000", "label": "Main"})
-    assert [n["number"] for n in state.numbers] == ["+15550100000"] and state.number_errors == {}
-    await VoiceSettingsState.ask_remove.fn(state, state.numbers[0]["id"])
-    assert state.remove_number_label == "+15550100000"
-    await VoiceSettingsState.remove_number.fn(state)
-    assert state.numbers == [] and state.remove_id == ""
+    add_number(org.tenant_id, "+15550100000")  # assigned by a platform admin
+    await VoiceSettingsState.load.fn(state)
+    assert [(n["number"], n["label"]) for n in state.numbers] == [("+15550100000", "Main line")]
+    # The page can no longer add or remove numbers: numbers are assigned on the Platform admin page.
+    assert not {"add_number", "remove_number", "ask_remove"} & set(VoiceSettingsState.event_handlers)
+    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "+1 900 555 0123"})
+    assert "premium-rate" in state.errors["transfer_number"] and state.prompt != "Be brief."
     await VoiceSettingsState.set_consult.fn(state, False)
-    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": ""})
-    assert (state.prompt, state.consult) == ("Be brief.", False)
+    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "613-555-0199"})
+    assert (state.prompt, state.consult, state.transfer_number, state.errors) == ("Be brief.", False, "+16135550199", {})
 
 
 async def test_the_calls_page_lists_calls_and_opens_one(make_org):

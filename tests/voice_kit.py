@@ -24,7 +24,7 @@ import httpx
 import uvicorn
 from sqlalchemy import text
 
-from app.services.validation import normalise_phone
+from app.services.phone_rules import normalise_phone
 from app.settings import get_settings
 from models import CallSession, Contact, PhoneNumber, UsageRecord
 from models.db import get_engine, session_scope

@@ -1,4 +1,5 @@
-"""Twilio REST (the `twilio` SDK): hang up or transfer a live call. Blocking: call it from a worker thread.
+"""Twilio REST (the `twilio` SDK): hang up or transfer a live call, and look up the platform account's numbers.
+Blocking: call it from a worker thread.
 
 The API base comes from TWILIO_API_BASE (tests point the real SDK at a loopback fake): the SDK builds every
 Voice API URL from its `api` domain's `base_url`, so that is the one thing to override.
@@ -10,7 +11,7 @@ import functools
 import logging
 
 from requests import RequestException
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
@@ -60,3 +61,35 @@ def transfer(call_sid: str, number: str, announcement: str = "Connecting you now
     response.say(announcement)
     response.dial(number)
     return _update(call_sid, twiml=str(response))
+
+
+def _status_of(exc: Exception) -> int | None:
+    """The HTTP status behind an SDK error: list pages raise TwilioException("Unable to fetch page", response)."""
+    if isinstance(exc, TwilioRestException):
+        return exc.status
+    response = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
+    return getattr(response, "status_code", None)
+
+
+class TwilioLookupFailed(Exception):
+    """Twilio could not be asked (network, credentials, an error answer): the reason, fit to show an operator."""
+
+
+def account_has_number(number: str) -> bool | None:
+    """Whether the platform's Twilio account has this incoming number (E.164); None when no account is configured.
+
+    IncomingPhoneNumbers' PhoneNumber filter also matches partial numbers, so the answer is compared exactly."""
+    twilio = client()
+    if twilio is None:
+        return None
+    try:
+        found = twilio.incoming_phone_numbers.list(phone_number=number, limit=20)
+    except (TwilioException, RequestException) as exc:
+        status = _status_of(exc)
+        log.warning("Twilio number look-up failed", extra={"status": status, "error": str(exc)[:300]})
+        if status in (401, 403):
+            raise TwilioLookupFailed("Twilio refused the platform's credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).") from None
+        if status:
+            raise TwilioLookupFailed(f"Twilio answered the number look-up with an error ({status}). Try again in a moment.") from None
+        raise TwilioLookupFailed("Twilio could not be reached to check the number. Try again in a moment.") from None
+    return any(n.phone_number == number for n in found)

@@ -1,4 +1,5 @@
-"""Platform admin (super admins only): every organisation, its size, and its demo (billing-exempt) flag."""
+"""Platform admin (super admins only): every organisation, its size, its demo (billing-exempt) flag, and the phone
+numbers the platform answers (assigned to organisations and released here only)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import section, stat_tile
+from app.components.cards import confirm, empty_state, form_field, section, stat_tile
 from app.components.layout import page_shell
 from app.pages.platform_quotas import quotas_section
-from app.services import tenants
+from app.services import phone_numbers, tenants
+from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 
 
@@ -29,13 +31,69 @@ class PlatformState(rx.State):
     def total_calls(self) -> int:
         return sum(int(r["calls"]) for r in self.rows)
 
+    # Phone numbers
+    numbers: list[dict[str, str]] = []
+    twilio_checks: bool = False
+    assign_org: str = ""
+    number_errors: dict[str, str] = {}
+    number_error: str = ""
+    number_form_key: int = 0  # bumped to empty the assign form after a success
+
+    @rx.var
+    def organisations(self) -> list[dict[str, str]]:
+        """The picker's choices: every organisation by name."""
+        return sorted(({"id": str(r["id"]), "name": f"{r['name']} ({r['slug']})"} for r in self.rows),
+                      key=lambda o: o["name"].lower())
+
     async def _refresh(self, scope) -> None:
         self.rows = [t.__dict__ for t in await asyncio.to_thread(tenants.platform_overview, scope)]
         self.loading = False
 
+    async def _refresh_numbers(self, scope) -> None:
+        self.numbers = [n.__dict__ for n in await asyncio.to_thread(phone_numbers.list_assigned, scope)]
+
     @rx.event
     async def load(self):
-        await self._refresh(await require_scope(self, super_admin=True))
+        scope = await require_scope(self, super_admin=True)
+        await self._refresh(scope)
+        await self._refresh_numbers(scope)
+        self.twilio_checks = phone_numbers.twilio_checks_numbers()
+
+    @rx.event
+    async def set_assign_org(self, organisation_id: str):
+        await require_scope(self, super_admin=True)
+        self.assign_org = organisation_id
+
+    @rx.event
+    async def assign_number(self, form: dict):
+        scope = await require_scope(self, super_admin=True)
+        self.number_errors, self.number_error = {}, ""
+        if not self.assign_org:
+            self.number_errors = {"organisation": "Pick the organisation that answers this number."}
+            return
+        try:
+            view = await asyncio.to_thread(phone_numbers.assign, scope, self.assign_org, form.get("number", ""),
+                                           form.get("label", ""))
+        except ValidationFailed as exc:
+            self.number_errors = exc.fields
+            return
+        except ServiceError as exc:  # taken, a vanished organisation, Twilio unavailable
+            self.number_error = exc.message
+            return
+        await self._refresh_numbers(scope)
+        self.number_form_key += 1
+        return rx.toast.success(f"Calls to {view.number} are now answered for {view.organisation}.")
+
+    @rx.event
+    async def release_number(self, number: str):
+        scope = await require_scope(self, super_admin=True)
+        try:
+            view = await asyncio.to_thread(phone_numbers.release, scope, number)
+        except ServiceError as exc:
+            await self._refresh_numbers(scope)
+            return rx.toast.error(exc.message)
+        await self._refresh_numbers(scope)
+        return rx.toast.success(f"{view.number} is released. Callers hear that it is not connected.")
 
     @rx.event
     async def set_demo(self, tenant_id: str, is_demo: bool):
@@ -60,6 +118,83 @@ def _row(t: rx.Var) -> rx.Component:
             )
         ),
         align="center",
+    )
+
+
+def _number_row(n: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(n["number"], weight="medium", font_family="monospace")),
+        rx.table.cell(rx.vstack(rx.text(n["organisation"]), rx.text(n["slug"], size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(n["label"]),
+        rx.table.cell(rx.vstack(rx.text(n["assigned"]), rx.text(n["assigned_by"], size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(
+            confirm(
+                rx.button(rx.icon("unlink", size=14), "Release", size="1", variant="soft", color_scheme="red",
+                          data_testid="release-number"),
+                rx.text("Release ", n["number"], "?"),
+                rx.text(n["organisation"], " stops answering it: callers hear that the number is not connected and the "
+                        "call ends. Past calls stay on record. The number stays in the platform's Twilio account."),
+                "Release number",
+                PlatformState.release_number(n["number"]),
+                testid="confirm-release",
+            )
+        ),
+        align="center",
+    )
+
+
+def _numbers_section() -> rx.Component:
+    errors = PlatformState.number_errors
+    return section(
+        "Phone numbers",
+        rx.text("The called number picks the organisation that answers, so only platform admins assign numbers. Point "
+                "each Twilio number's voice webhook at voice_service's /twilio/voice.", size="2", color_scheme="gray"),
+        rx.cond(
+            PlatformState.twilio_checks,
+            rx.callout("Numbers are checked against the platform's Twilio account before they are assigned.",
+                       icon="shield-check", color_scheme="green", size="1", width="100%"),
+            rx.callout("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN), so numbers are assigned "
+                       "without checking that the platform's Twilio account owns them. Fine for local development "
+                       "with the simulator.", icon="info", color_scheme="amber", size="1", width="100%",
+                       data_testid="twilio-unchecked"),
+        ),
+        rx.cond(
+            PlatformState.numbers.length() > 0,
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
+                                               ("Number", "Organisation", "Label", "Assigned", "")])),
+                rx.table.body(rx.foreach(PlatformState.numbers, _number_row)),
+                width="100%",
+                data_testid="platform-numbers",
+            ),
+            empty_state("phone-off", "No numbers assigned", "Assign a number to an organisation and its agent starts "
+                        "answering calls to it."),
+        ),
+        rx.cond(PlatformState.number_error != "",
+                rx.callout(PlatformState.number_error, color_scheme="red", icon="triangle-alert", width="100%")),
+        rx.form(
+            rx.hstack(
+                form_field("Organisation", rx.select.root(
+                    rx.select.trigger(placeholder="Pick an organisation", width="100%", data_testid="assign-organisation"),
+                    rx.select.content(rx.foreach(PlatformState.organisations,
+                                                 lambda o: rx.select.item(o["name"], value=o["id"]))),
+                    value=PlatformState.assign_org,
+                    on_change=PlatformState.set_assign_org,
+                ), errors.get("organisation", "")),
+                form_field("Number", rx.input(name="number", placeholder="+14155550100", width="100%"),
+                           errors.get("number", "")),
+                form_field("Label", rx.input(name="label", placeholder="Main line", width="100%"), errors.get("label", "")),
+                rx.button(rx.icon("plus", size=16), "Assign number", type="submit", margin_top="22px",
+                          data_testid="assign-number"),
+                align="start",
+                spacing="3",
+                width="100%",
+            ),
+            on_submit=PlatformState.assign_number,
+            reset_on_submit=False,
+            key=PlatformState.number_form_key,
+            width="100%",
+        ),
     )
 
 
@@ -90,6 +225,7 @@ def platform_page() -> rx.Component:
                 ),
             ),
         ),
+        _numbers_section(),
         quotas_section(),
-        subtitle="Every organisation on the platform",
+        subtitle="Every organisation on the platform, the numbers it answers and its quotas",
     )

@@ -24,8 +24,9 @@ from sqlmodel import Session, select
 
 from app.jobs import queue
 from app.services.contacts import phone_terms
+from app.services.phone_rules import normalise_phone, transfer_number_problem
 from app.services.scope import Scope
-from app.services.validation import normalise_phone
+from app.settings import get_settings
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
 from models.base import utcnow
 from models.db import session_scope
@@ -118,6 +119,15 @@ def start_call(scope: Scope, *, call_sid: str, from_number: str | None, to_numbe
         ).one()
 
 
+def _dialable(number: str | None) -> str | None:
+    """The transfer number if today's rule still allows it: one saved before the rule existed, or in a country
+    since removed from TRANSFER_ALLOWED_COUNTRIES, is never dialled (the agent then offers no transfer)."""
+    if not number:
+        return None
+    allowed, _ = transfer_number_problem(number, get_settings().transfer_allowed_countries)
+    return allowed
+
+
 def _context(session: Session, call: CallSession) -> CallContext:
     settings = session.get(VoiceSettings, call.tenant_id)
     tenant = session.get(Tenant, call.tenant_id)
@@ -131,7 +141,7 @@ def _context(session: Session, call: CallSession) -> CallContext:
         pipeline=call.pipeline,
         prompt=settings.agent_prompt if settings else "",
         greeting=settings.greeting if settings else f"Hello, you have reached {tenant.name}.",
-        transfer_number=settings.transfer_number if settings else None,
+        transfer_number=_dialable(settings.transfer_number) if settings else None,
         consult_enabled=bool(settings and settings.consult_specialists),
         contact_name=f"{contact.contact_name} of {contact.business_name}" if contact else None,
     )

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from app.services import custom_fields as cf
 from app.services.errors import Conflict, ValidationFailed
+from app.services.phone_rules import normalise_phone, phone_problem
 from app.services.scope import Scope, owned_row
 from app.services.validation import (
     STRIPE_CUSTOMER_PROBLEM,
@@ -27,8 +28,6 @@ from app.services.validation import (
     clean_text,
     email_problem,
     normalise_email,
-    normalise_phone,
-    phone_problem,
     website_url,
 )
 from models import Contact, ContactInteraction, StripeSubscription

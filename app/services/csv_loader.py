@@ -38,13 +38,12 @@ from app.services import csv_files
 from app.services import csv_mapping as cm
 from app.services.csv_export import unneutralise
 from app.services.contacts import CONTACT_FIELDS, STATUS_LABELS, status_problem
+from app.services.phone_rules import normalise_phone, phone_problem
 from app.services.validation import (
     STRIPE_CUSTOMER_PROBLEM,
     STRIPE_CUSTOMER_RE,
     email_problem,
     normalise_email,
-    normalise_phone,
-    phone_problem,
     website_url,
 )
 from models.crm import CONTACT_STATUSES

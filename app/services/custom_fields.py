@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 
 from app.services.errors import Conflict, ValidationFailed
 from app.services.scope import Scope, owned_row
-from app.services.validation import clean_text, email_problem, normalise_phone
+from app.services.phone_rules import normalise_phone
+from app.services.validation import clean_text, email_problem
 from models import CustomField
 from models.crm import CUSTOM_FIELD_TYPES
 from models.db import session_scope, use_session

@@ -17,7 +17,8 @@ from app.services import auth, demo_calls, tenants
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
 from app.services.scope import Scope
-from app.services.validation import normalise_email, normalise_phone, password_problem
+from app.services.phone_rules import normalise_phone
+from app.services.validation import normalise_email, password_problem
 from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
 from models.base import utcnow
 from models.db import session_scope

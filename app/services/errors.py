@@ -47,3 +47,9 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after_seconds: int):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class Unavailable(ServiceError):
+    """An outside service the action depends on could not answer; trying again later may work."""
+
+    status_code = 503

@@ -22,6 +22,12 @@ class Scope:
         """The scope of platform processes (job handlers, voice_service) acting for one organisation."""
         return cls(tenant_id=uuid.UUID(str(tenant_id)), role="system")
 
+    @classmethod
+    def platform_operator(cls) -> "Scope":
+        """The operator's command line (`python -m app.cli`): whoever runs it holds the platform's database
+        credentials, so it acts as a super admin. It belongs to no organisation (the nil id)."""
+        return cls(tenant_id=uuid.UUID(int=0), role="super_admin")
+
     @property
     def is_admin(self) -> bool:
         return self.role in ADMIN_ROLES or self.role == "system"

@@ -86,42 +86,6 @@ def slugify(value: str, *, max_length: int = 60) -> str:
     return slug[:max_length].strip("-") or "org"
 
 
-# Precompiled: the CSV importer normalises a million numbers in one go.
-_EXTENSION_RE = re.compile(r"(?i)\s*(?:ext\.?|x|#)\s*\d+$")
-_EXTENSION_HINT = re.compile(r"[xX#]")  # every extension marker has one
-_NON_DIGITS = re.compile(r"\D")
-
-
-def normalise_phone(value: str | None, default_country_code: str = "1") -> str | None:
-    """A comparable form of a phone number: '+' and digits (E.164 when the input allows it).
-
-    The CRM stores it beside what the user typed; an incoming call's `From` finds its contact by it.
-    Ten-digit numbers are taken as North American (the default country code); extensions are dropped.
-    """
-    text = (value or "").strip()
-    if not text:
-        return None
-    if _EXTENSION_HINT.search(text):
-        text = _EXTENSION_RE.split(text)[0]
-    digits = _NON_DIGITS.sub("", text)
-    if text.startswith("+"):
-        result = "+" + digits
-    elif text.startswith("00"):
-        result = "+" + digits[2:]
-    elif len(digits) == 10 and default_country_code:
-        result = f"+{default_country_code}{digits}"
-    elif len(digits) == 11 and digits.startswith(default_country_code):
-        result = "+" + digits
-    else:
-        result = "+" + digits
-    return result if 8 <= len(result) <= 16 else None
-
-
-def phone_problem(value: str) -> str:
-    """What is wrong with a number `normalise_phone` refused."""
-    return f"“{value[:40]}” is not a phone number."
-
-
 def website_url(value: str) -> str:
     """A website as stored: an address without a scheme gets https://."""
     return value if value[:8].lower().startswith(("http://", "https://")) else "https://" + value
@@ -137,17 +101,3 @@ def parse_uuid(value: object, not_found_message: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         raise NotFound(not_found_message) from None
-
-
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-
-
-def e164_problem(value: str | None, label: str = "Phone number") -> tuple[str | None, str | None]:
-    """(the number in E.164, problem): a number Twilio can dial or answer, e.g. +15550100000."""
-    text = (value or "").strip()
-    if not text:
-        return None, f"{label} is required."
-    normalised = normalise_phone(text)
-    if not normalised or not _E164.match(normalised):
-        return None, f"“{text[:40]}” is not a phone number in international format, like +15550100000."
-    return normalised, None

@@ -1,22 +1,22 @@
-"""The organisation's phone line: the numbers it answers, and its agent's prompt, greeting and transfer number.
-Admins only."""
+"""The organisation's phone line: the numbers it answers (read-only here: super admins assign them, see
+app.services.phone_numbers), and its agent's prompt, greeting and transfer number. Admins only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
 from sqlmodel import select
 
-from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.errors import ValidationFailed
+from app.services.phone_rules import transfer_number_problem
 from app.services.scope import Scope
 from app.services.tenants import default_voice_settings
-from app.services.validation import clean_text, e164_problem, parse_uuid
+from app.services.validation import clean_text
+from app.settings import get_settings
 from models import PhoneNumber, Tenant, VoiceSettings
 from models.base import utcnow
 from models.db import session_scope
 
-MAX_NUMBERS = 20
 MAX_PROMPT = 8000
 MAX_GREETING = 1000
 
@@ -49,41 +49,6 @@ def list_numbers(scope: Scope) -> list[NumberView]:
             select(PhoneNumber).where(PhoneNumber.tenant_id == scope.tenant_id).order_by(PhoneNumber.created_at)
         ).all()
         return [_number_view(n) for n in rows]
-
-
-def add_number(scope: Scope, number: str, label: str = "") -> NumberView:
-    """Answer calls to `number`. A number belongs to one organisation on the whole platform."""
-    scope.require_admin()
-    normalised, problem = e164_problem(number)
-    label_text, label_problem = clean_text(label, max_length=120, label="Label")
-    if problem or label_problem:
-        raise ValidationFailed({k: v for k, v in (("number", problem), ("label", label_problem)) if v})
-    with session_scope() as session:
-        owner = session.exec(select(PhoneNumber.tenant_id).where(PhoneNumber.number == normalised)).first()
-        if owner == scope.tenant_id:
-            raise Conflict(f"{normalised} is already one of your numbers.")
-        if owner is not None:
-            raise Conflict(f"{normalised} is already connected to another organisation. Contact support if it is yours.")
-        count = session.exec(select(func.count()).select_from(PhoneNumber).where(PhoneNumber.tenant_id == scope.tenant_id)).one()
-        if count >= MAX_NUMBERS:
-            raise ValidationFailed({"number": f"An organisation can have at most {MAX_NUMBERS} numbers."})
-        row = PhoneNumber(tenant_id=scope.tenant_id, number=normalised, label=label_text)
-        session.add(row)
-        session.flush()
-        return _number_view(row)
-
-
-def remove_number(scope: Scope, number_id: str) -> NumberView:
-    """Stop answering a number: calls to it then hear that the number is not connected."""
-    scope.require_admin()
-    uid = parse_uuid(number_id, "That number is not on your list.")
-    with session_scope() as session:
-        row = session.exec(select(PhoneNumber).where(PhoneNumber.id == uid, PhoneNumber.tenant_id == scope.tenant_id)).first()
-        if row is None:
-            raise NotFound("That number is not on your list.")
-        view = _number_view(row)
-        session.delete(row)
-        return view
 
 
 def _settings(session, scope: Scope) -> VoiceSettings:
@@ -120,7 +85,8 @@ def save_agent_settings(scope: Scope, *, prompt: str, greeting: str, transfer_nu
         errors["greeting"] = problem
     transfer = None
     if (transfer_number or "").strip():
-        transfer, problem = e164_problem(transfer_number, "Transfer number")
+        # The platform's Twilio account dials it: valid, in an allowed country, never premium-rate or a short code.
+        transfer, problem = transfer_number_problem(transfer_number, get_settings().transfer_allowed_countries)
         if problem:
             errors["transfer_number"] = problem
     if errors:

@@ -1,5 +1,5 @@
-"""A simulated phone call through the real sidecar, seen on the Calls page while it is live and afterwards, and the
-Voice settings page as an admin uses it."""
+"""A simulated phone call through the real sidecar, seen on the Calls page while it is live and afterwards; the
+Voice settings page as an admin uses it; numbers assigned and released on the Platform admin page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.voice_kit import add_contact, phone_line
+from tests.voice_kit import add_contact, add_number, phone_line
 
 
 class LiveCall:
@@ -96,33 +96,62 @@ def test_a_live_call_then_its_transcript_and_summary_on_the_calls_page(ui, make_
     ui.shot("calls-detail")
 
 
-def test_an_admin_sets_up_the_phone_line(ui, make_org):
-    make_org("Harbor Dental", email="owner@example.com")
+def test_an_admin_sees_the_assigned_numbers_and_sets_up_the_agent(ui, make_org):
+    org = make_org("Harbor Dental", email="owner@example.com")
     ui.sign_in("owner@example.com", PASSWORD)
     page = ui.page
     page.click("[data-testid=nav-voice]")
     ui.at("/voice")
-    page.get_by_text("No numbers yet").wait_for()
-    page.fill("input[name=number]", "555-01")
-    page.click("[data-testid=add-number]")
-    page.get_by_text("is not a phone number in international format").wait_for()
-    ui.shot("voice-settings-bad-number")
-    page.fill("input[name=number]", "+1 555 010 0000")
-    page.fill("input[name=label]", "Main line")
-    page.click("[data-testid=add-number]")
-    ui.toast("Calls to +15550100000 are now answered by your agent.")
-    page.get_by_role("table").get_by_text("+15550100000").wait_for()
+    page.get_by_text("Ask your platform administrator to add a number.").wait_for()
+    assert page.locator("input[name=number]").count() == 0  # admins cannot add (or claim) numbers
+    ui.shot("voice-settings-no-numbers")
+
+    add_number(org.tenant_id, "+15550100000")  # a platform admin assigned it meanwhile
+    ui.open("/voice")
+    page.get_by_test_id("numbers-table").get_by_text("+15550100000").wait_for()
+    assert page.get_by_role("button", name="Remove").count() == 0
 
     page.fill("textarea[name=greeting]", "Harbor Dental, this is the virtual receptionist. How can I help?")
-    page.fill("input[name=transfer_number]", "(555) 010-0001")
+    page.fill("input[name=transfer_number]", "+1 900 555 0123")
+    page.click("[data-testid=save-agent]")
+    page.get_by_text("+19005550123 is a premium-rate number. Calls are never transferred to premium-rate numbers.").wait_for()
+    ui.shot("voice-settings-premium-transfer")
+    page.fill("input[name=transfer_number]", "(415) 555-0101")
     page.click("[data-testid=save-agent]")
     ui.toast("Saved. The next call uses the new settings.")
-    page.locator("input[name=transfer_number]").and_(page.locator("[value='+15550100001']")).wait_for()
+    page.locator("input[name=transfer_number]").and_(page.locator("[value='+14155550101']")).wait_for()
     ui.shot("voice-settings")
 
-    page.click("[data-testid=remove-number]")
-    page.get_by_role("alertdialog").get_by_text("Stop answering +15550100000?").wait_for()
-    ui.shot("voice-settings-confirm-remove")
-    page.click("[data-testid=confirm-remove]")
-    ui.toast("+15550100000 is no longer answered.")
-    page.get_by_text("No numbers yet").wait_for()
+
+def test_a_super_admin_assigns_and_releases_a_number_on_the_platform_page(ui, make_org, make_user):
+    make_org("Harbor Dental")
+    operators = make_org("Platform Operators")
+    make_user(operators.tenant_id, role="super_admin", email="root@example.com")
+    ui.sign_in("root@example.com", PASSWORD)
+    page = ui.page
+    page.click("[data-testid=nav-platform]")
+    ui.at("/platform")
+    page.get_by_test_id("twilio-unchecked").wait_for()  # no Twilio account configured in this run
+    page.get_by_text("No numbers assigned").wait_for()
+
+    page.click("[data-testid=assign-organisation]")
+    page.get_by_role("option", name="Harbor Dental (harbor-dental)").click()
+    page.fill("input[name=number]", "555-01")
+    page.click("[data-testid=assign-number]")
+    page.get_by_text("“555-01” is too short to be a phone number.").wait_for()
+    page.fill("input[name=number]", "+1 555 010 0000")
+    page.fill("input[name=label]", "Main line")
+    page.click("[data-testid=assign-number]")
+    ui.toast("Calls to +15550100000 are now answered for Harbor Dental.")
+    numbers = page.get_by_test_id("platform-numbers")
+    numbers.get_by_text("+15550100000").wait_for()
+    numbers.get_by_text("Harbor Dental").wait_for()
+    numbers.get_by_text("root@example.com").wait_for()
+    ui.shot("platform-numbers")
+
+    page.click("[data-testid=release-number]")
+    page.get_by_role("alertdialog").get_by_text("Release +15550100000?").wait_for()
+    ui.shot("platform-numbers-confirm-release")
+    page.click("[data-testid=confirm-release]")
+    ui.toast("+15550100000 is released.")
+    page.get_by_text("No numbers assigned").wait_for()
