@@ -1,7 +1,7 @@
 """jobs: a fair claim order between organisations
 
 Revision ID: 3c1d9b7e2a40
-Revises: fa7a59730ff3
+Revises: 5c1e8a93d2b7
 Create Date: 2026-12-02 00:00:00
 
 `fair_at` places each job in a per-priority round robin between organisations (app/jobs/queue.py); the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '3c1d9b7e2a40'
-down_revision: Union[str, Sequence[str], None] = 'fa7a59730ff3'
+down_revision: Union[str, Sequence[str], None] = '5c1e8a93d2b7'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,7 +1,7 @@
 """rate limits and token revocation
 
 Revision ID: 5c1e8a93d2b7
-Revises: fa7a59730ff3
+Revises: 3c1e8a52d7b4
 Create Date: 2026-12-02 10:00:00.000000
 
 - rate_limits: one row per limit (sign-in back-off per email and client, failures per client and per account,
@@ -18,7 +18,7 @@ import sqlmodel
 
 # revision identifiers, used by Alembic.
 revision: str = '5c1e8a93d2b7'
-down_revision: Union[str, Sequence[str], None] = 'fa7a59730ff3'
+down_revision: Union[str, Sequence[str], None] = '3c1e8a52d7b4'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

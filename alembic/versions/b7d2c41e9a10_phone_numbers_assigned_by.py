@@ -1,7 +1,7 @@
 """phone numbers: who assigned them (numbers are assigned by super admins)
 
 Revision ID: b7d2c41e9a10
-Revises: fa7a59730ff3
+Revises: 3c1d9b7e2a40
 Create Date: 2026-12-02 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = 'b7d2c41e9a10'
-down_revision: Union[str, Sequence[str], None] = 'fa7a59730ff3'
+down_revision: Union[str, Sequence[str], None] = '3c1d9b7e2a40'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
