@@ -7,7 +7,7 @@ import functools
 import threading
 from collections.abc import Iterator
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
 
 from app.settings import get_settings
@@ -44,8 +44,33 @@ def libpq_url(url: str | None = None) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def _without_nul(value):
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def _drop_nul_characters(conn, cursor, statement, parameters, context, executemany):
+    """PostgreSQL text cannot hold U+0000 and nothing this product stores means anything by it, so it is dropped
+    on the way in (from a form, the API, a call transcript) instead of failing the whole write with a 500."""
+    if isinstance(parameters, dict):
+        if any(isinstance(v, str) and "\x00" in v for v in parameters.values()):
+            parameters = {k: _without_nul(v) for k, v in parameters.items()}
+    elif isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
+        parameters = [{k: _without_nul(v) for k, v in row.items()}
+                      if any(isinstance(v, str) and "\x00" in v for v in row.values()) else row for row in parameters]
+    elif isinstance(parameters, (list, tuple)):
+        if any(isinstance(v, str) and "\x00" in v for v in parameters):
+            parameters = type(parameters)(_without_nul(v) for v in parameters)
+    return statement, parameters
+
+
 @functools.lru_cache(maxsize=4)
 def get_engine(url: str | None = None) -> Engine:
+    engine = _create_engine(url)
+    event.listen(engine, "before_cursor_execute", _drop_nul_characters, retval=True)
+    return engine
+
+
+def _create_engine(url: str | None) -> Engine:
     return create_engine(
         url or database_url(),
         pool_size=10,

@@ -40,9 +40,7 @@ def pytest_unconfigure(config):
         _state.pop("db").drop()
 
 
-@pytest.fixture(autouse=True)
-def clean_db():
-    """Every test starts from empty tables."""
+def empty_all_tables() -> None:
     from sqlalchemy import text
     from sqlmodel import SQLModel
 
@@ -52,6 +50,12 @@ def clean_db():
     tables = ", ".join(f'"{t}"' for t in SQLModel.metadata.tables)
     with get_engine().begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(autouse=True)
+def clean_db():
+    """Every test starts from empty tables."""
+    empty_all_tables()
     yield
 
 

@@ -178,3 +178,49 @@ def test_job_status_is_for_admins_and_never_shows_a_traceback(api_url, make_org,
     # The traceback is in the log, for the operators.
     failure = next(r for r in caplog.records if r.getMessage() == "job failed")
     assert failure.exc_info and "secret_path" in logging.Formatter().formatException(failure.exc_info)
+
+
+def test_a_job_number_past_the_databases_range_is_simply_not_found(api_url, make_org):
+    make_org(email="a@example.com")
+    response = get(api_url, "/api/v1/jobs/54006715283317622067691520", token_for(api_url, "a@example.com"))
+    assert response.status_code == 404 and response.json() == {"detail": "That job does not exist."}
+
+
+def test_every_error_has_one_shape_with_a_sentence_and_the_fields(api_url, make_org):
+    make_org(email="a@example.com")
+    headers = {"Authorization": f"Bearer {token_for(api_url, 'a@example.com')}"}
+    unreadable = httpx.post(f"{api_url}/api/v1/contacts", headers={**headers, "Content-Type": "application/json"},
+                            content=b"\xff{")
+    assert unreadable.status_code in (400, 422) and isinstance(unreadable.json()["detail"], str)
+    wrong_type = httpx.get(f"{api_url}/api/v1/contacts", headers=headers, params={"per_page": "many"})
+    assert wrong_type.status_code == 422
+    body = wrong_type.json()
+    assert isinstance(body["detail"], str) and "per_page" in body["detail"] and set(body["fields"]) == {"per_page"}
+    refused = httpx.post(f"{api_url}/api/v1/contacts", headers=headers, json={"business_name": "Acme"})
+    assert refused.status_code == 422 and refused.json()["fields"] == {"contact_name": "Contact name is required."}
+
+
+def test_a_nul_character_in_any_text_is_dropped_instead_of_failing_the_write(api_url, make_org):
+    make_org(email="a@example.com")
+    headers = {"Authorization": f"Bearer {token_for(api_url, 'a@example.com')}"}
+    made = httpx.post(f"{api_url}/api/v1/contacts", headers=headers,
+                      json={"business_name": "Acme\x00 Dental", "contact_name": "Ada", "notes": "x\x00y"})
+    assert made.status_code == 201, made.text
+    stored = get(api_url, f"/api/v1/contacts/{made.json()['id']}", headers["Authorization"][7:]).json()
+    assert stored["business_name"] == "Acme Dental" and stored["notes"] == "xy"
+    asked = httpx.post(f"{api_url}/api/v1/agents/consult", headers=headers,
+                       json={"message": "hi", "agents": ["\x00front-desk"]})
+    assert asked.status_code == 422 and "Unknown or disabled specialists" in asked.json()["detail"]
+    signin = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "a\x00@example.com", "password": "wrong"})
+    assert signin.status_code == 401
+
+
+def test_page_numbers_and_offsets_past_any_real_list_give_an_empty_page(api_url, make_org):
+    make_org(email="a@example.com")
+    token = token_for(api_url, "a@example.com")
+    far = get(api_url, "/api/v1/contacts?page=1641766002633109015239852032&per_page=87", token)
+    assert far.status_code == 200 and far.json()["items"] == []
+    contact = httpx.post(f"{api_url}/api/v1/contacts", headers={"Authorization": f"Bearer {token}"},
+                         json={"business_name": "Acme", "contact_name": "Ada"}).json()
+    timeline = get(api_url, f"/api/v1/contacts/{contact['id']}/interactions?offset={2**70}", token)
+    assert timeline.status_code == 200 and timeline.json()["items"] == []

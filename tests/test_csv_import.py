@@ -566,3 +566,13 @@ def test_housekeeping_removes_old_upload_files(admin):
     assert not paths[done.id].exists() and not paths[waiting.id].exists()
     assert csv_import.import_view(admin, done.id).created == 2  # the import's record stays
     assert csv_import.purge_files() == 0
+
+
+def test_a_nul_character_past_the_sniffed_start_is_dropped_and_the_row_imports(admin):
+    rows = "".join(f"Co {i},Ann {i},note\n" for i in range(1000))
+    done = run_import(admin, f"business_name,contact_name,notes\n{rows}Acme\x00 Co,Ada,hello\x00world\n")
+    assert (done.created, done.failed) == (1001, 0), errors_of(admin, done)
+    with session_scope() as s:
+        notes = s.exec(select(Contact.notes).where(Contact.tenant_id == admin.tenant_id,
+                                                   Contact.business_name == "Acme Co")).one()
+    assert notes == "helloworld"

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from app.api import errors
 from app.api.deps import current_principal
 from app.services import auth
 from app.services.agents import run_turn, specialists
 from app.services.agents.consult import TurnFailed, TurnStarted
 from app.services.agents.events import Done, Event, UsageReport
 
-router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=errors.AUTHENTICATED)
 
 
 class ConsultIn(BaseModel):
@@ -55,11 +56,21 @@ class SpecialistPatch(BaseModel):
     is_active: bool | None = None
 
 
+# One server-sent event of a streamed turn: its kind, and its fields as a JSON object.
+SSE_EVENT = {"type": "object", "required": ["event", "data"],
+             "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}}}
+
+
 def _sse(event: Event) -> str:
     return f"event: {event.kind}\ndata: {json.dumps(event.as_dict(), ensure_ascii=False)}\n\n"
 
 
-@router.post("/consult", response_model=ConsultOut)
+@router.post("/consult", response_model=ConsultOut, responses={
+    200: {"description": "the answer as JSON, or with `stream` (or `Accept: text/event-stream`) the turn's events as "
+                         "server-sent events (`started`, the specialists' progress, `usage`, `done` or `failed`)",
+          "content": {"text/event-stream": {"schema": SSE_EVENT}}},
+    **errors.responses(404, 503),
+})
 async def consult(body: ConsultIn, request: Request, principal: auth.Principal = Depends(current_principal)):
     """Ask the specialist team. The turn is stored in the caller's conversation history."""
     turn = run_turn(principal.scope, body.conversation_id, body.message, agents=body.agents)
@@ -93,8 +104,10 @@ async def list_specialists(principal: auth.Principal = Depends(current_principal
 
 
 @router.post("", response_model=specialists.SpecialistView, status_code=201, responses={
-    409: {"description": "the slug is taken, or the organisation has as many specialists as its quota allows"},
-    422: {"description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which"},
+    409: {"model": errors.ErrorOut,
+          "description": "the slug is taken, or the organisation has as many specialists as its quota allows"},
+    422: {"model": errors.ErrorOut,
+          "description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which"},
 })
 async def create_specialist(body: SpecialistIn, principal: auth.Principal = Depends(current_principal)):
     """Admins only. At most `max_specialists` per organisation (100 by default, disabled ones included), each with
@@ -102,7 +115,7 @@ async def create_specialist(body: SpecialistIn, principal: auth.Principal = Depe
     return await asyncio.to_thread(lambda: specialists.create_specialist(principal.scope, **body.model_dump()))
 
 
-@router.patch("/{specialist_id}", response_model=specialists.SpecialistView)
+@router.patch("/{specialist_id}", response_model=specialists.SpecialistView, responses=errors.responses(404, 409))
 async def update_specialist(specialist_id: str, body: SpecialistPatch,
                             principal: auth.Principal = Depends(current_principal)):
     def change() -> specialists.SpecialistView:

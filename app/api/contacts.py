@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import current_principal
+from app.api import errors
+from app.api.errors import AUTHENTICATED, NOT_FOUND
 from app.services import auth, contacts, custom_fields, interactions
 
-router = APIRouter(prefix="/api/v1", tags=["crm"])
+router = APIRouter(prefix="/api/v1", tags=["crm"], responses=AUTHENTICATED)
 
 
 class ContactIn(BaseModel):
@@ -91,31 +93,31 @@ async def list_contacts(
     }
 
 
-@router.post("/contacts", status_code=201)
+@router.post("/contacts", status_code=201, responses=errors.responses(409))
 async def create_contact(body: ContactIn, principal: auth.Principal = Depends(current_principal)):
     detail = await asyncio.to_thread(contacts.create_contact, principal.scope, body.model_dump(exclude_none=True))
     return _contact_json(detail)
 
 
-@router.get("/contacts/{contact_id}")
+@router.get("/contacts/{contact_id}", responses=NOT_FOUND)
 async def get_contact(contact_id: str, principal: auth.Principal = Depends(current_principal)):
     return _contact_json(await asyncio.to_thread(contacts.get_contact, principal.scope, contact_id))
 
 
-@router.patch("/contacts/{contact_id}")
+@router.patch("/contacts/{contact_id}", responses=NOT_FOUND)
 async def update_contact(contact_id: str, body: ContactIn, principal: auth.Principal = Depends(current_principal)):
     changes = body.model_dump(exclude_unset=True)
     detail = await asyncio.to_thread(contacts.update_contact, principal.scope, contact_id, changes, partial=True)
     return _contact_json(detail)
 
 
-@router.delete("/contacts/{contact_id}", status_code=204)
+@router.delete("/contacts/{contact_id}", status_code=204, responses=NOT_FOUND)
 async def delete_contact(contact_id: str, principal: auth.Principal = Depends(current_principal)):
     await asyncio.to_thread(contacts.delete_contact, principal.scope, contact_id)
     return Response(status_code=204)
 
 
-@router.get("/contacts/{contact_id}/interactions")
+@router.get("/contacts/{contact_id}/interactions", responses=NOT_FOUND)
 async def list_interactions(
     contact_id: str,
     principal: auth.Principal = Depends(current_principal),
@@ -126,7 +128,7 @@ async def list_interactions(
     return {"items": [asdict(r) for r in rows]}
 
 
-@router.post("/contacts/{contact_id}/interactions", status_code=201)
+@router.post("/contacts/{contact_id}/interactions", status_code=201, responses=NOT_FOUND)
 async def add_interaction(contact_id: str, body: InteractionIn, principal: auth.Principal = Depends(current_principal)):
     view = await asyncio.to_thread(
         interactions.add_interaction, principal.scope, contact_id, body.model_dump(exclude_none=True)
@@ -134,7 +136,7 @@ async def add_interaction(contact_id: str, body: InteractionIn, principal: auth.
     return asdict(view)
 
 
-@router.patch("/contacts/{contact_id}/interactions/{interaction_id}")
+@router.patch("/contacts/{contact_id}/interactions/{interaction_id}", responses=NOT_FOUND)
 async def update_interaction(
     contact_id: str, interaction_id: str, body: InteractionIn, principal: auth.Principal = Depends(current_principal)
 ):
@@ -145,7 +147,7 @@ async def update_interaction(
     return asdict(view)
 
 
-@router.put("/contacts/{contact_id}/interactions/{interaction_id}/done")
+@router.put("/contacts/{contact_id}/interactions/{interaction_id}/done", responses=NOT_FOUND)
 async def set_interaction_done(
     contact_id: str, interaction_id: str, body: DoneIn, principal: auth.Principal = Depends(current_principal)
 ):
@@ -153,7 +155,7 @@ async def set_interaction_done(
     return asdict(view)
 
 
-@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204)
+@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204, responses=NOT_FOUND)
 async def delete_interaction(contact_id: str, interaction_id: str, principal: auth.Principal = Depends(current_principal)):
     await asyncio.to_thread(interactions.delete_interaction, principal.scope, interaction_id, contact_id=contact_id)
     return Response(status_code=204)
@@ -165,7 +167,7 @@ async def list_custom_fields(principal: auth.Principal = Depends(current_princip
     return {"items": [r.as_dict() for r in rows]}
 
 
-@router.post("/custom-fields", status_code=201)
+@router.post("/custom-fields", status_code=201, responses=errors.responses(409))
 async def create_custom_field(body: CustomFieldIn, principal: auth.Principal = Depends(current_principal)):
     definition = await asyncio.to_thread(
         custom_fields.create_field,

@@ -17,11 +17,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
+from app.api import errors
 from app.api.deps import bearer_scheme, current_principal
 from app.services import auth, contacts, csv_export, csv_import
 from app.services.errors import NotAuthenticated
 
-router = APIRouter(prefix="/api/v1", tags=["files"])
+router = APIRouter(prefix="/api/v1", tags=["files"], responses={
+    200: {"description": "a CSV file (UTF-8 with a byte order mark) as an attachment",
+          "content": {"text/csv": {"schema": {"type": "string"}}}},
+    **errors.AUTHENTICATED,
+})
 EXPORT_PATH = "/api/v1/contacts/export.csv"
 
 
@@ -94,7 +99,8 @@ async def export_contacts(
     return _attachment(chunks, "contacts.csv")
 
 
-@router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV")
+@router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV",
+            responses=errors.NOT_FOUND)
 async def import_errors(import_id: str, principal: auth.Principal = Depends(download_principal)):
     filename, chunks = await asyncio.to_thread(csv_import.error_report, principal.scope, import_id)
     return _attachment(chunks, filename)

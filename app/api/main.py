@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from app.api import agents, contacts, downloads, v1
+from app.api import agents, contacts, downloads, errors, v1
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
 from app.services.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
-from app.services.errors import ServiceError, ValidationFailed
 
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024  # multipart headers and boundaries around the file itself
 
@@ -23,15 +21,7 @@ def create_api() -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
 
-    @api.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        body: dict = {"detail": exc.message}
-        if isinstance(exc, ValidationFailed):
-            body["fields"] = exc.fields
-        headers = {}
-        if getattr(exc, "retry_after_seconds", None):  # rate limits and quotas say when to come back
-            headers["Retry-After"] = str(exc.retry_after_seconds)
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+    errors.install(api)
 
     # Reflex mounts its own routes (the socket, /_upload, the pages) inside this app, so this middleware sees
     # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the

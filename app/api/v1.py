@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.api import errors
 from app.api.deps import client_key, current_principal
 from app.jobs import queue
 from app.services import auth, users
@@ -32,7 +33,7 @@ class MeOut(BaseModel):
     organisation_slug: str
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+@router.post("/auth/token", response_model=TokenOut, tags=["auth"], responses=errors.responses(400, 401, 413, 422, 429))
 async def token(request: Request, username: str = Form(..., description="your email"), password: str = Form(...)):
     """OAuth2 password flow: exchange email and password for a bearer token (rate-limited like the sign-in page)."""
     try:
@@ -45,7 +46,7 @@ async def token(request: Request, username: str = Form(..., description="your em
     return TokenOut(access_token=access_token, expires_in=ttl)
 
 
-@router.get("/me", response_model=MeOut, tags=["auth"])
+@router.get("/me", response_model=MeOut, tags=["auth"], responses=errors.AUTHENTICATED)
 async def me(principal: auth.Principal = Depends(current_principal)):
     return MeOut(
         id=str(principal.user_id),
@@ -62,7 +63,7 @@ def _database_ok() -> bool:
         return conn.execute(text("SELECT 1")).scalar() == 1
 
 
-@router.get("/health", tags=["meta"])
+@router.get("/health", tags=["meta"], responses=errors.responses(503))
 async def health():
     try:
         ok = await asyncio.wait_for(asyncio.to_thread(_database_ok), 3)
@@ -73,17 +74,19 @@ async def health():
     return {"status": "ok", "database": "ok"}
 
 
-@router.get("/users", response_model=list[users.UserView], tags=["team"])
+@router.get("/users", response_model=list[users.UserView], tags=["team"], responses=errors.AUTHENTICATED)
 async def list_users(principal: auth.Principal = Depends(current_principal)):
     return await asyncio.to_thread(users.list_users, principal.scope)
 
 
-@router.get("/users/{user_id}", response_model=users.UserView, tags=["team"])
+@router.get("/users/{user_id}", response_model=users.UserView, tags=["team"],
+            responses={**errors.AUTHENTICATED, **errors.NOT_FOUND})
 async def get_user(user_id: str, principal: auth.Principal = Depends(current_principal)):
     return await asyncio.to_thread(users.get_user, principal.scope, user_id)
 
 
-@router.get("/jobs/{job_id}", response_model=queue.JobView, tags=["jobs"])
+@router.get("/jobs/{job_id}", response_model=queue.JobView, tags=["jobs"],
+            responses={**errors.AUTHENTICATED, **errors.NOT_FOUND})
 async def get_job(job_id: int, principal: auth.Principal = Depends(current_principal)):
     """A job's status and progress (e.g. a CSV import's)."""
     return await asyncio.to_thread(queue.get_job, principal.scope, job_id)

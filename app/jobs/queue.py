@@ -35,6 +35,7 @@ from app.services.scope import Scope
 from models import Job
 from models.db import session_scope, use_session
 
+BIGINT_MAX = 2**63 - 1  # job ids are bigint
 NOTIFY_CHANNEL = "jobs_ready"
 
 # Priorities (lower is claimed first) and the priority of each kind. Jobs at BULK or above never take a
@@ -283,6 +284,8 @@ def _view(job: Job) -> JobView:
 def get_job(scope: Scope, job_id: int) -> JobView:
     """A job of the caller's organisation, for its admins (jobs are imports, sends and billing runs)."""
     scope.require_admin()
+    if not 0 < job_id <= BIGINT_MAX:  # no such job, and PostgreSQL would refuse the number
+        raise NotFound("That job does not exist.")
     with session_scope() as session:
         job = session.exec(select(Job).where(Job.id == job_id, Job.tenant_id == scope.tenant_id)).first()
         if job is None:
@@ -293,6 +296,8 @@ def get_job(scope: Scope, job_id: int) -> JobView:
 def request_cancel(scope: Scope, job_id: int) -> JobView:
     """Queued jobs are cancelled at once; running ones stop at their next progress report."""
     scope.require_admin()
+    if not 0 < job_id <= BIGINT_MAX:
+        raise NotFound("That job does not exist.")
     with session_scope() as session:
         job = session.exec(
             select(Job).where(Job.id == job_id, Job.tenant_id == scope.tenant_id).with_for_update()

@@ -74,6 +74,7 @@ SORTS = {
     "recent": "Recently contacted",
 }
 PER_PAGE_MAX = 100
+PAGE_MAX = 10_000_000  # past any organisation's last page; keeps OFFSET inside PostgreSQL's bigint
 COUNT_CAP = 1_000
 MAX_QUERY_TERMS = 8
 PHONE_HEAD_DIGITS = 6  # how many leading national digits of a number the search document holds
@@ -477,7 +478,7 @@ def _windowed_page(
 def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
     scope.require_admin()
     per_page = max(1, min(int(query.per_page or 24), PER_PAGE_MAX))
-    page = max(1, int(query.page or 1))
+    page = min(max(1, int(query.page or 1)), PAGE_MAX)
     offset = (page - 1) * per_page
     sort = query.sort or "newest"
     with session_scope() as session:

@@ -379,6 +379,8 @@ def records(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, li
     """(row number, cells) of every non-blank record. Row numbers count records from 1, header included,
     so they match the row numbers a spreadsheet shows (a quoted newline does not start a new row)."""
     with open_text(path, encoding) as fh:
-        for number, row in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
+        # PostgreSQL text cannot hold U+0000 (a spreadsheet never means one); dropped, as everywhere else.
+        lines = (line.replace("\x00", "") if "\x00" in line else line for line in fh)
+        for number, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
             if row and (len(row) > 1 or row[0].strip()):
                 yield number, row

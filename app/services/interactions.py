@@ -202,7 +202,7 @@ def timeline(scope: Scope, contact_id: Any, *, limit: int = 50, offset: int = 0)
             select(ContactInteraction)
             .where(ContactInteraction.contact_id == contact.id, ContactInteraction.tenant_id == scope.tenant_id)
             .order_by(ContactInteraction.interaction_date.desc(), ContactInteraction.id.desc())
-            .offset(max(0, offset))
+            .offset(min(max(0, offset), 10**9))  # beyond any timeline; PostgreSQL refuses past bigint
             .limit(max(1, min(limit, 200)))
         ).all()
         authors = _authors(session, rows)
