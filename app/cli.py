@@ -44,7 +44,7 @@ def _cmd_seed_demo(args: argparse.Namespace) -> int:
 def _cmd_create_superadmin(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
-    from app.services import auth, tenants
+    from app.services.accounts import auth, tenants
     from app.services.demo import DEMO_SLUG, generate_password
     from app.services.validation import email_problem, normalise_email, password_problem
     from models import User
@@ -75,7 +75,7 @@ def _cmd_create_superadmin(args: argparse.Namespace) -> int:
 def _cmd_reset_password(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
-    from app.services import auth
+    from app.services.accounts import auth
     from app.services.demo import generate_password
     from app.services.validation import normalise_email
     from models import User
@@ -99,10 +99,12 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from app.services import csv_files, csv_import, custom_fields, tenants
-    from app.services import csv_mapping as cm
+    from app.services.accounts import tenants
+    from app.services.crm import custom_fields
+    from app.services.imports import csv_files, csv_import, csv_loader
+    from app.services.imports import csv_mapping as cm
     from app.services.errors import ServiceError
-    from app.services.scope import Scope
+    from app.services.accounts.scope import Scope
     from models.db import session_scope
 
     def refuse(reason: str) -> int:
@@ -119,8 +121,8 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
         scope = Scope.system(tenant.id)
     try:
         # The import reads (and resumes from) its own private copy, stored like an upload: size limit and quota.
-        stored = csv_files.store_file(scope.tenant_id, source)
-        view = csv_import.register_upload(scope, source.name, stored)
+        view = csv_import.store_upload(scope, source.name, csv_files.file_chunks(source),
+                                       expected_size=source.stat().st_size)
         if args.no_header or args.delimiter:
             view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
                                      delimiter=csv_files.delimiter_named(args.delimiter or "") or args.delimiter)
@@ -144,6 +146,7 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
             print(f"  {totals.rows_read:>10,} rows read  {totals.created:,} added  {totals.updated:,} updated  "
                   f"{totals.skipped:,} skipped  {totals.failed:,} with errors", file=sys.stderr, flush=True)
 
+    csv_loader.enable_interpreter_tuning()  # a process of its own: the import may tune the interpreter
     done = csv_import.execute(view.id, on_progress=progress)
     print(f"{done.status_label} in {time.monotonic() - started:.1f}s: {done.rows_read:,} rows read, {done.created:,} added, "
           f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors.")
@@ -163,7 +166,7 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def _tenant_or_none(slug: str):
-    from app.services import tenants
+    from app.services.accounts import tenants
     from models.db import session_scope
 
     with session_scope() as session:
@@ -176,7 +179,7 @@ def _tenant_or_none(slug: str):
 
 
 def _print_quotas(tenant, quotas) -> None:
-    from app.services.quotas import lines
+    from app.services.accounts.quotas import lines
 
     print(f"Quotas of {tenant.name} ({tenant.slug}):")
     for line in lines(quotas):
@@ -185,7 +188,7 @@ def _print_quotas(tenant, quotas) -> None:
 
 
 def _cmd_show_quotas(args: argparse.Namespace) -> int:
-    from app.services.quotas import from_settings
+    from app.services.accounts.quotas import from_settings
 
     tenant = _tenant_or_none(args.slug)
     if tenant is None:
@@ -195,7 +198,7 @@ def _cmd_show_quotas(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_quota(args: argparse.Namespace) -> int:
-    from app.services import quotas
+    from app.services.accounts import quotas
     from app.services.errors import ServiceError
     from models.db import session_scope
 
@@ -214,9 +217,10 @@ def _cmd_set_quota(args: argparse.Namespace) -> int:
 
 
 def _cmd_assign_number(args: argparse.Namespace) -> int:
-    from app.services import phone_numbers, tenants
+    from app.services.accounts import tenants
+    from app.services.calls import phone_numbers
     from app.services.errors import ServiceError
-    from app.services.scope import Scope
+    from app.services.accounts.scope import Scope
     from models.db import session_scope
 
     with session_scope() as session:
@@ -236,9 +240,9 @@ def _cmd_assign_number(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_number(args: argparse.Namespace) -> int:
-    from app.services import phone_numbers
+    from app.services.calls import phone_numbers
     from app.services.errors import ServiceError
-    from app.services.scope import Scope
+    from app.services.accounts.scope import Scope
 
     try:
         view = phone_numbers.release(Scope.platform_operator(), args.number)

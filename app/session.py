@@ -11,8 +11,8 @@ import asyncio
 
 import reflex as rx
 
-from app.services import auth
-from app.services.scope import Scope
+from app.services.accounts import auth
+from app.services.accounts.scope import Scope
 
 
 class AccessDenied(Exception):

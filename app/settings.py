@@ -90,7 +90,7 @@ class Settings:
     api_token_minutes: int
     # Reverse proxies in front whose X-Forwarded-* headers are believed (client IP, signed URLs); 0 = none.
     trusted_proxy_hops: int
-    # Sign-in limits (app/services/signin_limits.py): attempts per email and client before delays start, the
+    # Sign-in limits (app/services/accounts/signin_limits.py): attempts per email and client before delays start, the
     # longest delay, failures per client per 15 minutes, and failures per account per hour from clients that
     # have never signed in to it.
     signin_free_attempts: int

@@ -163,7 +163,7 @@ def main() -> None:
     try:
         from sqlmodel import select
 
-        from app.services import auth
+        from app.services.accounts import auth
         from app.services.agents import specialists
         from models import Specialist
         from models.db import session_scope

@@ -64,7 +64,7 @@ async def measure(fake: FakeLLM, views) -> dict:
     from app.pages.chat import ChatState, batched
     from app.services.agents.collaboration import CollaborationManager, specialist_messages, synthesis_messages
     from app.services.agents.events import SpecialistDone
-    from app.services.scope import Scope
+    from app.services.accounts.scope import Scope
     from reflex.state import State
 
     import uuid

@@ -1,7 +1,7 @@
 """CRM queries at scale: one organisation with 1,000,000 contacts and 2,000,000 timeline entries.
 
 Figures (p50/p95 over many calls of the real service functions, as the pages call them):
-  page      search term + status filter, page 50, with its (capped) count: contacts.search_contacts
+  page      search term + status filter, page 50, with its (capped) count: contact_search.search_contacts
   timeline  one contact's newest entries: interactions.timeline
   dashboard totals by status, weekly growth, recent activity, follow-ups: crm_dashboard.crm_dashboard
   caller    an incoming call's contact card by its number: call_records.contact_for_number
@@ -128,8 +128,10 @@ def main() -> None:
     try:
         import psycopg
 
-        from app.services import auth, call_records, contacts, crm_dashboard, interactions
-        from app.services.contacts import ContactQuery
+        from app.services.accounts import auth
+        from app.services.calls import call_records
+        from app.services.crm import contact_search, crm_dashboard, interactions
+        from app.services.crm.contact_search import ContactQuery
         from models.db import get_engine, libpq_url, session_scope
 
         owner = auth.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026")
@@ -147,7 +149,7 @@ def main() -> None:
             phones = [r[0] for r in conn.execute("SELECT phone_normalized FROM contacts TABLESAMPLE SYSTEM (1) LIMIT 500")]
 
         def page_query():
-            result = contacts.search_contacts(scope, ContactQuery(q=rng.choice(SEARCH_TERMS), status=rng.choice(statuses),
+            result = contact_search.search_contacts(scope, ContactQuery(q=rng.choice(SEARCH_TERMS), status=rng.choice(statuses),
                                                                   sort="newest", page=50, per_page=24))
             assert len(result.items) == 24, "page 50 should be full"
 

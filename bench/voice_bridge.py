@@ -354,7 +354,7 @@ def _database() -> tuple[str, callable]:
 
     db = ScratchDatabase("bench_voice")
     url = db.create()
-    from app.services import auth
+    from app.services.accounts import auth
     from models import PhoneNumber
     from models.db import get_engine, session_scope
 

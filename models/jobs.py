@@ -20,7 +20,7 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # The claim's order (app/jobs/queue.py): priority, then each organisation's place in the round robin.
+        # The claim's order (app/services/job_queue.py): priority, then each organisation's place in the round robin.
         Index(
             "ix_jobs_claimable",
             "priority",
@@ -52,7 +52,7 @@ class Job(SQLModel, table=True):
     max_attempts: int = Field(default=5, nullable=False, sa_column_kwargs={"server_default": text("5")})
     run_after: datetime = default_now()
     # Order among due jobs of one priority: when due, or a day after the organisation's previous job waiting or
-    # running at that priority (a round robin between organisations; see app/jobs/queue.py).
+    # running at that priority (a round robin between organisations; see app/services/job_queue.py).
     fair_at: datetime = default_now()
     # A job that must exist at most once (e.g. "billing:<tenant>:<period>") carries a dedupe key.
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)

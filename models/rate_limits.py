@@ -11,7 +11,7 @@ from models.base import counter
 
 
 class RateLimit(SQLModel, table=True):
-    """One limit's state, changed only by single atomic statements (app/services/rate_limits.py).
+    """One limit's state, changed only by single atomic statements (app/services/accounts/rate_limits.py).
 
     `until` is the limit's one timestamp: for a bucket, when it will be full again (GCRA's theoretical arrival
     time); for a back-off, the earliest time the next attempt may pass. Rows past `expires_at` carry no state and

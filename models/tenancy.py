@@ -61,7 +61,7 @@ class UserSession(SQLModel, table=True):
 
 class LoginAttempt(SQLModel, table=True):
     """Every sign-in attempt, for audit. A success also marks the client as one the account owner uses, which
-    exempts it from the per-account ceiling on failures (app/services/signin_limits.py)."""
+    exempts it from the per-account ceiling on failures (app/services/accounts/signin_limits.py)."""
 
     __tablename__ = "login_attempts"
     __table_args__ = (

@@ -77,7 +77,7 @@ def api_url():
 @pytest.fixture
 def make_org():
     """Create an organisation with its admin; returns the admin's Principal."""
-    from app.services import auth
+    from app.services.accounts import auth
 
     def make(name: str = "Acme Dental", email: str | None = None, password: str = PASSWORD):
         email = email or f"admin-{uuid.uuid4().hex[:8]}@example.com"
@@ -89,7 +89,7 @@ def make_org():
 @pytest.fixture
 def make_user():
     """Add a user with a role to an organisation; returns their Principal."""
-    from app.services import auth
+    from app.services.accounts import auth
     from models import Tenant
     from models.db import session_scope
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.agents import consult, conversations, run_turn
-from app.services.quotas import QuotaReached
+from app.services.accounts.quotas import QuotaReached
 from models.db import session_scope
 from tests.conftest import PASSWORD
 from tests.test_agents_collaboration import QUESTION, script_team

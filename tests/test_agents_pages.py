@@ -6,10 +6,10 @@ import asyncio
 
 from app.pages.agents import AgentsState
 from app.pages.chat import ChatState, batched
-from app.services import auth
+from app.services.accounts import auth
 from app.services.agents import conversations, specialists
 from app.services.demo import ADMIN_EMAIL, DEMO_QUESTION, seed_demo
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import User
 from models.db import session_scope
 from sqlmodel import select

@@ -7,11 +7,11 @@ import threading
 import pytest
 from sqlmodel import func, select
 
-from app.services import tenants
+from app.services.accounts import tenants
 from app.services.agents import specialists
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from app.services.quotas import QuotaReached
-from app.services.scope import Scope
+from app.services.accounts.quotas import QuotaReached
+from app.services.accounts.scope import Scope
 from models import Specialist, Tenant
 from models.db import session_scope
 

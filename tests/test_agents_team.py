@@ -12,7 +12,7 @@ import uuid
 from app.services.agents import router, search, specialists, team
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, RouteDecided
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from tests.scratch_db import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.jobs import queue
-from app.services import auth, tokens
+from app.services import job_queue
+from app.services.accounts import auth, tokens
 from tests.conftest import PASSWORD
 
 
@@ -97,8 +97,8 @@ def test_one_tenant_cannot_read_another_tenants_data(api_url, make_org, make_use
     a = make_org("Org A", email="a@example.com")
     b = make_org("Org B", email="b@example.com")
     b_member = make_user(b.tenant_id)
-    b_job = queue.enqueue("housekeeping", tenant_id=b.tenant_id)
-    a_job = queue.enqueue("housekeeping", tenant_id=a.tenant_id)
+    b_job = job_queue.enqueue("housekeeping", tenant_id=b.tenant_id)
+    a_job = job_queue.enqueue("housekeeping", tenant_id=a.tenant_id)
     token_a = token_for(api_url, "a@example.com")
 
     listed = get(api_url, "/api/v1/users", token_a).json()
@@ -164,7 +164,7 @@ def test_job_status_is_for_admins_and_never_shows_a_traceback(api_url, make_org,
     make_user(admin.tenant_id, email="m@example.com")
     HANDLERS["test.broken"] = broken
     try:
-        job_id = queue.enqueue("test.broken", tenant_id=admin.tenant_id, max_attempts=1)
+        job_id = job_queue.enqueue("test.broken", tenant_id=admin.tenant_id, max_attempts=1)
         with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
             asyncio.run(Runner(poll_seconds=0.1, heartbeat_seconds=0.1, schedule=False).run_until_idle())
     finally:

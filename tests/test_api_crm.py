@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.services import auth, contacts
+from app.services.accounts import auth
+from app.services.crm import contacts
 
 
 class Client:

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from app.services import auth, tokens
+from app.services.accounts import auth, tokens
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.settings import get_settings
 from models import LoginAttempt, Tenant, User, UserSession
@@ -96,7 +96,7 @@ def test_deactivated_user_cannot_sign_in(make_org, make_user):
         auth.authenticate(member.email, PASSWORD, "1.2.3.4")
 
 
-# --- sign-in limits (app/services/signin_limits.py) -----------------------------------------------------------
+# --- sign-in limits (app/services/accounts/signin_limits.py) -----------------------------------------------------------
 
 FREE = 5  # SIGNIN_FREE_ATTEMPTS' default: attempts per email and client before delays start
 
@@ -256,7 +256,7 @@ def test_reset_password_signs_the_account_out_everywhere(make_org, capsys):
 
 
 def test_reactivating_a_user_does_not_bring_back_old_sessions_or_tokens(make_org, make_user):
-    from app.services import users
+    from app.services.accounts import users
 
     admin = make_org()
     member = make_user(admin.tenant_id, email="m@example.com")

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from app.services import contacts, crm_dashboard, custom_fields, interactions
-from app.services.contacts import ContactQuery
+from app.services.crm import contact_search, contacts, crm_dashboard, custom_fields, interactions
+from app.services.crm.contact_search import ContactQuery
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from models import Contact, ContactInteraction, CustomField
 from models.base import utcnow
@@ -147,8 +147,8 @@ def test_another_organisation_cannot_see_or_touch_a_contact(admin, other):
     ):
         with pytest.raises(NotFound):
             call()
-    assert contacts.search_contacts(other, ContactQuery()).total == 0
-    assert contacts.search_contacts(other, ContactQuery(q="Priya")).items == []
+    assert contact_search.search_contacts(other, ContactQuery()).total == 0
+    assert contact_search.search_contacts(other, ContactQuery(q="Priya")).items == []
     assert interactions.recent_activity(other) == []
     assert interactions.timeline(admin, cid)[0].content == "Private"
     assert contacts.get_contact(admin, cid).card.status == "lead"
@@ -167,7 +167,7 @@ def test_members_are_refused_by_every_crm_service(admin, make_user):
     member = make_user(admin.tenant_id).scope
     contact = new_contact(admin)
     calls = [
-        lambda: contacts.search_contacts(member, ContactQuery()),
+        lambda: contact_search.search_contacts(member, ContactQuery()),
         lambda: contacts.get_contact(member, contact.card.id),
         lambda: new_contact(member, contact_email="m@x.example"),
         lambda: contacts.update_contact(member, contact.card.id, {"city": "X"}, partial=True),
@@ -207,7 +207,7 @@ def book(admin):
 
 
 def names(scope, **query) -> list[str]:
-    return [c.contact_name for c in contacts.search_contacts(scope, ContactQuery(sort="name", **query)).items]
+    return [c.contact_name for c in contact_search.search_contacts(scope, ContactQuery(sort="name", **query)).items]
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_search_by_name_business_email_and_phone(admin, book, q, expected):
 
 def test_hostile_search_text_is_just_text(admin, book):
     for q in ("' OR 1=1 --", "a:* | b", "%", "_", "\\", "!!!", "x" * 500, "(((", "a & | ! b"):
-        contacts.search_contacts(admin, ContactQuery(q=q))  # no error, no injection
+        contact_search.search_contacts(admin, ContactQuery(q=q))  # no error, no injection
     assert names(admin, q="%") == [] and names(admin, q="!!!") == []
 
 
@@ -248,41 +248,41 @@ def test_status_filter_and_unknown_status(admin, book):
     assert sorted(names(admin, status="customer")) == ["Seán O'Brien", "Tom Becker"]
     assert names(admin, status="customer", q="tom") == ["Tom Becker"]
     with pytest.raises(ValidationFailed, match="Unknown status"):
-        contacts.search_contacts(admin, ContactQuery(status="vip"))
+        contact_search.search_contacts(admin, ContactQuery(status="vip"))
 
 
 def test_sorting(admin, book):
     assert names(admin) == ["Priya Raman", "Tom Becker", "Seán O'Brien", "Alicia Gomez"]  # by business name
-    newest = [c.contact_name for c in contacts.search_contacts(admin, ContactQuery(sort="newest")).items]
+    newest = [c.contact_name for c in contact_search.search_contacts(admin, ContactQuery(sort="newest")).items]
     assert newest == ["Seán O'Brien", "Alicia Gomez", "Tom Becker", "Priya Raman"]
     interactions.add_interaction(admin, book["Alicia Gomez"], {"interaction_type": "phone_call", "content": "Intro call"})
-    recent = [c.contact_name for c in contacts.search_contacts(admin, ContactQuery(sort="recent")).items]
+    recent = [c.contact_name for c in contact_search.search_contacts(admin, ContactQuery(sort="recent")).items]
     assert recent[0] == "Alicia Gomez"
     with pytest.raises(ValidationFailed, match="Sort by"):
-        contacts.search_contacts(admin, ContactQuery(sort="random()"))
+        contact_search.search_contacts(admin, ContactQuery(sort="random()"))
 
 
 def test_pages_and_totals(admin):
     for i in range(30):
         contacts.create_contact(admin, {"business_name": f"Clinic {i:02d}", "contact_name": f"Person {i:02d}",
                                         "status": "lead" if i % 3 else "customer"})
-    first = contacts.search_contacts(admin, ContactQuery(sort="name", per_page=12))
+    first = contact_search.search_contacts(admin, ContactQuery(sort="name", per_page=12))
     assert (first.total, first.total_exact, first.pages, first.has_next) == (30, True, 3, True)
-    third = contacts.search_contacts(admin, ContactQuery(sort="name", per_page=12, page=3))
+    third = contact_search.search_contacts(admin, ContactQuery(sort="name", per_page=12, page=3))
     assert [c.business_name for c in third.items] == [f"Clinic {i:02d}" for i in range(24, 30)]
     assert not third.has_next
-    assert contacts.search_contacts(admin, ContactQuery(status="customer")).total == 10
-    assert contacts.search_contacts(admin, ContactQuery(q="clinic")).total == 30  # counted, not from stats
-    assert contacts.search_contacts(admin, ContactQuery(page=99)).items == []
+    assert contact_search.search_contacts(admin, ContactQuery(status="customer")).total == 10
+    assert contact_search.search_contacts(admin, ContactQuery(q="clinic")).total == 30  # counted, not from stats
+    assert contact_search.search_contacts(admin, ContactQuery(page=99)).items == []
 
 
 def test_broad_searches_count_up_to_a_cap_then_estimate(admin, monkeypatch):
-    monkeypatch.setattr(contacts, "COUNT_CAP", 5)
+    monkeypatch.setattr(contact_search, "COUNT_CAP", 5)
     for i in range(8):
         contacts.create_contact(admin, {"business_name": f"Clinic {i}", "contact_name": f"P {i}"})
-    result = contacts.search_contacts(admin, ContactQuery(q="clinic", per_page=3))
+    result = contact_search.search_contacts(admin, ContactQuery(q="clinic", per_page=3))
     assert result.total >= 6 and not result.total_exact and result.has_next
-    assert contacts.search_contacts(admin, ContactQuery(q="clinic 7")).total_exact
+    assert contact_search.search_contacts(admin, ContactQuery(q="clinic 7")).total_exact
 
 
 # --- custom fields -----------------------------------------------------------------------------------------
@@ -375,9 +375,9 @@ def test_filter_by_custom_field(admin, fields):
     assert names(admin, field="referral_note", value="denver") == ["Priya Raman"]
     assert sorted(names(admin, field="insurance_plan", value="")) == ["Priya Raman", "Tom Becker"]  # has a value
     with pytest.raises(ValidationFailed, match="must be a number"):
-        contacts.search_contacts(admin, ContactQuery(field="chairs", value="many"))
+        contact_search.search_contacts(admin, ContactQuery(field="chairs", value="many"))
     with pytest.raises(ValidationFailed, match="no custom field"):
-        contacts.search_contacts(admin, ContactQuery(field="ghost", value="1"))
+        contact_search.search_contacts(admin, ContactQuery(field="ghost", value="1"))
 
 
 # --- timeline ----------------------------------------------------------------------------------------------
@@ -505,11 +505,11 @@ def test_multi_word_search_pages_through_the_sort_window_exactly(admin):
         s.execute(text("ANALYZE contacts"))
     query = ContactQuery(q="oral surg", status="lead", sort="name", page=3, per_page=5)
     with session_scope() as s:
-        base = contacts._base_filters(admin, query, [])
-        windowed = contacts._windowed_page(s, base, query.q, "name", 10, 6)
+        base = contact_search._base_filters(admin, query, [])
+        windowed = contact_search._windowed_page(s, base, query.q, "name", 10, 6)
     assert windowed is not None
     assert [r.business_name for r in windowed[0]] == [f"Coastal Oral Surgery {i:02d}" for i in range(10, 16)]
-    page = contacts.search_contacts(admin, query)
+    page = contact_search.search_contacts(admin, query)
     assert [c.business_name for c in page.items] == [f"Coastal Oral Surgery {i:02d}" for i in range(10, 15)]
     assert page.has_next and page.total == 40
 
@@ -573,7 +573,7 @@ def test_deleting_an_organisation_deletes_its_contacts_and_a_user_leaves_their_c
 
 
 def test_an_incoming_call_finds_its_contact_by_number(admin, other):
-    from app.services.call_records import contact_for_number
+    from app.services.calls.call_records import contact_for_number
 
     new_contact(admin, contact_email="uk@x.example", phone="+44 20 7946 0958")
     priya = new_contact(admin).card.id

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from app.services import contacts, csv_export, csv_files, csv_import, custom_fields, interactions
-from app.services import csv_mapping as cm
-from app.services.contacts import ContactQuery
-from app.services.csv_files import ImportRefused
+from app.services.crm import contact_search, contacts, custom_fields, interactions
+from app.services.imports import csv_export, csv_files, csv_import
+from app.services.imports import csv_mapping as cm
+from app.services.crm.contact_search import ContactQuery
+from app.services.imports.csv_files import ImportRefused
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from models import Contact, ImportJob
 from models.db import session_scope
@@ -66,7 +67,7 @@ def test_the_seed_example_imports_both_contacts(admin):
     assert view.preview[0][:2] == ["Acme Corp", "John Smith"]
     done = run_import(admin, SEED_EXAMPLE)
     assert (done.status, done.rows_read, done.created, done.failed, done.percent) == ("done", 2, 2, 0, 100)
-    page = contacts.search_contacts(admin, ContactQuery(sort="name"))
+    page = contact_search.search_contacts(admin, ContactQuery(sort="name"))
     assert [(c.business_name, c.status, c.phone) for c in page.items] == [
         ("Acme Corp", "lead", "+1-555-123-4567"), ("Beta Inc", "prospect", "+1-555-987-6543")]
     with session_scope() as s:
@@ -89,7 +90,7 @@ def test_the_seed_example_imports_both_contacts(admin):
 def test_encodings_and_delimiters_are_detected(admin, content, encoding, delimiter):
     done = run_import(admin, content)
     assert (done.encoding, done.delimiter, done.created, done.failed) == (encoding, delimiter, 2, 0)
-    names = {c.contact_name for c in contacts.search_contacts(admin, ContactQuery()).items}
+    names = {c.contact_name for c in contact_search.search_contacts(admin, ContactQuery()).items}
     assert names & {"John Smith", "Jöhn Smïth"}
 
 
@@ -212,7 +213,7 @@ def test_broken_quoting_is_refused_early_or_stops_the_import_where_it_is(admin):
     good = "".join(f"Biz {i},P {i},p{i}@x.example,,,,,\n" for i in range(20))
     done = run_import(admin, SEED_EXAMPLE + good + broken)
     assert done.status == "failed" and "Stopped after row 23" in done.error and "quoting is broken" in done.error
-    assert done.created == 22 and contacts.search_contacts(admin, ContactQuery()).total == 22
+    assert done.created == 22 and contact_search.search_contacts(admin, ContactQuery()).total == 22
 
 
 def test_formula_cells_are_stored_as_text_and_exported_neutralised(admin):
@@ -248,7 +249,7 @@ def test_bad_rows_get_per_row_errors_and_good_rows_import(admin):
     assert [r[0] for r in reasons] == [3, 4, 5, 6]
     assert "not a valid email" in reasons[0][2] and "not a phone number" in reasons[1][2]
     assert "Unknown status “vip”" in reasons[2][2] and "Business name is required" in reasons[3][2]
-    statuses = {c.contact_name: c.status for c in contacts.search_contacts(admin, ContactQuery()).items}
+    statuses = {c.contact_name: c.status for c in contact_search.search_contacts(admin, ContactQuery()).items}
     assert statuses == {"Ann": "lead", "Ed": "closed_won"}
 
 
@@ -258,7 +259,7 @@ def test_duplicates_inside_the_file_keep_the_first(admin):
     assert (done.created, done.skipped, done.failed) == (90, 10, 0)
     first = errors_of(admin, done)[0]
     assert first == (92, "", "Same contact as row 2 of this file; the first one was used.")
-    assert contacts.search_contacts(admin, ContactQuery(q="p5@dup.example")).items[0].business_name == "Biz 5"
+    assert contact_search.search_contacts(admin, ContactQuery(q="p5@dup.example")).items[0].business_name == "Biz 5"
 
 
 @pytest.fixture
@@ -318,7 +319,7 @@ def test_custom_fields_are_mapped_validated_and_merged(admin, existing):
 def test_first_and_last_name_columns_make_the_contact_name(admin):
     done = run_import(admin, "Organization,First Name,Last Name,Email Address\nOrbit Co,Ada,Lovelace,ada@orbit.example\n")
     assert done.created == 1
-    assert contacts.search_contacts(admin, ContactQuery()).items[0].contact_name == "Ada Lovelace"
+    assert contact_search.search_contacts(admin, ContactQuery()).items[0].contact_name == "Ada Lovelace"
 
 
 def test_mapping_is_checked_before_anything_runs(admin):
@@ -385,7 +386,7 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
             contacts.create_contact(admin, {"business_name": "Walk-in", "contact_name": "Wes",
                                             "contact_email": "P250@race.example"})
 
-    with caplog.at_level("INFO", logger="app.services.csv_loader"):
+    with caplog.at_level("INFO", logger="app.services.imports.csv_loader"):
         done = run_import(admin, "\n".join(rows) + "\n", batch_rows=50, on_progress=someone_adds_a_contact)
     assert "raced another writer" in caplog.text  # the batch with that email was redone
     assert (done.status, done.rows_read, done.created, done.skipped) == ("done", 300, 299, 1)
@@ -405,7 +406,7 @@ def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, 
     import psycopg
 
     from app.jobs.runner import Runner
-    from app.services import csv_loader
+    from app.services.imports import csv_loader
     from models.db import libpq_url
 
     monkeypatch.setattr(csv_loader, "BATCH_ROWS", 50)
@@ -489,7 +490,7 @@ def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):
 def test_import_runs_as_a_job_with_progress(admin):
     import asyncio
 
-    from app.jobs import queue
+    from app.services import job_queue
     from app.jobs.runner import Runner
 
     view = upload(admin, SEED_EXAMPLE)
@@ -498,7 +499,7 @@ def test_import_runs_as_a_job_with_progress(admin):
     asyncio.run(Runner(schedule=False).run_until_idle(timeout=60))
     done = csv_import.import_view(admin, view.id)
     assert (done.status, done.created) == ("done", 2)
-    job = queue.get_job(admin, started.job_id)
+    job = job_queue.get_job(admin, started.job_id)
     assert job.status == "succeeded" and job.result["created"] == 2
 
 

@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import text
 
 from app.api.downloads import EXPORT_PATH, error_report_path
-from app.services import auth, contacts, csv_export, csv_import, custom_fields, tokens
-from app.services.contacts import ContactQuery
+from app.services.accounts import auth, tokens
+from app.services.crm import contact_search, contacts, custom_fields
+from app.services.imports import csv_export, csv_import
+from app.services.crm.contact_search import ContactQuery
 from app.services.demo import DEMO_SLUG, seed_demo
 from models.db import get_engine, session_scope
 from tests.scratch_db import ROOT
@@ -116,7 +118,7 @@ def test_a_download_named_in_any_script_gets_its_name(api_url, owner):
         "content-disposition"]
 
 
-@pytest.mark.parametrize("sort", list(contacts.SORTS))
+@pytest.mark.parametrize("sort", list(contact_search.SORTS))
 def test_the_export_pages_through_every_contact_once_in_order(owner, monkeypatch, sort):
     principal, _ = owner
     with session_scope() as s:  # equal sort keys and empty last-contact dates: ties the pages must not split
@@ -126,7 +128,7 @@ def test_the_export_pages_through_every_contact_once_in_order(owner, monkeypatch
                        "FROM generate_series(1, 23) g"), {"t": principal.tenant_id})
     monkeypatch.setattr(csv_export, "PAGE_ROWS", 4)
     rows = list(csv.reader(io.StringIO("".join(csv_export.export_contacts(principal.scope, ContactQuery(sort=sort))))))
-    page = contacts.search_contacts(principal.scope, ContactQuery(sort=sort, per_page=100))
+    page = contact_search.search_contacts(principal.scope, ContactQuery(sort=sort, per_page=100))
     assert [r[0] for r in rows[1:]] == [str(c.id) for c in page.items] and len(rows) == 24
 
 
@@ -211,13 +213,13 @@ def test_cli_imports_into_the_demo_organisation(tmp_path):
     assert "1 with errors" in result.stdout
     report = result.stdout.split("Error report: ")[1].strip()
     assert "not a valid email address" in open(report).read()
-    from app.services import tenants
-    from app.services.scope import Scope
+    from app.services.accounts import tenants
+    from app.services.accounts.scope import Scope
     from models.db import session_scope
 
     with session_scope() as s:
         scope = Scope.system(tenants.get_by_slug(s, DEMO_SLUG).id)
-    assert contacts.search_contacts(scope, ContactQuery(q="john@acme.com")).items[0].business_name == "Acme Corp"
+    assert contact_search.search_contacts(scope, ContactQuery(q="john@acme.com")).items[0].business_name == "Acme Corp"
 
 
 @pytest.mark.parametrize("content, reason", [(b"", "The file is empty"), (b"PK\x03\x04" + bytes(300), "Excel workbook")])

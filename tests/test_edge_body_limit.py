@@ -27,8 +27,8 @@ from starlette.routing import Route
 
 from app.api.main import create_api
 from app.edge.body_limit import API_LIMIT, DEFAULT_LIMIT, WEBHOOK_LIMIT, BodyLimit, KiB, MiB
-from app.services import auth
-from app.services.csv_files import MAX_BYTES
+from app.services.accounts import auth
+from app.services.imports.csv_files import MAX_BYTES
 from tests.fakes.server import free_port, serve
 from tests.scratch_db import ROOT
 

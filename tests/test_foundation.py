@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from app.services import auth
+from app.services.accounts import auth
 from app.services.demo import ADMIN_EMAIL, DEMO_NUMBER, DEMO_SLUG, MEMBER_EMAIL, SUPER_ADMIN_EMAIL, seed_demo
 from models import Contact, PhoneNumber, Tenant
 from models.db import get_engine, session_scope
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         "models",
         "voice_service.server",
-        "app.services.auth, app.services.tenants, app.services.users, app.services.dashboard",
-        "app.services.contacts, app.services.interactions, app.services.custom_fields, app.services.crm_dashboard",
+        "app.services.accounts.auth, app.services.accounts.tenants, app.services.accounts.users, app.services.home_figures",
+        "app.services.crm.contacts, app.services.crm.interactions, app.services.crm.custom_fields, app.services.crm.crm_dashboard",
         "app.services.agents, app.services.agents.router, app.integrations.llm, app.api.agents",
         "app.jobs.runner, app.jobs.handlers",
         "app.api.main",

@@ -20,8 +20,9 @@ from sqlmodel import select
 import app.app  # noqa: F401  (builds the app: the page states exist)
 from app import cli
 from app.pages.csv_import import ImportState
-from app.services import auth, csv_files, csv_import, quotas
-from app.services.quotas import QuotaReached
+from app.services.accounts import auth, quotas
+from app.services.imports import csv_files, csv_import
+from app.services.accounts.quotas import QuotaReached
 from models import ImportJob
 from models.db import session_scope
 from tests.test_page_guards import new_state

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from app.jobs import queue, scheduler
+from app.jobs import scheduler
+from app.services import job_queue
 from app.jobs.registry import GIVE_UP, HANDLERS
-from app.jobs.runner import UNEXPECTED_FAILURE, PermanentJobError, Runner
+from app.jobs.runner import UNEXPECTED_FAILURE, PermanentJobError, Runner, claim_next
 from app.services.errors import NotFound, PermissionDenied
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models.db import session_scope
 
 WORKER = Path(__file__).parent / "jobs_worker.py"
@@ -62,7 +63,7 @@ def run_until_failed(job_id: int, rounds: int = 100) -> None:
 
 
 def test_two_runner_processes_never_run_the_same_job(tmp_path):
-    ids = [queue.enqueue("test.record", {"n": i}) for i in range(80)]
+    ids = [job_queue.enqueue("test.record", {"n": i}) for i in range(80)]
     outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     env = dict(os.environ)
     procs = [subprocess.Popen([sys.executable, str(WORKER), "record", str(out)], env=env) for out in outs]
@@ -78,7 +79,7 @@ def test_two_runner_processes_never_run_the_same_job(tmp_path):
 
 
 def test_job_of_a_killed_runner_is_picked_up_again(handlers):
-    job_id = queue.enqueue("test.resumable", {"rows": 10})
+    job_id = job_queue.enqueue("test.resumable", {"rows": 10})
     proc = subprocess.Popen([sys.executable, str(WORKER), "hang"], env=dict(os.environ), start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -103,7 +104,7 @@ def test_job_of_a_killed_runner_is_picked_up_again(handlers):
 
     handlers("test.resumable", resume)
     # Not before the lease expires: the job still looks owned.
-    assert queue.claim("impatient", lease_seconds=3600) is None
+    assert job_queue.claim("impatient", lease_seconds=3600) is None
     time.sleep(0.7)  # the dead runner's heartbeat is now older than the 0.5 s lease
     asyncio.run(fast_runner(lease_seconds=0.5).run_until_idle(timeout=30))
     row = job_row(job_id)
@@ -124,7 +125,7 @@ def test_failures_are_retried_with_backoff_until_success(handlers):
         return {"ok": True}
 
     handlers("test.flaky", flaky)
-    job_id = queue.enqueue("test.flaky")
+    job_id = job_queue.enqueue("test.flaky")
 
     async def run():
         runner = fast_runner()
@@ -141,9 +142,9 @@ def test_failures_are_retried_with_backoff_until_success(handlers):
 
 def test_backoff_grows_exponentially():
     for attempt in (1, 2, 3, 4):
-        value = queue.backoff_seconds(attempt, 10)
+        value = job_queue.backoff_seconds(attempt, 10)
         assert 0.8 * 10 * 2 ** (attempt - 1) <= value <= 1.2 * 10 * 2 ** (attempt - 1)
-    assert queue.backoff_seconds(30, 10) <= 600 * 1.2
+    assert job_queue.backoff_seconds(30, 10) <= 600 * 1.2
 
 
 def test_a_job_that_keeps_failing_ends_failed_with_a_message_and_its_traceback_logged(handlers, caplog):
@@ -151,7 +152,7 @@ def test_a_job_that_keeps_failing_ends_failed_with_a_message_and_its_traceback_l
         raise ValueError("bad payload")
 
     handlers("test.broken", broken)
-    job_id = queue.enqueue("test.broken", max_attempts=2)
+    job_id = job_queue.enqueue("test.broken", max_attempts=2)
 
     with caplog.at_level(logging.WARNING, logger="app.jobs.runner"):
         run_until_failed(job_id)
@@ -177,7 +178,7 @@ def test_the_give_up_hook_runs_once_when_the_retries_are_used_up(handlers, give_
         raise ValueError("still broken")
 
     handlers("test.doomed", broken)
-    job_id = queue.enqueue("test.doomed", {"n": 7}, max_attempts=3)
+    job_id = job_queue.enqueue("test.doomed", {"n": 7}, max_attempts=3)
 
     run_until_failed(job_id)
     assert job_row(job_id)["attempts"] == 3
@@ -185,11 +186,11 @@ def test_the_give_up_hook_runs_once_when_the_retries_are_used_up(handlers, give_
 
 
 def test_the_give_up_hook_runs_when_a_runner_died_on_every_attempt(give_up_calls):
-    job_id = queue.enqueue("test.doomed", {"n": 8}, max_attempts=2)
+    job_id = job_queue.enqueue("test.doomed", {"n": 8}, max_attempts=2)
     with session_scope() as s:  # as if two runners took it and died: running, attempts used up, no heartbeat
         s.execute(text("UPDATE jobs SET status = 'running', attempts = 2, locked_by = 'dead', "
                        "heartbeat_at = now() - interval '1 hour' WHERE id = :id"), {"id": job_id})
-    assert queue.claim("next", lease_seconds=60) is None
+    assert claim_next("next", lease_seconds=60) is None
     row = job_row(job_id)
     assert row["status"] == "failed" and "Gave up after 2 attempts." in row["last_error"]
     assert give_up_calls == [({"n": 8}, 2)]
@@ -200,8 +201,8 @@ def test_permanent_errors_and_unknown_kinds_fail_without_retry(handlers):
         raise PermanentJobError("The file is not a CSV.")
 
     handlers("test.refuse", refuse)
-    refused = queue.enqueue("test.refuse")
-    unknown = queue.enqueue("test.no-such-kind")
+    refused = job_queue.enqueue("test.refuse")
+    unknown = job_queue.enqueue("test.no-such-kind")
     asyncio.run(fast_runner().run_until_idle())
     assert job_row(refused)["status"] == "failed" and job_row(refused)["attempts"] == 1
     assert job_row(refused)["last_error"] == "The file is not a CSV."
@@ -217,7 +218,7 @@ def test_async_handlers_run_on_the_loop_and_report_progress(handlers):
         return {"counted": 3}
 
     handlers("test.count", count)
-    job_id = queue.enqueue("test.count")
+    job_id = job_queue.enqueue("test.count")
     snapshots = []
 
     async def run():
@@ -245,16 +246,16 @@ def test_cancel_queued_and_running_jobs(handlers, make_org):
             time.sleep(0.02)
 
     handlers("test.long", long)
-    queued = queue.enqueue("test.long", tenant_id=admin.tenant_id, delay_seconds=3600)
-    assert queue.request_cancel(scope, queued).status == "cancelled"
-    running = queue.enqueue("test.long", tenant_id=admin.tenant_id)
+    queued = job_queue.enqueue("test.long", tenant_id=admin.tenant_id, delay_seconds=3600)
+    assert job_queue.request_cancel(scope, queued).status == "cancelled"
+    running = job_queue.enqueue("test.long", tenant_id=admin.tenant_id)
 
     async def run():
         runner = fast_runner()
         task = asyncio.create_task(runner.run_until_idle())
         while job_row(running)["status"] != "running":
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(queue.request_cancel, scope, running)
+        await asyncio.to_thread(job_queue.request_cancel, scope, running)
         await task
 
     asyncio.run(run())
@@ -264,15 +265,15 @@ def test_cancel_queued_and_running_jobs(handlers, make_org):
 
 def test_job_reads_and_cancellation_are_tenant_scoped(make_org, make_user):
     a, b = make_org("A"), make_org("B")
-    job_b = queue.enqueue("housekeeping", tenant_id=b.tenant_id)
+    job_b = job_queue.enqueue("housekeeping", tenant_id=b.tenant_id)
     with pytest.raises(NotFound):
-        queue.get_job(a.scope, job_b)
+        job_queue.get_job(a.scope, job_b)
     with pytest.raises(NotFound):
-        queue.request_cancel(a.scope, job_b)
+        job_queue.request_cancel(a.scope, job_b)
     member = make_user(b.tenant_id)
     with pytest.raises(PermissionDenied):
-        queue.request_cancel(member.scope, job_b)
-    assert queue.get_job(b.scope, job_b).status == "queued"
+        job_queue.request_cancel(member.scope, job_b)
+    assert job_queue.get_job(b.scope, job_b).status == "queued"
 
 
 def test_dedupe_key_makes_periodic_jobs_exist_once():
@@ -294,7 +295,7 @@ def test_housekeeping_job_runs(make_org):
         ))
         s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
                        "VALUES ('spent', 1, now() - interval '2 hours', now() - interval '1 hour')"))
-    job_id = queue.enqueue("housekeeping")
+    job_id = job_queue.enqueue("housekeeping")
     asyncio.run(fast_runner().run_until_idle())
     row = job_row(job_id)
     assert row["status"] == "succeeded"
@@ -319,25 +320,25 @@ def test_organisations_take_turns_at_the_same_priority(make_org):
     ids = {}
     for tenant, name, count in ((a, "A", 5), (b, "B", 2), (c, "C", 1)):  # A queued first, and most
         for n in range(1, count + 1):
-            ids[queue.enqueue("test.lane", {"n": n}, tenant_id=tenant)] = f"{name}{n}"
+            ids[job_queue.enqueue("test.lane", {"n": n}, tenant_id=tenant)] = f"{name}{n}"
     order = []
-    while (job := queue.claim("one", lease_seconds=60)) is not None:
+    while (job := job_queue.claim("one", lease_seconds=60)) is not None:
         order.append(ids[job.id])
     assert order == ["A1", "B1", "C1", "A2", "B2", "A3", "A4", "A5"]
 
 
 def test_a_call_summary_goes_before_imports_queued_earlier(make_org):
     a, b = make_org("A").tenant_id, make_org("B").tenant_id
-    imports = [queue.enqueue("csv_import", {"import_id": str(n)}, tenant_id=a) for n in range(3)]
-    summary = queue.enqueue("call_summary", {"call_id": "x"}, tenant_id=b)
-    housekeeping = queue.enqueue("housekeeping")
-    claimed = [queue.claim("one", lease_seconds=60).id for _ in range(5)]
+    imports = [job_queue.enqueue("csv_import", {"import_id": str(n)}, tenant_id=a) for n in range(3)]
+    summary = job_queue.enqueue("call_summary", {"call_id": "x"}, tenant_id=b)
+    housekeeping = job_queue.enqueue("housekeeping")
+    claimed = [job_queue.claim("one", lease_seconds=60).id for _ in range(5)]
     assert claimed == [summary, housekeeping, *imports]
 
 
 def _finished_call(tenant_id) -> int:
     """A call of the organisation ends; returns the id of the summary job that ending queues."""
-    from app.services import call_records
+    from app.services.calls import call_records
 
     scope = Scope.system(tenant_id)
     call_id = call_records.start_call(scope, call_sid="CA" + "f" * 32, from_number="+14155550100",
@@ -353,7 +354,8 @@ def test_imports_filling_the_runner_never_hold_up_another_organisations_call_sum
     A's remaining imports."""
     import psycopg
 
-    from app.services import csv_files, csv_import, quotas
+    from app.services.accounts import quotas
+    from app.services.imports import csv_files, csv_import
     from models.db import libpq_url
 
     a, b = make_org("A Dental"), make_org("B Dental")

@@ -29,7 +29,7 @@ from app.pages.platform_admin import PlatformState
 from app.pages.platform_quotas import QuotaState
 from app.pages.team import TeamState
 from app.pages.voice_settings import VoiceSettingsState
-from app.services import auth
+from app.services.accounts import auth
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
 from models import Tenant, User

@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from app import cli
 from app.pages.platform_admin import PlatformState
-from app.services import auth, call_records, phone_numbers
+from app.services.accounts import auth
+from app.services.calls import call_records, phone_numbers
 from app.services.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationFailed
 from app.settings import get_settings
 from models import PhoneNumber

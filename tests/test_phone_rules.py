@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.services import call_records
+from app.services.calls import call_records
 from app.services.phone_rules import _nanp_shortcut, library_normalise, normalise_phone
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models.db import session_scope
 from tests.voice_kit import add_contact
 

@@ -1,4 +1,4 @@
-"""The atomic counters behind sign-in limits and quotas (app/services/rate_limits.py), on real PostgreSQL."""
+"""The atomic counters behind sign-in limits and quotas (app/services/accounts/rate_limits.py), on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
-from app.services import rate_limits
+from app.services.accounts import rate_limits
 from models.db import session_scope
 
 

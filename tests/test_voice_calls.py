@@ -96,8 +96,8 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
     assert contact.last_interaction_at == row.started_at
 
     # Running the summary again (a retried job) adds nothing twice.
-    from app.services.call_summary import summarise_call
-    from app.services.scope import Scope
+    from app.services.calls.call_summary import summarise_call
+    from app.services.accounts.scope import Scope
 
     assert summarise_call(Scope.system(org.tenant_id), row.id)["timeline"] is False
 
@@ -146,7 +146,7 @@ async def test_keypresses_reach_the_agent(monkeypatch, make_org):
 
 async def test_transfer_to_a_person_uses_the_organisations_number(monkeypatch, make_org):
     org = make_org()
-    from app.services import voice_settings
+    from app.services.calls import voice_settings
 
     voice_settings.save_agent_settings(org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 415 555 0101")
 

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from app.jobs.calls import sweep
-from app.services import call_records
-from app.services.scope import Scope
+from app.services.calls import call_records
+from app.services.accounts.scope import Scope
 from models import CallSession, UsageRecord
 from models.base import utcnow
 from models.db import session_scope

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from app.services import tokens
+from app.services.accounts import tokens
 from tests.fakes.deepgram_agent import CLIENT_MESSAGES, check_message
 from voice_service import audio, security, twiml
 from voice_service import twilio_protocol as tp
@@ -157,8 +157,8 @@ def test_the_pipeline_is_chosen_by_flag_and_a_stable_share_of_calls(monkeypatch)
 
 
 def test_the_settings_sent_to_deepgram_are_valid_v1(make_org):
-    from app.services import call_records
-    from app.services.call_records import CallContext
+    from app.services.calls import call_records
+    from app.services.calls.call_records import CallContext
 
     context = CallContext(call_id=None, call_sid="CA1", tenant_id="t1", organisation="Harbor", from_number=None,
                           pipeline="voice_agent", prompt="Be kind.", greeting="Hi!", transfer_number="+15550100001",

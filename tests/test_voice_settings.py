@@ -8,9 +8,10 @@ from sqlmodel import select
 
 from app.pages.calls import CallsState
 from app.pages.voice_settings import VoiceSettingsState
-from app.services import auth, call_records, calls, voice_settings
+from app.services.accounts import auth
+from app.services.calls import call_records, calls, voice_settings
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import PhoneNumber, VoiceSettings
 from models.db import session_scope
 from tests.test_page_guards import new_state
@@ -201,7 +202,7 @@ def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_o
     add_contact(b.tenant_id, phone="(555) 555-0123")  # the same caller is a contact elsewhere
     call_id = _a_finished_call(a.tenant_id, "CA" + "6" * 32, from_number="+15555550123")
     assert calls.call_detail(a.scope, str(call_id)).contact == ""
-    from app.services.call_summary import summarise_call
+    from app.services.calls.call_summary import summarise_call
 
     assert summarise_call(Scope.system(a.tenant_id), call_id)["timeline"] is False
     mine = add_contact(a.tenant_id, phone="+1 555 555 0123", name="Omar Haddad", business="Harbor Kids")
@@ -215,7 +216,7 @@ def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_o
 
 def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usage():
     from app.services.demo import DEMO_SLUG, seed_demo
-    from app.services.tenants import get_by_slug
+    from app.services.accounts.tenants import get_by_slug
     from models import CallSession, ContactInteraction, UsageRecord
 
     seed_demo()

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.integrations import twilio_rest
-from app.services.call_records import CallContext
-from app.services.quotas import QuotaReached
+from app.services.calls.call_records import CallContext
+from app.services.accounts.quotas import QuotaReached
 from voice_service import twilio_protocol as tp
 from voice_service.consult import Consult, consult_specialists
 from voice_service.deepgram_voice_agent import AgentClosed, AgentConfig, AgentError, AgentUnavailable, VoiceAgentService

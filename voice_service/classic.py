@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from app.services import call_records, voice_llm
-from app.services.call_records import CallContext
-from app.services.scope import Scope
+from app.services.calls import call_records, voice_llm
+from app.services.calls.call_records import CallContext
+from app.services.accounts.scope import Scope
 from models.base import utcnow
 from voice_service import twiml
 from voice_service.records import in_db_thread

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from app.services.agents import consult
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 
 Consult = Callable[[uuid.UUID, str], Awaitable[str]]
 

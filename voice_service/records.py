@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from app.services import call_records
-from app.services.call_records import CallContext
-from app.services.scope import Scope
+from app.services.calls import call_records
+from app.services.calls.call_records import CallContext
+from app.services.accounts.scope import Scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from twilio.request_validator import RequestValidator
 
 from app.edge import proxies
-from app.services import tokens
+from app.services.accounts import tokens
 from app.settings import get_settings
 
 STREAM_AUDIENCE = "voice-stream"

@@ -26,8 +26,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.edge.body_limit import BodyLimit
-from app.services import call_records, tokens
-from app.services.scope import Scope
+from app.services.accounts import tokens
+from app.services.calls import call_records
+from app.services.accounts.scope import Scope
 from app.settings import get_settings
 from models.base import utcnow
 from models.db import get_engine

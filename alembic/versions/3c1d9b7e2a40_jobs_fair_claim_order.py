@@ -4,7 +4,7 @@ Revision ID: 3c1d9b7e2a40
 Revises: 5c1e8a93d2b7
 Create Date: 2026-12-02 00:00:00
 
-`fair_at` places each job in a per-priority round robin between organisations (app/jobs/queue.py); the
+`fair_at` places each job in a per-priority round robin between organisations (app/services/job_queue.py); the
 claim index follows the claim's order (priority, fair_at, id), and `ix_jobs_lane` finds where an
 organisation's line ends when it queues a job. Existing jobs keep their order: fair_at starts as run_after.
 """

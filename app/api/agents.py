@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.api import errors
 from app.api.deps import current_principal
-from app.services import auth
+from app.services.accounts import auth
 from app.services.agents import run_turn, specialists
 from app.services.agents.consult import TurnFailed, TurnStarted
 from app.services.agents.events import Done, Event, UsageReport

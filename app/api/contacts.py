@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import current_principal
 from app.api import errors
 from app.api.errors import AUTHENTICATED, NOT_FOUND
-from app.services import auth, contacts, custom_fields, interactions
+from app.services.accounts import auth
+from app.services.crm import contact_search, contacts, custom_fields, interactions
 
 router = APIRouter(prefix="/api/v1", tags=["crm"], responses=AUTHENTICATED)
 
@@ -77,12 +78,12 @@ async def list_contacts(
     status: str = "",
     field: str = Query("", description="custom field key to filter by"),
     value: str = Query("", description="value of that custom field"),
-    sort: str = Query("newest", description=", ".join(contacts.SORTS)),
+    sort: str = Query("newest", description=", ".join(contact_search.SORTS)),
     page: int = Query(1, ge=1),
-    per_page: int = Query(24, ge=1, le=contacts.PER_PAGE_MAX),
+    per_page: int = Query(24, ge=1, le=contact_search.PER_PAGE_MAX),
 ):
-    query = contacts.ContactQuery(q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page)
-    result = await asyncio.to_thread(contacts.search_contacts, principal.scope, query)
+    query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page)
+    result = await asyncio.to_thread(contact_search.search_contacts, principal.scope, query)
     return {
         "items": [asdict(c) for c in result.items],
         "total": result.total,

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.edge import proxies
-from app.services import auth
+from app.services.accounts import auth
 from app.services.errors import NotAuthenticated
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")

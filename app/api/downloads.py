@@ -19,7 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from app.api import errors
 from app.api.deps import bearer_scheme, current_principal
-from app.services import auth, contacts, csv_export, csv_import
+from app.services.accounts import auth
+from app.services.crm import contact_search
+from app.services.imports import csv_export, csv_import
 from app.services.errors import NotAuthenticated
 
 router = APIRouter(prefix="/api/v1", tags=["files"], responses={
@@ -92,9 +94,9 @@ def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
 async def export_contacts(
     principal: auth.Principal = Depends(download_principal),
     q: str = "", status: str = "", field: str = "", value: str = "",
-    sort: str = Query("newest", description=", ".join(contacts.SORTS)),
+    sort: str = Query("newest", description=", ".join(contact_search.SORTS)),
 ):
-    query = contacts.ContactQuery(q=q, status=status, field=field, value=value, sort=sort)
+    query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort)
     chunks = await asyncio.to_thread(lambda: _primed(csv_export.export_contacts(principal.scope, query)))
     return _attachment(chunks, "contacts.csv")
 

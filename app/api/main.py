@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.api import agents, contacts, downloads, errors, v1
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
-from app.services.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
+from app.services.imports.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
 
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024  # multipart headers and boundaries around the file itself
 

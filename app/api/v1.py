@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from app.api import errors
 from app.api.deps import client_key, current_principal
-from app.jobs import queue
-from app.services import auth, users
+from app.services import job_queue
+from app.services.accounts import auth, users
 from app.services.errors import NotAuthenticated, RateLimited
 from models.db import get_engine
 
@@ -85,8 +85,8 @@ async def get_user(user_id: str, principal: auth.Principal = Depends(current_pri
     return await asyncio.to_thread(users.get_user, principal.scope, user_id)
 
 
-@router.get("/jobs/{job_id}", response_model=queue.JobView, tags=["jobs"],
+@router.get("/jobs/{job_id}", response_model=job_queue.JobView, tags=["jobs"],
             responses={**errors.AUTHENTICATED, **errors.NOT_FOUND})
 async def get_job(job_id: int, principal: auth.Principal = Depends(current_principal)):
     """A job's status and progress (e.g. a CSV import's)."""
-    return await asyncio.to_thread(queue.get_job, principal.scope, job_id)
+    return await asyncio.to_thread(job_queue.get_job, principal.scope, job_id)

@@ -8,6 +8,7 @@ import signal
 
 from app import logs
 from app.jobs.runner import Runner
+from app.services.imports import csv_loader
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="jobs run at the same time (default 2)")
     args = parser.parse_args()
     logs.configure("worker")
+    csv_loader.enable_interpreter_tuning()  # this process only runs jobs: imports may tune the interpreter
     runner = Runner(concurrency=args.concurrency)
 
     async def go() -> None:

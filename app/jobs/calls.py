@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from app.jobs.registry import job_handler
 from app.jobs.runner import PermanentJobError
-from app.services import call_records, call_summary
+from app.services.calls import call_records, call_summary
 from app.services.errors import NotFound
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 
 
 @job_handler("call_summary")

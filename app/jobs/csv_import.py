@@ -6,7 +6,7 @@ import logging
 
 from app.jobs.registry import job_handler
 from app.jobs.runner import JobCancelled, JobContext, LeaseLost
-from app.services import csv_import, csv_loader
+from app.services.imports import csv_import, csv_loader
 
 log = logging.getLogger(__name__)
 

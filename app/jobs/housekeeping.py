@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from app.jobs import queue
+from app.services import job_queue
 from app.jobs.registry import job_handler
-from app.services import csv_import, rate_limits, signin_limits
+from app.services.accounts import rate_limits, signin_limits
+from app.services.imports import csv_import
 from models.db import session_scope
 
 
@@ -28,6 +29,6 @@ def housekeeping(ctx, payload: dict) -> dict:
             text("DELETE FROM user_sessions WHERE expires_at < now() - interval '7 days'")
         ).rowcount
     counters = rate_limits.purge_expired()
-    jobs = queue.purge_finished(timedelta(days=30))
+    jobs = job_queue.purge_finished(timedelta(days=30))
     uploads = csv_import.purge_files()
     return {"login_attempts": attempts, "rate_limits": counters, "sessions": sessions, "jobs": jobs, "import_files": uploads}

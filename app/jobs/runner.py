@@ -17,7 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from app.jobs import queue, scheduler
+from app.jobs import scheduler
+from app.services import job_queue
 from app.jobs import registry
 from app.jobs.registry import HANDLERS, load_handlers
 
@@ -36,6 +37,15 @@ class LeaseLost(JobCancelled):
     touching what the job works on, which is the other runner's now."""
 
 
+def claim_next(worker_id: str, lease_seconds: float, *, max_priority: int = job_queue.ANY_PRIORITY):
+    """The next job to run, or None; jobs given up on while claiming get their kind's give-up hook here."""
+    while (job := job_queue.claim(worker_id, lease_seconds, max_priority=max_priority)) is not None:
+        if not job.exhausted:
+            return job
+        registry.gave_up(job.kind, job.payload, job.max_attempts)
+    return None
+
+
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad input): the job fails at once."""
 
@@ -43,7 +53,7 @@ class PermanentJobError(Exception):
 class JobContext:
     """What a handler sees: ids, its attempt number, and a cheap thread-safe progress reporter."""
 
-    def __init__(self, job: queue.ClaimedJob, worker_id: str):
+    def __init__(self, job: job_queue.ClaimedJob, worker_id: str):
         self.job_id = job.id
         self.worker_id = worker_id
         self.kind = job.kind
@@ -94,7 +104,7 @@ class Runner:
     ):
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = concurrency
-        # Bulk jobs (priority >= queue.BULK, e.g. imports) take at most this many slots, so the others are
+        # Bulk jobs (priority >= job_queue.BULK, e.g. imports) take at most this many slots, so the others are
         # always free for everything else: an import never holds up a call's summary on this runner.
         self.bulk_slots = max(1, concurrency - 1) if bulk_slots is None else bulk_slots
         self.poll_seconds = poll_seconds
@@ -149,8 +159,8 @@ class Runner:
         while len(self._tasks) < self.concurrency:
             bulk_full = len(self._bulk) >= self.bulk_slots
             try:
-                job = await asyncio.to_thread(queue.claim, self.worker_id, self.lease_seconds,
-                                              max_priority=queue.BULK - 1 if bulk_full else queue.ANY_PRIORITY)
+                job = await asyncio.to_thread(claim_next, self.worker_id, self.lease_seconds,
+                                              max_priority=job_queue.BULK - 1 if bulk_full else job_queue.ANY_PRIORITY)
             except Exception:
                 log.exception("could not claim a job")
                 return started
@@ -158,7 +168,7 @@ class Runner:
                 break
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._tasks.add(task)
-            if job.priority >= queue.BULK:
+            if job.priority >= job_queue.BULK:
                 self._bulk.add(task)
             task.add_done_callback(self._task_done)
             started += 1
@@ -178,7 +188,7 @@ class Runner:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(libpq_url(), autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+                    await conn.execute(f"LISTEN {job_queue.NOTIFY_CHANNEL}")
                     async for _ in conn.notifies():
                         self._wake.set()
             except asyncio.CancelledError:
@@ -189,13 +199,13 @@ class Runner:
 
     # --- one job ------------------------------------------------------------------------------------------
 
-    async def _execute(self, job: queue.ClaimedJob) -> None:
+    async def _execute(self, job: job_queue.ClaimedJob) -> None:
         ctx = JobContext(job, self.worker_id)
         handler = HANDLERS.get(job.kind)
         log.info("job started", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
         if handler is None:
             await asyncio.to_thread(
-                queue.fail, job.id, self.worker_id, f"No handler for job kind '{job.kind}'.", retry=False,
+                job_queue.fail, job.id, self.worker_id, f"No handler for job kind '{job.kind}'.", retry=False,
                 retry_base_seconds=self.retry_base_seconds,
             )
             return
@@ -208,7 +218,7 @@ class Runner:
                 work = asyncio.ensure_future(asyncio.to_thread(handler, ctx, job.payload))
             result = await work
         except JobCancelled as exc:
-            await asyncio.to_thread(queue.mark_cancelled, job.id, self.worker_id)
+            await asyncio.to_thread(job_queue.mark_cancelled, job.id, self.worker_id)
             log.info("job stopped", extra={"job_id": job.id, "reason": str(exc)})
         except Exception as exc:
             permanent = isinstance(exc, PermanentJobError)
@@ -216,7 +226,7 @@ class Runner:
             # message is written for them; anything else is a bug whose traceback belongs in the log only.
             message = str(exc) if permanent else UNEXPECTED_FAILURE
             status = await asyncio.to_thread(
-                queue.fail, job.id, self.worker_id, message, retry=not permanent,
+                job_queue.fail, job.id, self.worker_id, message, retry=not permanent,
                 retry_base_seconds=self.retry_base_seconds,
             )
             log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
@@ -225,7 +235,7 @@ class Runner:
                 await asyncio.to_thread(registry.gave_up, job.kind, job.payload, ctx.attempt)
         else:
             await asyncio.to_thread(
-                queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
+                job_queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
                 ctx.take_progress(),
             )
             log.info("job succeeded", extra={"job_id": job.id, "kind": job.kind, "seconds": round(time.monotonic() - started, 3)})
@@ -238,7 +248,7 @@ class Runner:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
-                cancel = await asyncio.to_thread(queue.heartbeat, ctx.job_id, self.worker_id, ctx.take_progress())
+                cancel = await asyncio.to_thread(job_queue.heartbeat, ctx.job_id, self.worker_id, ctx.take_progress())
             except Exception:
                 log.warning("job heartbeat failed", extra={"job_id": ctx.job_id})
                 continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from app.jobs import queue
+from app.services import job_queue
 
 # kind -> function from "now" to the key of the slot the job belongs to.
 PERIODIC: dict[str, Callable[[datetime], str]] = {
@@ -19,7 +19,7 @@ def enqueue_due(now: datetime | None = None) -> list[int]:
     now = now or datetime.now(timezone.utc)
     created = []
     for kind, slot in PERIODIC.items():
-        job_id = queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}")
+        job_id = job_queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}")
         if job_id is not None:
             created.append(job_id)
     return created

@@ -8,7 +8,7 @@ import reflex as rx
 
 from app.components.cards import form_field
 from app.edge import proxies
-from app.services import auth
+from app.services.accounts import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.session import SessionState
 

@@ -12,7 +12,7 @@ import reflex as rx
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
 from app.components.layout import page_shell
-from app.services import calls
+from app.services.calls import calls
 from app.session import SessionState, require_scope
 
 POLL_SECONDS = 3

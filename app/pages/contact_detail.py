@@ -11,7 +11,7 @@ from app.components.cards import confirm, empty_state, form_actions, form_field,
 from app.components.crm import crm_tabs, day, status_badge, when
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
-from app.services import contacts, custom_fields, interactions
+from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.session import require_scope
 
@@ -68,7 +68,7 @@ class ContactDetailState(ContactFormMixin, rx.State):
         detail = detail or await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
-        self.contact.update(status_color=contacts.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
+        self.contact.update(status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
         self.custom_facts = [
             {"label": d.label, "value": custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—"}
             for d in definitions
@@ -380,7 +380,7 @@ def _header_actions() -> rx.Component:
         rx.hstack(
             rx.select.root(
                 rx.select.trigger(data_testid="status-select"),
-                rx.select.content(*[rx.select.item(label, value=v) for v, label in contacts.STATUS_LABELS.items()]),
+                rx.select.content(*[rx.select.item(label, value=v) for v, label in contact_rules.STATUS_LABELS.items()]),
                 value=S.contact["status"],
                 on_change=S.change_status,
             ),

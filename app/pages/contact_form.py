@@ -13,14 +13,14 @@ from typing import Any
 import reflex as rx
 
 from app.components.cards import field_error, form_actions, form_field
-from app.services import contacts, custom_fields
+from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.errors import Conflict, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.session import require_scope
 
 CUSTOM_PREFIX = "cf__"
 BLANK_CHOICE = "—"
-CORE_FIELDS = list(contacts.CONTACT_FIELDS) + ["status"]
+CORE_FIELDS = list(contact_rules.CONTACT_FIELDS) + ["status"]
 
 
 def _field_rows(definitions: list[custom_fields.FieldDef], values: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
@@ -53,7 +53,7 @@ def _form_values(detail: contacts.ContactDetail | None, definitions: list[custom
     return values
 
 
-def place(card: contacts.ContactCard) -> str:
+def place(card: contact_search.ContactCard) -> str:
     return ", ".join(part for part in (card.city, card.state) if part)
 
 
@@ -164,7 +164,7 @@ def contact_form_dialog(state) -> rx.Component:
                         form_field("Status", rx.select.root(
                             rx.select.trigger(width="100%"),
                             rx.select.content(*[rx.select.item(label, value=value)
-                                                for value, label in contacts.STATUS_LABELS.items()]),
+                                                for value, label in contact_rules.STATUS_LABELS.items()]),
                             name="status",
                             default_value=state.form_values.get("status", "lead"),
                         ), state.form_errors.get("status", "")),

@@ -12,8 +12,9 @@ from app.components.crm import contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.api.downloads import EXPORT_PATH
-from app.services import auth, contacts, custom_fields
-from app.services.contacts import ContactQuery
+from app.services.accounts import auth
+from app.services.crm import contact_rules, contact_search, contacts, custom_fields
+from app.services.crm.contact_search import ContactQuery
 from app.services.errors import ValidationFailed
 from app.session import require_principal, require_scope
 
@@ -21,8 +22,8 @@ PER_PAGE = 24
 ANY = "any"  # Radix selects cannot hold an empty value
 
 
-def card_dict(card: contacts.ContactCard) -> dict[str, str]:
-    return {**card.__dict__, "status_color": contacts.STATUS_COLORS.get(card.status, "gray"), "place": place(card)}
+def card_dict(card: contact_search.ContactCard) -> dict[str, str]:
+    return {**card.__dict__, "status_color": contact_rules.STATUS_COLORS.get(card.status, "gray"), "place": place(card)}
 
 
 class ContactsState(ContactFormMixin, rx.State):
@@ -73,7 +74,7 @@ class ContactsState(ContactFormMixin, rx.State):
         self.loading = True
         yield
         try:
-            result = await asyncio.to_thread(contacts.search_contacts, scope, self._query())
+            result = await asyncio.to_thread(contact_search.search_contacts, scope, self._query())
         except ValidationFailed as exc:
             self.loading = False
             yield rx.toast.error(exc.message)
@@ -93,7 +94,7 @@ class ContactsState(ContactFormMixin, rx.State):
         scope = await require_scope(self, admin=True)
         params = self.router.url.query_parameters
         self.q = params.get("q", "")
-        self.status = params.get("status", ANY) if params.get("status") in contacts.STATUS_LABELS else ANY
+        self.status = params.get("status", ANY) if params.get("status") in contact_rules.STATUS_LABELS else ANY
         self.field, self.value, self.page = ANY, "", 1
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.filter_fields = [{"name": d.name, "label": d.label, "type": d.type,
@@ -127,7 +128,7 @@ class ContactsState(ContactFormMixin, rx.State):
 
     @rx.event
     async def set_sort(self, value: str):
-        self.sort = value if value in contacts.SORTS else "newest"
+        self.sort = value if value in contact_search.SORTS else "newest"
         async for update in self._reload():
             yield update
 
@@ -187,7 +188,7 @@ def _filters() -> rx.Component:
             rx.select.trigger(placeholder="Status", data_testid="status-filter"),
             rx.select.content(
                 rx.select.item("All statuses", value=ANY),
-                *[rx.select.item(label, value=value) for value, label in contacts.STATUS_LABELS.items()],
+                *[rx.select.item(label, value=value) for value, label in contact_rules.STATUS_LABELS.items()],
             ),
             value=S.status,
             on_change=S.set_status,
@@ -211,7 +212,7 @@ def _filters() -> rx.Component:
         rx.spacer(),
         rx.select.root(
             rx.select.trigger(data_testid="sort"),
-            rx.select.content(*[rx.select.item(label, value=value) for value, label in contacts.SORTS.items()]),
+            rx.select.content(*[rx.select.item(label, value=value) for value, label in contact_search.SORTS.items()]),
             value=S.sort,
             on_change=S.set_sort,
         ),

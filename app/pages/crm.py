@@ -13,7 +13,7 @@ from app.components.charts import horizontal_bars, weekly_bars
 from app.components.crm import activity_row, crm_tabs
 from app.components.layout import page_shell
 from app.pages.contact_detail import entry_dict
-from app.services import crm_dashboard
+from app.services.crm import crm_dashboard
 from app.session import require_scope
 
 

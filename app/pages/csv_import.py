@@ -8,6 +8,7 @@ survives a reload: the import's id is in the URL) and shows the per-row errors w
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import reflex as rx
@@ -16,11 +17,13 @@ from app.api.downloads import error_report_path
 from app.components.cards import empty_state, section, stat_tile
 from app.components.crm import crm_tabs, when
 from app.components.layout import page_shell
-from app.services import auth, csv_files, csv_import, custom_fields
-from app.services import csv_mapping as cm
-from app.services.csv_files import ImportRefused
+from app.services.accounts import auth
+from app.services.crm import custom_fields
+from app.services.imports import csv_files, csv_import
+from app.services.imports import csv_mapping as cm
+from app.services.imports.csv_files import ImportRefused
 from app.services.errors import NotFound, ValidationFailed
-from app.services.quotas import QuotaReached
+from app.services.accounts.quotas import QuotaReached
 from app.session import require_principal, require_scope
 
 UPLOAD_ID = "csv-upload"
@@ -31,6 +34,15 @@ def _history_row(view: csv_import.ImportView) -> dict[str, Any]:
     return {"id": view.id, "filename": view.filename, "status": view.status, "status_label": view.status_label,
             "created": view.created, "updated": view.updated, "failed": view.failed, "rows": view.rows_read,
             "when": view.created_at}
+
+
+def blocking_chunks(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+    """An async stream read from a worker thread: each chunk is awaited on the event loop that owns it."""
+    while True:
+        try:
+            yield asyncio.run_coroutine_threadsafe(anext(chunks), loop).result()
+        except StopAsyncIteration:
+            return
 
 
 class ImportState(rx.State):
@@ -134,27 +146,26 @@ class ImportState(rx.State):
             scope = await require_scope(self, admin=True)
             self._reset()
             self.uploading = True
-        filename, stored = "", None
-        try:
-            writer = await asyncio.to_thread(csv_files.UploadWriter, scope.tenant_id)
-            with writer:  # a refused or broken upload leaves no file
-                async for chunk in chunks:
-                    if not filename:
-                        filename = chunk.filename or "contacts.csv"
-                    elif chunk.filename and chunk.filename != filename:
-                        continue  # one file per import: extra files are ignored
-                    writer.write(chunk.data)  # refuses past the size limit or the disk quota
-            stored = writer.path
-            view = await asyncio.to_thread(csv_import.register_upload, scope, filename, stored)
-        except (ImportRefused, QuotaReached) as exc:  # (register_upload deletes a file it refuses)
+        first = await anext(chunks, None)
+        filename = (first.filename if first else "") or "contacts.csv"
+
+        async def data() -> AsyncIterator[bytes]:
+            if first is None:
+                return
+            yield first.data
+            async for chunk in chunks:
+                if chunk.filename and chunk.filename != filename:
+                    continue  # one file per import: extra files are ignored
+                yield chunk.data
+
+        try:  # stored in a worker thread as the browser sends it; a refused or broken upload leaves no file
+            view = await asyncio.to_thread(csv_import.store_upload, scope, filename,
+                                           blocking_chunks(data(), asyncio.get_running_loop()))
+        except (ImportRefused, QuotaReached) as exc:
             async with self:
                 self.uploading = False
                 self.upload_error = exc.message
             return
-        except BaseException:
-            if stored is not None:
-                stored.unlink(missing_ok=True)
-            raise
         # The new ?id= runs `load`, which shows the mapping step (and clears `uploading`).
         yield rx.redirect(f"/crm/import?id={view.id}")
 

@@ -10,7 +10,7 @@ import reflex as rx
 from app.components.cards import confirm, empty_state, field_error, form_actions, form_field, section
 from app.components.crm import crm_tabs
 from app.components.layout import page_shell
-from app.services import custom_fields
+from app.services.crm import custom_fields
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
 

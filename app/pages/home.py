@@ -10,7 +10,7 @@ import reflex as rx
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
 from app.components.layout import page_shell
-from app.services import dashboard
+from app.services import home_figures
 from app.session import SessionState, require_scope
 
 
@@ -26,7 +26,7 @@ class HomeState(rx.State):
     @rx.event
     async def load(self):
         scope = await require_scope(self)
-        stats = await asyncio.to_thread(dashboard.home_stats, scope)
+        stats = await asyncio.to_thread(home_figures.home_stats, scope)
         self.contacts = stats.contacts
         self.contacts_recent = stats.contacts_last_30_days
         self.team_members = stats.team_members

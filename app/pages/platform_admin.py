@@ -10,7 +10,8 @@ import reflex as rx
 from app.components.cards import confirm, empty_state, form_field, section, stat_tile
 from app.components.layout import page_shell
 from app.pages.platform_quotas import quotas_section
-from app.services import phone_numbers, tenants
+from app.services.accounts import tenants
+from app.services.calls import phone_numbers
 from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 

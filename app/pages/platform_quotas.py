@@ -10,7 +10,7 @@ import asyncio
 import reflex as rx
 
 from app.components.cards import section
-from app.services import quotas
+from app.services.accounts import quotas
 from app.session import require_scope
 
 

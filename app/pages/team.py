@@ -8,7 +8,7 @@ import reflex as rx
 
 from app.components.cards import form_actions, form_field, section
 from app.components.layout import page_shell
-from app.services import users
+from app.services.accounts import users
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
 

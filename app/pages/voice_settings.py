@@ -9,7 +9,7 @@ import reflex as rx
 
 from app.components.cards import empty_state, form_field, section
 from app.components.layout import page_shell
-from app.services import voice_settings
+from app.services.calls import voice_settings
 from app.services.errors import ValidationFailed
 from app.session import require_scope
 

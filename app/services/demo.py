@@ -13,10 +13,11 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services import auth, demo_calls, tenants
+from app.services.accounts import auth, tenants
+from app.services.calls import demo_calls
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.phone_rules import normalise_phone
 from app.services.validation import normalise_email, password_problem
 from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
@@ -226,12 +227,11 @@ Fairview Endodontics,Hannah,Berg,hannah@fairviewendo.example,612-555-0121,Minnea
 
 
 def _seed_import(scope: Scope) -> None:
-    from app.services import csv_files, csv_import
+    from app.services.imports import csv_import
 
     if csv_import.list_imports(scope, limit=1):
         return
-    path = csv_files.store(scope.tenant_id, [DEMO_IMPORT.encode()])
-    view = csv_import.register_upload(scope, "trade-show-leads.csv", path)
+    view = csv_import.store_upload(scope, "trade-show-leads.csv", [DEMO_IMPORT.encode()])
     csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},
                      save_as="Trade show export", enqueue=False)
     csv_import.execute(view.id)

@@ -5,7 +5,7 @@ From loosest to strictest:
   number, stored in E.164 so an incoming call finds its contact card. Fictional 555-01xx numbers are possible
   (right length) but not valid (no such area code), and the demo data and tests use them.
 - a number the platform answers (assigned by a super admin): a possible number too; with Twilio configured it must
-  also be in the platform's Twilio account (`app.services.phone_numbers`).
+  also be in the platform's Twilio account (`app.services.calls.phone_numbers`).
 - a transfer number, which the platform's Twilio account dials: a valid number of a dialable type in an allowed
   country (TRANSFER_ALLOWED_COUNTRIES), never premium-rate, shared-cost or a short code.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from app.services import contacts, interactions
+from app.services.crm import contacts, interactions
 from models import Contact
 from models.db import session_scope
 from tests.conftest import PASSWORD

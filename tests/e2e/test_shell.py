@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from app.services import auth
+from app.services.accounts import auth
 from models import Tenant, User
 from models.db import session_scope
 from tests.conftest import PASSWORD

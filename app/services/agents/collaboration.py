@@ -38,7 +38,7 @@ from app.services.agents.search import best_passages
 from app.services.agents.specialists import SpecialistView
 from app.services.agents.team import Team, load_team
 from app.services.errors import ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)

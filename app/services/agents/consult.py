@@ -12,14 +12,14 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from app.services import rate_limits
+from app.services.accounts import rate_limits
 from app.services.agents import conversations
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, Event, UsageReport
 from app.services.agents.voice import adapt_for_voice
 from app.services.errors import ServiceError
-from app.services.quotas import QuotaReached, quotas_for
-from app.services.scope import Scope
+from app.services.accounts.quotas import QuotaReached, quotas_for
+from app.services.accounts.scope import Scope
 from models.db import session_scope
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from app.services.agents.events import Done, UsageReport
 from app.services.errors import NotFound, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import ChatConversation, ChatMessage
 from models.base import utcnow
 from models.db import session_scope

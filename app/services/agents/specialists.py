@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlmodel import Session, func, select
 
 from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.quotas import QuotaReached, quotas_for
-from app.services.scope import Scope
+from app.services.accounts.quotas import QuotaReached, quotas_for
+from app.services.accounts.scope import Scope
 from app.services.validation import clean_text, slugify
 from app.settings import PROJECT_ROOT
 from models import Specialist, Tenant

@@ -30,7 +30,7 @@ from sqlmodel import select
 
 from app.services.agents.router import KeywordRouter
 from app.services.agents.specialists import SpecialistView, list_specialists
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import Specialist
 from models.db import session_scope
 

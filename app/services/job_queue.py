@@ -18,6 +18,7 @@ Claim order, so that one organisation's work never holds up another's (one walk 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from dataclasses import dataclass
@@ -29,9 +30,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
-from app.jobs import registry
 from app.services.errors import NotFound
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import Job
 from models.db import session_scope, use_session
 
@@ -59,6 +59,7 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     priority: int = NORMAL
+    exhausted: bool = False  # failed for good on claiming (see `claim`), not to be run
 
 
 @dataclass(frozen=True)
@@ -155,27 +156,26 @@ ANY_PRIORITY = 2**31 - 1
 
 def claim(worker_id: str, lease_seconds: float, *, max_priority: int = ANY_PRIORITY) -> ClaimedJob | None:
     """Take the next due job (or one whose runner stopped heart-beating) of at most `max_priority`. None when
-    nothing is due."""
-    while True:
-        with session_scope() as session:
-            row = session.execute(
-                _CLAIM, {"worker": worker_id, "lease": float(lease_seconds), "max_priority": max_priority}
-            ).first()
-            if row is None:
-                return None
-            job = ClaimedJob(*row)
-            if job.attempts > job.max_attempts:
-                # Its runner died on every attempt: give up rather than crash-loop.
-                session.execute(
-                    text(
-                        "UPDATE jobs SET status = 'failed', finished_at = now(), locked_by = NULL, "
-                        "last_error = coalesce(last_error, '') || :msg WHERE id = :id"
-                    ),
-                    {"id": job.id, "msg": f"\nGave up after {job.max_attempts} attempts."},
-                )
-            else:
-                return job
-        registry.gave_up(job.kind, job.payload, job.max_attempts)  # (committed above)
+    nothing is due. A job whose runner died on every attempt is marked failed instead and returned with
+    `exhausted` set: the caller runs its kind's give-up hook (the queue knows nothing of handlers)."""
+    with session_scope() as session:
+        row = session.execute(
+            _CLAIM, {"worker": worker_id, "lease": float(lease_seconds), "max_priority": max_priority}
+        ).first()
+        if row is None:
+            return None
+        job = ClaimedJob(*row)
+        if job.attempts <= job.max_attempts:
+            return job
+        # Its runner died on every attempt: give up rather than crash-loop.
+        session.execute(
+            text(
+                "UPDATE jobs SET status = 'failed', finished_at = now(), locked_by = NULL, "
+                "last_error = coalesce(last_error, '') || :msg WHERE id = :id"
+            ),
+            {"id": job.id, "msg": f"\nGave up after {job.max_attempts} attempts."},
+        )
+    return dataclasses.replace(job, exhausted=True)
 
 
 def heartbeat(job_id: int, worker_id: str, progress: dict[str, Any] | None) -> bool | None:

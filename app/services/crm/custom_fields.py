@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app.services.accounts.scope import Scope, owned_row
 from app.services.errors import Conflict, ValidationFailed
-from app.services.scope import Scope, owned_row
 from app.services.phone_rules import normalise_phone
 from app.services.validation import clean_text, email_problem
 from models import CustomField

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
-from app.services.call_summary import format_duration
+from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.validation import parse_uuid
 from models import CallSession, CallTranscriptLine, Contact, UsageRecord
 from models.db import session_scope

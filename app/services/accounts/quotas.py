@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from app.services.errors import NotFound, ServiceError, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import Tenant
 from models.db import session_scope
 

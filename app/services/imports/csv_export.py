@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import and_, select
 
-from app.services import contacts
-from app.services import custom_fields as cf
-from app.services.scope import Scope
+from app.services.crm import contact_search
+from app.services.crm import custom_fields as cf
+from app.services.accounts.scope import Scope
 from models import Contact
 from models.db import session_scope
 
@@ -53,14 +53,14 @@ def csv_chunks(rows: Iterable[Iterable[object]]) -> Iterator[str]:
     yield out.getvalue()
 
 
-def export_contacts(scope: Scope, query: contacts.ContactQuery) -> Iterator[str]:
+def export_contacts(scope: Scope, query: contact_search.ContactQuery) -> Iterator[str]:
     """CSV text in pieces: a header row, then every contact matching `query` (all pages), in its order."""
     scope.require_admin()
     definitions = cf.list_fields(scope, include_inactive=True)
 
-    conditions = contacts.contact_filters(scope, query, definitions)
+    conditions = contact_search.contact_filters(scope, query, definitions)
     sort = query.sort or "newest"
-    contacts.ordered(select(Contact), sort)  # an unknown sort is refused now, before the download starts
+    contact_search.ordered(select(Contact), sort)  # an unknown sort is refused now, before the download starts
 
     def rows() -> Iterator[list[str]]:
         yield ["id", *CORE_COLUMNS, *(neutralise(d.label) for d in definitions)]
@@ -78,9 +78,9 @@ def _pages(conditions: list, sort: str) -> Iterator[list[Contact]]:
     """The matching contacts in `sort` order, PAGE_ROWS at a time; no connection is held between pages."""
     last = None
     while True:
-        where = [*conditions, contacts.after(last, sort)] if last is not None else conditions
+        where = [*conditions, contact_search.after(last, sort)] if last is not None else conditions
         with session_scope() as session:
-            page = list(session.scalars(contacts.ordered(select(Contact).where(and_(*where)), sort).limit(PAGE_ROWS)))
+            page = list(session.scalars(contact_search.ordered(select(Contact).where(and_(*where)), sort).limit(PAGE_ROWS)))
         if page:
             yield page
         if len(page) < PAGE_ROWS:

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.services import custom_fields as cf
-from app.services.contacts import CONTACT_FIELDS
+from app.services.crm import custom_fields as cf
+from app.services.crm.contact_rules import CONTACT_FIELDS
 from app.services.errors import Conflict, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.validation import clean_text
 from models import ImportMapping
 from models.db import session_scope

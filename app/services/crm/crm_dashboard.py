@@ -11,9 +11,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
-from app.services import interactions
-from app.services.contacts import STATUS_COLORS, STATUS_LABELS
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
+from app.services.crm import interactions
+from app.services.crm.contact_rules import STATUS_COLORS, STATUS_LABELS
 from models.base import utcnow
 from models.crm import CONTACT_STATUSES
 from models.db import session_scope, use_session

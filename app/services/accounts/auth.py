@@ -19,9 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import signin_limits, tenants, tokens
+from app.services.accounts import signin_limits, tenants, tokens
 from app.services.errors import Conflict, NotAuthenticated, ValidationFailed
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.validation import clean_text, email_problem, normalise_email, password_problem
 from app.settings import get_settings
 from models import Tenant, User, UserSession

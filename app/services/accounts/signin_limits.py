@@ -2,7 +2,7 @@
 
 Following the OWASP Authentication Cheat Sheet (throttle rather than lock: a lockout lets anyone who knows an
 email lock its owner out), three limits apply, each reserved atomically BEFORE the password is checked
-(app/services/rate_limits.py), so parallel guesses cannot exceed them:
+(app/services/accounts/rate_limits.py), so parallel guesses cannot exceed them:
 
 1. **Per email and client: growing delays.** The first `SIGNIN_FREE_ATTEMPTS` attempts pass at once; after
    that each attempt waits for the previous one's outcome, then 1 s, 2 s, 4 s ... (up to
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from app.services import rate_limits
+from app.services.accounts import rate_limits
 from app.services.errors import RateLimited
 from app.settings import get_settings
 from models import LoginAttempt

@@ -16,7 +16,7 @@ from sqlmodel import select
 from app.integrations import twilio_rest
 from app.services.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.services.phone_rules import normalise_phone, required_phone
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.validation import clean_text, parse_uuid
 from app.settings import get_settings
 from models import PhoneNumber, Tenant, User

@@ -1,6 +1,5 @@
-"""Contacts: validation, create/update/delete, and the server-side search that pages through a million rows.
+"""The contacts list: the server-side search that pages through a million rows, and the cards it shows.
 
-Every function takes the caller's Scope and touches only that organisation's rows; changes need an admin.
 Search combines PostgreSQL full-text (names and phone digits, prefix-matched, GIN index) with prefix matches
 on the normalised email (btree). Totals come from `contact_stats` when the filter allows, otherwise from a
 count capped at COUNT_CAP and then the planner's estimate, so a broad search never counts a million rows.
@@ -15,58 +14,18 @@ from typing import Any
 
 from sqlalchemy import Select, and_, false, func, or_, text, tuple_
 from sqlalchemy.orm import aliased
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.services import custom_fields as cf
-from app.services.errors import Conflict, ValidationFailed
-from app.services.phone_rules import normalise_phone, phone_problem
-from app.services.scope import Scope, owned_row
+from app.services.accounts.scope import Scope
+from app.services.crm import custom_fields as cf
+from app.services.crm.contact_rules import STATUS_LABELS, status_problem
+from app.services.errors import ValidationFailed
 from app.services.validation import (
-    STRIPE_CUSTOMER_PROBLEM,
-    STRIPE_CUSTOMER_RE,
-    clean_text,
-    email_problem,
     normalise_email,
-    website_url,
 )
-from models import Contact, ContactInteraction, StripeSubscription
-from models.base import utcnow
-from models.crm import CONTACT_STATUSES
+from models import Contact, StripeSubscription
 from models.db import session_scope
 
-STATUS_LABELS = {
-    "lead": "Lead",
-    "prospect": "Prospect",
-    "qualified": "Qualified",
-    "customer": "Customer",
-    "closed_won": "Closed won",
-    "closed_lost": "Closed lost",
-    "inactive": "Inactive",
-}
-STATUS_COLORS = {
-    "lead": "gray",
-    "prospect": "blue",
-    "qualified": "violet",
-    "customer": "green",
-    "closed_won": "grass",
-    "closed_lost": "red",
-    "inactive": "orange",
-}
-# Column -> (label, max length, required). The same rules serve the forms, the REST API and the CSV import.
-CONTACT_FIELDS: dict[str, tuple[str, int, bool]] = {
-    "business_name": ("Business name", 255, True),
-    "contact_name": ("Contact name", 255, True),
-    "contact_email": ("Email", 254, False),
-    "contact_role": ("Role", 255, False),
-    "phone": ("Phone", 64, False),
-    "website": ("Website", 500, False),
-    "address": ("Address", 2000, False),
-    "city": ("City", 120, False),
-    "state": ("State", 120, False),
-    "notes": ("Notes", 10000, False),
-    "stripe_customer_id": ("Stripe customer id", 255, False),
-}
 SORTS = {
     "newest": "Newest first",
     "oldest": "Oldest first",
@@ -80,9 +39,6 @@ MAX_QUERY_TERMS = 8
 PHONE_HEAD_DIGITS = 6  # how many leading national digits of a number the search document holds
 _WORD_RE = re.compile(r"[^\W_]+")
 _PHONE_QUERY_RE = re.compile(r"^[\d\s().+\-]+$")
-
-
-# --- views -------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -102,28 +58,6 @@ class ContactCard:
     last_interaction_at: str  # ISO 8601, "" when never
     subscription_status: str  # Stripe subscription status, "" when not linked
     created_at: str
-
-
-@dataclass(frozen=True)
-class ContactDetail:
-    card: ContactCard
-    website: str
-    address: str
-    notes: str
-    stripe_customer_id: str
-    custom_fields: dict[str, Any]
-    updated_at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.card.__dict__,
-            "website": self.website,
-            "address": self.address,
-            "notes": self.notes,
-            "stripe_customer_id": self.stripe_customer_id,
-            "custom_fields": dict(self.custom_fields),
-            "updated_at": self.updated_at,
-        }
 
 
 @dataclass
@@ -151,11 +85,11 @@ class ContactPage:
         return max(1, -(-self.total // self.per_page), self.page + self.has_next)
 
 
-def _iso(value: datetime | None) -> str:
+def iso_time(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def _card(row: Contact, subscription_status: str = "") -> ContactCard:
+def contact_card(row: Contact, subscription_status: str = "") -> ContactCard:
     return ContactCard(
         id=str(row.id),
         business_name=row.business_name,
@@ -167,25 +101,13 @@ def _card(row: Contact, subscription_status: str = "") -> ContactCard:
         state=row.state or "",
         status=row.status,
         status_label=STATUS_LABELS.get(row.status, row.status),
-        last_interaction_at=_iso(row.last_interaction_at),
+        last_interaction_at=iso_time(row.last_interaction_at),
         subscription_status=subscription_status,
-        created_at=_iso(row.created_at),
+        created_at=iso_time(row.created_at),
     )
 
 
-def _detail(row: Contact, subscription_status: str = "") -> ContactDetail:
-    return ContactDetail(
-        card=_card(row, subscription_status),
-        website=row.website or "",
-        address=row.address or "",
-        notes=row.notes or "",
-        stripe_customer_id=row.stripe_customer_id or "",
-        custom_fields=dict(row.custom_fields or {}),
-        updated_at=_iso(row.updated_at),
-    )
-
-
-def _subscription_statuses(session: Session, scope: Scope, customer_ids: set[str]) -> dict[str, str]:
+def subscription_statuses(session: Session, scope: Scope, customer_ids: set[str]) -> dict[str, str]:
     """Latest subscription status per linked Stripe customer, from this organisation's own billing mirror."""
     if not customer_ids:
         return {}
@@ -195,103 +117,6 @@ def _subscription_statuses(session: Session, scope: Scope, customer_ids: set[str
         .order_by(StripeSubscription.created_at)
     ).all()
     return {customer: status for customer, status in rows}
-
-
-# --- validation --------------------------------------------------------------------------------------------
-
-
-def status_problem(status: Any) -> str | None:
-    if status in CONTACT_STATUSES:
-        return None
-    return f"Unknown status “{str(status)[:40]}”. Use one of: {', '.join(CONTACT_STATUSES)}."
-
-
-def clean_contact(
-    data: dict[str, Any], definitions: list[cf.FieldDef], existing: Contact | None = None, *, partial: bool = False
-) -> dict[str, Any]:
-    """Column values for a contact from user input, or ValidationFailed naming every problem.
-
-    `partial` (API PATCH): only the keys present change; otherwise every contact field is taken from `data`.
-    """
-    errors: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    for name, (label, max_length, required) in CONTACT_FIELDS.items():
-        if partial and name not in data:
-            continue
-        raw = data.get(name)
-        if raw is not None and not isinstance(raw, str):
-            raw = str(raw)
-        value, problem = clean_text(raw, max_length=max_length, label=label, required=required)
-        if problem:
-            errors[name] = problem
-            continue
-        values[name] = value
-    email = values.get("contact_email")
-    if email:
-        if problem := email_problem(email):
-            errors["contact_email"] = problem
-    if "contact_email" in values:
-        values["email_normalized"] = normalise_email(email) or None
-    phone = values.get("phone")
-    if "phone" in values:
-        normalized = normalise_phone(phone) if phone else None
-        if phone and normalized is None:
-            errors["phone"] = phone_problem(phone)
-        values["phone_normalized"] = normalized
-    website = values.get("website")
-    if website:
-        values["website"] = website_url(website)
-    customer = values.get("stripe_customer_id")
-    if customer and not STRIPE_CUSTOMER_RE.match(customer):
-        errors["stripe_customer_id"] = STRIPE_CUSTOMER_PROBLEM
-    if not partial or "status" in data:
-        status = data.get("status") or ("lead" if existing is None else existing.status)
-        if problem := status_problem(status):
-            errors["status"] = problem
-        else:
-            values["status"] = status
-    if not partial or "custom_fields" in data:
-        raw_custom = data.get("custom_fields") or {}
-        if not isinstance(raw_custom, dict):
-            errors["custom_fields"] = "custom_fields must be an object of field key to value."
-        else:
-            try:
-                values["custom_fields"] = cf.validate_values(
-                    definitions, raw_custom, existing.custom_fields if existing else None, partial=partial
-                )
-            except ValidationFailed as exc:
-                errors.update(exc.fields)
-    if errors:
-        raise ValidationFailed(errors)
-    return values
-
-
-def _duplicate_message(session: Session, scope: Scope, email_normalized: str, exclude_id=None) -> str | None:
-    query = select(Contact.contact_name, Contact.business_name).where(
-        Contact.tenant_id == scope.tenant_id, Contact.email_normalized == email_normalized
-    )
-    if exclude_id is not None:
-        query = query.where(Contact.id != exclude_id)
-    row = session.exec(query).first()
-    if row is None:
-        return None
-    return f"{row[0]} ({row[1]}) already uses {email_normalized}. Each email can belong to one contact."
-
-
-# --- reads -------------------------------------------------------------------------------------------------
-
-
-def load_contact(session: Session, scope: Scope, contact_id: Any, *, lock: bool = False) -> Contact:
-    """The organisation's contact row, or NotFound (also for another organisation's id)."""
-    return owned_row(session, scope, Contact, contact_id, "That contact does not exist.", lock=lock)
-
-
-def get_contact(scope: Scope, contact_id: Any) -> ContactDetail:
-    scope.require_admin()
-    with session_scope() as session:
-        row = load_contact(session, scope, contact_id)
-        statuses = _subscription_statuses(session, scope, {row.stripe_customer_id} - {None})
-        return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
 
 
 def _phone_prefixes(q: str) -> list[str]:
@@ -496,78 +321,6 @@ def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
             total, exact = offset + len(rows), True  # this page is the last: no need to count
         else:
             total, exact = _count(session, scope, query, conditions, estimate)
-        statuses = _subscription_statuses(session, scope, {r.stripe_customer_id for r in rows} - {None})
-        items = [_card(r, statuses.get(r.stripe_customer_id or "", "")) for r in rows]
+        statuses = subscription_statuses(session, scope, {r.stripe_customer_id for r in rows} - {None})
+        items = [contact_card(r, statuses.get(r.stripe_customer_id or "", "")) for r in rows]
     return ContactPage(items=items, total=total, total_exact=exact, page=page, per_page=per_page, has_next=has_next)
-
-
-# --- changes -----------------------------------------------------------------------------------------------
-
-
-def _status_note(scope: Scope, contact: Contact, old: str, new: str) -> ContactInteraction:
-    """The timeline entry a status change leaves."""
-    return ContactInteraction(
-        tenant_id=scope.tenant_id,
-        contact_id=contact.id,
-        user_id=scope.user_id,
-        interaction_type="note",
-        subject=f"Status changed from {STATUS_LABELS[old]} to {STATUS_LABELS[new]}",
-        content=f"{contact.contact_name}'s status is now {STATUS_LABELS[new]}.",
-        interaction_date=utcnow(),
-        meta={"kind": "status_change", "from": old, "to": new},
-    )
-
-
-def create_contact(scope: Scope, data: dict[str, Any]) -> ContactDetail:
-    scope.require_admin()
-    with session_scope() as session:
-        definitions = cf.list_fields(scope, session=session)
-        values = clean_contact(data, definitions)
-        if values.get("email_normalized") and (message := _duplicate_message(session, scope, values["email_normalized"])):
-            raise Conflict(message)
-        row = Contact(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id, **values)
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
-        return _detail(row)
-
-
-def update_contact(scope: Scope, contact_id: Any, data: dict[str, Any], *, partial: bool = False) -> ContactDetail:
-    """Edit a contact. A status change also leaves a timeline entry."""
-    scope.require_admin()
-    with session_scope() as session:
-        row = load_contact(session, scope, contact_id, lock=True)
-        definitions = cf.list_fields(scope, include_inactive=True, session=session)
-        values = clean_contact(data, definitions, row, partial=partial)
-        if values.get("email_normalized") and values["email_normalized"] != row.email_normalized:
-            if message := _duplicate_message(session, scope, values["email_normalized"], exclude_id=row.id):
-                raise Conflict(message)
-        old_status = row.status
-        for key, value in values.items():
-            setattr(row, key, value)
-        row.updated_at = utcnow()
-        if row.status != old_status:
-            session.add(_status_note(scope, row, old_status, row.status))
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
-        statuses = _subscription_statuses(session, scope, {row.stripe_customer_id} - {None})
-        return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
-
-
-def set_status(scope: Scope, contact_id: Any, status: str) -> ContactDetail:
-    return update_contact(scope, contact_id, {"status": status}, partial=True)
-
-
-def delete_contact(scope: Scope, contact_id: Any) -> str:
-    """Delete a contact and its timeline. Returns its name for the confirmation message."""
-    scope.require_admin()
-    with session_scope() as session:
-        row = load_contact(session, scope, contact_id, lock=True)
-        name = row.contact_name
-        session.delete(row)
-    return name

@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from app.services.errors import NotFound
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.services.validation import slugify
 from models import CallSession, Contact, Tenant, User, VoiceSettings
 from models.base import utcnow

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.services import quotas
+from app.services.accounts import quotas
 from app.services.errors import ServiceError
 from app.settings import get_settings
 from models.db import session_scope
@@ -158,10 +158,10 @@ def store(tenant_id: uuid.UUID, chunks: Iterable[bytes], **options: Any) -> Path
     return writer.path
 
 
-def store_file(tenant_id: uuid.UUID, source: Path) -> Path:
-    """Copy a local file into the organisation's import storage (the CLI and the benchmark)."""
+def file_chunks(source: Path) -> Iterator[bytes]:
+    """A local file, 1 MB at a time (the CLI and the benchmark upload files from disk)."""
     with open(source, "rb") as fh:
-        return store(tenant_id, iter(lambda: fh.read(1 << 20), b""), expected_size=source.stat().st_size)
+        yield from iter(lambda: fh.read(1 << 20), b"")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """CSV imports for an organisation: upload, preview and mapping, the import job, progress and the error report.
 
 The flow: `register_upload` (the file is already in private storage; it is sniffed and previewed) ->
-`start` (mapping and options checked, a job queued) -> `execute` (the job: app/services/csv_loader.py) ->
+`start` (mapping and options checked, a job queued) -> `execute` (the job: app/services/imports/csv_loader.py) ->
 `import_view` / `row_errors` / `error_report` while and after it runs. The page, the CLI and the benchmark
 all go through these functions.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,13 +19,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import csv_files, csv_loader, quotas
-from app.services import csv_mapping as cm
-from app.services import custom_fields as cf
-from app.services.csv_export import csv_chunks, neutralise
-from app.services.csv_files import ImportRefused
+from app.services import job_queue
+from app.services.accounts import quotas
+from app.services.imports import csv_files, csv_loader
+from app.services.imports import csv_mapping as cm
+from app.services.crm import custom_fields as cf
+from app.services.imports.csv_export import csv_chunks, neutralise
+from app.services.imports.csv_files import ImportRefused
 from app.services.errors import NotFound, ValidationFailed
-from app.services.scope import Scope, owned_row
+from app.services.accounts.scope import Scope, owned_row
 from app.services.validation import parse_uuid
 from models import ImportJob, ImportRowError
 from models.base import utcnow
@@ -133,6 +135,15 @@ def _describe(row: ImportJob, sniffed: csv_files.Sniffed, definitions: list[cf.F
     row.rows_total = _estimate_rows(Path(row.stored_path), sniffed)
 
 
+def store_upload(scope: Scope, filename: str, chunks: Iterable[bytes], *, expected_size: int = 0) -> ImportView:
+    """Store an uploaded file in the organisation's import storage and open an import for it: the one way in for
+    the Import page, the CLI and the demo. The size limit and the disk quota are enforced as bytes arrive
+    (`expected_size`, when known, fails before any is copied); a refused or unreadable file leaves nothing."""
+    scope.require_admin()
+    path = csv_files.store(scope.tenant_id, chunks, expected_size=expected_size)
+    return register_upload(scope, filename, path)
+
+
 def register_upload(scope: Scope, filename: str, path: Path) -> ImportView:
     """Sniff a stored upload and open an import for it; ImportRefused (file deleted) when it cannot be read."""
     scope.require_admin()
@@ -211,7 +222,6 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
           save_as: str = "", enqueue: bool = True) -> ImportView:
     """Check the mapping and options, remember them, and queue the import job."""
     scope.require_admin()
-    from app.jobs import queue  # the job queue imports services; import it when an import starts
 
     opts = cm.options_from(options)
     definitions = cf.list_fields(scope)
@@ -226,7 +236,7 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
         row.options = opts
         row.status = "queued"
         if enqueue:
-            row.job_id = queue.enqueue(JOB_KIND, {"import_id": str(row.id)}, tenant_id=scope.tenant_id,
+            row.job_id = job_queue.enqueue(JOB_KIND, {"import_id": str(row.id)}, tenant_id=scope.tenant_id,
                                        created_by=scope.user_id, max_attempts=5, session=session)
         session.add(row)
         session.flush()
@@ -239,13 +249,12 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
 def cancel(scope: Scope, import_id: Any) -> ImportView:
     """Stop a queued or running import after its current batch (what is committed stays)."""
     scope.require_admin()
-    from app.jobs import queue
 
     with session_scope() as session:
         row = _get(session, scope, import_id, lock=True)
         job_id = row.job_id
     if job_id is not None:
-        queue.request_cancel(scope, job_id)
+        job_queue.request_cancel(scope, job_id)
     with session_scope() as session:
         row = _get(session, scope, import_id, lock=True)
         if row.status == "queued":

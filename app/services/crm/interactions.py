@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services.contacts import load_contact
+from app.services.accounts.scope import Scope, owned_row
+from app.services.crm.contacts import load_contact
 from app.services.errors import ValidationFailed
-from app.services.scope import Scope, owned_row
 from app.services.validation import clean_text, parse_uuid
 from models import Contact, ContactInteraction, User
 from models.base import utcnow

@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
-from app.jobs import queue
-from app.services.contacts import phone_terms
+from app.services import job_queue
+from app.services.crm.contact_search import phone_terms
 from app.services.phone_rules import normalise_phone, transfer_number_problem
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from app.settings import get_settings
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
 from models.base import utcnow
@@ -269,7 +269,7 @@ def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, e
                 for kind, quantity in quantities.items()
             ],
         )
-        queue.enqueue("call_summary", {"call_id": str(call_id)}, tenant_id=scope.tenant_id,
+        job_queue.enqueue("call_summary", {"call_id": str(call_id)}, tenant_id=scope.tenant_id,
                       dedupe_key=f"call_summary:{call_id}", session=session)
         return True
 

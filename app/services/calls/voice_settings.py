@@ -1,5 +1,5 @@
 """The organisation's phone line: the numbers it answers (read-only here: super admins assign them, see
-app.services.phone_numbers), and its agent's prompt, greeting and transfer number. Admins only."""
+app.services.calls.phone_numbers), and its agent's prompt, greeting and transfer number. Admins only."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from app.services.errors import ValidationFailed
 from app.services.phone_rules import transfer_number_problem
-from app.services.scope import Scope
-from app.services.tenants import default_voice_settings
+from app.services.accounts.scope import Scope
+from app.services.accounts.tenants import default_voice_settings
 from app.services.validation import clean_text
 from app.settings import get_settings
 from models import PhoneNumber, Tenant, VoiceSettings

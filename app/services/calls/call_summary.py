@@ -13,10 +13,11 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from app.services import interactions, voice_llm
-from app.services.call_records import contact_for_number, transcript_history
+from app.services.calls import voice_llm
+from app.services.crm import interactions
+from app.services.calls.call_records import contact_for_number, transcript_history
 from app.services.errors import NotFound
-from app.services.scope import Scope
+from app.services.accounts.scope import Scope
 from models import CallSession, Contact, ContactInteraction
 from models.db import session_scope
 

@@ -1,0 +1,1 @@
+"""The CRM: contacts, their timeline, custom fields and the CRM dashboard's figures."""
