@@ -10,7 +10,7 @@ export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-unit test-e2e bench chromium clean
+.PHONY: run test lint test-unit test-e2e bench chromium clean
 
 # Stamps are named by the requirements' content (Reflex touches requirements.txt, so mtimes would lie).
 RUNTIME := $(VENV)/.runtime-$(shell cat requirements.txt | md5sum | cut -c1-12)
@@ -37,6 +37,12 @@ run: $(RUNTIME)
 test: $(DEV) chromium
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+
+## Lint, formatting and the import contracts (pyproject.toml); `make test` runs it first.
+lint: $(DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test-unit: $(DEV)
 	$(PY) -m pytest tests --ignore=tests/e2e -p no:playwright -q

@@ -163,12 +163,12 @@ def main() -> None:
     try:
         from sqlmodel import select
 
-        from app.services.accounts import auth
+        from app.services import organisations
         from app.services.agents import specialists
         from models import Specialist
         from models.db import session_scope
 
-        admin = auth.register_organisation("Bench Dental", "Bea Bench", "owner@example.com", "quiet-harbour-2026")
+        admin = organisations.register_organisation("Bench Dental", "Bea Bench", "owner@example.com", "quiet-harbour-2026")
         scope = admin.scope
         with session_scope() as session:  # the catalogue's specialists make way for the large team
             for row in session.exec(select(Specialist).where(Specialist.tenant_id == scope.tenant_id)).all():

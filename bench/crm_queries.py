@@ -128,13 +128,13 @@ def main() -> None:
     try:
         import psycopg
 
-        from app.services.accounts import auth
+        from app.services import organisations
         from app.services.calls import call_records
         from app.services.crm import contact_search, crm_dashboard, interactions
         from app.services.crm.contact_search import ContactQuery
         from models.db import get_engine, libpq_url, session_scope
 
-        owner = auth.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026")
+        owner = organisations.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026")
         scope = owner.scope
         rng = random.Random(7)
         started = time.perf_counter()

@@ -121,12 +121,12 @@ def main() -> None:
     db.create()
     work = Path(tempfile.mkdtemp(prefix="bench-csv-"))
     try:
-        from app.services.accounts import auth
+        from app.services import organisations
         from app.services.crm import custom_fields
         from app.services.imports import csv_files, csv_import, csv_loader
         from models.db import libpq_url
 
-        owner = auth.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "csv-benchmark-2026")
+        owner = organisations.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "csv-benchmark-2026")
         scope = owner.scope
         custom_fields.create_field(scope, label="Insurance plan", field_type="select", choices=PLANS)
         custom_fields.create_field(scope, label="Chairs", field_type="number")

@@ -354,11 +354,11 @@ def _database() -> tuple[str, callable]:
 
     db = ScratchDatabase("bench_voice")
     url = db.create()
-    from app.services.accounts import auth
+    from app.services import organisations
     from models import PhoneNumber
     from models.db import get_engine, session_scope
 
-    org = auth.register_organisation("Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com",
+    org = organisations.register_organisation("Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com",
                                      "bench-password-42")
     with session_scope() as s:
         s.add(PhoneNumber(tenant_id=org.tenant_id, number=NUMBER))

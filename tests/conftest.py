@@ -77,11 +77,11 @@ def api_url():
 @pytest.fixture
 def make_org():
     """Create an organisation with its admin; returns the admin's Principal."""
-    from app.services.accounts import auth
+    from app.services import organisations
 
     def make(name: str = "Acme Dental", email: str | None = None, password: str = PASSWORD):
         email = email or f"admin-{uuid.uuid4().hex[:8]}@example.com"
-        return auth.register_organisation(name, "Ada Admin", email, password)
+        return organisations.register_organisation(name, "Ada Admin", email, password)
 
     return make
 
@@ -98,7 +98,7 @@ def make_user():
         with session_scope() as session:
             tenant = session.get(Tenant, tenant_id)
             user = auth.create_user(session, tenant, email=email, name=f"Test {role}", password=password, role=role)
-            return auth._principal(user, tenant)
+            return auth.principal_of(user, tenant)
 
     return make
 

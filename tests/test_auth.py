@@ -13,6 +13,7 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from app.services.accounts import auth, tokens
+from app.services import organisations
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.settings import get_settings
 from models import LoginAttempt, Tenant, User, UserSession
@@ -30,7 +31,7 @@ def counts() -> tuple[int, int, int]:
 
 
 def test_sign_up_creates_organisation_admin_and_defaults():
-    principal = auth.register_organisation("  Bright Smiles  ", "Ada Lovelace", "  Ada@Example.COM ", "correct-horse-9")
+    principal = organisations.register_organisation("  Bright Smiles  ", "Ada Lovelace", "  Ada@Example.COM ", "correct-horse-9")
     assert principal.role == "admin"
     assert principal.email == "ada@example.com"  # normalised
     assert principal.tenant_name == "Bright Smiles"
@@ -63,7 +64,7 @@ def test_second_organisation_with_same_name_gets_its_own_slug(make_org):
 )
 def test_sign_up_rejects_bad_input_and_writes_nothing(org, name, email, password, field, message):
     with pytest.raises(ValidationFailed) as info:
-        auth.register_organisation(org, name, email, password)
+        organisations.register_organisation(org, name, email, password)
     assert message in info.value.fields[field]
     assert counts() == (0, 0, 0)
 
@@ -72,7 +73,7 @@ def test_duplicate_sign_up_email_is_refused_whatever_its_case(make_org):
     make_org(email="dup@example.com")
     before = counts()
     with pytest.raises(Conflict, match="already exists"):
-        auth.register_organisation("Other Org", "Bob", "  DUP@example.com", PASSWORD)
+        organisations.register_organisation("Other Org", "Bob", "  DUP@example.com", PASSWORD)
     assert counts() == before
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from app.jobs.registry import job_handler
-from app.jobs.runner import PermanentJobError
+from app.jobs.registry import PermanentJobError, job_handler
+from app.services.accounts.scope import Scope
 from app.services.calls import call_records, call_summary
 from app.services.errors import NotFound
-from app.services.accounts.scope import Scope
 
 
 @job_handler("call_summary")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app.jobs.registry import job_handler
-from app.jobs.runner import JobCancelled, JobContext, LeaseLost
+from app.jobs.registry import JobCancelled, JobContext, LeaseLost, job_handler
 from app.services.imports import csv_import, csv_loader
 
 log = logging.getLogger(__name__)

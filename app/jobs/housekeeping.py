@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from app.services import job_queue
 from app.jobs.registry import job_handler
+from app.services import job_queue
 from app.services.accounts import rate_limits, signin_limits
 from app.services.imports import csv_import
 from models.db import session_scope

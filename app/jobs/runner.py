@@ -12,29 +12,18 @@ import inspect
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from typing import Any
 
-from app.jobs import scheduler
+from app.jobs import registry, scheduler
+from app.jobs.handlers import load_handlers
+from app.jobs.registry import HANDLERS, JobCancelled, JobContext, PermanentJobError
 from app.services import job_queue
-from app.jobs import registry
-from app.jobs.registry import HANDLERS, load_handlers
 
 log = logging.getLogger(__name__)
 
 
-class JobCancelled(Exception):
-    """Raised inside a handler (from `ctx.progress`) when the job was cancelled or its lease was lost."""
-
-
 UNEXPECTED_FAILURE = "The job failed because of an unexpected error on our side. It has been logged."
-
-
-class LeaseLost(JobCancelled):
-    """This runner no longer holds the job (its lease expired and another runner took it): stop without
-    touching what the job works on, which is the other runner's now."""
 
 
 def claim_next(worker_id: str, lease_seconds: float, *, max_priority: int = job_queue.ANY_PRIORITY):
@@ -44,45 +33,6 @@ def claim_next(worker_id: str, lease_seconds: float, *, max_priority: int = job_
             return job
         registry.gave_up(job.kind, job.payload, job.max_attempts)
     return None
-
-
-class PermanentJobError(Exception):
-    """A failure that retrying cannot fix (bad input): the job fails at once."""
-
-
-class JobContext:
-    """What a handler sees: ids, its attempt number, and a cheap thread-safe progress reporter."""
-
-    def __init__(self, job: job_queue.ClaimedJob, worker_id: str):
-        self.job_id = job.id
-        self.worker_id = worker_id
-        self.kind = job.kind
-        self.tenant_id = job.tenant_id
-        self.attempt = job.attempts
-        self._progress: dict[str, Any] = {}
-        self._dirty = False
-        self._lock = threading.Lock()
-        self.stop_reason: str | None = None
-        self.lease_lost = False
-
-    def progress(self, **fields: Any) -> None:
-        """Merge fields into the job's progress. The runner writes it to the database about once a second.
-        Raises JobCancelled (LeaseLost) when the job should stop, so long loops end promptly."""
-        with self._lock:
-            self._progress.update(fields)
-            self._dirty = True
-        if self.stop_reason:
-            raise (LeaseLost if self.lease_lost else JobCancelled)(self.stop_reason)
-
-    def should_stop(self) -> bool:
-        return self.stop_reason is not None
-
-    def take_progress(self, force: bool = False) -> dict[str, Any] | None:
-        with self._lock:
-            if not (self._dirty or force):
-                return None
-            self._dirty = False
-            return dict(self._progress)
 
 
 def new_worker_id() -> str:

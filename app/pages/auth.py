@@ -9,6 +9,7 @@ import reflex as rx
 from app.components.cards import form_field
 from app.edge import proxies
 from app.services.accounts import auth
+from app.services import organisations
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.session import SessionState
 
@@ -60,7 +61,7 @@ class SignUpState(rx.State):
         yield
         try:
             principal = await asyncio.to_thread(
-                auth.register_organisation,
+                organisations.register_organisation,
                 form.get("org_name", ""),
                 form.get("name", ""),
                 form.get("email", ""),

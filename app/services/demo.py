@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from app.services.accounts import auth, tenants
+from app.services import organisations
 from app.services.calls import demo_calls
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
@@ -60,7 +61,7 @@ def seed_demo() -> list[Credential]:
     with session_scope() as session:
         tenant = tenants.get_by_slug(session, DEMO_SLUG)
         if tenant is None:
-            tenant = tenants.create_tenant(session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True)
+            tenant = organisations.create_organisation(session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True)
         for email, name, role in (
             (ADMIN_EMAIL, "Dana Whitfield", "admin"),
             (MEMBER_EMAIL, "Sam Ortega", "member"),

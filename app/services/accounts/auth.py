@@ -19,10 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services.accounts import signin_limits, tenants, tokens
-from app.services.errors import Conflict, NotAuthenticated, ValidationFailed
+from app.services.accounts import signin_limits, tokens
+from app.services.errors import NotAuthenticated
 from app.services.accounts.scope import Scope
-from app.services.validation import clean_text, email_problem, normalise_email, password_problem
+from app.services.validation import normalise_email
 from app.settings import get_settings
 from models import Tenant, User, UserSession
 from models.base import utcnow
@@ -67,7 +67,7 @@ class Principal:
         return Scope(tenant_id=self.tenant_id, role=self.role, user_id=self.user_id)
 
 
-def _principal(user: User, tenant: Tenant, session_id: uuid.UUID | None = None) -> Principal:
+def principal_of(user: User, tenant: Tenant, session_id: uuid.UUID | None = None) -> Principal:
     return Principal(
         user_id=user.id,
         tenant_id=tenant.id,
@@ -78,36 +78,6 @@ def _principal(user: User, tenant: Tenant, session_id: uuid.UUID | None = None) 
         tenant_slug=tenant.slug,
         session_id=session_id,
     )
-
-
-# --- sign-up -----------------------------------------------------------------------------------------------
-
-
-def register_organisation(org_name: str, name: str, email: str, password: str) -> Principal:
-    """Create an organisation and its first admin. Nothing is written unless every field is valid."""
-    problems: dict[str, str] = {}
-    org, problem = clean_text(org_name, max_length=200, label="Organisation name", required=True)
-    if problem:
-        problems["org_name"] = problem
-    person, problem = clean_text(name, max_length=200, label="Your name", required=True)
-    if problem:
-        problems["name"] = problem
-    if problem := email_problem(email):
-        problems["email"] = problem
-    if problem := password_problem(password, email):
-        problems["password"] = problem
-    if problems:
-        raise ValidationFailed(problems)
-
-    address = normalise_email(email)
-    with session_scope() as session:
-        if session.exec(select(User.id).where(User.email == address)).first() is not None:
-            raise Conflict("An account with this email already exists. Sign in instead.")
-        tenant = tenants.create_tenant(session, org)
-        user = User(tenant_id=tenant.id, email=address, name=person, password_hash=hash_password(password), role="admin")
-        session.add(user)
-        session.flush()
-        return _principal(user, tenant)
 
 
 def create_user(session: Session, tenant: Tenant, *, email: str, name: str, password: str, role: str) -> User:
@@ -152,7 +122,7 @@ def authenticate(email: str, password: str, client_key: str) -> Principal:
                         user.password_hash = hash_password(password)
                     user.last_login_at = utcnow()
                     session.add(user)
-                    principal = _principal(user, tenant)
+                    principal = principal_of(user, tenant)
     finally:
         signin_limits.settle(reservation, ok)
     if not ok:
@@ -199,7 +169,7 @@ def _load_principal(session: Session, user_id: str) -> Principal | None:
     row = session.exec(select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.id == uid)).first()
     if row is None or not row[0].is_active:
         return None
-    return _principal(*row)
+    return principal_of(*row)
 
 
 def resolve_session(token: str | None) -> Principal | None:

@@ -1,4 +1,4 @@
-"""Organisations: creation, provisioning of their defaults, and the platform admin overview."""
+"""Organisations: their rows and slugs, and the platform admin overview (`organisations` creates them whole)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,9 @@ from sqlmodel import Session, select
 from app.services.errors import NotFound
 from app.services.accounts.scope import Scope
 from app.services.validation import slugify
-from models import CallSession, Contact, Tenant, User, VoiceSettings
+from models import CallSession, Contact, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
-
-DEFAULT_AGENT_PROMPT = (
-    "You are the friendly phone receptionist of {organisation}. Answer briefly and clearly, one or two short "
-    "sentences at a time. Take messages, answer questions about the organisation, and offer to transfer the "
-    "caller to a person when you cannot help."
-)
-DEFAULT_GREETING = "Hello, thank you for calling {organisation}. How can I help you today?"
-
 
 def unique_slug(session: Session, name: str) -> str:
     base = slugify(name)
@@ -36,25 +28,7 @@ def create_tenant(session: Session, name: str, *, slug: str | None = None, is_de
     tenant = Tenant(name=name, slug=slug or unique_slug(session, name), is_demo=is_demo)
     session.add(tenant)
     session.flush()
-    provision_tenant(session, tenant)
     return tenant
-
-
-def default_voice_settings(tenant: Tenant) -> VoiceSettings:
-    """The phone agent every new organisation starts with."""
-    return VoiceSettings(tenant_id=tenant.id, agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
-                         greeting=DEFAULT_GREETING.format(organisation=tenant.name))
-
-
-def provision_tenant(session: Session, tenant: Tenant) -> None:
-    """Everything a new organisation starts with. Each feature adds its defaults here."""
-    from app.services.agents.specialists import seed_defaults  # here: the agents package loads the LLM SDK
-
-    session.add(
-        default_voice_settings(tenant)
-    )
-    session.flush()
-    seed_defaults(session, tenant.id)  # the default specialist agents
 
 
 @dataclass(frozen=True)

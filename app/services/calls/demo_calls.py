@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from app.services.calls.call_records import usage_quantities, word_count
 from app.services.calls.call_summary import add_call_to_timeline, extractive_summary
 from app.services.accounts.scope import Scope
-from app.services.accounts.tenants import DEFAULT_GREETING
+from app.services.calls.voice_settings import DEFAULT_GREETING
 from models import CallSession, CallTranscriptLine, Contact, Tenant, UsageRecord
 from models.base import utcnow
 

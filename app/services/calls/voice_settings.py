@@ -10,7 +10,6 @@ from sqlmodel import select
 from app.services.errors import ValidationFailed
 from app.services.phone_rules import transfer_number_problem
 from app.services.accounts.scope import Scope
-from app.services.accounts.tenants import default_voice_settings
 from app.services.validation import clean_text
 from app.settings import get_settings
 from models import PhoneNumber, Tenant, VoiceSettings
@@ -37,6 +36,20 @@ class AgentSettingsView:
     consult_specialists: bool
     updated: str
 
+DEFAULT_AGENT_PROMPT = (
+    "You are the friendly phone receptionist of {organisation}. Answer briefly and clearly, one or two short "
+    "sentences at a time. Take messages, answer questions about the organisation, and offer to transfer the "
+    "caller to a person when you cannot help."
+)
+DEFAULT_GREETING = "Hello, thank you for calling {organisation}. How can I help you today?"
+
+
+def default_voice_settings(tenant: Tenant) -> VoiceSettings:
+    """The phone agent every new organisation starts with."""
+    return VoiceSettings(tenant_id=tenant.id, agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
+                         greeting=DEFAULT_GREETING.format(organisation=tenant.name))
+
+
 
 def _number_view(n: PhoneNumber) -> NumberView:
     return NumberView(id=str(n.id), number=n.number, label=n.label or "", added=n.created_at.strftime("%Y-%m-%d"))
@@ -52,7 +65,7 @@ def list_numbers(scope: Scope) -> list[NumberView]:
 
 
 def _settings(session, scope: Scope) -> VoiceSettings:
-    """The organisation's settings, or the defaults provision_tenant gives it (shown until it saves its own)."""
+    """The organisation's settings, or the defaults a new organisation gets (shown until it saves its own)."""
     return session.get(VoiceSettings, scope.tenant_id) or default_voice_settings(session.get(Tenant, scope.tenant_id))
 
 

@@ -21,9 +21,9 @@ from app.services.imports.csv_loader.reader import (
            Lease,
            LeaseLost,
            RowReader,
+           Totals,
 )
 from app.services.imports.csv_loader.run import enable_interpreter_tuning, run
-from app.services.imports.csv_loader.writer import Totals
 
 __all__ = ["BATCH_ROWS", "COLUMNS", "ImportStopped", "Lease", "LeaseLost", "Plan", "RowReader", "Totals", "batches",
            "enable_interpreter_tuning", "run"]

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.services.crm import custom_fields as cf
 from app.services.crm.contact_rules import CONTACT_FIELDS, STATUS_LABELS, status_problem
@@ -22,11 +22,6 @@ from app.services.validation import (
     website_url,
 )
 from models.crm import CONTACT_STATUSES
-
-if TYPE_CHECKING:  # the writer prepares batches; only the annotation is needed here
-    from app.services.imports.csv_loader.writer import Prepared
-
-
 
 BATCH_ROWS = 20_000
 MAX_ERROR_VALUE = 200
@@ -90,6 +85,28 @@ class Table:
     def row(self, i: int) -> Row:
         return Row(self.numbers[i], self.emails[i], self.contact_ids[i] if self.contact_ids else None,
                    self.create_problems[i], self.lines[i], self.statuses[i], self.updates[i])
+
+
+@dataclass
+class Totals:
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.rows_read + other.rows_read, self.created + other.created, self.updated + other.updated,
+                      self.skipped + other.skipped, self.failed + other.failed)
+
+
+@dataclass
+class Prepared:
+    """A batch ready to COPY as it is, because none of its rows can match an existing contact."""
+
+    contacts: str  # COPY text for contacts
+    errors: list[tuple[int, str, str, str]]
+    delta: Totals
 
 
 @dataclass

@@ -21,8 +21,9 @@ from app.services.imports.csv_loader.reader import (
     ImportStopped,
     Lease,
     RowReader,
+    Totals,
 )
-from app.services.imports.csv_loader.writer import BatchWriter, Totals, _Stopped, _Turns
+from app.services.imports.csv_loader.writer import BatchWriter, _Stopped, _Turns
 from models.db import libpq_url
 
 # --- the whole import --------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import psycopg
 
@@ -22,8 +21,10 @@ from app.services.imports.csv_loader.reader import (
     Batch,
     Lease,
     LeaseLost,
+    Prepared,
     Row,
     Table,
+    Totals,
     copy_text,
 )
 
@@ -33,28 +34,6 @@ _COLUMN_LIST = ", ".join(COLUMNS)
 
 
 # --- writing -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Totals:
-    rows_read: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    failed: int = 0
-
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(self.rows_read + other.rows_read, self.created + other.created, self.updated + other.updated,
-                      self.skipped + other.skipped, self.failed + other.failed)
-
-
-@dataclass
-class Prepared:
-    """A batch ready to COPY as it is, because none of its rows can match an existing contact."""
-
-    contacts: str  # COPY text for contacts
-    errors: list[tuple[int, str, str, str]]
-    delta: Totals
 
 
 class _Ids:
