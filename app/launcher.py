@@ -129,7 +129,7 @@ def run(app_port: int = 3000, voice_port: int = 8081) -> int:
         for name, proc in reversed(children):
             _stop(proc, name)
         if server is not None:
-            server.cleanup()
+            embedded_pg.stop(server)
             print("Embedded PostgreSQL stopped.", flush=True)
     return code
 

@@ -75,6 +75,17 @@ def start(pgdata: Path, cleanup_mode: str | None = "stop"):
     return server
 
 
+def stop(server) -> None:
+    """Stop the cluster when this process is the last one using it (the launcher, after its children exited).
+    pgserver stops it only when no other process is registered, and a child killed before its exit handlers
+    ran stays registered forever: registrations of processes that no longer exist are dropped first."""
+    import psutil
+
+    registered = server.global_process_id_list
+    registered.put([pid for pid in registered.get() if psutil.pid_exists(pid)])
+    server.cleanup()
+
+
 def ensure_database(server, name: str) -> None:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
     if "(1 row)" not in exists:

@@ -69,3 +69,14 @@ def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
     for port in (app_port, voice_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_the_database_stops_even_when_a_child_was_killed_before_it_could_unregister(tmp_path):
+    from models import embedded_pg
+
+    server = embedded_pg.start(tmp_path / "pg")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    server.global_process_id_list.get_and_add(gone.pid)  # as a SIGKILLed app worker leaves its registration
+    embedded_pg.stop(server)
+    assert not (tmp_path / "pg" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
