@@ -37,13 +37,13 @@ async def test_a_question_streams_into_the_page_and_the_conversation_resumes(fak
     assert [(c.name, c.status) for c in reply.chips] == [("HIPAA & Patient Privacy", "done"),
                                                           ("Appointment Scheduling", "done")]
     assert "tokens · est. $0.000" in reply.usage and reply.reason == "Moderator: Privacy and scheduling."
-    assert [c["title"] for c in state.conversations] == [QUESTION[:59].rsplit(" ", 1)[0] + "…"]
+    assert [c.title for c in state.conversations] == [QUESTION[:59].rsplit(" ", 1)[0] + "…"]
     assert leftover_tasks() == []
 
     # A reload: a fresh page state lists the conversation and opens it with the same chips.
     again = new_state(ChatState, auth.open_session(admin))
     await ChatState.load.fn(again)
-    await ChatState.open_conversation.fn(again, state.conversations[0]["id"])
+    await ChatState.open_conversation.fn(again, state.conversations[0].id)
     assert [line.role for line in again.lines] == ["user", "assistant"]
     assert again.lines[1].chips == reply.chips
 
@@ -109,18 +109,18 @@ async def test_admin_edits_and_disables_specialists_on_the_agents_page(make_org)
     state = new_state(AgentsState, auth.open_session(admin))
     await AgentsState.load.fn(state)
     assert len(state.rows) >= 20 and state.active_count == len(state.rows)
-    assert all(len(r["description"]) <= 160 for r in state.rows)  # long texts stay on the server
+    assert all(len(r.description) <= 160 for r in state.rows)  # long texts stay on the server
     await AgentsState.open_new.fn(state)
     await AgentsState.save.fn(state, {"name": "", "description": "", "prompt": ""})
     assert state.errors["name"] == "Name is required." and state.dialog_open
     await AgentsState.save.fn(state, {"name": "Orthodontics", "description": "Braces.", "prompt": "You advise."})
-    assert not state.dialog_open and "orthodontics" in [r["slug"] for r in state.rows]
-    target = next(r for r in state.rows if r["slug"] == "veterinary")
-    await AgentsState.open_edit.fn(state, target["id"])
+    assert not state.dialog_open and "orthodontics" in [r.slug for r in state.rows]
+    target = next(r for r in state.rows if r.slug == "veterinary")
+    await AgentsState.open_edit.fn(state, target.id)
     assert "xylitol" in state.form["knowledge"]
     await AgentsState.save.fn(state, {**state.form, "name": "Vet Desk"})
-    await AgentsState.set_active.fn(state, target["id"], False)
-    view = specialists.get_specialist(admin.scope, target["id"])
+    await AgentsState.set_active.fn(state, target.id, False)
+    view = specialists.get_specialist(admin.scope, target.id)
     assert view.name == "Vet Desk" and not view.is_active
 
 

@@ -158,6 +158,6 @@ async def test_admin_adds_a_member_through_the_team_handler(make_org):
     state = new_state(TeamState, auth.open_session(admin))
     await TeamState.add_user.fn(state, {**SAMPLE_FORM, "role": "member"})
     assert state.dialog_open is False
-    assert [r["email"] for r in state.rows][-1] == "mallory@example.com"
+    assert [r.email for r in state.rows][-1] == "mallory@example.com"
     await TeamState.add_user.fn(state, {**SAMPLE_FORM, "email": "bad"})
     assert "not a valid email" in state.errors["email"]

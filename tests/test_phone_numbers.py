@@ -147,14 +147,14 @@ async def test_the_platform_admin_page_assigns_and_releases_numbers(make_org, su
     state = new_state(PlatformState, auth.open_session(super_admin))
     await PlatformState.load.fn(state)
     assert state.numbers == [] and not state.twilio_checks
-    assert {o["name"] for o in state.organisations} >= {"Harbor (harbor)", "Platform Operators (platform-operators)"}
+    assert {o.name for o in state.organisations} >= {"Harbor (harbor)", "Platform Operators (platform-operators)"}
     await PlatformState.assign_number.fn(state, {"number": "+15550100000", "label": ""})
     assert "Pick the organisation" in state.number_errors["organisation"]
     await PlatformState.set_assign_org.fn(state, str(org.tenant_id))
     await PlatformState.assign_number.fn(state, {"number": "555-01", "label": ""})
     assert "too short" in state.number_errors["number"]
     await PlatformState.assign_number.fn(state, {"number": "+1 555 010 0000", "label": "Main line"})
-    assert [(n["number"], n["organisation"], n["label"]) for n in state.numbers] == [("+15550100000", "Harbor", "Main line")]
+    assert [(n.number, n.organisation, n.label) for n in state.numbers] == [("+15550100000", "Harbor", "Main line")]
     assert state.number_errors == {} and state.number_error == ""
     await PlatformState.assign_number.fn(state, {"number": "+15550100000", "label": ""})
     assert "already answered for Harbor" in state.number_error

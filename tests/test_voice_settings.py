@@ -173,7 +173,7 @@ async def test_the_voice_settings_page_shows_numbers_read_only_and_saves_the_age
     assert state.numbers == [] and state.prompt.startswith("You are the friendly")
     add_number(org.tenant_id, "+15550100000")  # assigned by a platform admin
     await VoiceSettingsState.load.fn(state)
-    assert [(n["number"], n["label"]) for n in state.numbers] == [("+15550100000", "Main line")]
+    assert [(n.number, n.label) for n in state.numbers] == [("+15550100000", "Main line")]
     # The page can no longer add or remove numbers: numbers are assigned on the Platform admin page.
     assert not {"add_number", "remove_number", "ask_remove"} & set(VoiceSettingsState.event_handlers)
     await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "+1 900 555 0123"})
@@ -188,11 +188,11 @@ async def test_the_calls_page_lists_calls_and_opens_one(make_org):
     call_id = _a_finished_call(org.tenant_id, "CA" + "4" * 32)
     state = new_state(CallsState, auth.open_session(org))
     await CallsState.load.fn(state)
-    assert state.total == 1 and state.rows[0]["id"] == str(call_id) and state.calls_this_month == 1
+    assert state.total == 1 and state.rows[0].id == str(call_id) and state.calls_this_month == 1
     assert [step async for step in CallsState.open_call.fn(state, str(call_id))] is not None
     assert state.detail["caller"] == "+15555550123" and len(state.transcript) == 2
-    assert {u["label"] for u in state.usage} >= {"Caller words (STT)", "Agent words (TTS)"}
-    assert any(item["value"] == "900 ms" for item in state.latency)
+    assert {u.label for u in state.usage} >= {"Caller words (STT)", "Agent words (TTS)"}
+    assert any(item.value == "900 ms" for item in state.latency)
     await CallsState.go_to_page.fn(state, 5)
     assert state.page == 1  # clamped to the pages that exist
 

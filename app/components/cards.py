@@ -94,12 +94,3 @@ def confirm(trigger: rx.Component, title, description, action: str, on_confirm, 
         ),
     )
 
-
-def form_actions(label: str, *, loading: rx.Var | bool = False, testid: str = "") -> rx.Component:
-    """A dialog form's footer: Cancel closes the dialog, the primary button submits."""
-    return rx.hstack(
-        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-        rx.button(label, type="submit", loading=loading, data_testid=testid),
-        justify="end",
-        width="100%",
-    )

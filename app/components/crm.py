@@ -1,10 +1,52 @@
-"""CRM building blocks: section tabs, status badges, contact cards, the pager and the timeline entry."""
+"""CRM building blocks: section tabs, status badges, contact cards, the pager, timeline entries and their rows."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import reflex as rx
 
 TABS = [("Dashboard", "/crm"), ("Contacts", "/crm/contacts"), ("Import", "/crm/import"), ("Custom fields", "/crm/fields")]
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactCardRow:
+    """What a contact card shows."""
+
+    id: str
+    business_name: str
+    contact_name: str
+    contact_role: str
+    email: str
+    phone: str
+    place: str  # "San Diego, CA"
+    status_label: str
+    status_color: str
+    last_interaction_at: str  # ISO 8601, "" when never
+    subscription_status: str  # "" when not linked to Stripe
+
+
+@dataclasses.dataclass(frozen=True)
+class TimelineEntry:
+    """A timeline entry: on a contact's page, and as a line of activity on the CRM dashboard."""
+
+    id: str
+    contact_id: str
+    type: str
+    type_label: str
+    icon: str
+    subject: str
+    content: str
+    interaction_date: str  # ISO 8601
+    due_at: str  # ISO date, "" when none
+    done: bool
+    overdue: bool
+    is_status_change: bool
+    author: str
+    facts: str  # "Minutes: 12 · Location: Main office"
+    can_complete: bool  # tasks and follow-ups can be marked done
+    contact_name: str
+    business_name: str
 
 
 def crm_tabs(active: str) -> rx.Component:
@@ -54,42 +96,42 @@ def _line(icon: str, value: rx.Var) -> rx.Component:
     )
 
 
-def contact_card(c: rx.Var) -> rx.Component:
+def contact_card(card: ContactCardRow) -> rx.Component:
     return rx.link(
         rx.card(
             rx.vstack(
                 rx.hstack(
                     rx.vstack(
-                        rx.text(c["business_name"], weight="bold", size="3"),
+                        rx.text(card.business_name, weight="bold", size="3"),
                         rx.text(
-                            c["contact_name"],
-                            rx.cond(c["contact_role"] != "", rx.text.span(" · ", c["contact_role"], color_scheme="gray")),
+                            card.contact_name,
+                            rx.cond(card.contact_role != "", rx.text.span(" · ", card.contact_role, color_scheme="gray")),
                             size="2",
                         ),
                         spacing="1",
                         min_width="0",
                     ),
                     rx.spacer(),
-                    status_badge(c["status_label"], c["status_color"]),
+                    status_badge(card.status_label, card.status_color),
                     width="100%",
                     align="start",
                 ),
-                _line("map-pin", c["place"]),
-                _line("mail", c["email"]),
-                _line("phone", c["phone"]),
+                _line("map-pin", card.place),
+                _line("mail", card.email),
+                _line("phone", card.phone),
                 rx.separator(size="4"),
                 rx.hstack(
                     rx.icon("history", size=14, color=rx.color("gray", 10)),
                     rx.cond(
-                        c["last_interaction_at"] != "",
-                        rx.text("Last contact ", when(c["last_interaction_at"]), size="1", color_scheme="gray"),
+                        card.last_interaction_at != "",
+                        rx.text("Last contact ", when(card.last_interaction_at), size="1", color_scheme="gray"),
                         rx.text("No interactions yet", size="1", color_scheme="gray"),
                     ),
                     rx.spacer(),
                     rx.cond(
-                        c["subscription_status"] != "",
-                        rx.badge(rx.icon("credit-card", size=12), c["subscription_status"], variant="outline", size="1",
-                                 color_scheme=rx.cond(c["subscription_status"] == "active", "green", "orange")),
+                        card.subscription_status != "",
+                        rx.badge(rx.icon("credit-card", size=12), card.subscription_status, variant="outline", size="1",
+                                 color_scheme=rx.cond(card.subscription_status == "active", "green", "orange")),
                     ),
                     width="100%",
                     align="center",
@@ -102,7 +144,7 @@ def contact_card(c: rx.Var) -> rx.Component:
             height="100%",
             _hover={"box_shadow": f"0 0 0 1px {rx.color('accent', 8)}"},
         ),
-        href="/crm/contacts/" + c["id"].to(str),
+        href="/crm/contacts/" + card.id,
         underline="none",
         color="inherit",
         data_testid="contact-card",
@@ -124,34 +166,34 @@ def pager(page: rx.Var, pages: rx.Var, has_prev: rx.Var, has_next: rx.Var, on_pr
     )
 
 
-def activity_row(entry: rx.Var) -> rx.Component:
+def activity_row(entry: TimelineEntry) -> rx.Component:
     """One line of recent activity or follow-ups on the dashboard."""
     return rx.link(
         rx.hstack(
-            rx.box(rx.icon(entry["icon"].to(str), size=16), padding="6px", border_radius="8px",
+            rx.box(rx.icon(entry.icon, size=16), padding="6px", border_radius="8px",
                    background=rx.color("accent", 3), color=rx.color("accent", 11)),
             rx.vstack(
-                rx.text(rx.cond(entry["subject"] != "", entry["subject"], entry["content"]), size="2", weight="medium",
+                rx.text(rx.cond(entry.subject != "", entry.subject, entry.content), size="2", weight="medium",
                         max_width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
-                rx.text(entry["contact_name"], " · ", entry["business_name"], size="1", color_scheme="gray"),
+                rx.text(entry.contact_name, " · ", entry.business_name, size="1", color_scheme="gray"),
                 spacing="0",
                 min_width="0",
                 flex="1",
             ),
             rx.cond(
-                entry["due_at"] != "",
-                rx.badge(rx.cond(entry["done"], "Done · ", rx.cond(entry["overdue"], "Overdue · ", "Due ")),
-                         day(entry["due_at"]),
-                         color_scheme=rx.cond(entry["done"], "green", rx.cond(entry["overdue"], "red", "gray")),
+                entry.due_at != "",
+                rx.badge(rx.cond(entry.done, "Done · ", rx.cond(entry.overdue, "Overdue · ", "Due ")),
+                         day(entry.due_at),
+                         color_scheme=rx.cond(entry.done, "green", rx.cond(entry.overdue, "red", "gray")),
                          variant="soft"),
-                rx.text(when(entry["interaction_date"]), size="1", color_scheme="gray", white_space="nowrap"),
+                rx.text(when(entry.interaction_date), size="1", color_scheme="gray", white_space="nowrap"),
             ),
             width="100%",
             align="center",
             spacing="3",
             padding_y="6px",
         ),
-        href="/crm/contacts/" + entry["contact_id"].to(str),
+        href="/crm/contacts/" + entry.contact_id,
         underline="none",
         color="inherit",
         width="100%",

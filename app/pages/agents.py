@@ -6,20 +6,39 @@ The table holds short fields only; a specialist's prompt and knowledge text reac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_actions, form_field, section
+from app.components.cards import confirm, empty_state, form_field, section
+from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.services.agents import specialists
 from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 
 _EMPTY_FORM = {"slug": "", "name": "", "description": "", "keywords": "", "prompt": "", "knowledge": ""}
+DESCRIPTION_CHARS = 160
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialistRow:
+    """A line of the table: short fields only (the prompt and knowledge text are fetched when it is edited)."""
+
+    id: str
+    slug: str
+    name: str
+    description: str
+    is_active: bool
+    is_default: bool
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 3] + "…"
 
 
 class AgentsState(rx.State):
-    rows: list[dict[str, str | bool]] = []
+    rows: list[SpecialistRow] = []
     loading: bool = True
     dialog_open: bool = False
     editing_id: str = ""
@@ -30,16 +49,11 @@ class AgentsState(rx.State):
 
     @rx.var
     def active_count(self) -> int:
-        return sum(1 for r in self.rows if r["is_active"])
+        return sum(1 for r in self.rows if r.is_active)
 
     async def _refresh(self, scope) -> None:
         rows = await asyncio.to_thread(specialists.list_specialists, scope)
-        self.rows = [
-            {"id": s.id, "slug": s.slug, "name": s.name, "is_active": s.is_active, "is_default": s.is_default,
-             "description": s.description if len(s.description) <= 160 else s.description[:157] + "…",
-             "updated_at": s.updated_at}
-            for s in rows
-        ]
+        self.rows = [SpecialistRow(s.id, s.slug, s.name, _short(s.description), s.is_active, s.is_default) for s in rows]
         self.loading = False
 
     @rx.event
@@ -108,34 +122,34 @@ class AgentsState(rx.State):
         return rx.toast.success(f"{view.name} is disabled: the moderator will not consult it.")
 
 
-def _row(row: rx.Var) -> rx.Component:
+def _row(row: SpecialistRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.hstack(rx.text(row["name"], weight="medium"),
-                          rx.cond(row["is_default"], rx.badge("default", variant="outline", size="1")), spacing="2"),
-                rx.code(row["slug"], size="1", variant="ghost"),
+                rx.hstack(rx.text(row.name, weight="medium"),
+                          rx.cond(row.is_default, rx.badge("default", variant="outline", size="1")), spacing="2"),
+                rx.code(row.slug, size="1", variant="ghost"),
                 spacing="1",
             )
         ),
-        rx.table.cell(rx.text(row["description"], size="2", color_scheme="gray"), max_width="520px"),
+        rx.table.cell(rx.text(row.description, size="2", color_scheme="gray"), max_width="520px"),
         rx.table.cell(
-            rx.cond(row["is_active"], rx.badge("enabled", color_scheme="green"), rx.badge("disabled", color_scheme="gray"))
+            rx.cond(row.is_active, rx.badge("enabled", color_scheme="green"), rx.badge("disabled", color_scheme="gray"))
         ),
         rx.table.cell(
             rx.hstack(
                 rx.button(rx.icon("pencil", size=14), "Edit", size="1", variant="soft",
-                          on_click=AgentsState.open_edit(row["id"]), data_testid="edit-specialist"),
+                          on_click=AgentsState.open_edit(row.id), data_testid="edit-specialist"),
                 rx.cond(
-                    row["is_active"],
+                    row.is_active,
                     confirm(
                         rx.button("Disable", size="1", variant="soft", color_scheme="red", data_testid="disable-specialist"),
-                        rx.text("Disable ", row["name"], "?"),
+                        rx.text("Disable ", row.name, "?"),
                         "The moderator stops consulting this specialist. You can enable it again at any time.",
                         "Disable",
-                        AgentsState.set_active(row["id"], False),
+                        AgentsState.set_active(row.id, False),
                     ),
-                    rx.button("Enable", size="1", variant="soft", on_click=AgentsState.set_active(row["id"], True)),
+                    rx.button("Enable", size="1", variant="soft", on_click=AgentsState.set_active(row.id, True)),
                 ),
                 spacing="2",
             )
@@ -147,44 +161,33 @@ def _row(row: rx.Var) -> rx.Component:
 def _dialog() -> rx.Component:
     errors, form = AgentsState.errors, AgentsState.form
     editing = AgentsState.editing_id != ""
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(editing, "Edit specialist", "Add a specialist")),
-            rx.dialog.description(
-                "The moderator routes questions to specialists by their name, description and keywords; the knowledge "
-                "text is what they answer from (and what offline mode quotes).", size="2"),
-            rx.form(
-                rx.vstack(
-                    rx.cond(AgentsState.error != "", rx.callout(AgentsState.error, color_scheme="red",
-                                                                 icon="triangle-alert", width="100%")),
-                    rx.grid(
-                        form_field("Name", rx.input(name="name", default_value=form["name"], width="100%"),
-                                   errors.get("name", "")),
-                        form_field("Slug", rx.input(name="slug", default_value=form["slug"], width="100%",
-                                                    disabled=editing, placeholder="from the name"),
-                                   errors.get("slug", ""), hint="Lower-case letters, digits and hyphens."),
-                        columns="2", spacing="3", width="100%",
-                    ),
-                    form_field("Description", rx.text_area(name="description", default_value=form["description"],
-                                                           rows="2", width="100%"), errors.get("description", "")),
-                    form_field("Keywords", rx.input(name="keywords", default_value=form["keywords"], width="100%"),
-                               errors.get("keywords", ""), hint="Comma-separated words callers use for this topic."),
-                    form_field("System prompt", rx.text_area(name="prompt", default_value=form["prompt"], rows="4",
-                                                             width="100%"), errors.get("prompt", "")),
-                    form_field("Knowledge", rx.vstack(
-                        rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8", width="100%"),
-                        rx.text(AgentsState.knowledge_hint, size="1", color_scheme="gray"),
-                        spacing="1", width="100%"), errors.get("knowledge", "")),
-                    form_actions("Save", testid="save-specialist"),
-                    spacing="3",
-                ),
-                on_submit=AgentsState.save,
-                reset_on_submit=False,
-            ),
-            max_width="760px",
+    return form_dialog(
+        rx.cond(editing, "Edit specialist", "Add a specialist"),
+        form_columns(
+            form_field("Name", rx.input(name="name", default_value=form["name"], width="100%"), errors.get("name", "")),
+            form_field("Slug", rx.input(name="slug", default_value=form["slug"], width="100%", disabled=editing,
+                                        placeholder="from the name"),
+                       errors.get("slug", ""), hint="Lower-case letters, digits and hyphens."),
         ),
-        open=AgentsState.dialog_open,
+        form_field("Description", rx.text_area(name="description", default_value=form["description"], rows="2",
+                                               width="100%"), errors.get("description", "")),
+        form_field("Keywords", rx.input(name="keywords", default_value=form["keywords"], width="100%"),
+                   errors.get("keywords", ""), hint="Comma-separated words callers use for this topic."),
+        form_field("System prompt", rx.text_area(name="prompt", default_value=form["prompt"], rows="4", width="100%"),
+                   errors.get("prompt", "")),
+        form_field("Knowledge", rx.vstack(
+            rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8", width="100%"),
+            rx.text(AgentsState.knowledge_hint, size="1", color_scheme="gray"),
+            spacing="1", width="100%"), errors.get("knowledge", "")),
+        description="The moderator routes questions to specialists by their name, description and keywords; the "
+                    "knowledge text is what they answer from (and what offline mode quotes).",
+        error=AgentsState.error,
+        is_open=AgentsState.dialog_open,
         on_open_change=AgentsState.set_dialog_open,
+        on_submit=AgentsState.save,
+        submit_label="Save",
+        submit_testid="save-specialist",
+        max_width="760px",
     )
 
 

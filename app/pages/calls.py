@@ -4,6 +4,7 @@ live count of calls in progress (refreshed every few seconds while the page is o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timezone
 
 import plotly.graph_objects as go
@@ -26,9 +27,24 @@ LATENCY_LABELS = [("turns", "Agent turns", ""), ("total_p50_ms", "Voice-to-voice
                   ("frames_forwarded", "Caller frames forwarded", ""), ("agent_audio_seconds", "Agent audio", " s")]
 
 
+@dataclasses.dataclass(frozen=True)
+class TranscriptLine:
+    role: str  # user (the caller) | assistant (the agent) | system (a note such as a transfer)
+    content: str
+    at: str  # "14:03:12"
+
+
+@dataclasses.dataclass(frozen=True)
+class CallFigure:
+    """A line of the call's usage or latency: "Agent turns" · "4"."""
+
+    label: str
+    value: str
+
+
 class CallsState(rx.State):
     loading: bool = True
-    rows: list[dict[str, str]] = []
+    rows: list[calls.CallRow] = []
     page: int = 1
     total: int = 0
     in_progress: int = 0
@@ -44,9 +60,9 @@ class CallsState(rx.State):
     detail_open: bool = False
     detail_loading: bool = False
     detail: dict[str, str] = {}
-    transcript: list[dict[str, str]] = []
-    usage: list[dict[str, str]] = []
-    latency: list[dict[str, str]] = []
+    transcript: list[TranscriptLine] = []
+    usage: list[CallFigure] = []
+    latency: list[CallFigure] = []
     _polling: bool = False
     _per_week: list = []  # what weekly_figure shows: rebuilt (and re-sent) only when it changes
 
@@ -64,7 +80,7 @@ class CallsState(rx.State):
     async def _refresh(self, scope) -> None:
         overview = await asyncio.to_thread(calls.overview, scope)
         rows, self.total = await asyncio.to_thread(calls.list_calls, scope, self.page)
-        self.rows = [r.__dict__ for r in rows]
+        self.rows = rows
         self.in_progress = overview.in_progress
         self.calls_this_month = overview.calls_this_month
         self.minutes_this_month = overview.minutes_this_month
@@ -80,9 +96,9 @@ class CallsState(rx.State):
     async def _show_detail(self, scope, call_id: str) -> None:
         detail = await asyncio.to_thread(calls.call_detail, scope, call_id)
         self.detail = {k: str(v) for k, v in detail.__dict__.items() if isinstance(v, str)}
-        self.transcript = detail.transcript
-        self.usage = [{"label": label, "value": f"{detail.usage[k]:,}"} for k, label in USAGE_LABELS if k in detail.usage]
-        self.latency = [{"label": label, "value": f"{detail.latency[k]:,}{unit}"} for k, label, unit in LATENCY_LABELS
+        self.transcript = [TranscriptLine(line["role"], line["content"], line["at"]) for line in detail.transcript]
+        self.usage = [CallFigure(label, f"{detail.usage[k]:,}") for k, label in USAGE_LABELS if k in detail.usage]
+        self.latency = [CallFigure(label, f"{detail.latency[k]:,}{unit}") for k, label, unit in LATENCY_LABELS
                         if k in detail.latency]
 
     @rx.event
@@ -155,23 +171,23 @@ def _status_badge(status: rx.Var) -> rx.Component:
     )
 
 
-def _row(call: rx.Var) -> rx.Component:
+def _row(call: calls.CallRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.vstack(
-            rx.text(call["caller"], weight="medium"),
-            rx.cond(call["contact"] != "", rx.text(call["contact"], size="1", color_scheme="gray"),
+            rx.text(call.caller, weight="medium"),
+            rx.cond(call.contact != "", rx.text(call.contact, size="1", color_scheme="gray"),
                     rx.text("not in CRM", size="1", color_scheme="gray")),
             spacing="0",
         )),
-        rx.table.cell(call["started"]),
-        rx.table.cell(call["duration"]),
-        rx.table.cell(rx.badge(call["pipeline"], variant="soft", color_scheme="gray")),
-        rx.table.cell(_status_badge(call["status"])),
-        rx.table.cell(rx.text(call["outcome"], size="2")),
+        rx.table.cell(call.started),
+        rx.table.cell(call.duration),
+        rx.table.cell(rx.badge(call.pipeline, variant="soft", color_scheme="gray")),
+        rx.table.cell(_status_badge(call.status)),
+        rx.table.cell(rx.text(call.outcome, size="2")),
         rx.table.cell(rx.button("Open", size="1", variant="soft")),  # the row's click opens it
         align="center",
         style={"cursor": "pointer"},
-        on_click=CallsState.open_call(call["id"]),
+        on_click=CallsState.open_call(call.id),
         data_testid="call-row",
     )
 
@@ -198,15 +214,15 @@ def _calls_table() -> rx.Component:
     )
 
 
-def _bubble(line: rx.Var) -> rx.Component:
-    caller = line["role"] == "user"
+def _bubble(line: TranscriptLine) -> rx.Component:
+    caller = line.role == "user"
     return rx.cond(
-        line["role"] == "system",
-        rx.center(rx.text(line["content"], size="1", color_scheme="gray", font_style="italic"), width="100%"),
+        line.role == "system",
+        rx.center(rx.text(line.content, size="1", color_scheme="gray", font_style="italic"), width="100%"),
         rx.hstack(
             rx.box(
-                rx.text(rx.cond(caller, "Caller", "Agent"), " · ", line["at"], size="1", color_scheme="gray"),
-                rx.text(line["content"], size="2"),
+                rx.text(rx.cond(caller, "Caller", "Agent"), " · ", line.at, size="1", color_scheme="gray"),
+                rx.text(line.content, size="2"),
                 background=rx.cond(caller, rx.color("gray", 3), rx.color("accent", 3)),
                 padding="8px 12px",
                 border_radius="12px",
@@ -224,8 +240,8 @@ def _figures(title: str, items: rx.Var, empty: str) -> rx.Component:
         rx.cond(
             items.length() > 0,
             rx.data_list.root(
-                rx.foreach(items, lambda item: rx.data_list.item(rx.data_list.label(item["label"]),
-                                                                 rx.data_list.value(item["value"]))),
+                rx.foreach(items, lambda figure: rx.data_list.item(rx.data_list.label(figure.label),
+                                                                   rx.data_list.value(figure.value))),
                 size="1",
             ),
             rx.text(empty, size="1", color_scheme="gray"),
@@ -236,7 +252,7 @@ def _figures(title: str, items: rx.Var, empty: str) -> rx.Component:
 
 
 def _detail_dialog() -> rx.Component:
-    d = CallsState.detail
+    detail = CallsState.detail
     return rx.dialog.root(
         rx.dialog.content(
             rx.cond(
@@ -245,10 +261,12 @@ def _detail_dialog() -> rx.Component:
                 rx.vstack(
                     rx.hstack(
                         rx.vstack(
-                            rx.dialog.title(rx.hstack(rx.text(d["caller"]), _status_badge(d["status"]), align="center"),
+                            rx.dialog.title(rx.hstack(rx.text(detail["caller"]), _status_badge(detail["status"]),
+                                                      align="center"),
                                             margin="0"),
-                            rx.text(rx.cond(d["contact"] != "", d["contact"], "Not in the CRM"), " · ", d["started"], " · ",
-                                    d["duration"], " · ", d["pipeline"], size="2", color_scheme="gray"),
+                            rx.text(rx.cond(detail["contact"] != "", detail["contact"], "Not in the CRM"), " · ",
+                                    detail["started"], " · ", detail["duration"], " · ", detail["pipeline"], size="2",
+                                    color_scheme="gray"),
                             spacing="1",
                         ),
                         rx.spacer(),
@@ -257,17 +275,18 @@ def _detail_dialog() -> rx.Component:
                         align="start",
                     ),
                     rx.callout(
-                        rx.cond(d["summary"] != "", d["summary"],
-                                rx.cond(d["status"] == "in_progress", "The summary is written when the call ends.",
+                        rx.cond(detail["summary"] != "", detail["summary"],
+                                rx.cond(detail["status"] == "in_progress", "The summary is written when the call ends.",
                                         "The summary is being written…")),
                         icon="file-text",
                         width="100%",
                         data_testid="call-summary",
                     ),
-                    rx.cond(d["summary_source"] == "offline",
+                    rx.cond(detail["summary_source"] == "offline",
                             rx.text("Offline summary: extracted from the transcript (no LLM configured).", size="1",
                                     color_scheme="gray")),
-                    rx.cond(d["summary_source"] == "llm", rx.text("Summary written by the LLM.", size="1", color_scheme="gray")),
+                    rx.cond(detail["summary_source"] == "llm",
+                            rx.text("Summary written by the LLM.", size="1", color_scheme="gray")),
                     rx.grid(
                         rx.vstack(
                             rx.text("Transcript", weight="bold", size="2"),
@@ -295,7 +314,7 @@ def _detail_dialog() -> rx.Component:
                         spacing="5",
                         width="100%",
                     ),
-                    rx.text("Outcome: ", d["outcome"], size="2", color_scheme="gray"),
+                    rx.text("Outcome: ", detail["outcome"], size="2", color_scheme="gray"),
                     spacing="4",
                     width="100%",
                 ),

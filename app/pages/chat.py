@@ -42,6 +42,13 @@ class Chip:
     seconds: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class ConversationRow:
+    id: str
+    title: str
+    updated_at: str
+
+
 @dataclasses.dataclass
 class Line:
     id: str
@@ -112,7 +119,7 @@ async def batched(events: AsyncIterator[Event], interval: float = FLUSH_SECONDS)
 
 
 class ChatState(rx.State):
-    conversations: list[dict[str, str]] = []
+    conversations: list[ConversationRow] = []
     conversation_id: str = ""
     lines: list[Line] = []
     draft: str = ""
@@ -128,7 +135,7 @@ class ChatState(rx.State):
 
     async def _refresh(self, scope) -> None:
         rows = await asyncio.to_thread(conversations.list_conversations, scope)
-        self.conversations = [{"id": c.id, "title": c.title, "when": c.updated_at} for c in rows]
+        self.conversations = [ConversationRow(c.id, c.title, c.updated_at) for c in rows]
 
     async def _open(self, scope, conversation_id: str) -> None:
         messages = await asyncio.to_thread(conversations.get_messages, scope, conversation_id)
@@ -333,14 +340,14 @@ def _live_view() -> rx.Component:
     )
 
 
-def _conversation_item(item: dict) -> rx.Component:
-    selected = item["id"] == ChatState.conversation_id
+def _conversation_item(item: ConversationRow) -> rx.Component:
+    selected = item.id == ChatState.conversation_id
     return rx.hstack(
         rx.box(
-            rx.text(item["title"], size="2", weight=rx.cond(selected, "bold", "regular"),
+            rx.text(item.title, size="2", weight=rx.cond(selected, "bold", "regular"),
                     white_space="nowrap", overflow="hidden", text_overflow="ellipsis"),
-            rx.text(item["when"], size="1", color_scheme="gray"),
-            on_click=ChatState.open_conversation(item["id"]),
+            rx.text(item.updated_at, size="1", color_scheme="gray"),
+            on_click=ChatState.open_conversation(item.id),
             cursor="pointer",
             flex="1",
             min_width="0",
@@ -351,7 +358,7 @@ def _conversation_item(item: dict) -> rx.Component:
             "Delete this conversation?",
             "Its messages are removed for good.",
             "Delete",
-            ChatState.delete_conversation(item["id"]),
+            ChatState.delete_conversation(item.id),
         ),
         padding="8px 10px",
         border_radius="8px",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_actions, form_field, section
-from app.components.crm import crm_tabs, day, status_badge, when
+from app.components.cards import confirm, empty_state, form_field, section
+from app.components.crm import TimelineEntry, crm_tabs, day, status_badge, when
+from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
@@ -19,9 +21,20 @@ PAGE = 30
 META_FIELDS = ("direction", "duration_minutes", "location")
 
 
-def entry_dict(view: interactions.InteractionView) -> dict[str, Any]:
-    return {**{k: v for k, v in view.__dict__.items() if k != "meta"}, "facts": " · ".join(view.facts),
-            "can_complete": view.type in interactions.DUE_TYPES}
+def timeline_entry(view: interactions.InteractionView) -> TimelineEntry:
+    return TimelineEntry(
+        id=view.id, contact_id=view.contact_id, type=view.type, type_label=view.type_label, icon=view.icon,
+        subject=view.subject, content=view.content, interaction_date=view.interaction_date, due_at=view.due_at,
+        done=view.done, overdue=view.overdue, is_status_change=view.is_status_change, author=view.author,
+        facts=" · ".join(view.facts), can_complete=view.type in interactions.DUE_TYPES,
+        contact_name=view.contact_name, business_name=view.business_name,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
 
 
 def entry_data(form: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +58,8 @@ def entry_data(form: dict[str, Any]) -> dict[str, Any]:
 class ContactDetailState(ContactFormMixin, rx.State):
     current_id: str = ""
     contact: dict[str, str] = {}
-    custom_facts: list[dict[str, str]] = []
-    entries: list[dict[str, Any]] = []
+    custom_facts: list[Fact] = []
+    entries: list[TimelineEntry] = []
     more: bool = False
     loading: bool = True
     missing: bool = False
@@ -69,14 +82,12 @@ class ContactDetailState(ContactFormMixin, rx.State):
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
         self.contact.update(status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
-        self.custom_facts = [
-            {"label": d.label, "value": custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—"}
-            for d in definitions
-        ]
+        self.custom_facts = [Fact(d.label, custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—")
+                             for d in definitions]
 
     async def _load_timeline(self, scope, count: int = PAGE) -> None:
         rows = await asyncio.to_thread(interactions.timeline, scope, self.current_id, limit=count + 1)
-        self.entries = [entry_dict(r) for r in rows[:count]]
+        self.entries = [timeline_entry(r) for r in rows[:count]]
         self.more = len(rows) > count
 
     @rx.event
@@ -135,13 +146,12 @@ class ContactDetailState(ContactFormMixin, rx.State):
     @rx.event
     async def edit_entry(self, entry_id: str):
         await require_scope(self, admin=True)
-        entry = next((e for e in self.entries if e["id"] == entry_id), None)
+        entry = next((e for e in self.entries if e.id == entry_id), None)
         if entry is None:
             return
-        self.entry_id, self.entry_type = entry_id, entry["type"]
-        values = {"interaction_type": entry["type"], "subject": entry["subject"], "content": entry["content"],
-                  "interaction_date": entry["interaction_date"][:10], "due_at": entry["due_at"]}
-        self.entry_values = {k: str(v) for k, v in values.items()}
+        self.entry_id, self.entry_type = entry_id, entry.type
+        self.entry_values = {"interaction_type": entry.type, "subject": entry.subject, "content": entry.content,
+                             "interaction_date": entry.interaction_date[:10], "due_at": entry.due_at}
         self.entry_errors = {}
         self.entry_key += 1
         self.entry_open = True
@@ -193,8 +203,6 @@ class ContactDetailState(ContactFormMixin, rx.State):
         return rx.toast.success("Entry deleted.")
 
 
-S = ContactDetailState
-
 
 def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> rx.Component:
     shown = rx.link(value, href=href, is_external=True) if href is not None else rx.text(value, size="2")
@@ -207,76 +215,76 @@ def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> r
 
 
 def _details() -> rx.Component:
-    c = S.contact
+    contact = ContactDetailState.contact
     return rx.vstack(
         section(
             "Details",
-            _fact("user", "Contact person", c["contact_name"]),
-            _fact("briefcase", "Role", c["contact_role"]),
-            _fact("mail", "Email", c["email"], "mailto:" + c["email"]),
-            _fact("phone", "Phone", c["phone"], "tel:" + c["phone"]),
-            _fact("globe", "Website", c["website"], c["website"]),
-            _fact("map-pin", "Location", c["place"]),
-            _fact("house", "Address", c["address"]),
-            _fact("credit-card", "Subscription", c["subscription_status"]),
-            _fact("key-round", "Stripe customer", c["stripe_customer_id"]),
+            _fact("user", "Contact person", contact["contact_name"]),
+            _fact("briefcase", "Role", contact["contact_role"]),
+            _fact("mail", "Email", contact["email"], "mailto:" + contact["email"]),
+            _fact("phone", "Phone", contact["phone"], "tel:" + contact["phone"]),
+            _fact("globe", "Website", contact["website"], contact["website"]),
+            _fact("map-pin", "Location", contact["place"]),
+            _fact("house", "Address", contact["address"]),
+            _fact("credit-card", "Subscription", contact["subscription_status"]),
+            _fact("key-round", "Stripe customer", contact["stripe_customer_id"]),
             rx.hstack(rx.icon("calendar-plus", size=16, color=rx.color("gray", 10)),
-                      rx.text("Added ", when(c["created_at"]), size="1", color_scheme="gray"), spacing="3"),
+                      rx.text("Added ", when(contact["created_at"]), size="1", color_scheme="gray"), spacing="3"),
         ),
         rx.cond(
-            S.custom_facts.length() > 0,
+            ContactDetailState.custom_facts.length() > 0,
             section(
                 "Custom fields",
                 rx.foreach(
-                    S.custom_facts,
-                    lambda f: rx.hstack(rx.text(f["label"], size="2", color_scheme="gray"), rx.spacer(),
-                                        rx.text(f["value"], size="2", weight="medium"), width="100%"),
+                    ContactDetailState.custom_facts,
+                    lambda fact: rx.hstack(rx.text(fact.label, size="2", color_scheme="gray"), rx.spacer(),
+                                           rx.text(fact.value, size="2", weight="medium"), width="100%"),
                 ),
             ),
         ),
-        rx.cond(c["notes"] != "", section("Notes", rx.text(c["notes"], size="2", white_space="pre-wrap"))),
+        rx.cond(contact["notes"] != "", section("Notes", rx.text(contact["notes"], size="2", white_space="pre-wrap"))),
         spacing="4",
         width="100%",
     )
 
 
-def _entry(e: rx.Var) -> rx.Component:
+def _entry(e: TimelineEntry) -> rx.Component:
     return rx.hstack(
-        rx.box(rx.icon(e["icon"].to(str), size=16), padding="8px", border_radius="999px",
-               background=rx.cond(e["is_status_change"], rx.color("gray", 3), rx.color("accent", 3)),
-               color=rx.cond(e["is_status_change"], rx.color("gray", 11), rx.color("accent", 11))),
+        rx.box(rx.icon(e.icon, size=16), padding="8px", border_radius="999px",
+               background=rx.cond(e.is_status_change, rx.color("gray", 3), rx.color("accent", 3)),
+               color=rx.cond(e.is_status_change, rx.color("gray", 11), rx.color("accent", 11))),
         rx.vstack(
             rx.hstack(
-                rx.text(rx.cond(e["subject"] != "", e["subject"], e["type_label"]), weight="medium", size="2",
-                        text_decoration=rx.cond(e["done"], "line-through", "none")),
-                rx.badge(e["type_label"], variant="outline", size="1", color_scheme="gray"),
-                rx.cond(e["due_at"] != "",
-                        rx.badge(rx.cond(e["done"], "Done", rx.cond(e["overdue"], "Overdue", "Due")), " · ", day(e["due_at"]),
-                                 color_scheme=rx.cond(e["done"], "green", rx.cond(e["overdue"], "red", "blue")),
+                rx.text(rx.cond(e.subject != "", e.subject, e.type_label), weight="medium", size="2",
+                        text_decoration=rx.cond(e.done, "line-through", "none")),
+                rx.badge(e.type_label, variant="outline", size="1", color_scheme="gray"),
+                rx.cond(e.due_at != "",
+                        rx.badge(rx.cond(e.done, "Done", rx.cond(e.overdue, "Overdue", "Due")), " · ", day(e.due_at),
+                                 color_scheme=rx.cond(e.done, "green", rx.cond(e.overdue, "red", "blue")),
                                  variant="soft", size="1")),
                 rx.spacer(),
-                rx.text(when(e["interaction_date"]), size="1", color_scheme="gray"),
+                rx.text(when(e.interaction_date), size="1", color_scheme="gray"),
                 width="100%",
                 align="center",
                 spacing="2",
                 wrap="wrap",
             ),
-            rx.cond(~e["is_status_change"], rx.text(e["content"], size="2", white_space="pre-wrap")),
+            rx.cond(~e.is_status_change, rx.text(e.content, size="2", white_space="pre-wrap")),
             rx.hstack(
-                rx.cond(e["facts"] != "", rx.text(e["facts"], size="1", color_scheme="gray")),
-                rx.cond(e["author"] != "", rx.text("by ", e["author"], size="1", color_scheme="gray")),
+                rx.cond(e.facts != "", rx.text(e.facts, size="1", color_scheme="gray")),
+                rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray")),
                 rx.spacer(),
-                rx.cond(e["can_complete"].to(bool),
-                        rx.checkbox("Done", checked=e["done"].to(bool), size="1",
-                                    on_change=lambda v: S.toggle_done(e["id"].to(str), v), data_testid="entry-done")),
-                rx.cond(~e["is_status_change"],
+                rx.cond(e.can_complete,
+                        rx.checkbox("Done", checked=e.done, size="1", data_testid="entry-done",
+                                    on_change=lambda done: ContactDetailState.toggle_done(e.id, done))),
+                rx.cond(~e.is_status_change,
                         rx.icon_button(rx.icon("pencil", size=14), size="1", variant="ghost",
-                                       on_click=S.edit_entry(e["id"].to(str)), aria_label="Edit entry")),
+                                       on_click=ContactDetailState.edit_entry(e.id), aria_label="Edit entry")),
                 confirm(
                     rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
                                    aria_label="Delete entry"),
                     "Delete this entry?", "It disappears from the timeline for everyone.", "Delete entry",
-                    S.delete_entry(e["id"].to(str)), testid="confirm-delete-entry",
+                    ContactDetailState.delete_entry(e.id), testid="confirm-delete-entry",
                 ),
                 width="100%",
                 align="center",
@@ -301,10 +309,11 @@ def _timeline() -> rx.Component:
     return section(
         "Timeline",
         rx.cond(
-            S.entries.length() > 0,
+            ContactDetailState.entries.length() > 0,
             rx.vstack(
-                rx.foreach(S.entries, _entry),
-                rx.cond(S.more, rx.button("Show older entries", variant="soft", size="2", on_click=S.load_more)),
+                rx.foreach(ContactDetailState.entries, _entry),
+                rx.cond(ContactDetailState.more, rx.button("Show older entries", variant="soft", size="2",
+                                                           on_click=ContactDetailState.load_more)),
                 spacing="0",
                 width="100%",
             ),
@@ -315,8 +324,8 @@ def _timeline() -> rx.Component:
             rx.menu.trigger(rx.button(rx.icon("plus", size=16), "Log", rx.icon("chevron-down", size=14),
                                       data_testid="log-entry")),
             rx.menu.content(*[
-                rx.menu.item(rx.icon(interactions.TYPE_ICONS[k], size=14), label, on_click=S.new_entry(k),
-                             data_testid=f"log-{k}")
+                rx.menu.item(rx.icon(interactions.TYPE_ICONS[k], size=14), label,
+                             on_click=ContactDetailState.new_entry(k), data_testid=f"log-{k}")
                 for k, label in _LOG_TYPES
             ]),
         ),
@@ -324,72 +333,66 @@ def _timeline() -> rx.Component:
 
 
 def _entry_input(name: str, label: str, **props) -> rx.Component:
-    return form_field(label, rx.input(name=name, default_value=S.entry_values.get(name, ""), width="100%", **props),
-                      S.entry_errors.get(name, ""))
+    control = rx.input(name=name, default_value=ContactDetailState.entry_values.get(name, ""), width="100%", **props)
+    return form_field(label, control, ContactDetailState.entry_errors.get(name, ""))
 
 
 def _entry_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(S.entry_id != "", "Edit timeline entry", "Log to the timeline")),
-            rx.form(
-                rx.vstack(
-                    form_field("Type", rx.select.root(
-                        rx.select.trigger(width="100%"),
-                        rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
-                        value=S.entry_type,
-                        on_change=S.set_entry_type,
-                        disabled=S.entry_id != "",
-                    )),
-                    _entry_input("subject", "Subject", placeholder="Short summary"),
-                    form_field("Details *", rx.text_area(name="content", default_value=S.entry_values.get("content", ""),
-                                                         rows="4", width="100%", placeholder="What happened, what was agreed"),
-                               S.entry_errors.get("content", "")),
-                    rx.grid(
-                        _entry_input("interaction_date", "Date (empty = now)", type="date"),
-                        rx.cond(S.entry_has_due, _entry_input("due_at", "Due date", type="date",
-                                                              data_testid="entry-due")),
-                        rx.cond((S.entry_type == "phone_call") | (S.entry_type == "meeting"),
-                                _entry_input("meta_duration_minutes", "Minutes", type="number", min="0")),
-                        rx.cond(S.entry_type == "meeting", _entry_input("meta_location", "Location")),
-                        rx.cond(S.entry_type == "phone_call",
-                                form_field("Direction", rx.select(["inbound", "outbound"], name="meta_direction",
-                                                                  placeholder="—", width="100%"))),
-                        columns="2",
-                        spacing="3",
-                        width="100%",
-                    ),
-                    form_actions("Save", loading=S.entry_busy, testid="entry-save"),
-                    spacing="3",
-                    width="100%",
-                ),
-                key=S.entry_key,
-                on_submit=S.submit_entry,
-                reset_on_submit=False,
-            ),
-            max_width="560px",
+    kind = ContactDetailState.entry_type
+    editing = ContactDetailState.entry_id != ""
+    return form_dialog(
+        rx.cond(editing, "Edit timeline entry", "Log to the timeline"),
+        form_field("Type", rx.select.root(
+            rx.select.trigger(width="100%"),
+            rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
+            value=kind,
+            on_change=ContactDetailState.set_entry_type,
+            disabled=editing,
+        )),
+        _entry_input("subject", "Subject", placeholder="Short summary"),
+        form_field("Details *", rx.text_area(name="content", default_value=ContactDetailState.entry_values.get("content", ""),
+                                             rows="4", width="100%", placeholder="What happened, what was agreed"),
+                   ContactDetailState.entry_errors.get("content", "")),
+        form_columns(
+            _entry_input("interaction_date", "Date (empty = now)", type="date"),
+            rx.cond(ContactDetailState.entry_has_due,
+                    _entry_input("due_at", "Due date", type="date", data_testid="entry-due")),
+            rx.cond((kind == "phone_call") | (kind == "meeting"),
+                    _entry_input("meta_duration_minutes", "Minutes", type="number", min="0")),
+            rx.cond(kind == "meeting", _entry_input("meta_location", "Location")),
+            rx.cond(kind == "phone_call",
+                    form_field("Direction", rx.select(["inbound", "outbound"], name="meta_direction", placeholder="—",
+                                                      width="100%"))),
         ),
-        open=S.entry_open,
-        on_open_change=S.set_entry_open,
+        key=ContactDetailState.entry_key,
+        is_open=ContactDetailState.entry_open,
+        on_open_change=ContactDetailState.set_entry_open,
+        on_submit=ContactDetailState.submit_entry,
+        submit_label="Save",
+        submit_testid="entry-save",
+        busy=ContactDetailState.entry_busy,
+        max_width="560px",
     )
 
 
 def _header_actions() -> rx.Component:
+    contact = ContactDetailState.contact
     return rx.cond(
-        S.contact.contains("id"),
+        contact.contains("id"),
         rx.hstack(
             rx.select.root(
                 rx.select.trigger(data_testid="status-select"),
                 rx.select.content(*[rx.select.item(label, value=v) for v, label in contact_rules.STATUS_LABELS.items()]),
-                value=S.contact["status"],
-                on_change=S.change_status,
+                value=contact["status"],
+                on_change=ContactDetailState.change_status,
             ),
-            rx.button(rx.icon("pencil", size=16), "Edit", variant="soft", on_click=S.open_edit, data_testid="edit-contact"),
+            rx.button(rx.icon("pencil", size=16), "Edit", variant="soft", on_click=ContactDetailState.open_edit,
+                      data_testid="edit-contact"),
             confirm(
                 rx.button(rx.icon("trash-2", size=16), "Delete", variant="soft", color_scheme="red",
                           data_testid="delete-contact"),
                 "Delete this contact?", "The contact and their whole timeline are deleted. This cannot be undone.",
-                "Delete contact", S.delete_contact, testid="confirm-delete-contact",
+                "Delete contact", ContactDetailState.delete_contact, testid="confirm-delete-contact",
             ),
             spacing="2",
         ),
@@ -397,25 +400,26 @@ def _header_actions() -> rx.Component:
 
 
 def contact_detail_page() -> rx.Component:
+    contact = ContactDetailState.contact
     return page_shell(
         "Contact",
         crm_tabs("Contacts"),
         rx.cond(
-            S.loading,
+            ContactDetailState.loading,
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.cond(
-                S.missing,
+                ContactDetailState.missing,
                 empty_state("user-x", "This contact does not exist",
                             "It may have been deleted, or the link is wrong.",
                             rx.link(rx.button("Back to contacts"), href="/crm/contacts")),
                 rx.vstack(
                     rx.hstack(
                         rx.vstack(
-                            rx.heading(S.contact["business_name"], size="5", data_testid="contact-title"),
-                            rx.text(S.contact["contact_name"], size="2", color_scheme="gray"),
+                            rx.heading(contact["business_name"], size="5", data_testid="contact-title"),
+                            rx.text(contact["contact_name"], size="2", color_scheme="gray"),
                             spacing="1",
                         ),
-                        status_badge(S.contact["status_label"], S.contact["status_color"]),
+                        status_badge(contact["status_label"], contact["status_color"]),
                         rx.spacer(),
                         _header_actions(),
                         width="100%",
@@ -434,7 +438,7 @@ def contact_detail_page() -> rx.Component:
                 ),
             ),
         ),
-        contact_form_dialog(S),
+        contact_form_dialog(ContactDetailState),
         _entry_dialog(),
         subtitle="Details and timeline",
     )

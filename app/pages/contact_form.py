@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import reflex as rx
 
-from app.components.cards import field_error, form_actions, form_field
+from app.components.cards import field_error, form_field
+from app.components.form_dialog import form_columns, form_dialog
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.errors import Conflict, ValidationFailed
 from app.services.accounts.scope import Scope
@@ -23,21 +25,34 @@ BLANK_CHOICE = "—"
 CORE_FIELDS = list(contact_rules.CONTACT_FIELDS) + ["status"]
 
 
-def _field_rows(definitions: list[custom_fields.FieldDef], values: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
-    rows = []
+@dataclasses.dataclass(frozen=True)
+class CustomInput:
+    """One custom field's input in the form."""
+
+    name: str  # the input's name: cf__<key>
+    label: str  # with " *" when required
+    type: str
+    choices: list[str]  # select and yes/no fields; a blank choice first when the field is optional
+    value: str
+    error: str
+
+
+def _custom_inputs(definitions: list[custom_fields.FieldDef], values: dict[str, str],
+                   errors: dict[str, str]) -> list[CustomInput]:
+    inputs = []
     for d in definitions:
         choices = list(d.choices) if d.type == "select" else (["Yes", "No"] if d.type == "boolean" else [])
         if choices and not d.required:
             choices = [BLANK_CHOICE, *choices]
-        rows.append({
-            "name": CUSTOM_PREFIX + d.name,
-            "label": d.label + (" *" if d.required else ""),
-            "type": d.type,
-            "choices": choices,
-            "value": values.get(CUSTOM_PREFIX + d.name, "") or (BLANK_CHOICE if choices and not d.required else ""),
-            "error": errors.get(f"custom_fields.{d.name}", ""),
-        })
-    return rows
+        inputs.append(CustomInput(
+            name=CUSTOM_PREFIX + d.name,
+            label=d.label + (" *" if d.required else ""),
+            type=d.type,
+            choices=choices,
+            value=values.get(CUSTOM_PREFIX + d.name, "") or (BLANK_CHOICE if choices and not d.required else ""),
+            error=errors.get(f"custom_fields.{d.name}", ""),
+        ))
+    return inputs
 
 
 def _form_values(detail: contacts.ContactDetail | None, definitions: list[custom_fields.FieldDef]) -> dict[str, str]:
@@ -73,7 +88,7 @@ class ContactFormMixin(rx.State, mixin=True):
     form_key: int = 0
     form_title: str = ""
     form_values: dict[str, str] = {}
-    form_fields: list[dict[str, Any]] = []
+    form_fields: list[CustomInput] = []
     form_errors: dict[str, str] = {}
     form_error: str = ""
     form_busy: bool = False
@@ -81,7 +96,7 @@ class ContactFormMixin(rx.State, mixin=True):
     async def _show_form(self, scope: Scope, detail: contacts.ContactDetail | None) -> None:
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.form_values = _form_values(detail, definitions)
-        self.form_fields = _field_rows(definitions, self.form_values, {})
+        self.form_fields = _custom_inputs(definitions, self.form_values, {})
         self.form_errors, self.form_error = {}, ""
         self.form_title = "Edit contact" if detail else "New contact"
         self.form_key += 1
@@ -108,7 +123,7 @@ class ContactFormMixin(rx.State, mixin=True):
             self.form_values = {k: str(v) for k, v in form.items()}
             self.form_errors = exc.fields if isinstance(exc, ValidationFailed) else {"contact_email": exc.message}
             self.form_error = "Please correct the highlighted fields." if isinstance(exc, ValidationFailed) else exc.message
-            self.form_fields = _field_rows(definitions, self.form_values, self.form_errors)
+            self.form_fields = _custom_inputs(definitions, self.form_values, self.form_errors)
             self.form_key += 1
             self.form_busy = False
             return
@@ -124,12 +139,11 @@ def _input(state, name: str, label: str, *, required: bool = False, kind: str = 
                       state.form_errors.get(name, ""))
 
 
-def _custom_input(field: rx.Var) -> rx.Component:
-    name = field["name"].to(str)
-    value = field["value"].to(str)
+def _custom_input(field: CustomInput) -> rx.Component:
+    name, value = field.name, field.value
     control = rx.match(
-        field["type"],
-        ("select", "boolean", rx.select(field["choices"].to(list[str]), name=name, default_value=value, width="100%")),
+        field.type,
+        ("select", "boolean", rx.select(field.choices, name=name, default_value=value, width="100%")),
         ("number", rx.input(name=name, type="number", step="any", default_value=value, width="100%")),
         ("date", rx.input(name=name, type="date", default_value=value, width="100%")),
         ("email", rx.input(name=name, type="email", default_value=value, width="100%")),
@@ -137,9 +151,9 @@ def _custom_input(field: rx.Var) -> rx.Component:
         rx.input(name=name, default_value=value, width="100%"),
     )
     return rx.vstack(
-        rx.text(field["label"], size="2", weight="medium"),
+        rx.text(field.label, size="2", weight="medium"),
         control,
-        field_error(field["error"].to(str)),
+        field_error(field.error),
         spacing="1",
         width="100%",
         data_testid="custom-field-input",
@@ -148,56 +162,47 @@ def _custom_input(field: rx.Var) -> rx.Component:
 
 def contact_form_dialog(state) -> rx.Component:
     """The create/edit dialog; `state` is a page state that mixes in ContactFormMixin."""
-    grid = lambda *children: rx.grid(*children, columns="2", spacing="3", width="100%")  # noqa: E731
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(state.form_title),
-            rx.form(
-                rx.vstack(
-                    rx.cond(state.form_error != "",
-                            rx.callout(state.form_error, color_scheme="red", icon="triangle-alert", width="100%",
-                                       data_testid="contact-form-error")),
-                    grid(
-                        _input(state, "business_name", "Business name", required=True, placeholder="Bayview Orthodontics"),
-                        _input(state, "contact_name", "Contact person", required=True, placeholder="Priya Raman"),
-                        _input(state, "contact_role", "Role", placeholder="Office manager"),
-                        form_field("Status", rx.select.root(
-                            rx.select.trigger(width="100%"),
-                            rx.select.content(*[rx.select.item(label, value=value)
-                                                for value, label in contact_rules.STATUS_LABELS.items()]),
-                            name="status",
-                            default_value=state.form_values.get("status", "lead"),
-                        ), state.form_errors.get("status", "")),
-                        _input(state, "contact_email", "Email", kind="email", placeholder="priya@bayview.example"),
-                        _input(state, "phone", "Phone", kind="tel", placeholder="+1 555 201 0134"),
-                        _input(state, "city", "City"),
-                        _input(state, "state", "State / region"),
-                        _input(state, "website", "Website", placeholder="bayview.example"),
-                        _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…"),
-                    ),
-                    _input(state, "address", "Address"),
-                    form_field("Notes", rx.text_area(name="notes", default_value=state.form_values.get("notes", ""),
-                                                     rows="3", width="100%"), state.form_errors.get("notes", "")),
-                    rx.cond(
-                        state.form_fields.length() > 0,
-                        rx.vstack(
-                            rx.separator(size="4"),
-                            rx.text("Custom fields", size="2", weight="bold", color_scheme="gray"),
-                            rx.grid(rx.foreach(state.form_fields, _custom_input), columns="2", spacing="3", width="100%"),
-                            spacing="2",
-                            width="100%",
-                        ),
-                    ),
-                    form_actions("Save contact", loading=state.form_busy, testid="contact-save"),
-                    spacing="3",
-                    width="100%",
-                ),
-                key=state.form_key,
-                on_submit=state.submit_contact,
-                reset_on_submit=False,
-            ),
-            max_width="720px",
+    return form_dialog(
+        state.form_title,
+        form_columns(
+            _input(state, "business_name", "Business name", required=True, placeholder="Bayview Orthodontics"),
+            _input(state, "contact_name", "Contact person", required=True, placeholder="Priya Raman"),
+            _input(state, "contact_role", "Role", placeholder="Office manager"),
+            form_field("Status", rx.select.root(
+                rx.select.trigger(width="100%"),
+                rx.select.content(*[rx.select.item(label, value=value)
+                                    for value, label in contact_rules.STATUS_LABELS.items()]),
+                name="status",
+                default_value=state.form_values.get("status", "lead"),
+            ), state.form_errors.get("status", "")),
+            _input(state, "contact_email", "Email", kind="email", placeholder="priya@bayview.example"),
+            _input(state, "phone", "Phone", kind="tel", placeholder="+1 555 201 0134"),
+            _input(state, "city", "City"),
+            _input(state, "state", "State / region"),
+            _input(state, "website", "Website", placeholder="bayview.example"),
+            _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…"),
         ),
-        open=state.form_open,
+        _input(state, "address", "Address"),
+        form_field("Notes", rx.text_area(name="notes", default_value=state.form_values.get("notes", ""), rows="3",
+                                         width="100%"), state.form_errors.get("notes", "")),
+        rx.cond(
+            state.form_fields.length() > 0,
+            rx.vstack(
+                rx.separator(size="4"),
+                rx.text("Custom fields", size="2", weight="bold", color_scheme="gray"),
+                form_columns(rx.foreach(state.form_fields, _custom_input)),
+                spacing="2",
+                width="100%",
+            ),
+        ),
+        error=state.form_error,
+        error_testid="contact-form-error",
+        key=state.form_key,
+        is_open=state.form_open,
         on_open_change=state.set_form_open,
+        on_submit=state.submit_contact,
+        submit_label="Save contact",
+        submit_testid="contact-save",
+        busy=state.form_busy,
+        max_width="720px",
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import dataclasses
 
 import reflex as rx
 
 from app.components.cards import empty_state
-from app.components.crm import contact_card, crm_tabs, pager
+from app.components.crm import ContactCardRow, contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.api.downloads import EXPORT_PATH
@@ -22,8 +22,23 @@ PER_PAGE = 24
 ANY = "any"  # Radix selects cannot hold an empty value
 
 
-def card_dict(card: contact_search.ContactCard) -> dict[str, str]:
-    return {**card.__dict__, "status_color": contact_rules.STATUS_COLORS.get(card.status, "gray"), "place": place(card)}
+def card_row(card: contact_search.ContactCard) -> ContactCardRow:
+    return ContactCardRow(
+        id=card.id, business_name=card.business_name, contact_name=card.contact_name, contact_role=card.contact_role,
+        email=card.email, phone=card.phone, place=place(card), status_label=card.status_label,
+        status_color=contact_rules.STATUS_COLORS.get(card.status, "gray"),
+        last_interaction_at=card.last_interaction_at, subscription_status=card.subscription_status,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterField:
+    """A custom field the list can be filtered by."""
+
+    name: str
+    label: str
+    type: str
+    choices: list[str]  # the values offered for select and yes/no fields
 
 
 class ContactsState(ContactFormMixin, rx.State):
@@ -33,13 +48,13 @@ class ContactsState(ContactFormMixin, rx.State):
     value: str = ""
     sort: str = "newest"
     page: int = 1
-    items: list[dict[str, str]] = []
+    items: list[ContactCardRow] = []
     total: int = 0
     exact: bool = True
     pages: int = 1
     has_next: bool = False
     loading: bool = True
-    filter_fields: list[dict[str, Any]] = []
+    filter_fields: list[FilterField] = []
 
     @rx.var
     def filtered(self) -> bool:
@@ -47,11 +62,11 @@ class ContactsState(ContactFormMixin, rx.State):
 
     @rx.var
     def field_type(self) -> str:
-        return next((f["type"] for f in self.filter_fields if f["name"] == self.field), "")
+        return next((f.type for f in self.filter_fields if f.name == self.field), "")
 
     @rx.var
     def field_choices(self) -> list[str]:
-        return next((list(f["choices"]) for f in self.filter_fields if f["name"] == self.field), [])
+        return next((list(f.choices) for f in self.filter_fields if f.name == self.field), [])
 
     @rx.var
     def summary(self) -> str:
@@ -79,7 +94,7 @@ class ContactsState(ContactFormMixin, rx.State):
             self.loading = False
             yield rx.toast.error(exc.message)
             return
-        self.items = [card_dict(c) for c in result.items]
+        self.items = [card_row(c) for c in result.items]
         self.total, self.exact, self.pages, self.has_next = result.total, result.total_exact, result.pages, result.has_next
         self.loading = False
 
@@ -97,8 +112,8 @@ class ContactsState(ContactFormMixin, rx.State):
         self.status = params.get("status", ANY) if params.get("status") in contact_rules.STATUS_LABELS else ANY
         self.field, self.value, self.page = ANY, "", 1
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
-        self.filter_fields = [{"name": d.name, "label": d.label, "type": d.type,
-                               "choices": d.choices if d.type == "select" else ["Yes", "No"]} for d in definitions]
+        self.filter_fields = [FilterField(d.name, d.label, d.type, list(d.choices) if d.type == "select" else ["Yes", "No"])
+                              for d in definitions]
         async for update in self._refresh(scope):
             yield update
 
@@ -167,18 +182,18 @@ class ContactsState(ContactFormMixin, rx.State):
 
 
 def _filters() -> rx.Component:
-    S = ContactsState
     value_control = rx.cond(
-        (S.field_type == "select") | (S.field_type == "boolean"),
-        rx.select(S.field_choices, value=S.value, on_change=S.set_value, placeholder="Any value", width="160px"),
-        rx.input(value=S.value, on_change=S.set_value, debounce_timeout=350, placeholder="Value", width="160px",
-                 data_testid="field-value"),
+        (ContactsState.field_type == "select") | (ContactsState.field_type == "boolean"),
+        rx.select(ContactsState.field_choices, value=ContactsState.value, on_change=ContactsState.set_value,
+                  placeholder="Any value", width="160px"),
+        rx.input(value=ContactsState.value, on_change=ContactsState.set_value, debounce_timeout=350, placeholder="Value",
+                 width="160px", data_testid="field-value"),
     )
     return rx.hstack(
         rx.input(
             rx.input.slot(rx.icon("search", size=16)),
-            value=S.q,
-            on_change=S.set_q,
+            value=ContactsState.q,
+            on_change=ContactsState.set_q,
             debounce_timeout=300,
             placeholder="Search name, business, email or phone",
             width="340px",
@@ -190,22 +205,22 @@ def _filters() -> rx.Component:
                 rx.select.item("All statuses", value=ANY),
                 *[rx.select.item(label, value=value) for value, label in contact_rules.STATUS_LABELS.items()],
             ),
-            value=S.status,
-            on_change=S.set_status,
+            value=ContactsState.status,
+            on_change=ContactsState.set_status,
         ),
         rx.cond(
-            S.filter_fields.length() > 0,
+            ContactsState.filter_fields.length() > 0,
             rx.hstack(
                 rx.select.root(
                     rx.select.trigger(placeholder="Custom field", data_testid="field-filter"),
                     rx.select.content(
                         rx.select.item("No field filter", value=ANY),
-                        rx.foreach(S.filter_fields, lambda f: rx.select.item(f["label"].to(str), value=f["name"].to(str))),
+                        rx.foreach(ContactsState.filter_fields, lambda f: rx.select.item(f.label, value=f.name)),
                     ),
-                    value=S.field,
-                    on_change=S.set_field,
+                    value=ContactsState.field,
+                    on_change=ContactsState.set_field,
                 ),
-                rx.cond(S.field != ANY, value_control),
+                rx.cond(ContactsState.field != ANY, value_control),
                 spacing="2",
             ),
         ),
@@ -213,10 +228,11 @@ def _filters() -> rx.Component:
         rx.select.root(
             rx.select.trigger(data_testid="sort"),
             rx.select.content(*[rx.select.item(label, value=value) for value, label in contact_search.SORTS.items()]),
-            value=S.sort,
-            on_change=S.set_sort,
+            value=ContactsState.sort,
+            on_change=ContactsState.set_sort,
         ),
-        rx.cond(S.filtered, rx.button(rx.icon("x", size=14), "Clear", variant="ghost", on_click=S.clear_filters)),
+        rx.cond(ContactsState.filtered,
+                rx.button(rx.icon("x", size=14), "Clear", variant="ghost", on_click=ContactsState.clear_filters)),
         width="100%",
         spacing="2",
         align="center",
@@ -225,32 +241,32 @@ def _filters() -> rx.Component:
 
 
 def _results() -> rx.Component:
-    S = ContactsState
     return rx.cond(
-        S.items.length() > 0,
+        ContactsState.items.length() > 0,
         rx.vstack(
             rx.box(
-                rx.grid(rx.foreach(S.items, contact_card), columns=rx.breakpoints(initial="1", sm="2", lg="3"),
-                        spacing="3", width="100%"),
-                opacity=rx.cond(S.loading, "0.5", "1"),
+                rx.grid(rx.foreach(ContactsState.items, contact_card),
+                        columns=rx.breakpoints(initial="1", sm="2", lg="3"), spacing="3", width="100%"),
+                opacity=rx.cond(ContactsState.loading, "0.5", "1"),
                 transition="opacity 120ms",
                 width="100%",
             ),
-            pager(S.page, S.pages, S.page > 1, S.has_next, S.prev_page, S.next_page, S.summary),
+            pager(ContactsState.page, ContactsState.pages, ContactsState.page > 1, ContactsState.has_next,
+                  ContactsState.prev_page, ContactsState.next_page, ContactsState.summary),
             spacing="3",
             width="100%",
         ),
         rx.cond(
-            S.loading,
+            ContactsState.loading,
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.cond(
-                S.filtered,
+                ContactsState.filtered,
                 empty_state("search-x", "No contacts match", "Try fewer words, another status, or clear the filters.",
-                            rx.button("Clear filters", variant="soft", on_click=S.clear_filters)),
+                            rx.button("Clear filters", variant="soft", on_click=ContactsState.clear_filters)),
                 empty_state("contact", "No contacts yet",
                             "Add your first contact, or import a spreadsheet of them. Each contact gets a card, a "
                             "status and a timeline of every call, email and meeting.",
-                            rx.button(rx.icon("plus", size=16), "New contact", on_click=S.open_new),
+                            rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new),
                             rx.link(rx.button(rx.icon("file-up", size=16), "Import a CSV", variant="soft"),
                                     href="/crm/import")),
             ),

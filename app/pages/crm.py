@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import plotly.graph_objects as go
 import reflex as rx
 
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import horizontal_bars, weekly_bars
-from app.components.crm import activity_row, crm_tabs
+from app.components.crm import TimelineEntry, activity_row, crm_tabs
 from app.components.layout import page_shell
-from app.pages.contact_detail import entry_dict
+from app.pages.contact_detail import timeline_entry
 from app.services.crm import crm_dashboard
 from app.session import require_scope
 
@@ -25,9 +24,9 @@ class CrmDashboardState(rx.State):
     open_follow_ups: int = 0
     status_figure: go.Figure = go.Figure()
     weekly_figure: go.Figure = go.Figure()
-    statuses: list[dict[str, Any]] = []
-    recent: list[dict[str, Any]] = []
-    follow_ups: list[dict[str, Any]] = []
+    statuses: list[crm_dashboard.StatusTotal] = []
+    recent: list[TimelineEntry] = []
+    follow_ups: list[TimelineEntry] = []
 
     @rx.event
     async def load(self):
@@ -37,16 +36,14 @@ class CrmDashboardState(rx.State):
         self.new_30_days = board.growth.last_30_days
         self.customers = sum(t.count for t in board.totals if t.status in ("customer", "closed_won"))
         self.open_follow_ups = board.open_follow_ups
-        self.statuses = [{**t.__dict__} for t in board.totals]
+        self.statuses = board.totals
         self.status_figure = horizontal_bars([t.label for t in board.totals], [t.count for t in board.totals],
                                              [t.color for t in board.totals])
         self.weekly_figure = weekly_bars(board.growth.per_week, name="Contacts created")
-        self.recent = [entry_dict(e) for e in board.recent]
-        self.follow_ups = [entry_dict(e) for e in board.follow_ups]
+        self.recent = [timeline_entry(e) for e in board.recent]
+        self.follow_ups = [timeline_entry(e) for e in board.follow_ups]
         self.loading = False
 
-
-S = CrmDashboardState
 
 
 def _chart(figure) -> rx.Component:
@@ -56,10 +53,10 @@ def _chart(figure) -> rx.Component:
 def _status_links() -> rx.Component:
     return rx.hstack(
         rx.foreach(
-            S.statuses,
-            lambda t: rx.link(
-                rx.badge(t["label"], " ", t["count"], color_scheme=t["color"], variant="soft", radius="full"),
-                href="/crm/contacts?status=" + t["status"].to(str),
+            CrmDashboardState.statuses,
+            lambda total: rx.link(
+                rx.badge(total.label, " ", total.count, color_scheme=total.color, variant="soft", radius="full"),
+                href="/crm/contacts?status=" + total.status,
                 underline="none",
             ),
         ),
@@ -71,18 +68,20 @@ def _status_links() -> rx.Component:
 def _dashboard() -> rx.Component:
     return rx.vstack(
         rx.grid(
-            stat_tile("Contacts", S.total, "contact"),
-            stat_tile("New in 30 days", S.new_30_days, "user-plus"),
-            stat_tile("Customers", S.customers, "badge-check", "customer or closed won"),
-            stat_tile("Open follow-ups", S.open_follow_ups, "alarm-clock"),
+            stat_tile("Contacts", CrmDashboardState.total, "contact"),
+            stat_tile("New in 30 days", CrmDashboardState.new_30_days, "user-plus"),
+            stat_tile("Customers", CrmDashboardState.customers, "badge-check", "customer or closed won"),
+            stat_tile("Open follow-ups", CrmDashboardState.open_follow_ups, "alarm-clock"),
             columns=rx.breakpoints(initial="2", md="4"),
             spacing="4",
             width="100%",
         ),
         rx.grid(
-            section("Contacts by status", rx.box(_chart(S.status_figure), width="100%", data_testid="status-chart"),
+            section("Contacts by status",
+                    rx.box(_chart(CrmDashboardState.status_figure), width="100%", data_testid="status-chart"),
                     _status_links()),
-            section("Contacts created per week", rx.box(_chart(S.weekly_figure), width="100%", data_testid="growth-chart")),
+            section("Contacts created per week",
+                    rx.box(_chart(CrmDashboardState.weekly_figure), width="100%", data_testid="growth-chart")),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="4",
             width="100%",
@@ -90,15 +89,15 @@ def _dashboard() -> rx.Component:
         rx.grid(
             section(
                 "Upcoming follow-ups",
-                rx.cond(S.follow_ups.length() > 0,
-                        rx.vstack(rx.foreach(S.follow_ups, activity_row), spacing="0", width="100%"),
+                rx.cond(CrmDashboardState.follow_ups.length() > 0,
+                        rx.vstack(rx.foreach(CrmDashboardState.follow_ups, activity_row), spacing="0", width="100%"),
                         rx.text("No open tasks or follow-ups. Add one from a contact's timeline.", size="2",
                                 color_scheme="gray")),
             ),
             section(
                 "Recent activity",
-                rx.cond(S.recent.length() > 0,
-                        rx.vstack(rx.foreach(S.recent, activity_row), spacing="0", width="100%"),
+                rx.cond(CrmDashboardState.recent.length() > 0,
+                        rx.vstack(rx.foreach(CrmDashboardState.recent, activity_row), spacing="0", width="100%"),
                         rx.text("Calls, emails, meetings and notes logged on contacts show up here.", size="2",
                                 color_scheme="gray")),
             ),
@@ -116,10 +115,10 @@ def crm_page() -> rx.Component:
         "CRM",
         crm_tabs("Dashboard"),
         rx.cond(
-            S.loading,
+            CrmDashboardState.loading,
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.cond(
-                S.total > 0,
+                CrmDashboardState.total > 0,
                 _dashboard(),
                 empty_state("contact", "No contacts yet",
                             "Your pipeline, weekly growth and follow-ups appear here once you add contacts.",

@@ -8,8 +8,8 @@ survives a reload: the import's id is in the URL) and shows the per-row errors w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import reflex as rx
 
@@ -30,10 +30,72 @@ UPLOAD_ID = "csv-upload"
 POLL_SECONDS = 1.0
 
 
-def _history_row(view: csv_import.ImportView) -> dict[str, Any]:
-    return {"id": view.id, "filename": view.filename, "status": view.status, "status_label": view.status_label,
-            "created": view.created, "updated": view.updated, "failed": view.failed, "rows": view.rows_read,
-            "when": view.created_at}
+@dataclasses.dataclass(frozen=True)
+class ImportInfo:
+    """The import this page shows: its file, how it was read, and its progress."""
+
+    filename: str = ""
+    size: str = ""  # "1.2 MB"
+    status: str = ""  # "" before an upload, then uploaded | queued | running | done | failed | cancelled
+    status_label: str = ""
+    encoding: str = ""
+    delimiter: str = ""  # its name: comma, semicolon, ...
+    has_header: bool = True
+    rows_total: int = 0  # estimated from the file's size until the import has read it
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    percent: int = 0
+    error: str = ""
+    mode: str = ""  # what happens to duplicates, in words
+
+
+def _info(view: csv_import.ImportView) -> ImportInfo:
+    return ImportInfo(
+        filename=view.filename, size=view.size, status=view.status, status_label=view.status_label,
+        encoding=view.encoding, delimiter=csv_files.DELIMITER_NAMES.get(view.delimiter, view.delimiter),
+        has_header=view.has_header, rows_total=view.rows_total, rows_read=view.rows_read, created=view.created,
+        updated=view.updated, skipped=view.skipped, failed=view.failed, percent=view.percent, error=view.error,
+        mode=csv_import.MODE_LABELS.get(view.duplicates, view.duplicates),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportRow:
+    """A recent import in the list under the page."""
+
+    id: str
+    filename: str
+    status: str
+    status_label: str
+    created: int
+    updated: int
+    failed: int
+    started_at: str  # ISO 8601
+
+
+def _import_row(view: csv_import.ImportView) -> ImportRow:
+    return ImportRow(view.id, view.filename, view.status, view.status_label, view.created, view.updated, view.failed,
+                     view.created_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class MappingColumn:
+    """A column of the file in the mapping table."""
+
+    index: int
+    header: str
+    target: str  # a csv_mapping target value
+    samples: str  # the first values of the column
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedMappingChoice:
+    id: str
+    name: str
 
 
 def blocking_chunks(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
@@ -48,19 +110,19 @@ def blocking_chunks(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoo
 class ImportState(rx.State):
     # the current import (its id is also in the URL)
     import_id: str = ""
-    info: dict[str, Any] = {}
+    info: ImportInfo = ImportInfo()
     headers: list[str] = []
     preview: list[list[str]] = []
     mapping: list[str] = []
-    targets: list[dict[str, str]] = []
+    targets: list[cm.Target] = []
     duplicates: str = "skip"
     keep_existing: bool = True
     save_as: str = ""
-    saved: list[dict[str, str]] = []
+    saved: list[SavedMappingChoice] = []
     mapping_errors: dict[str, str] = {}
-    errors: list[dict[str, Any]] = []
+    errors: list[csv_import.RowErrorView] = []
     error_total: int = 0
-    history: list[dict[str, Any]] = []
+    history: list[ImportRow] = []
     # the upload
     uploading: bool = False
     upload_percent: int = 0
@@ -71,7 +133,7 @@ class ImportState(rx.State):
     @rx.var
     def stage(self) -> str:
         """upload | map | running | finished"""
-        status = self.info.get("status", "")
+        status = self.info.status
         if not self.import_id or not status:
             return "upload"
         if status == "uploaded":
@@ -81,12 +143,12 @@ class ImportState(rx.State):
         return "finished"
 
     @rx.var
-    def columns(self) -> list[dict[str, Any]]:
+    def columns(self) -> list[MappingColumn]:
         """One entry per file column: its header, the chosen target, and sample values."""
         return [
-            {"index": i, "header": h, "target": self.mapping[i] if i < len(self.mapping) else cm.SKIP,
-             "samples": " · ".join(r[i] for r in self.preview[:3] if i < len(r) and r[i])[:80],
-             "error": self.mapping_errors.get(f"column:{h}", "")}
+            MappingColumn(index=i, header=h, target=self.mapping[i] if i < len(self.mapping) else cm.SKIP,
+                          samples=" · ".join(r[i] for r in self.preview[:3] if i < len(r) and r[i])[:80],
+                          error=self.mapping_errors.get(f"column:{h}", ""))
             for i, h in enumerate(self.headers)
         ]
 
@@ -96,30 +158,23 @@ class ImportState(rx.State):
 
     async def _show(self, scope, view: csv_import.ImportView) -> None:
         self.import_id = view.id
-        self.info = {
-            "filename": view.filename, "size": view.size, "status": view.status, "status_label": view.status_label,
-            "encoding": view.encoding, "delimiter": csv_files.DELIMITER_NAMES.get(view.delimiter, view.delimiter),
-            "has_header": view.has_header, "rows_total": view.rows_total, "rows_read": view.rows_read,
-            "created": view.created, "updated": view.updated, "skipped": view.skipped, "failed": view.failed,
-            "percent": view.percent, "error": view.error, "finished_at": view.finished_at,
-            "mode": csv_import.MODE_LABELS.get(view.duplicates, view.duplicates),
-        }
+        self.info = _info(view)
         self.headers, self.preview = view.headers, view.preview
         if view.status != "uploaded" or not self.mapping:  # (an upload's mapping is the user's to edit)
             self.mapping = view.mapping
         if view.status in ("done", "failed", "cancelled"):
             rows, total = await asyncio.to_thread(csv_import.row_errors, scope, view.id, limit=50)
-            self.errors = [r.__dict__ for r in rows]
+            self.errors = rows
             self.error_total = total
 
     async def _refresh_lists(self, scope) -> None:
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
-        self.targets = [{"value": t.value, "label": t.label} for t in cm.targets(definitions)]
-        self.saved = [{"id": s.id, "name": s.name} for s in await asyncio.to_thread(cm.saved_mappings, scope)]
-        self.history = [_history_row(v) for v in await asyncio.to_thread(csv_import.list_imports, scope, 8)]
+        self.targets = cm.targets(definitions)
+        self.saved = [SavedMappingChoice(m.id, m.name) for m in await asyncio.to_thread(cm.saved_mappings, scope)]
+        self.history = [_import_row(v) for v in await asyncio.to_thread(csv_import.list_imports, scope, 8)]
 
     def _reset(self) -> None:
-        self.import_id, self.info, self.headers, self.preview, self.mapping = "", {}, [], [], []
+        self.import_id, self.info, self.headers, self.preview, self.mapping = "", ImportInfo(), [], [], []
         self.mapping_errors, self.errors, self.error_total = {}, [], 0
         self.duplicates, self.keep_existing, self.save_as = "skip", True, ""
         self.upload_error, self.upload_percent, self.uploading = "", 0, False
@@ -315,8 +370,6 @@ class ImportState(rx.State):
         return rx.download(url=url)
 
 
-S = ImportState
-
 
 def _upload_zone() -> rx.Component:
     return rx.vstack(
@@ -337,18 +390,21 @@ def _upload_zone() -> rx.Component:
             max_files=1,
             max_size=csv_files.MAX_BYTES,
             accept={"text/csv": [".csv", ".txt", ".tsv"], "application/vnd.ms-excel": [".csv"]},
-            on_drop=S.upload(rx.upload_files_chunk(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
-            on_drop_rejected=S.rejected,
+            on_drop=ImportState.upload(rx.upload_files_chunk(upload_id=UPLOAD_ID,
+                                                             on_upload_progress=ImportState.upload_progress)),
+            on_drop_rejected=ImportState.rejected,
             border=f"2px dashed {rx.color('accent', 7)}",
             border_radius="12px",
             width="100%",
             cursor="pointer",
             data_testid="csv-dropzone",
         ),
-        rx.cond(S.uploading, rx.vstack(rx.text("Uploading… ", S.upload_percent, "%", size="2"),
-                                       rx.progress(value=S.upload_percent, width="100%"), width="100%")),
-        rx.cond(S.upload_error != "", rx.callout(S.upload_error, color_scheme="red", icon="triangle-alert",
-                                                 width="100%", data_testid="upload-error")),
+        rx.cond(ImportState.uploading,
+                rx.vstack(rx.text("Uploading… ", ImportState.upload_percent, "%", size="2"),
+                          rx.progress(value=ImportState.upload_percent, width="100%"), width="100%")),
+        rx.cond(ImportState.upload_error != "",
+                rx.callout(ImportState.upload_error, color_scheme="red", icon="triangle-alert", width="100%",
+                           data_testid="upload-error")),
         rx.text("Columns are matched to contact fields by name (", rx.code("business_name"), ", ", rx.code("Company"),
                 ", ", rx.code("E-mail"), ", …); you can change every match before importing.", size="2",
                 color_scheme="gray"),
@@ -357,12 +413,13 @@ def _upload_zone() -> rx.Component:
     )
 
 
-def _target_select(column: rx.Var) -> rx.Component:
+def _target_select(column: MappingColumn) -> rx.Component:
     return rx.select.root(
         rx.select.trigger(width="100%", data_testid="column-target"),
-        rx.select.content(rx.foreach(S.targets, lambda t: rx.select.item(t["label"], value=t["value"]))),
-        value=column["target"].to(str),
-        on_change=lambda value: S.set_target(column["index"].to(int), value),
+        rx.select.content(rx.foreach(ImportState.targets,
+                                     lambda target: rx.select.item(target.label, value=target.value))),
+        value=column.target,
+        on_change=lambda value: ImportState.set_target(column.index, value),
     )
 
 
@@ -378,13 +435,14 @@ def _mapping_table() -> rx.Component:
             ),
             rx.table.body(
                 rx.foreach(
-                    S.columns,
-                    lambda c: rx.table.row(
-                        rx.table.cell(rx.text(c["header"], weight="medium")),
-                        rx.table.cell(rx.vstack(_target_select(c),
-                                                rx.cond(c["error"] != "", rx.text(c["error"], color_scheme="red", size="1")),
+                    ImportState.columns,
+                    lambda column: rx.table.row(
+                        rx.table.cell(rx.text(column.header, weight="medium")),
+                        rx.table.cell(rx.vstack(_target_select(column),
+                                                rx.cond(column.error != "",
+                                                        rx.text(column.error, color_scheme="red", size="1")),
                                                 spacing="1", min_width="240px")),
-                        rx.table.cell(rx.text(c["samples"], size="1", color_scheme="gray")),
+                        rx.table.cell(rx.text(column.samples, size="1", color_scheme="gray")),
                         align="center",
                     ),
                 )
@@ -400,8 +458,8 @@ def _mapping_table() -> rx.Component:
 def _preview() -> rx.Component:
     return rx.box(
         rx.table.root(
-            rx.table.header(rx.table.row(rx.foreach(S.headers, lambda h: rx.table.column_header_cell(h)))),
-            rx.table.body(rx.foreach(S.preview, lambda r: rx.table.row(rx.foreach(r, lambda cell: rx.table.cell(
+            rx.table.header(rx.table.row(rx.foreach(ImportState.headers, lambda h: rx.table.column_header_cell(h)))),
+            rx.table.body(rx.foreach(ImportState.preview, lambda r: rx.table.row(rx.foreach(r, lambda cell: rx.table.cell(
                 rx.text(cell, size="1", max_width="220px", overflow="hidden", text_overflow="ellipsis",
                         white_space="nowrap")))))),
             size="1",
@@ -414,20 +472,20 @@ def _preview() -> rx.Component:
 
 
 def _map_stage() -> rx.Component:
-    info = S.info
+    info = ImportState.info
     return rx.vstack(
         section(
             "1. Check the file",
             rx.hstack(
-                rx.badge(rx.icon("file-text", size=12), info["filename"], size="2"),
-                rx.badge(info["size"], variant="soft", color_scheme="gray"),
-                rx.badge("about ", info["rows_total"], " rows", variant="soft", color_scheme="gray"),
-                rx.badge(info["encoding"], variant="soft", color_scheme="gray"),
+                rx.badge(rx.icon("file-text", size=12), info.filename, size="2"),
+                rx.badge(info.size, variant="soft", color_scheme="gray"),
+                rx.badge("about ", info.rows_total, " rows", variant="soft", color_scheme="gray"),
+                rx.badge(info.encoding, variant="soft", color_scheme="gray"),
                 rx.spacer(),
                 rx.text("Separator", size="2"),
-                rx.select(list(csv_files.DELIMITER_NAMES.values()), value=info["delimiter"].to(str),
-                          on_change=S.set_delimiter, size="1"),
-                rx.checkbox("First row is a header", checked=info["has_header"].to(bool), on_change=S.set_header),
+                rx.select(list(csv_files.DELIMITER_NAMES.values()), value=info.delimiter,
+                          on_change=ImportState.set_delimiter, size="1"),
+                rx.checkbox("First row is a header", checked=info.has_header, on_change=ImportState.set_header),
                 spacing="2",
                 align="center",
                 wrap="wrap",
@@ -437,19 +495,20 @@ def _map_stage() -> rx.Component:
         ),
         section(
             "2. Map the columns",
-            rx.cond(S.saved.length() > 0,
+            rx.cond(ImportState.saved.length() > 0,
                     rx.hstack(rx.text("Use a saved mapping:", size="2"),
                               rx.select.root(rx.select.trigger(placeholder="Choose…"),
-                                             rx.select.content(rx.foreach(S.saved, lambda m: rx.select.item(
-                                                 m["name"], value=m["id"]))),
-                                             on_change=S.apply_saved),
+                                             rx.select.content(rx.foreach(ImportState.saved, lambda saved: rx.select.item(
+                                                 saved.name, value=saved.id))),
+                                             on_change=ImportState.apply_saved),
                               align="center", spacing="2")),
             _mapping_table(),
-            rx.foreach(S.general_errors, lambda e: rx.callout(e, color_scheme="red", icon="triangle-alert", size="1",
-                                                              width="100%")),
+            rx.foreach(ImportState.general_errors,
+                       lambda message: rx.callout(message, color_scheme="red", icon="triangle-alert", size="1",
+                                                  width="100%")),
             rx.hstack(rx.text("Save this mapping as", size="2"),
-                      rx.input(value=S.save_as, on_change=S.set_save_as, placeholder="e.g. Front desk export",
-                               width="260px"),
+                      rx.input(value=ImportState.save_as, on_change=ImportState.set_save_as,
+                               placeholder="e.g. Front desk export", width="260px"),
                       align="center", spacing="2"),
         ),
         section(
@@ -460,17 +519,17 @@ def _map_stage() -> rx.Component:
                 rx.vstack(*[rx.hstack(rx.radio_group.item(value=value), rx.text(label, size="2"), align="center",
                                       data_testid=f"mode-{value}")
                             for value, label in csv_import.MODE_LABELS.items()], spacing="2"),
-                value=S.duplicates,
-                on_change=S.set_duplicates,
+                value=ImportState.duplicates,
+                on_change=ImportState.set_duplicates,
             ),
-            rx.checkbox("When a cell is empty, keep the value the contact already has", checked=S.keep_existing,
-                        on_change=S.set_keep_existing),
+            rx.checkbox("When a cell is empty, keep the value the contact already has",
+                        checked=ImportState.keep_existing, on_change=ImportState.set_keep_existing),
         ),
         rx.hstack(
-            rx.button("Choose another file", variant="soft", color_scheme="gray", on_click=S.start_over),
+            rx.button("Choose another file", variant="soft", color_scheme="gray", on_click=ImportState.start_over),
             rx.spacer(),
-            rx.button(rx.icon("upload", size=16), "Import contacts", size="3", on_click=S.start, loading=S.busy,
-                      data_testid="start-import"),
+            rx.button(rx.icon("upload", size=16), "Import contacts", size="3", on_click=ImportState.start,
+                      loading=ImportState.busy, data_testid="start-import"),
             width="100%",
         ),
         width="100%",
@@ -479,13 +538,13 @@ def _map_stage() -> rx.Component:
 
 
 def _counts() -> rx.Component:
-    info = S.info
+    info = ImportState.info
     return rx.grid(
-        stat_tile("Rows read", info["rows_read"].to(int), "list"),
-        stat_tile("Added", info["created"].to(int), "user-plus"),
-        stat_tile("Updated", info["updated"].to(int), "refresh-cw"),
-        stat_tile("Skipped", info["skipped"].to(int), "skip-forward"),
-        stat_tile("With errors", info["failed"].to(int), "triangle-alert"),
+        stat_tile("Rows read", info.rows_read, "list"),
+        stat_tile("Added", info.created, "user-plus"),
+        stat_tile("Updated", info.updated, "refresh-cw"),
+        stat_tile("Skipped", info.skipped, "skip-forward"),
+        stat_tile("With errors", info.failed, "triangle-alert"),
         columns=rx.breakpoints(initial="2", md="5"),
         spacing="3",
         width="100%",
@@ -494,18 +553,18 @@ def _counts() -> rx.Component:
 
 
 def _running_stage() -> rx.Component:
-    info = S.info
+    info = ImportState.info
     return section(
-        "Importing " + info["filename"].to(str),
-        rx.hstack(rx.text(info["status_label"], " · ", info["percent"], "%", size="2", data_testid="import-status"),
-                  rx.spacer(), rx.text(info["mode"], size="1", color_scheme="gray"), width="100%"),
-        rx.progress(value=info["percent"].to(int), width="100%", data_testid="import-progress"),
+        "Importing " + info.filename,
+        rx.hstack(rx.text(info.status_label, " · ", info.percent, "%", size="2", data_testid="import-status"),
+                  rx.spacer(), rx.text(info.mode, size="1", color_scheme="gray"), width="100%"),
+        rx.progress(value=info.percent, width="100%", data_testid="import-progress"),
         _counts(),
         rx.hstack(
             rx.text("You can leave this page; the import keeps running and this page picks it up again.", size="1",
                     color_scheme="gray"),
             rx.spacer(),
-            rx.button("Stop import", variant="soft", color_scheme="red", on_click=S.cancel),
+            rx.button("Stop import", variant="soft", color_scheme="red", on_click=ImportState.cancel),
             width="100%",
             align="center",
         ),
@@ -515,12 +574,12 @@ def _running_stage() -> rx.Component:
 def _errors_table() -> rx.Component:
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in ("Row", "Column", "Value", "Problem")])),
-        rx.table.body(rx.foreach(S.errors, lambda e: rx.table.row(
-            rx.table.cell(e["row"]),
-            rx.table.cell(e["column"]),
-            rx.table.cell(rx.text(e["value"], size="2", max_width="200px", overflow="hidden", text_overflow="ellipsis",
-                                  white_space="nowrap")),
-            rx.table.cell(rx.text(e["reason"], size="2")),
+        rx.table.body(rx.foreach(ImportState.errors, lambda problem: rx.table.row(
+            rx.table.cell(problem.row),
+            rx.table.cell(problem.column),
+            rx.table.cell(rx.text(problem.value, size="2", max_width="200px", overflow="hidden",
+                                  text_overflow="ellipsis", white_space="nowrap")),
+            rx.table.cell(rx.text(problem.reason, size="2")),
         ))),
         size="1",
         width="100%",
@@ -529,30 +588,31 @@ def _errors_table() -> rx.Component:
 
 
 def _finished_stage() -> rx.Component:
-    info = S.info
+    info = ImportState.info
     return rx.vstack(
         section(
-            rx.cond(info["status"] == "done", "Import finished", "Import stopped"),
-            rx.cond(info["error"] != "", rx.callout(info["error"], color_scheme="orange", icon="info", width="100%")),
+            rx.cond(info.status == "done", "Import finished", "Import stopped"),
+            rx.cond(info.error != "", rx.callout(info.error, color_scheme="orange", icon="info", width="100%")),
             _counts(),
             rx.hstack(
                 rx.link(rx.button(rx.icon("contact", size=16), "View contacts"), href="/crm/contacts"),
-                rx.button(rx.icon("file-up", size=16), "Import another file", variant="soft", on_click=S.start_over),
+                rx.button(rx.icon("file-up", size=16), "Import another file", variant="soft",
+                          on_click=ImportState.start_over),
                 spacing="3",
             ),
         ),
         rx.cond(
-            S.error_total > 0,
+            ImportState.error_total > 0,
             section(
-                rx.text("Rows with problems (", S.error_total, ")"),
+                rx.text("Rows with problems (", ImportState.error_total, ")"),
                 rx.text("Fix these rows in your spreadsheet and import just them again; the other rows are in.",
                         size="2", color_scheme="gray"),
                 _errors_table(),
-                rx.cond(S.error_total > S.errors.length(),
-                        rx.text("Showing the first ", S.errors.length(), "; the report has all of them.", size="1",
-                                color_scheme="gray")),
+                rx.cond(ImportState.error_total > ImportState.errors.length(),
+                        rx.text("Showing the first ", ImportState.errors.length(), "; the report has all of them.",
+                                size="1", color_scheme="gray")),
                 action=rx.button(rx.icon("download", size=16), "Download error report", variant="soft",
-                                 on_click=S.download_errors, data_testid="download-errors"),
+                                 on_click=ImportState.download_errors, data_testid="download-errors"),
             ),
         ),
         width="100%",
@@ -562,23 +622,23 @@ def _finished_stage() -> rx.Component:
 
 def _history() -> rx.Component:
     return rx.cond(
-        S.history.length() > 0,
+        ImportState.history.length() > 0,
         section(
             "Recent imports",
-            rx.vstack(rx.foreach(S.history, lambda h: rx.link(
+            rx.vstack(rx.foreach(ImportState.history, lambda row: rx.link(
                 rx.hstack(
                     rx.icon("file-text", size=16, color=rx.color("gray", 10)),
-                    rx.text(h["filename"], size="2", weight="medium"),
-                    rx.badge(h["status_label"], variant="soft",
-                             color_scheme=rx.match(h["status"], ("done", "green"), ("failed", "red"),
+                    rx.text(row.filename, size="2", weight="medium"),
+                    rx.badge(row.status_label, variant="soft",
+                             color_scheme=rx.match(row.status, ("done", "green"), ("failed", "red"),
                                                    ("cancelled", "gray"), "blue")),
-                    rx.text(h["created"], " added · ", h["updated"], " updated · ", h["failed"], " with errors",
+                    rx.text(row.created, " added · ", row.updated, " updated · ", row.failed, " with errors",
                             size="1", color_scheme="gray"),
                     rx.spacer(),
-                    rx.text(when(h["when"]), size="1", color_scheme="gray"),
+                    rx.text(when(row.started_at), size="1", color_scheme="gray"),
                     width="100%", align="center", spacing="3",
                 ),
-                href="/crm/import?id=" + h["id"].to(str), underline="none", color="inherit", width="100%",
+                href="/crm/import?id=" + row.id, underline="none", color="inherit", width="100%",
             )), width="100%", spacing="2"),
         ),
     )
@@ -589,14 +649,14 @@ def import_page() -> rx.Component:
         "Import contacts",
         crm_tabs("Import"),
         rx.match(
-            S.stage,
+            ImportState.stage,
             ("map", _map_stage()),
             ("running", _running_stage()),
             ("finished", _finished_stage()),
             section("Upload a CSV file", _upload_zone()),
         ),
         _history(),
-        rx.cond((S.stage == "upload") & (S.history.length() == 0),
+        rx.cond((ImportState.stage == "upload") & (ImportState.history.length() == 0),
                 empty_state("table", "Bring your contacts in from a spreadsheet",
                             "Export your contacts from your old CRM or spreadsheet as CSV, drop the file above, check "
                             "how its columns map to your contact fields, and import. Nothing is written until you "

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, field_error, form_actions, form_field, section
+from app.components.cards import confirm, empty_state, field_error, form_field, section
 from app.components.crm import crm_tabs
+from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
 from app.services.crm import custom_fields
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
 
 
+@dataclasses.dataclass(frozen=True)
+class FieldRow:
+    id: str
+    name: str
+    label: str
+    type: str
+    type_label: str
+    choices: list[str]
+    choices_text: str  # "Delta Dental, Cigna, Aetna"
+    required: bool
+    order: int
+    active: bool
+
+
+def _field_row(d: custom_fields.FieldDef) -> FieldRow:
+    return FieldRow(d.id, d.name, d.label, d.type, d.type_label, list(d.choices), ", ".join(d.choices), d.required,
+                    d.order, d.active)
+
+
 class CustomFieldsState(rx.State):
-    rows: list[dict[str, Any]] = []
+    rows: list[FieldRow] = []
     loading: bool = True
     dialog_open: bool = False
     dialog_key: int = 0
@@ -28,7 +48,7 @@ class CustomFieldsState(rx.State):
 
     async def _refresh(self, scope) -> None:
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope, include_inactive=True)
-        self.rows = [{**d.as_dict(), "choices_text": ", ".join(d.choices)} for d in definitions]
+        self.rows = [_field_row(d) for d in definitions]
         self.loading = False
 
     @rx.event
@@ -44,15 +64,15 @@ class CustomFieldsState(rx.State):
     @rx.event
     async def new_field(self):
         await require_scope(self, admin=True)
-        self._open("", "text", {"order": str((max((r["order"] for r in self.rows), default=0)) + 10)})
+        self._open("", "text", {"order": str(max((r.order for r in self.rows), default=0) + 10)})
 
     @rx.event
     async def edit_field(self, field_id: str):
         await require_scope(self, admin=True)
-        row = next((r for r in self.rows if r["id"] == field_id), None)
+        row = next((r for r in self.rows if r.id == field_id), None)
         if row:
-            self._open(field_id, row["type"], {"label": row["label"], "choices": "\n".join(row["choices"]),
-                                               "order": str(row["order"]), "required": "on" if row["required"] else ""})
+            self._open(field_id, row.type, {"label": row.label, "choices": "\n".join(row.choices),
+                                            "order": str(row.order), "required": "on" if row.required else ""})
 
     @rx.event
     async def set_dialog_open(self, open_: bool):
@@ -94,30 +114,27 @@ class CustomFieldsState(rx.State):
         return rx.toast.success(f"“{saved.label}” is hidden from forms and filters. Its values are kept.")
 
 
-S = CustomFieldsState
-
-
-def _row(r: rx.Var) -> rx.Component:
+def _row(row: FieldRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(r["label"], weight="medium"), rx.code(r["name"], size="1"), spacing="1")),
-        rx.table.cell(rx.badge(r["type_label"], variant="soft")),
-        rx.table.cell(rx.text(r["choices_text"], size="2", color_scheme="gray")),
-        rx.table.cell(rx.cond(r["required"], rx.badge("required", color_scheme="orange", variant="soft"), "")),
-        rx.table.cell(r["order"]),
-        rx.table.cell(rx.cond(r["active"], rx.badge("active", color_scheme="green"), rx.badge("hidden", color_scheme="gray"))),
+        rx.table.cell(rx.vstack(rx.text(row.label, weight="medium"), rx.code(row.name, size="1"), spacing="1")),
+        rx.table.cell(rx.badge(row.type_label, variant="soft")),
+        rx.table.cell(rx.text(row.choices_text, size="2", color_scheme="gray")),
+        rx.table.cell(rx.cond(row.required, rx.badge("required", color_scheme="orange", variant="soft"), "")),
+        rx.table.cell(row.order),
+        rx.table.cell(rx.cond(row.active, rx.badge("active", color_scheme="green"), rx.badge("hidden", color_scheme="gray"))),
         rx.table.cell(
             rx.hstack(
-                rx.button("Edit", size="1", variant="soft", on_click=S.edit_field(r["id"].to(str))),
+                rx.button("Edit", size="1", variant="soft", on_click=CustomFieldsState.edit_field(row.id)),
                 rx.cond(
-                    r["active"],
+                    row.active,
                     confirm(
                         rx.button("Deactivate", size="1", variant="soft", color_scheme="red"),
-                        rx.text("Deactivate “", r["label"], "”?"),
+                        rx.text("Deactivate “", row.label, "”?"),
                         "It disappears from contact forms, cards and filters. Values already stored are kept and "
                         "come back if you reactivate it.",
-                        "Deactivate", S.set_active(r["id"].to(str), False), testid="confirm-deactivate",
+                        "Deactivate", CustomFieldsState.set_active(row.id, False), testid="confirm-deactivate",
                     ),
-                    rx.button("Reactivate", size="1", variant="soft", on_click=S.set_active(r["id"].to(str), True)),
+                    rx.button("Reactivate", size="1", variant="soft", on_click=CustomFieldsState.set_active(row.id, True)),
                 ),
                 spacing="2",
             )
@@ -127,59 +144,48 @@ def _row(r: rx.Var) -> rx.Component:
 
 
 def _dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(S.editing_id != "", "Edit custom field", "New custom field")),
-            rx.dialog.description("Contact forms, cards and filters use it. Its key and type cannot change later.",
-                                  size="2"),
-            rx.form(
-                rx.vstack(
-                    rx.cond(S.error != "", rx.callout(S.error, color_scheme="red", icon="triangle-alert", width="100%")),
-                    rx.vstack(
-                        rx.text("Label *", size="2", weight="medium"),
-                        rx.input(name="label", default_value=S.values.get("label", ""), placeholder="Insurance plan",
-                                 width="100%"),
-                        field_error(S.errors.get("label", "")),
-                        field_error(S.errors.get("name", "")),
-                        spacing="1", width="100%",
-                    ),
-                    form_field("Type", rx.select.root(
-                        rx.select.trigger(width="100%", data_testid="field-type"),
-                        rx.select.content(*[rx.select.item(label, value=k)
-                                            for k, label in custom_fields.TYPE_LABELS.items()]),
-                        value=S.field_type,
-                        on_change=S.set_field_type,
-                        disabled=S.editing_id != "",
-                    ), S.errors.get("field_type", "")),
-                    rx.cond(
-                        S.field_type == "select",
-                        form_field("Choices *", rx.text_area(name="choices", default_value=S.values.get("choices", ""),
-                                                             rows="4", placeholder="One per line", width="100%"),
-                                   S.errors.get("choices", "")),
-                    ),
-                    rx.hstack(
-                        rx.vstack(
-                            rx.text("Display order", size="2", weight="medium"),
-                            rx.input(name="order", type="number", default_value=S.values.get("order", "0"), width="120px"),
-                            field_error(S.errors.get("order", "")),
-                            spacing="1",
-                        ),
-                        rx.checkbox("Required on every contact", name="required",
-                                    default_checked=S.values.get("required", "") == "on"),
-                        spacing="5",
-                        align="center",
-                    ),
-                    form_actions("Save field", testid="field-save"),
-                    spacing="3",
-                    width="100%",
-                ),
-                key=S.dialog_key,
-                on_submit=S.save,
-                reset_on_submit=False,
-            ),
+    values, errors = CustomFieldsState.values, CustomFieldsState.errors
+    return form_dialog(
+        rx.cond(CustomFieldsState.editing_id != "", "Edit custom field", "New custom field"),
+        rx.vstack(
+            rx.text("Label *", size="2", weight="medium"),
+            rx.input(name="label", default_value=values.get("label", ""), placeholder="Insurance plan", width="100%"),
+            field_error(errors.get("label", "")),
+            field_error(errors.get("name", "")),
+            spacing="1", width="100%",
         ),
-        open=S.dialog_open,
-        on_open_change=S.set_dialog_open,
+        form_field("Type", rx.select.root(
+            rx.select.trigger(width="100%", data_testid="field-type"),
+            rx.select.content(*[rx.select.item(label, value=k) for k, label in custom_fields.TYPE_LABELS.items()]),
+            value=CustomFieldsState.field_type,
+            on_change=CustomFieldsState.set_field_type,
+            disabled=CustomFieldsState.editing_id != "",
+        ), errors.get("field_type", "")),
+        rx.cond(
+            CustomFieldsState.field_type == "select",
+            form_field("Choices *", rx.text_area(name="choices", default_value=values.get("choices", ""), rows="4",
+                                                 placeholder="One per line", width="100%"),
+                       errors.get("choices", "")),
+        ),
+        rx.hstack(
+            rx.vstack(
+                rx.text("Display order", size="2", weight="medium"),
+                rx.input(name="order", type="number", default_value=values.get("order", "0"), width="120px"),
+                field_error(errors.get("order", "")),
+                spacing="1",
+            ),
+            rx.checkbox("Required on every contact", name="required", default_checked=values.get("required", "") == "on"),
+            spacing="5",
+            align="center",
+        ),
+        description="Contact forms, cards and filters use it. Its key and type cannot change later.",
+        error=CustomFieldsState.error,
+        key=CustomFieldsState.dialog_key,
+        is_open=CustomFieldsState.dialog_open,
+        on_open_change=CustomFieldsState.set_dialog_open,
+        on_submit=CustomFieldsState.save,
+        submit_label="Save field",
+        submit_testid="field-save",
     )
 
 
@@ -188,26 +194,27 @@ def custom_fields_page() -> rx.Component:
         "Custom fields",
         crm_tabs("Custom fields"),
         rx.cond(
-            S.loading,
+            CustomFieldsState.loading,
             rx.center(rx.spinner(size="3"), padding="48px", width="100%"),
             rx.cond(
-                S.rows.length() > 0,
+                CustomFieldsState.rows.length() > 0,
                 section(
                     "Fields",
                     rx.table.root(
                         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
                                                        ("Field", "Type", "Choices", "", "Order", "Status", "")])),
-                        rx.table.body(rx.foreach(S.rows, _row)),
+                        rx.table.body(rx.foreach(CustomFieldsState.rows, _row)),
                         width="100%",
                     ),
                 ),
                 empty_state("list-plus", "No custom fields yet",
                             "Track what matters to your organisation: an insurance plan, the number of chairs, a "
                             "renewal date. Fields can be text, numbers, dates, emails, phones, choice lists or yes/no.",
-                            rx.button(rx.icon("plus", size=16), "New field", on_click=S.new_field)),
+                            rx.button(rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field)),
             ),
         ),
         _dialog(),
         subtitle="Your organisation's own contact fields",
-        actions=rx.button(rx.icon("plus", size=16), "New field", on_click=S.new_field, data_testid="new-field"),
+        actions=rx.button(rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field,
+                          data_testid="new-field"),
     )

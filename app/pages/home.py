@@ -26,13 +26,13 @@ class HomeState(rx.State):
     @rx.event
     async def load(self):
         scope = await require_scope(self)
-        stats = await asyncio.to_thread(home_figures.home_stats, scope)
-        self.contacts = stats.contacts
-        self.contacts_recent = stats.contacts_last_30_days
-        self.team_members = stats.team_members
-        self.calls_this_month = stats.calls_this_month
-        self.has_weekly_data = any(count for _, count in stats.contacts_per_week)
-        self.weekly_figure = weekly_bars(stats.contacts_per_week, name="Contacts created")
+        figures = await asyncio.to_thread(home_figures.home_stats, scope)
+        self.contacts = figures.contacts
+        self.contacts_recent = figures.contacts_last_30_days
+        self.team_members = figures.team_members
+        self.calls_this_month = figures.calls_this_month
+        self.has_weekly_data = any(count for _, count in figures.contacts_per_week)
+        self.weekly_figure = weekly_bars(figures.contacts_per_week, name="Contacts created")
         self.loading = False
 
 

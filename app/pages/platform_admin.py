@@ -4,6 +4,7 @@ numbers the platform answers (assigned to organisations and released here only).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import reflex as rx
 
@@ -16,8 +17,14 @@ from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 
 
+@dataclasses.dataclass(frozen=True)
+class OrganisationChoice:
+    id: str
+    name: str  # "Harbor Dental Group (demo)"
+
+
 class PlatformState(rx.State):
-    rows: list[dict[str, str | int | bool]] = []
+    rows: list[tenants.TenantOverview] = []
     loading: bool = True
 
     @rx.var
@@ -26,14 +33,14 @@ class PlatformState(rx.State):
 
     @rx.var
     def total_users(self) -> int:
-        return sum(int(r["users"]) for r in self.rows)
+        return sum(r.users for r in self.rows)
 
     @rx.var
     def total_calls(self) -> int:
-        return sum(int(r["calls"]) for r in self.rows)
+        return sum(r.calls for r in self.rows)
 
     # Phone numbers
-    numbers: list[dict[str, str]] = []
+    numbers: list[phone_numbers.AssignedNumber] = []
     twilio_checks: bool = False
     assign_org: str = ""
     number_errors: dict[str, str] = {}
@@ -41,17 +48,17 @@ class PlatformState(rx.State):
     number_form_key: int = 0  # bumped to empty the assign form after a success
 
     @rx.var
-    def organisations(self) -> list[dict[str, str]]:
+    def organisations(self) -> list[OrganisationChoice]:
         """The picker's choices: every organisation by name."""
-        return sorted(({"id": str(r["id"]), "name": f"{r['name']} ({r['slug']})"} for r in self.rows),
-                      key=lambda o: o["name"].lower())
+        return sorted((OrganisationChoice(r.id, f"{r.name} ({r.slug})") for r in self.rows),
+                      key=lambda choice: choice.name.lower())
 
     async def _refresh(self, scope) -> None:
-        self.rows = [t.__dict__ for t in await asyncio.to_thread(tenants.platform_overview, scope)]
+        self.rows = await asyncio.to_thread(tenants.platform_overview, scope)
         self.loading = False
 
     async def _refresh_numbers(self, scope) -> None:
-        self.numbers = [n.__dict__ for n in await asyncio.to_thread(phone_numbers.list_assigned, scope)]
+        self.numbers = await asyncio.to_thread(phone_numbers.list_assigned, scope)
 
     @rx.event
     async def load(self):
@@ -104,17 +111,19 @@ class PlatformState(rx.State):
         return rx.toast.success("Demo organisations are exempt from billing." if is_demo else "Organisation will be billed.")
 
 
-def _row(t: rx.Var) -> rx.Component:
+def _row(organisation: tenants.TenantOverview) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(t["name"], weight="medium"), rx.text(t["slug"], size="1", color_scheme="gray"), spacing="0")),
-        rx.table.cell(t["users"]),
-        rx.table.cell(t["contacts"]),
-        rx.table.cell(t["calls"]),
-        rx.table.cell(t["created_at"]),
+        rx.table.cell(rx.vstack(rx.text(organisation.name, weight="medium"),
+                                rx.text(organisation.slug, size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(organisation.users),
+        rx.table.cell(organisation.contacts),
+        rx.table.cell(organisation.calls),
+        rx.table.cell(organisation.created_at),
         rx.table.cell(
             rx.hstack(
-                rx.switch(checked=t["is_demo"].to(bool), on_change=lambda v: PlatformState.set_demo(t["id"], v)),
-                rx.text(rx.cond(t["is_demo"], "demo", "billed"), size="1", color_scheme="gray"),
+                rx.switch(checked=organisation.is_demo,
+                          on_change=lambda is_demo: PlatformState.set_demo(organisation.id, is_demo)),
+                rx.text(rx.cond(organisation.is_demo, "demo", "billed"), size="1", color_scheme="gray"),
                 align="center",
             )
         ),
@@ -122,21 +131,23 @@ def _row(t: rx.Var) -> rx.Component:
     )
 
 
-def _number_row(n: rx.Var) -> rx.Component:
+def _number_row(number: phone_numbers.AssignedNumber) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(n["number"], weight="medium", font_family="monospace")),
-        rx.table.cell(rx.vstack(rx.text(n["organisation"]), rx.text(n["slug"], size="1", color_scheme="gray"), spacing="0")),
-        rx.table.cell(n["label"]),
-        rx.table.cell(rx.vstack(rx.text(n["assigned"]), rx.text(n["assigned_by"], size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(rx.text(number.number, weight="medium", font_family="monospace")),
+        rx.table.cell(rx.vstack(rx.text(number.organisation), rx.text(number.slug, size="1", color_scheme="gray"),
+                                spacing="0")),
+        rx.table.cell(number.label),
+        rx.table.cell(rx.vstack(rx.text(number.assigned), rx.text(number.assigned_by, size="1", color_scheme="gray"),
+                                spacing="0")),
         rx.table.cell(
             confirm(
                 rx.button(rx.icon("unlink", size=14), "Release", size="1", variant="soft", color_scheme="red",
                           data_testid="release-number"),
-                rx.text("Release ", n["number"], "?"),
-                rx.text(n["organisation"], " stops answering it: callers hear that the number is not connected and the "
+                rx.text("Release ", number.number, "?"),
+                rx.text(number.organisation, " stops answering it: callers hear that the number is not connected and the "
                         "call ends. Past calls stay on record. The number stays in the platform's Twilio account."),
                 "Release number",
-                PlatformState.release_number(n["number"]),
+                PlatformState.release_number(number.number),
                 testid="confirm-release",
             )
         ),
@@ -178,7 +189,7 @@ def _numbers_section() -> rx.Component:
                 form_field("Organisation", rx.select.root(
                     rx.select.trigger(placeholder="Pick an organisation", width="100%", data_testid="assign-organisation"),
                     rx.select.content(rx.foreach(PlatformState.organisations,
-                                                 lambda o: rx.select.item(o["name"], value=o["id"]))),
+                                                 lambda choice: rx.select.item(choice.name, value=choice.id))),
                     value=PlatformState.assign_org,
                     on_change=PlatformState.set_assign_org,
                 ), errors.get("organisation", "")),

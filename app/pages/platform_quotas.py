@@ -6,6 +6,7 @@ A section of its own, with its own state, that the Platform admin page includes 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import reflex as rx
 
@@ -14,10 +15,23 @@ from app.services.accounts import quotas
 from app.session import require_scope
 
 
+@dataclasses.dataclass(frozen=True)
+class QuotaCell:
+    value: str  # "2 GB"
+    default: str  # "default 2 GB"
+    changed: bool  # the organisation has its own value
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaRow:
+    name: str
+    slug: str
+    cells: list[QuotaCell]  # one per quota, in the order of the columns
+
+
 class QuotaState(rx.State):
     columns: list[str] = []
-    # One list per organisation: its name cell, then one cell per quota ("changed" when not the default).
-    rows: list[list[dict[str, str]]] = []
+    rows: list[QuotaRow] = []
 
     @rx.event
     async def load(self):
@@ -25,22 +39,28 @@ class QuotaState(rx.State):
         organisations = await asyncio.to_thread(quotas.overview, scope)
         self.columns = [line.label for line in quotas.lines(quotas.DEFAULTS)]
         self.rows = [
-            [{"text": o.name, "note": o.slug, "kind": "name"}]
-            + [{"text": line.shown(), "note": f"default {line.shown(line.default)}",
-                "kind": "changed" if line.overridden else "default"} for line in o.lines]
+            QuotaRow(o.name, o.slug, [QuotaCell(line.shown(), f"default {line.shown(line.default)}", line.overridden)
+                                      for line in o.lines])
             for o in organisations
         ]
 
 
-def _cell(cell: rx.Var) -> rx.Component:
+def _cell(cell: QuotaCell) -> rx.Component:
     return rx.table.cell(
-        rx.match(
-            cell["kind"],
-            ("name", rx.vstack(rx.text(cell["text"], weight="medium"), rx.text(cell["note"], size="1", color_scheme="gray"),
-                               spacing="0")),
-            ("changed", rx.tooltip(rx.badge(cell["text"], color_scheme="amber"), content=cell["note"])),
-            rx.text(cell["text"], color_scheme="gray"),
+        rx.cond(
+            cell.changed,
+            rx.tooltip(rx.badge(cell.value, color_scheme="amber"), content=cell.default),
+            rx.text(cell.value, color_scheme="gray"),
         )
+    )
+
+
+def _row(row: QuotaRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.vstack(rx.text(row.name, weight="medium"), rx.text(row.slug, size="1", color_scheme="gray"),
+                                spacing="0")),
+        rx.foreach(row.cells, _cell),
+        align="center",
     )
 
 
@@ -55,10 +75,10 @@ def quotas_section() -> rx.Component:
                 rx.table.header(
                     rx.table.row(
                         rx.table.column_header_cell("Organisation"),
-                        rx.foreach(QuotaState.columns, lambda c: rx.table.column_header_cell(c)),
+                        rx.foreach(QuotaState.columns, lambda label: rx.table.column_header_cell(label)),
                     )
                 ),
-                rx.table.body(rx.foreach(QuotaState.rows, lambda row: rx.table.row(rx.foreach(row, _cell), align="center"))),
+                rx.table.body(rx.foreach(QuotaState.rows, _row)),
                 width="100%",
             ),
         ),

@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import reflex as rx
 
-from app.components.cards import form_actions, form_field, section
+from app.components.cards import form_field, section
+from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
 from app.services.accounts import users
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
 
 
+@dataclasses.dataclass(frozen=True)
+class MemberRow:
+    id: str
+    name: str
+    email: str
+    role: str
+    role_label: str  # "super admin", not "super_admin"
+    is_active: bool
+    last_login_at: str
+    is_self: bool  # the signed-in admin: no button to deactivate themselves
+
+
+def _member_row(user: users.UserView, self_id: str) -> MemberRow:
+    return MemberRow(user.id, user.name, user.email, user.role, user.role.replace("_", " "), user.is_active,
+                     user.last_login_at, user.id == self_id)
+
+
 class TeamState(rx.State):
-    rows: list[dict[str, str | bool]] = []
+    rows: list[MemberRow] = []
     loading: bool = True
     dialog_open: bool = False
     errors: dict[str, str] = {}
     error: str = ""
 
     async def _refresh(self, scope) -> None:
-        self.rows = [
-            {**u.__dict__, "is_self": u.id == str(scope.user_id)} for u in await asyncio.to_thread(users.list_users, scope)
-        ]
+        self.rows = [_member_row(u, str(scope.user_id)) for u in await asyncio.to_thread(users.list_users, scope)]
         self.loading = False
 
     @rx.event
@@ -68,21 +85,21 @@ class TeamState(rx.State):
         return rx.toast.success(f"{view.name} is {'active' if active else 'deactivated'}.")
 
 
-def _row(user: rx.Var) -> rx.Component:
+def _row(user: MemberRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(user["name"], weight="medium"), rx.text(user["email"], size="1", color_scheme="gray"), spacing="0")),
-        rx.table.cell(rx.badge(user["role"].to(str).replace("_", " "), variant="soft")),
-        rx.table.cell(rx.cond(user["is_active"], rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray"))),
-        rx.table.cell(user["last_login_at"]),
+        rx.table.cell(rx.vstack(rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(rx.badge(user.role_label, variant="soft")),
+        rx.table.cell(rx.cond(user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray"))),
+        rx.table.cell(user.last_login_at),
         rx.table.cell(
             rx.cond(
-                user["is_self"],
+                user.is_self,
                 rx.text("you", size="1", color_scheme="gray"),
                 rx.cond(
-                    user["is_active"],
-                rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
-                          on_click=TeamState.set_active(user["id"], False)),
-                    rx.button("Reactivate", size="1", variant="soft", on_click=TeamState.set_active(user["id"], True)),
+                    user.is_active,
+                    rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
+                              on_click=TeamState.set_active(user.id, False)),
+                    rx.button("Reactivate", size="1", variant="soft", on_click=TeamState.set_active(user.id, True)),
                 ),
             )
         ),
@@ -92,32 +109,21 @@ def _row(user: rx.Var) -> rx.Component:
 
 def _add_dialog() -> rx.Component:
     errors = TeamState.errors
-    return rx.dialog.root(
-        rx.dialog.trigger(rx.button(rx.icon("user-plus", size=16), "Add member", data_testid="add-member")),
-        rx.dialog.content(
-            rx.dialog.title("Add a team member"),
-            rx.dialog.description("They sign in with this email and the temporary password you set.", size="2"),
-            rx.form(
-                rx.vstack(
-                    rx.cond(TeamState.error != "", rx.callout(TeamState.error, color_scheme="red", icon="triangle-alert", width="100%")),
-                    form_field("Name", rx.input(name="name", width="100%"), errors.get("name", "")),
-                    form_field("Email", rx.input(name="email", type="email", width="100%"), errors.get("email", "")),
-                    form_field(
-                        "Role",
-                        rx.select(["member", "admin"], name="role", default_value="member", width="100%"),
-                        errors.get("role", ""),
-                    ),
-                    form_field("Temporary password", rx.input(name="password", type="password", width="100%"),
-                               errors.get("password", "")),
-                    form_actions("Add member"),
-                    spacing="3",
-                ),
-                on_submit=TeamState.add_user,
-                reset_on_submit=False,
-            ),
-        ),
-        open=TeamState.dialog_open,
+    return form_dialog(
+        "Add a team member",
+        form_field("Name", rx.input(name="name", width="100%"), errors.get("name", "")),
+        form_field("Email", rx.input(name="email", type="email", width="100%"), errors.get("email", "")),
+        form_field("Role", rx.select(["member", "admin"], name="role", default_value="member", width="100%"),
+                   errors.get("role", "")),
+        form_field("Temporary password", rx.input(name="password", type="password", width="100%"),
+                   errors.get("password", "")),
+        description="They sign in with this email and the temporary password you set.",
+        error=TeamState.error,
+        trigger=rx.button(rx.icon("user-plus", size=16), "Add member", data_testid="add-member"),
+        is_open=TeamState.dialog_open,
         on_open_change=TeamState.set_dialog_open,
+        on_submit=TeamState.add_user,
+        submit_label="Add member",
     )
 
 

@@ -16,7 +16,7 @@ from app.session import require_scope
 
 class VoiceSettingsState(rx.State):
     loading: bool = True
-    numbers: list[dict[str, str]] = []
+    numbers: list[voice_settings.NumberView] = []
     prompt: str = ""
     greeting: str = ""
     transfer_number: str = ""
@@ -26,7 +26,7 @@ class VoiceSettingsState(rx.State):
     form_key: int = 0  # bumped to remount the form with fresh values
 
     async def _refresh_numbers(self, scope) -> None:
-        self.numbers = [n.__dict__ for n in await asyncio.to_thread(voice_settings.list_numbers, scope)]
+        self.numbers = await asyncio.to_thread(voice_settings.list_numbers, scope)
 
     def _show_agent(self, agent: voice_settings.AgentSettingsView) -> None:
         self.prompt, self.greeting = agent.prompt, agent.greeting
@@ -61,11 +61,11 @@ class VoiceSettingsState(rx.State):
         return rx.toast.success("Saved. The next call uses the new settings.")
 
 
-def _number_row(n: rx.Var) -> rx.Component:
+def _number_row(number: voice_settings.NumberView) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(n["number"], weight="medium", font_family="monospace")),
-        rx.table.cell(n["label"]),
-        rx.table.cell(n["added"]),
+        rx.table.cell(rx.text(number.number, weight="medium", font_family="monospace")),
+        rx.table.cell(number.label),
+        rx.table.cell(number.added),
         align="center",
     )
 
