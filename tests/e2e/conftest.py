@@ -48,42 +48,93 @@ def fake_llm(llm_server):
     return fake
 
 
-@pytest.fixture(scope="session")
-def app_url(llm_server):
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, REFLEX_USE_NPM="1", RUN_JOBS_IN_APP="true", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               OPENAI_API_KEY="sk-e2e-fake-llm", LLM_BASE_URL=f"{llm_server[1]}/v1", LLM_MAX_RETRIES="0")
-    log_path = ARTIFACTS / "app-server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(port), "--backend-port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 900  # a cold first build installs the frontend packages
-    try:
+class AppServer:
+    """`reflex run --env prod` on one port for the whole session, started on demand.
+
+    The scale-out test restarts it with other settings (Redis, two workers) rather than starting a second app:
+    every app of this checkout compiles into the one .web directory, and the frontend build names its port,
+    so the same port keeps that build valid and the restart short."""
+
+    def __init__(self, llm_url: str):
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.llm_url = llm_url
+        self.proc: subprocess.Popen | None = None
+        self.settings: dict[str, str] | None = None
+
+    def ensure(self, log_name: str = "app-server", **settings: str) -> str:
+        """The app's URL, running with these extra environment variables (restarted if it runs with others)."""
+        if self.proc is not None and self.proc.poll() is None and self.settings == settings:
+            return self.url
+        self.stop()
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, "REFLEX_USE_NPM": "1", "RUN_JOBS_IN_APP": "true", "OPENAI_API_KEY": "sk-e2e-fake-llm",
+               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "LLM_BASE_URL": f"{self.llm_url}/v1",
+               "LLM_MAX_RETRIES": "0", **settings}
+        log_path = ARTIFACTS / f"{log_name}.log"
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(self.port),
+                 "--backend-port", str(self.port)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.settings = settings
+        deadline = time.monotonic() + 900  # a cold first build installs the frontend packages
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"the app exited with {self.proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return self.url
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
+                self.stop()
                 pytest.fail(f"the app did not start; see {log_path}")
-            time.sleep(1)
-        yield url
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        stop_process_group(self.proc)
+        self.proc = None
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a process started with start_new_session=True and everything it started; SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def app_server(llm_server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = AppServer(llm_server[1])
+    try:
+        yield server
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        server.stop()
+
+
+@pytest.fixture
+def app_url(app_server):
+    """The app as most tests use it: one backend worker, which also runs the job queue."""
+    return app_server.ensure()
+
+
+def pytest_collection_modifyitems(items):
+    # The scale-out tests restart the app in another shape: run them last, so the others share one start.
+    items.sort(key=lambda item: item.get_closest_marker("scale_out") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "scale_out: runs the app as several workers (restarts the shared app)")
 
 
 @pytest.fixture(scope="session")
