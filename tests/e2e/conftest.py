@@ -150,6 +150,13 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1366, "height": 860}}
 
 
+# Reflex's frontend calls window.__reflex_otel.onSocketConnect() (its instrumentation hook) when a page's socket
+# connects. Installed before every document loads, the flag below is set on each page load once the app is
+# mounted (its handlers attached) and its socket is up: then a click or a keystroke reaches the app. The client
+# token in sessionStorage is no such sign: it stays from the tab's first page load on.
+_CONNECTED_FLAG = "window.__reflex_otel = {onSocketConnect() { window.__e2eSocketConnected = true; }};"
+
+
 class UI:
     """Small helpers that act as a user would."""
 
@@ -157,14 +164,15 @@ class UI:
         self.page = page
         self.base = base_url
         page.set_default_timeout(20_000)
+        page.add_init_script(_CONNECTED_FLAG)
 
     def open(self, path: str) -> None:
         self.page.goto(self.base + path)
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        # The websocket is up (and state can change) once Reflex stored its client token.
-        self.page.wait_for_function("() => window.sessionStorage.getItem('token')")
+        """After a page load: wait until this page's app is mounted and connected."""
+        self.page.wait_for_function("() => window.__e2eSocketConnected === true")
 
     def at(self, path: str) -> None:
         self.page.wait_for_url(lambda u: u.rstrip("/").endswith(path.rstrip("/")) and "?" not in u.split(self.base, 1)[-1])
@@ -188,8 +196,9 @@ class UI:
     def shot(self, name: str) -> None:
         # From the top: a full-page capture of a scrolled page draws the sticky sidebar where it was scrolled to.
         self.page.evaluate("window.scrollTo(0, 0)")
-        self.page.wait_for_timeout(400)  # let charts and toasts settle
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        self.page.evaluate("document.fonts.ready.then(() => true)")
+        # Animations (toasts sliding in, dialogs fading) are shown at their end state rather than waited for.
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
 
 
 @pytest.fixture
