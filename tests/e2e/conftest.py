@@ -157,6 +157,16 @@ def browser_context_args(browser_context_args):
 _CONNECTED_FLAG = "window.__reflex_otel = {onSocketConnect() { window.__e2eSocketConnected = true; }};"
 
 
+def throttle(page):
+    """E2E_CPU_THROTTLE=N runs the browser's CPU N times slower (Chromium's own emulation), so a test that races
+    the page instead of waiting for it fails here rather than once in a while in CI: a flake hunt's setting."""
+    if rate := float(os.environ.get("E2E_CPU_THROTTLE") or 0):
+        session = page.context.new_cdp_session(page)
+        session.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+        return session  # (kept by the caller: the setting lasts as long as the session)
+    return None
+
+
 class UI:
     """Small helpers that act as a user would."""
 
@@ -165,6 +175,7 @@ class UI:
         self.base = base_url
         page.set_default_timeout(20_000)
         page.add_init_script(_CONNECTED_FLAG)
+        self._throttled = throttle(page)
 
     def open(self, path: str) -> None:
         self.page.goto(self.base + path)
