@@ -40,7 +40,7 @@ WORKERS = 2
 @dataclass
 class ScaledApp:
     url: str
-    redis: object
+    redis: object  # a client of the app's Redis
     runners: list[subprocess.Popen] = field(default_factory=list)
     runner_logs: list[Path] = field(default_factory=list)
 
@@ -62,49 +62,54 @@ def wait_until(check, what: str, timeout: float = 60):
     return result
 
 
-def start_redis(tmp: Path):
+def started(stack: contextlib.ExitStack, args: list[str], log: Path) -> subprocess.Popen:
+    """A process of its own group, writing to `log`, stopped (with its children) when `stack` closes."""
+    out = stack.enter_context(open(log, "w"))
+    proc = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    stack.callback(stop_process_group, proc)
+    return proc
+
+
+def start_redis(stack: contextlib.ExitStack, data: Path) -> tuple[object, str]:
     import redis
 
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server package.")
-    port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp)], stdout=open(ARTIFACTS / "redis-server.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    port, log = free_port(), ARTIFACTS / "redis-server.log"
+    proc = started(stack, [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                           "--dir", str(data)], log)
     client = redis.Redis(port=port)
 
     def answers() -> bool:
-        assert proc.poll() is None, (ARTIFACTS / "redis-server.log").read_text()
+        assert proc.poll() is None, f"redis-server exited: {log.read_text()}"
         with contextlib.suppress(redis.ConnectionError):
             return client.ping()
         return False
 
     wait_until(answers, "redis-server answers", timeout=30)
-    return proc, client, f"redis://127.0.0.1:{port}"
+    return client, f"redis://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
 def scaled(app_server, tmp_path_factory):
-    redis_proc, client, redis_url = start_redis(tmp_path_factory.mktemp("redis"))
-    app = ScaledApp(url="", redis=client)
-    try:
-        app.url = app_server.ensure("app-server-scaled", REFLEX_REDIS_URL=redis_url, GRANIAN_WORKERS=str(WORKERS),
-                                    RUN_JOBS_IN_APP="false")
+    with contextlib.ExitStack() as stack:
+        client, redis_url = start_redis(stack, tmp_path_factory.mktemp("redis"))
+        stack.callback(app_server.stop)  # (after the runners stop) a later test gets the app in its usual shape
+        app = ScaledApp(url=app_server.ensure("app-server-scaled", REFLEX_REDIS_URL=redis_url,
+                                              GRANIAN_WORKERS=str(WORKERS), RUN_JOBS_IN_APP="false"), redis=client)
         for n in range(1, RUNNERS + 1):
             log = ARTIFACTS / f"jobs-runner-{n}.log"
+            app.runners.append(started(stack, [sys.executable, "-m", "app.jobs"], log))
             app.runner_logs.append(log)
-            app.runners.append(subprocess.Popen([sys.executable, "-m", "app.jobs"], cwd=ROOT, env=dict(os.environ),
-                                                stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                                                start_new_session=True))
         for runner, log in zip(app.runners, app.runner_logs):
-            wait_until(lambda: runner.poll() is None and "job runner started" in log.read_text(), f"{log.name} starts")
+            def up(runner=runner, log=log) -> bool:
+                assert runner.poll() is None, f"{log.name}: the runner exited: {log.read_text()[-2000:]}"
+                return "job runner started" in log.read_text()
+
+            wait_until(up, f"{log.name} starts")
         yield app
-    finally:
-        for runner in app.runners:
-            stop_process_group(runner)
-        app_server.stop()  # a later test gets the app in its usual shape again
-        stop_process_group(redis_proc)
 
 
 def test_a_signed_in_session_keeps_working_whichever_worker_its_events_reach(scaled, page, make_org):
