@@ -10,7 +10,7 @@ export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint test-unit test-e2e bench chromium clean
+.PHONY: run test lint test-unit test-e2e bench system-packages clean
 
 # Stamps are named by the requirements' content (Reflex touches requirements.txt, so mtimes would lie).
 RUNTIME := $(VENV)/.runtime-$(shell cat requirements.txt | md5sum | cut -c1-12)
@@ -25,16 +25,20 @@ $(DEV): $(RUNTIME)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.dev-* && touch $@
 
-chromium:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+## Debian packages the browser tests use: Chromium, and redis-server for the scale-out test. Installed when missing.
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
 ## Start PostgreSQL (embedded unless DATABASE_URL is set), migrate, seed the demo, run app :3000 + voice :8081.
 run: $(RUNTIME)
 	$(PY) -m app.cli run
 
 ## The whole suite: unit/integration tests, then the browser tests in their own pytest run.
-test: $(DEV) chromium
+test: $(DEV) system-packages
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 
@@ -47,7 +51,7 @@ lint: $(DEV)
 test-unit: $(DEV)
 	$(PY) -m pytest tests --ignore=tests/e2e -p no:playwright -q
 
-test-e2e: $(DEV) chromium
+test-e2e: $(DEV) system-packages
 	$(PY) -m pytest tests/e2e -p no:asyncio -W ignore::pytest.PytestConfigWarning -q
 
 ## Benchmarks (not part of `make test`): each prints one JSON object as its last line.

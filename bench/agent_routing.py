@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
 import sys
 import time
@@ -30,30 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.agent_kit import large_team, routing_rows  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
-DATA = ROOT / "tests" / "data" / "routing_eval.jsonl"
 BASELINE_MESSAGES = 10
-
-
-def large_team(count: int, chars: int, seed: int = 7) -> list[dict[str, str]]:
-    """`count` specialist forms with about `chars` characters of knowledge each, built from the catalogue."""
-    from app.services.agents.specialists import load_catalogue
-
-    catalogue = load_catalogue()
-    paragraphs = [p for entry in catalogue for p in entry["knowledge"].split("\n\n")]
-    rng = random.Random(seed)
-    forms = []
-    for n in range(count):
-        entry = catalogue[n % len(catalogue)]
-        parts, size = [entry["knowledge"]], len(entry["knowledge"])
-        while size < chars:
-            parts.append(rng.choice(paragraphs))
-            size += len(parts[-1]) + 2
-        knowledge = "\n\n".join(parts)[:chars].rsplit(" ", 1)[0]
-        forms.append({"slug": f"{entry['slug']}-{n}", "name": f"{entry['name']} {n}", "description": entry["description"],
-                      "prompt": entry["prompt"], "knowledge": knowledge, "keywords": entry["keywords"]})
-    return forms
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -175,7 +154,7 @@ def main() -> None:
                 session.delete(row)
         for form in large_team(args.specialists, args.chars):
             specialists.create_specialist(scope, **form)
-        questions = [json.loads(line)["query"] for line in DATA.read_text().splitlines() if line][:40]
+        questions = [row["query"] for row in routing_rows()][:40]
         result = asyncio.run(measure(scope, questions, args.messages))
         total = sum(len(s.knowledge) for s in specialists.list_specialists(scope))
         result.update(specialists=args.specialists, knowledge_chars_each=round(total / max(args.specialists, 1)))

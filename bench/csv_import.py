@@ -96,20 +96,24 @@ def storage_floor(url: str, tenant_id) -> dict:
         conn.execute("SET maintenance_work_mem = '1GB'")  # generous: the floor should not be inflated
         conn.execute("CHECKPOINT")
         started = time.perf_counter()
-        conn.execute(f"INSERT INTO bench_floor ({names}) SELECT {names} FROM bench_ready")
+        stored = conn.execute(f"INSERT INTO bench_floor ({names}) SELECT {names} FROM bench_ready").rowcount
         insert_seconds = time.perf_counter() - started
         definitions = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'contacts'")]
         started = time.perf_counter()
         search_seconds = 0.0
+        search_indexes = 0
         for n, definition in enumerate(definitions):
             index_started = time.perf_counter()
             conn.execute(definition.replace(" ON public.contacts ", " ON public.bench_floor ")
                          .replace("INDEX ", f"INDEX bench_floor_{n}_", 1))
             if "USING gin" in definition:
                 search_seconds += time.perf_counter() - index_started
+                search_indexes += 1
         index_seconds = time.perf_counter() - started
+        built = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'bench_floor'").fetchone()[0]
         conn.execute("DROP TABLE bench_floor, bench_ready")
-    return {"insert": insert_seconds, "indexes": index_seconds, "search_index": search_seconds}
+    return {"insert": insert_seconds, "indexes": index_seconds, "search_index": search_seconds, "rows": stored,
+            "indexes_built": built, "indexes_of_contacts": len(definitions), "search_indexes": search_indexes}
 
 
 def main() -> None:
@@ -167,6 +171,10 @@ def main() -> None:
             "floor_insert_seconds": round(floor["insert"], 1),
             "floor_index_seconds": round(floor["indexes"], 1),
             "floor_search_index_seconds": round(floor["search_index"], 1),
+            "floor_rows": floor["rows"],
+            "floor_indexes_built": floor["indexes_built"],
+            "floor_indexes_of_contacts": floor["indexes_of_contacts"],
+            "floor_search_indexes": floor["search_indexes"],
             "ratio_ceiling": round(copy_seconds / floor_seconds, 3),
             "target_import_seconds": 15,
             "target_ratio_to_copy": 0.2,

@@ -135,7 +135,10 @@ async def test_a_specialist_past_its_timeout_is_cancelled_and_named(fake_llm, or
     assert "HIPAA & Patient Privacy (timed out)" in done.answer
     assert [s["status"] for s in done.specialists] == ["timeout", "done"]
     stored = conversations.get_messages(org, of(events, TurnStarted)[0].conversation_id)
-    assert stored[-1].role == "assistant" and stored[-1].timings["total_ms"] >= 0
+    assert stored[-1].role == "assistant" and stored[-1].timings == done.timings  # the reply keeps its timings
+    phases = done.timings["route_ms"] + done.timings["specialists_ms"] + done.timings["synthesis_ms"]
+    assert set(done.timings) == {"route_ms", "specialists_ms", "synthesis_ms", "total_ms"}
+    assert done.timings["total_ms"] >= phases  # the phases follow one another inside the total
     assert leftover_tasks() == []
 
 

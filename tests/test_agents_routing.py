@@ -107,15 +107,9 @@ def test_a_short_follow_up_inherits_the_previous_topic(team):
 
 def test_the_routing_set_meets_the_target():
     """The offline router on tests/data/routing_eval.jsonl (bench/routing_eval.py prints the details)."""
-    import json
-    import sys
+    from tests.agent_kit import catalogue_views, evaluate, routing_rows
 
-    from tests.scratch_db import ROOT
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    import routing_eval
-
-    rows = [json.loads(line) for line in (ROOT / "tests/data/routing_eval.jsonl").read_text().splitlines() if line]
+    rows = routing_rows()
     assert len(rows) >= 150 and sum(not r["expected"] for r in rows) >= 15 and sum(len(r["expected"]) > 1 for r in rows) >= 10
-    result = routing_eval.evaluate(router.KeywordRouter(routing_eval.catalogue_views()).choose, rows)
+    result = evaluate(router.KeywordRouter(catalogue_views()).choose, rows)
     assert result["micro_f1"] >= 0.8 and result["oos_recall"] >= 0.8

@@ -6,17 +6,13 @@ Build counts and the event loop's progress are asserted, never timings (bench/ag
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 
 from app.services.agents import router, search, specialists, team
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, RouteDecided
 from app.services.accounts.scope import Scope
-from tests.scratch_db import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-from agent_routing import large_team  # noqa: E402
+from tests.agent_kit import large_team
 
 QUESTION = "Can our AI agent call patients with appointment reminders? What do the robocall rules say?"
 

@@ -49,6 +49,17 @@ def fast_runner(**kw) -> Runner:
     return Runner(poll_seconds=0.1, heartbeat_seconds=0.1, retry_base_seconds=0.05, schedule=False, **kw)
 
 
+def until(job_id: int, condition: str, timeout: float = 30) -> None:
+    """Wait until the job's row meets an SQL condition (judged by the database's clock), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as s:
+            if s.execute(text(f"SELECT {condition} FROM jobs WHERE id = :id"), {"id": job_id}).scalar():
+                return
+        assert time.monotonic() < deadline, f"job {job_id} never met: {condition}"
+        time.sleep(0.05)
+
+
 def run_until_failed(job_id: int, rounds: int = 100) -> None:
     """Run (and wait out the short retry backoffs) until the job has failed for good, or give up."""
     async def run():
@@ -105,7 +116,7 @@ def test_job_of_a_killed_runner_is_picked_up_again(handlers):
     handlers("test.resumable", resume)
     # Not before the lease expires: the job still looks owned.
     assert job_queue.claim("impatient", lease_seconds=3600) is None
-    time.sleep(0.7)  # the dead runner's heartbeat is now older than the 0.5 s lease
+    until(job_id, "heartbeat_at < now() - interval '0.5 seconds'")  # the dead runner's lease of 0.5 s ran out
     asyncio.run(fast_runner(lease_seconds=0.5).run_until_idle(timeout=30))
     row = job_row(job_id)
     assert row["status"] == "succeeded"

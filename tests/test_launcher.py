@@ -34,6 +34,18 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> httpx.Response
     pytest.fail(f"{url} never answered")
 
 
+def running(pids: list[int]) -> list[int]:
+    """The processes among `pids` still running (zombies are dead, only not yet reaped)."""
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
 def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
     app_port, voice_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RUN_JOBS_IN_APP")}
@@ -63,8 +75,10 @@ def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
     assert not (pgdata / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
-    time.sleep(1)
-    leftovers = [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    # Children reparented at the end may take a moment to exit: wait for them, not for a fixed time.
+    deadline = time.monotonic() + 30
+    while (leftovers := running(family)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert leftovers == [], f"processes still running after Ctrl-C: {leftovers}"
     for port in (app_port, voice_port):
         with pytest.raises(httpx.HTTPError):

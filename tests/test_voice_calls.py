@@ -104,15 +104,19 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
 
 async def test_barge_in_clears_the_callers_audio_while_the_agent_is_talking(monkeypatch, make_org):
     org = make_org()
+    hearing = asyncio.Event()
 
     async def script(s):
         await s.say("Let me tell you about all of our opening hours, one day at a time.", seconds=4.0)
-        await asyncio.sleep(0.3)  # the caller is hearing it now
+        await asyncio.wait_for(hearing.wait(), 30)  # the caller is hearing it now
         await s.hear("Sorry, just Saturday please.")
 
     async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
         caller = await line.call()
         play = asyncio.create_task(caller.play(b"", seconds=30))
+        while "media" not in caller.kinds():
+            await asyncio.sleep(0.02)
+        hearing.set()
         while "clear" not in caller.kinds():
             await asyncio.sleep(0.02)
         clear_at = next(t for t, m in caller.events if m["event"] == "clear")
@@ -218,8 +222,12 @@ async def test_on_hold_the_bridge_sends_keepalive_instead_of_audio(monkeypatch, 
     org = make_org()
     timings = replace(FAST, keepalive_interval=0.3)
 
-    async def slow(tenant_id, question):
-        await asyncio.sleep(1.2)
+    async def slow(tenant_id, question):  # the specialists answer once the agent has had two keepalives
+        messages = line.agent.sessions[0].messages
+        for _ in range(100):  # (5 s at most: the agent's function call waits 10 s)
+            if sum(1 for m in messages if m["type"] == "KeepAlive") >= 2:
+                break
+            await asyncio.sleep(0.05)
         return "Yes."
 
     async def script(s):

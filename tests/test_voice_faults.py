@@ -23,7 +23,7 @@ from models.db import session_scope
 from tests.fakes.deepgram_agent import FakeDeepgramAgent
 from tests.fakes.server import serve
 from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_number, call_row, phone_line,
-                             sidecar_process, table_locked, usage_of)
+                             sidecar_process, table_locked, until_waiting_for, usage_of)
 from voice_service import security
 from voice_service.bridge import BridgeTimings
 from voice_service.records import WRITER
@@ -359,7 +359,7 @@ async def test_a_call_ends_at_its_last_media_however_late_its_records_are_writte
             await caller.hang_up()
             while line.app.state.calls:  # the bridge has ended the call and queued its records
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)
+            await until_waiting_for("call_transcript_lines")  # ...behind the writer, stuck on the lock
             released = utcnow()
         await line.settled()
     row = call_row(caller.call_sid)
@@ -378,7 +378,7 @@ async def test_twilios_status_callback_ends_a_call_when_it_arrived_however_late_
         async with table_locked("phone_numbers"):  # the caller hangs up while the database is slow
             hung_up = utcnow()
             callback = asyncio.create_task(caller.status_callback("completed"))
-            await asyncio.sleep(1.5)
+            await until_waiting_for("phone_numbers")
             assert not callback.done()  # still waiting for the database
             released = utcnow()
         assert await callback == 204

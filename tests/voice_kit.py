@@ -174,6 +174,25 @@ async def table_locked(table: str) -> AsyncIterator[None]:
         await asyncio.to_thread(conn.close)
 
 
+_WAITING_FOR = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = CAST(:table AS regclass) AND NOT granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+
+
+async def until_waiting_for(table: str, timeout: float = 30) -> None:
+    """Wait until a request is queued behind `table_locked(table)`: some session waits for that table's lock."""
+
+    def waiting() -> bool:
+        with get_engine().connect() as conn:
+            return bool(conn.execute(_WAITING_FOR, {"table": table}).scalar())
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(waiting):
+        assert asyncio.get_running_loop().time() < deadline, f"nothing ever waited for the lock on {table}"
+        await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def sidecar_process(agent_url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """`python -m voice_service` in a process of its own, pointed at the fake agent, so a test can kill it."""

@@ -48,42 +48,93 @@ def fake_llm(llm_server):
     return fake
 
 
-@pytest.fixture(scope="session")
-def app_url(llm_server):
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, REFLEX_USE_NPM="1", RUN_JOBS_IN_APP="true", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               OPENAI_API_KEY="sk-e2e-fake-llm", LLM_BASE_URL=f"{llm_server[1]}/v1", LLM_MAX_RETRIES="0")
-    log_path = ARTIFACTS / "app-server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(port), "--backend-port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 900  # a cold first build installs the frontend packages
-    try:
+class AppServer:
+    """`reflex run --env prod` on one port for the whole session, started on demand.
+
+    The scale-out test restarts it with other settings (Redis, two workers) rather than starting a second app:
+    every app of this checkout compiles into the one .web directory, and the frontend build names its port,
+    so the same port keeps that build valid and the restart short."""
+
+    def __init__(self, llm_url: str):
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.llm_url = llm_url
+        self.proc: subprocess.Popen | None = None
+        self.settings: dict[str, str] | None = None
+
+    def ensure(self, log_name: str = "app-server", **settings: str) -> str:
+        """The app's URL, running with these extra environment variables (restarted if it runs with others)."""
+        if self.proc is not None and self.proc.poll() is None and self.settings == settings:
+            return self.url
+        self.stop()
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, "REFLEX_USE_NPM": "1", "RUN_JOBS_IN_APP": "true", "OPENAI_API_KEY": "sk-e2e-fake-llm",
+               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "LLM_BASE_URL": f"{self.llm_url}/v1",
+               "LLM_MAX_RETRIES": "0", **settings}
+        log_path = ARTIFACTS / f"{log_name}.log"
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(self.port),
+                 "--backend-port", str(self.port)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.settings = settings
+        deadline = time.monotonic() + 900  # a cold first build installs the frontend packages
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"the app exited with {self.proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return self.url
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
+                self.stop()
                 pytest.fail(f"the app did not start; see {log_path}")
-            time.sleep(1)
-        yield url
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        stop_process_group(self.proc)
+        self.proc = None
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a process started with start_new_session=True and everything it started; SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def app_server(llm_server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = AppServer(llm_server[1])
+    try:
+        yield server
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        server.stop()
+
+
+@pytest.fixture
+def app_url(app_server):
+    """The app as most tests use it: one backend worker, which also runs the job queue."""
+    return app_server.ensure()
+
+
+def pytest_collection_modifyitems(items):
+    # The scale-out tests restart the app in another shape: run them last, so the others share one start.
+    items.sort(key=lambda item: item.get_closest_marker("scale_out") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "scale_out: runs the app as several workers (restarts the shared app)")
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +150,23 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1366, "height": 860}}
 
 
+# Reflex's frontend calls window.__reflex_otel.onSocketConnect() (its instrumentation hook) when a page's socket
+# connects. Installed before every document loads, the flag below is set on each page load once the app is
+# mounted (its handlers attached) and its socket is up: then a click or a keystroke reaches the app. The client
+# token in sessionStorage is no such sign: it stays from the tab's first page load on.
+_CONNECTED_FLAG = "window.__reflex_otel = {onSocketConnect() { window.__e2eSocketConnected = true; }};"
+
+
+def throttle(page):
+    """E2E_CPU_THROTTLE=N runs the browser's CPU N times slower (Chromium's own emulation), so a test that races
+    the page instead of waiting for it fails here rather than once in a while in CI: a flake hunt's setting."""
+    if rate := float(os.environ.get("E2E_CPU_THROTTLE") or 0):
+        session = page.context.new_cdp_session(page)
+        session.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+        return session  # (kept by the caller: the setting lasts as long as the session)
+    return None
+
+
 class UI:
     """Small helpers that act as a user would."""
 
@@ -106,14 +174,16 @@ class UI:
         self.page = page
         self.base = base_url
         page.set_default_timeout(20_000)
+        page.add_init_script(_CONNECTED_FLAG)
+        self._throttled = throttle(page)
 
     def open(self, path: str) -> None:
         self.page.goto(self.base + path)
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        # The websocket is up (and state can change) once Reflex stored its client token.
-        self.page.wait_for_function("() => window.sessionStorage.getItem('token')")
+        """After a page load: wait until this page's app is mounted and connected."""
+        self.page.wait_for_function("() => window.__e2eSocketConnected === true")
 
     def at(self, path: str) -> None:
         self.page.wait_for_url(lambda u: u.rstrip("/").endswith(path.rstrip("/")) and "?" not in u.split(self.base, 1)[-1])
@@ -137,8 +207,9 @@ class UI:
     def shot(self, name: str) -> None:
         # From the top: a full-page capture of a scrolled page draws the sticky sidebar where it was scrolled to.
         self.page.evaluate("window.scrollTo(0, 0)")
-        self.page.wait_for_timeout(400)  # let charts and toasts settle
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        self.page.evaluate("document.fonts.ready.then(() => true)")
+        # Animations (toasts sliding in, dialogs fading) are shown at their end state rather than waited for.
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ synthesis, the consulted chips, and the conversation still there after a reload.
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.conftest import PASSWORD
 
 QUESTION = "A patient's wife wants to know when his appointment is. Can we tell her, and can she reschedule it?"
@@ -39,22 +41,22 @@ def test_ask_two_specialists_watch_them_work_and_find_the_conversation_again(ui,
     live = page.get_by_test_id("live-reply")
     # Both specialists show a typing indicator while they work.
     live.locator("[data-testid=specialist-chip][data-status=working]").nth(1).wait_for()
-    assert live.get_by_text("typing…").count() == 2
+    expect(live.get_by_text("typing…")).to_have_count(2)
     live.get_by_text("HIPAA & Patient Privacy").wait_for()
     live.get_by_text("Appointment Scheduling").wait_for()
     ui.shot("chat-specialists-typing")
     # The synthesis streams in: part of it is visible before the reply is complete.
     page.get_by_test_id("live-answer").get_by_text("Verify first.").wait_for()
+    assert page.get_by_test_id("assistant-message").count() == 0  # (the rest takes seconds to stream)
     ui.shot("chat-mid-stream")
-    assert page.get_by_test_id("assistant-message").count() == 0
 
     reply = page.get_by_test_id("assistant-message")
     reply.wait_for(timeout=30_000)
-    assert reply.locator("strong", has_text="two specific new slots").count() == 1  # markdown rendered
+    expect(reply.locator("strong", has_text="two specific new slots")).to_have_count(1)  # markdown rendered
     chips = reply.locator("[data-testid=specialist-chip][data-status=done]")
-    assert chips.count() == 2
-    assert "HIPAA & Patient Privacy" in chips.nth(0).inner_text()
-    assert "tokens · est. $" in reply.get_by_test_id("reply-usage").inner_text()
+    expect(chips).to_have_count(2)
+    expect(chips.nth(0)).to_contain_text("HIPAA & Patient Privacy")
+    expect(reply.get_by_test_id("reply-usage")).to_contain_text("tokens · est. $")
     ui.shot("chat-finished")
 
     page.reload()
@@ -65,7 +67,7 @@ def test_ask_two_specialists_watch_them_work_and_find_the_conversation_again(ui,
     page.get_by_text("Ask the specialist team").wait_for()
     item.get_by_text("A patient's wife wants").click()
     page.get_by_test_id("user-message").get_by_text(QUESTION).wait_for()
-    assert page.get_by_test_id("assistant-message").locator("[data-status=done]").count() == 2
+    expect(page.get_by_test_id("assistant-message").locator("[data-status=done]")).to_have_count(2)
     ui.shot("chat-resumed")
 
 
@@ -80,7 +82,7 @@ def test_a_failing_specialist_is_shown_in_the_conversation(ui, make_org, fake_ll
     page.keyboard.press("Enter")
     reply = page.get_by_test_id("assistant-message")
     reply.wait_for(timeout=30_000)
-    assert reply.locator("[data-status=error]").count() == 1
+    expect(reply.locator("[data-status=error]")).to_have_count(1)
     reply.get_by_text("Appointment Scheduling (failed)").wait_for()
     ui.shot("chat-specialist-failed")
 
@@ -134,6 +136,18 @@ EVIL_ANSWER = (f"{EVIL_NAME}\n\n{EVIL_DESCRIPTION}\n\n{EVIL_KNOWLEDGE}\n\n{paylo
 
 def flags_set(page) -> list[str]:
     return page.evaluate("(flags) => flags.filter((f) => window[f] !== undefined)", FLAGS)
+
+
+def run_canaries(page) -> None:
+    """Add a payload of each kind that runs by itself (an iframe's script, an image's error handler) after
+    everything on the page, and wait until both ran: any such payload on the page, there before them, ran too."""
+    page.evaluate("""() => {
+        const box = document.createElement("div");
+        box.innerHTML = '<iframe srcdoc="<script>top.e2eCanary1 = 1</script>"></iframe>'
+            + '<img src=x onerror="window.e2eCanary2 = 1">';
+        document.body.appendChild(box);
+    }""")
+    page.wait_for_function("() => window.e2eCanary1 === 1 && window.e2eCanary2 === 1")
 
 
 def assert_shown_as_text(locator, tag: str) -> None:
@@ -207,5 +221,5 @@ def test_html_and_script_in_a_specialist_and_its_answers_show_as_text(ui, make_o
     ui.wait_ready()
     page.get_by_test_id("assistant-message").nth(1).wait_for()
     assert_shown_as_text(page.get_by_test_id("assistant-message").first.locator(".chat-markdown"), "w")
-    page.wait_for_timeout(500)  # give anything that slipped through time to run before reading the flags
+    run_canaries(page)
     assert flags_set(page) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from sqlmodel import select
 
 from app.services.crm import contacts, interactions
@@ -78,18 +79,22 @@ def test_admin_manages_a_contact_from_custom_field_to_deletion(ui, make_org):
     ui.toast("Follow-up added.")
     entries = page.get_by_test_id("timeline-entry")
     entries.first.get_by_text("Send the pricing sheet").wait_for()
-    assert entries.count() == 3
+    expect(entries).to_have_count(3)
     entries.first.get_by_test_id("entry-done").click()
     ui.toast("Marked done.")
     ui.shot("crm-contact-detail")
 
     # Find it by search, and by the custom-field filter.
     ui.open("/crm/contacts")
+    page.get_by_text("3 contacts").wait_for()
     page.fill("[data-testid=contact-search] input, input[placeholder^='Search name']", "bayv")
     page.get_by_text("1 contact match").wait_for()
-    assert page.get_by_test_id("contact-card").count() == 1
-    page.fill("input[placeholder^='Search name']", "201-0134")
+    expect(page.get_by_test_id("contact-card")).to_have_count(1)
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("3 contacts").wait_for()  # (so the next match is the phone number's, not the name's)
+    page.fill("input[placeholder^='Search name']", "555-201-0134")
     page.get_by_text("1 contact match").wait_for()
+    expect(page.get_by_test_id("contact-card")).to_contain_text("Priya Raman")
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("3 contacts").wait_for()
     page.click("[data-testid=field-filter]")

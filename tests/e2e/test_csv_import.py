@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Contact
@@ -56,13 +57,13 @@ def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
     upload(ui, tmp_path, "example.csv", SEED_EXAMPLE)
     page.get_by_test_id("preview").get_by_text("Acme Corp").wait_for()
     targets = page.get_by_test_id("column-target")
-    assert targets.count() == 8
-    assert targets.nth(2).inner_text().strip() == "Email"
+    expect(targets).to_have_count(8)
+    expect(targets.nth(2)).to_have_text("Email")
     ui.shot("csv-import-mapping")
     import_and_wait(ui)
     counts = page.get_by_test_id("import-counts")
     counts.get_by_text("Added").wait_for()
-    assert "2" in counts.inner_text()
+    expect(counts).to_contain_text("2")
     ui.shot("csv-import-finished")
     ui.open("/crm/contacts")
     page.get_by_test_id("contact-card").filter(has_text="Acme Corp").wait_for()
@@ -71,7 +72,7 @@ def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
     # A file with bad rows: the good row goes in, the others are explained and downloadable.
     ui.open("/crm/import")
     upload(ui, tmp_path, "bad.csv", BAD_ROWS)
-    assert [targets.nth(i).inner_text().strip() for i in range(4)] == ["Business name", "Contact name", "Email", "Status"]
+    expect(targets).to_have_text(["Business name", "Contact name", "Email", "Status"])
     import_and_wait(ui)
     errors = page.get_by_test_id("import-errors")
     errors.get_by_text("is not a valid email address").wait_for()
@@ -96,7 +97,7 @@ def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
     upload(ui, tmp_path, "contacts.csv", exported)
     page.get_by_test_id("mode-update").click()
     import_and_wait(ui)
-    assert "0" in page.get_by_test_id("import-counts").inner_text()
+    expect(page.get_by_test_id("import-counts")).to_contain_text("0")
     assert snapshot(owner.tenant_id) == before
     page.get_by_text("Recent imports").wait_for()
     ui.shot("csv-import-history")
