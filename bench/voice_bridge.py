@@ -134,7 +134,7 @@ def role_relay(port: int, agent_url: str) -> None:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
 
-    from voice_service.deepgram_voice_agent import AgentConfig
+    from voice_service.agent_config import AgentConfig
 
     async def relay(twilio: WebSocket) -> None:
         await twilio.accept()
@@ -292,7 +292,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _histogram_percentile(metrics: str, q: float) -> float:
     """The upper bound (ms) of the bucket holding the q-quantile of voice_bridge_latency_seconds."""
-    buckets = [(float(line.split('le="')[1].split('"')[0]), int(line.split()[-1])) for line in metrics.splitlines()
+    buckets = [(float(line.split('le="')[1].split('"')[0]), float(line.split()[-1])) for line in metrics.splitlines()
                if line.startswith("voice_bridge_latency_seconds_bucket")]
     total = buckets[-1][1] if buckets else 0
     for bound, count in buckets:

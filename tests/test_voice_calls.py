@@ -13,7 +13,7 @@ from app.jobs.runner import Runner
 from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
 from tests.voice_kit import CALLER, FAST, NUMBER, add_contact, call_row, phone_line, usage_of
-from voice_service import twiml
+from app.integrations import twilio
 from voice_service.audio import tone
 
 
@@ -335,7 +335,7 @@ async def test_a_call_to_an_unknown_number_hears_a_polite_message(monkeypatch, m
     async with phone_line(monkeypatch, org.tenant_id) as line:
         result = await line.caller(to="+15559998888").dial()
     assert result.status_code == 200 and result.hangup and result.stream_url is None
-    assert result.says == [twiml.UNKNOWN_NUMBER]
+    assert result.says == [twilio.UNKNOWN_NUMBER]
 
 
 async def test_the_classic_pipeline_takes_a_message_and_records_it(monkeypatch, make_org):
@@ -405,8 +405,8 @@ async def test_metrics_report_calls_frames_and_bridge_latency(monkeypatch, make_
             after = (await client.get(f"{line.url}/metrics")).text
     assert "voice_calls_in_progress 1" in during
     assert "voice_calls_in_progress 0" in after
-    assert 'voice_calls_total{pipeline="voice_agent",outcome="completed"}' in after
-    frames = int(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
+    assert 'voice_calls_total{outcome="completed",pipeline="voice_agent"}' in after  # labels in name order
+    frames = float(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
     assert frames >= 10
     assert 'voice_bridge_latency_seconds_bucket{le="+Inf"}' in after and "voice_bridge_latency_seconds_count" in after
 
