@@ -7,14 +7,19 @@ import asyncio
 from dataclasses import replace
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
+from app.integrations import twilio
 from app.jobs.runner import Runner
 from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
-from tests.voice_kit import CALLER, FAST, NUMBER, add_contact, call_row, phone_line, usage_of
-from app.integrations import twilio
+from tests.fakes.deepgram_agent import FakeDeepgramAgent
+from tests.fakes.server import serve
+from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_contact, add_number, call_row,
+                             phone_line, sidecar_process, usage_of)
 from voice_service.audio import tone
+from voice_service.simulate import TwilioCaller
 
 
 def transcript(call_id) -> list[tuple[str, str]]:
@@ -409,6 +414,42 @@ async def test_metrics_report_calls_frames_and_bridge_latency(monkeypatch, make_
     frames = float(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
     assert frames >= 10
     assert 'voice_bridge_latency_seconds_bucket{le="+Inf"}' in after and "voice_bridge_latency_seconds_count" in after
+
+
+def samples(metrics: str) -> dict[tuple[str, tuple], float]:
+    """The /metrics text, parsed as Prometheus parses it: (sample name, sorted labels) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics) for s in family.samples}
+
+
+async def test_the_sidecar_process_never_stops_calls_for_a_full_garbage_collection(make_org):
+    """`python -m voice_service` loads what calls need and freezes it at start-up, and keeps the collector's full
+    passes (which walk every object of the process while every call's audio waits) rare: calls are served with
+    young collections only. The process also reports how late its event loop runs."""
+    org = make_org()
+    add_number(org.tenant_id)
+    agent = FakeDeepgramAgent(api_key=DEEPGRAM_KEY)
+    with serve(agent.app) as agent_url:
+        async with sidecar_process(agent_url) as (url, _), httpx.AsyncClient() as client:
+            async def one_call() -> None:
+                caller = TwilioCaller(url, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, to=NUMBER, from_=CALLER,
+                                      http=client)
+                twiml = await caller.dial()
+                await caller.connect(twiml.stream_url)
+                await caller.start(twiml.parameters["token"])
+                await caller.play(b"", seconds=4)
+                await caller.hang_up()
+
+            await asyncio.gather(*(one_call() for _ in range(8)))
+            completed = ("voice_calls_total", (("outcome", "completed"), ("pipeline", "voice_agent")))
+            deadline = asyncio.get_running_loop().time() + 15
+            while (metrics := samples((await client.get(f"{url}/metrics")).text)).get(completed) != 8:
+                assert asyncio.get_running_loop().time() < deadline, metrics.get(completed)
+                await asyncio.sleep(0.1)
+    pauses = {gen: metrics[("voice_gc_pause_seconds_count", (("generation", gen),))] for gen in "012"}
+    assert pauses["0"] > 0  # the collector ran while calls were served...
+    assert pauses["2"] == 0  # ...but never a full pass
+    assert metrics[("voice_event_loop_lag_seconds_count", ())] > 0
 
 
 async def test_agent_audio_reaches_the_caller_as_twilio_media(monkeypatch, make_org):

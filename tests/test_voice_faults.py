@@ -14,6 +14,7 @@ import websockets
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.integrations import twilio
 from app.jobs.calls import sweep
 from app.services import call_records
 from app.services.scope import Scope
@@ -24,7 +25,6 @@ from tests.fakes.deepgram_agent import FakeDeepgramAgent
 from tests.fakes.server import serve
 from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_number, call_row, phone_line,
                              sidecar_process, table_locked, usage_of)
-from app.integrations import twilio
 from voice_service.agent_config import BridgeTimings
 from voice_service.records import WRITER
 from voice_service.simulate import TwilioCaller

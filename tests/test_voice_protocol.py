@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import pytest
 
+from app.integrations import twilio
 from app.services import tokens
 from tests.fakes.deepgram_agent import CLIENT_MESSAGES, check_message
-from app.integrations import twilio
 from voice_service import audio, stream_tokens
 from voice_service import twilio_protocol as tp
 from voice_service.agent_config import agent_config

@@ -32,7 +32,12 @@ from voice_service.agent_config import BridgeTimings, agent_config
 from voice_service.call_state import CallState
 from voice_service.client_functions import ClientFunctions
 from voice_service.consult import Consult, consult_specialists
-from voice_service.deepgram_voice_agent import AgentClosed, AgentError, AgentUnavailable, VoiceAgentService
+from voice_service.deepgram_voice_agent import (
+    AgentClosed,
+    AgentError,
+    AgentUnavailable,
+    VoiceAgentService,
+)
 from voice_service.records import CallRecorder
 from voice_service.twilio_socket import TwilioSocket
 from voice_service.watchdog import Watchdog

@@ -26,12 +26,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.edge.body_limit import BodyLimit
+from app.integrations import twilio
 from app.services import call_records, tokens
 from app.services.scope import Scope
 from app.settings import get_settings
 from models.base import utcnow
 from models.db import get_engine
-from app.integrations import twilio
 from voice_service import classic, metrics
 from voice_service.agent_config import BridgeTimings
 from voice_service.bridge import TelephonyVoiceAgentHandler
