@@ -4,6 +4,7 @@ Twilio REST API: what a caller hears, what the agent is sent, and what lands in 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import httpx
@@ -129,6 +130,37 @@ async def test_barge_in_clears_the_callers_audio_while_the_agent_is_talking(monk
         await play
     line.assert_agent_saw_only_valid_messages()
     assert call_row(caller.call_sid).end_reason == "caller_hung_up"
+
+
+async def test_every_barge_in_of_a_talking_caller_is_cleared_and_a_silent_caller_is_not_barged_in_on(monkeypatch, make_org):
+    """The test agent, like the real one, reports UserStartedSpeaking only on caller audio, and the bridge clears
+    Twilio's buffer for each, the last one before the hang-up included. (The voice bench's agent used to barge in
+    on a timer, so it also "barged in" on callers who had stopped talking and were hanging up, and counted the
+    clear nobody was left to receive as missing.)"""
+    org = make_org()
+    barge_ins: list[float] = []
+
+    async def interrupted_answers(s):
+        while True:
+            await s.send({"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5})
+            await s.send_audio(tone(0.3, 330))
+            await asyncio.sleep(0.15)
+            if s.caller_audio_flowing():  # the caller talks over the answer
+                barge_ins.append(time.perf_counter())
+                await s.send({"type": "UserStartedSpeaking"})
+            await s.send({"type": "AgentAudioDone"})
+            await asyncio.sleep(0.1)
+
+    async with phone_line(monkeypatch, org.tenant_id, interrupted_answers, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=2.0)  # the caller talks...
+        stopped_talking = time.perf_counter()
+        await asyncio.sleep(1.0)  # ...falls silent, and hangs up a second later
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+    clears = [at for at, m in caller.events if m["event"] == "clear"]
+    assert len(barge_ins) >= 3 and len(clears) == len(barge_ins)
+    assert all(at < stopped_talking + 0.2 for at in barge_ins)  # none on a caller who had stopped talking
 
 
 async def test_keypresses_reach_the_agent(monkeypatch, make_org):

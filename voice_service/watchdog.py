@@ -44,7 +44,7 @@ class Watchdog:
                 self.end("caller_gone_without_stop")
                 return
             if state.ending is not None:
-                kind, since = state.ending
+                _, since = state.ending
                 quiet = now - max(state.last_agent_audio, since)
                 if now - since > t.goodbye_seconds or (quiet > t.goodbye_grace and not state.pending_marks):
                     self.functions.hang_up()
