@@ -5,24 +5,33 @@ the code under test, and the fake Deepgram agent (tests/fakes/deepgram_agent.py,
 frame carries its send time (CLOCK_MONOTONIC, shared by all processes) in its payload bytes; the agent reads it
 on arrival. The same run measures, first, a bare WebSocket relay (the sidecar's own server stack, uvicorn +
 websockets-sansio + uvloop + Starlette, doing only what any relay must: JSON + base64 to binary and back,
-`clear` on UserStartedSpeaking) as the baseline, then the real sidecar (`python -m voice_service`, uvicorn + Starlette, signed webhook, per-call token, records to
-PostgreSQL). Added latency = bridge end-to-end minus baseline end-to-end, at p50 and p99.
+`clear` on UserStartedSpeaking) as the baseline, then the real sidecar (`python -m voice_service`, uvicorn +
+Starlette, signed webhook, per-call token, records to PostgreSQL). Added latency = bridge end-to-end minus
+baseline end-to-end, at p50 and p99.
 
 Calls arrive evenly over `--arrival` seconds (3 by default: a burst of 33 calls a second, far above what 100
 concurrent calls of a few minutes each bring, so call set-up is measured under load too). The agent talks too: a
-greeting, then every ~5 s a 2 s answer in 100 ms chunks, barged in halfway by UserStartedSpeaking; `clear_ms` is the time from the agent sending UserStartedSpeaking to the `clear` reaching
-the caller (p99). Frames dropped = timestamped frames sent minus those the agent received. CPU is the percent of
-one core used by the bridge process (or the relay) while the calls run.
+greeting, then every ~5 s a 2 s answer in 100 ms chunks that the caller interrupts halfway (UserStartedSpeaking)
+while its audio is still flowing: as the real agent, the fake barges in only on a caller it hears, never on one
+who has stopped talking and is hanging up. Each barge-in is matched to the first `clear` the caller receives
+after it; `clear_ms` is that delay (p99), and a barge-in without one is printed with when it came. Frames
+dropped = timestamped frames sent minus those the agent received. CPU is the percent of one core used by the
+bridge process (or the relay) while the calls run.
 
-    python bench/voice_bridge.py [--calls 100] [--seconds 30] [--arrival 3]
+    python bench/voice_bridge.py [--calls 100] [--seconds 30] [--arrival 3] [--profile FILE]
 
-The end-to-end figures include both kernels' socket queues and the agent's receive loop, so on a busy shared
-machine they move by milliseconds between runs; `inside_bridge_*` (from the sidecar's own histogram, the bucket
-bound holding the percentile) is the part the bridge's code spends, and does not.
+Where a frame's time goes is printed after the two phases: the bridge's own section (`inside_bridge_*`, from its
+histogram: the bucket bound holding the percentile), how late the sidecar's event loop ran (its lag histogram),
+the garbage collector's pauses, the CPU per caller frame of both processes and the share of it spent in threads
+other than the event loop (database, records), and how long each process's event-loop thread was ready to run
+but waited for a CPU core (from /proc: the machine's load, not the code). What remains is both kernels' socket
+queues and the callers' and agent's processes, as in the relay. On a shared machine the end-to-end figures move
+by tens of milliseconds between runs with that last figure; the rest do not. `--profile FILE` samples the sidecar
+with py-spy during its phase (only the thread holding the GIL, so the samples say where its Python time goes)
+and prints the share of each thread and the event loop's functions.
 
 Last line: one JSON object.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -103,7 +112,9 @@ def role_agent(port: int, out: Path) -> None:
             await session.send({"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5})
             for i in range(20):  # a 2 s answer in real time...
                 await session.send_audio(chunk)
-                if i == 10:  # ...that the caller interrupts halfway
+                # ...that the caller interrupts halfway, if still talking (the caller falls silent for a second
+                # before hanging up; a barge-in then would be one nobody is left to hear cleared)
+                if i == 10 and session.caller_audio_flowing():
                     barge_ins[sid].append(time.monotonic_ns())
                     await session.send({"type": "UserStartedSpeaking"})
                     break
@@ -134,7 +145,7 @@ def role_relay(port: int, agent_url: str) -> None:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
 
-    from voice_service.deepgram_voice_agent import AgentConfig
+    from voice_service.agent_config import AgentConfig
 
     async def relay(twilio: WebSocket) -> None:
         await twilio.accept()
@@ -182,10 +193,9 @@ def role_relay(port: int, agent_url: str) -> None:
                 task.cancel()
 
     app = Starlette(routes=[WebSocketRoute("/", relay)])
-    import gc
+    from voice_service import runtime
 
-    gc.freeze()  # as voice_service/__main__.py does
-    sys.setswitchinterval(0.001)
+    runtime.tune_interpreter()  # as voice_service/__main__.py does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="websockets-sansio")
 
 
@@ -210,6 +220,7 @@ def role_callers(url: str, stream_url: str | None, calls: int, seconds: float, a
     clears: dict[str, list[int]] = defaultdict(list)
     failures: list[str] = []
     sids: dict[int, str] = {}
+    stops: dict[str, int] = {}
 
     async def one(index: int) -> None:
         await asyncio.sleep(index * arrival / calls)  # calls arrive evenly over `arrival` seconds
@@ -243,6 +254,7 @@ def role_callers(url: str, stream_url: str | None, calls: int, seconds: float, a
                     await asyncio.sleep(delay)
             sent[str(index)] = n + 1
             await asyncio.sleep(1.0)  # let the last frames arrive before hanging up
+            stops[caller.call_sid] = time.monotonic_ns()
             await caller.hang_up()
         except Exception as exc:
             failures.append(f"call {index}: {type(exc).__name__}: {exc}"[:300])
@@ -258,7 +270,7 @@ def role_callers(url: str, stream_url: str | None, calls: int, seconds: float, a
 
     _run_loop(main())
     out.write_text(json.dumps({"sent": sent, "clears": {sids[i]: clears.get(sids[i], []) for i in sids},
-                               "sids": sids, "failures": failures}))
+                               "sids": sids, "failures": failures, "stops": stops}))
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -290,19 +302,114 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def _histogram_percentile(metrics: str, q: float) -> float:
-    """The upper bound (ms) of the bucket holding the q-quantile of voice_bridge_latency_seconds."""
-    buckets = [(float(line.split('le="')[1].split('"')[0]), int(line.split()[-1])) for line in metrics.splitlines()
-               if line.startswith("voice_bridge_latency_seconds_bucket")]
-    total = buckets[-1][1] if buckets else 0
-    for bound, count in buckets:
-        if total and count >= q * total:
+def _histograms(metrics: str) -> dict[str, dict]:
+    """The sidecar's histograms from its /metrics text: name (with its labels) -> {"buckets": [(bound, count)],
+    "count": n, "sum": seconds}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict] = {}
+    for family in text_string_to_metric_families(metrics):
+        if family.type != "histogram":
+            continue
+        for sample in family.samples:
+            labels = {k: v for k, v in sample.labels.items() if k != "le"}
+            key = family.name + "".join(f"{{{k}={v}}}" for k, v in sorted(labels.items()))
+            entry = out.setdefault(key, {"buckets": [], "count": 0.0, "sum": 0.0})
+            if sample.name.endswith("_bucket"):
+                entry["buckets"].append((float(sample.labels["le"]), sample.value))
+            elif sample.name.endswith("_count"):
+                entry["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                entry["sum"] = sample.value
+    return out
+
+
+def _bucket_ms(histogram: dict | None, q: float) -> float:
+    """The upper bound (ms) of the bucket holding the q-quantile (q=1: the longest observation's bucket)."""
+    if not histogram or not histogram["count"]:
+        return float("nan")
+    for bound, count in histogram["buckets"]:
+        if count >= q * histogram["count"]:
             return bound * 1000
     return float("nan")
 
 
-def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server) -> dict:
-    """Run the callers against one bridge; returns its latency, drops, clear times and CPU."""
+def _gc_pauses(histograms: dict[str, dict]) -> dict:
+    pauses = [h for name, h in histograms.items() if name.startswith("voice_gc_pause_seconds{")]
+    full = histograms.get("voice_gc_pause_seconds{generation=2}")
+    return {"count": int(sum(h["count"] for h in pauses)), "total_ms": 1000 * sum(h["sum"] for h in pauses),
+            "longest_ms": max((_bucket_ms(h, 1.0) for h in pauses if h["count"]), default=0.0),
+            "full": int(full["count"]) if full else 0}
+
+
+def _schedstat(pid: int) -> tuple[int, int]:
+    """(ns on a CPU, ns runnable but waiting for one) of a process's main thread (Linux)."""
+    try:
+        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+class _Sampler:
+    """py-spy sampling a process for a phase: only the thread holding the GIL is recorded, so the samples say
+    where the process's Python time goes, thread by thread."""
+
+    def __init__(self, pid: int, path: Path):
+        self.path = path
+        spy = Path(sys.executable).with_name("py-spy")
+        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--gil", "--threads",
+                                      "--nonblocking", "--format", "raw", "--output", str(path)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=60)
+        if not self.path.exists():
+            print(f"  profile: py-spy wrote nothing (ptrace not permitted?): {err.strip()[-300:]}", flush=True)
+
+    def summary(self, top: int = 15) -> None:
+        """Share of the GIL by thread, then the functions (own time) the event loop thread spends it in."""
+        if not self.path.exists():
+            return
+        threads, leaves, total = defaultdict(int), defaultdict(int), 0
+        for line in self.path.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            frames = stack.split(";")
+            threads[frames[0]] += int(n)
+            total += int(n)
+            if "MainThread" in frames[0]:
+                leaves[frames[-1] if len(frames) > 1 else "(no Python frame: the event loop's own C code)"] += int(n)
+        print(f"  profile ({total} samples of the GIL holder, raw stacks in {self.path}):", flush=True)
+        for name, n in sorted(threads.items(), key=lambda t: -t[1]):
+            print(f"    {100 * n / total:5.1f}%  {name}", flush=True)
+        print("  the event loop thread's own time by function:", flush=True)
+        for name, n in sorted(leaves.items(), key=lambda t: -t[1])[:top]:
+            print(f"    {100 * n / total:5.1f}%  {name}", flush=True)
+
+
+def _match_clears(barge_ins: dict[str, list[int]], clears: dict[str, list[int]], stops: dict[str, int]):
+    """Each barge-in's clear: the first to reach the caller after it and before the call's next barge-in.
+    Returns the clear times (ms) and the barge-ins that got none, with when they were sent relative to the
+    caller's hang-up."""
+    times, missed = [], []
+    for sid, sent_times in barge_ins.items():
+        arrived = sorted(clears.get(sid, []))
+        for k, at in enumerate(sent_times):
+            following = sent_times[k + 1] if k + 1 < len(sent_times) else float("inf")
+            clear = next((c for c in arrived if at <= c < following), None)
+            if clear is not None:
+                times.append((clear - at) / 1e6)
+            else:
+                missed.append({"call": sid, "barge_in": f"{k + 1} of {len(sent_times)}",
+                               "ms_before_hang_up": round((stops[sid] - at) / 1e6, 1) if sid in stops else None})
+    return times, missed
+
+
+def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server,
+           profile: Path | None = None) -> dict:
+    """Run the callers against one bridge; returns its latency, drops, clear times, CPU and where the time went."""
     import psutil
 
     from tests.fakes.server import free_port
@@ -312,39 +419,52 @@ def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, 
     agent = _spawn([__file__, "--role", "agent", "--port", str(agent_port), "--out", str(work / "agent.json")], env)
     _wait_port(agent_port)
     server, url, stream_url = start_server(f"ws://127.0.0.1:{agent_port}/v1/agent/converse")
+    sampler = _Sampler(server.pid, profile) if profile else None
     try:
         watched = psutil.Process(server.pid)
-        cpu_before, wall_before = watched.cpu_times(), time.monotonic()
+        cpu_before, wall_before, sched_before = watched.cpu_times(), time.monotonic(), _schedstat(server.pid)
+        threads_before = {t.id: t.user_time + t.system_time for t in watched.threads()}
         callers = _spawn([__file__, "--role", "callers", "--url", url, "--stream-url", stream_url or "", "--calls", str(calls),
                           "--seconds", str(seconds), "--arrival", str(arrival), "--out", str(work / "callers.json")], env)
         if callers.wait(seconds + arrival + 240) != 0:
             raise SystemExit(f"{name}: the callers failed")
-        cpu_after, wall_after = watched.cpu_times(), time.monotonic()
+        cpu_after, wall_after, sched_after = watched.cpu_times(), time.monotonic(), _schedstat(server.pid)
+        threads_after = {t.id: t.user_time + t.system_time for t in watched.threads()}
         metrics = ""
-        if stream_url is None:  # the sidecar's own view: time each frame spent inside the bridge
+        if stream_url is None:  # the sidecar's own view: time inside the bridge, event-loop lateness, GC pauses
             import httpx
 
             metrics = httpx.get(f"{url}/metrics", timeout=10).text
     finally:
+        if sampler:
+            sampler.stop()
         _stop(server)
         _stop(agent)
     got, sent = json.loads((work / "agent.json").read_text()), json.loads((work / "callers.json").read_text())
     if sent["failures"]:
         raise SystemExit(f"{name}: {len(sent['failures'])} calls failed, e.g. {sent['failures'][0]}")
     dropped = sum(n - got["received"].get(i, 0) for i, n in sent["sent"].items())
-    clear_ms = [
-        (arrived - sent_at) / 1e6
-        for sid, sent_times in got["barge_ins"].items()
-        for sent_at, arrived in zip(sent_times, sent["clears"].get(sid, []))
-    ]
+    clear_ms, missed = _match_clears(got["barge_ins"], sent["clears"], sent["stops"])
+    wall = wall_after - wall_before
     busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    main_busy = threads_after.get(server.pid, 0.0) - threads_before.get(server.pid, 0.0)
+    histograms = _histograms(metrics) if metrics else {}
+    inside = histograms.get("voice_bridge_latency_seconds")
+    lag = histograms.get("voice_event_loop_lag_seconds")
     return {
+        "sampler": sampler,
         "p50": got["latency_p50_ms"], "p99": got["latency_p99_ms"], "max": got["latency_max_ms"], "frames": got["frames"],
         "dropped": dropped, "calls": len(sent["sent"]), "clear_p50": percentile(clear_ms, 0.5),
-        "clear_p99": percentile(clear_ms, 0.99), "clears": len(clear_ms),
+        "clear_p99": percentile(clear_ms, 0.99), "clears": len(clear_ms), "missed": missed,
         "barge_ins": sum(len(v) for v in got["barge_ins"].values()),
-        "cpu": 100 * busy / (wall_after - wall_before), "violations": got["violations"], "by_second": got["by_second"],
-        "inside_p50": _histogram_percentile(metrics, 0.5), "inside_p99": _histogram_percentile(metrics, 0.99),
+        "cpu": 100 * busy / wall, "violations": got["violations"], "by_second": got["by_second"],
+        # CPU per caller frame: everything the process did in the phase (set-up, agent audio, records) per frame
+        "cpu_us_per_frame": 1e6 * busy / max(1, got["frames"]),
+        "other_threads_cpu": 100 * (busy - main_busy) / wall,
+        # the event loop's thread was ready to run but waited for a CPU core (the machine, not the process)
+        "cpu_wait": 100 * (sched_after[1] - sched_before[1]) / 1e9 / wall,
+        "inside_p50": _bucket_ms(inside, 0.5), "inside_p99": _bucket_ms(inside, 0.99),
+        "lag_p50": _bucket_ms(lag, 0.5), "lag_p99": _bucket_ms(lag, 0.99), "gc": _gc_pauses(histograms),
     }
 
 
@@ -373,11 +493,32 @@ def _database() -> tuple[str, callable]:
 def _report(name: str, r: dict) -> None:
     print(f"{name}: end to end p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; {r['dropped']} of "
           f"{r['frames'] + r['dropped']} frames dropped; clear p99 {r['clear_p99']:.2f} ms ({r['clears']}/{r['barge_ins']}); "
-          f"CPU {r['cpu']:.0f}%", flush=True)
+          f"CPU {r['cpu']:.0f}% ({r['cpu_us_per_frame']:.0f} us per frame)", flush=True)
     print(f"  p99 ms by second of the run: {[p99 for _, _, p99 in r['by_second']]}", flush=True)
+    for miss in r["missed"]:
+        print(f"  a barge-in without a clear: {miss}", flush=True)
 
 
-def run(calls: int, seconds: float, arrival: float) -> None:
+def _breakdown(base: dict, bridge: dict) -> None:
+    """Where a frame's time goes, as far as each part can be seen from outside the code under test."""
+    gc_ = bridge["gc"]
+    print("where a frame's time goes (bridge end to end p50/p99 "
+          f"{bridge['p50']:.2f}/{bridge['p99']:.2f} ms, relay {base['p50']:.2f}/{base['p99']:.2f} ms):", flush=True)
+    print(f"  inside the bridge (parse, hand to the agent socket): p50 <= {bridge['inside_p50']:.2f} ms, "
+          f"p99 <= {bridge['inside_p99']:.2f} ms", flush=True)
+    print(f"  waiting for the sidecar's event loop (a timer's lateness): p50 <= {bridge['lag_p50']:.2f} ms, "
+          f"p99 <= {bridge['lag_p99']:.2f} ms", flush=True)
+    print(f"  garbage collector: {gc_['count']} pauses ({gc_['full']} full), {gc_['total_ms']:.1f} ms in all, "
+          f"longest <= {gc_['longest_ms']:.1f} ms", flush=True)
+    print(f"  CPU per caller frame: bridge {bridge['cpu_us_per_frame']:.0f} us, relay {base['cpu_us_per_frame']:.0f} us; "
+          f"threads besides the event loop (database, records): {bridge['other_threads_cpu']:.1f}% of a core", flush=True)
+    print(f"  event loop thread ready but waiting for a CPU core (the machine's load): bridge {bridge['cpu_wait']:.0f}%, "
+          f"relay {base['cpu_wait']:.0f}% of the time", flush=True)
+    print("  the rest: both kernels' socket queues and the callers' and the agent's processes (as in the relay)",
+          flush=True)
+
+
+def run(calls: int, seconds: float, arrival: float, profile: Path | None = None) -> None:
     from tests.fakes.server import free_port
 
     database_url, drop = _database()
@@ -403,8 +544,12 @@ def run(calls: int, seconds: float, arrival: float) -> None:
               "then the bridge...", flush=True)
         base = _phase("relay", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=relay)
         _report("baseline relay", base)
-        bridge = _phase("bridge", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=sidecar)
+        bridge = _phase("bridge", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=sidecar,
+                        profile=profile)
         _report("bridge", bridge)
+        _breakdown(base, bridge)
+        if bridge["sampler"]:
+            bridge["sampler"].summary()
         from sqlalchemy import text
 
         from models.db import session_scope
@@ -439,6 +584,18 @@ def run(calls: int, seconds: float, arrival: float) -> None:
         "baseline_clear_ms": ms(base["clear_p99"]),
         "cpu_percent": round(bridge["cpu"], 1),
         "baseline_cpu_percent": round(base["cpu"], 1),
+        "cpu_us_per_frame": round(bridge["cpu_us_per_frame"], 1),
+        "baseline_cpu_us_per_frame": round(base["cpu_us_per_frame"], 1),
+        "other_threads_cpu_percent": round(bridge["other_threads_cpu"], 1),
+        "cpu_wait_percent": round(bridge["cpu_wait"], 1),
+        "baseline_cpu_wait_percent": round(base["cpu_wait"], 1),
+        "event_loop_lag_p50_ms": ms(bridge["lag_p50"]),
+        "event_loop_lag_p99_ms": ms(bridge["lag_p99"]),
+        "gc_pauses": bridge["gc"]["count"],
+        "gc_full_collections": bridge["gc"]["full"],
+        "gc_pause_total_ms": round(bridge["gc"]["total_ms"], 1),
+        "gc_pause_longest_ms": ms(bridge["gc"]["longest_ms"]),
+        "barge_ins_without_clear": len(bridge["missed"]),
         "calls_recorded": ended,
         "protocol_violations": len(bridge["violations"]),
     }))
@@ -455,6 +612,7 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--stream-url")
     parser.add_argument("--agent-url")
+    parser.add_argument("--profile", type=Path, help="sample the sidecar with py-spy during its phase; raw stacks here")
     args = parser.parse_args()
     if args.role == "agent":
         role_agent(args.port, args.out)
@@ -463,7 +621,7 @@ def main() -> None:
     elif args.role == "callers":
         role_callers(args.url, args.stream_url or None, args.calls, args.seconds, args.arrival, args.out)
     else:
-        run(args.calls, args.seconds, args.arrival)
+        run(args.calls, args.seconds, args.arrival, args.profile)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ def test_voice_bench_delivers_every_frame_and_records_every_call():
     assert result["protocol_violations"] == 0
     sent, total = (int(n) for n in result["clears"].split("/"))
     assert total > 0 and sent == total  # the agent barged in at least once, and every clear reached the caller
+    assert result["barge_ins_without_clear"] == 0
+    # where a frame's time goes: the sidecar's own view and both processes' CPU are reported
+    assert result["event_loop_lag_p99_ms"] is not None and result["gc_pauses"] > 0
+    assert result["gc_full_collections"] == 0  # no call waited for a full collection
+    assert result["cpu_us_per_frame"] > 0 and result["baseline_cpu_us_per_frame"] > 0
 
 
 def test_agent_routing_bench_builds_the_index_once_for_every_message():

@@ -4,17 +4,23 @@ Twilio REST API: what a caller hears, what the agent is sent, and what lands in 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
+from app.integrations import twilio
 from app.jobs.runner import Runner
 from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
-from tests.voice_kit import CALLER, FAST, NUMBER, add_contact, call_row, phone_line, usage_of
-from voice_service import twiml
+from tests.fakes.deepgram_agent import FakeDeepgramAgent
+from tests.fakes.server import serve
+from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_contact, add_number, call_row,
+                             phone_line, sidecar_process, usage_of)
 from voice_service.audio import tone
+from voice_service.simulate import TwilioCaller
 
 
 def transcript(call_id) -> list[tuple[str, str]]:
@@ -128,6 +134,37 @@ async def test_barge_in_clears_the_callers_audio_while_the_agent_is_talking(monk
         await play
     line.assert_agent_saw_only_valid_messages()
     assert call_row(caller.call_sid).end_reason == "caller_hung_up"
+
+
+async def test_every_barge_in_of_a_talking_caller_is_cleared_and_a_silent_caller_is_not_barged_in_on(monkeypatch, make_org):
+    """The test agent, like the real one, reports UserStartedSpeaking only on caller audio, and the bridge clears
+    Twilio's buffer for each, the last one before the hang-up included. (The voice bench's agent used to barge in
+    on a timer, so it also "barged in" on callers who had stopped talking and were hanging up, and counted the
+    clear nobody was left to receive as missing.)"""
+    org = make_org()
+    barge_ins: list[float] = []
+
+    async def interrupted_answers(s):
+        while True:
+            await s.send({"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5})
+            await s.send_audio(tone(0.3, 330))
+            await asyncio.sleep(0.15)
+            if s.caller_audio_flowing():  # the caller talks over the answer
+                barge_ins.append(time.perf_counter())
+                await s.send({"type": "UserStartedSpeaking"})
+            await s.send({"type": "AgentAudioDone"})
+            await asyncio.sleep(0.1)
+
+    async with phone_line(monkeypatch, org.tenant_id, interrupted_answers, greet=False) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=2.0)  # the caller talks...
+        stopped_talking = time.perf_counter()
+        await asyncio.sleep(1.0)  # ...falls silent, and hangs up a second later
+        await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
+    clears = [at for at, m in caller.events if m["event"] == "clear"]
+    assert len(barge_ins) >= 3 and len(clears) == len(barge_ins)
+    assert all(at < stopped_talking + 0.2 for at in barge_ins)  # none on a caller who had stopped talking
 
 
 async def test_keypresses_reach_the_agent(monkeypatch, make_org):
@@ -343,7 +380,7 @@ async def test_a_call_to_an_unknown_number_hears_a_polite_message(monkeypatch, m
     async with phone_line(monkeypatch, org.tenant_id) as line:
         result = await line.caller(to="+15559998888").dial()
     assert result.status_code == 200 and result.hangup and result.stream_url is None
-    assert result.says == [twiml.UNKNOWN_NUMBER]
+    assert result.says == [twilio.UNKNOWN_NUMBER]
 
 
 async def test_the_classic_pipeline_takes_a_message_and_records_it(monkeypatch, make_org):
@@ -413,10 +450,46 @@ async def test_metrics_report_calls_frames_and_bridge_latency(monkeypatch, make_
             after = (await client.get(f"{line.url}/metrics")).text
     assert "voice_calls_in_progress 1" in during
     assert "voice_calls_in_progress 0" in after
-    assert 'voice_calls_total{pipeline="voice_agent",outcome="completed"}' in after
-    frames = int(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
+    assert 'voice_calls_total{outcome="completed",pipeline="voice_agent"}' in after  # labels in name order
+    frames = float(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
     assert frames >= 10
     assert 'voice_bridge_latency_seconds_bucket{le="+Inf"}' in after and "voice_bridge_latency_seconds_count" in after
+
+
+def samples(metrics: str) -> dict[tuple[str, tuple], float]:
+    """The /metrics text, parsed as Prometheus parses it: (sample name, sorted labels) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics) for s in family.samples}
+
+
+async def test_the_sidecar_process_never_stops_calls_for_a_full_garbage_collection(make_org):
+    """`python -m voice_service` loads what calls need and freezes it at start-up, and keeps the collector's full
+    passes (which walk every object of the process while every call's audio waits) rare: calls are served with
+    young collections only. The process also reports how late its event loop runs."""
+    org = make_org()
+    add_number(org.tenant_id)
+    agent = FakeDeepgramAgent(api_key=DEEPGRAM_KEY)
+    with serve(agent.app) as agent_url:
+        async with sidecar_process(agent_url) as (url, _), httpx.AsyncClient() as client:
+            async def one_call() -> None:
+                caller = TwilioCaller(url, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, to=NUMBER, from_=CALLER,
+                                      http=client)
+                twiml = await caller.dial()
+                await caller.connect(twiml.stream_url)
+                await caller.start(twiml.parameters["token"])
+                await caller.play(b"", seconds=4)
+                await caller.hang_up()
+
+            await asyncio.gather(*(one_call() for _ in range(8)))
+            completed = ("voice_calls_total", (("outcome", "completed"), ("pipeline", "voice_agent")))
+            deadline = asyncio.get_running_loop().time() + 15
+            while (metrics := samples((await client.get(f"{url}/metrics")).text)).get(completed) != 8:
+                assert asyncio.get_running_loop().time() < deadline, metrics.get(completed)
+                await asyncio.sleep(0.1)
+    pauses = {gen: metrics[("voice_gc_pause_seconds_count", (("generation", gen),))] for gen in "012"}
+    assert pauses["0"] > 0  # the collector ran while calls were served...
+    assert pauses["2"] == 0  # ...but never a full pass
+    assert metrics[("voice_event_loop_lag_seconds_count", ())] > 0
 
 
 async def test_agent_audio_reaches_the_caller_as_twilio_media(monkeypatch, make_org):

@@ -14,6 +14,7 @@ import websockets
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.integrations import twilio
 from app.jobs.calls import sweep
 from app.services.calls import call_records
 from app.services.accounts.scope import Scope
@@ -24,8 +25,7 @@ from tests.fakes.deepgram_agent import FakeDeepgramAgent
 from tests.fakes.server import serve
 from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_number, call_row, phone_line,
                              sidecar_process, table_locked, until_waiting_for, usage_of)
-from voice_service import security
-from voice_service.bridge import BridgeTimings
+from voice_service.agent_config import BridgeTimings
 from voice_service.records import WRITER
 from voice_service.simulate import TwilioCaller
 
@@ -39,13 +39,13 @@ async def test_a_forged_webhook_signature_is_refused(monkeypatch, make_org):
     org = make_org()
     async with phone_line(monkeypatch, org.tenant_id) as line:
         caller = line.caller()
-        forged = security.sign_request(f"{line.url}/twilio/voice", caller._params(), "not-the-auth-token")
+        forged = twilio.sign_request(f"{line.url}/twilio/voice", caller._params(), "not-the-auth-token")
         assert (await caller.dial(signature=forged)).status_code == 403
         assert (await caller.dial(signature="")).status_code == 403
         # A valid signature for other parameters (a tampered body) fails too.
         url = f"{line.url}/twilio/voice"
         params = caller._params()
-        signature = security.sign_request(url, params, AUTH_TOKEN)
+        signature = twilio.sign_request(url, params, AUTH_TOKEN)
         async with httpx.AsyncClient() as client:
             response = await client.post(url, data={**params, "To": "+15550000000"}, headers={"X-Twilio-Signature": signature})
         assert response.status_code == 403
@@ -59,7 +59,7 @@ async def test_the_signature_is_checked_against_the_url_twilio_saw_behind_a_trus
         caller = line.caller()
         public = "https://voice.example.com/twilio/voice"
         params = caller._params()
-        headers = {"X-Twilio-Signature": security.sign_request(public, params, AUTH_TOKEN),
+        headers = {"X-Twilio-Signature": twilio.sign_request(public, params, AUTH_TOKEN),
                    "X-Forwarded-Proto": "https", "X-Forwarded-Host": "voice.example.com"}
         async with httpx.AsyncClient() as client:
             response = await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)
@@ -79,11 +79,11 @@ async def test_without_a_trusted_proxy_forwarded_headers_cannot_make_a_signature
         caller = line.caller()
         params = caller._params()
         async with httpx.AsyncClient() as client:
-            elsewhere = security.sign_request("https://staging.example.com/twilio/voice", params, AUTH_TOKEN)
+            elsewhere = twilio.sign_request("https://staging.example.com/twilio/voice", params, AUTH_TOKEN)
             forged = {"X-Twilio-Signature": elsewhere, "X-Forwarded-Proto": "https",
                       "X-Forwarded-Host": "staging.example.com"}
             assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=forged)).status_code == 403
-            by_host = security.sign_request("http://staging.example.com/twilio/voice", params, AUTH_TOKEN)
+            by_host = twilio.sign_request("http://staging.example.com/twilio/voice", params, AUTH_TOKEN)
             headers = {"X-Twilio-Signature": by_host, "Host": "staging.example.com"}
             assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)).status_code == 403
     assert no_calls()
@@ -98,9 +98,9 @@ async def test_a_media_stream_without_a_valid_upgrade_signature_is_refused(monke
         stream_url = twiml.stream_url
         options = {
             "missing": {"sign": False},
-            "forged": {"signature": security.sign_request(stream_url, {}, "wrong-token")},
+            "forged": {"signature": twilio.sign_request(stream_url, {}, "wrong-token")},
             # Signed for the http:// URL instead of the ws:// one Twilio connects to.
-            "http-url": {"signature": security.sign_request(stream_url.replace("ws://", "http://"), {}, "wrong-token")},
+            "http-url": {"signature": twilio.sign_request(stream_url.replace("ws://", "http://"), {}, "wrong-token")},
         }[signature]
         with pytest.raises(websockets.InvalidStatus) as refused:
             await caller.connect(stream_url, **options)

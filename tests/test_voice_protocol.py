@@ -10,11 +10,12 @@ import warnings
 import numpy as np
 import pytest
 
+from app.integrations import twilio
 from app.services.accounts import tokens
 from tests.fakes.deepgram_agent import CLIENT_MESSAGES, check_message
-from voice_service import audio, security, twiml
+from voice_service import audio, stream_tokens
 from voice_service import twilio_protocol as tp
-from voice_service.bridge import agent_config
+from voice_service.agent_config import agent_config
 from voice_service.simulate import Twiml
 
 STREAM = "MZ" + "a" * 32
@@ -66,10 +67,10 @@ def test_messages_to_twilio_have_the_media_streams_shape():
 
 
 def test_stream_twiml_carries_the_token_and_a_spoken_fallback():
-    parsed = Twiml.parse(200, twiml.stream("wss://voice.example.com/twilio/stream", "tok.en.x"))
+    parsed = Twiml.parse(200, twilio.stream("wss://voice.example.com/twilio/stream", "tok.en.x"))
     assert parsed.stream_url == "wss://voice.example.com/twilio/stream" and parsed.parameters == {"token": "tok.en.x"}
-    assert parsed.says == [twiml.STREAM_FALLBACK] and parsed.hangup
-    body = twiml.stream("wss://v/twilio/stream", "t")
+    assert parsed.says == [twilio.STREAM_FALLBACK] and parsed.hangup
+    body = twilio.stream("wss://v/twilio/stream", "t")
     assert body.index("</Connect>") < body.index("<Say>")  # the fallback follows the stream
 
 
@@ -80,17 +81,17 @@ def test_public_urls_and_what_twilio_may_have_signed(monkeypatch):
     behind_lb = {"host": "10.0.0.5:8081", "x-forwarded-proto": "https", "x-forwarded-host": "lb.example.com"}
     get_settings.cache_clear()
     try:
-        assert security.public_url("/twilio/stream", websocket=True) == "wss://voice.example.com/twilio/stream"
+        assert twilio.public_url("/twilio/stream", websocket=True) == "wss://voice.example.com/twilio/stream"
         # No trusted proxy (the default): only the configured public URL, whatever the request claims.
-        urls = security.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
+        urls = twilio.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
         assert urls == ["https://voice.example.com/twilio/voice"]
-        ws = security.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
+        ws = twilio.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
         assert ws == ["wss://voice.example.com/twilio/stream"]
         monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
         get_settings.cache_clear()
-        urls = security.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
+        urls = twilio.seen_urls("http", behind_lb, "/twilio/voice", "", websocket=False)
         assert urls == ["https://voice.example.com/twilio/voice", "https://lb.example.com/twilio/voice"]
-        ws = security.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
+        ws = twilio.seen_urls("ws", {"host": "10.0.0.5:8081"}, "/twilio/stream", "", websocket=True)
         assert ws == ["wss://voice.example.com/twilio/stream", "ws://10.0.0.5:8081/twilio/stream"]
     finally:
         get_settings.cache_clear()
@@ -98,7 +99,7 @@ def test_public_urls_and_what_twilio_may_have_signed(monkeypatch):
 
 def test_signatures_match_twilios_algorithm():
     url, params = "https://voice.example.com/twilio/voice", {"CallSid": "CA1", "To": "+15550100000", "From": "+1555"}
-    signature = security.sign_request(url, params, "secret-token")
+    signature = twilio.sign_request(url, params, "secret-token")
     from twilio.request_validator import RequestValidator
 
     assert RequestValidator("secret-token").validate(url, params, signature)
@@ -111,24 +112,24 @@ def test_without_a_twilio_auth_token_requests_still_need_a_signature(monkeypatch
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
     get_settings.cache_clear()
     try:
-        local = security.signing_token()
+        local = twilio.signing_token()
         assert local and local != get_settings().secret_key  # derived, never the secret itself
-        assert not security.signature_valid(["http://x/twilio/voice"], {}, None)
-        assert security.signature_valid(["http://x/twilio/voice"], {}, security.sign_request("http://x/twilio/voice", {}))
+        assert not twilio.signature_valid(["http://x/twilio/voice"], {}, None)
+        assert twilio.signature_valid(["http://x/twilio/voice"], {}, twilio.sign_request("http://x/twilio/voice", {}))
     finally:
         get_settings.cache_clear()
 
 
 def test_stream_tokens_belong_to_one_call_and_one_purpose():
-    token = security.stream_token("CA1", "call-id", "tenant-id")
-    assert security.verify_stream_token(token, "CA1")["call"] == "call-id"
+    token = stream_tokens.stream_token("CA1", "call-id", "tenant-id")
+    assert stream_tokens.verify_stream_token(token, "CA1")["call"] == "call-id"
     with pytest.raises(tokens.TokenInvalid):
-        security.verify_stream_token(token, "CA2")
+        stream_tokens.verify_stream_token(token, "CA2")
     with pytest.raises(tokens.TokenInvalid):  # a browser session token is not a stream token
-        tokens.verify(tokens.sign({"sub": "CA1"}, audience="session", ttl_seconds=60), audience=security.STREAM_AUDIENCE)
-    expired = tokens.sign({"sub": "CA1"}, audience=security.STREAM_AUDIENCE, ttl_seconds=-5)
+        tokens.verify(tokens.sign({"sub": "CA1"}, audience="session", ttl_seconds=60), audience=stream_tokens.STREAM_AUDIENCE)
+    expired = tokens.sign({"sub": "CA1"}, audience=stream_tokens.STREAM_AUDIENCE, ttl_seconds=-5)
     with pytest.raises(tokens.TokenExpired):
-        security.verify_stream_token(expired, "CA1")
+        stream_tokens.verify_stream_token(expired, "CA1")
 
 
 def test_the_pipeline_is_chosen_by_flag_and_a_stable_share_of_calls(monkeypatch):

@@ -32,7 +32,7 @@ from sqlmodel import select
 from tests.fakes.deepgram_agent import PATH, FakeDeepgramAgent, Script
 from tests.fakes.server import free_port, serve
 from tests.fakes.twilio_api import FakeTwilioApi
-from voice_service.bridge import BridgeTimings
+from voice_service.agent_config import BridgeTimings
 from voice_service.consult import Consult, consult_specialists
 from voice_service.records import WRITER
 from voice_service.server import create_app

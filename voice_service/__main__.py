@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
-import sys
 
 import uvicorn
 
@@ -17,14 +15,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args()
     logs.configure("voice_service")
+    from voice_service import runtime
     from voice_service.server import app
 
-    # What is loaded now lives as long as the process: keep it out of the garbage collector's full passes,
-    # which would otherwise pause every call's audio while they walk it.
-    gc.freeze()
-    # A busy database thread holds the GIL for up to the switch interval before the event loop gets it back:
-    # 1 ms instead of the default 5 keeps call audio smooth while calls start and end around it.
-    sys.setswitchinterval(0.001)
+    runtime.warm_up()
+    runtime.tune_interpreter()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, ws="websockets-sansio")
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from app.integrations import twilio
 from app.services.calls import call_records, voice_llm
 from app.services.calls.call_records import CallContext
 from app.services.accounts.scope import Scope
 from models.base import utcnow
-from voice_service import twiml
 from voice_service.records import in_db_thread
 
 MAX_TURNS = 8
@@ -37,7 +37,7 @@ def first_turn(context: CallContext, action_url: str) -> str:
     scope = Scope.system(context.tenant_id)
     if not call_records.transcript_history(scope, context.call_id):  # Twilio may retry the webhook
         call_records.add_transcript_line(scope, context.call_id, seq=1, role="assistant", content=context.greeting)
-    return twiml.gather(action_url, context.greeting)
+    return twilio.gather(action_url, context.greeting)
 
 
 def _record_speech(context: CallContext, speech: str, heard_at: datetime) -> list[tuple[str, str]]:
@@ -68,5 +68,5 @@ async def next_turn(context: CallContext, speech: str, action_url: str) -> str:
         reply = offline_reply(context, turn, done)
     await in_db_thread(_record_reply, context, len(history) + 2, reply, utcnow(), done)
     if done:
-        return twiml.say_and_hang_up(reply)
-    return twiml.gather(action_url, reply)
+        return twilio.say_and_hang_up(reply)
+    return twilio.gather(action_url, reply)

@@ -1,10 +1,10 @@
 """VoiceAgentService: the Deepgram Voice Agent API v1 client (the Deepgram adapter), on `websockets`.
 
-Order on the socket: the server sends Welcome {request_id}; we send Settings (mulaw 8 kHz both ways, so
-Twilio audio passes through untouched); the server answers SettingsApplied; then audio flows both ways as
-binary frames with JSON events in between. Error ends the session; unknown events are ignored (Deepgram adds
-new ones). While no audio is being sent (the caller is on hold) a KeepAlive goes out every 8 s, or the server
-closes the session.
+Order on the socket: the server sends Welcome {request_id}; we send Settings (built in agent_config.py: mulaw
+8 kHz both ways, so Twilio audio passes through untouched); the server answers SettingsApplied; then audio flows
+both ways as binary frames with JSON events in between. Error ends the session; unknown events are ignored
+(Deepgram adds new ones). While no audio is being sent (the caller is on hold) a KeepAlive goes out every 8 s,
+or the server closes the session.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed
 
 from app.settings import get_settings
-from voice_service.metrics import METRICS
+from voice_service import metrics
+from voice_service.agent_config import AgentConfig
 
 log = logging.getLogger(__name__)
 
@@ -49,37 +49,6 @@ class AgentError(Exception):
 
 class AgentClosed(Exception):
     """The agent's socket closed without an Error (dropped connection, server restart)."""
-
-
-@dataclass
-class AgentConfig:
-    prompt: str
-    greeting: str
-    tags: list[str] = field(default_factory=list)
-    functions: list[dict[str, Any]] = field(default_factory=list)
-    listen_model: str = "nova-3"
-    think_provider: str = "open_ai"
-    think_model: str = "gpt-4o-mini"
-    speak_model: str = "aura-2-thalia-en"
-
-    def settings_message(self) -> dict[str, Any]:
-        think: dict[str, Any] = {"provider": {"type": self.think_provider, "model": self.think_model}, "prompt": self.prompt}
-        if self.functions:
-            think["functions"] = self.functions
-        return {
-            "type": "Settings",
-            "tags": self.tags,
-            "audio": {
-                "input": {"encoding": "mulaw", "sample_rate": 8000},
-                "output": {"encoding": "mulaw", "sample_rate": 8000, "container": "none"},
-            },
-            "agent": {
-                "listen": {"provider": {"type": "deepgram", "model": self.listen_model}},
-                "think": think,
-                "speak": {"provider": {"type": "deepgram", "model": self.speak_model}},
-                "greeting": self.greeting,
-            },
-        }
 
 
 class VoiceAgentService:
@@ -146,7 +115,7 @@ class VoiceAgentService:
                     message = json.loads(raw)
                     if isinstance(message, dict):
                         return message
-            METRICS.rejected_messages["agent"] += 1
+            metrics.REJECTED_FROM_AGENT.inc()
 
     async def close(self) -> None:
         self._closing = True
@@ -180,7 +149,7 @@ class VoiceAgentService:
                 message = json.loads(raw)
                 kind = message.get("type")
             except (ValueError, AttributeError):
-                METRICS.rejected_messages["agent"] += 1
+                metrics.REJECTED_FROM_AGENT.inc()
                 continue
             if kind == "Error":
                 raise AgentError(str(message.get("description", "")), str(message.get("code", "")))

@@ -1,80 +1,82 @@
-"""Process metrics for `GET /metrics`, in the Prometheus text exposition format (version 0.0.4).
+"""The sidecar's metrics for `GET /metrics`, with `prometheus_client`.
 
-Plain counters on the event loop (no locks: everything that touches them runs on the one loop), cheap enough
-to update for every 20 ms frame. Each replica reports its own; Prometheus sums them.
+One registry per process (each replica reports its own; Prometheus sums them), holding the call metrics below
+and the client library's process and garbage-collector collectors. Besides what calls do, two figures say
+whether the process itself keeps up with call audio: how late the event loop runs (every call's frames wait
+that long) and how long the garbage collector stops everything.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter
+import asyncio
+import gc
+import time
 
-# Bridge latency buckets (seconds): the time a caller frame spends inside the sidecar.
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+# The time a caller frame spends inside the sidecar (seconds).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+# Event-loop lateness and collector pauses: from invisible to a frame (0.1 ms) to an audible gap.
+STALL_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+CALLS_IN_PROGRESS = Gauge("voice_calls_in_progress", "Calls bridged by this process right now.", registry=REGISTRY)
+CALLS = Counter("voice_calls", "Calls that ended, by pipeline and outcome.", ["pipeline", "outcome"], registry=REGISTRY)
+FRAMES_FORWARDED = Counter("voice_frames_forwarded", "Caller audio frames forwarded to the agent.", registry=REGISTRY)
+AGENT_AUDIO_CHUNKS = Counter("voice_agent_audio_chunks", "Agent audio chunks forwarded to the caller.", registry=REGISTRY)
+REJECTED_MESSAGES = Counter("voice_rejected_messages", "Malformed or unexpected messages ignored, by source.", ["source"],
+                            registry=REGISTRY)
+REJECTED_FROM_TWILIO = REJECTED_MESSAGES.labels(source="twilio")
+REJECTED_FROM_AGENT = REJECTED_MESSAGES.labels(source="agent")
+BRIDGE_LATENCY = Histogram("voice_bridge_latency_seconds", "Time a caller frame spends in the bridge before it is sent on.",
+                           buckets=LATENCY_BUCKETS, registry=REGISTRY)
+LOOP_LAG = Histogram("voice_event_loop_lag_seconds", "How late the event loop woke a timer: the wait of every call's "
+                     "frames at that moment.", buckets=STALL_BUCKETS, registry=REGISTRY)
+GC_PAUSE = Histogram("voice_gc_pause_seconds", "Time the garbage collector stopped the process, by generation.",
+                     ["generation"], buckets=STALL_BUCKETS, registry=REGISTRY)
 
 
-class Histogram:
-    __slots__ = ("bounds", "counts", "total", "count")
-
-    def __init__(self, bounds: tuple[float, ...]):
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
-
-    def lines(self, name: str) -> list[str]:
-        out, running = [], 0
-        for bound, n in zip(self.bounds, self.counts):
-            running += n
-            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum {self.total:.6f}")
-        out.append(f"{name}_count {self.count}")
-        return out
+def exposition() -> tuple[bytes, str]:
+    """The registry in the Prometheus text format, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.calls_in_progress = 0
-        self.calls_total: Counter[tuple[str, str]] = Counter()  # (pipeline, outcome)
-        self.audio_chunks_to_caller = 0
-        self.rejected_messages: Counter[str] = Counter()  # source: twilio | agent
-        self.bridge_latency = Histogram(LATENCY_BUCKETS)
-
-    def render(self) -> str:
-        lines = [
-            "# HELP voice_calls_in_progress Calls bridged by this process right now.",
-            "# TYPE voice_calls_in_progress gauge",
-            f"voice_calls_in_progress {self.calls_in_progress}",
-            "# HELP voice_calls_total Calls that ended, by pipeline and outcome.",
-            "# TYPE voice_calls_total counter",
-        ]
-        lines += [
-            f'voice_calls_total{{pipeline="{pipeline}",outcome="{outcome}"}} {n}'
-            for (pipeline, outcome), n in sorted(self.calls_total.items())
-        ]
-        lines += [
-            "# HELP voice_frames_forwarded_total Caller audio frames forwarded to the agent.",
-            "# TYPE voice_frames_forwarded_total counter",
-            f"voice_frames_forwarded_total {self.bridge_latency.count}",  # one observation per forwarded frame
-            "# HELP voice_agent_audio_chunks_total Agent audio chunks forwarded to the caller.",
-            "# TYPE voice_agent_audio_chunks_total counter",
-            f"voice_agent_audio_chunks_total {self.audio_chunks_to_caller}",
-            "# HELP voice_rejected_messages_total Malformed or unexpected messages ignored, by source.",
-            "# TYPE voice_rejected_messages_total counter",
-        ]
-        lines += [f'voice_rejected_messages_total{{source="{s}"}} {n}' for s, n in sorted(self.rejected_messages.items())]
-        lines += [
-            "# HELP voice_bridge_latency_seconds Time a caller frame spends in the bridge before it is sent on.",
-            "# TYPE voice_bridge_latency_seconds histogram",
-            *self.bridge_latency.lines("voice_bridge_latency_seconds"),
-        ]
-        return "\n".join(lines) + "\n"
+async def watch_event_loop(interval: float = 0.1) -> None:
+    """Sample the event loop's lateness: sleep `interval` and record how much later than asked it woke."""
+    observe, clock = LOOP_LAG.observe, time.perf_counter
+    while True:
+        asked = clock() + interval
+        await asyncio.sleep(interval)
+        observe(max(0.0, clock() - asked))
 
 
-METRICS = Metrics()
+_gc_started = 0.0
+_gc_pause = [GC_PAUSE.labels(generation=str(g)) for g in range(3)]
+
+
+def _on_gc(phase: str, info: dict) -> None:
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        _gc_pause[info["generation"]].observe(time.perf_counter() - _gc_started)
+
+
+def watch_gc() -> None:
+    """Time every collection (once per process)."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)

@@ -26,18 +26,20 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.edge.body_limit import BodyLimit
+from app.integrations import twilio
 from app.services.accounts import tokens
 from app.services.calls import call_records
 from app.services.accounts.scope import Scope
 from app.settings import get_settings
 from models.base import utcnow
 from models.db import get_engine
-from voice_service import classic, security, twiml
-from voice_service import twilio_protocol as tp
-from voice_service.bridge import BridgeTimings, TelephonyVoiceAgentHandler, TwilioSocket
+from voice_service import classic, metrics
+from voice_service.agent_config import BridgeTimings
+from voice_service.bridge import TelephonyVoiceAgentHandler
 from voice_service.consult import Consult, consult_specialists
-from voice_service.metrics import METRICS
 from voice_service.records import WRITER, in_db_thread
+from voice_service.stream_tokens import stream_token, verify_stream_token
+from voice_service.twilio_socket import TwilioSocket
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,9 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
 
-async def metrics(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics_endpoint(request: Request) -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
 
 
 def choose_pipeline(call_sid: str) -> str:
@@ -85,8 +88,8 @@ async def _signed_form(request: Request) -> dict[str, str] | Response:
     refused bodies over 64 KiB, unread.)"""
     body = await request.body()
     params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    urls = security.seen_urls(request.url.scheme, request.headers, request.url.path, request.url.query, websocket=False)
-    if not security.signature_valid(urls, params, request.headers.get("x-twilio-signature")):
+    urls = twilio.seen_urls(request.url.scheme, request.headers, request.url.path, request.url.query, websocket=False)
+    if not twilio.signature_valid(urls, params, request.headers.get("x-twilio-signature")):
         log.warning("refused a Twilio webhook with a bad signature", extra={"path": request.url.path})
         return PlainTextResponse("Invalid Twilio signature.", status_code=403)
     return params
@@ -102,7 +105,7 @@ async def twilio_voice(request: Request) -> Response:
     owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
     if owner is None:
         log.info("call to an unknown number", extra={"call_sid": call_sid})
-        return _xml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER))
+        return _xml(twilio.say_and_hang_up(twilio.UNKNOWN_NUMBER))
     scope = Scope.system(owner.tenant_id)
     pipeline = choose_pipeline(call_sid)
     call_id = await in_db_thread(
@@ -111,12 +114,12 @@ async def twilio_voice(request: Request) -> Response:
     )
     log.info("incoming call", extra={"call_sid": call_sid, "pipeline": pipeline, "tenant_id": str(owner.tenant_id)})
     if pipeline == "voice_agent":
-        token = security.stream_token(call_sid, str(call_id), str(owner.tenant_id))
-        return _xml(twiml.stream(security.public_url("/twilio/stream", websocket=True), token))
+        token = stream_token(call_sid, str(call_id), str(owner.tenant_id))
+        return _xml(twilio.stream(twilio.public_url("/twilio/stream", websocket=True), token))
     context = await in_db_thread(call_records.call_context, scope, call_sid)
     if context is None:  # a replayed webhook for a call that already ended
-        return _xml(twiml.say_and_hang_up(classic.GOODBYE))
-    return _xml(await in_db_thread(classic.first_turn, context, security.public_url("/twilio/gather")))
+        return _xml(twilio.say_and_hang_up(classic.GOODBYE))
+    return _xml(await in_db_thread(classic.first_turn, context, twilio.public_url("/twilio/gather")))
 
 
 async def twilio_gather(request: Request) -> Response:
@@ -126,11 +129,11 @@ async def twilio_gather(request: Request) -> Response:
     owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
     context = owner and await in_db_thread(call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", ""))
     if not context:
-        return _xml(twiml.say_and_hang_up(classic.GOODBYE))
+        return _xml(twilio.say_and_hang_up(classic.GOODBYE))
     speech = (params.get("SpeechResult") or "").strip()[:2000]
     if not speech:
-        return _xml(twiml.gather(security.public_url("/twilio/gather"), None))
-    return _xml(await classic.next_turn(context, speech, security.public_url("/twilio/gather")))
+        return _xml(twilio.gather(twilio.public_url("/twilio/gather"), None))
+    return _xml(await classic.next_turn(context, speech, twilio.public_url("/twilio/gather")))
 
 
 async def twilio_status(request: Request) -> Response:
@@ -146,30 +149,17 @@ async def twilio_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _read_start(websocket: WebSocket) -> tp.Start:
-    """`connected`, then `start`: anything else first is ignored (and counted)."""
-    while True:
-        try:
-            event = tp.parse(await websocket.receive_text())
-        except tp.ProtocolError:
-            METRICS.rejected_messages["twilio"] += 1
-            continue
-        if isinstance(event, tp.Start):
-            return event
-        if not isinstance(event, tp.Connected):
-            METRICS.rejected_messages["twilio"] += 1
-
-
 async def twilio_stream(websocket: WebSocket) -> None:
-    urls = security.seen_urls(websocket.url.scheme, websocket.headers, websocket.url.path, websocket.url.query, websocket=True)
-    if not security.signature_valid(urls, {}, websocket.headers.get("x-twilio-signature")):
+    urls = twilio.seen_urls(websocket.url.scheme, websocket.headers, websocket.url.path, websocket.url.query, websocket=True)
+    if not twilio.signature_valid(urls, {}, websocket.headers.get("x-twilio-signature")):
         log.warning("refused a media stream with a bad or missing signature")
         await websocket.close(code=1008)  # before accept: the upgrade is answered 403
         return
     await websocket.accept()
+    socket = TwilioSocket(websocket)
     try:
-        start = await asyncio.wait_for(_read_start(websocket), START_TIMEOUT)
-        claims = security.verify_stream_token(start.custom_parameters.get("token", ""), start.call_sid)
+        start = await asyncio.wait_for(socket.read_start(), START_TIMEOUT)
+        claims = verify_stream_token(start.custom_parameters.get("token", ""), start.call_sid)
     except (TimeoutError, WebSocketDisconnect, KeyError, RuntimeError, tokens.TokenInvalid, tokens.TokenExpired) as exc:
         log.warning("refused a media stream", extra={"reason": type(exc).__name__})
         with contextlib.suppress(Exception):
@@ -185,8 +175,7 @@ async def twilio_stream(websocket: WebSocket) -> None:
             await websocket.close(code=1008)
         return
     app = websocket.app
-    handler = TelephonyVoiceAgentHandler(TwilioSocket(websocket), start.stream_sid, context, consult=app.state.consult,
-                                         timings=app.state.timings)
+    handler = TelephonyVoiceAgentHandler(socket, context, consult=app.state.consult, timings=app.state.timings)
     app.state.calls[start.call_sid] = handler
     try:
         await handler.run()
@@ -197,13 +186,18 @@ async def twilio_stream(websocket: WebSocket) -> None:
 def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings = BridgeTimings()) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        metrics.watch_gc()
+        loop_lag = asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag")
         yield
+        loop_lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_lag
         await asyncio.to_thread(WRITER.flush, 30)  # calls' last records reach the database before exit
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/twilio/voice", twilio_voice, methods=["POST"]),
             Route("/twilio/gather", twilio_gather, methods=["POST"]),
             Route("/twilio/status", twilio_status, methods=["POST"]),

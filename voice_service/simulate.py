@@ -26,7 +26,7 @@ from typing import Any, Callable
 import httpx
 import websockets
 
-from voice_service import security
+from app.integrations import twilio
 from voice_service.audio import FRAME_BYTES, RATE, SILENCE_BYTE
 
 SILENT_FRAME = bytes([SILENCE_BYTE]) * FRAME_BYTES
@@ -74,7 +74,7 @@ class TwilioCaller:
                  on_event: Callable[[float, dict[str, Any]], None] | None = None, http: httpx.AsyncClient | None = None):
         self.base_url = base_url.rstrip("/")
         self.to, self.from_ = to, from_
-        self.auth_token = auth_token or security.signing_token()
+        self.auth_token = auth_token or twilio.signing_token()
         self.account_sid = account_sid
         self.call_sid = call_sid or new_call_sid()
         self.stream_sid = "MZ" + uuid.uuid4().hex
@@ -96,7 +96,7 @@ class TwilioCaller:
     # --- the webhook --------------------------------------------------------------------------------------
 
     async def _post(self, url: str, params: dict[str, str], signature: str | None) -> httpx.Response:
-        headers = {"X-Twilio-Signature": signature if signature is not None else security.sign_request(url, params, self.auth_token)}
+        headers = {"X-Twilio-Signature": signature if signature is not None else twilio.sign_request(url, params, self.auth_token)}
         if self.http is not None:
             return await self.http.post(url, data=params, headers=headers)
         async with httpx.AsyncClient(timeout=10) as client:
@@ -131,7 +131,7 @@ class TwilioCaller:
         if signature is not None:
             headers["X-Twilio-Signature"] = signature
         elif sign:
-            headers["X-Twilio-Signature"] = security.sign_request(stream_url, {}, self.auth_token)
+            headers["X-Twilio-Signature"] = twilio.sign_request(stream_url, {}, self.auth_token)
         self.ws = await websockets.connect(stream_url, additional_headers=headers, compression=None, proxy=None,
                                            open_timeout=10, max_size=2**22)
         self._reader = asyncio.create_task(self._read(), name=f"caller-{self.call_sid}")

@@ -104,6 +104,7 @@ class AgentSession:
         self.sent_at: dict[str, list[float]] = {}  # message type -> perf_counter() when the fake sent it
         self.audio = bytearray()
         self.frames = 0
+        self.last_audio_at: float | None = None  # perf_counter() when caller audio last arrived
         self.applied = asyncio.Event()
         self.closed = asyncio.Event()
         self._waiters: list[tuple[str, asyncio.Future]] = []
@@ -155,6 +156,11 @@ class AgentSession:
     async def wait_for(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
         """The next client message of this type (or one already received and not yet waited for)."""
         return await asyncio.wait_for(self._expect(kind), timeout)
+
+    def caller_audio_flowing(self, within: float = 0.2) -> bool:
+        """Caller audio arrived in the last `within` seconds: a caller who could be speaking. (The real agent
+        reports UserStartedSpeaking only on caller audio; a caller who hung up or went quiet never barges in.)"""
+        return self.last_audio_at is not None and time.perf_counter() - self.last_audio_at < within
 
     async def wait_audio(self, seconds: float, timeout: float = 10.0) -> None:
         """Until this much caller audio has arrived."""
@@ -228,6 +234,7 @@ class AgentSession:
             return
         self.audio += data
         self.frames += 1
+        self.last_audio_at = time.perf_counter()
         if self.agent.audio_hook is not None:
             self.agent.audio_hook(self, data)
 

@@ -75,8 +75,9 @@ def tenant_for_number(number: str | None) -> NumberOwner | None:
     return NumberOwner(tenant_id=row[0], organisation=row[1]) if row else None
 
 
-def contact_for_number(session: Session, scope: Scope, number: str | None) -> Contact | None:
-    """The caller's contact card: the most recently active contact with this phone number.
+def _caller_contact(what: Any, scope: Scope, number: str | None):
+    """The query for the caller's contact card (`what`: the entity or some of its columns): the most recently
+    active contact with this phone number, or None when the number is not a phone number.
 
     Found through the search index, which holds the first and last digits of every number
     (models.crm.SEARCH_DOCUMENT), then compared exactly; a btree on the number would cost every imported contact
@@ -85,36 +86,49 @@ def contact_for_number(session: Session, scope: Scope, number: str | None) -> Co
     if not normalised:
         return None
     national = normalised.lstrip("+")[-10:]
-    return session.exec(
-        select(Contact)
+    return (
+        select(what)
         .where(Contact.tenant_id == scope.tenant_id, Contact.phone_normalized == normalised,
                Contact.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(national))))
         .order_by(Contact.last_interaction_at.desc().nulls_last(), Contact.created_at.desc())
-    ).first()
+        .limit(1)
+    )
+
+
+def contact_for_number(session: Session, scope: Scope, number: str | None) -> Contact | None:
+    """The caller's contact card (see `_caller_contact`)."""
+    query = _caller_contact(Contact, scope, number)
+    return session.exec(query).first() if query is not None else None
 
 
 def start_call(scope: Scope, *, call_sid: str, from_number: str | None, to_number: str | None, pipeline: str,
                status: str = "ringing") -> uuid.UUID:
     """The call_sessions row, created when Twilio first asks what to do. A retried webhook finds the same row."""
+    # Columns, not entities: this runs on the voice sidecar as calls arrive, where every millisecond of Python
+    # is taken from the audio of the calls in progress.
     with session_scope() as session:
-        contact = contact_for_number(session, scope, from_number)
+        contact_query = _caller_contact(Contact.id, scope, from_number)
+        contact_id = session.exec(contact_query).first() if contact_query is not None else None
         statement = (
-            insert(CallSession)
+            insert(CallSession.__table__)
             .values(
                 id=uuid.uuid4(),
                 tenant_id=scope.tenant_id,
                 call_sid=call_sid,
                 from_number=normalise_phone(from_number) or (from_number or None),
                 to_number=normalise_phone(to_number),
-                contact_id=contact.id if contact else None,
+                contact_id=contact_id,
                 pipeline=pipeline,
                 status=status,
                 latency={},
             )
             .on_conflict_do_nothing(index_elements=["call_sid"])
+            .returning(CallSession.__table__.c.id)
         )
-        session.execute(statement)
-        return session.exec(
+        created = session.execute(statement).scalar()
+        if created is not None:
+            return created
+        return session.exec(  # a retried webhook: the row exists
             select(CallSession.id).where(CallSession.call_sid == call_sid, CallSession.tenant_id == scope.tenant_id)
         ).one()
 
@@ -128,22 +142,32 @@ def _dialable(number: str | None) -> str | None:
     return allowed
 
 
-def _context(session: Session, call: CallSession) -> CallContext:
-    settings = session.get(VoiceSettings, call.tenant_id)
-    tenant = session.get(Tenant, call.tenant_id)
-    contact = session.get(Contact, call.contact_id) if call.contact_id else None
+# The call's columns `_context` reads (a CallSession, or a row of these columns).
+_CALL_COLUMNS = "id, call_sid, tenant_id, from_number, pipeline, contact_id"
+
+
+def _context(session: Session, call: Any) -> CallContext:
+    """The call's context, from its row (`_CALL_COLUMNS`) and one query for its organisation, voice settings and
+    caller's contact card."""
+    organisation, settings, contact_id, contact_name, business_name = session.execute(
+        select(Tenant.name, VoiceSettings, Contact.id, Contact.contact_name, Contact.business_name)
+        .select_from(Tenant)
+        .outerjoin(VoiceSettings, VoiceSettings.tenant_id == Tenant.id)
+        .outerjoin(Contact, (Contact.id == call.contact_id) & (Contact.tenant_id == Tenant.id))
+        .where(Tenant.id == call.tenant_id)
+    ).one()
     return CallContext(
         call_id=call.id,
         call_sid=call.call_sid,
         tenant_id=call.tenant_id,
-        organisation=tenant.name,
+        organisation=organisation,
         from_number=call.from_number,
         pipeline=call.pipeline,
         prompt=settings.agent_prompt if settings else "",
-        greeting=settings.greeting if settings else f"Hello, you have reached {tenant.name}.",
+        greeting=settings.greeting if settings else f"Hello, you have reached {organisation}.",
         transfer_number=_dialable(settings.transfer_number) if settings else None,
         consult_enabled=bool(settings and settings.consult_specialists),
-        contact_name=f"{contact.contact_name} of {contact.business_name}" if contact else None,
+        contact_name=f"{contact_name} of {business_name}" if contact_id is not None else None,
     )
 
 
@@ -153,26 +177,25 @@ def bind_stream(scope: Scope, *, call_id: str, call_sid: str, stream_sid: str) -
     with session_scope() as session:
         bound = session.execute(
             text(
-                """
+                f"""
                 UPDATE call_sessions SET stream_bound_at = now(), stream_sid = :stream_sid, status = 'in_progress',
                     last_activity_at = GREATEST(last_activity_at, now())
                 WHERE id = :id AND tenant_id = :tenant AND call_sid = :sid
                   AND stream_bound_at IS NULL AND ended_at IS NULL
-                RETURNING id
+                RETURNING {_CALL_COLUMNS}
                 """
             ),
             {"id": call_id, "tenant": scope.tenant_id, "sid": call_sid, "stream_sid": stream_sid[:64]},
-        ).scalar()
-        if bound is None:
-            return None
-        return _context(session, session.get(CallSession, bound))
+        ).first()
+        return _context(session, bound) if bound is not None else None
 
 
 def call_context(scope: Scope, call_sid: str) -> CallContext | None:
     """The context of a call still in progress (the classic pipeline reads it on every turn)."""
     with session_scope() as session:
-        call = session.exec(
-            select(CallSession).where(
+        call = session.execute(
+            select(CallSession.id, CallSession.call_sid, CallSession.tenant_id, CallSession.from_number,
+                   CallSession.pipeline, CallSession.contact_id).where(
                 CallSession.call_sid == call_sid, CallSession.tenant_id == scope.tenant_id, CallSession.ended_at.is_(None)
             )
         ).first()
@@ -185,13 +208,16 @@ _TOUCH = text(
 )
 
 
+_LINE = insert(CallTranscriptLine.__table__)
+
+
 def add_transcript_line(scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str,
                         at: datetime | None = None) -> None:
     """One line of the call's transcript, spoken at `at` (default now), which is also a sign of life."""
     at = at or utcnow()
     with session_scope() as session:
-        session.add(CallTranscriptLine(tenant_id=scope.tenant_id, call_id=call_id, seq=seq, role=role, content=content,
-                                       spoken_at=at))
+        session.execute(_LINE, {"tenant_id": scope.tenant_id, "call_id": call_id, "seq": seq, "role": role,
+                                "content": content, "spoken_at": at})
         session.execute(_TOUCH, {"id": call_id, "tenant": scope.tenant_id, "at": at})
 
 
@@ -218,7 +244,7 @@ def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | Non
             "call_seconds": math.ceil(duration_seconds or 0)}
 
 
-_USAGE = insert(UsageRecord).on_conflict_do_nothing(index_elements=["source_id", "kind"])
+_USAGE = insert(UsageRecord.__table__).on_conflict_do_nothing(index_elements=["source_id", "kind"])
 
 
 # When the call ended: what the sidecar saw (`ended_at`), or, for the sweep, the last sign of life recorded;

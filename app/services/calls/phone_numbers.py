@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.integrations import twilio_rest
+from app.integrations import twilio
 from app.services.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.services.phone_rules import normalise_phone, required_phone
 from app.services.accounts.scope import Scope
@@ -80,8 +80,8 @@ def assign(scope: Scope, organisation_id: str, number: str, label: str = "") -> 
         _refuse_taken(session, normalised, tenant)
     # Outside the transaction: a slow Twilio answer must not hold a database connection.
     try:
-        owned = twilio_rest.account_has_number(normalised)
-    except twilio_rest.TwilioLookupFailed as exc:
+        owned = twilio.account_has_number(normalised)
+    except twilio.TwilioLookupFailed as exc:
         raise Unavailable(f"{normalised} was not assigned: {exc}") from None
     if owned is False:
         raise ValidationFailed({"number": f"{normalised} is not a number of the platform's Twilio account. Buy or port "
