@@ -46,7 +46,9 @@ def form_dialog(
     `error` is a message for the whole form (shown above the fields when not empty); messages for one field
     belong next to it (`form_field`). `trigger`, when given, opens the dialog without a server event.
     """
-    head = [rx.dialog.title(title)] + ([rx.dialog.description(description, size="2")] if description else [])
+    head = [rx.dialog.title(title)]
+    if description:
+        head.append(rx.dialog.description(description, size="2", margin_bottom="12px"))
     if error is not None:
         callout = rx.callout(error, color_scheme="red", icon="triangle-alert", width="100%", data_testid=error_testid or None)
         fields = (rx.cond(error != "", callout), *fields)
