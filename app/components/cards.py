@@ -41,7 +41,7 @@ def empty_state(icon: str, title: str, text: str, *actions: rx.Component) -> rx.
             ),
             rx.heading(title, size="5", text_align="center"),
             rx.text(text, color_scheme="gray", text_align="center", max_width="520px"),
-            rx.hstack(*actions, spacing="3") if actions else rx.fragment(),
+            rx.hstack(*actions, spacing="3", wrap="wrap", justify="center") if actions else rx.fragment(),
             align="center",
             spacing="3",
         ),

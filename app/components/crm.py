@@ -54,7 +54,7 @@ def crm_tabs(active: str) -> rx.Component:
     return rx.hstack(
         *[
             rx.link(
-                rx.text(label, size="2", weight="medium"),
+                rx.text(label, size="2", weight="medium", white_space="nowrap"),
                 href=route,
                 underline="none",
                 padding="6px 14px",
@@ -70,6 +70,8 @@ def crm_tabs(active: str) -> rx.Component:
         padding="4px",
         border_radius="999px",
         background=rx.color("gray", 3),
+        max_width="100%",
+        overflow_x="auto",  # a phone scrolls the tabs rather than breaking their labels
     )
 
 

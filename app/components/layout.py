@@ -1,4 +1,8 @@
-"""The signed-in layout: a sidebar (links by role) and a header with the organisation and the user menu."""
+"""The signed-in layout: a sidebar (links by role) and a header with the organisation and the user menu.
+
+On a phone the sidebar would take most of the screen, so below the `md` breakpoint it is hidden and the same
+links open from a menu button in the header.
+"""
 
 from __future__ import annotations
 
@@ -48,15 +52,31 @@ def _nav_link(label: str, icon: str, route: str) -> rx.Component:
     )
 
 
+def _for(who: str, component: rx.Component) -> rx.Component:
+    """`component` only for the users who may open that page."""
+    if who == "admin":
+        return rx.cond(SessionState.is_admin, component)
+    if who == "super":
+        return rx.cond(SessionState.is_super_admin, component)
+    return component
+
+
+def mobile_nav() -> rx.Component:
+    """The sidebar's links as a menu, for screens too narrow for the sidebar."""
+    return rx.menu.root(
+        rx.menu.trigger(rx.icon_button(rx.icon("menu", size=18), variant="soft", color_scheme="gray",
+                                       aria_label="Menu", data_testid="mobile-nav",
+                                       display=rx.breakpoints(initial="inline-flex", md="none"))),
+        rx.menu.content(*[
+            _for(who, rx.menu.item(rx.icon(icon, size=16), label, on_click=rx.redirect(route),
+                                   data_testid=f"mobile-nav-{route.strip('/') or 'home'}"))
+            for label, icon, route, who in NAV
+        ]),
+    )
+
+
 def sidebar() -> rx.Component:
-    links = []
-    for label, icon, route, who in NAV:
-        link = _nav_link(label, icon, route)
-        if who == "admin":
-            link = rx.cond(SessionState.is_admin, link)
-        elif who == "super":
-            link = rx.cond(SessionState.is_super_admin, link)
-        links.append(link)
+    links = [_for(who, _nav_link(label, icon, route)) for label, icon, route, who in NAV]
     return rx.vstack(
         rx.hstack(
             rx.box(rx.icon("audio-waveform", size=20), color="white", background=rx.color("accent", 9),
@@ -83,6 +103,7 @@ def sidebar() -> rx.Component:
         padding="16px 10px",
         border_right=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 2),
+        display=rx.breakpoints(initial="none", md="flex"),
     )
 
 
@@ -91,7 +112,7 @@ def user_menu() -> rx.Component:
         rx.menu.trigger(
             rx.button(
                 rx.avatar(fallback=SessionState.initials, size="1", radius="full"),
-                rx.text(SessionState.user_name, size="2"),
+                rx.text(SessionState.user_name, size="2", display=rx.breakpoints(initial="none", sm="block")),
                 rx.icon("chevron-down", size=14),
                 variant="ghost",
                 data_testid="user-menu",
@@ -117,17 +138,21 @@ def page_shell(title: str, *children: rx.Component, subtitle: str = "", actions:
         sidebar(),
         rx.vstack(
             rx.hstack(
+                mobile_nav(),
                 rx.vstack(
                     rx.heading(title, size="6"),
                     rx.text(subtitle, size="2", color_scheme="gray") if subtitle else rx.fragment(),
                     spacing="1",
+                    flex="1",
+                    min_width="min(100%, 220px)",  # the actions wrap under the title on a phone
                 ),
-                rx.spacer(),
-                actions or rx.fragment(),
+                # On a phone the actions wrap to a row of their own, under the title and the user menu.
+                rx.box(actions, order=rx.breakpoints(initial="1", sm="0")) if actions is not None else rx.fragment(),
                 user_menu(),
                 width="100%",
                 align="center",
                 spacing="4",
+                wrap="wrap",
             ),
             rx.cond(
                 SessionState.signed_in,
@@ -136,7 +161,8 @@ def page_shell(title: str, *children: rx.Component, subtitle: str = "", actions:
             ),
             spacing="5",
             width="100%",
-            padding="24px 32px",
+            min_width="0",  # lets wide tables scroll inside their card instead of widening the page
+            padding=rx.breakpoints(initial="16px", md="24px 32px"),
             max_width="1280px",
             align="start",
         ),

@@ -383,9 +383,9 @@ def _sidebar() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        width="280px",
-        min_width="280px",
-        max_height="calc(100vh - 140px)",
+        width=rx.breakpoints(initial="100%", md="280px"),
+        min_width=rx.breakpoints(initial="0", md="280px"),
+        max_height=rx.breakpoints(initial="220px", md="calc(100vh - 140px)"),  # on a phone: above the chat
         overflow_y="auto",
     )
 
@@ -448,7 +448,7 @@ def chat_page() -> rx.Component:
                 icon="wifi-off", color_scheme="amber", width="100%", data_testid="offline-badge",
             ),
         ),
-        rx.hstack(
+        rx.flex(
             _sidebar(),
             rx.vstack(
                 rx.cond(
@@ -463,6 +463,7 @@ def chat_page() -> rx.Component:
                 width="100%",
                 min_width="0",
             ),
+            direction=rx.breakpoints(initial="column", md="row"),
             spacing="4",
             width="100%",
             align="start",

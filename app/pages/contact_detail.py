@@ -395,6 +395,7 @@ def _header_actions() -> rx.Component:
                 "Delete contact", ContactDetailState.delete_contact, testid="confirm-delete-contact",
             ),
             spacing="2",
+            wrap="wrap",
         ),
     )
 
@@ -425,6 +426,7 @@ def contact_detail_page() -> rx.Component:
                         width="100%",
                         align="center",
                         spacing="3",
+                        wrap="wrap",
                     ),
                     rx.grid(
                         _details(),

@@ -196,7 +196,7 @@ def _filters() -> rx.Component:
             on_change=ContactsState.set_q,
             debounce_timeout=300,
             placeholder="Search name, business, email or phone",
-            width="340px",
+            width=rx.breakpoints(initial="100%", sm="340px"),
             data_testid="contact-search",
         ),
         rx.select.root(

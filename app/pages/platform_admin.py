@@ -185,7 +185,7 @@ def _numbers_section() -> rx.Component:
         rx.cond(PlatformState.number_error != "",
                 rx.callout(PlatformState.number_error, color_scheme="red", icon="triangle-alert", width="100%")),
         rx.form(
-            rx.hstack(
+            rx.grid(
                 form_field("Organisation", rx.select.root(
                     rx.select.trigger(placeholder="Pick an organisation", width="100%", data_testid="assign-organisation"),
                     rx.select.content(rx.foreach(PlatformState.organisations,
@@ -196,8 +196,9 @@ def _numbers_section() -> rx.Component:
                 form_field("Number", rx.input(name="number", placeholder="+14155550100", width="100%"),
                            errors.get("number", "")),
                 form_field("Label", rx.input(name="label", placeholder="Main line", width="100%"), errors.get("label", "")),
-                rx.button(rx.icon("plus", size=16), "Assign number", type="submit", margin_top="22px",
-                          data_testid="assign-number"),
+                rx.button(rx.icon("plus", size=16), "Assign number", type="submit",
+                          margin_top=rx.breakpoints(initial="0", md="22px"), data_testid="assign-number"),
+                columns=rx.breakpoints(initial="1", md="2fr 2fr 2fr auto"),  # one field under the other on a phone
                 align="start",
                 spacing="3",
                 width="100%",
