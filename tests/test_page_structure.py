@@ -58,8 +58,7 @@ def test_the_check_recognises_rows_kept_as_dicts():
 
 
 def test_dialog_forms_are_built_by_form_dialog():
-    hand_built = [f"{module}:{fn.name}" for module, fn in _functions()
-                  if {"rx.dialog.root", "rx.form"} <= _calls(fn)]
+    hand_built = [f"{module}:{fn.name}" for module, fn in _functions() if {"rx.dialog.root", "rx.form"} <= _calls(fn)]
     assert hand_built == [], "use app.components.form_dialog.form_dialog"
 
 
@@ -69,6 +68,9 @@ def test_pages_call_states_by_their_names():
     for path in sorted(PAGES.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id.endswith("State"):
-                aliases += [f"{path.name}:{node.lineno} {t.id} = {node.value.id}" for t in node.targets
-                            if isinstance(t, ast.Name)]
+                aliases += [
+                    f"{path.name}:{node.lineno} {t.id} = {node.value.id}"
+                    for t in node.targets
+                    if isinstance(t, ast.Name)
+                ]
     assert aliases == []

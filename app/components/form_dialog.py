@@ -50,7 +50,9 @@ def form_dialog(
     if description:
         head.append(rx.dialog.description(description, size="2", margin_bottom="12px"))
     if error is not None:
-        callout = rx.callout(error, color_scheme="red", icon="triangle-alert", width="100%", data_testid=error_testid or None)
+        callout = rx.callout(
+            error, color_scheme="red", icon="triangle-alert", width="100%", data_testid=error_testid or None
+        )
         fields = (rx.cond(error != "", callout), *fields)
     form_props = {"key": key} if key is not None else {}
     content_props = {"max_width": max_width} if max_width else {}

@@ -8,8 +8,8 @@ import reflex as rx
 
 from app.components.cards import form_field
 from app.edge import proxies
-from app.services.accounts import auth
 from app.services import organisations
+from app.services.accounts import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.session import SessionState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 import reflex as rx
@@ -90,7 +90,7 @@ class CallsState(rx.State):
         if overview.per_week != self._per_week:
             self._per_week = overview.per_week
             self.weekly_figure = weekly_bars(overview.per_week, name="Calls")
-        self.updated_at = datetime.now(timezone.utc).strftime("%H:%M:%S UTC")
+        self.updated_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
         self.loading = False
 
     async def _show_detail(self, scope, call_id: str) -> None:

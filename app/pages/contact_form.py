@@ -15,9 +15,9 @@ import reflex as rx
 
 from app.components.cards import field_error, form_field
 from app.components.form_dialog import form_columns, form_dialog
+from app.services.accounts.scope import Scope
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.errors import Conflict, ValidationFailed
-from app.services.accounts.scope import Scope
 from app.session import require_scope
 
 CUSTOM_PREFIX = "cf__"

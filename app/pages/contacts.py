@@ -7,11 +7,11 @@ import dataclasses
 
 import reflex as rx
 
+from app.api.downloads import EXPORT_PATH
 from app.components.cards import empty_state
 from app.components.crm import ContactCardRow, contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
-from app.api.downloads import EXPORT_PATH
 from app.services.accounts import auth
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.crm.contact_search import ContactQuery

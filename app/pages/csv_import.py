@@ -18,12 +18,12 @@ from app.components.cards import empty_state, section, stat_tile
 from app.components.crm import crm_tabs, when
 from app.components.layout import page_shell
 from app.services.accounts import auth
+from app.services.accounts.quotas import QuotaReached
 from app.services.crm import custom_fields
+from app.services.errors import NotFound, ValidationFailed
 from app.services.imports import csv_files, csv_import
 from app.services.imports import csv_mapping as cm
 from app.services.imports.csv_files import ImportRefused
-from app.services.errors import NotFound, ValidationFailed
-from app.services.accounts.quotas import QuotaReached
 from app.session import require_principal, require_scope
 
 UPLOAD_ID = "csv-upload"

@@ -35,8 +35,15 @@ def test_every_page_and_dialog_fits_a_phone(ui, make_org, make_user, tmp_path):
     owner = make_org("Harbor Clinic", email="owner@harbor.example")
     make_user(owner.tenant_id, role="super_admin", email="root@example.com")
     custom_fields.create_field(owner.scope, label="Insurance plan", field_type="select", choices="Delta Dental\nCigna")
-    card = contacts.create_contact(owner.scope, {"business_name": "Lakeside Family Dentistry", "contact_name": "Tom Becker",
-                                                 "contact_email": "tom@lakeside.example", "status": "customer"}).card
+    card = contacts.create_contact(
+        owner.scope,
+        {
+            "business_name": "Lakeside Family Dentistry",
+            "contact_name": "Tom Becker",
+            "contact_email": "tom@lakeside.example",
+            "status": "customer",
+        },
+    ).card
     interactions.add_interaction(owner.scope, card.id, {"interaction_type": "note", "content": "Asked about hours"})
     page = ui.page
     ui.sign_in("owner@harbor.example", PASSWORD)
