@@ -17,8 +17,20 @@ from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
 from tests.fakes.deepgram_agent import FakeDeepgramAgent
 from tests.fakes.server import serve
-from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_contact, add_number, call_row,
-                             phone_line, sidecar_process, usage_of)
+from tests.voice_kit import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CALLER,
+    DEEPGRAM_KEY,
+    FAST,
+    NUMBER,
+    add_contact,
+    add_number,
+    call_row,
+    phone_line,
+    sidecar_process,
+    usage_of,
+)
 from voice_service.audio import tone
 from voice_service.simulate import TwilioCaller
 
@@ -136,7 +148,7 @@ async def test_barge_in_clears_the_callers_audio_while_the_agent_is_talking(monk
     assert call_row(caller.call_sid).end_reason == "caller_hung_up"
 
 
-async def test_every_barge_in_of_a_talking_caller_is_cleared_and_a_silent_caller_is_not_barged_in_on(monkeypatch, make_org):
+async def test_barge_ins_come_only_while_the_caller_talks_and_each_is_cleared(monkeypatch, make_org):
     """The test agent, like the real one, reports UserStartedSpeaking only on caller audio, and the bridge clears
     Twilio's buffer for each, the last one before the hang-up included. (The voice bench's agent used to barge in
     on a timer, so it also "barged in" on callers who had stopped talking and were hanging up, and counted the
