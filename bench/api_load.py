@@ -4,18 +4,22 @@ Set-up: a scratch database migrated and seeded with the demo organisation (`seed
 app as production runs it (`reflex run --env prod --backend-only`: Granian, one worker, the job runner inside)
 on a loopback port. Clients sign in over HTTP (a few tokens, shared the way an integration reuses one).
 
-Two phases against the same process, each `--clients` concurrent clients for `--seconds` (after a short warm-up):
-  bare      GET /api/v1/health (no token; one database round trip), what the process serves with no route work
+Two loads against the same process, each `--clients` concurrent clients (one keep-alive connection each) for
+`--seconds` in all, after a warm-up. They take turns in `--slices` slices, so that other work on a shared
+machine weighs on both alike:
+  bare      GET /api/v1/health (no token; one database round trip): what the process serves with no route work
   contacts  in turn: a search (`?q=`), a listing page (`?status=`/`?sort=`/`?page=`) and one contact by id
-Figures: requests/s, p50 and p99 latency (ms) of each phase, the contacts' throughput as a share of the bare
-endpoint's, and the app process's CPU time per contacts request. The load generator runs on the same cores.
-Options: --clients N --seconds S --warmup S --tokens N. Last line: one JSON object.
+Figures: requests/s, p50 and p99 latency (ms) of each, the contacts' throughput as a share of the bare endpoint's
+(`ratio`), and the CPU milliseconds per request spent by the app, by PostgreSQL and by this load generator (all on
+the same cores). `--profile FILE` samples the app with py-spy during the contacts load (GIL holders only).
+Options: --clients N --seconds S --warmup S --slices N --tokens N --profile FILE. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -80,17 +84,48 @@ def stop_app(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def app_cpu_seconds(proc: subprocess.Popen) -> float:
-    """CPU time of the app's process tree (the CLI, Granian's supervisor and its worker)."""
-    root = psutil.Process(proc.pid)
-    total = 0.0
+def _tree_cpu_seconds(root: psutil.Process) -> dict[int, float]:
+    """CPU seconds of each process in the tree, by pid (processes come and go: a database connection each)."""
+    spent = {}
     for p in [root, *root.children(recursive=True)]:
         try:
             times = p.cpu_times()
-            total += times.user + times.system
+            spent[p.pid] = times.user + times.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return spent
+
+
+def database_server() -> psutil.Process | None:
+    """The PostgreSQL server holding the scratch database (the embedded one under data/pg), when it runs here."""
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmdline = p.info["cmdline"] or []
+        if p.info["name"] == "postgres" and str(ROOT / "data" / "pg") in cmdline:
+            return p
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by the app's process tree (the CLI, Granian and its worker), by PostgreSQL's server
+    (when it runs on this machine) and by this load generator, between `start` and `stop`."""
+
+    def __init__(self, app: subprocess.Popen) -> None:
+        self.app = psutil.Process(app.pid)
+        self.database = database_server()
+
+    def _now(self) -> dict[str, dict[int, float]]:
+        return {"app": _tree_cpu_seconds(self.app),
+                "database": _tree_cpu_seconds(self.database) if self.database else {},
+                "load_generator": {0: time.process_time()}}
+
+    def start(self) -> None:
+        self.started = self._now()
+
+    def stop(self) -> dict[str, float]:
+        """CPU spent since `start`, counting processes alive at the end (one that ended in between is lost)."""
+        ended = self._now()
+        return {kind: sum(cpu - self.started[kind].get(pid, 0.0) for pid, cpu in ended[kind].items())
+                for kind in ended}
 
 
 class Phase:
@@ -99,7 +134,7 @@ class Phase:
         self.statuses: Counter[int] = Counter()
         self.kinds: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()  # transport errors and unexpected bodies
-        self.app_cpu_seconds = 0.0
+        self.cpu_seconds: dict[str, float] = {}
 
     def summary(self, seconds: float) -> dict:
         ok = self.statuses.get(200, 0)
@@ -110,7 +145,8 @@ class Phase:
             "p50_ms": round(percentile(self.latencies_ms, 0.50), 1),
             "p99_ms": round(percentile(self.latencies_ms, 0.99), 1),
             "mean_ms": round(statistics.fmean(self.latencies_ms), 1) if self.latencies_ms else 0.0,
-            "app_cpu_ms_per_request": round(self.app_cpu_seconds * 1000 / max(1, len(self.latencies_ms)), 2),
+            "cpu_ms_per_request": {k: round(v * 1000 / max(1, len(self.latencies_ms)), 2)
+                                   for k, v in self.cpu_seconds.items()},
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "failures": dict(self.failures),
         }
@@ -140,19 +176,49 @@ async def _client(n: int, session: aiohttp.ClientSession, base: str, plan, phase
             phase.failures[f"unexpected {kind} body"] += 1
 
 
-async def run_phase(base: str, plan, clients: int, seconds: float, warmup: float, app: subprocess.Popen) -> Phase:
-    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        if warmup > 0:
-            until = time.monotonic() + warmup
-            await asyncio.gather(*(_client(n, session, base, plan, None, until) for n in range(clients)))
-        phase = Phase()
-        cpu_before = app_cpu_seconds(app)
+class Load:
+    """`clients` concurrent clients for one plan (what to request), over one keep-alive connection each."""
+
+    def __init__(self, base: str, plan, clients: int) -> None:
+        self.base, self.plan, self.clients = base, plan, clients
+        self.phase = Phase()
+
+    async def __aenter__(self) -> "Load":
+        connector = aiohttp.TCPConnector(limit=self.clients, force_close=False)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    async def run(self, seconds: float, measured: bool = True) -> None:
         until = time.monotonic() + seconds
-        await asyncio.gather(*(_client(n, session, base, plan, phase, until) for n in range(clients)))
-        phase.app_cpu_seconds = app_cpu_seconds(app) - cpu_before
-    return phase
+        phase = self.phase if measured else None
+        await asyncio.gather(*(_client(n, self.session, self.base, self.plan, phase, until)
+                               for n in range(self.clients)))
+
+
+async def run_phases(base: str, plans: dict, clients: int, seconds: float, warmup: float, slices: int,
+                     cpu: CpuMeter, during=None) -> dict[str, Phase]:
+    """Each plan gets `seconds` of load in `slices` turns, alternating with the others, so that other work on
+    a shared machine weighs on every phase alike. `during(name)` wraps each measured turn (profiling)."""
+    loads = {name: Load(base, plan, clients) for name, plan in plans.items()}
+    for load in loads.values():
+        await load.__aenter__()
+    try:
+        for load in loads.values():
+            await load.run(warmup, measured=False)
+        for _ in range(slices):
+            for name, load in loads.items():
+                cpu.start()
+                with during(name) if during else contextlib.nullcontext():
+                    await load.run(seconds / slices)
+                for kind, spent in cpu.stop().items():
+                    load.phase.cpu_seconds[kind] = load.phase.cpu_seconds.get(kind, 0.0) + spent
+    finally:
+        for load in loads.values():
+            await load.__aexit__()
+    return {name: load.phase for name, load in loads.items()}
 
 
 def bare_plan(i: int):
@@ -179,7 +245,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--tokens", type=int, default=5)
+    parser.add_argument("--slices", type=int, default=5, help="turns each phase's time is split into")
+    parser.add_argument("--profile", metavar="FILE", help="sample the app with py-spy (threads holding the GIL) "
+                        "during the contacts phase; collapsed stacks, as flamegraph.pl and speedscope read them")
     args = parser.parse_args()
+    if args.profile:
+        args.slices = 1
 
     db = ScratchDatabase("bench_api")
     data_dir = tempfile.mkdtemp(prefix="bench-api-")
@@ -214,9 +285,23 @@ def main() -> None:
                             timeout=30).json()
         contact_ids = [c["id"] for c in listing["items"]]
 
-        bare = uvloop.run(run_phase(base, bare_plan, args.clients, args.seconds, args.warmup, proc))
-        crm = uvloop.run(run_phase(base, contacts_plan(tokens, contact_ids), args.clients, args.seconds,
-                                    args.warmup, proc))
+        cpu = CpuMeter(proc)
+        plans = {"bare": bare_plan, "contacts": contacts_plan(tokens, contact_ids)}
+
+        @contextlib.contextmanager
+        def profiled(name: str):
+            if name != "contacts":
+                yield
+                return
+            spy = subprocess.Popen([str(bin_dir / "py-spy"), "record", "--subprocesses", "--pid", str(proc.pid),
+                                    "--duration", str(max(1, int(args.seconds / args.slices))), "--rate", "200",
+                                    "--gil", "--nonblocking", "--format", "raw", "--output", args.profile], stdout=subprocess.DEVNULL)
+            yield
+            spy.wait(60)
+
+        phases = uvloop.run(run_phases(base, plans, args.clients, args.seconds, args.warmup, args.slices, cpu,
+                                       during=profiled if args.profile else None))
+        bare, crm = phases["bare"], phases["contacts"]
     finally:
         if proc is not None:
             stop_app(proc)
@@ -232,8 +317,8 @@ def main() -> None:
         "bare_rps": bare_out["rps"], "bare_p50_ms": bare_out["p50_ms"], "bare_p99_ms": bare_out["p99_ms"],
         "contacts_rps": crm_out["rps"], "contacts_p50_ms": crm_out["p50_ms"], "contacts_p99_ms": crm_out["p99_ms"],
         "ratio": round(crm_out["rps"] / bare_out["rps"], 3) if bare_out["rps"] else 0.0,
-        "bare_cpu_ms_per_request": bare_out["app_cpu_ms_per_request"],
-        "contacts_cpu_ms_per_request": crm_out["app_cpu_ms_per_request"],
+        "bare_cpu_ms_per_request": bare_out["cpu_ms_per_request"],
+        "contacts_cpu_ms_per_request": crm_out["cpu_ms_per_request"],
         "contacts_by_kind": dict(crm.kinds),
         "bare": bare_out,
         "contacts_phase": crm_out,
