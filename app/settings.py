@@ -88,6 +88,10 @@ class Settings:
     log_level: str
     session_hours: int
     api_token_minutes: int
+    # How long a process trusts its last check of an API token's user row (app/services/accounts/api_principals.py).
+    api_auth_cache_seconds: float
+    # Threads that run the API's blocking routes (app/api/main.py: size_thread_pool).
+    api_threads: int
     # Reverse proxies in front whose X-Forwarded-* headers are believed (client IP, signed URLs); 0 = none.
     trusted_proxy_hops: int
     # Sign-in limits (app/services/accounts/signin_limits.py): attempts per email and client before delays start, the
@@ -194,6 +198,8 @@ def get_settings() -> Settings:
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
+        api_auth_cache_seconds=max(0.0, _float(_env("API_AUTH_CACHE_SECONDS"), 2.0)),
+        api_threads=max(1, _int(_env("API_THREADS"), 8)),
         trusted_proxy_hops=max(0, _int(_env("TRUSTED_PROXY_HOPS"), 0)),
         signin_free_attempts=max(1, _int(_env("SIGNIN_FREE_ATTEMPTS"), 5)),
         signin_max_delay_seconds=max(1, _int(_env("SIGNIN_MAX_DELAY_SECONDS"), 300)),
