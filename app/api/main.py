@@ -7,7 +7,7 @@ import contextlib
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.api import agents, contacts, downloads, errors, v1
+from app.api import agents, contacts, downloads, errors, metrics, v1
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
 from app.services.imports.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from app.settings import get_settings
@@ -46,9 +46,11 @@ def create_api() -> FastAPI:
     # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the
     # import page's handler with a message for the user; the edge only stops what goes past it.
     api.add_middleware(BodyLimit, limits={**PLATFORM_LIMITS, "/_upload": MAX_UPLOAD_BYTES + UPLOAD_ENVELOPE_BYTES})
+    api.add_middleware(metrics.RequestMetrics)  # API latency by route template (app/api/metrics.py)
 
     api.include_router(v1.router)
     api.include_router(downloads.router)  # before contacts: /contacts/export.csv is not a contact id
     api.include_router(contacts.router)
     api.include_router(agents.router)
+    api.include_router(metrics.router)
     return api
