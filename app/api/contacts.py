@@ -173,10 +173,8 @@ def list_contacts(
 ):
     query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page)
     result = contact_search.search_contacts(scope, query)
-    return ContactPageOut(
-        items=[ContactCardOut.model_validate(card) for card in result.items], total=result.total,
-        total_exact=result.total_exact, page=result.page, per_page=result.per_page, pages=result.pages,
-    )
+    return ContactPageOut(items=result.items, total=result.total, total_exact=result.total_exact, page=result.page,
+                          per_page=result.per_page, pages=result.pages)
 
 
 @router.post("/contacts", response_model=ContactOut, status_code=201, responses=errors.responses(409))
@@ -211,8 +209,7 @@ def list_interactions(
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
 ):
-    rows = interactions.timeline(scope, contact_id, limit=limit, offset=offset)
-    return InteractionPageOut(items=[InteractionOut.model_validate(r) for r in rows])
+    return InteractionPageOut(items=interactions.timeline(scope, contact_id, limit=limit, offset=offset))
 
 
 @router.post("/contacts/{contact_id}/interactions", response_model=InteractionOut, status_code=201,
@@ -248,8 +245,7 @@ def delete_interaction(contact_id: str, interaction_id: str, scope: ScopeDep):
 
 @router.get("/custom-fields", response_model=CustomFieldListOut)
 def list_custom_fields(scope: ScopeDep, include_inactive: bool = False):
-    rows = custom_fields.list_fields(scope, include_inactive=include_inactive)
-    return CustomFieldListOut(items=[CustomFieldOut.model_validate(r) for r in rows])
+    return CustomFieldListOut(items=custom_fields.list_fields(scope, include_inactive=include_inactive))
 
 
 @router.post("/custom-fields", response_model=CustomFieldOut, status_code=201, responses=errors.responses(409))

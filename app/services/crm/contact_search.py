@@ -25,7 +25,7 @@ from app.services.validation import (
     normalise_email,
 )
 from models import Contact, StripeSubscription
-from models.db import session_scope
+from models.db import read_session
 
 SORTS = {
     "newest": "Newest first",
@@ -358,7 +358,7 @@ def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
     page = min(max(1, int(query.page or 1)), PAGE_MAX)
     offset = (page - 1) * per_page
     sort = query.sort or "newest"
-    with session_scope() as session:
+    with read_session() as session:
         definitions = cf.list_fields(scope, session=session) if query.field else []  # only a field filter needs them
         base = _base_filters(scope, query, definitions)  # also refuses an unknown status or field
         q = _search_text(query)
