@@ -233,7 +233,7 @@ class Runner:
                 job_queue.fail, job.id, self.worker_id, message, retry=not permanent,
                 retry_base_seconds=self.retry_base_seconds,
             )
-            outcome = "failed" if status == "failed" else "retried"
+            outcome = {"failed": "failed", "queued": "retried"}.get(status, "lease_lost")
             log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
                         exc_info=None if permanent else exc)
             if status == "failed":
