@@ -88,6 +88,12 @@ class Settings:
     log_level: str
     session_hours: int
     api_token_minutes: int
+    # How long a process trusts its last check of an API token's user row (app/services/accounts/api_principals.py).
+    api_auth_cache_seconds: float
+    # Threads that run the API's blocking routes (app/api/main.py: size_thread_pool).
+    api_threads: int
+    # Bearer token Prometheus sends to GET /metrics; unset = loopback and private networks only (app/api/metrics.py).
+    metrics_token: str | None = field(repr=False)
     # Reverse proxies in front whose X-Forwarded-* headers are believed (client IP, signed URLs); 0 = none.
     trusted_proxy_hops: int
     # Sign-in limits (app/services/accounts/signin_limits.py): attempts per email and client before delays start, the
@@ -109,6 +115,7 @@ class Settings:
             self.sendgrid_api_key,
             self.stripe_secret_key,
             self.stripe_webhook_secret,
+            self.metrics_token,
             *_url_passwords(self.database_url_env),
         ]
         return [v for v in values if v and len(v) >= 8]
@@ -194,6 +201,9 @@ def get_settings() -> Settings:
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
+        api_auth_cache_seconds=max(0.0, _float(_env("API_AUTH_CACHE_SECONDS"), 2.0)),
+        api_threads=max(1, _int(_env("API_THREADS"), 8)),
+        metrics_token=_env("METRICS_TOKEN"),
         trusted_proxy_hops=max(0, _int(_env("TRUSTED_PROXY_HOPS"), 0)),
         signin_free_attempts=max(1, _int(_env("SIGNIN_FREE_ATTEMPTS"), 5)),
         signin_max_delay_seconds=max(1, _int(_env("SIGNIN_MAX_DELAY_SECONDS"), 300)),

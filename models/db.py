@@ -97,6 +97,16 @@ def session_scope() -> Iterator[Session]:
 
 
 @contextlib.contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for reads only, without a transaction: each statement sees what is committed when it runs, and
+    no BEGIN and COMMIT round trips are spent on a request that writes nothing (its statements may see moments
+    apart, e.g. a page and its total). Nothing written through it can be rolled back."""
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with Session(bind=connection, expire_on_commit=False) as session:
+            yield session
+
+
+@contextlib.contextmanager
 def use_session(session: Session | None = None) -> Iterator[Session]:
     """`session` when the caller passes its own transaction (not committed here), otherwise a new one."""
     if session is not None:

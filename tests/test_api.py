@@ -224,3 +224,71 @@ def test_page_numbers_and_offsets_past_any_real_list_give_an_empty_page(api_url,
                          json={"business_name": "Acme", "contact_name": "Ada"}).json()
     timeline = get(api_url, f"/api/v1/contacts/{contact['id']}/interactions?offset={2**70}", token)
     assert timeline.status_code == 200 and timeline.json()["items"] == []
+
+
+# --- a token's user row, remembered for a moment -------------------------------------------------------------
+
+
+@pytest.fixture
+def auth_cache_seconds(monkeypatch):
+    from app.settings import get_settings
+
+    def set_seconds(seconds: float) -> None:
+        monkeypatch.setenv("API_AUTH_CACHE_SECONDS", str(seconds))
+        get_settings.cache_clear()
+
+    yield set_seconds
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _until_refused(api_url: str, token: str, deadline_seconds: float = 15) -> httpx.Response:
+    import time
+
+    deadline = time.monotonic() + deadline_seconds
+    while (response := get(api_url, "/api/v1/me", token)).status_code == 200:
+        assert time.monotonic() < deadline, "the token still works"
+        time.sleep(0.05)
+    return response
+
+
+def test_a_deactivation_by_another_process_stops_a_remembered_token_within_the_cache_time(
+    api_url, make_org, make_user, auth_cache_seconds
+):
+    from sqlalchemy import text
+
+    from models.db import session_scope
+
+    auth_cache_seconds(1)
+    admin = make_org()
+    member = make_user(admin.tenant_id, email="m@example.com")
+    token = token_for(api_url, "m@example.com")
+    assert get(api_url, "/api/v1/me", token).status_code == 200  # checked against the row, and remembered
+    # Another app worker or the CLI changes the row: nothing in this process hears of it.
+    with session_scope() as s:
+        s.execute(text("UPDATE users SET is_active = false WHERE id = :id"), {"id": member.user_id})
+    refused = _until_refused(api_url, token)
+    assert refused.status_code == 401 and refused.json()["detail"] == "This account is no longer active."
+
+
+def test_a_remembered_token_stops_at_its_expiry(api_url, make_org, auth_cache_seconds):
+    auth_cache_seconds(60)  # remembered far longer than the token lives
+    principal = make_org()
+    token = tokens.sign({"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=2)
+    assert get(api_url, "/api/v1/me", token).status_code == 200
+    refused = _until_refused(api_url, token)
+    assert refused.status_code == 401 and refused.json()["detail"] == "The token has expired. Request a new one."
+
+
+def test_a_deactivation_in_this_process_stops_a_remembered_token_at_once(api_url, make_org, make_user,
+                                                                          auth_cache_seconds):
+    from app.services.accounts import users
+
+    auth_cache_seconds(60)
+    admin = make_org()
+    member = make_user(admin.tenant_id, email="m@example.com")
+    token = token_for(api_url, "m@example.com")
+    assert get(api_url, "/api/v1/me", token).status_code == 200
+    users.set_active(admin.scope, str(member.user_id), False)  # the team page, served by this process
+    response = get(api_url, "/api/v1/me", token)
+    assert response.status_code == 401 and response.json()["detail"] == "This account is no longer active."

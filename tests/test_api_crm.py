@@ -138,3 +138,33 @@ def test_members_get_403_from_every_crm_endpoint(api_url, make_org, make_user, a
 
 def test_unauthenticated_requests_get_401(api_url):
     assert httpx.get(f"{api_url}/api/v1/contacts").status_code == 401
+
+
+def test_the_api_document_describes_what_each_crm_read_returns(api_url, admin):
+    """Clients generate code from the document: each CRM body is a named schema with its fields, and what the
+    server sends matches it (schemathesis checks every operation; this pins the shapes a client relies on)."""
+    doc = httpx.get(f"{api_url}/api/v1/openapi.json").json()
+
+    def body_of(path: str, method: str, status: str) -> dict:
+        ref = doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        return doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+    page = body_of("/api/v1/contacts", "get", "200")
+    assert {"items", "total", "total_exact", "page", "per_page", "pages"} <= set(page["required"])
+    card = doc["components"]["schemas"][page["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"id", "business_name", "status", "status_label", "created_at"} <= set(card["required"])
+    for method, status in (("get", "200"), ("patch", "200")):
+        contact = body_of("/api/v1/contacts/{contact_id}", method, status)
+        assert {"custom_fields", "notes", "updated_at", "business_name"} <= set(contact["required"])
+    assert body_of("/api/v1/contacts", "post", "201") == body_of("/api/v1/contacts/{contact_id}", "get", "200")
+    timeline = body_of("/api/v1/contacts/{contact_id}/interactions", "get", "200")
+    entry = doc["components"]["schemas"][timeline["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"id", "type", "subject", "done", "due_at", "interaction_date"} <= set(entry["required"])
+    fields = body_of("/api/v1/custom-fields", "get", "200")
+    definition = doc["components"]["schemas"][fields["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"name", "label", "type", "choices", "required", "active"} <= set(definition["required"])
+
+    # And the bodies are those: every documented field, nothing else.
+    cid = admin.post("/contacts", json=CONTACT).json()["id"]
+    assert set(admin.get(f"/contacts/{cid}").json()) == set(body_of("/api/v1/contacts/{contact_id}", "get", "200")["properties"])
+    assert set(admin.get("/contacts").json()["items"][0]) == set(card["properties"])

@@ -59,3 +59,15 @@ def test_agent_routing_bench_builds_the_index_once_for_every_message():
     assert result["specialists"] == 12 and result["messages"] == 6
     assert result["index_builds"] == 1  # the first message after the edit built it; the rest used it
     assert 4_900 <= result["knowledge_chars_each"] <= 5_000
+
+
+def test_api_load_bench_serves_every_request_of_both_loads():
+    result = run_bench("api_load.py", "--clients", "4", "--seconds", "2", "--warmup", "0.5", "--slices", "2",
+                       "--tokens", "2")
+    assert result["contacts"] == 29 and result["tokens"] == 2  # the demo organisation, signed in over HTTP
+    for load in ("bare", "contacts_phase"):
+        figures = result[load]
+        assert figures["requests"] > 0 and figures["statuses"] == {"200": figures["requests"]}
+        assert figures["failures"] == {}  # no transport errors, and every body was the one asked for
+    assert set(result["contacts_by_kind"]) == {"search", "list", "get"}
+    assert sum(result["contacts_by_kind"].values()) == result["contacts_phase"]["requests"]

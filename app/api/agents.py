@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.api import errors
-from app.api.deps import current_principal
-from app.services.accounts import auth
+from app.api.deps import AdminScopeDep, ScopeDep
 from app.services.agents import run_turn, specialists
 from app.services.agents.consult import TurnFailed, TurnStarted
 from app.services.agents.events import Done, Event, UsageReport
@@ -71,9 +69,10 @@ def _sse(event: Event) -> str:
           "content": {"text/event-stream": {"schema": SSE_EVENT}}},
     **errors.responses(404, 503),
 })
-async def consult(body: ConsultIn, request: Request, principal: auth.Principal = Depends(current_principal)):
+async def consult(body: ConsultIn, request: Request, scope: ScopeDep):
     """Ask the specialist team. The turn is stored in the caller's conversation history."""
-    turn = run_turn(principal.scope, body.conversation_id, body.message, agents=body.agents)
+    # async: the turn is an async stream of events (the specialists answer concurrently).
+    turn = run_turn(scope, body.conversation_id, body.message, agents=body.agents)
     first = await anext(turn)  # bad input raises here, before anything is streamed (422/404)
     assert isinstance(first, TurnStarted)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
@@ -98,9 +97,9 @@ async def consult(body: ConsultIn, request: Request, principal: auth.Principal =
 
 
 @router.get("", response_model=list[specialists.SpecialistView])
-async def list_specialists(principal: auth.Principal = Depends(current_principal)):
+def list_specialists(scope: ScopeDep):
     """Active specialists (admins also see disabled ones)."""
-    return await asyncio.to_thread(specialists.list_specialists, principal.scope)
+    return specialists.list_specialists(scope)
 
 
 @router.post("", response_model=specialists.SpecialistView, status_code=201, responses={
@@ -109,24 +108,19 @@ async def list_specialists(principal: auth.Principal = Depends(current_principal
     422: {"model": errors.ErrorOut,
           "description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which"},
 })
-async def create_specialist(body: SpecialistIn, principal: auth.Principal = Depends(current_principal)):
+def create_specialist(body: SpecialistIn, scope: ScopeDep):
     """Admins only. At most `max_specialists` per organisation (100 by default, disabled ones included), each with
     at most `specialist_knowledge_chars` characters of knowledge (50,000 by default)."""
-    return await asyncio.to_thread(lambda: specialists.create_specialist(principal.scope, **body.model_dump()))
+    return specialists.create_specialist(scope, **body.model_dump())
 
 
 @router.patch("/{specialist_id}", response_model=specialists.SpecialistView, responses=errors.responses(404, 409))
-async def update_specialist(specialist_id: str, body: SpecialistPatch,
-                            principal: auth.Principal = Depends(current_principal)):
-    def change() -> specialists.SpecialistView:
-        scope = principal.scope.require_admin()
-        fields = body.model_dump(exclude_none=True)
-        active = fields.pop("is_active", None)
-        view = specialists.get_specialist(scope, specialist_id)
-        if fields:
-            view = specialists.update_specialist(scope, specialist_id, **{**view.__dict__, **fields})
-        if active is not None:
-            view = specialists.set_active(scope, specialist_id, active)
-        return view
-
-    return await asyncio.to_thread(change)
+def update_specialist(specialist_id: str, body: SpecialistPatch, scope: AdminScopeDep):
+    fields = body.model_dump(exclude_none=True)
+    active = fields.pop("is_active", None)
+    view = specialists.get_specialist(scope, specialist_id)
+    if fields:
+        view = specialists.update_specialist(scope, specialist_id, **{**view.__dict__, **fields})
+    if active is not None:
+        view = specialists.set_active(scope, specialist_id, active)
+    return view

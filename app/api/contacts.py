@@ -1,21 +1,20 @@
 """REST API for the CRM: contacts, their interaction timeline and custom fields (admins of the organisation).
 
 The same services as the browser pages do the work, so validation, duplicate and tenant rules are identical.
+Routes are plain `def`: FastAPI runs them in its thread pool, where the services' blocking database calls belong.
+The `...Out` models are what the OpenAPI document promises; they read the services' dataclasses by attribute.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import current_principal
 from app.api import errors
+from app.api.deps import ScopeDep
 from app.api.errors import AUTHENTICATED, NOT_FOUND
-from app.services.accounts import auth
 from app.services.crm import contact_search, contacts, custom_fields, interactions
 
 router = APIRouter(prefix="/api/v1", tags=["crm"], responses=AUTHENTICATED)
@@ -67,13 +66,103 @@ class CustomFieldIn(BaseModel):
     name: str | None = Field(default=None, description="storage key; derived from the label when omitted")
 
 
-def _contact_json(detail: contacts.ContactDetail) -> dict[str, Any]:
-    return detail.as_dict()
+# --- response bodies ----------------------------------------------------------------------------------------
 
 
-@router.get("/contacts")
-async def list_contacts(
-    principal: auth.Principal = Depends(current_principal),
+class ContactCardOut(BaseModel):
+    """A contact as the list shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    business_name: str
+    contact_name: str
+    contact_role: str
+    email: str
+    phone: str
+    city: str
+    state: str
+    status: str = Field(description="lead, prospect, qualified, customer, closed_won, closed_lost, inactive")
+    status_label: str
+    last_interaction_at: str = Field(description="ISO 8601; \"\" when never")
+    subscription_status: str = Field(description="the linked Stripe subscription's status; \"\" when none")
+    created_at: str = Field(description="ISO 8601")
+
+
+class ContactOut(ContactCardOut):
+    """One contact with everything stored about it."""
+
+    website: str
+    address: str
+    notes: str
+    stripe_customer_id: str
+    custom_fields: dict[str, Any] = Field(description="custom field key -> value")
+    updated_at: str = Field(description="ISO 8601")
+
+
+class ContactPageOut(BaseModel):
+    items: list[ContactCardOut]
+    total: int = Field(description="matching contacts; an estimate when `total_exact` is false")
+    total_exact: bool = Field(description="false when more than 1,000 match and `total` is the planner's estimate")
+    page: int
+    per_page: int
+    pages: int
+
+
+class InteractionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    contact_id: str
+    type: str = Field(description="phone_call, email, meeting, note, task, follow_up")
+    type_label: str
+    icon: str
+    subject: str
+    content: str
+    interaction_date: str = Field(description="ISO 8601")
+    due_at: str = Field(description="tasks and follow-ups: YYYY-MM-DD; \"\" when none")
+    done: bool
+    overdue: bool
+    is_status_change: bool
+    author: str
+    meta: dict[str, Any]
+    facts: list[str] = Field(description="meta as sentences for display, e.g. \"Minutes: 12\"")
+    contact_name: str
+    business_name: str
+
+
+class InteractionPageOut(BaseModel):
+    items: list[InteractionOut]
+
+
+class CustomFieldOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str = Field(description="storage key in a contact's custom_fields")
+    label: str
+    type: str = Field(description="text, number, date, email, phone, select, boolean")
+    type_label: str
+    choices: list[str]
+    required: bool
+    order: int
+    active: bool
+
+
+class CustomFieldListOut(BaseModel):
+    items: list[CustomFieldOut]
+
+
+def _contact_out(detail: contacts.ContactDetail) -> ContactOut:
+    return ContactOut.model_validate(detail.as_dict())
+
+
+# --- contacts -----------------------------------------------------------------------------------------------
+
+
+@router.get("/contacts", response_model=ContactPageOut)
+def list_contacts(
+    scope: ScopeDep,
     q: str = Query("", description="name, business, email or phone"),
     status: str = "",
     field: str = Query("", description="custom field key to filter by"),
@@ -83,96 +172,86 @@ async def list_contacts(
     per_page: int = Query(24, ge=1, le=contact_search.PER_PAGE_MAX),
 ):
     query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page)
-    result = await asyncio.to_thread(contact_search.search_contacts, principal.scope, query)
-    return {
-        "items": [asdict(c) for c in result.items],
-        "total": result.total,
-        "total_exact": result.total_exact,
-        "page": result.page,
-        "per_page": result.per_page,
-        "pages": result.pages,
-    }
+    result = contact_search.search_contacts(scope, query)
+    return ContactPageOut(items=result.items, total=result.total, total_exact=result.total_exact, page=result.page,
+                          per_page=result.per_page, pages=result.pages)
 
 
-@router.post("/contacts", status_code=201, responses=errors.responses(409))
-async def create_contact(body: ContactIn, principal: auth.Principal = Depends(current_principal)):
-    detail = await asyncio.to_thread(contacts.create_contact, principal.scope, body.model_dump(exclude_none=True))
-    return _contact_json(detail)
+@router.post("/contacts", response_model=ContactOut, status_code=201, responses=errors.responses(409))
+def create_contact(body: ContactIn, scope: ScopeDep):
+    return _contact_out(contacts.create_contact(scope, body.model_dump(exclude_none=True)))
 
 
-@router.get("/contacts/{contact_id}", responses=NOT_FOUND)
-async def get_contact(contact_id: str, principal: auth.Principal = Depends(current_principal)):
-    return _contact_json(await asyncio.to_thread(contacts.get_contact, principal.scope, contact_id))
+@router.get("/contacts/{contact_id}", response_model=ContactOut, responses=NOT_FOUND)
+def get_contact(contact_id: str, scope: ScopeDep):
+    return _contact_out(contacts.get_contact(scope, contact_id))
 
 
-@router.patch("/contacts/{contact_id}", responses=NOT_FOUND)
-async def update_contact(contact_id: str, body: ContactIn, principal: auth.Principal = Depends(current_principal)):
+@router.patch("/contacts/{contact_id}", response_model=ContactOut, responses=NOT_FOUND)
+def update_contact(contact_id: str, body: ContactIn, scope: ScopeDep):
     changes = body.model_dump(exclude_unset=True)
-    detail = await asyncio.to_thread(contacts.update_contact, principal.scope, contact_id, changes, partial=True)
-    return _contact_json(detail)
+    return _contact_out(contacts.update_contact(scope, contact_id, changes, partial=True))
 
 
 @router.delete("/contacts/{contact_id}", status_code=204, responses=NOT_FOUND)
-async def delete_contact(contact_id: str, principal: auth.Principal = Depends(current_principal)):
-    await asyncio.to_thread(contacts.delete_contact, principal.scope, contact_id)
+def delete_contact(contact_id: str, scope: ScopeDep):
+    contacts.delete_contact(scope, contact_id)
     return Response(status_code=204)
 
 
-@router.get("/contacts/{contact_id}/interactions", responses=NOT_FOUND)
-async def list_interactions(
+# --- the timeline -------------------------------------------------------------------------------------------
+
+
+@router.get("/contacts/{contact_id}/interactions", response_model=InteractionPageOut, responses=NOT_FOUND)
+def list_interactions(
     contact_id: str,
-    principal: auth.Principal = Depends(current_principal),
+    scope: ScopeDep,
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
 ):
-    rows = await asyncio.to_thread(interactions.timeline, principal.scope, contact_id, limit=limit, offset=offset)
-    return {"items": [asdict(r) for r in rows]}
+    return InteractionPageOut(items=interactions.timeline(scope, contact_id, limit=limit, offset=offset))
 
 
-@router.post("/contacts/{contact_id}/interactions", status_code=201, responses=NOT_FOUND)
-async def add_interaction(contact_id: str, body: InteractionIn, principal: auth.Principal = Depends(current_principal)):
-    view = await asyncio.to_thread(
-        interactions.add_interaction, principal.scope, contact_id, body.model_dump(exclude_none=True)
-    )
-    return asdict(view)
+@router.post("/contacts/{contact_id}/interactions", response_model=InteractionOut, status_code=201,
+             responses=NOT_FOUND)
+def add_interaction(contact_id: str, body: InteractionIn, scope: ScopeDep):
+    return InteractionOut.model_validate(
+        interactions.add_interaction(scope, contact_id, body.model_dump(exclude_none=True)))
 
 
-@router.patch("/contacts/{contact_id}/interactions/{interaction_id}", responses=NOT_FOUND)
-async def update_interaction(
-    contact_id: str, interaction_id: str, body: InteractionIn, principal: auth.Principal = Depends(current_principal)
-):
-    view = await asyncio.to_thread(
-        interactions.update_interaction, principal.scope, interaction_id, body.model_dump(exclude_unset=True),
-        contact_id=contact_id,
-    )
-    return asdict(view)
+@router.patch("/contacts/{contact_id}/interactions/{interaction_id}", response_model=InteractionOut,
+              responses=NOT_FOUND)
+def update_interaction(contact_id: str, interaction_id: str, body: InteractionIn, scope: ScopeDep):
+    view = interactions.update_interaction(scope, interaction_id, body.model_dump(exclude_unset=True),
+                                           contact_id=contact_id)
+    return InteractionOut.model_validate(view)
 
 
-@router.put("/contacts/{contact_id}/interactions/{interaction_id}/done", responses=NOT_FOUND)
-async def set_interaction_done(
-    contact_id: str, interaction_id: str, body: DoneIn, principal: auth.Principal = Depends(current_principal)
-):
-    view = await asyncio.to_thread(interactions.set_done, principal.scope, interaction_id, body.done, contact_id=contact_id)
-    return asdict(view)
+@router.put("/contacts/{contact_id}/interactions/{interaction_id}/done", response_model=InteractionOut,
+            responses=NOT_FOUND)
+def set_interaction_done(contact_id: str, interaction_id: str, body: DoneIn, scope: ScopeDep):
+    return InteractionOut.model_validate(interactions.set_done(scope, interaction_id, body.done, contact_id=contact_id))
 
 
-@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204, responses=NOT_FOUND)
-async def delete_interaction(contact_id: str, interaction_id: str, principal: auth.Principal = Depends(current_principal)):
-    await asyncio.to_thread(interactions.delete_interaction, principal.scope, interaction_id, contact_id=contact_id)
+@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204,
+               responses=NOT_FOUND)
+def delete_interaction(contact_id: str, interaction_id: str, scope: ScopeDep):
+    interactions.delete_interaction(scope, interaction_id, contact_id=contact_id)
     return Response(status_code=204)
 
 
-@router.get("/custom-fields")
-async def list_custom_fields(principal: auth.Principal = Depends(current_principal), include_inactive: bool = False):
-    rows = await asyncio.to_thread(custom_fields.list_fields, principal.scope, include_inactive=include_inactive)
-    return {"items": [r.as_dict() for r in rows]}
+# --- custom fields ------------------------------------------------------------------------------------------
 
 
-@router.post("/custom-fields", status_code=201, responses=errors.responses(409))
-async def create_custom_field(body: CustomFieldIn, principal: auth.Principal = Depends(current_principal)):
-    definition = await asyncio.to_thread(
-        custom_fields.create_field,
-        principal.scope,
+@router.get("/custom-fields", response_model=CustomFieldListOut)
+def list_custom_fields(scope: ScopeDep, include_inactive: bool = False):
+    return CustomFieldListOut(items=custom_fields.list_fields(scope, include_inactive=include_inactive))
+
+
+@router.post("/custom-fields", response_model=CustomFieldOut, status_code=201, responses=errors.responses(409))
+def create_custom_field(body: CustomFieldIn, scope: ScopeDep):
+    definition = custom_fields.create_field(
+        scope,
         label=body.label,
         field_type=body.field_type,
         choices=body.choices,
@@ -180,4 +259,4 @@ async def create_custom_field(body: CustomFieldIn, principal: auth.Principal = D
         order=body.order,
         name=body.name,
     )
-    return definition.as_dict()
+    return CustomFieldOut.model_validate(definition)

@@ -6,19 +6,20 @@ Both accept a bearer token (API clients) or a short-lived `token` query paramete
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import unicodedata
 from collections.abc import Iterator
 from urllib.parse import quote
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
 
 from app.api import errors
-from app.api.deps import bearer_scheme, current_principal
+from app.api.deps import BearerDep, resolve_bearer
 from app.services.accounts import auth
 from app.services.crm import contact_search
 from app.services.imports import csv_export, csv_import
@@ -36,25 +37,18 @@ def error_report_path(import_id: str) -> str:
     return f"/api/v1/imports/{import_id}/errors.csv"
 
 
-async def download_principal(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme), token: str = ""
-) -> auth.Principal:
+async def download_principal(request: Request, credentials: BearerDep, token: str = "") -> auth.Principal:
     if credentials is not None:
-        return await current_principal(credentials)
+        return await resolve_bearer(credentials)
     if not token:
         raise HTTPException(401, "Send an 'Authorization: Bearer <token>' header, or open the link from the app.")
     try:
-        return await asyncio.to_thread(auth.resolve_download_token, token, request.url.path, dict(request.query_params))
+        return await run_in_threadpool(auth.resolve_download_token, token, request.url.path, dict(request.query_params))
     except NotAuthenticated as exc:
         raise HTTPException(401, exc.message) from None
 
 
-async def _stream(chunks: Iterator[str]):
-    """Each chunk is produced in a worker thread, so a large export never blocks the event loop."""
-    iterator = iter(chunks)
-    sentinel = object()
-    while (chunk := await asyncio.to_thread(next, iterator, sentinel)) is not sentinel:
-        yield chunk.encode("utf-8")
+DownloadPrincipalDep = Annotated[auth.Principal, Depends(download_principal)]
 
 
 def content_disposition(filename: str) -> str:
@@ -79,11 +73,12 @@ def _ascii(text: str) -> str:
 
 
 def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
-    # A BOM first, so Excel opens the UTF-8 file with its accents intact.
-    async def body():
-        yield "\ufeff".encode("utf-8")
-        async for part in _stream(chunks):
-            yield part
+    """The file as a streamed response. The body is a plain iterator, which Starlette advances in its thread
+    pool, so producing a large export's chunks never blocks the event loop."""
+    def body() -> Iterator[bytes]:
+        yield "\ufeff".encode("utf-8")  # a BOM first, so Excel opens the UTF-8 file with its accents intact
+        for chunk in chunks:
+            yield chunk.encode("utf-8")
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": content_disposition(filename),
@@ -91,20 +86,19 @@ def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
 
 
 @router.get("/contacts/export.csv", summary="Export contacts (the current filter) as CSV")
-async def export_contacts(
-    principal: auth.Principal = Depends(download_principal),
+def export_contacts(
+    principal: DownloadPrincipalDep,
     q: str = "", status: str = "", field: str = "", value: str = "",
     sort: str = Query("newest", description=", ".join(contact_search.SORTS)),
 ):
     query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort)
-    chunks = await asyncio.to_thread(lambda: _primed(csv_export.export_contacts(principal.scope, query)))
-    return _attachment(chunks, "contacts.csv")
+    return _attachment(_primed(csv_export.export_contacts(principal.scope, query)), "contacts.csv")
 
 
 @router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV",
             responses=errors.NOT_FOUND)
-async def import_errors(import_id: str, principal: auth.Principal = Depends(download_principal)):
-    filename, chunks = await asyncio.to_thread(csv_import.error_report, principal.scope, import_id)
+def import_errors(import_id: str, principal: DownloadPrincipalDep):
+    filename, chunks = csv_import.error_report(principal.scope, import_id)
     return _attachment(chunks, filename)
 
 

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import anyio.to_thread
 from fastapi import FastAPI
 
-from app.api import agents, contacts, downloads, errors, v1
+from app.api import agents, contacts, downloads, errors, metrics, v1
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
 from app.services.imports.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
+from app.settings import get_settings
 
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024  # multipart headers and boundaries around the file itself
 
 
+def size_thread_pool() -> None:
+    """Plain `def` routes run in this event loop's thread pool (anyio's, 40 threads unless told). Nearly all of
+    them wait on the database, whose pool keeps 10 connections (models/db.py): more threads than that only
+    open and close overflow connections and take turns at the GIL. `API_THREADS` sets it (default 8, leaving
+    connections for the job runner and the pages)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_api: FastAPI):
+    size_thread_pool()  # when the API runs on its own (tests); in the app, app.py registers it with Reflex
+    yield
+
+
 def create_api() -> FastAPI:
     api = FastAPI(
+        lifespan=lifespan,
         title="Voice Agent Admin Platform API",
         version="1.0",
         description="REST API. Authenticate with POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'.",
@@ -27,9 +46,11 @@ def create_api() -> FastAPI:
     # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the
     # import page's handler with a message for the user; the edge only stops what goes past it.
     api.add_middleware(BodyLimit, limits={**PLATFORM_LIMITS, "/_upload": MAX_UPLOAD_BYTES + UPLOAD_ENVELOPE_BYTES})
+    api.add_middleware(metrics.RequestMetrics)  # API latency by route template (app/api/metrics.py)
 
     api.include_router(v1.router)
     api.include_router(downloads.router)  # before contacts: /contacts/export.csv is not a contact id
     api.include_router(contacts.router)
     api.include_router(agents.router)
+    api.include_router(metrics.router)
     return api

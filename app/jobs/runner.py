@@ -17,8 +17,9 @@ import uuid
 
 from app.jobs import registry, scheduler
 from app.jobs.handlers import load_handlers
-from app.jobs.registry import HANDLERS, JobCancelled, JobContext, PermanentJobError
+from app.jobs.registry import HANDLERS, JobCancelled, JobContext, LeaseLost, PermanentJobError
 from app.services import job_queue
+from app.metrics import JOB_DURATION
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +154,16 @@ class Runner:
         ctx = JobContext(job, self.worker_id)
         handler = HANDLERS.get(job.kind)
         log.info("job started", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
+        started = time.monotonic()
         if handler is None:
             await asyncio.to_thread(
                 job_queue.fail, job.id, self.worker_id, f"No handler for job kind '{job.kind}'.", retry=False,
                 retry_base_seconds=self.retry_base_seconds,
             )
+            JOB_DURATION.labels(job.kind, "failed").observe(time.monotonic() - started)
             return
+        outcome = "interrupted"  # unless set below: this runner stopped during the job
         beat = asyncio.create_task(self._heartbeat(ctx))
-        started = time.monotonic()
         try:
             if inspect.iscoroutinefunction(handler):
                 work = asyncio.create_task(handler(ctx, job.payload))
@@ -168,6 +171,7 @@ class Runner:
                 work = asyncio.ensure_future(asyncio.to_thread(handler, ctx, job.payload))
             result = await work
         except JobCancelled as exc:
+            outcome = "lease_lost" if isinstance(exc, LeaseLost) else "cancelled"
             await asyncio.to_thread(job_queue.mark_cancelled, job.id, self.worker_id)
             log.info("job stopped", extra={"job_id": job.id, "reason": str(exc)})
         except Exception as exc:
@@ -179,6 +183,7 @@ class Runner:
                 job_queue.fail, job.id, self.worker_id, message, retry=not permanent,
                 retry_base_seconds=self.retry_base_seconds,
             )
+            outcome = {"failed": "failed", "queued": "retried"}.get(status, "lease_lost")
             log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
                         exc_info=None if permanent else exc)
             if status == "failed":
@@ -188,8 +193,10 @@ class Runner:
                 job_queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
                 ctx.take_progress(),
             )
+            outcome = "succeeded"
             log.info("job succeeded", extra={"job_id": job.id, "kind": job.kind, "seconds": round(time.monotonic() - started, 3)})
         finally:
+            JOB_DURATION.labels(job.kind, outcome).observe(time.monotonic() - started)
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat

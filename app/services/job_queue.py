@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 from app.services.errors import NotFound
 from app.services.accounts.scope import Scope
 from models import Job
-from models.db import session_scope, use_session
+from models.db import get_engine, session_scope, use_session
 
 BIGINT_MAX = 2**63 - 1  # job ids are bigint
 NOTIFY_CHANNEL = "jobs_ready"
@@ -262,6 +262,18 @@ def mark_cancelled(job_id: int, worker_id: str) -> None:
             ),
             {"id": job_id, "worker": worker_id},
         )
+
+
+# --- for operators ------------------------------------------------------------------------------------------
+
+# Waiting and running jobs only: finished ones are history, not depth. One grouped read over the claimable index.
+_DEPTH = text("SELECT kind, status, count(*) FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind, status")
+
+
+def depth() -> dict[tuple[str, str], int]:
+    """Jobs waiting or running, by (kind, status), across every organisation (for the /metrics scrape)."""
+    with get_engine().connect() as conn:
+        return {(kind, status): n for kind, status, n in conn.execute(_DEPTH)}
 
 
 # --- reads and actions for users (tenant-scoped) -----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +51,23 @@ class Scope:
 def owned_row(session: Any, scope: Scope, model: Any, row_id: Any, missing: str, *where: Any, lock: bool = False) -> Any:
     """The organisation's `model` row with this id (and `where`), or NotFound(missing): another organisation's
     id, or a malformed one, is simply something that does not exist. `lock` takes the row FOR UPDATE."""
-    from sqlmodel import select
-
     from app.services.validation import parse_uuid
 
-    query = select(model).where(model.id == parse_uuid(row_id, missing), model.tenant_id == scope.tenant_id, *where)
-    row = session.exec(query.with_for_update() if lock else query).first()
+    query = _owned_row_statement(model, lock)
+    if where:
+        query = query.where(*where)
+    params = {"row_id": parse_uuid(row_id, missing), "tenant_id": scope.tenant_id}
+    row = session.exec(query, params=params).first()
     if row is None:
         raise NotFound(missing)
     return row
+
+
+@functools.lru_cache(maxsize=64)
+def _owned_row_statement(model: Any, lock: bool) -> Any:
+    """Built once per table: a reused statement skips its construction and cache key on every read."""
+    from sqlalchemy import bindparam
+    from sqlmodel import select
+
+    query = select(model).where(model.id == bindparam("row_id"), model.tenant_id == bindparam("tenant_id"))
+    return query.with_for_update() if lock else query

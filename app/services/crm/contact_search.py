@@ -7,12 +7,13 @@ count capped at COUNT_CAP and then the planner's estimate, so a broad search nev
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, text, tuple_
+from sqlalchemy import Select, and_, bindparam, false, func, or_, text, tuple_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -24,7 +25,7 @@ from app.services.validation import (
     normalise_email,
 )
 from models import Contact, StripeSubscription
-from models.db import session_scope
+from models.db import read_session
 
 SORTS = {
     "newest": "Newest first",
@@ -89,7 +90,18 @@ def iso_time(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def contact_card(row: Contact, subscription_status: str = "") -> ContactCard:
+# What a card shows, and the Stripe link its subscription status comes from. A page reads these columns, not
+# whole rows: notes, custom fields (JSON to decode) and the search document would be read and thrown away.
+CARD_FIELDS = ("id", "business_name", "contact_name", "contact_role", "contact_email", "phone", "city", "state",
+               "status", "last_interaction_at", "created_at", "stripe_customer_id")
+
+
+def card_columns(entity: Any = Contact) -> list[Any]:
+    return [getattr(entity, name) for name in CARD_FIELDS]
+
+
+def contact_card(row: Any, subscription_status: str = "") -> ContactCard:
+    """A card from a Contact, or from a row of `card_columns()`."""
     return ContactCard(
         id=str(row.id),
         business_name=row.business_name,
@@ -153,19 +165,41 @@ def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _search_condition(entity: Any, q: str) -> Any:
-    """Full-text prefix match on names and phone digits, or an email prefix; `entity` is Contact or an alias."""
-    matches = []
+def _search_values(q: str) -> dict[str, str]:
+    """What a search matches on, by name: its words as a tsquery, each long phone prefix (its indexed terms
+    and its digits) and, for one word or an address, the email prefix."""
+    values: dict[str, str] = {}
     if terms := search_terms(q):
-        matches.append(entity.search_vector.op("@@")(func.to_tsquery("simple", terms)))
-    for digits in _phone_prefixes(q):
-        if len(digits) > PHONE_HEAD_DIGITS:  # shorter ones are prefixes of the indexed first six, found above
-            matches.append(and_(entity.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(digits))),
-                                _national_digits(entity).like(digits + "%")))
+        values["terms"] = terms
+    long_prefixes = [d for d in _phone_prefixes(q) if len(d) > PHONE_HEAD_DIGITS]  # shorter ones: found by terms
+    for n, digits in enumerate(long_prefixes):
+        values[f"phone_terms_{n}"], values[f"phone_like_{n}"] = phone_terms(digits), digits + "%"
     if "@" in q or len(_WORD_RE.findall(q)) == 1:
-        matches.append(entity.email_normalized.like(_like_prefix(normalise_email(q)), escape="\\"))
+        values["email_like"] = _like_prefix(normalise_email(q))
+    return values
+
+
+def _matches(entity: Any, names: Any, value: Any) -> Any:
+    """Full-text prefix match on names and phone digits, or an email prefix, for the values `names`;
+    `value(name)` is each one's SQL (the value itself, or a bound parameter of a statement built once)."""
+    matches = []
+    if "terms" in names:
+        matches.append(entity.search_vector.op("@@")(func.to_tsquery("simple", value("terms"))))
+    n = 0
+    while f"phone_terms_{n}" in names:
+        matches.append(and_(entity.search_vector.op("@@")(func.to_tsquery("simple", value(f"phone_terms_{n}"))),
+                            _national_digits(entity).like(value(f"phone_like_{n}"))))
+        n += 1
+    if "email_like" in names:
+        matches.append(entity.email_normalized.like(value("email_like"), escape="\\"))
     # Punctuation alone matches nothing (rather than everything).
     return or_(*matches) if matches else false()
+
+
+def _search_condition(entity: Any, q: str) -> Any:
+    """The search as a WHERE condition; `entity` is Contact or an alias."""
+    values = _search_values(q)
+    return _matches(entity, values, values.__getitem__)
 
 
 def _base_filters(scope: Scope, query: ContactQuery, definitions: list[cf.FieldDef]) -> list[Any]:
@@ -245,6 +279,10 @@ def _estimate(session: Session, statement: Select) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+_TOTAL = text("SELECT coalesce(sum(n), 0) FROM contact_stats WHERE tenant_id = :t")
+_STATUS_TOTAL = text("SELECT coalesce(sum(n), 0) FROM contact_stats WHERE tenant_id = :t AND status = :s")
+
+
 def _count(
     session: Session, scope: Scope, query: ContactQuery, conditions: list[Any], estimate: int | None = None
 ) -> tuple[int, bool]:
@@ -252,12 +290,11 @@ def _count(
     estimate decides: a clearly large result is reported as "about N" (counting every match of a broad word
     would read most of the table); a smaller one is counted, up to COUNT_CAP."""
     if not query.q.strip() and not query.field:
-        sql = "SELECT coalesce(sum(n), 0) FROM contact_stats WHERE tenant_id = :t"
-        params: dict[str, Any] = {"t": scope.tenant_id}
         if query.status:
-            sql += " AND status = :s"
-            params["s"] = query.status
-        return int(session.execute(text(sql), params).scalar()), True
+            counted = session.connection().execute(_STATUS_TOTAL, {"t": scope.tenant_id, "s": query.status})
+        else:
+            counted = session.connection().execute(_TOTAL, {"t": scope.tenant_id})
+        return int(counted.scalar()), True
     matching = select(Contact.id).where(and_(*conditions))
     estimate = estimate or _estimate(session, matching)
     if estimate > COUNT_CAP * 4:
@@ -274,7 +311,7 @@ WINDOW_MAX = 60_000
 
 def _windowed_page(
     session: Session, base: list[Any], q: str, sort: str, offset: int, limit: int
-) -> tuple[list[Contact], int] | None:
+) -> tuple[list[Any], int] | None:
     """A page for a multi-word search, read by walking the sort order through a bounded window.
 
     The planner multiplies the words' selectivities as if they were independent ("oral" and "surgery" are
@@ -296,8 +333,23 @@ def _windowed_page(
         return None
     inner = ordered(select(Contact).where(*base), sort).limit(window).subquery()
     W = aliased(Contact, inner)
-    rows = session.exec(ordered(select(W).where(_search_condition(W, q)), sort, W).offset(offset).limit(limit)).all()
+    statement = ordered(select(*card_columns(W)).where(_search_condition(W, q)), sort, W)
+    rows = session.execute(statement.offset(offset).limit(limit)).all()
     return (list(rows), least) if len(rows) == limit else None
+
+
+@functools.lru_cache(maxsize=256)
+def _page_statement(status: bool, search: tuple[str, ...] | None, sort: str) -> Select:
+    """A page of cards for a filter of this shape (a status or not, the search's kinds of match, the order),
+    built once with its values bound at execution: building a statement and computing its cache key cost more
+    than running it on an organisation's page, so a request reuses the one built for its shape."""
+    conditions = [Contact.tenant_id == bindparam("tenant_id")]
+    if status:
+        conditions.append(Contact.status == bindparam("status"))
+    if search is not None:
+        conditions.append(_matches(Contact, search, bindparam))
+    statement = ordered(select(*card_columns()).where(*conditions), sort)
+    return statement.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
@@ -306,21 +358,30 @@ def search_contacts(scope: Scope, query: ContactQuery) -> ContactPage:
     page = min(max(1, int(query.page or 1)), PAGE_MAX)
     offset = (page - 1) * per_page
     sort = query.sort or "newest"
-    with session_scope() as session:
+    with read_session() as session:
         definitions = cf.list_fields(scope, session=session) if query.field else []  # only a field filter needs them
-        base = _base_filters(scope, query, definitions)
+        base = _base_filters(scope, query, definitions)  # also refuses an unknown status or field
         q = _search_text(query)
-        conditions = base + ([_search_condition(Contact, q)] if q else [])
+
+        def conditions() -> list[Any]:
+            return base + ([_search_condition(Contact, q)] if q else [])
+
         windowed = _windowed_page(session, base, q, sort, offset, per_page + 1) if q else None
         rows, estimate = windowed or (None, None)
-        if rows is None:
-            statement = ordered(select(Contact).where(and_(*conditions)), sort)
-            rows = session.exec(statement.offset(offset).limit(per_page + 1)).all()
+        if rows is None and not query.field:
+            values = _search_values(q) if q else {}
+            statement = _page_statement(bool(query.status), tuple(values) if q else None, sort)
+            params = {"tenant_id": scope.tenant_id, "status": query.status, "offset": offset, "limit": per_page + 1}
+            # Cards are plain columns: the connection runs them without the ORM session's bookkeeping.
+            rows = session.connection().execute(statement, {**params, **values}).all()
+        elif rows is None:
+            statement = ordered(select(*card_columns()).where(and_(*conditions())), sort)
+            rows = session.execute(statement.offset(offset).limit(per_page + 1)).all()
         has_next, rows = len(rows) > per_page, rows[:per_page]
         if not has_next and (rows or page == 1):
             total, exact = offset + len(rows), True  # this page is the last: no need to count
         else:
-            total, exact = _count(session, scope, query, conditions, estimate)
+            total, exact = _count(session, scope, query, conditions(), estimate)
         statuses = subscription_statuses(session, scope, {r.stripe_customer_id for r in rows} - {None})
         items = [contact_card(r, statuses.get(r.stripe_customer_id or "", "")) for r in rows]
     return ContactPage(items=items, total=total, total_exact=exact, page=page, per_page=per_page, has_next=has_next)

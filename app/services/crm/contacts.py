@@ -24,7 +24,7 @@ from app.services.crm.contact_search import (
 from app.services.errors import Conflict
 from models import Contact, ContactInteraction
 from models.base import utcnow
-from models.db import session_scope
+from models.db import read_session, session_scope
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def load_contact(session: Session, scope: Scope, contact_id: Any, *, lock: bool 
 
 def get_contact(scope: Scope, contact_id: Any) -> ContactDetail:
     scope.require_admin()
-    with session_scope() as session:
+    with read_session() as session:
         row = load_contact(session, scope, contact_id)
         statuses = subscription_statuses(session, scope, {row.stripe_customer_id} - {None})
         return _detail(row, statuses.get(row.stripe_customer_id or "", ""))
