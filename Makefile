@@ -37,8 +37,10 @@ system-packages:
 run: $(RUNTIME)
 	$(PY) -m app.cli run
 
-## The whole suite: unit/integration tests, then the browser tests in their own pytest run.
+## The whole suite: lint first (style, format, layer contracts), the unit/integration tests, then the browser
+## tests in their own pytest run.
 test: $(DEV) system-packages
+	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 

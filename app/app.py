@@ -9,8 +9,20 @@ from app import logs
 from app.api.main import create_api, size_thread_pool
 from app.jobs.runner import run_in_backend
 from app.pages import (
-    agents, auth, calls, chat, contact_detail, contacts, crm, csv_import, custom_fields, home, placeholders,
-    platform_admin, team, voice_settings,
+    agents,
+    auth,
+    calls,
+    chat,
+    contact_detail,
+    contacts,
+    crm,
+    csv_import,
+    custom_fields,
+    home,
+    placeholders,
+    platform_admin,
+    team,
+    voice_settings,
 )
 from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
@@ -38,28 +50,52 @@ app = rx.App(
 signed_in = [SessionState.require_signed_in]
 
 app.add_page(auth.sign_in_page, route="/sign-in", title="Sign in", on_load=SessionState.redirect_if_signed_in)
-app.add_page(auth.sign_up_page, route="/sign-up", title="Create your organisation", on_load=SessionState.redirect_if_signed_in)
+app.add_page(
+    auth.sign_up_page, route="/sign-up", title="Create your organisation", on_load=SessionState.redirect_if_signed_in
+)
 app.add_page(home.home_page, route="/", title="Home", on_load=[*signed_in, home.HomeState.load])
 app.add_page(crm.crm_page, route="/crm", title="CRM", on_load=[*signed_in, crm.CrmDashboardState.load])
-app.add_page(contacts.contacts_page, route="/crm/contacts", title="Contacts",
-             on_load=[*signed_in, contacts.ContactsState.load])
-app.add_page(contact_detail.contact_detail_page, route="/crm/contacts/[contact_id]", title="Contact",
-             on_load=[*signed_in, contact_detail.ContactDetailState.load])
-app.add_page(csv_import.import_page, route="/crm/import", title="Import contacts",
-             on_load=[*signed_in, csv_import.ImportState.load])
-app.add_page(custom_fields.custom_fields_page, route="/crm/fields", title="Custom fields",
-             on_load=[*signed_in, custom_fields.CustomFieldsState.load])
-app.add_page(placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(
+    contacts.contacts_page, route="/crm/contacts", title="Contacts", on_load=[*signed_in, contacts.ContactsState.load]
+)
+app.add_page(
+    contact_detail.contact_detail_page,
+    route="/crm/contacts/[contact_id]",
+    title="Contact",
+    on_load=[*signed_in, contact_detail.ContactDetailState.load],
+)
+app.add_page(
+    csv_import.import_page,
+    route="/crm/import",
+    title="Import contacts",
+    on_load=[*signed_in, csv_import.ImportState.load],
+)
+app.add_page(
+    custom_fields.custom_fields_page,
+    route="/crm/fields",
+    title="Custom fields",
+    on_load=[*signed_in, custom_fields.CustomFieldsState.load],
+)
+app.add_page(
+    placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page]
+)
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
 app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])
-app.add_page(voice_settings.voice_settings_page, route="/voice", title="Voice settings",
-             on_load=[*signed_in, voice_settings.VoiceSettingsState.load])
+app.add_page(
+    voice_settings.voice_settings_page,
+    route="/voice",
+    title="Voice settings",
+    on_load=[*signed_in, voice_settings.VoiceSettingsState.load],
+)
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
-app.add_page(platform_admin.platform_page, route="/platform", title="Platform admin",
-             on_load=[*signed_in, platform_admin.PlatformState.load])
-
+app.add_page(
+    platform_admin.platform_page,
+    route="/platform",
+    title="Platform admin",
+    on_load=[*signed_in, platform_admin.PlatformState.load],
+)
 
 
 def configure_logging() -> None:

@@ -1,15 +1,15 @@
 """Operator commands: ``python -m app.cli COMMAND``.
 
-  run                 database + migrations + demo data + app (:3000) + voice_service (:8081)
-  migrate             apply database migrations
-  seed-demo           create the demo organisation (prints new credentials once)
-  create-superadmin   create a platform super admin
-  reset-password      set a new random password for an account, sign it out everywhere, print the password
-  import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
-  show-quotas         an organisation's quotas (what it may use of the platform's shared capacity)
-  set-quota           change one quota of an organisation, or put it back to the default
-  assign-number       route calls to a number to an organisation (checked against Twilio when configured)
-  release-number      stop answering a number
+run                 database + migrations + demo data + app (:3000) + voice_service (:8081)
+migrate             apply database migrations
+seed-demo           create the demo organisation (prints new credentials once)
+create-superadmin   create a platform super admin
+reset-password      set a new random password for an account, sign it out everywhere, print the password
+import-csv          import contacts from a CSV file into an organisation (same engine as the upload page)
+show-quotas         an organisation's quotas (what it may use of the platform's shared capacity)
+set-quota           change one quota of an organisation, or put it back to the default
+assign-number       route calls to a number to an organisation (checked against Twilio when configured)
+release-number      stop answering a number
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from app.services.accounts import tenants
+    from app.services.accounts.scope import Scope
     from app.services.crm import custom_fields
+    from app.services.errors import ServiceError
     from app.services.imports import csv_files, csv_import, csv_loader
     from app.services.imports import csv_mapping as cm
-    from app.services.errors import ServiceError
-    from app.services.accounts.scope import Scope
     from models.db import session_scope
 
     def refuse(reason: str) -> int:
@@ -121,40 +121,59 @@ def _cmd_import_csv(args: argparse.Namespace) -> int:
         scope = Scope.system(tenant.id)
     try:
         # The import reads (and resumes from) its own private copy, stored like an upload: size limit and quota.
-        view = csv_import.store_upload(scope, source.name, csv_files.file_chunks(source),
-                                       expected_size=source.stat().st_size)
+        view = csv_import.store_upload(
+            scope, source.name, csv_files.file_chunks(source), expected_size=source.stat().st_size
+        )
         if args.no_header or args.delimiter:
-            view = csv_import.reread(scope, view.id, has_header=False if args.no_header else None,
-                                     delimiter=csv_files.delimiter_named(args.delimiter or "") or args.delimiter)
+            view = csv_import.reread(
+                scope,
+                view.id,
+                has_header=False if args.no_header else None,
+                delimiter=csv_files.delimiter_named(args.delimiter or "") or args.delimiter,
+            )
         mapping = view.mapping
         if args.mapping:
             saved = next((m for m in cm.saved_mappings(scope) if m.name == args.mapping), None)
             if saved is None:
                 return refuse(f"No saved mapping is called “{args.mapping}”.")
             mapping = cm.apply_saved(saved, view.headers, custom_fields.list_fields(scope))
-        csv_import.start(scope, view.id, mapping,
-                         {"duplicates": args.duplicates, "keep_existing_when_empty": not args.overwrite_with_empty},
-                         enqueue=False)
+        csv_import.start(
+            scope,
+            view.id,
+            mapping,
+            {"duplicates": args.duplicates, "keep_existing_when_empty": not args.overwrite_with_empty},
+            enqueue=False,
+        )
     except ServiceError as exc:
         return refuse(exc.message.replace("\n", " "))
-    print(f"Importing {source.name} ({view.size}) into {tenant.name}: " + ", ".join(f"{h} -> {t}" for h, t in zip(view.headers, mapping) if t != cm.SKIP),
-          flush=True)
+    print(
+        f"Importing {source.name} ({view.size}) into {tenant.name}: "
+        + ", ".join(f"{h} -> {t}" for h, t in zip(view.headers, mapping) if t != cm.SKIP),
+        flush=True,
+    )
     started = time.monotonic()
 
     def progress(totals) -> None:
         if not args.quiet:
-            print(f"  {totals.rows_read:>10,} rows read  {totals.created:,} added  {totals.updated:,} updated  "
-                  f"{totals.skipped:,} skipped  {totals.failed:,} with errors", file=sys.stderr, flush=True)
+            print(
+                f"  {totals.rows_read:>10,} rows read  {totals.created:,} added  {totals.updated:,} updated  "
+                f"{totals.skipped:,} skipped  {totals.failed:,} with errors",
+                file=sys.stderr,
+                flush=True,
+            )
 
     csv_loader.enable_interpreter_tuning()  # a process of its own: the import may tune the interpreter
     done = csv_import.execute(view.id, on_progress=progress)
-    print(f"{done.status_label} in {time.monotonic() - started:.1f}s: {done.rows_read:,} rows read, {done.created:,} added, "
-          f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors.")
+    print(
+        f"{done.status_label} in {time.monotonic() - started:.1f}s: {done.rows_read:,} rows read, {done.created:,} added, "
+        f"{done.updated:,} updated, {done.skipped:,} skipped, {done.failed:,} with errors."
+    )
     if done.rows_read and (done.failed or done.skipped):
         name, chunks = csv_import.error_report(scope, done.id)
         try:
-            report = csv_files.store(scope.tenant_id, (chunk.encode() for chunk in chunks), name=f"{done.id}-{name}",
-                                     limit=None)
+            report = csv_files.store(
+                scope.tenant_id, (chunk.encode() for chunk in chunks), name=f"{done.id}-{name}", limit=None
+            )
         except ServiceError as exc:
             print(f"Error report not saved: {exc.message} It can be downloaded from the Import page.", file=sys.stderr)
         else:
@@ -218,9 +237,9 @@ def _cmd_set_quota(args: argparse.Namespace) -> int:
 
 def _cmd_assign_number(args: argparse.Namespace) -> int:
     from app.services.accounts import tenants
+    from app.services.accounts.scope import Scope
     from app.services.calls import phone_numbers
     from app.services.errors import ServiceError
-    from app.services.accounts.scope import Scope
     from models.db import session_scope
 
     with session_scope() as session:
@@ -240,9 +259,9 @@ def _cmd_assign_number(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_number(args: argparse.Namespace) -> int:
+    from app.services.accounts.scope import Scope
     from app.services.calls import phone_numbers
     from app.services.errors import ServiceError
-    from app.services.accounts.scope import Scope
 
     try:
         view = phone_numbers.release(Scope.platform_operator(), args.number)
@@ -263,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_cmd_migrate)
-    sub.add_parser("seed-demo", help="create the demo organisation and its sample data").set_defaults(func=_cmd_seed_demo)
+    sub.add_parser("seed-demo", help="create the demo organisation and its sample data").set_defaults(
+        func=_cmd_seed_demo
+    )
 
     p = sub.add_parser("create-superadmin", help="create a platform super admin")
     p.add_argument("email")
@@ -275,10 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-csv", help="import contacts from a CSV file (as the upload page does)")
     p.add_argument("--tenant", required=True, help="the organisation's slug (the demo's is 'demo')")
     p.add_argument("file")
-    p.add_argument("--duplicates", choices=["create_only", "update", "skip"], default="skip",
-                   help="rows whose email matches an existing contact: error, update it, or skip (default)")
-    p.add_argument("--overwrite-with-empty", action="store_true",
-                   help="when updating, let empty cells clear existing values (default: keep them)")
+    p.add_argument(
+        "--duplicates",
+        choices=["create_only", "update", "skip"],
+        default="skip",
+        help="rows whose email matches an existing contact: error, update it, or skip (default)",
+    )
+    p.add_argument(
+        "--overwrite-with-empty",
+        action="store_true",
+        help="when updating, let empty cells clear existing values (default: keep them)",
+    )
     p.add_argument("--mapping", help="a saved column mapping to apply, by name")
     p.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
     p.add_argument("--delimiter", help="comma, semicolon, tab or pipe (default: detected)")
@@ -291,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("set-quota", help="change one quota of an organisation (super admin operation)")
     p.add_argument("slug", help="the organisation's slug")
-    p.add_argument("name", help="upload_disk_bytes, concurrent_imports, consultations_per_minute, max_specialists "
-                                "or specialist_knowledge_chars")
+    p.add_argument(
+        "name",
+        help="upload_disk_bytes, concurrent_imports, consultations_per_minute, max_specialists "
+        "or specialist_knowledge_chars",
+    )
     p.add_argument("value", help="a whole number, a size such as 5GB for upload_disk_bytes, or 'default'")
     p.set_defaults(func=_cmd_set_quota)
 

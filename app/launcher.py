@@ -30,7 +30,9 @@ def _child_env(database_url: str) -> dict[str, str]:
 
 def migrate(env: dict[str, str]) -> None:
     """Apply Alembic migrations through `reflex db migrate`."""
-    subprocess.run([str(Path(sys.executable).parent / "reflex"), "db", "migrate"], cwd=PROJECT_ROOT, env=env, check=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "reflex"), "db", "migrate"], cwd=PROJECT_ROOT, env=env, check=True
+    )
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -93,12 +95,17 @@ def run(app_port: int = 3000, voice_port: int = 8081) -> int:
         from app.services.demo import seed_demo
 
         _print_credentials(seed_demo())
-        children.append(("voice_service", _start([sys.executable, "-m", "voice_service", "--port", str(voice_port)], env)))
+        children.append(
+            ("voice_service", _start([sys.executable, "-m", "voice_service", "--port", str(voice_port)], env))
+        )
         reflex = str(Path(sys.executable).parent / "reflex")
         children.append(
             (
                 "app",
-                _start([reflex, "run", "--env", "prod", "--frontend-port", str(app_port), "--backend-port", str(app_port)], env),
+                _start(
+                    [reflex, "run", "--env", "prod", "--frontend-port", str(app_port), "--backend-port", str(app_port)],
+                    env,
+                ),
             )
         )
         announced = False
@@ -108,8 +115,10 @@ def run(app_port: int = 3000, voice_port: int = 8081) -> int:
                     print(f"{name} exited with status {proc.returncode}; stopping everything.", flush=True)
                     code = proc.returncode or 1
                     stopping = True
-            if not announced and _ready(f"http://127.0.0.1:{app_port}/ping") and _ready(
-                f"http://127.0.0.1:{voice_port}/healthz"
+            if (
+                not announced
+                and _ready(f"http://127.0.0.1:{app_port}/ping")
+                and _ready(f"http://127.0.0.1:{voice_port}/healthz")
             ):
                 announced = True
                 print(
@@ -136,8 +145,11 @@ def run(app_port: int = 3000, voice_port: int = 8081) -> int:
 
 def _print_credentials(credentials) -> None:
     if not credentials:
-        print("Demo organisation ready (credentials were printed on its first run; "
-              "`python -m app.cli reset-password EMAIL` sets a new one).", flush=True)
+        print(
+            "Demo organisation ready (credentials were printed on its first run; "
+            "`python -m app.cli reset-password EMAIL` sets a new one).",
+            flush=True,
+        )
         return
     print("\nDemo accounts (shown once; keep them):", flush=True)
     for c in credentials:

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app.settings import get_settings
 
@@ -46,7 +46,7 @@ def _hide_named_values(text: str) -> str:
             continue
         value = (_VALUE_IN_JSON if name.group(3) else _VALUE).match(text, name.end())
         if value:
-            out.append(_hide_value(text[pos:name.end()], value.group()))
+            out.append(_hide_value(text[pos : name.end()], value.group()))
             pos = value.end()
     out.append(text[pos:])
     return "".join(out)
@@ -90,7 +90,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,

@@ -45,8 +45,9 @@ class JobQueueCollector(Collector):
     or process queued or claimed the jobs)."""
 
     def collect(self):
-        family = GaugeMetricFamily("voicedesk_jobs", "Jobs queued or running now, by kind and state.",
-                                   labels=["kind", "state"])
+        family = GaugeMetricFamily(
+            "voicedesk_jobs", "Jobs queued or running now, by kind and state.", labels=["kind", "state"]
+        )
         try:
             depth = job_queue.depth()
         except Exception:  # a scrape must not fail because the database is briefly away; the gap shows it

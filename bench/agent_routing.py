@@ -147,7 +147,9 @@ def main() -> None:
         from models import Specialist
         from models.db import session_scope
 
-        admin = organisations.register_organisation("Bench Dental", "Bea Bench", "owner@example.com", "quiet-harbour-2026")
+        admin = organisations.register_organisation(
+            "Bench Dental", "Bea Bench", "owner@example.com", "quiet-harbour-2026"
+        )
         scope = admin.scope
         with session_scope() as session:  # the catalogue's specialists make way for the large team
             for row in session.exec(select(Specialist).where(Specialist.tenant_id == scope.tenant_id)).all():

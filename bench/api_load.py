@@ -56,8 +56,9 @@ def percentile(values: list[float], q: float) -> float:
 def start_app(port: int, env: dict[str, str]) -> subprocess.Popen:
     reflex = str(Path(sys.executable).parent / "reflex")
     cmd = [reflex, "run", "--env", "prod", "--backend-only", "--backend-port", str(port), "--loglevel", "warning"]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def wait_ready(proc: subprocess.Popen, base: str, timeout: float = 300) -> None:
@@ -114,9 +115,11 @@ class CpuMeter:
         self.database = database_server()
 
     def _now(self) -> dict[str, dict[int, float]]:
-        return {"app": _tree_cpu_seconds(self.app),
-                "database": _tree_cpu_seconds(self.database) if self.database else {},
-                "load_generator": {0: time.process_time()}}
+        return {
+            "app": _tree_cpu_seconds(self.app),
+            "database": _tree_cpu_seconds(self.database) if self.database else {},
+            "load_generator": {0: time.process_time()},
+        }
 
     def start(self) -> None:
         self.started = self._now()
@@ -124,8 +127,7 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         """CPU spent since `start`, counting processes alive at the end (one that ended in between is lost)."""
         ended = self._now()
-        return {kind: sum(cpu - self.started[kind].get(pid, 0.0) for pid, cpu in ended[kind].items())
-                for kind in ended}
+        return {kind: sum(cpu - self.started[kind].get(pid, 0.0) for pid, cpu in ended[kind].items()) for kind in ended}
 
 
 class Phase:
@@ -145,8 +147,9 @@ class Phase:
             "p50_ms": round(percentile(self.latencies_ms, 0.50), 1),
             "p99_ms": round(percentile(self.latencies_ms, 0.99), 1),
             "mean_ms": round(statistics.fmean(self.latencies_ms), 1) if self.latencies_ms else 0.0,
-            "cpu_ms_per_request": {k: round(v * 1000 / max(1, len(self.latencies_ms)), 2)
-                                   for k, v in self.cpu_seconds.items()},
+            "cpu_ms_per_request": {
+                k: round(v * 1000 / max(1, len(self.latencies_ms)), 2) for k, v in self.cpu_seconds.items()
+            },
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "failures": dict(self.failures),
         }
@@ -162,7 +165,7 @@ async def _client(n: int, session: aiohttp.ClientSession, base: str, plan, phase
             async with session.get(base + path, headers=headers) as response:
                 body = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             if phase is not None:
                 phase.failures[type(exc).__name__] += 1
             continue
@@ -183,7 +186,7 @@ class Load:
         self.base, self.plan, self.clients = base, plan, clients
         self.phase = Phase()
 
-    async def __aenter__(self) -> "Load":
+    async def __aenter__(self) -> Load:
         connector = aiohttp.TCPConnector(limit=self.clients, force_close=False)
         self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
         return self
@@ -194,12 +197,14 @@ class Load:
     async def run(self, seconds: float, measured: bool = True) -> None:
         until = time.monotonic() + seconds
         phase = self.phase if measured else None
-        await asyncio.gather(*(_client(n, self.session, self.base, self.plan, phase, until)
-                               for n in range(self.clients)))
+        await asyncio.gather(
+            *(_client(n, self.session, self.base, self.plan, phase, until) for n in range(self.clients))
+        )
 
 
-async def run_phases(base: str, plans: dict, clients: int, seconds: float, warmup: float, slices: int,
-                     cpu: CpuMeter, during=None) -> dict[str, Phase]:
+async def run_phases(
+    base: str, plans: dict, clients: int, seconds: float, warmup: float, slices: int, cpu: CpuMeter, during=None
+) -> dict[str, Phase]:
     """Each plan gets `seconds` of load in `slices` turns, alternating with the others, so that other work on
     a shared machine weighs on every phase alike. `during(name)` wraps each measured turn (profiling)."""
     loads = {name: Load(base, plan, clients) for name, plan in plans.items()}
@@ -246,8 +251,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--tokens", type=int, default=5)
     parser.add_argument("--slices", type=int, default=5, help="turns each phase's time is split into")
-    parser.add_argument("--profile", metavar="FILE", help="sample the app with py-spy (threads holding the GIL) "
-                        "during the contacts phase; collapsed stacks, as flamegraph.pl and speedscope read them")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the app with py-spy (threads holding the GIL) "
+        "during the contacts phase; collapsed stacks, as flamegraph.pl and speedscope read them",
+    )
     args = parser.parse_args()
     if args.profile:
         args.slices = 1
@@ -264,11 +273,17 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "DATABASE_URL": db.url, "DATA_DIR": data_dir, "REFLEX_USE_NPM": "1",
-               "REFLEX_TELEMETRY_ENABLED": "false", "LOG_LEVEL": "WARNING",
-               # rxconfig serves both on one port; the backend alone takes only --backend-port.
-               "REFLEX_FRONTEND_PORT": "0",
-               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": db.url,
+            "DATA_DIR": data_dir,
+            "REFLEX_USE_NPM": "1",
+            "REFLEX_TELEMETRY_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+            # rxconfig serves both on one port; the backend alone takes only --backend-port.
+            "REFLEX_FRONTEND_PORT": "0",
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        }
         started = time.monotonic()
         proc = start_app(port, env)
         wait_ready(proc, base)
@@ -277,12 +292,14 @@ def main() -> None:
 
         tokens = []
         for _ in range(args.tokens):
-            response = httpx.post(f"{base}/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": password},
-                                  timeout=30)
+            response = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": password}, timeout=30
+            )
             response.raise_for_status()
             tokens.append(response.json()["access_token"])
-        listing = httpx.get(f"{base}/api/v1/contacts?per_page=100", headers={"Authorization": f"Bearer {tokens[0]}"},
-                            timeout=30).json()
+        listing = httpx.get(
+            f"{base}/api/v1/contacts?per_page=100", headers={"Authorization": f"Bearer {tokens[0]}"}, timeout=30
+        ).json()
         contact_ids = [c["id"] for c in listing["items"]]
 
         cpu = CpuMeter(proc)
@@ -293,14 +310,41 @@ def main() -> None:
             if name != "contacts":
                 yield
                 return
-            spy = subprocess.Popen([str(bin_dir / "py-spy"), "record", "--subprocesses", "--pid", str(proc.pid),
-                                    "--duration", str(max(1, int(args.seconds / args.slices))), "--rate", "200",
-                                    "--gil", "--nonblocking", "--format", "raw", "--output", args.profile], stdout=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    str(bin_dir / "py-spy"),
+                    "record",
+                    "--subprocesses",
+                    "--pid",
+                    str(proc.pid),
+                    "--duration",
+                    str(max(1, int(args.seconds / args.slices))),
+                    "--rate",
+                    "200",
+                    "--gil",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--output",
+                    args.profile,
+                ],
+                stdout=subprocess.DEVNULL,
+            )
             yield
             spy.wait(60)
 
-        phases = uvloop.run(run_phases(base, plans, args.clients, args.seconds, args.warmup, args.slices, cpu,
-                                       during=profiled if args.profile else None))
+        phases = uvloop.run(
+            run_phases(
+                base,
+                plans,
+                args.clients,
+                args.seconds,
+                args.warmup,
+                args.slices,
+                cpu,
+                during=profiled if args.profile else None,
+            )
+        )
         bare, crm = phases["bare"], phases["contacts"]
     finally:
         if proc is not None:
@@ -314,8 +358,12 @@ def main() -> None:
         "contacts": listing["total"],
         "tokens": len(tokens),
         "app_startup_seconds": round(startup_seconds, 1),
-        "bare_rps": bare_out["rps"], "bare_p50_ms": bare_out["p50_ms"], "bare_p99_ms": bare_out["p99_ms"],
-        "contacts_rps": crm_out["rps"], "contacts_p50_ms": crm_out["p50_ms"], "contacts_p99_ms": crm_out["p99_ms"],
+        "bare_rps": bare_out["rps"],
+        "bare_p50_ms": bare_out["p50_ms"],
+        "bare_p99_ms": bare_out["p99_ms"],
+        "contacts_rps": crm_out["rps"],
+        "contacts_p50_ms": crm_out["p50_ms"],
+        "contacts_p99_ms": crm_out["p99_ms"],
         "ratio": round(crm_out["rps"] / bare_out["rps"], 3) if bare_out["rps"] else 0.0,
         "bare_cpu_ms_per_request": bare_out["cpu_ms_per_request"],
         "contacts_cpu_ms_per_request": crm_out["cpu_ms_per_request"],

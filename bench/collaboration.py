@@ -38,7 +38,9 @@ LATENCIES = [
     ("complaints-resolution", 0.90, 0.06),
 ]
 REPLY = "one two three four five six seven eight nine ten eleven twelve"
-SYNTHESIS = "The combined answer streams here in twenty short words so the page shows it growing as tokens arrive now ok"
+SYNTHESIS = (
+    "The combined answer streams here in twenty short words so the page shows it growing as tokens arrive now ok"
+)
 RUNS = 5
 
 
@@ -59,15 +61,15 @@ async def timed_stream(messages) -> float:
 
 
 async def measure(fake: FakeLLM, views) -> dict:
-    import reflex as rx  # noqa: F401  (the chat page state needs Reflex)
+    import uuid
 
-    from app.pages.chat import ChatState, batched
-    from app.services.agents.collaboration import CollaborationManager, specialist_messages, synthesis_messages
-    from app.services.agents.events import SpecialistDone
-    from app.services.accounts.scope import Scope
+    import reflex as rx  # noqa: F401  (the chat page state needs Reflex)
     from reflex.state import State
 
-    import uuid
+    from app.pages.chat import ChatState, batched
+    from app.services.accounts.scope import Scope
+    from app.services.agents.collaboration import CollaborationManager, specialist_messages, synthesis_messages
+    from app.services.agents.events import SpecialistDone
 
     scope = Scope(tenant_id=uuid.uuid4(), role="admin", user_id=uuid.uuid4())
     chosen = [v for v in views if v.slug in dict((s, 0) for s, _, _ in LATENCIES)]
@@ -118,8 +120,9 @@ def main() -> None:
         os.environ.update(OPENAI_API_KEY="sk-bench-fake", LLM_BASE_URL=f"{url}/v1", LLM_MAX_RETRIES="0")
         from app.services.agents.specialists import SpecialistView, load_catalogue
 
-        views = [SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e)
-                 for e in load_catalogue()]
+        views = [
+            SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()
+        ]
         script(fake, views)
         result = asyncio.run(measure(fake, views))
     print(json.dumps(result))

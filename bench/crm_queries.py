@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,30 +29,295 @@ sys.path.insert(0, str(ROOT))
 
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
-FIRST = ("James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan Joseph "
-         "Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew Betty Anthony Sandra Mark Margaret "
-         "Donald Ashley Steven Kimberly Andrew Emily Paul Donna Joshua Michelle Kenneth Carol Kevin Amanda Brian "
-         "Melissa George Deborah Timothy Stephanie Ronald Rebecca Jason Sharon Edward Laura Jeffrey Cynthia Ryan Amy "
-         "Jacob Kathleen Gary Angela Nicholas Shirley Eric Brenda Jonathan Emma Stephen Anna Larry Pamela Justin "
-         "Nicole Scott Samantha Brandon Katherine Benjamin Christine Samuel Helen Gregory Debra Alexander Rachel "
-         "Priya Wei Aiko Mateo Sofia Omar Fatima Lucia Hiroshi Ananya Diego Chloe Ivan Olga Kwame Amara").split()
-LAST = ("Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
-        "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis "
-        "Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall "
-        "Rivera Campbell Mitchell Carter Roberts Gomez Phillips Evans Turner Diaz Parker Cruz Edwards Collins Reyes "
-        "Stewart Morris Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed Kelly Howard "
-        "Ramos Kim Cox Ward Richardson Watson Brooks Chavez Wood James Bennett Gray Mendoza Ruiz Hughes Price Alvarez "
-        "Castillo Sanders Patel Myers Long Ross Foster Jimenez Raman Tanaka Okafor Kowalski Novak Haddad").split()
-PLACES = ("Bayview Lakeside Summit Riverbend Coastal Maple Desert Harbor Prairie Cedar Northgate Twin Golden Bluegrass "
-          "Magnolia Ironwood Seaside Hillcrest Evergreen Capitol Brookside Redwood Willow Granite Oakridge Pinecrest "
-          "Sunset Meadow Valley Crescent Liberty Heritage Highland Parkside Westfield Eastside Southpoint Clearwater "
-          "Stonebridge Silverlake Fairview Greenfield Rosewood Kingsley Ashford Bridgewater Canyon Lakeshore "
-          "Mountainview").split()
-SPECIALTIES = ["Dental", "Orthodontics", "Family Dentistry", "Pediatric Dental", "Oral Surgery", "Endodontics",
-               "Periodontics", "Smiles", "Dental Arts", "Implant Center", "Veterinary Clinic", "Physical Therapy"]
+FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Christopher",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Betty",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Margaret",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Kimberly",
+    "Andrew",
+    "Emily",
+    "Paul",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Melissa",
+    "George",
+    "Deborah",
+    "Timothy",
+    "Stephanie",
+    "Ronald",
+    "Rebecca",
+    "Jason",
+    "Sharon",
+    "Edward",
+    "Laura",
+    "Jeffrey",
+    "Cynthia",
+    "Ryan",
+    "Amy",
+    "Jacob",
+    "Kathleen",
+    "Gary",
+    "Angela",
+    "Nicholas",
+    "Shirley",
+    "Eric",
+    "Brenda",
+    "Jonathan",
+    "Emma",
+    "Stephen",
+    "Anna",
+    "Larry",
+    "Pamela",
+    "Justin",
+    "Nicole",
+    "Scott",
+    "Samantha",
+    "Brandon",
+    "Katherine",
+    "Benjamin",
+    "Christine",
+    "Samuel",
+    "Helen",
+    "Gregory",
+    "Debra",
+    "Alexander",
+    "Rachel",
+    "Priya",
+    "Wei",
+    "Aiko",
+    "Mateo",
+    "Sofia",
+    "Omar",
+    "Fatima",
+    "Lucia",
+    "Hiroshi",
+    "Ananya",
+    "Diego",
+    "Chloe",
+    "Ivan",
+    "Olga",
+    "Kwame",
+    "Amara",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Gomez",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Diaz",
+    "Parker",
+    "Cruz",
+    "Edwards",
+    "Collins",
+    "Reyes",
+    "Stewart",
+    "Morris",
+    "Morales",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Gutierrez",
+    "Ortiz",
+    "Morgan",
+    "Cooper",
+    "Peterson",
+    "Bailey",
+    "Reed",
+    "Kelly",
+    "Howard",
+    "Ramos",
+    "Kim",
+    "Cox",
+    "Ward",
+    "Richardson",
+    "Watson",
+    "Brooks",
+    "Chavez",
+    "Wood",
+    "James",
+    "Bennett",
+    "Gray",
+    "Mendoza",
+    "Ruiz",
+    "Hughes",
+    "Price",
+    "Alvarez",
+    "Castillo",
+    "Sanders",
+    "Patel",
+    "Myers",
+    "Long",
+    "Ross",
+    "Foster",
+    "Jimenez",
+    "Raman",
+    "Tanaka",
+    "Okafor",
+    "Kowalski",
+    "Novak",
+    "Haddad",
+]
+PLACES = [
+    "Bayview",
+    "Lakeside",
+    "Summit",
+    "Riverbend",
+    "Coastal",
+    "Maple",
+    "Desert",
+    "Harbor",
+    "Prairie",
+    "Cedar",
+    "Northgate",
+    "Twin",
+    "Golden",
+    "Bluegrass",
+    "Magnolia",
+    "Ironwood",
+    "Seaside",
+    "Hillcrest",
+    "Evergreen",
+    "Capitol",
+    "Brookside",
+    "Redwood",
+    "Willow",
+    "Granite",
+    "Oakridge",
+    "Pinecrest",
+    "Sunset",
+    "Meadow",
+    "Valley",
+    "Crescent",
+    "Liberty",
+    "Heritage",
+    "Highland",
+    "Parkside",
+    "Westfield",
+    "Eastside",
+    "Southpoint",
+    "Clearwater",
+    "Stonebridge",
+    "Silverlake",
+    "Fairview",
+    "Greenfield",
+    "Rosewood",
+    "Kingsley",
+    "Ashford",
+    "Bridgewater",
+    "Canyon",
+    "Lakeshore",
+    "Mountainview",
+]
+SPECIALTIES = [
+    "Dental",
+    "Orthodontics",
+    "Family Dentistry",
+    "Pediatric Dental",
+    "Oral Surgery",
+    "Endodontics",
+    "Periodontics",
+    "Smiles",
+    "Dental Arts",
+    "Implant Center",
+    "Veterinary Clinic",
+    "Physical Therapy",
+]
 SUFFIXES = ["Group", "Studio", "Associates", "Partners", "Care", "Clinic", "Center", "Collective", ""]
-STATUSES = ["lead"] * 30 + ["prospect"] * 20 + ["qualified"] * 15 + ["customer"] * 20 + ["closed_won"] * 5 + [
-    "closed_lost"] * 5 + ["inactive"] * 5
+STATUSES = (
+    ["lead"] * 30
+    + ["prospect"] * 20
+    + ["qualified"] * 15
+    + ["customer"] * 20
+    + ["closed_won"] * 5
+    + ["closed_lost"] * 5
+    + ["inactive"] * 5
+)
 TYPES = ["phone_call", "email", "meeting", "note", "task", "follow_up"]
 SEARCH_TERMS = ["dental", "orthodontics", "smiles", "clinic", "family dentistry", "oral surgery", "periodontics"]
 
@@ -76,7 +341,7 @@ def timed(fn, samples: int, answers: list | None = None) -> list[float]:
 
 def load(conn, tenant_id: uuid.UUID, n_contacts: int, n_interactions: int, rng: random.Random) -> list[str]:
     """COPY realistic rows in; returns the contact ids."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ids = [str(uuid.uuid4()) for _ in range(n_contacts)]
     chunk = 100_000
     for start in range(0, n_contacts, chunk):
@@ -87,10 +352,29 @@ def load(conn, tenant_id: uuid.UUID, n_contacts: int, n_interactions: int, rng: 
             email = f"{first}.{last}.{i}@{rng.choice(PLACES).lower()}.example".lower()
             phone = f"+1{rng.randint(200, 999)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
             created = now - timedelta(days=rng.random() * 730)
-            custom = json.dumps({"insurance_plan": rng.choice(["Delta", "Cigna", "Aetna", "MetLife"]),
-                                 "chairs": rng.randint(2, 20)})
-            buf.write("\t".join([ids[i], str(tenant_id), business, f"{first} {last}", email, email, phone, phone,
-                                 rng.choice(PLACES), "CA", rng.choice(STATUSES), custom, created.isoformat()]) + "\n")
+            custom = json.dumps(
+                {"insurance_plan": rng.choice(["Delta", "Cigna", "Aetna", "MetLife"]), "chairs": rng.randint(2, 20)}
+            )
+            buf.write(
+                "\t".join(
+                    [
+                        ids[i],
+                        str(tenant_id),
+                        business,
+                        f"{first} {last}",
+                        email,
+                        email,
+                        phone,
+                        phone,
+                        rng.choice(PLACES),
+                        "CA",
+                        rng.choice(STATUSES),
+                        custom,
+                        created.isoformat(),
+                    ]
+                )
+                + "\n"
+            )
         with conn.cursor().copy(
             "COPY contacts (id, tenant_id, business_name, contact_name, contact_email, email_normalized, phone, "
             "phone_normalized, city, state, status, custom_fields, created_at) FROM STDIN"
@@ -104,8 +388,21 @@ def load(conn, tenant_id: uuid.UUID, n_contacts: int, n_interactions: int, rng: 
             when = now - timedelta(days=rng.random() * 700)
             due = (now + timedelta(days=rng.randint(-30, 60))).isoformat() if kind in ("task", "follow_up") else "\\N"
             done = when.isoformat() if due != "\\N" and rng.random() < 0.9 else "\\N"
-            buf.write("\t".join([str(tenant_id), rng.choice(ids), kind, "Check-in", "Talked about the next steps.",
-                                 when.isoformat(), due, done]) + "\n")
+            buf.write(
+                "\t".join(
+                    [
+                        str(tenant_id),
+                        rng.choice(ids),
+                        kind,
+                        "Check-in",
+                        "Talked about the next steps.",
+                        when.isoformat(),
+                        due,
+                        done,
+                    ]
+                )
+                + "\n"
+            )
         with conn.cursor().copy(
             "COPY contact_interactions (tenant_id, contact_id, interaction_type, subject, content, interaction_date, "
             "due_at, completed_at) FROM STDIN"
@@ -137,7 +434,9 @@ def main() -> None:
         from app.services.crm.contact_search import ContactQuery
         from models.db import get_engine, libpq_url, session_scope
 
-        owner = organisations.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026")
+        owner = organisations.register_organisation(
+            "Bench Dental Network", "Bench Admin", "owner@example.com", "crm-benchmark-2026"
+        )
         scope = owner.scope
         rng = random.Random(7)
         started = time.perf_counter()
@@ -149,12 +448,18 @@ def main() -> None:
 
         statuses = ["lead", "prospect", "qualified", "customer"]
         with psycopg.connect(libpq_url(db.url)) as conn:
-            phones = [r[0] for r in conn.execute("SELECT phone_normalized FROM contacts TABLESAMPLE SYSTEM (1) LIMIT 500")]
+            phones = [
+                r[0] for r in conn.execute("SELECT phone_normalized FROM contacts TABLESAMPLE SYSTEM (1) LIMIT 500")
+            ]
 
         # Each query returns whether it answered right; the counts are reported with the timings.
         def page_query():
-            result = contact_search.search_contacts(scope, ContactQuery(q=rng.choice(SEARCH_TERMS), status=rng.choice(statuses),
-                                                                  sort="newest", page=50, per_page=24))
+            result = contact_search.search_contacts(
+                scope,
+                ContactQuery(
+                    q=rng.choice(SEARCH_TERMS), status=rng.choice(statuses), sort="newest", page=50, per_page=24
+                ),
+            )
             return len(result.items) == 24  # page 50 is full
 
         def timeline_query():
@@ -173,8 +478,10 @@ def main() -> None:
 
         def naive_page():
             # The page shows its rows and how many match, so the naive version counts too.
-            where = ("FROM contacts WHERE tenant_id = %(t)s AND status = %(s)s AND (business_name ILIKE %(q)s "
-                     "OR contact_name ILIKE %(q)s OR contact_email ILIKE %(q)s)")
+            where = (
+                "FROM contacts WHERE tenant_id = %(t)s AND status = %(s)s AND (business_name ILIKE %(q)s "
+                "OR contact_name ILIKE %(q)s OR contact_email ILIKE %(q)s)"
+            )
             params = {"t": scope.tenant_id, "s": rng.choice(statuses), "q": f"%{rng.choice(SEARCH_TERMS)}%"}
             with engine.connect() as conn:
                 conn.exec_driver_sql(f"SELECT * {where} ORDER BY created_at DESC OFFSET 1176 LIMIT 24", params).all()
@@ -182,13 +489,17 @@ def main() -> None:
 
         def naive_dashboard():
             with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT status, count(*) FROM contacts WHERE tenant_id = %(t)s GROUP BY status",
-                                     {"t": scope.tenant_id}).all()
+                conn.exec_driver_sql(
+                    "SELECT status, count(*) FROM contacts WHERE tenant_id = %(t)s GROUP BY status",
+                    {"t": scope.tenant_id},
+                ).all()
 
         def naive_caller():
             with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT * FROM contacts WHERE tenant_id = %(t)s AND phone_normalized = %(p)s",
-                                     {"t": scope.tenant_id, "p": rng.choice(phones)}).all()
+                conn.exec_driver_sql(
+                    "SELECT * FROM contacts WHERE tenant_id = %(t)s AND phone_normalized = %(p)s",
+                    {"t": scope.tenant_id, "p": rng.choice(phones)},
+                ).all()
 
         def roundtrip():
             with engine.connect() as conn:

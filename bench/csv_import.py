@@ -59,9 +59,20 @@ def generate(path: Path, rows: int, rng: random.Random) -> dict:
                 else:
                     status = "hot lead"
             city, state = rng.choice(CITIES)
-            writer.writerow([f"{city} Dental Group {i}", f"Person {i} Example", email,
-                             f"+1 (555) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}", city, state, status,
-                             "Imported from the old CRM", rng.choice(PLANS), chairs])
+            writer.writerow(
+                [
+                    f"{city} Dental Group {i}",
+                    f"Person {i} Example",
+                    email,
+                    f"+1 (555) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}",
+                    city,
+                    state,
+                    status,
+                    "Imported from the old CRM",
+                    rng.choice(PLANS),
+                    chairs,
+                ]
+            )
     return {"invalid": invalid, "duplicates": duplicates}
 
 
@@ -86,12 +97,17 @@ def storage_floor(url: str, tenant_id) -> dict:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts' "
-            "AND is_generated = 'NEVER' ORDER BY ordinal_position")]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts' "
+                "AND is_generated = 'NEVER' ORDER BY ordinal_position"
+            )
+        ]
         names = ", ".join(columns)
-        conn.execute(f"CREATE UNLOGGED TABLE bench_ready AS SELECT {names} FROM contacts WHERE tenant_id = %s",
-                     (tenant_id,))
+        conn.execute(
+            f"CREATE UNLOGGED TABLE bench_ready AS SELECT {names} FROM contacts WHERE tenant_id = %s", (tenant_id,)
+        )
         conn.execute("CREATE TABLE bench_floor (LIKE contacts INCLUDING DEFAULTS INCLUDING GENERATED)")
         conn.execute("SET maintenance_work_mem = '1GB'")  # generous: the floor should not be inflated
         conn.execute("CHECKPOINT")
@@ -104,16 +120,26 @@ def storage_floor(url: str, tenant_id) -> dict:
         search_indexes = 0
         for n, definition in enumerate(definitions):
             index_started = time.perf_counter()
-            conn.execute(definition.replace(" ON public.contacts ", " ON public.bench_floor ")
-                         .replace("INDEX ", f"INDEX bench_floor_{n}_", 1))
+            conn.execute(
+                definition.replace(" ON public.contacts ", " ON public.bench_floor ").replace(
+                    "INDEX ", f"INDEX bench_floor_{n}_", 1
+                )
+            )
             if "USING gin" in definition:
                 search_seconds += time.perf_counter() - index_started
                 search_indexes += 1
         index_seconds = time.perf_counter() - started
         built = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'bench_floor'").fetchone()[0]
         conn.execute("DROP TABLE bench_floor, bench_ready")
-    return {"insert": insert_seconds, "indexes": index_seconds, "search_index": search_seconds, "rows": stored,
-            "indexes_built": built, "indexes_of_contacts": len(definitions), "search_indexes": search_indexes}
+    return {
+        "insert": insert_seconds,
+        "indexes": index_seconds,
+        "search_index": search_seconds,
+        "rows": stored,
+        "indexes_built": built,
+        "indexes_of_contacts": len(definitions),
+        "search_indexes": search_indexes,
+    }
 
 
 def main() -> None:
@@ -130,7 +156,9 @@ def main() -> None:
         from app.services.imports import csv_files, csv_import, csv_loader
         from models.db import libpq_url
 
-        owner = organisations.register_organisation("Bench Dental Network", "Bench Admin", "owner@example.com", "csv-benchmark-2026")
+        owner = organisations.register_organisation(
+            "Bench Dental Network", "Bench Admin", "owner@example.com", "csv-benchmark-2026"
+        )
         scope = owner.scope
         custom_fields.create_field(scope, label="Insurance plan", field_type="select", choices=PLANS)
         custom_fields.create_field(scope, label="Chairs", field_type="number")
@@ -144,10 +172,12 @@ def main() -> None:
 
         csv_loader.enable_interpreter_tuning()  # as in the standalone job runner
         started = time.perf_counter()  # from the upload's first byte (read 1 MB at a time: peak_rss_mb is the import's)
-        view = csv_import.store_upload(scope, "contacts.csv", csv_files.file_chunks(source),
-                                       expected_size=source.stat().st_size)
-        csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},
-                         enqueue=False)
+        view = csv_import.store_upload(
+            scope, "contacts.csv", csv_files.file_chunks(source), expected_size=source.stat().st_size
+        )
+        csv_import.start(
+            scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True}, enqueue=False
+        )
         done = csv_import.execute(view.id)
         import_seconds = time.perf_counter() - started
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -26,19 +26,23 @@ def main() -> None:
     baseline = evaluate(lambda q: [r[0][0]] if (r := router.rank(q)) else [], rows)
     for m in result.pop("mistakes"):
         print(f"miss: {m['query']!r} expected {m['expected']} got {m['got']}")
-    print(json.dumps({
-        "queries": len(rows),
-        "specialists": len(router.slugs),
-        "micro_f1": result["micro_f1"],
-        "micro_precision": result["micro_precision"],
-        "micro_recall": result["micro_recall"],
-        "exact_match": result["exact_match"],
-        "oos_recall": result["oos_recall"],
-        "baseline_top1_micro_f1": baseline["micro_f1"],
-        "baseline_top1_exact_match": baseline["exact_match"],
-        "target_micro_f1": 0.8,
-        "per_specialist": result["per_specialist"],
-    }))
+    print(
+        json.dumps(
+            {
+                "queries": len(rows),
+                "specialists": len(router.slugs),
+                "micro_f1": result["micro_f1"],
+                "micro_precision": result["micro_precision"],
+                "micro_recall": result["micro_recall"],
+                "exact_match": result["exact_match"],
+                "oos_recall": result["oos_recall"],
+                "baseline_top1_micro_f1": baseline["micro_f1"],
+                "baseline_top1_exact_match": baseline["exact_match"],
+                "target_micro_f1": 0.8,
+                "per_specialist": result["per_specialist"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

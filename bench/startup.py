@@ -35,8 +35,9 @@ def _ready(url: str) -> bool:
 
 def _time_until(urls: list[str], cmd: list[str], env: dict, timeout: float = 900) -> float:
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         while not all(_ready(u) for u in urls):
             if proc.poll() is not None:
@@ -72,18 +73,31 @@ def main() -> None:
         port = free_port()
         baseline = _time_until(
             [f"http://127.0.0.1:{port}/sign-in"],
-            [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(port), "--backend-port", str(port)],
+            [
+                str(bin_dir / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+            ],
             reflex_env,
         )
     finally:
         server.cleanup()
-    print(json.dumps({
-        "first_start_s": round(first, 1),
-        "second_start_s": round(second, 1),
-        "baseline_reflex_prod_s": round(baseline, 1),
-        "launcher_overhead_s": round(second - baseline, 1),
-        "target_second_start_s": 60,
-    }))
+    print(
+        json.dumps(
+            {
+                "first_start_s": round(first, 1),
+                "second_start_s": round(second, 1),
+                "baseline_reflex_prod_s": round(baseline, 1),
+                "launcher_overhead_s": round(second - baseline, 1),
+                "target_second_start_s": 60,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

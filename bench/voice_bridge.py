@@ -32,6 +32,7 @@ and prints the share of each thread and the event loop's functions.
 
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,7 +110,9 @@ def role_agent(port: int, out: Path) -> None:
         sid = call_sid(session)
         while True:
             await asyncio.sleep(random.uniform(4.0, 6.0))
-            await session.send({"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5})
+            await session.send(
+                {"type": "AgentStartedSpeaking", "total_latency": 0.8, "tts_latency": 0.2, "ttt_latency": 0.5}
+            )
             for i in range(20):  # a 2 s answer in real time...
                 await session.send_audio(chunk)
                 # ...that the caller interrupts halfway, if still talking (the caller falls silent for a second
@@ -126,12 +129,20 @@ def role_agent(port: int, out: Path) -> None:
         uvicorn.run(agent.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
     except KeyboardInterrupt:
         pass
-    out.write_text(json.dumps({
-        "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
-        "latency_max_ms": max(latencies, default=float("nan")), "frames": len(latencies),
-        "received": {str(k): len(v) for k, v in seen.items()},
-        "by_second": _by_second(arrivals, latencies), "barge_ins": barge_ins, "violations": agent.violations[:20],
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "latency_p50_ms": percentile(latencies, 0.5),
+                "latency_p99_ms": percentile(latencies, 0.99),
+                "latency_max_ms": max(latencies, default=float("nan")),
+                "frames": len(latencies),
+                "received": {str(k): len(v) for k, v in seen.items()},
+                "by_second": _by_second(arrivals, latencies),
+                "barge_ins": barge_ins,
+                "violations": agent.violations[:20],
+            }
+        )
+    )
 
 
 # --- role: the baseline relay -----------------------------------------------------------------------------------
@@ -157,8 +168,13 @@ def role_relay(port: int, agent_url: str) -> None:
         sid, stream = start["callSid"], start["streamSid"]
         async with websockets.connect(agent_url, compression=None, proxy=None, max_size=2**22) as agent:
             await agent.recv()  # Welcome
-            await agent.send(json.dumps(AgentConfig(prompt="p", greeting="Hello, thanks for calling.",
-                                                    tags=[f"call-{sid}"]).settings_message()))
+            await agent.send(
+                json.dumps(
+                    AgentConfig(
+                        prompt="p", greeting="Hello, thanks for calling.", tags=[f"call-{sid}"]
+                    ).settings_message()
+                )
+            )
             while json.loads(await agent.recv()).get("type") != "SettingsApplied":
                 pass
 
@@ -177,15 +193,18 @@ def role_relay(port: int, agent_url: str) -> None:
             async def down() -> None:
                 async for raw in agent:
                     if isinstance(raw, bytes):
-                        await twilio.send_text('{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'
-                                               % (stream, base64.b64encode(raw).decode()))
+                        await twilio.send_text(
+                            '{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'
+                            % (stream, base64.b64encode(raw).decode())
+                        )
                     else:
                         kind = json.loads(raw).get("type")
                         if kind == "UserStartedSpeaking":
                             await twilio.send_text(json.dumps({"event": "clear", "streamSid": stream}))
                         elif kind == "AgentAudioDone":
-                            await twilio.send_text(json.dumps({"event": "mark", "streamSid": stream,
-                                                               "mark": {"name": "turn"}}))
+                            await twilio.send_text(
+                                json.dumps({"event": "mark", "streamSid": stream, "mark": {"name": "turn"}})
+                            )
 
             tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -269,16 +288,30 @@ def role_callers(url: str, stream_url: str | None, calls: int, seconds: float, a
             await asyncio.gather(*(one(i) for i in range(calls)))
 
     _run_loop(main())
-    out.write_text(json.dumps({"sent": sent, "clears": {sids[i]: clears.get(sids[i], []) for i in sids},
-                               "sids": sids, "failures": failures, "stops": stops}))
+    out.write_text(
+        json.dumps(
+            {
+                "sent": sent,
+                "clears": {sids[i]: clears.get(sids[i], []) for i in sids},
+                "sids": sids,
+                "failures": failures,
+                "stops": stops,
+            }
+        )
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
 
 
 def _spawn(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tempfile.mktemp(prefix="bench-voice-", suffix=".log"), "w"))
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tempfile.mktemp(prefix="bench-voice-", suffix=".log"), "w"),
+    )
 
 
 def _wait_port(port: int, timeout: float = 60) -> None:
@@ -337,9 +370,12 @@ def _bucket_ms(histogram: dict | None, q: float) -> float:
 def _gc_pauses(histograms: dict[str, dict]) -> dict:
     pauses = [h for name, h in histograms.items() if name.startswith("voice_gc_pause_seconds{")]
     full = histograms.get("voice_gc_pause_seconds{generation=2}")
-    return {"count": int(sum(h["count"] for h in pauses)), "total_ms": 1000 * sum(h["sum"] for h in pauses),
-            "longest_ms": max((_bucket_ms(h, 1.0) for h in pauses if h["count"]), default=0.0),
-            "full": int(full["count"]) if full else 0}
+    return {
+        "count": int(sum(h["count"] for h in pauses)),
+        "total_ms": 1000 * sum(h["sum"] for h in pauses),
+        "longest_ms": max((_bucket_ms(h, 1.0) for h in pauses if h["count"]), default=0.0),
+        "full": int(full["count"]) if full else 0,
+    }
 
 
 def _schedstat(pid: int) -> tuple[int, int]:
@@ -358,9 +394,26 @@ class _Sampler:
     def __init__(self, pid: int, path: Path):
         self.path = path
         spy = Path(sys.executable).with_name("py-spy")
-        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--gil", "--threads",
-                                      "--nonblocking", "--format", "raw", "--output", str(path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "200",
+                "--gil",
+                "--threads",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -402,13 +455,19 @@ def _match_clears(barge_ins: dict[str, list[int]], clears: dict[str, list[int]],
             if clear is not None:
                 times.append((clear - at) / 1e6)
             else:
-                missed.append({"call": sid, "barge_in": f"{k + 1} of {len(sent_times)}",
-                               "ms_before_hang_up": round((stops[sid] - at) / 1e6, 1) if sid in stops else None})
+                missed.append(
+                    {
+                        "call": sid,
+                        "barge_in": f"{k + 1} of {len(sent_times)}",
+                        "ms_before_hang_up": round((stops[sid] - at) / 1e6, 1) if sid in stops else None,
+                    }
+                )
     return times, missed
 
 
-def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server,
-           profile: Path | None = None) -> dict:
+def _phase(
+    name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server, profile: Path | None = None
+) -> dict:
     """Run the callers against one bridge; returns its latency, drops, clear times, CPU and where the time went."""
     import psutil
 
@@ -424,8 +483,26 @@ def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, 
         watched = psutil.Process(server.pid)
         cpu_before, wall_before, sched_before = watched.cpu_times(), time.monotonic(), _schedstat(server.pid)
         threads_before = {t.id: t.user_time + t.system_time for t in watched.threads()}
-        callers = _spawn([__file__, "--role", "callers", "--url", url, "--stream-url", stream_url or "", "--calls", str(calls),
-                          "--seconds", str(seconds), "--arrival", str(arrival), "--out", str(work / "callers.json")], env)
+        callers = _spawn(
+            [
+                __file__,
+                "--role",
+                "callers",
+                "--url",
+                url,
+                "--stream-url",
+                stream_url or "",
+                "--calls",
+                str(calls),
+                "--seconds",
+                str(seconds),
+                "--arrival",
+                str(arrival),
+                "--out",
+                str(work / "callers.json"),
+            ],
+            env,
+        )
         if callers.wait(seconds + arrival + 240) != 0:
             raise SystemExit(f"{name}: the callers failed")
         cpu_after, wall_after, sched_after = watched.cpu_times(), time.monotonic(), _schedstat(server.pid)
@@ -453,18 +530,30 @@ def _phase(name: str, *, env: dict, calls: int, seconds: float, arrival: float, 
     lag = histograms.get("voice_event_loop_lag_seconds")
     return {
         "sampler": sampler,
-        "p50": got["latency_p50_ms"], "p99": got["latency_p99_ms"], "max": got["latency_max_ms"], "frames": got["frames"],
-        "dropped": dropped, "calls": len(sent["sent"]), "clear_p50": percentile(clear_ms, 0.5),
-        "clear_p99": percentile(clear_ms, 0.99), "clears": len(clear_ms), "missed": missed,
+        "p50": got["latency_p50_ms"],
+        "p99": got["latency_p99_ms"],
+        "max": got["latency_max_ms"],
+        "frames": got["frames"],
+        "dropped": dropped,
+        "calls": len(sent["sent"]),
+        "clear_p50": percentile(clear_ms, 0.5),
+        "clear_p99": percentile(clear_ms, 0.99),
+        "clears": len(clear_ms),
+        "missed": missed,
         "barge_ins": sum(len(v) for v in got["barge_ins"].values()),
-        "cpu": 100 * busy / wall, "violations": got["violations"], "by_second": got["by_second"],
+        "cpu": 100 * busy / wall,
+        "violations": got["violations"],
+        "by_second": got["by_second"],
         # CPU per caller frame: everything the process did in the phase (set-up, agent audio, records) per frame
         "cpu_us_per_frame": 1e6 * busy / max(1, got["frames"]),
         "other_threads_cpu": 100 * (busy - main_busy) / wall,
         # the event loop's thread was ready to run but waited for a CPU core (the machine, not the process)
         "cpu_wait": 100 * (sched_after[1] - sched_before[1]) / 1e9 / wall,
-        "inside_p50": _bucket_ms(inside, 0.5), "inside_p99": _bucket_ms(inside, 0.99),
-        "lag_p50": _bucket_ms(lag, 0.5), "lag_p99": _bucket_ms(lag, 0.99), "gc": _gc_pauses(histograms),
+        "inside_p50": _bucket_ms(inside, 0.5),
+        "inside_p99": _bucket_ms(inside, 0.99),
+        "lag_p50": _bucket_ms(lag, 0.5),
+        "lag_p99": _bucket_ms(lag, 0.99),
+        "gc": _gc_pauses(histograms),
     }
 
 
@@ -478,8 +567,9 @@ def _database() -> tuple[str, callable]:
     from models import PhoneNumber
     from models.db import get_engine, session_scope
 
-    org = organisations.register_organisation("Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com",
-                                     "bench-password-42")
+    org = organisations.register_organisation(
+        "Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com", "bench-password-42"
+    )
     with session_scope() as s:
         s.add(PhoneNumber(tenant_id=org.tenant_id, number=NUMBER))
 
@@ -491,9 +581,12 @@ def _database() -> tuple[str, callable]:
 
 
 def _report(name: str, r: dict) -> None:
-    print(f"{name}: end to end p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; {r['dropped']} of "
-          f"{r['frames'] + r['dropped']} frames dropped; clear p99 {r['clear_p99']:.2f} ms ({r['clears']}/{r['barge_ins']}); "
-          f"CPU {r['cpu']:.0f}% ({r['cpu_us_per_frame']:.0f} us per frame)", flush=True)
+    print(
+        f"{name}: end to end p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; {r['dropped']} of "
+        f"{r['frames'] + r['dropped']} frames dropped; clear p99 {r['clear_p99']:.2f} ms ({r['clears']}/{r['barge_ins']}); "
+        f"CPU {r['cpu']:.0f}% ({r['cpu_us_per_frame']:.0f} us per frame)",
+        flush=True,
+    )
     print(f"  p99 ms by second of the run: {[p99 for _, _, p99 in r['by_second']]}", flush=True)
     for miss in r["missed"]:
         print(f"  a barge-in without a clear: {miss}", flush=True)
@@ -502,31 +595,53 @@ def _report(name: str, r: dict) -> None:
 def _breakdown(base: dict, bridge: dict) -> None:
     """Where a frame's time goes, as far as each part can be seen from outside the code under test."""
     gc_ = bridge["gc"]
-    print("where a frame's time goes (bridge end to end p50/p99 "
-          f"{bridge['p50']:.2f}/{bridge['p99']:.2f} ms, relay {base['p50']:.2f}/{base['p99']:.2f} ms):", flush=True)
-    print(f"  inside the bridge (parse, hand to the agent socket): p50 <= {bridge['inside_p50']:.2f} ms, "
-          f"p99 <= {bridge['inside_p99']:.2f} ms", flush=True)
-    print(f"  waiting for the sidecar's event loop (a timer's lateness): p50 <= {bridge['lag_p50']:.2f} ms, "
-          f"p99 <= {bridge['lag_p99']:.2f} ms", flush=True)
-    print(f"  garbage collector: {gc_['count']} pauses ({gc_['full']} full), {gc_['total_ms']:.1f} ms in all, "
-          f"longest <= {gc_['longest_ms']:.1f} ms", flush=True)
-    print(f"  CPU per caller frame: bridge {bridge['cpu_us_per_frame']:.0f} us, relay {base['cpu_us_per_frame']:.0f} us; "
-          f"threads besides the event loop (database, records): {bridge['other_threads_cpu']:.1f}% of a core", flush=True)
-    print(f"  event loop thread ready but waiting for a CPU core (the machine's load): bridge {bridge['cpu_wait']:.0f}%, "
-          f"relay {base['cpu_wait']:.0f}% of the time", flush=True)
-    print("  the rest: both kernels' socket queues and the callers' and the agent's processes (as in the relay)",
-          flush=True)
+    print(
+        "where a frame's time goes (bridge end to end p50/p99 "
+        f"{bridge['p50']:.2f}/{bridge['p99']:.2f} ms, relay {base['p50']:.2f}/{base['p99']:.2f} ms):",
+        flush=True,
+    )
+    print(
+        f"  inside the bridge (parse, hand to the agent socket): p50 <= {bridge['inside_p50']:.2f} ms, "
+        f"p99 <= {bridge['inside_p99']:.2f} ms",
+        flush=True,
+    )
+    print(
+        f"  waiting for the sidecar's event loop (a timer's lateness): p50 <= {bridge['lag_p50']:.2f} ms, "
+        f"p99 <= {bridge['lag_p99']:.2f} ms",
+        flush=True,
+    )
+    print(
+        f"  garbage collector: {gc_['count']} pauses ({gc_['full']} full), {gc_['total_ms']:.1f} ms in all, "
+        f"longest <= {gc_['longest_ms']:.1f} ms",
+        flush=True,
+    )
+    print(
+        f"  CPU per caller frame: bridge {bridge['cpu_us_per_frame']:.0f} us, relay {base['cpu_us_per_frame']:.0f} us; "
+        f"threads besides the event loop (database, records): {bridge['other_threads_cpu']:.1f}% of a core",
+        flush=True,
+    )
+    print(
+        f"  event loop thread ready but waiting for a CPU core (the machine's load): bridge {bridge['cpu_wait']:.0f}%, "
+        f"relay {base['cpu_wait']:.0f}% of the time",
+        flush=True,
+    )
+    print(
+        "  the rest: both kernels' socket queues and the callers' and the agent's processes (as in the relay)",
+        flush=True,
+    )
 
 
 def run(calls: int, seconds: float, arrival: float, profile: Path | None = None) -> None:
     from tests.fakes.server import free_port
 
     database_url, drop = _database()
-    env = dict(os.environ, DATABASE_URL=database_url, LOG_LEVEL="WARNING", TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, DATABASE_URL=database_url, LOG_LEVEL="WARNING", TWILIO_AUTH_TOKEN=AUTH_TOKEN, PYTHONUNBUFFERED="1"
+    )
     for name in ("TWILIO_ACCOUNT_SID", "TWILIO_API_BASE", "DEEPGRAM_API_KEY"):
         env.pop(name, None)
     try:
+
         def relay(agent_url: str):
             port = free_port()
             proc = _spawn([__file__, "--role", "relay", "--port", str(port), "--agent-url", agent_url], env)
@@ -535,17 +650,23 @@ def run(calls: int, seconds: float, arrival: float, profile: Path | None = None)
 
         def sidecar(agent_url: str):
             port = free_port()
-            proc = _spawn(["-m", "voice_service", "--host", "127.0.0.1", "--port", str(port)],
-                          dict(env, DEEPGRAM_AGENT_URL=agent_url, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}"))
+            proc = _spawn(
+                ["-m", "voice_service", "--host", "127.0.0.1", "--port", str(port)],
+                dict(env, DEEPGRAM_AGENT_URL=agent_url, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}"),
+            )
             _wait_port(port)
             return proc, f"http://127.0.0.1:{port}", None
 
-        print(f"{calls} calls arriving over {arrival:.0f} s, each streaming {seconds:.0f} s: the baseline relay first, "
-              "then the bridge...", flush=True)
+        print(
+            f"{calls} calls arriving over {arrival:.0f} s, each streaming {seconds:.0f} s: the baseline relay first, "
+            "then the bridge...",
+            flush=True,
+        )
         base = _phase("relay", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=relay)
         _report("baseline relay", base)
-        bridge = _phase("bridge", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=sidecar,
-                        profile=profile)
+        bridge = _phase(
+            "bridge", env=env, calls=calls, seconds=seconds, arrival=arrival, start_server=sidecar, profile=profile
+        )
         _report("bridge", bridge)
         _breakdown(base, bridge)
         if bridge["sampler"]:
@@ -560,45 +681,50 @@ def run(calls: int, seconds: float, arrival: float, profile: Path | None = None)
         print(f"records: {ended} calls ended, {usage} usage rows (4 per call expected)", flush=True)
     finally:
         drop()
+
     def ms(value: float) -> float | None:
         return None if value != value else round(value, 3)  # NaN (no samples) -> null
 
-    print(json.dumps({
-        "calls": bridge["calls"],
-        "seconds": seconds,
-        "arrival_seconds": arrival,
-        "added_p50_ms": ms(bridge["p50"] - base["p50"]),
-        "added_p99_ms": ms(bridge["p99"] - base["p99"]),
-        "bridge_p50_ms": ms(bridge["p50"]),
-        "bridge_p99_ms": ms(bridge["p99"]),
-        "baseline_p50_ms": ms(base["p50"]),
-        "baseline_p99_ms": ms(base["p99"]),
-        "inside_bridge_p50_ms": ms(bridge["inside_p50"]),
-        "inside_bridge_p99_ms": ms(bridge["inside_p99"]),
-        "frames": bridge["frames"],
-        "frames_dropped": bridge["dropped"],
-        "baseline_frames_dropped": base["dropped"],
-        "clear_ms": ms(bridge["clear_p99"]),
-        "clear_p50_ms": ms(bridge["clear_p50"]),
-        "clears": f"{bridge['clears']}/{bridge['barge_ins']}",
-        "baseline_clear_ms": ms(base["clear_p99"]),
-        "cpu_percent": round(bridge["cpu"], 1),
-        "baseline_cpu_percent": round(base["cpu"], 1),
-        "cpu_us_per_frame": round(bridge["cpu_us_per_frame"], 1),
-        "baseline_cpu_us_per_frame": round(base["cpu_us_per_frame"], 1),
-        "other_threads_cpu_percent": round(bridge["other_threads_cpu"], 1),
-        "cpu_wait_percent": round(bridge["cpu_wait"], 1),
-        "baseline_cpu_wait_percent": round(base["cpu_wait"], 1),
-        "event_loop_lag_p50_ms": ms(bridge["lag_p50"]),
-        "event_loop_lag_p99_ms": ms(bridge["lag_p99"]),
-        "gc_pauses": bridge["gc"]["count"],
-        "gc_full_collections": bridge["gc"]["full"],
-        "gc_pause_total_ms": round(bridge["gc"]["total_ms"], 1),
-        "gc_pause_longest_ms": ms(bridge["gc"]["longest_ms"]),
-        "barge_ins_without_clear": len(bridge["missed"]),
-        "calls_recorded": ended,
-        "protocol_violations": len(bridge["violations"]),
-    }))
+    print(
+        json.dumps(
+            {
+                "calls": bridge["calls"],
+                "seconds": seconds,
+                "arrival_seconds": arrival,
+                "added_p50_ms": ms(bridge["p50"] - base["p50"]),
+                "added_p99_ms": ms(bridge["p99"] - base["p99"]),
+                "bridge_p50_ms": ms(bridge["p50"]),
+                "bridge_p99_ms": ms(bridge["p99"]),
+                "baseline_p50_ms": ms(base["p50"]),
+                "baseline_p99_ms": ms(base["p99"]),
+                "inside_bridge_p50_ms": ms(bridge["inside_p50"]),
+                "inside_bridge_p99_ms": ms(bridge["inside_p99"]),
+                "frames": bridge["frames"],
+                "frames_dropped": bridge["dropped"],
+                "baseline_frames_dropped": base["dropped"],
+                "clear_ms": ms(bridge["clear_p99"]),
+                "clear_p50_ms": ms(bridge["clear_p50"]),
+                "clears": f"{bridge['clears']}/{bridge['barge_ins']}",
+                "baseline_clear_ms": ms(base["clear_p99"]),
+                "cpu_percent": round(bridge["cpu"], 1),
+                "baseline_cpu_percent": round(base["cpu"], 1),
+                "cpu_us_per_frame": round(bridge["cpu_us_per_frame"], 1),
+                "baseline_cpu_us_per_frame": round(base["cpu_us_per_frame"], 1),
+                "other_threads_cpu_percent": round(bridge["other_threads_cpu"], 1),
+                "cpu_wait_percent": round(bridge["cpu_wait"], 1),
+                "baseline_cpu_wait_percent": round(base["cpu_wait"], 1),
+                "event_loop_lag_p50_ms": ms(bridge["lag_p50"]),
+                "event_loop_lag_p99_ms": ms(bridge["lag_p99"]),
+                "gc_pauses": bridge["gc"]["count"],
+                "gc_full_collections": bridge["gc"]["full"],
+                "gc_pause_total_ms": round(bridge["gc"]["total_ms"], 1),
+                "gc_pause_longest_ms": ms(bridge["gc"]["longest_ms"]),
+                "barge_ins_without_clear": len(bridge["missed"]),
+                "calls_recorded": ended,
+                "protocol_violations": len(bridge["violations"]),
+            }
+        )
+    )
 
 
 def main() -> None:

@@ -55,11 +55,14 @@ def _drop_nul_characters(conn, cursor, statement, parameters, context, executema
         if any(isinstance(v, str) and "\x00" in v for v in parameters.values()):
             parameters = {k: _without_nul(v) for k, v in parameters.items()}
     elif isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
-        parameters = [{k: _without_nul(v) for k, v in row.items()}
-                      if any(isinstance(v, str) and "\x00" in v for v in row.values()) else row for row in parameters]
-    elif isinstance(parameters, (list, tuple)):
-        if any(isinstance(v, str) and "\x00" in v for v in parameters):
-            parameters = type(parameters)(_without_nul(v) for v in parameters)
+        parameters = [
+            {k: _without_nul(v) for k, v in row.items()}
+            if any(isinstance(v, str) and "\x00" in v for v in row.values())
+            else row
+            for row in parameters
+        ]
+    elif isinstance(parameters, (list, tuple)) and any(isinstance(v, str) and "\x00" in v for v in parameters):
+        parameters = type(parameters)(_without_nul(v) for v in parameters)
     return statement, parameters
 
 

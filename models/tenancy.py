@@ -74,4 +74,3 @@ class LoginAttempt(SQLModel, table=True):
     client_key: str = Field(max_length=64)
     succeeded: bool = flag(False)
     attempted_at: datetime = default_now()
-

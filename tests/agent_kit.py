@@ -20,9 +20,7 @@ def routing_rows() -> list[dict]:
 
 def catalogue_views() -> list[SpecialistView]:
     """The shipped catalogue's specialists, all active."""
-    return [
-        SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()
-    ]
+    return [SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()]
 
 
 def evaluate(predict, rows: list[dict]) -> dict:
@@ -81,6 +79,14 @@ def large_team(count: int, chars: int, seed: int = 7) -> list[dict[str, str]]:
             parts.append(rng.choice(paragraphs))
             size += len(parts[-1]) + 2
         knowledge = "\n\n".join(parts)[:chars].rsplit(" ", 1)[0]
-        forms.append({"slug": f"{entry['slug']}-{n}", "name": f"{entry['name']} {n}", "description": entry["description"],
-                      "prompt": entry["prompt"], "knowledge": knowledge, "keywords": entry["keywords"]})
+        forms.append(
+            {
+                "slug": f"{entry['slug']}-{n}",
+                "name": f"{entry['name']} {n}",
+                "description": entry["description"],
+                "prompt": entry["prompt"],
+                "knowledge": knowledge,
+                "keywords": entry["keywords"],
+            }
+        )
     return forms

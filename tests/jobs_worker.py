@@ -1,7 +1,7 @@
 """A job runner in its own process, for the queue tests (two runners racing; a runner killed mid-job).
 
-    python tests/jobs_worker.py record OUTFILE   run every due job, appending "<job id>\n" per execution, then exit
-    python tests/jobs_worker.py hang            run jobs whose handler reports progress and then hangs forever
+python tests/jobs_worker.py record OUTFILE   run every due job, appending "<job id>\n" per execution, then exit
+python tests/jobs_worker.py hang            run jobs whose handler reports progress and then hangs forever
 """
 
 import asyncio

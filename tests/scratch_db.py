@@ -51,9 +51,16 @@ class ScratchDatabase:
         """Create and migrate the database; point this process's DATABASE_URL at it. Returns the URL."""
         self.admin(f'CREATE DATABASE "{self.name}"')
         os.environ["DATABASE_URL"] = self.url
-        env = dict(os.environ, REFLEX_USE_NPM="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        result = subprocess.run([str(Path(sys.executable).parent / "reflex"), "db", "migrate"], cwd=ROOT, env=env,
-                                capture_output=True, text=True)
+        env = dict(
+            os.environ, REFLEX_USE_NPM="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        )
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "reflex"), "db", "migrate"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"reflex db migrate failed:\n{result.stdout}\n{result.stderr}")
         return self.url

@@ -10,14 +10,18 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.services.agents import consult, conversations, run_turn
 from app.services.accounts.quotas import QuotaReached
+from app.services.agents import consult, conversations, run_turn
 from models.db import session_scope
 from tests.conftest import PASSWORD
 from tests.test_agents_collaboration import QUESTION, script_team
 
-NEW = {"slug": "orthodontics", "name": "Orthodontics", "description": "Braces and aligners.",
-       "prompt": "You are the orthodontics specialist."}
+NEW = {
+    "slug": "orthodontics",
+    "name": "Orthodontics",
+    "description": "Braces and aligners.",
+    "prompt": "You are the orthodontics specialist.",
+}
 
 
 def bearer(api_url, email) -> dict:
@@ -58,8 +62,9 @@ def test_consult_streams_server_sent_events(api_url, admin, fake_llm, how):
     script_team(fake_llm)
     payload = {"message": QUESTION, "stream": how == "stream-flag"}
     extra = {"Accept": "text/event-stream"} if how == "accept-header" else {}
-    with httpx.stream("POST", f"{api_url}/api/v1/agents/consult", json=payload, headers={**headers, **extra},
-                      timeout=30) as response:
+    with httpx.stream(
+        "POST", f"{api_url}/api/v1/agents/consult", json=payload, headers={**headers, **extra}, timeout=30
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = parse_sse(response.read().decode())
@@ -72,8 +77,12 @@ def test_consult_streams_server_sent_events(api_url, admin, fake_llm, how):
 
 def test_consult_offline_is_labelled(api_url, admin):
     _, headers = admin
-    body = httpx.post(f"{api_url}/api/v1/agents/consult", json={"message": "When is the deadline to file personal taxes?"},
-                      headers=headers, timeout=30).json()
+    body = httpx.post(
+        f"{api_url}/api/v1/agents/consult",
+        json={"message": "When is the deadline to file personal taxes?"},
+        headers=headers,
+        timeout=30,
+    ).json()
     assert body["offline"] and body["notice"].startswith("Offline mode")
     assert body["route"]["router"] == "bm25" and "15 April" in body["answer"]
 
@@ -129,22 +138,26 @@ def test_specialist_quotas_refuse_with_clear_messages(api_url, admin):
     set_quotas(principal.tenant_id, max_specialists=23, specialist_knowledge_chars=2_000)  # the catalogue has 22
     too_long = httpx.post(url, json={**NEW, "knowledge": "k" * 2_001}, headers=headers)
     assert too_long.status_code == 422
-    assert too_long.json()["fields"]["knowledge"].startswith("Knowledge is at most 2,000 characters (this text has 2,001).")
+    assert too_long.json()["fields"]["knowledge"].startswith(
+        "Knowledge is at most 2,000 characters (this text has 2,001)."
+    )
     assert httpx.post(url, json={**NEW, "knowledge": "k" * 2_000}, headers=headers).status_code == 201
     full = httpx.post(url, json={**NEW, "slug": "one-too-many"}, headers=headers)
     assert full.status_code == 409 and full.json()["detail"] == (
         "Your organisation has reached its limit of 23 specialists (disabled ones count too). Edit or re-enable an "
-        "existing specialist instead.")
+        "existing specialist instead."
+    )
     sid = httpx.get(url, headers=headers).json()[0]["id"]
     patched = httpx.patch(f"{url}/{sid}", json={"knowledge": "k" * 2_001}, headers=headers)
     assert patched.status_code == 422 and "at most 2,000 characters" in patched.json()["fields"]["knowledge"]
 
 
-
 def set_consultation_quota(tenant_id, per_minute: int) -> None:
     with session_scope() as s:
-        s.execute(text("UPDATE tenants SET settings = jsonb_set(settings, '{quotas}', CAST(:q AS jsonb)) WHERE id = :id"),
-                  {"q": json.dumps({"consultations_per_minute": per_minute}), "id": tenant_id})
+        s.execute(
+            text("UPDATE tenants SET settings = jsonb_set(settings, '{quotas}', CAST(:q AS jsonb)) WHERE id = :id"),
+            {"q": json.dumps({"consultations_per_minute": per_minute}), "id": tenant_id},
+        )
 
 
 async def chat_turn(scope, message: str) -> list:
@@ -163,8 +176,11 @@ def test_consultations_per_minute_are_counted_across_rest_chat_and_phone(api_url
 
     refused = httpx.post(url, json={"message": question}, headers=headers, timeout=30)
     assert refused.status_code == 429
-    assert re.fullmatch(r"Your organisation has reached its limit of 3 questions a minute to the specialist team\. "
-                        r"Try again in \d+ seconds?\.", refused.json()["detail"])
+    assert re.fullmatch(
+        r"Your organisation has reached its limit of 3 questions a minute to the specialist team\. "
+        r"Try again in \d+ seconds?\.",
+        refused.json()["detail"],
+    )
     assert 0 < int(refused.headers["Retry-After"]) <= 20  # 3 a minute: one more every 20 s
     with pytest.raises(QuotaReached, match="limit of 3 questions"):
         asyncio.run(chat_turn(principal.scope, question))
@@ -174,8 +190,12 @@ def test_consultations_per_minute_are_counted_across_rest_chat_and_phone(api_url
     # Bad input does not use up the quota, and other organisations have their own.
     assert httpx.post(url, json={"message": "  "}, headers=headers).status_code == 422
     make_org("Other Dental", email="other@example.com")
-    assert httpx.post(url, json={"message": question}, headers=bearer(api_url, "other@example.com"),
-                      timeout=30).status_code == 200
+    assert (
+        httpx.post(
+            url, json={"message": question}, headers=bearer(api_url, "other@example.com"), timeout=30
+        ).status_code
+        == 200
+    )
 
 
 def test_a_zero_consultation_quota_says_so(api_url, admin):

@@ -53,10 +53,20 @@ def org(make_org):
 def script_team(fake, agents=("hipaa-privacy", "appointment-scheduling"), slow: dict | None = None):
     slow = slow or {}
     fake.script(ROUTER, reply={"agents": list(agents), "reason": "Privacy and scheduling."})
-    fake.script(HIPAA, where="system", reply="Verify two identifiers before sharing anything.", token_delay=0.03,
-                **slow.get("hipaa", {}))
-    fake.script(SCHEDULING, where="system", reply="Offer two specific new slots, then cancel the old one.",
-                token_delay=0.03, **slow.get("scheduling", {}))
+    fake.script(
+        HIPAA,
+        where="system",
+        reply="Verify two identifiers before sharing anything.",
+        token_delay=0.03,
+        **slow.get("hipaa", {}),
+    )
+    fake.script(
+        SCHEDULING,
+        where="system",
+        reply="Offer two specific new slots, then cancel the old one.",
+        token_delay=0.03,
+        **slow.get("scheduling", {}),
+    )
     fake.script(BILLING, where="system", reply="Check the EOB.", **slow.get("billing", {}))
     fake.script(SYNTHESIS, reply="First verify identity, then offer two new slots.", token_delay=0.01)
 
@@ -71,7 +81,8 @@ async def test_specialists_run_in_parallel_and_the_synthesis_streams(fake_llm, o
     kinds = [type(e) for e in events]
     # Both start before either finishes, and their tokens interleave: they ran at the same time.
     assert max(i for i, k in enumerate(kinds) if k is SpecialistStarted) < min(
-        i for i, k in enumerate(kinds) if k is SpecialistDone)
+        i for i, k in enumerate(kinds) if k is SpecialistDone
+    )
     token_owners = [e.slug for e in of(events, SpecialistToken)]
     assert token_owners != sorted(token_owners, key=token_owners.index) or len(set(token_owners)) == 1
     assert {e.slug: e.answer for e in of(events, SpecialistDone)} == {
@@ -149,8 +160,10 @@ async def test_the_overall_deadline_cancels_stragglers(fake_llm, org):
     assert {e.slug for e in of(events, SpecialistTimeout)} == {"hipaa-privacy", "appointment-scheduling"}
     done = events[-1]
     # Nobody answered: the reply falls back to the specialists' notes, and says who and why.
-    assert done.notice == ("No specialist could answer (HIPAA & Patient Privacy (timed out), Appointment Scheduling "
-                           "(timed out)), so this answer quotes their reference notes instead.")
+    assert done.notice == (
+        "No specialist could answer (HIPAA & Patient Privacy (timed out), Appointment Scheduling "
+        "(timed out)), so this answer quotes their reference notes instead."
+    )
     assert done.offline and "two identifiers" in done.answer
     assert leftover_tasks() == []
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import select
+
 from app.pages.agents import AgentsState
 from app.pages.chat import ChatState, batched
 from app.services.accounts import auth
+from app.services.accounts.scope import Scope
 from app.services.agents import conversations, specialists
 from app.services.demo import ADMIN_EMAIL, DEMO_QUESTION, seed_demo
-from app.services.accounts.scope import Scope
 from models import User
 from models.db import session_scope
-from sqlmodel import select
 from tests.test_agents_collaboration import QUESTION, leftover_tasks, script_team
 from tests.test_page_guards import new_state
 
@@ -34,8 +35,10 @@ async def test_a_question_streams_into_the_page_and_the_conversation_resumes(fak
     user, reply = state.lines
     assert user.role == "user" and user.content == QUESTION
     assert reply.role == "assistant" and reply.content == "First verify identity, then offer two new slots."
-    assert [(c.name, c.status) for c in reply.chips] == [("HIPAA & Patient Privacy", "done"),
-                                                          ("Appointment Scheduling", "done")]
+    assert [(c.name, c.status) for c in reply.chips] == [
+        ("HIPAA & Patient Privacy", "done"),
+        ("Appointment Scheduling", "done"),
+    ]
     assert "tokens · est. $0.000" in reply.usage and reply.reason == "Moderator: Privacy and scheduling."
     assert [c.title for c in state.conversations] == [QUESTION[:59].rsplit(" ", 1)[0] + "…"]
     assert leftover_tasks() == []
@@ -74,8 +77,9 @@ async def test_the_chat_shows_when_the_organisation_asked_too_many_questions(mak
     assert state.lines[-1].role == "assistant"
     await ask(state, "And for children?")
     assert state.lines[-1].role == "error" and not state.streaming
-    assert state.lines[-1].content.startswith("Your organisation has reached its limit of 1 question a minute to "
-                                              "the specialist team. Try again in ")
+    assert state.lines[-1].content.startswith(
+        "Your organisation has reached its limit of 1 question a minute to the specialist team. Try again in "
+    )
 
 
 async def test_users_only_see_their_own_conversations(make_org, make_user):

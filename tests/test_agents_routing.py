@@ -93,14 +93,17 @@ async def test_without_an_llm_the_keyword_router_decides_and_says_so(team):
 def test_keyword_router_picks_two_specialists_and_none_for_small_talk(team):
     keyword_router = router.KeywordRouter(team[1])
     assert keyword_router.choose("What's the capital of Australia?") == []
-    assert sorted(keyword_router.choose("A fasting Muslim patient asks whether she can have a root canal during Ramadan")) \
-        == ["arabic-callers", "dental-care"]
+    assert sorted(
+        keyword_router.choose("A fasting Muslim patient asks whether she can have a root canal during Ramadan")
+    ) == ["arabic-callers", "dental-care"]
 
 
 def test_a_short_follow_up_inherits_the_previous_topic(team):
     keyword_router = router.KeywordRouter(team[1])
-    history = [{"role": "user", "content": "When is the deadline to file personal taxes?"},
-               {"role": "assistant", "content": "15 April."}]
+    history = [
+        {"role": "user", "content": "When is the deadline to file personal taxes?"},
+        {"role": "assistant", "content": "15 April."},
+    ]
     assert keyword_router.route("And for a partnership?", history).agents == ["tax-deadlines"]
     assert keyword_router.route("And for a partnership?", []).agents == []
 
@@ -110,6 +113,10 @@ def test_the_routing_set_meets_the_target():
     from tests.agent_kit import catalogue_views, evaluate, routing_rows
 
     rows = routing_rows()
-    assert len(rows) >= 150 and sum(not r["expected"] for r in rows) >= 15 and sum(len(r["expected"]) > 1 for r in rows) >= 10
+    assert (
+        len(rows) >= 150
+        and sum(not r["expected"] for r in rows) >= 15
+        and sum(len(r["expected"]) > 1 for r in rows) >= 10
+    )
     result = evaluate(router.KeywordRouter(catalogue_views()).choose, rows)
     assert result["micro_f1"] >= 0.8 and result["oos_recall"] >= 0.8

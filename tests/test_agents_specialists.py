@@ -8,16 +8,21 @@ import pytest
 from sqlmodel import func, select
 
 from app.services.accounts import tenants
-from app.services.agents import specialists
-from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.services.accounts.quotas import QuotaReached
 from app.services.accounts.scope import Scope
+from app.services.agents import specialists
+from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from models import Specialist, Tenant
 from models.db import session_scope
 
-NEW = {"slug": "orthodontics", "name": "Orthodontics", "description": "Braces and aligners.",
-       "prompt": "You are the orthodontics specialist.", "knowledge": "Aligners are worn 22 hours a day.",
-       "keywords": "braces,  aligners , , invisalign"}
+NEW = {
+    "slug": "orthodontics",
+    "name": "Orthodontics",
+    "description": "Braces and aligners.",
+    "prompt": "You are the orthodontics specialist.",
+    "knowledge": "Aligners are worn 22 hours a day.",
+    "keywords": "braces,  aligners , , invisalign",
+}
 
 
 def test_the_catalogue_has_at_least_20_specialists_with_real_content():
@@ -131,7 +136,9 @@ def test_system_scope_reads_for_voice_service(make_org):
     org = make_org().scope
     with session_scope() as s:
         tenant_id = tenants.get_by_slug(s, "acme-dental").id
-    assert len(specialists.list_specialists(Scope.system(tenant_id), active_only=True)) == len(specialists.list_specialists(org))
+    assert len(specialists.list_specialists(Scope.system(tenant_id), active_only=True)) == len(
+        specialists.list_specialists(org)
+    )
 
 
 def set_quotas(tenant_id, **values: int) -> None:
@@ -142,8 +149,10 @@ def set_quotas(tenant_id, **values: int) -> None:
         session.add(tenant)
 
 
-LIMIT_MESSAGE = ("Your organisation has reached its limit of 100 specialists (disabled ones count too). Edit or "
-                 "re-enable an existing specialist instead.")
+LIMIT_MESSAGE = (
+    "Your organisation has reached its limit of 100 specialists (disabled ones count too). Edit or "
+    "re-enable an existing specialist instead."
+)
 
 
 def test_an_organisation_has_at_most_100_specialists_even_when_admins_add_them_at_once(make_org):
@@ -189,9 +198,12 @@ def test_knowledge_is_limited_by_the_organisations_quota_on_create_and_edit(make
     assert specialists.specialist_limits(org) == specialists.SpecialistLimits(23, 200, 1_000)
     with pytest.raises(ValidationFailed) as refused:
         specialists.update_specialist(org, created.id, **{**NEW, "knowledge": "k" * 1_001})
-    assert refused.value.fields == {"knowledge": (
-        "Knowledge is at most 1,000 characters (this text has 1,001). Keep the reference notes callers' questions "
-        "need, or split the topic between two specialists.")}
+    assert refused.value.fields == {
+        "knowledge": (
+            "Knowledge is at most 1,000 characters (this text has 1,001). Keep the reference notes callers' questions "
+            "need, or split the topic between two specialists."
+        )
+    }
     assert len(specialists.get_specialist(org, created.id).knowledge) == 50_000  # unchanged
     with pytest.raises(ValidationFailed):
         specialists.create_specialist(org, **{**NEW, "slug": "longer", "knowledge": "k" * 1_001})

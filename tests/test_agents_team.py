@@ -8,18 +8,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from app.services.accounts.scope import Scope
 from app.services.agents import router, search, specialists, team
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, RouteDecided
-from app.services.accounts.scope import Scope
 from tests.agent_kit import large_team
 
 QUESTION = "Can our AI agent call patients with appointment reminders? What do the robocall rules say?"
 
 
 def as_views(forms: list[dict]) -> list[specialists.SpecialistView]:
-    return [specialists.SpecialistView(id=f["slug"], is_active=True, is_default=False, updated_at="", **f)
-            for f in forms]
+    return [
+        specialists.SpecialistView(id=f["slug"], is_active=True, is_default=False, updated_at="", **f) for f in forms
+    ]
 
 
 async def offline_turn(scope, question: str = QUESTION) -> tuple[RouteDecided, Done]:
@@ -41,7 +42,9 @@ async def test_the_index_is_built_once_for_repeated_messages_and_again_after_a_c
 
     # Editing, disabling or enabling a specialist is a new version of the team: the next message rebuilds.
     tcpa = next(s for s in specialists.list_specialists(org) if s.slug == "tcpa-compliance")
-    specialists.update_specialist(org, tcpa.id, **{**tcpa.__dict__, "knowledge": "Appointment reminders by robocall: get consent in writing."})
+    specialists.update_specialist(
+        org, tcpa.id, **{**tcpa.__dict__, "knowledge": "Appointment reminders by robocall: get consent in writing."}
+    )
     _, edited = await offline_turn(org)
     assert "get consent in writing" in edited.answer
     assert team.builds["keyword_router"] - builds == 2
@@ -58,9 +61,15 @@ async def test_each_organisation_routes_over_its_own_team_only(make_org):
     first, second = make_org("First Dental").scope, make_org("Second Dental").scope
     await offline_turn(first)
     await offline_turn(second)
-    mine = specialists.create_specialist(first, slug="zebra-care", name="Zebra Care", description="Zebras.",
-                                         prompt="You look after zebras.", knowledge="Zebra stripes are unique.",
-                                         keywords="zebra, stripes")
+    mine = specialists.create_specialist(
+        first,
+        slug="zebra-care",
+        name="Zebra Care",
+        description="Zebras.",
+        prompt="You look after zebras.",
+        knowledge="Zebra stripes are unique.",
+        keywords="zebra, stripes",
+    )
     question = "How do we care for a zebra's stripes?"
     decided, _ = await offline_turn(first, question)
     assert [a["slug"] for a in decided.agents] == [mine.slug]
@@ -93,8 +102,9 @@ async def test_a_large_router_index_builds_while_the_event_loop_keeps_running():
     """While the keyword router over 40 specialists of 50,000 characters is built, the ticker keeps turning: the
     build runs off the event loop (on it, as before, the ticker got no turn at all)."""
     views = as_views(large_team(40, 50_000))
-    decision, ticks = await ticks_during(router.route("Robocall rules for appointment reminders", [], views,
-                                                      use_llm=False))
+    decision, ticks = await ticks_during(
+        router.route("Robocall rules for appointment reminders", [], views, use_llm=False)
+    )
     assert decision.router == "bm25" and decision.fallback == "No language model is configured."
     assert ticks >= 10
 

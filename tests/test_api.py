@@ -56,7 +56,9 @@ def test_bad_credentials_get_401_with_a_clear_message(api_url, make_org, email, 
 def test_token_endpoint_slows_a_guessing_client_with_429_and_retry_after(api_url, make_org):
     make_org(email="ada@example.com")
     for _ in range(5):  # SIGNIN_FREE_ATTEMPTS' default
-        wrong = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"})
+        wrong = httpx.post(
+            f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": "wrong-password-1"}
+        )
         assert wrong.status_code == 401
     response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 429
@@ -81,7 +83,9 @@ def test_missing_or_malformed_tokens_get_401(api_url, token, message):
 
 def test_expired_token_gets_401_saying_expired(api_url, make_org):
     principal = make_org()
-    expired = tokens.sign({"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=-1)
+    expired = tokens.sign(
+        {"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=-1
+    )
     response = get(api_url, "/api/v1/me", expired)
     assert response.status_code == 401
     assert response.json()["detail"] == "The token has expired. Request a new one."
@@ -189,8 +193,9 @@ def test_a_job_number_past_the_databases_range_is_simply_not_found(api_url, make
 def test_every_error_has_one_shape_with_a_sentence_and_the_fields(api_url, make_org):
     make_org(email="a@example.com")
     headers = {"Authorization": f"Bearer {token_for(api_url, 'a@example.com')}"}
-    unreadable = httpx.post(f"{api_url}/api/v1/contacts", headers={**headers, "Content-Type": "application/json"},
-                            content=b"\xff{")
+    unreadable = httpx.post(
+        f"{api_url}/api/v1/contacts", headers={**headers, "Content-Type": "application/json"}, content=b"\xff{"
+    )
     assert unreadable.status_code in (400, 422) and isinstance(unreadable.json()["detail"], str)
     wrong_type = httpx.get(f"{api_url}/api/v1/contacts", headers=headers, params={"per_page": "many"})
     assert wrong_type.status_code == 422
@@ -203,13 +208,17 @@ def test_every_error_has_one_shape_with_a_sentence_and_the_fields(api_url, make_
 def test_a_nul_character_in_any_text_is_dropped_instead_of_failing_the_write(api_url, make_org):
     make_org(email="a@example.com")
     headers = {"Authorization": f"Bearer {token_for(api_url, 'a@example.com')}"}
-    made = httpx.post(f"{api_url}/api/v1/contacts", headers=headers,
-                      json={"business_name": "Acme\x00 Dental", "contact_name": "Ada", "notes": "x\x00y"})
+    made = httpx.post(
+        f"{api_url}/api/v1/contacts",
+        headers=headers,
+        json={"business_name": "Acme\x00 Dental", "contact_name": "Ada", "notes": "x\x00y"},
+    )
     assert made.status_code == 201, made.text
     stored = get(api_url, f"/api/v1/contacts/{made.json()['id']}", headers["Authorization"][7:]).json()
     assert stored["business_name"] == "Acme Dental" and stored["notes"] == "xy"
-    asked = httpx.post(f"{api_url}/api/v1/agents/consult", headers=headers,
-                       json={"message": "hi", "agents": ["\x00front-desk"]})
+    asked = httpx.post(
+        f"{api_url}/api/v1/agents/consult", headers=headers, json={"message": "hi", "agents": ["\x00front-desk"]}
+    )
     assert asked.status_code == 422 and "Unknown or disabled specialists" in asked.json()["detail"]
     signin = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": "a\x00@example.com", "password": "wrong"})
     assert signin.status_code == 401
@@ -220,8 +229,11 @@ def test_page_numbers_and_offsets_past_any_real_list_give_an_empty_page(api_url,
     token = token_for(api_url, "a@example.com")
     far = get(api_url, "/api/v1/contacts?page=1641766002633109015239852032&per_page=87", token)
     assert far.status_code == 200 and far.json()["items"] == []
-    contact = httpx.post(f"{api_url}/api/v1/contacts", headers={"Authorization": f"Bearer {token}"},
-                         json={"business_name": "Acme", "contact_name": "Ada"}).json()
+    contact = httpx.post(
+        f"{api_url}/api/v1/contacts",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"business_name": "Acme", "contact_name": "Ada"},
+    ).json()
     timeline = get(api_url, f"/api/v1/contacts/{contact['id']}/interactions?offset={2**70}", token)
     assert timeline.status_code == 200 and timeline.json()["items"] == []
 
@@ -280,8 +292,9 @@ def test_a_remembered_token_stops_at_its_expiry(api_url, make_org, auth_cache_se
     assert refused.status_code == 401 and refused.json()["detail"] == "The token has expired. Request a new one."
 
 
-def test_a_deactivation_in_this_process_stops_a_remembered_token_at_once(api_url, make_org, make_user,
-                                                                          auth_cache_seconds):
+def test_a_deactivation_in_this_process_stops_a_remembered_token_at_once(
+    api_url, make_org, make_user, auth_cache_seconds
+):
     from app.services.accounts import users
 
     auth_cache_seconds(60)

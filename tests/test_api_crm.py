@@ -23,8 +23,13 @@ def admin(api_url, make_org):
     return Client(api_url, make_org("Harbor Dental"))
 
 
-CONTACT = {"business_name": "Bayview Orthodontics", "contact_name": "Priya Raman", "contact_email": "priya@bayview.example",
-           "phone": "555-201-0134", "status": "prospect"}
+CONTACT = {
+    "business_name": "Bayview Orthodontics",
+    "contact_name": "Priya Raman",
+    "contact_email": "priya@bayview.example",
+    "phone": "555-201-0134",
+    "status": "prospect",
+}
 
 
 def test_contact_lifecycle(admin):
@@ -39,12 +44,16 @@ def test_contact_lifecycle(admin):
     assert patched.json()["business_name"] == "Bayview Orthodontics"  # untouched by the partial update
     timeline = admin.get(f"/contacts/{cid}/interactions").json()["items"]
     assert timeline[0]["subject"] == "Status changed from Prospect to Customer"
-    added = admin.post(f"/contacts/{cid}/interactions", json={"interaction_type": "follow_up", "content": "Send pricing",
-                                                              "due_at": "2027-01-05"})
+    added = admin.post(
+        f"/contacts/{cid}/interactions",
+        json={"interaction_type": "follow_up", "content": "Send pricing", "due_at": "2027-01-05"},
+    )
     assert added.status_code == 201 and added.json()["due_at"] == "2027-01-05"
     iid = added.json()["id"]
     assert admin.put(f"/contacts/{cid}/interactions/{iid}/done", json={"done": True}).json()["done"] is True
-    assert admin.patch(f"/contacts/{cid}/interactions/{iid}", json={"subject": "Pricing"}).json()["subject"] == "Pricing"
+    assert (
+        admin.patch(f"/contacts/{cid}/interactions/{iid}", json={"subject": "Pricing"}).json()["subject"] == "Pricing"
+    )
     assert admin.delete(f"/contacts/{cid}/interactions/{iid}").status_code == 204
     assert admin.delete(f"/contacts/{cid}").status_code == 204
     assert admin.get(f"/contacts/{cid}").status_code == 404
@@ -95,7 +104,9 @@ def test_bad_query_parameters(admin):
 
 def test_tenants_cannot_reach_each_others_contacts(api_url, make_org, admin):
     cid = admin.post("/contacts", json=CONTACT).json()["id"]
-    iid = admin.post(f"/contacts/{cid}/interactions", json={"interaction_type": "note", "content": "private"}).json()["id"]
+    iid = admin.post(f"/contacts/{cid}/interactions", json={"interaction_type": "note", "content": "private"}).json()[
+        "id"
+    ]
     intruder = Client(api_url, make_org("Other Dental"))
     assert intruder.get("/contacts").json()["total"] == 0
     assert intruder.get("/contacts", params={"q": "priya"}).json()["items"] == []
@@ -166,5 +177,7 @@ def test_the_api_document_describes_what_each_crm_read_returns(api_url, admin):
 
     # And the bodies are those: every documented field, nothing else.
     cid = admin.post("/contacts", json=CONTACT).json()["id"]
-    assert set(admin.get(f"/contacts/{cid}").json()) == set(body_of("/api/v1/contacts/{contact_id}", "get", "200")["properties"])
+    assert set(admin.get(f"/contacts/{cid}").json()) == set(
+        body_of("/api/v1/contacts/{contact_id}", "get", "200")["properties"]
+    )
     assert set(admin.get("/contacts").json()["items"][0]) == set(card["properties"])

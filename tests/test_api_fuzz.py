@@ -25,8 +25,13 @@ from app.api.main import create_api
 from app.services.demo import ADMIN_EMAIL, seed_demo
 from tests.conftest import empty_all_tables
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -56,7 +61,13 @@ def test_the_fuzzed_document_is_the_published_one(api_url):
 
 
 @schema.parametrize()
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")), deadline=None, derandomize="FUZZ_EXAMPLES" not in os.environ, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")),
+    deadline=None,
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_operation_answers_within_its_documented_contract(case, api_url, admin_token):
     if case.path != "/api/v1/auth/token":  # the generated case carries an empty bearer token of its own
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {admin_token}"}

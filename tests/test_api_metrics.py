@@ -18,8 +18,11 @@ def scrape(api_url: str, **kwargs) -> dict[tuple[str, frozenset], float]:
     response = httpx.get(f"{api_url}/metrics", **kwargs)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -51,10 +54,16 @@ def test_api_requests_are_timed_by_route_template_and_status(api_url, make_org):
 
     name = "voicedesk_api_request_duration_seconds_count"
     template = "/api/v1/contacts/{contact_id}"
-    assert value(after, name, method="GET", route=template, status="404") - \
-        value(before, name, method="GET", route=template, status="404") == 1
-    assert value(after, name, method="GET", route="/api/v1/contacts", status="200") - \
-        value(before, name, method="GET", route="/api/v1/contacts", status="200") == 1
+    assert (
+        value(after, name, method="GET", route=template, status="404")
+        - value(before, name, method="GET", route=template, status="404")
+        == 1
+    )
+    assert (
+        value(after, name, method="GET", route="/api/v1/contacts", status="200")
+        - value(before, name, method="GET", route="/api/v1/contacts", status="200")
+        == 1
+    )
     # The series are named by templates: an id never becomes a label (one series per contact would be unbounded).
     assert not any(missing in str(labels) for _, labels in after)
 
@@ -91,18 +100,24 @@ def test_job_runs_are_timed_by_kind_and_outcome(api_url, make_org):
         before = scrape(api_url)
         job_queue.enqueue("test.works", tenant_id=org.tenant_id)
         job_queue.enqueue("test.breaks", tenant_id=org.tenant_id, max_attempts=2)
-        asyncio.run(Runner(poll_seconds=0.1, heartbeat_seconds=0.1, retry_base_seconds=0,
-                           schedule=False).run_until_idle())
+        asyncio.run(
+            Runner(poll_seconds=0.1, heartbeat_seconds=0.1, retry_base_seconds=0, schedule=False).run_until_idle()
+        )
         after = scrape(api_url)
     finally:
         HANDLERS.pop("test.works", None)
         HANDLERS.pop("test.breaks", None)
 
     name = "voicedesk_job_duration_seconds_count"
-    runs = {(dict(labels)["kind"], dict(labels)["outcome"]): n - before.get((name, labels), 0.0)
-            for (sample, labels), n in after.items() if sample == name and dict(labels)["kind"].startswith("test.")}
+    runs = {
+        (dict(labels)["kind"], dict(labels)["outcome"]): n - before.get((name, labels), 0.0)
+        for (sample, labels), n in after.items()
+        if sample == name and dict(labels)["kind"].startswith("test.")
+    }
     assert {key: n for key, n in runs.items() if n} == {
-        ("test.works", "succeeded"): 1, ("test.breaks", "retried"): 1, ("test.breaks", "failed"): 1,
+        ("test.works", "succeeded"): 1,
+        ("test.breaks", "retried"): 1,
+        ("test.breaks", "failed"): 1,
     }
 
 
@@ -115,13 +130,19 @@ def test_metrics_stay_out_of_the_api_document(api_url):
 
 def test_with_a_metrics_token_only_its_bearer_may_scrape(api_url, settings_env):
     settings_env(METRICS_TOKEN="scrape-secret-0123456789")
-    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "scrape-secret-0123456789"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        {"Authorization": "scrape-secret-0123456789"},
+    ):
         refused = httpx.get(f"{api_url}/metrics", headers=headers)  # from loopback, which alone is not enough now
         assert refused.status_code == 401
         assert refused.json()["detail"] == "Send 'Authorization: Bearer <METRICS_TOKEN>' to read the metrics."
         assert "voicedesk" not in refused.text
-    assert "voicedesk_api_request_duration_seconds" in httpx.get(
-        f"{api_url}/metrics", headers={"Authorization": "Bearer scrape-secret-0123456789"}).text
+    assert (
+        "voicedesk_api_request_duration_seconds"
+        in httpx.get(f"{api_url}/metrics", headers={"Authorization": "Bearer scrape-secret-0123456789"}).text
+    )
 
 
 def test_without_a_token_a_request_relayed_by_an_untrusted_proxy_is_refused(api_url, settings_env):

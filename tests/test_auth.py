@@ -12,8 +12,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from app.services.accounts import auth, tokens
 from app.services import organisations
+from app.services.accounts import auth, tokens
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.settings import get_settings
 from models import LoginAttempt, Tenant, User, UserSession
@@ -31,7 +31,9 @@ def counts() -> tuple[int, int, int]:
 
 
 def test_sign_up_creates_organisation_admin_and_defaults():
-    principal = organisations.register_organisation("  Bright Smiles  ", "Ada Lovelace", "  Ada@Example.COM ", "correct-horse-9")
+    principal = organisations.register_organisation(
+        "  Bright Smiles  ", "Ada Lovelace", "  Ada@Example.COM ", "correct-horse-9"
+    )
     assert principal.role == "admin"
     assert principal.email == "ada@example.com"  # normalised
     assert principal.tenant_name == "Bright Smiles"
@@ -230,7 +232,8 @@ def test_every_checked_sign_in_is_recorded_for_audit(make_org):
     with session_scope() as s:
         rows = s.exec(select(LoginAttempt).order_by(LoginAttempt.id)).all()
     assert [(r.email, r.client_key, r.succeeded) for r in rows] == [
-        ("ada@example.com", "10.0.0.1", False), ("ada@example.com", "10.0.0.1", True),
+        ("ada@example.com", "10.0.0.1", False),
+        ("ada@example.com", "10.0.0.1", True),
         ("ada@example.com", "10.0.0.1", False),
     ]
 
@@ -326,7 +329,9 @@ def test_api_token_kinds_are_not_interchangeable(make_org):
 
 def test_expired_api_token_says_so(make_org):
     principal = make_org()
-    expired = tokens.sign({"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=-5)
+    expired = tokens.sign(
+        {"sub": str(principal.user_id), "tid": str(principal.tenant_id)}, audience="api", ttl_seconds=-5
+    )
     with pytest.raises(tokens.TokenExpired, match="expired"):
         auth.resolve_api_token(expired)
 

@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_bench(script: str, *args: str, timeout: int = 300) -> dict:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -62,8 +68,9 @@ def test_agent_routing_bench_builds_the_index_once_for_every_message():
 
 
 def test_api_load_bench_serves_every_request_of_both_loads():
-    result = run_bench("api_load.py", "--clients", "4", "--seconds", "2", "--warmup", "0.5", "--slices", "2",
-                       "--tokens", "2")
+    result = run_bench(
+        "api_load.py", "--clients", "4", "--seconds", "2", "--warmup", "0.5", "--slices", "2", "--tokens", "2"
+    )
     assert result["contacts"] == 29 and result["tokens"] == 2  # the demo organisation, signed in over HTTP
     for load in ("bare", "contacts_phase"):
         figures = result[load]

@@ -12,8 +12,8 @@ from app.services.crm import contact_search, contacts, crm_dashboard, custom_fie
 from app.services.crm.contact_search import ContactQuery
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from models import Contact, ContactInteraction, CustomField
-from models.base import utcnow
 from models import crm as models_crm
+from models.base import utcnow
 from models.db import session_scope
 
 
@@ -37,8 +37,14 @@ def other(make_org):
 
 
 def new_contact(scope, **extra):
-    data = {"business_name": "Bayview Orthodontics", "contact_name": "Priya Raman", "contact_email": "priya@bayview.example",
-            "phone": "(555) 201-0134", "city": "San Diego", "state": "CA"}
+    data = {
+        "business_name": "Bayview Orthodontics",
+        "contact_name": "Priya Raman",
+        "contact_email": "priya@bayview.example",
+        "phone": "(555) 201-0134",
+        "city": "San Diego",
+        "state": "CA",
+    }
     return contacts.create_contact(scope, {**data, **extra})
 
 
@@ -112,7 +118,11 @@ def test_status_change_leaves_a_timeline_entry_but_not_a_last_interaction(admin)
     contacts.set_status(admin, contact.card.id, "qualified")
     entries = interactions.timeline(admin, contact.card.id)
     assert [e.subject for e in entries] == ["Status changed from Lead to Qualified"]
-    assert entries[0].is_status_change and entries[0].meta == {"kind": "status_change", "from": "lead", "to": "qualified"}
+    assert entries[0].is_status_change and entries[0].meta == {
+        "kind": "status_change",
+        "from": "lead",
+        "to": "qualified",
+    }
     assert contacts.get_contact(admin, contact.card.id).card.last_interaction_at == ""
     contacts.update_contact(admin, contact.card.id, {"city": "La Jolla"}, partial=True)  # no status change: no entry
     assert len(interactions.timeline(admin, contact.card.id)) == 1
@@ -201,7 +211,8 @@ def book(admin):
     ids = {}
     for business, name, email, phone, status in people:
         ids[name] = contacts.create_contact(
-            admin, {"business_name": business, "contact_name": name, "contact_email": email, "phone": phone, "status": status}
+            admin,
+            {"business_name": business, "contact_name": name, "contact_email": email, "phone": phone, "status": status},
         ).card.id
     return ids
 
@@ -255,7 +266,9 @@ def test_sorting(admin, book):
     assert names(admin) == ["Priya Raman", "Tom Becker", "Seán O'Brien", "Alicia Gomez"]  # by business name
     newest = [c.contact_name for c in contact_search.search_contacts(admin, ContactQuery(sort="newest")).items]
     assert newest == ["Seán O'Brien", "Alicia Gomez", "Tom Becker", "Priya Raman"]
-    interactions.add_interaction(admin, book["Alicia Gomez"], {"interaction_type": "phone_call", "content": "Intro call"})
+    interactions.add_interaction(
+        admin, book["Alicia Gomez"], {"interaction_type": "phone_call", "content": "Intro call"}
+    )
     recent = [c.contact_name for c in contact_search.search_contacts(admin, ContactQuery(sort="recent")).items]
     assert recent[0] == "Alicia Gomez"
     with pytest.raises(ValidationFailed, match="Sort by"):
@@ -264,8 +277,14 @@ def test_sorting(admin, book):
 
 def test_pages_and_totals(admin):
     for i in range(30):
-        contacts.create_contact(admin, {"business_name": f"Clinic {i:02d}", "contact_name": f"Person {i:02d}",
-                                        "status": "lead" if i % 3 else "customer"})
+        contacts.create_contact(
+            admin,
+            {
+                "business_name": f"Clinic {i:02d}",
+                "contact_name": f"Person {i:02d}",
+                "status": "lead" if i % 3 else "customer",
+            },
+        )
     first = contact_search.search_contacts(admin, ContactQuery(sort="name", per_page=12))
     assert (first.total, first.total_exact, first.pages, first.has_next) == (30, True, 3, True)
     third = contact_search.search_contacts(admin, ContactQuery(sort="name", per_page=12, page=3))
@@ -290,7 +309,9 @@ def test_broad_searches_count_up_to_a_cap_then_estimate(admin, monkeypatch):
 
 @pytest.fixture
 def fields(admin):
-    custom_fields.create_field(admin, label="Insurance plan", field_type="select", choices="Delta\nCigna, Aetna", required=True)
+    custom_fields.create_field(
+        admin, label="Insurance plan", field_type="select", choices="Delta\nCigna, Aetna", required=True
+    )
     custom_fields.create_field(admin, label="Chairs", field_type="number")
     custom_fields.create_field(admin, label="Renewal date", field_type="date")
     custom_fields.create_field(admin, label="Accepts new patients", field_type="boolean")
@@ -300,11 +321,31 @@ def fields(admin):
 
 
 def test_custom_field_values_are_typed_and_validated(admin, fields):
-    assert set(fields) == {"insurance_plan", "chairs", "renewal_date", "accepts_new_patients", "billing_email", "referral_note"}
-    detail = new_contact(admin, custom_fields={"insurance_plan": "cigna", "chairs": "12", "renewal_date": "2027-01-31",
-                                               "accepts_new_patients": "yes", "billing_email": "ap@bayview.example"})
-    assert detail.custom_fields == {"insurance_plan": "Cigna", "chairs": 12, "renewal_date": "2027-01-31",
-                                    "accepts_new_patients": True, "billing_email": "ap@bayview.example"}
+    assert set(fields) == {
+        "insurance_plan",
+        "chairs",
+        "renewal_date",
+        "accepts_new_patients",
+        "billing_email",
+        "referral_note",
+    }
+    detail = new_contact(
+        admin,
+        custom_fields={
+            "insurance_plan": "cigna",
+            "chairs": "12",
+            "renewal_date": "2027-01-31",
+            "accepts_new_patients": "yes",
+            "billing_email": "ap@bayview.example",
+        },
+    )
+    assert detail.custom_fields == {
+        "insurance_plan": "Cigna",
+        "chairs": 12,
+        "renewal_date": "2027-01-31",
+        "accepts_new_patients": True,
+        "billing_email": "ap@bayview.example",
+    }
 
 
 @pytest.mark.parametrize(
@@ -349,7 +390,9 @@ def test_deactivated_field_is_hidden_but_its_values_stay(admin, fields):
     assert "chairs" not in {d.name for d in custom_fields.list_fields(admin)}
     assert "chairs" in {d.name for d in custom_fields.list_fields(admin, include_inactive=True)}
     # Editing the contact from a form that no longer shows the field keeps the stored value.
-    updated = contacts.update_contact(admin, contact.card.id, {**contact.as_dict(), "custom_fields": {"insurance_plan": "Aetna"}})
+    updated = contacts.update_contact(
+        admin, contact.card.id, {**contact.as_dict(), "custom_fields": {"insurance_plan": "Aetna"}}
+    )
     assert updated.custom_fields == {"insurance_plan": "Aetna", "chairs": 8}
     with pytest.raises(ValidationFailed, match="deactivated"):
         contacts.update_contact(admin, contact.card.id, {"custom_fields": {"chairs": 9}}, partial=True)
@@ -366,9 +409,18 @@ def test_required_field_added_later_does_not_block_partial_edits(admin):
 
 
 def test_filter_by_custom_field(admin, fields):
-    new_contact(admin, custom_fields={"insurance_plan": "Delta", "chairs": 8, "accepts_new_patients": True,
-                                      "referral_note": "Met at the Denver expo"})
-    new_contact(admin, contact_name="Tom Becker", contact_email="tom@x.example", custom_fields={"insurance_plan": "Cigna"})
+    new_contact(
+        admin,
+        custom_fields={
+            "insurance_plan": "Delta",
+            "chairs": 8,
+            "accepts_new_patients": True,
+            "referral_note": "Met at the Denver expo",
+        },
+    )
+    new_contact(
+        admin, contact_name="Tom Becker", contact_email="tom@x.example", custom_fields={"insurance_plan": "Cigna"}
+    )
     assert names(admin, field="insurance_plan", value="delta") == ["Priya Raman"]
     assert names(admin, field="chairs", value="8") == ["Priya Raman"]
     assert names(admin, field="accepts_new_patients", value="yes") == ["Priya Raman"]
@@ -386,11 +438,26 @@ def test_filter_by_custom_field(admin, fields):
 def test_timeline_entries_newest_first_with_tasks_and_follow_ups(admin):
     contact = new_contact(admin)
     cid = contact.card.id
-    interactions.add_interaction(admin, cid, {"interaction_type": "meeting", "subject": "Demo", "content": "Showed the agent",
-                                              "interaction_date": (utcnow() - timedelta(days=3)).isoformat(),
-                                              "meta": {"location": "Zoom", "duration_minutes": 30}})
-    follow = interactions.add_interaction(admin, cid, {"interaction_type": "follow_up", "content": "Send pricing",
-                                                       "due_at": (utcnow() + timedelta(days=2)).date().isoformat()})
+    interactions.add_interaction(
+        admin,
+        cid,
+        {
+            "interaction_type": "meeting",
+            "subject": "Demo",
+            "content": "Showed the agent",
+            "interaction_date": (utcnow() - timedelta(days=3)).isoformat(),
+            "meta": {"location": "Zoom", "duration_minutes": 30},
+        },
+    )
+    follow = interactions.add_interaction(
+        admin,
+        cid,
+        {
+            "interaction_type": "follow_up",
+            "content": "Send pricing",
+            "due_at": (utcnow() + timedelta(days=2)).date().isoformat(),
+        },
+    )
     entries = interactions.timeline(admin, cid)
     assert [e.type for e in entries] == ["follow_up", "meeting"]
     assert entries[1].facts == ["Minutes: 30", "Location: Zoom"]
@@ -403,8 +470,9 @@ def test_timeline_entries_newest_first_with_tasks_and_follow_ups(admin):
 
 def test_last_interaction_follows_adds_edits_and_deletes(admin):
     cid = new_contact(admin).card.id
-    old = interactions.add_interaction(admin, cid, {"interaction_type": "email", "content": "Sent brochure",
-                                                    "interaction_date": "2026-01-15"})
+    old = interactions.add_interaction(
+        admin, cid, {"interaction_type": "email", "content": "Sent brochure", "interaction_date": "2026-01-15"}
+    )
     assert contacts.get_contact(admin, cid).card.last_interaction_at.startswith("2026-01-15T12:00")
     new = interactions.add_interaction(admin, cid, {"interaction_type": "phone_call", "content": "Call"})
     assert contacts.get_contact(admin, cid).card.last_interaction_at[:10] == utcnow().date().isoformat()
@@ -425,7 +493,11 @@ def test_last_interaction_follows_adds_edits_and_deletes(admin):
         ({"interaction_type": "task", "content": "x", "due_at": "soon"}, "due_at", "date like"),
         ({"interaction_type": "note", "content": "x", "subject": "s" * 256}, "subject", "at most 255"),
         ({"interaction_type": "note", "content": "x" * 20_001}, "content", "at most 20000"),
-        ({"interaction_type": "note", "content": "x", "interaction_date": "3026-01-01"}, "interaction_date", "between 1900"),
+        (
+            {"interaction_type": "note", "content": "x", "interaction_date": "3026-01-01"},
+            "interaction_date",
+            "between 1900",
+        ),
         ({"interaction_type": "note", "content": "x", "meta": {"blob": "b" * 9000}}, "meta", "at most 8000 bytes"),
     ],
 )
@@ -450,10 +522,14 @@ def test_only_tasks_and_follow_ups_can_be_done(admin):
 
 def stats_match_contacts() -> bool:
     with session_scope() as s:
-        stats = s.execute(text("SELECT tenant_id, day, status, n FROM contact_stats WHERE n <> 0 ORDER BY 1, 2, 3")).all()
-        actual = s.execute(text(
-            "SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, status, count(*) FROM contacts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        )).all()
+        stats = s.execute(
+            text("SELECT tenant_id, day, status, n FROM contact_stats WHERE n <> 0 ORDER BY 1, 2, 3")
+        ).all()
+        actual = s.execute(
+            text(
+                "SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, status, count(*) FROM contacts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+        ).all()
     return [tuple(r) for r in stats] == [tuple(r) for r in actual]
 
 
@@ -465,16 +541,31 @@ def test_statistics_follow_every_kind_of_change(admin, other):
     contacts.update_contact(admin, ids[1], {"city": "Del Mar"}, partial=True)
     contacts.delete_contact(admin, ids[2])
     with session_scope() as s:  # bulk statements, as the CSV import issues them
-        s.execute(text("UPDATE contacts SET status = 'prospect', created_at = created_at - interval '20 days' WHERE tenant_id = :t AND status = 'lead'"),
-                  {"t": admin.tenant_id})
-        s.execute(text(
-            "INSERT INTO contacts (tenant_id, business_name, contact_name, email_normalized, status) "
-            "VALUES (:t, 'A', 'A', 'p3@x.example', 'lead'), (:t, 'B', 'B', 'new@x.example', 'lead') "
-            "ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET status = EXCLUDED.status"
-        ), {"t": admin.tenant_id})
+        s.execute(
+            text(
+                "UPDATE contacts SET status = 'prospect', created_at = created_at - interval '20 days' WHERE tenant_id = :t AND status = 'lead'"
+            ),
+            {"t": admin.tenant_id},
+        )
+        s.execute(
+            text(
+                "INSERT INTO contacts (tenant_id, business_name, contact_name, email_normalized, status) "
+                "VALUES (:t, 'A', 'A', 'p3@x.example', 'lead'), (:t, 'B', 'B', 'new@x.example', 'lead') "
+                "ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET status = EXCLUDED.status"
+            ),
+            {"t": admin.tenant_id},
+        )
     assert stats_match_contacts()
     totals = {t.status: t.count for t in crm_dashboard.status_totals(admin)}
-    assert totals == {"lead": 2, "prospect": 2, "qualified": 0, "customer": 1, "closed_won": 0, "closed_lost": 0, "inactive": 0}
+    assert totals == {
+        "lead": 2,
+        "prospect": 2,
+        "qualified": 0,
+        "customer": 1,
+        "closed_won": 0,
+        "closed_lost": 0,
+        "inactive": 0,
+    }
     with session_scope() as s:
         s.execute(text("DELETE FROM tenants WHERE id = :t"), {"t": other.tenant_id})
     assert stats_match_contacts()
@@ -484,7 +575,9 @@ def test_dashboard_figures(admin):
     cid = new_contact(admin).card.id
     new_contact(admin, contact_email="t@x.example", status="customer")
     interactions.add_interaction(admin, cid, {"interaction_type": "note", "content": "Left a voicemail"})
-    interactions.add_interaction(admin, cid, {"interaction_type": "task", "content": "Prepare quote", "due_at": "2026-01-02"})
+    interactions.add_interaction(
+        admin, cid, {"interaction_type": "task", "content": "Prepare quote", "due_at": "2026-01-02"}
+    )
     board = crm_dashboard.crm_dashboard(admin)
     assert {t.status: t.count for t in board.totals}["customer"] == 1
     assert board.growth.total == 2 and board.growth.last_30_days == 2
@@ -497,10 +590,12 @@ def test_dashboard_figures(admin):
 def test_multi_word_search_pages_through_the_sort_window_exactly(admin):
     """The bounded sort-order walk used for correlated words returns exactly what the plain query returns."""
     for i in range(40):
-        contacts.create_contact(admin, {"business_name": f"Coastal Oral Surgery {i:02d}", "contact_name": f"P {i}",
-                                        "status": "lead"})
-        contacts.create_contact(admin, {"business_name": f"Harbor Dental {i:02d}", "contact_name": f"Q {i}",
-                                        "status": "lead"})
+        contacts.create_contact(
+            admin, {"business_name": f"Coastal Oral Surgery {i:02d}", "contact_name": f"P {i}", "status": "lead"}
+        )
+        contacts.create_contact(
+            admin, {"business_name": f"Harbor Dental {i:02d}", "contact_name": f"Q {i}", "status": "lead"}
+        )
     with session_scope() as s:
         s.execute(text("ANALYZE contacts"))
     query = ContactQuery(q="oral surg", status="lead", sort="name", page=3, per_page=5)
@@ -524,15 +619,34 @@ def test_search_document_splits_plain_names_exactly_like_the_text_parser():
 
     rng = random.Random(4)
     alphabet = string.ascii_letters + string.digits * 3 + "eE   "
-    names = ["San Diego Dental Group 123", "Person 123 Example", "  Two  spaces ", "", "1st Street 2nd", "A1B2 C3",
-             "ABC 007", "1e5 lab", "x2E3y", "O'Brien & Smith-Jones", "Seán Núñez", "acme.com 1.5"]
+    names = [
+        "San Diego Dental Group 123",
+        "Person 123 Example",
+        "  Two  spaces ",
+        "",
+        "1st Street 2nd",
+        "A1B2 C3",
+        "ABC 007",
+        "1e5 lab",
+        "x2E3y",
+        "O'Brien & Smith-Jones",
+        "Seán Núñez",
+        "acme.com 1.5",
+    ]
     names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
     with session_scope() as s:
-        differing = s.execute(text(
-            "SELECT business_name FROM (SELECT n AS business_name, '' AS contact_name, NULL AS phone_normalized "
-            "FROM unnest(CAST(:names AS text[])) AS n) AS c "
-            f"WHERE strip({models_crm.SEARCH_DOCUMENT}) <> strip(to_tsvector('simple', business_name || ' '))"
-        ), {"names": names}).scalars().all()
+        differing = (
+            s.execute(
+                text(
+                    "SELECT business_name FROM (SELECT n AS business_name, '' AS contact_name, NULL AS phone_normalized "
+                    "FROM unnest(CAST(:names AS text[])) AS n) AS c "
+                    f"WHERE strip({models_crm.SEARCH_DOCUMENT}) <> strip(to_tsvector('simple', business_name || ' '))"
+                ),
+                {"names": names},
+            )
+            .scalars()
+            .all()
+        )
     assert differing == []
 
 
@@ -541,8 +655,10 @@ def test_contacts_must_name_an_existing_organisation_and_user(admin):
 
     cid = new_contact(admin).card.id
     ghost = "00000000-0000-4000-8000-000000000000"
-    insert = ("INSERT INTO contacts (tenant_id, business_name, contact_name, created_by_user_id) "
-              "VALUES (:t, 'Ghost', 'Ghost', :u)")
+    insert = (
+        "INSERT INTO contacts (tenant_id, business_name, contact_name, created_by_user_id) "
+        "VALUES (:t, 'Ghost', 'Ghost', :u)"
+    )
     for statement, params in (
         (insert, {"t": ghost, "u": None}),
         (insert, {"t": admin.tenant_id, "u": ghost}),

@@ -13,16 +13,16 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from app.services.crm import contact_search, contacts, custom_fields, interactions
+from app.services.crm.contact_search import ContactQuery
+from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from app.services.imports import csv_export, csv_files, csv_import
 from app.services.imports import csv_mapping as cm
-from app.services.crm.contact_search import ContactQuery
 from app.services.imports.csv_files import ImportRefused
-from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from models import Contact, ImportJob
 from models.db import session_scope
 
 SEED_EXAMPLE = (
-    'business_name,contact_name,contact_email,phone,city,state,status,notes\n'
+    "business_name,contact_name,contact_email,phone,city,state,status,notes\n"
     '"Acme Corp","John Smith","john@acme.com","+1-555-123-4567","New York","NY","lead","Enterprise prospect"\n'
     '"Beta Inc","Jane Doe","jane@beta.com","+1-555-987-6543","Los Angeles","CA","prospect","Follow up in 2 weeks"\n'
 )
@@ -40,16 +40,35 @@ def upload(scope, content: bytes | str, name: str = "contacts.csv") -> csv_impor
 
 def run_import(scope, content, *, mapping=None, duplicates="skip", keep=True, batch_rows=1000, **kw):
     view = upload(scope, content)
-    csv_import.start(scope, view.id, mapping or view.mapping, {"duplicates": duplicates, "keep_existing_when_empty": keep},
-                     enqueue=False)
+    csv_import.start(
+        scope,
+        view.id,
+        mapping or view.mapping,
+        {"duplicates": duplicates, "keep_existing_when_empty": keep},
+        enqueue=False,
+    )
     return csv_import.execute(view.id, batch_rows=batch_rows, **kw)
 
 
 def snapshot(scope) -> list[tuple]:
     with session_scope() as s:
         rows = s.exec(select(Contact).where(Contact.tenant_id == scope.tenant_id).order_by(Contact.business_name)).all()
-        return [(r.business_name, r.contact_name, r.contact_email, r.phone, r.city, r.state, r.status, r.notes,
-                 r.website, r.custom_fields, r.updated_at) for r in rows]
+        return [
+            (
+                r.business_name,
+                r.contact_name,
+                r.contact_email,
+                r.phone,
+                r.city,
+                r.state,
+                r.status,
+                r.notes,
+                r.website,
+                r.custom_fields,
+                r.updated_at,
+            )
+            for r in rows
+        ]
 
 
 def errors_of(scope, view) -> list[tuple]:
@@ -63,15 +82,29 @@ def errors_of(scope, view) -> list[tuple]:
 def test_the_seed_example_imports_both_contacts(admin):
     view = upload(admin, SEED_EXAMPLE)
     assert (view.delimiter, view.has_header, view.encoding) == (",", True, "utf-8-sig")
-    assert view.mapping == ["business_name", "contact_name", "contact_email", "phone", "city", "state", "status", "notes"]
+    assert view.mapping == [
+        "business_name",
+        "contact_name",
+        "contact_email",
+        "phone",
+        "city",
+        "state",
+        "status",
+        "notes",
+    ]
     assert view.preview[0][:2] == ["Acme Corp", "John Smith"]
     done = run_import(admin, SEED_EXAMPLE)
     assert (done.status, done.rows_read, done.created, done.failed, done.percent) == ("done", 2, 2, 0, 100)
     page = contact_search.search_contacts(admin, ContactQuery(sort="name"))
     assert [(c.business_name, c.status, c.phone) for c in page.items] == [
-        ("Acme Corp", "lead", "+1-555-123-4567"), ("Beta Inc", "prospect", "+1-555-987-6543")]
+        ("Acme Corp", "lead", "+1-555-123-4567"),
+        ("Beta Inc", "prospect", "+1-555-987-6543"),
+    ]
     with session_scope() as s:
-        assert s.exec(select(Contact.phone_normalized).where(Contact.contact_email == "john@acme.com")).one() == "+15551234567"
+        assert (
+            s.exec(select(Contact.phone_normalized).where(Contact.contact_email == "john@acme.com")).one()
+            == "+15551234567"
+        )
 
 
 # --- sniffing hostile files --------------------------------------------------------------------------------
@@ -152,7 +185,9 @@ def test_a_header_over_64_kb_is_refused(admin):
 def test_a_row_too_wide_to_preview_is_left_to_the_import(admin):
     """A data row too wide to preview ends the preview, not the upload; the import fails that row only."""
     wide = ",".join(["Wide Co", "Wide Person", "wide@x.example"] + ["extra"] * 5000)
-    content = f"business_name,contact_name,contact_email\nAcme,Ann Lee,ann@acme.example\n{wide}\nBeta,Bo Ray,bo@x.example\n"
+    content = (
+        f"business_name,contact_name,contact_email\nAcme,Ann Lee,ann@acme.example\n{wide}\nBeta,Bo Ray,bo@x.example\n"
+    )
     view = upload(admin, content)
     assert view.preview == [["Acme", "Ann Lee", "ann@acme.example"]]
     done = run_import(admin, content)
@@ -166,7 +201,7 @@ def test_long_values_are_cut_in_the_preview(admin):
 
 def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
     content = (
-        'Company,Name,Email,Email,Notes\n'
+        "Company,Name,Email,Email,Notes\n"
         '"Quote ""Co""","Ann Lee","ann@q.example","second@q.example","line one\nline two"\n'
         '"Short Row","Bo Ray"\n'
         '"Too Long","Cy Ng","cy@q.example","","x","unexpected"\n'
@@ -177,8 +212,9 @@ def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
     assert view.mapping == ["business_name", "contact_name", "contact_email", "skip", "notes"]
     done = run_import(admin, content)
     assert (done.created, done.failed) == (3, 1)
-    assert errors_of(admin, done) == [(4, "", "This row has 6 cells but the header has 5. A delimiter inside a value "
-                                            "needs quotes around that value.")]
+    assert errors_of(admin, done) == [
+        (4, "", "This row has 6 cells but the header has 5. A delimiter inside a value needs quotes around that value.")
+    ]
     with session_scope() as s:
         row = s.exec(select(Contact).where(Contact.contact_name == "Ann Lee")).one()
         assert (row.business_name, row.notes) == ('Quote "Co"', "line one\nline two")
@@ -186,9 +222,11 @@ def test_quoted_newlines_quotes_ragged_rows_and_duplicate_headers(admin):
 
 def test_backslashes_tabs_and_line_breaks_arrive_as_they_were(admin):
     custom_fields.create_field(admin, label="Plan", field_type="select", choices='Gold "Plus", Silver')
-    content = ('business_name,contact_name,notes,plan\n'
-               '"C:\\new\\folder","Tab\tName","one\r\ntwo \\N three","gold ""plus"""\n'
-               '"Plain Co","Ann Lee","\\N","silver"\n')
+    content = (
+        "business_name,contact_name,notes,plan\n"
+        '"C:\\new\\folder","Tab\tName","one\r\ntwo \\N three","gold ""plus"""\n'
+        '"Plain Co","Ann Lee","\\N","silver"\n'
+    )
     done = run_import(admin, content, mapping=["business_name", "contact_name", "notes", "cf:plan"])
     assert (done.created, done.failed) == (2, 0), errors_of(admin, done)
     with session_scope() as s:
@@ -217,8 +255,10 @@ def test_broken_quoting_is_refused_early_or_stops_the_import_where_it_is(admin):
 
 
 def test_formula_cells_are_stored_as_text_and_exported_neutralised(admin):
-    content = ('business_name,contact_name,notes\n'
-               '"=HYPERLINK(""http://evil.example"",""click"")","@SUM(A1)","+cmd|\' /C calc\'!A0"\n')
+    content = (
+        "business_name,contact_name,notes\n"
+        '"=HYPERLINK(""http://evil.example"",""click"")","@SUM(A1)","+cmd|\' /C calc\'!A0"\n'
+    )
     done = run_import(admin, content)
     assert done.created == 1
     with session_scope() as s:
@@ -264,9 +304,17 @@ def test_duplicates_inside_the_file_keep_the_first(admin):
 
 @pytest.fixture
 def existing(admin):
-    return contacts.create_contact(admin, {"business_name": "Acme Corp", "contact_name": "John Smith",
-                                           "contact_email": "JOHN@acme.com", "city": "Boston", "notes": "VIP",
-                                           "status": "customer"})
+    return contacts.create_contact(
+        admin,
+        {
+            "business_name": "Acme Corp",
+            "contact_name": "John Smith",
+            "contact_email": "JOHN@acme.com",
+            "city": "Boston",
+            "notes": "VIP",
+            "status": "customer",
+        },
+    )
 
 
 def test_skip_mode_leaves_existing_contacts_alone(admin, existing):
@@ -278,7 +326,9 @@ def test_skip_mode_leaves_existing_contacts_alone(admin, existing):
 def test_create_only_mode_reports_existing_contacts_as_errors(admin, existing):
     done = run_import(admin, SEED_EXAMPLE, duplicates="create_only")
     assert (done.created, done.failed) == (1, 1)
-    assert errors_of(admin, done) == [(2, "", "John Smith already has this email; only new contacts are added in this import.")]
+    assert errors_of(admin, done) == [
+        (2, "", "John Smith already has this email; only new contacts are added in this import.")
+    ]
 
 
 def test_update_mode_updates_and_records_status_changes(admin, existing):
@@ -294,7 +344,10 @@ def test_update_mode_updates_and_records_status_changes(admin, existing):
 def test_keep_existing_values_when_the_cell_is_empty(admin, existing):
     content = "business_name,contact_name,contact_email,city,notes\nAcme Corp,John Smith,john@acme.com,,\n"
     run_import(admin, content, duplicates="update", keep=True)
-    assert (contacts.get_contact(admin, existing.card.id).card.city, contacts.get_contact(admin, existing.card.id).notes) == ("Boston", "VIP")
+    assert (
+        contacts.get_contact(admin, existing.card.id).card.city,
+        contacts.get_contact(admin, existing.card.id).notes,
+    ) == ("Boston", "VIP")
     run_import(admin, content, duplicates="update", keep=False)
     detail = contacts.get_contact(admin, existing.card.id)
     assert (detail.card.city, detail.notes, detail.card.business_name) == ("", "", "Acme Corp")
@@ -303,21 +356,27 @@ def test_keep_existing_values_when_the_cell_is_empty(admin, existing):
 def test_custom_fields_are_mapped_validated_and_merged(admin, existing):
     custom_fields.create_field(admin, label="Insurance plan", field_type="select", choices="Delta, Cigna")
     custom_fields.create_field(admin, label="Chairs", field_type="number")
-    content = ("Company,Name,E-mail,Insurance Plan,Chairs\n"
-               "Acme Corp,John Smith,john@acme.com,cigna,12\n"
-               "Beta Inc,Jane Doe,jane@beta.com,Kaiser,3\n"
-               "Gamma LLC,Gus Ray,gus@gamma.example,,seven\n")
+    content = (
+        "Company,Name,E-mail,Insurance Plan,Chairs\n"
+        "Acme Corp,John Smith,john@acme.com,cigna,12\n"
+        "Beta Inc,Jane Doe,jane@beta.com,Kaiser,3\n"
+        "Gamma LLC,Gus Ray,gus@gamma.example,,seven\n"
+    )
     view = upload(admin, content)
     assert view.mapping == ["business_name", "contact_name", "contact_email", "cf:insurance_plan", "cf:chairs"]
     done = run_import(admin, content, duplicates="update")
     assert (done.updated, done.created, done.failed) == (1, 0, 2)
     assert contacts.get_contact(admin, existing.card.id).custom_fields == {"insurance_plan": "Cigna", "chairs": 12}
-    assert [r[2] for r in errors_of(admin, done)] == ["Insurance plan must be one of: Delta, Cigna.",
-                                                      "Chairs must be a number (got “seven”)."]
+    assert [r[2] for r in errors_of(admin, done)] == [
+        "Insurance plan must be one of: Delta, Cigna.",
+        "Chairs must be a number (got “seven”).",
+    ]
 
 
 def test_first_and_last_name_columns_make_the_contact_name(admin):
-    done = run_import(admin, "Organization,First Name,Last Name,Email Address\nOrbit Co,Ada,Lovelace,ada@orbit.example\n")
+    done = run_import(
+        admin, "Organization,First Name,Last Name,Email Address\nOrbit Co,Ada,Lovelace,ada@orbit.example\n"
+    )
     assert done.created == 1
     assert contact_search.search_contacts(admin, ContactQuery()).items[0].contact_name == "Ada Lovelace"
 
@@ -346,7 +405,12 @@ def test_saved_mappings_apply_to_the_next_file(admin):
     csv_import.start(admin, view.id, mapping, {"duplicates": "skip"}, save_as="Front desk export", enqueue=False)
     saved = cm.saved_mappings(admin)
     assert [s.name for s in saved] == ["Front desk export"]
-    assert cm.apply_saved(saved[0], ["Who", "Practice", "Where", "Extra"], []) == ["contact_name", "business_name", "city", "skip"]
+    assert cm.apply_saved(saved[0], ["Who", "Practice", "Where", "Extra"], []) == [
+        "contact_name",
+        "business_name",
+        "city",
+        "skip",
+    ]
 
 
 # --- jobs: resume, cancel, isolation -------------------------------------------------------------------------
@@ -383,8 +447,9 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
 
     def someone_adds_a_contact(totals):
         if totals.rows_read == 50:
-            contacts.create_contact(admin, {"business_name": "Walk-in", "contact_name": "Wes",
-                                            "contact_email": "P250@race.example"})
+            contacts.create_contact(
+                admin, {"business_name": "Walk-in", "contact_name": "Wes", "contact_email": "P250@race.example"}
+            )
 
     with caplog.at_level("INFO", logger="app.services.imports.csv_loader"):
         done = run_import(admin, "\n".join(rows) + "\n", batch_rows=50, on_progress=someone_adds_a_contact)
@@ -392,7 +457,10 @@ def test_a_contact_added_while_an_import_runs_is_not_duplicated(admin, caplog):
     assert (done.status, done.rows_read, done.created, done.skipped) == ("done", 300, 299, 1)
     with session_scope() as s:
         assert s.execute(text("SELECT count(*), count(DISTINCT email_normalized) FROM contacts")).one() == (300, 300)
-        assert s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one() == "Walk-in"
+        assert (
+            s.exec(select(Contact.business_name).where(Contact.email_normalized == "p250@race.example")).one()
+            == "Walk-in"
+        )
 
 
 def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, caplog):
@@ -427,20 +495,30 @@ def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, 
 
     # Someone adds a contact whose email is in the file's third batch, and has not committed yet.
     someone = psycopg.connect(libpq_url())
-    someone.execute("INSERT INTO contacts (id, tenant_id, business_name, contact_name, contact_email, email_normalized, "
-                    "status) VALUES (gen_random_uuid(), %s, 'Walk-in', 'Wes', 'p120@fence.example', "
-                    "'p120@fence.example', 'closed_lost')", (admin.tenant_id,))
+    someone.execute(
+        "INSERT INTO contacts (id, tenant_id, business_name, contact_name, contact_email, email_normalized, "
+        "status) VALUES (gen_random_uuid(), %s, 'Walk-in', 'Wes', 'p120@fence.example', "
+        "'p120@fence.example', 'closed_lost')",
+        (admin.tenant_id,),
+    )
     stalled = Runner(worker_id="runner-1", concurrency=1, heartbeat_seconds=3600, poll_seconds=0.1, schedule=False)
-    taker = Runner(worker_id="runner-2", concurrency=1, lease_seconds=0.5, heartbeat_seconds=0.1, poll_seconds=0.1,
-                   schedule=False)
-    threads = [threading.Thread(target=lambda r=r: asyncio.run(r.run_until_idle(timeout=120))) for r in (stalled, taker)]
+    taker = Runner(
+        worker_id="runner-2", concurrency=1, lease_seconds=0.5, heartbeat_seconds=0.1, poll_seconds=0.1, schedule=False
+    )
+    threads = [
+        threading.Thread(target=lambda r=r: asyncio.run(r.run_until_idle(timeout=120))) for r in (stalled, taker)
+    ]
     caplog.set_level("INFO", logger="app.jobs.runner")
     try:
         threads[0].start()
         until("SELECT rows_read = 100 FROM import_jobs WHERE id = :id", "runner 1 committed two batches")
-        until("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-              "runner 1 waits in its third batch")
-        until("SELECT heartbeat_at < now() - interval '0.6 seconds' FROM jobs WHERE id = :job", "runner 1's lease ran out")
+        until(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            "runner 1 waits in its third batch",
+        )
+        until(
+            "SELECT heartbeat_at < now() - interval '0.6 seconds' FROM jobs WHERE id = :job", "runner 1's lease ran out"
+        )
         threads[1].start()
         until("SELECT locked_by = 'runner-2' FROM jobs WHERE id = :job", "runner 2 took the job over")
     finally:
@@ -457,7 +535,9 @@ def test_a_runner_that_lost_its_job_cannot_commit_its_batch(admin, monkeypatch, 
         job = s.execute(text("SELECT status, attempts, locked_by FROM jobs WHERE id = :id"), {"id": job_id}).one()
     assert tuple(job) == ("succeeded", 2, None)
     stopped = [r for r in caplog.records if r.getMessage() == "job stopped"]
-    assert [r.reason for r in stopped] == ["Another runner has taken over this import; this runner's batch was rolled back."]
+    assert [r.reason for r in stopped] == [
+        "Another runner has taken over this import; this runner's batch was rolled back."
+    ]
 
 
 def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):
@@ -483,15 +563,16 @@ def test_an_import_whose_job_keeps_failing_is_marked_failed(admin, monkeypatch):
     asyncio.run(run())
     failed = csv_import.import_view(admin, view.id)
     assert failed.status == "failed"
-    assert failed.error == ("The import stopped on an internal error and gave up after 5 attempts. "
-                            "Rows imported before that are kept.")
+    assert failed.error == (
+        "The import stopped on an internal error and gave up after 5 attempts. Rows imported before that are kept."
+    )
 
 
 def test_import_runs_as_a_job_with_progress(admin):
     import asyncio
 
-    from app.services import job_queue
     from app.jobs.runner import Runner
+    from app.services import job_queue
 
     view = upload(admin, SEED_EXAMPLE)
     started = csv_import.start(admin, view.id, view.mapping, {"duplicates": "skip"})
@@ -507,9 +588,13 @@ def test_other_organisations_and_members_cannot_see_an_import(admin, make_org, m
     view = upload(admin, SEED_EXAMPLE)
     other = make_org("Other").scope
     member = make_user(admin.tenant_id).scope
-    for call in (lambda s: csv_import.import_view(s, view.id), lambda s: csv_import.row_errors(s, view.id),
-                 lambda s: csv_import.error_report(s, view.id), lambda s: csv_import.cancel(s, view.id),
-                 lambda s: csv_import.start(s, view.id, view.mapping, {}, enqueue=False)):
+    for call in (
+        lambda s: csv_import.import_view(s, view.id),
+        lambda s: csv_import.row_errors(s, view.id),
+        lambda s: csv_import.error_report(s, view.id),
+        lambda s: csv_import.cancel(s, view.id),
+        lambda s: csv_import.start(s, view.id, view.mapping, {}, enqueue=False),
+    ):
         with pytest.raises(NotFound):
             call(other)
         with pytest.raises(PermissionDenied):
@@ -534,10 +619,19 @@ def test_export_follows_the_filter_and_re_imports_without_changes(admin):
     custom_fields.create_field(admin, label="Seats", field_type="number")
     custom_fields.create_field(admin, label="Renews", field_type="boolean")
     for i, (status, email) in enumerate([("lead", "a@x.example"), ("customer", "b@x.example"), ("customer", None)]):
-        contacts.create_contact(admin, {"business_name": f"Biz {i}", "contact_name": f"Person {i}", "contact_email": email,
-                                        "phone": "+44 20 7946 0958", "status": status, "notes": "Line 1\nLine \"2\"",
-                                        "website": "biz.example", "custom_fields": {"tier": "Gold", "seats": 2 + i,
-                                                                                    "renews": i % 2 == 0}})
+        contacts.create_contact(
+            admin,
+            {
+                "business_name": f"Biz {i}",
+                "contact_name": f"Person {i}",
+                "contact_email": email,
+                "phone": "+44 20 7946 0958",
+                "status": status,
+                "notes": 'Line 1\nLine "2"',
+                "website": "biz.example",
+                "custom_fields": {"tier": "Gold", "seats": 2 + i, "renews": i % 2 == 0},
+            },
+        )
     customers = "".join(csv_export.export_contacts(admin, ContactQuery(status="customer")))
     assert len(list(csv.reader(io.StringIO(customers)))) == 3
     everything = "".join(csv_export.export_contacts(admin, ContactQuery()))
@@ -562,7 +656,9 @@ def test_housekeeping_removes_old_upload_files(admin):
     waiting = upload(admin, SEED_EXAMPLE)
     with session_scope() as s:
         paths = {str(r.id): Path(r.stored_path) for r in s.exec(select(ImportJob)).all()}
-        s.execute(text("UPDATE import_jobs SET finished_at = now() - interval '8 days' WHERE id = :id"), {"id": done.id})
+        s.execute(
+            text("UPDATE import_jobs SET finished_at = now() - interval '8 days' WHERE id = :id"), {"id": done.id}
+        )
     assert csv_import.purge_files(abandoned_for=timedelta(0)) == 2
     assert not paths[done.id].exists() and not paths[waiting.id].exists()
     assert csv_import.import_view(admin, done.id).created == 2  # the import's record stays
@@ -574,6 +670,7 @@ def test_a_nul_character_past_the_sniffed_start_is_dropped_and_the_row_imports(a
     done = run_import(admin, f"business_name,contact_name,notes\n{rows}Acme\x00 Co,Ada,hello\x00world\n")
     assert (done.created, done.failed) == (1001, 0), errors_of(admin, done)
     with session_scope() as s:
-        notes = s.exec(select(Contact.notes).where(Contact.tenant_id == admin.tenant_id,
-                                                   Contact.business_name == "Acme Co")).one()
+        notes = s.exec(
+            select(Contact.notes).where(Contact.tenant_id == admin.tenant_id, Contact.business_name == "Acme Co")
+        ).one()
     assert notes == "helloworld"

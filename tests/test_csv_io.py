@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
@@ -19,9 +20,9 @@ from sqlalchemy import text
 from app.api.downloads import EXPORT_PATH, error_report_path
 from app.services.accounts import auth, tokens
 from app.services.crm import contact_search, contacts, custom_fields
-from app.services.imports import csv_export, csv_import
 from app.services.crm.contact_search import ContactQuery
 from app.services.demo import DEMO_SLUG, seed_demo
+from app.services.imports import csv_export, csv_import
 from models.db import get_engine, session_scope
 from tests.scratch_db import ROOT
 from tests.test_csv_import import SEED_EXAMPLE, run_import, upload
@@ -37,8 +38,15 @@ def owner(make_org):
 def test_export_link_downloads_the_filtered_contacts(api_url, owner):
     principal, _ = owner
     for i, status in enumerate(["lead", "customer", "customer"]):
-        contacts.create_contact(principal.scope, {"business_name": f"Biz {i}", "contact_name": f"P {i}",
-                                                  "contact_email": f"p{i}@x.example", "status": status})
+        contacts.create_contact(
+            principal.scope,
+            {
+                "business_name": f"Biz {i}",
+                "contact_name": f"P {i}",
+                "contact_email": f"p{i}@x.example",
+                "status": status,
+            },
+        )
     link = auth.download_link(principal, EXPORT_PATH, {"status": "customer", "sort": "name"})
     response = httpx.get(api_url + link)
     assert response.status_code == 200
@@ -55,8 +63,11 @@ def test_download_links_are_bound_to_their_url_session_and_time(api_url, owner, 
     assert httpx.get(f"{api_url}{error_report_path('x')}?token={token}").status_code == 401  # another file
     assert httpx.get(f"{api_url}{EXPORT_PATH}?status=lead&token=forged.token.value").status_code == 401
     assert httpx.get(f"{api_url}{EXPORT_PATH}").status_code == 401
-    expired = tokens.sign({"sub": str(principal.user_id), "sid": str(principal.session_id),
-                           "url": f"{EXPORT_PATH}?status=lead"}, audience=auth.DOWNLOAD_AUDIENCE, ttl_seconds=-5)
+    expired = tokens.sign(
+        {"sub": str(principal.user_id), "sid": str(principal.session_id), "url": f"{EXPORT_PATH}?status=lead"},
+        audience=auth.DOWNLOAD_AUDIENCE,
+        ttl_seconds=-5,
+    )
     assert httpx.get(f"{api_url}{EXPORT_PATH}?status=lead&token={expired}").status_code == 401
     assert httpx.get(api_url + link).status_code == 200
     auth.close_session(session_token)  # signing out revokes the link
@@ -95,8 +106,11 @@ def test_spreadsheet_formulas_in_header_labels_and_error_reasons_are_neutralised
     header = next(csv.reader(io.StringIO(exported)))
     assert header[-1] == "'" + formula
     # A row whose custom field is not a number: the reason quotes the label, which starts with "=".
-    done = run_import(principal.scope, "business_name,contact_name,score\nBiz 2,Bo,lots\n",
-                      mapping=["business_name", "contact_name", "cf:score"])
+    done = run_import(
+        principal.scope,
+        "business_name,contact_name,score\nBiz 2,Bo,lots\n",
+        mapping=["business_name", "contact_name", "cf:score"],
+    )
     report = httpx.get(api_url + auth.download_link(principal, error_report_path(done.id))).content.decode("utf-8-sig")
     reasons = [row[3] for row in csv.reader(io.StringIO(report))][1:]
     assert reasons and all(r.startswith("'=HYPERLINK") for r in reasons), reasons
@@ -114,18 +128,25 @@ def test_a_download_named_in_any_script_gets_its_name(api_url, owner):
     assert disposition.startswith('attachment; filename="') and disposition.isascii()
     encoded = disposition.split("filename*=UTF-8''", 1)[1]
     assert unquote(encoded) == "Клиенты «май»-errors.csv"
-    assert 'filename="contacts.csv"' in httpx.get(api_url + auth.download_link(principal, EXPORT_PATH)).headers[
-        "content-disposition"]
+    assert (
+        'filename="contacts.csv"'
+        in httpx.get(api_url + auth.download_link(principal, EXPORT_PATH)).headers["content-disposition"]
+    )
 
 
 @pytest.mark.parametrize("sort", list(contact_search.SORTS))
 def test_the_export_pages_through_every_contact_once_in_order(owner, monkeypatch, sort):
     principal, _ = owner
     with session_scope() as s:  # equal sort keys and empty last-contact dates: ties the pages must not split
-        s.execute(text("INSERT INTO contacts (tenant_id, business_name, contact_name, created_at, last_interaction_at) "
-                       "SELECT :t, 'Biz ' || (g % 4), 'P', '2026-01-01'::timestamptz + (g % 3) * interval '1 day', "
-                       "CASE WHEN g % 2 = 0 THEN '2026-02-01'::timestamptz + (g % 5) * interval '1 hour' END "
-                       "FROM generate_series(1, 23) g"), {"t": principal.tenant_id})
+        s.execute(
+            text(
+                "INSERT INTO contacts (tenant_id, business_name, contact_name, created_at, last_interaction_at) "
+                "SELECT :t, 'Biz ' || (g % 4), 'P', '2026-01-01'::timestamptz + (g % 3) * interval '1 day', "
+                "CASE WHEN g % 2 = 0 THEN '2026-02-01'::timestamptz + (g % 5) * interval '1 hour' END "
+                "FROM generate_series(1, 23) g"
+            ),
+            {"t": principal.tenant_id},
+        )
     monkeypatch.setattr(csv_export, "PAGE_ROWS", 4)
     rows = list(csv.reader(io.StringIO("".join(csv_export.export_contacts(principal.scope, ContactQuery(sort=sort))))))
     page = contact_search.search_contacts(principal.scope, ContactQuery(sort=sort, per_page=100))
@@ -140,7 +161,7 @@ def _dechunk(body: bytes) -> bytes:
         size = int(size_line, 16)
         if size == 0:
             return out
-        out, rest = out + rest[:size], rest[size + 2:]
+        out, rest = out + rest[:size], rest[size + 2 :]
 
 
 def _stalled_reader(api_url: str, path: str) -> socket.socket:
@@ -158,9 +179,13 @@ def test_forty_stalled_download_readers_hold_no_pooled_connection(api_url, owner
     reading leave the pool (10 + 20 overflow) free, and the API keeps answering."""
     principal, _ = owner
     with session_scope() as s:  # 6 MB of CSV: more than the server's socket buffers take in for a stalled reader
-        s.execute(text("INSERT INTO contacts (tenant_id, business_name, contact_name, notes) "
-                       "SELECT :t, 'Biz ' || g, 'P ' || g, repeat('n', 4000) FROM generate_series(1, 1500) g"),
-                  {"t": principal.tenant_id})
+        s.execute(
+            text(
+                "INSERT INTO contacts (tenant_id, business_name, contact_name, notes) "
+                "SELECT :t, 'Biz ' || g, 'P ' || g, repeat('n', 4000) FROM generate_series(1, 1500) g"
+            ),
+            {"t": principal.tenant_id},
+        )
     link = auth.download_link(principal, EXPORT_PATH)
     readers = [_stalled_reader(api_url, link) for _ in range(40)]
     try:
@@ -199,8 +224,14 @@ def test_forty_stalled_download_readers_hold_no_pooled_connection(api_url, owner
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "import-csv", *args], cwd=ROOT, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "import-csv", *args],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_imports_into_the_demo_organisation(tmp_path):
@@ -212,7 +243,7 @@ def test_cli_imports_into_the_demo_organisation(tmp_path):
     assert "Finished" in result.stdout and "1 added" in result.stdout and "1 skipped" in result.stdout
     assert "1 with errors" in result.stdout
     report = result.stdout.split("Error report: ")[1].strip()
-    assert "not a valid email address" in open(report).read()
+    assert "not a valid email address" in Path(report).read_text()
     from app.services.accounts import tenants
     from app.services.accounts.scope import Scope
     from models.db import session_scope
@@ -222,7 +253,9 @@ def test_cli_imports_into_the_demo_organisation(tmp_path):
     assert contact_search.search_contacts(scope, ContactQuery(q="john@acme.com")).items[0].business_name == "Acme Corp"
 
 
-@pytest.mark.parametrize("content, reason", [(b"", "The file is empty"), (b"PK\x03\x04" + bytes(300), "Excel workbook")])
+@pytest.mark.parametrize(
+    "content, reason", [(b"", "The file is empty"), (b"PK\x03\x04" + bytes(300), "Excel workbook")]
+)
 def test_cli_refuses_a_file_with_a_one_line_reason(tmp_path, content, reason):
     seed_demo()
     path = tmp_path / "in.csv"

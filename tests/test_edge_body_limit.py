@@ -37,8 +37,16 @@ RSS_BUDGET = 10 * MiB
 FORM = "application/x-www-form-urlencoded"
 
 
-def post_raw(port: int, path: str, *, total: int, prefix: bytes = b"", content_type: str = FORM,
-             declared: int | None = None, headers: dict[str, str] | None = None) -> tuple[int | None, int]:
+def post_raw(
+    port: int,
+    path: str,
+    *,
+    total: int,
+    prefix: bytes = b"",
+    content_type: str = FORM,
+    declared: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int | None, int]:
     """POST `total` body bytes chunked (or declare `declared` bytes in Content-Length and send none), reading the
     answer as soon as there is one. Returns (status, body bytes sent)."""
     lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Type: {content_type}"]
@@ -70,7 +78,7 @@ def post_raw(port: int, path: str, *, total: int, prefix: bytes = b"", content_t
                     else:
                         pending, finished = b"0\r\n\r\n", True
                 try:
-                    pending = pending[sock.send(pending):]
+                    pending = pending[sock.send(pending) :]
                 except (BrokenPipeError, ConnectionResetError):
                     finished, pending = True, b""  # the server hung up; its answer may be waiting
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else None
@@ -105,8 +113,9 @@ def server_process(args: list[str], ready_path: str) -> Iterator[tuple[int, int]
     """A server started from its command line on a free port: (port, pid)."""
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, *args, "--port", str(port)], cwd=ROOT, env=dict(os.environ),
-                                stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, *args, "--port", str(port)], cwd=ROOT, env=dict(os.environ), stdout=log, stderr=log
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -130,8 +139,10 @@ def test_a_100_mb_chunked_post_to_the_twilio_webhook_is_refused_without_bufferin
         assert post_raw(port, "/twilio/voice", total=100, prefix=b"CallSid=x")[0] == 403  # warm: unsigned
         with rss_watch(pid) as rss:
             status, sent = post_raw(port, "/twilio/voice", total=HUNDRED_MB, prefix=b"CallSid=")
-    print(f"\nvoice_service /twilio/voice: 100 MB chunked -> {status} after {sent / MiB:.1f} MiB sent; "
-          f"RSS {rss['before'] / MiB:.1f} MiB, peak growth {rss['growth'] / MiB:.2f} MiB")
+    print(
+        f"\nvoice_service /twilio/voice: 100 MB chunked -> {status} after {sent / MiB:.1f} MiB sent; "
+        f"RSS {rss['before'] / MiB:.1f} MiB, peak growth {rss['growth'] / MiB:.2f} MiB"
+    )
     assert status == 413
     assert rss["growth"] < RSS_BUDGET
 
@@ -141,12 +152,16 @@ def test_a_100_mb_chunked_post_to_the_api_is_refused_without_buffering_it():
     with server_process(api, "/api/v1/health") as (port, pid):
         assert post_raw(port, "/api/v1/auth/token", total=3, prefix=b"x=1")[0] == 422  # warm: fields missing
         assert post_raw(port, "/api/v1/contacts", total=2, prefix=b"{}", content_type="application/json")[0] == 401
-        for path, prefix, content_type in (("/api/v1/auth/token", b"username=", FORM),
-                                           ("/api/v1/contacts", b'{"notes": "', "application/json")):
+        for path, prefix, content_type in (
+            ("/api/v1/auth/token", b"username=", FORM),
+            ("/api/v1/contacts", b'{"notes": "', "application/json"),
+        ):
             with rss_watch(pid) as rss:
                 status, sent = post_raw(port, path, total=HUNDRED_MB, prefix=prefix, content_type=content_type)
-            print(f"\napi {path}: 100 MB chunked -> {status} after {sent / MiB:.1f} MiB sent; "
-                  f"RSS {rss['before'] / MiB:.1f} MiB, peak growth {rss['growth'] / MiB:.2f} MiB")
+            print(
+                f"\napi {path}: 100 MB chunked -> {status} after {sent / MiB:.1f} MiB sent; "
+                f"RSS {rss['before'] / MiB:.1f} MiB, peak growth {rss['growth'] / MiB:.2f} MiB"
+            )
             assert status == 413, path
             assert rss["growth"] < RSS_BUDGET, path
 

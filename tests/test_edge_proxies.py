@@ -38,8 +38,16 @@ def hops(monkeypatch):
 def api_request(*forwarded_for: str) -> Request:
     """The request FastAPI hands a route: the socket's peer, and each X-Forwarded-For header as sent."""
     headers = [(b"host", b"api.example.com")] + [(b"x-forwarded-for", v.encode()) for v in forwarded_for]
-    return Request({"type": "http", "method": "POST", "path": "/api/v1/auth/token", "headers": headers,
-                    "client": (PEER, 50123), "query_string": b""})
+    return Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v1/auth/token",
+            "headers": headers,
+            "client": (PEER, 50123),
+            "query_string": b"",
+        }
+    )
 
 
 def test_without_trusted_proxies_a_forged_forwarded_for_does_not_change_the_rate_limit_key(hops):
@@ -67,13 +75,16 @@ def test_a_chain_longer_or_shorter_than_the_trusted_hops(hops):
     assert client_key(api_request("203.0.113.9, 172.16.0.4")) == "172.16.0.4"
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ("203.0.113.9:4711", "203.0.113.9"),
-    ("[2001:db8::1]:443", "2001:db8::1"),
-    ("2001:db8::1", "2001:db8::1"),
-    ("unknown", PEER),  # not an address: the socket's peer rather than a key anyone can pick
-    ("", PEER),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("203.0.113.9:4711", "203.0.113.9"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("unknown", PEER),  # not an address: the socket's peer rather than a key anyone can pick
+        ("", PEER),
+    ],
+)
 def test_entries_are_addresses(hops, entry, expected):
     hops(1)
     assert proxies.client_ip(PEER, [entry]) == expected
@@ -96,20 +107,25 @@ async def sign_in_from(admin, forwarded_for: str | None) -> str | None:
     [_ async for _ in SignInState.submit.fn(state, {"email": admin.email, "password": PASSWORD})]
     assert state.error == ""
     with session_scope() as s:
-        rows = s.exec(select(UserSession).where(UserSession.user_id == admin.user_id)
-                      .order_by(UserSession.created_at.desc())).all()
+        rows = s.exec(
+            select(UserSession).where(UserSession.user_id == admin.user_id).order_by(UserSession.created_at.desc())
+        ).all()
     return rows[0].client_ip
 
 
-@pytest.mark.parametrize("hop_count, forwarded_for, expected", [
-    (0, None, PEER),
-    (0, "203.0.113.9", PEER),
-    (1, "203.0.113.9", "203.0.113.9"),
-    (1, "6.6.6.6, 203.0.113.9", "203.0.113.9"),
-    (2, "6.6.6.6, 203.0.113.9, 172.16.0.4", "203.0.113.9"),
-])
-async def test_the_sign_in_page_keys_and_records_the_client_by_trusted_hops(hops, make_org, hop_count, forwarded_for,
-                                                                            expected):
+@pytest.mark.parametrize(
+    "hop_count, forwarded_for, expected",
+    [
+        (0, None, PEER),
+        (0, "203.0.113.9", PEER),
+        (1, "203.0.113.9", "203.0.113.9"),
+        (1, "6.6.6.6, 203.0.113.9", "203.0.113.9"),
+        (2, "6.6.6.6, 203.0.113.9, 172.16.0.4", "203.0.113.9"),
+    ],
+)
+async def test_the_sign_in_page_keys_and_records_the_client_by_trusted_hops(
+    hops, make_org, hop_count, forwarded_for, expected
+):
     hops(hop_count)
     admin = make_org()
     assert await sign_in_from(admin, forwarded_for) == expected

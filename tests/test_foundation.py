@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 )
 def test_shared_code_imports_without_reflex(modules):
     code = f"import sys, {modules}; sys.exit(1 if any(m == 'reflex' or m.startswith('reflex.') for m in sys.modules) else 0)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+    )
     assert result.returncode == 0, f"{modules} pulled in Reflex\n{result.stderr}"
 
 
@@ -96,19 +98,29 @@ def test_demo_seed_is_idempotent_and_prints_credentials_once():
 
 def test_cli_seed_demo_and_create_superadmin():
     env = dict(os.environ)
-    first = subprocess.run([sys.executable, "-m", "app.cli", "seed-demo"], cwd=ROOT, env=env, capture_output=True, text=True)
+    first = subprocess.run(
+        [sys.executable, "-m", "app.cli", "seed-demo"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert first.returncode == 0 and ADMIN_EMAIL in first.stdout
-    again = subprocess.run([sys.executable, "-m", "app.cli", "seed-demo"], cwd=ROOT, env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "app.cli", "seed-demo"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert again.returncode == 0 and ADMIN_EMAIL not in again.stdout
     made = subprocess.run(
         [sys.executable, "-m", "app.cli", "create-superadmin", "ops@example.com", "--password", "ops-password-42"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert made.returncode == 0, made.stderr
     assert auth.authenticate("ops@example.com", "ops-password-42", "cli-test").role == "super_admin"
     dup = subprocess.run(
         [sys.executable, "-m", "app.cli", "create-superadmin", "ops@example.com", "--password", "ops-password-42"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert dup.returncode == 1 and "already exists" in dup.stderr
 
@@ -170,8 +182,13 @@ def test_voice_service_starts_from_its_command_line():
     from tests.fakes.server import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "voice_service", "--port", str(port)], cwd=ROOT, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voice_service", "--port", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         import time
 

@@ -21,8 +21,8 @@ import app.app  # noqa: F401  (builds the app: the page states exist)
 from app import cli
 from app.pages.csv_import import ImportState
 from app.services.accounts import auth, quotas
-from app.services.imports import csv_files, csv_import
 from app.services.accounts.quotas import QuotaReached
+from app.services.imports import csv_files, csv_import
 from models import ImportJob
 from models.db import session_scope
 from tests.test_page_guards import new_state
@@ -83,19 +83,25 @@ def test_set_quota_and_show_quotas(admin, capsys):
     with session_scope() as s:
         assert quotas.quotas_for(s, admin.tenant_id).concurrent_imports == 2
 
-    for args, message in [(["set-quota", slug, "disk", "1"], "There is no quota called “disk”"),
-                          (["set-quota", slug, "concurrent_imports", "many"], "is not a value for concurrent_imports"),
-                          (["set-quota", slug, "concurrent_imports", "-1"], "is not a value"),
-                          (["set-quota", "no-such-org", "concurrent_imports", "1"], "No organisation has the slug"),
-                          (["show-quotas", "no-such-org"], "No organisation has the slug")]:
+    for args, message in [
+        (["set-quota", slug, "disk", "1"], "There is no quota called “disk”"),
+        (["set-quota", slug, "concurrent_imports", "many"], "is not a value for concurrent_imports"),
+        (["set-quota", slug, "concurrent_imports", "-1"], "is not a value"),
+        (["set-quota", "no-such-org", "concurrent_imports", "1"], "No organisation has the slug"),
+        (["show-quotas", "no-such-org"], "No organisation has the slug"),
+    ]:
         assert cli.main(args) == 1
         assert message in capsys.readouterr().err
 
 
 def test_setting_a_quota_keeps_the_other_settings(admin):
     with session_scope() as s:
-        s.execute(text("UPDATE tenants SET settings = '{\"theme\": \"dark\", \"quotas\": {\"max_specialists\": 7}}' "
-                       "WHERE id = :id"), {"id": admin.tenant_id})
+        s.execute(
+            text(
+                'UPDATE tenants SET settings = \'{"theme": "dark", "quotas": {"max_specialists": 7}}\' WHERE id = :id'
+            ),
+            {"id": admin.tenant_id},
+        )
     set_quota(admin, "concurrent_imports", 5)
     with session_scope() as s:
         settings = s.execute(text("SELECT settings FROM tenants WHERE id = :id"), {"id": admin.tenant_id}).scalar()

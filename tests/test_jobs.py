@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import text
 
 from app.jobs import scheduler
-from app.services import job_queue
 from app.jobs.registry import GIVE_UP, HANDLERS
 from app.jobs.runner import UNEXPECTED_FAILURE, PermanentJobError, Runner, claim_next
-from app.services.errors import NotFound, PermissionDenied
+from app.services import job_queue
 from app.services.accounts.scope import Scope
+from app.services.errors import NotFound, PermissionDenied
 from models.db import session_scope
 
 WORKER = Path(__file__).parent / "jobs_worker.py"
@@ -62,6 +62,7 @@ def until(job_id: int, condition: str, timeout: float = 30) -> None:
 
 def run_until_failed(job_id: int, rounds: int = 100) -> None:
     """Run (and wait out the short retry backoffs) until the job has failed for good, or give up."""
+
     async def run():
         runner = fast_runner()
         for _ in range(rounds):
@@ -171,8 +172,9 @@ def test_a_job_that_keeps_failing_ends_failed_with_a_message_and_its_traceback_l
     assert row["status"] == "failed" and row["attempts"] == 2
     assert row["last_error"] == UNEXPECTED_FAILURE  # shown to admins: no traceback
     logged = [r for r in caplog.records if r.getMessage() == "job failed"]
-    assert len(logged) == 2 and all("ValueError: bad payload" in logging.Formatter().formatException(r.exc_info)
-                                    for r in logged)
+    assert len(logged) == 2 and all(
+        "ValueError: bad payload" in logging.Formatter().formatException(r.exc_info) for r in logged
+    )
 
 
 @pytest.fixture
@@ -199,8 +201,13 @@ def test_the_give_up_hook_runs_once_when_the_retries_are_used_up(handlers, give_
 def test_the_give_up_hook_runs_when_a_runner_died_on_every_attempt(give_up_calls):
     job_id = job_queue.enqueue("test.doomed", {"n": 8}, max_attempts=2)
     with session_scope() as s:  # as if two runners took it and died: running, attempts used up, no heartbeat
-        s.execute(text("UPDATE jobs SET status = 'running', attempts = 2, locked_by = 'dead', "
-                       "heartbeat_at = now() - interval '1 hour' WHERE id = :id"), {"id": job_id})
+        s.execute(
+            text(
+                "UPDATE jobs SET status = 'running', attempts = 2, locked_by = 'dead', "
+                "heartbeat_at = now() - interval '1 hour' WHERE id = :id"
+            ),
+            {"id": job_id},
+        )
     assert claim_next("next", lease_seconds=60) is None
     row = job_row(job_id)
     assert row["status"] == "failed" and "Gave up after 2 attempts." in row["last_error"]
@@ -297,15 +304,21 @@ def test_dedupe_key_makes_periodic_jobs_exist_once():
 def test_housekeeping_job_runs(make_org):
     make_org()
     with session_scope() as s:  # sign-in records: failures go after a day, successes (known clients) after 30
-        s.execute(text(
-            "INSERT INTO login_attempts (email, client_key, succeeded, attempted_at) VALUES "
-            "('a@example.com', 'old-failure', false, now() - interval '2 days'), "
-            "('a@example.com', 'owner-home', true, now() - interval '20 days'), "
-            "('a@example.com', 'gone', true, now() - interval '31 days'), "
-            "('a@example.com', 'new-failure', false, now())"
-        ))
-        s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
-                       "VALUES ('spent', 1, now() - interval '2 hours', now() - interval '1 hour')"))
+        s.execute(
+            text(
+                "INSERT INTO login_attempts (email, client_key, succeeded, attempted_at) VALUES "
+                "('a@example.com', 'old-failure', false, now() - interval '2 days'), "
+                "('a@example.com', 'owner-home', true, now() - interval '20 days'), "
+                "('a@example.com', 'gone', true, now() - interval '31 days'), "
+                "('a@example.com', 'new-failure', false, now())"
+            )
+        )
+        s.execute(
+            text(
+                "INSERT INTO rate_limits (key, hits, until, expires_at) "
+                "VALUES ('spent', 1, now() - interval '2 hours', now() - interval '1 hour')"
+            )
+        )
     job_id = job_queue.enqueue("housekeeping")
     asyncio.run(fast_runner().run_until_idle())
     row = job_row(job_id)
@@ -352,8 +365,9 @@ def _finished_call(tenant_id) -> int:
     from app.services.calls import call_records
 
     scope = Scope.system(tenant_id)
-    call_id = call_records.start_call(scope, call_sid="CA" + "f" * 32, from_number="+14155550100",
-                                      to_number="+14155550199", pipeline="classic")
+    call_id = call_records.start_call(
+        scope, call_sid="CA" + "f" * 32, from_number="+14155550100", to_number="+14155550199", pipeline="classic"
+    )
     call_records.add_transcript_line(scope, call_id, seq=1, role="user", content="Please call me back tomorrow.")
     assert call_records.finish_call(scope, call_id, status="completed", reason="hangup")
     with session_scope() as s:

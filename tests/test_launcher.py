@@ -51,10 +51,14 @@ def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RUN_JOBS_IN_APP")}
     env["DATA_DIR"] = str(tmp_path / "data")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    log = open(tmp_path / "launcher.log", "w")
+    log = open(tmp_path / "launcher.log", "w")  # noqa: SIM115 (the child writes to it until the finally below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "run", "--app-port", str(app_port), "--voice-port", str(voice_port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         health = wait_for(f"http://127.0.0.1:{voice_port}/healthz", proc, 300)

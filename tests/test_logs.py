@@ -54,7 +54,7 @@ def configured(monkeypatch):
     "message, leaked",
     [
         # A JSON body logged as a message: it is escaped once more inside the line.
-        (json.dumps({"email": "ada@example.com", "password": "hunter 22 \"quoted\""}), ["hunter", "quoted"]),
+        (json.dumps({"email": "ada@example.com", "password": 'hunter 22 "quoted"'}), ["hunter", "quoted"]),
         (json.dumps({"user": {"new_password": "s3cret-Value-9"}}), ["s3cret-Value-9"]),
         ("{'password': 'py-repr-secret'}", ["py-repr-secret"]),
         ("form: email=ada%40example.com&password=form-secret-1&next=%2F", ["form-secret-1"]),
@@ -75,8 +75,9 @@ def test_credentials_in_messages_are_redacted(log_line, message, leaked):
 
 
 def test_the_rest_of_the_message_is_kept(log_line):
-    line = json.loads(log_line("usage prompt_tokens=120 max_tokens: 300 for ada@example.com via %s",
-                               "https://example.com/a?page=2"))
+    line = json.loads(
+        log_line("usage prompt_tokens=120 max_tokens: 300 for ada@example.com via %s", "https://example.com/a?page=2")
+    )
     assert line["msg"] == "usage prompt_tokens=120 max_tokens: 300 for ada@example.com via https://example.com/a?page=2"
 
 

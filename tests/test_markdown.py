@@ -18,22 +18,31 @@ def _unsafe_uses(path: Path) -> list[str]:
     found = []
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("markdown", "html") and \
-                isinstance(node.value, ast.Name) and node.value.id == "rx":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("markdown", "html")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "rx"
+        ):
             found.append(f"{path.relative_to(APP.parent)}:{node.lineno} rx.{node.attr}")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and "dangerouslySetInnerHTML" in node.value:
             found.append(f"{path.relative_to(APP.parent)}:{node.lineno} dangerouslySetInnerHTML")
         if isinstance(node, (ast.Import, ast.ImportFrom)) and path != SAFE_MODULE:
             names = [getattr(node, "module", None) or ""] + [alias.name for alias in node.names]
-            if any(name.startswith("reflex") and "markdown" in name for name in names) or \
-                    (names[0].startswith("reflex") and any("markdown" in name.lower() for name in names)):
+            if any(name.startswith("reflex") and "markdown" in name for name in names) or (
+                names[0].startswith("reflex") and any("markdown" in name.lower() for name in names)
+            ):
                 found.append(f"{path.relative_to(APP.parent)}:{node.lineno} imports Reflex's markdown")
     return found
 
 
 def test_the_app_renders_markdown_only_through_safe_markdown():
-    unsafe = [use for path in sorted(APP.rglob("*.py")) for use in _unsafe_uses(path)
-              if not (path == SAFE_MODULE and use.endswith("rx.markdown"))]
+    unsafe = [
+        use
+        for path in sorted(APP.rglob("*.py"))
+        for use in _unsafe_uses(path)
+        if not (path == SAFE_MODULE and use.endswith("rx.markdown"))
+    ]
     assert unsafe == [], "render markdown with app.components.markdown.safe_markdown"
 
 

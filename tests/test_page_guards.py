@@ -11,6 +11,7 @@ import typing
 
 import pytest
 import reflex as rx
+from reflex.state import State
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -34,7 +35,6 @@ from app.services.errors import ServiceError
 from app.session import AccessDenied, PageGuard, SessionState
 from models import Tenant, User
 from models.db import session_scope
-from reflex.state import State
 
 # Who may call each state's handlers. A new page state must be listed here, or the completeness test fails.
 REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
@@ -73,8 +73,15 @@ def sample_args(fn) -> list:
         elif typing.get_origin(kind) is list:
             args.append([])
         else:
-            args.append(SAMPLE_FORM if kind is dict else True if kind is bool else 1 if kind is int
-                        else "00000000-0000-0000-0000-000000000000")
+            args.append(
+                SAMPLE_FORM
+                if kind is dict
+                else True
+                if kind is bool
+                else 1
+                if kind is int
+                else "00000000-0000-0000-0000-000000000000"
+            )
     return args
 
 
@@ -96,7 +103,9 @@ def new_state(cls, token: str):
 
 def table_counts() -> tuple[int, int]:
     with session_scope() as s:
-        return s.exec(select(func.count()).select_from(User)).one(), s.exec(select(func.count()).select_from(Tenant)).one()
+        return s.exec(select(func.count()).select_from(User)).one(), s.exec(
+            select(func.count()).select_from(Tenant)
+        ).one()
 
 
 async def call(fn, state):

@@ -36,7 +36,11 @@ def twilio(monkeypatch):
     """The platform's Twilio account (the fake REST API), configured as operators configure it."""
     fake = FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN, numbers=[OWNED, "+14155550111"])
     with serve(fake.app) as url:
-        for name, value in {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_BASE": url}.items():
+        for name, value in {
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE": url,
+        }.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         try:
@@ -55,7 +59,9 @@ def test_an_organisation_admin_cannot_claim_assign_or_release_a_number(make_org,
     victim, newcomer = make_org("Harbor"), make_org("Signed Up Yesterday")
     phone_numbers.assign(super_admin.scope, str(victim.tenant_id), "+15550100000")
     attempts = (
-        lambda: phone_numbers.assign(newcomer.scope, str(newcomer.tenant_id), "+15550100000"),  # take the victim's callers
+        lambda: phone_numbers.assign(
+            newcomer.scope, str(newcomer.tenant_id), "+15550100000"
+        ),  # take the victim's callers
         lambda: phone_numbers.assign(newcomer.scope, str(newcomer.tenant_id), "+15550100123"),  # any number at all
         lambda: phone_numbers.assign(victim.scope, str(victim.tenant_id), "+15550100124"),  # even for itself
         lambda: phone_numbers.release(newcomer.scope, "+15550100000"),
@@ -72,14 +78,24 @@ def test_an_organisation_admin_cannot_claim_assign_or_release_a_number(make_org,
 def test_a_super_admin_assigns_and_releases_numbers(make_org, super_admin):
     a, b = make_org("Harbor"), make_org("Lakeside")
     view = phone_numbers.assign(super_admin.scope, str(a.tenant_id), " +1 (555) 010-0000 ", "Main line")
-    assert (view.number, view.label, view.organisation, view.assigned_by) == ("+15550100000", "Main line", "Harbor",
-                                                                               super_admin.email)
+    assert (view.number, view.label, view.organisation, view.assigned_by) == (
+        "+15550100000",
+        "Main line",
+        "Harbor",
+        super_admin.email,
+    )
     with pytest.raises(Conflict, match=r"\+15550100000 is already answered for Harbor"):
         phone_numbers.assign(super_admin.scope, str(a.tenant_id), "555-010-0000")
     with pytest.raises(Conflict, match=r"already assigned to Harbor\. Release it there first"):
         phone_numbers.assign(super_admin.scope, str(b.tenant_id), "555-010-0000")
-    for bad, reason in (("", "Number is required"), ("hello", "is not a phone number"), ("+0123", "country code"),
-                        ("+1555", "too short"), ("+1234567890123456789", "too long"), ("555-0100", "no area code")):
+    for bad, reason in (
+        ("", "Number is required"),
+        ("hello", "is not a phone number"),
+        ("+0123", "country code"),
+        ("+1555", "too short"),
+        ("+1234567890123456789", "too long"),
+        ("555-0100", "no area code"),
+    ):
         with pytest.raises(ValidationFailed) as info:
             phone_numbers.assign(super_admin.scope, str(a.tenant_id), bad)
         assert reason in info.value.fields["number"]
@@ -192,4 +208,3 @@ def test_the_command_line_checks_twilio_when_configured(make_org, capsys, twilio
     assert cli.main(["assign-number", org.tenant_slug, OWNED]) == 0
     assert "not configured" not in capsys.readouterr().out
     assert _numbers() == [(OWNED, org.tenant_id)]
-

@@ -8,22 +8,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.services.accounts.scope import Scope
 from app.services.calls import call_records
 from app.services.phone_rules import _nanp_shortcut, library_normalise, normalise_phone
-from app.services.accounts.scope import Scope
 from models.db import session_scope
 from tests.voice_kit import add_contact
 
 
 def _digits(n: int) -> st.SearchStrategy[str]:
     # Mostly ASCII digits; sometimes other scripts' digits, which the library reads as digits too.
-    return st.one_of(st.text(alphabet="0123456789", min_size=n, max_size=n),
-                     st.text(alphabet="0123456789٣۵５", min_size=n, max_size=n))
+    return st.one_of(
+        st.text(alphabet="0123456789", min_size=n, max_size=n),
+        st.text(alphabet="0123456789٣۵５", min_size=n, max_size=n),
+    )
 
 
 # The shapes the shortcut takes, with any digits (so also area codes it must leave to the library) ...
 _SHORTCUT_SHAPES = st.builds(
-    lambda prefix, parens, area, s1, exchange, s2, line: f"{prefix}{parens[0]}{area}{parens[1]}{s1}{exchange}{s2}{line}",
+    lambda prefix, parens, area, s1, exchange, s2, line: (
+        f"{prefix}{parens[0]}{area}{parens[1]}{s1}{exchange}{s2}{line}"
+    ),
     st.sampled_from(["", "1", "+1", "1 ", "+1 ", "1-", "+1-", "1.", "+1."]),
     st.sampled_from([("", ""), ("(", ")")]),
     _digits(3),
@@ -36,7 +40,8 @@ _SHORTCUT_SHAPES = st.builds(
 _SEPARATOR = st.sampled_from(["", " ", "-", ".", "  ", "/", "\t", " - ", "--", "\u00a0"])
 _NEAR_SHAPES = st.builds(
     lambda prefix, s1, parens, area, s2, exchange, s3, line, suffix: (
-        f"{prefix}{s1}{parens[0]}{area}{parens[1]}{s2}{exchange}{s3}{line}{suffix}"),
+        f"{prefix}{s1}{parens[0]}{area}{parens[1]}{s2}{exchange}{s3}{line}{suffix}"
+    ),
     st.sampled_from(["", "1", "+1", "+ 1", "+", "01", "001", "+01", "11", "+11", "1 1", "+44", "٣"]),
     _SEPARATOR,
     st.sampled_from([("", ""), ("(", ")"), ("(", ""), ("", ")"), ("((", "))"), ("[", "]")]),
@@ -58,8 +63,10 @@ def test_the_shortcut_gives_what_the_library_gives(text):
     if shortcut is not None:
         assert shortcut == library_normalise(text.strip())
         number = phonenumbers.parse(text.strip(), "US")
-        assert phonenumbers.is_possible_number(number) and phonenumbers.format_number(
-            number, phonenumbers.PhoneNumberFormat.E164) == shortcut
+        assert (
+            phonenumbers.is_possible_number(number)
+            and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == shortcut
+        )
 
 
 @settings(max_examples=3000, deadline=None)
@@ -80,13 +87,16 @@ def test_the_importers_shape_takes_the_shortcut():
     assert _nanp_shortcut("+1 (123) 456-7890") is None  # an area code cannot start with 1: the library decides
 
 
-@pytest.mark.parametrize("stored, caller", [
-    ("(555) 555-0123", "+15555550123"),
-    ("555.555.0123 ext. 4", "+1 555 555 0123"),
-    ("+44 20 7946 0958", "+442079460958"),
-    ("0044 20 7946 0958", "+44 20 7946 0958"),
-    ("011 44 20 7946 0958", "+442079460958"),  # North America's international prefix
-])
+@pytest.mark.parametrize(
+    "stored, caller",
+    [
+        ("(555) 555-0123", "+15555550123"),
+        ("555.555.0123 ext. 4", "+1 555 555 0123"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 20 7946 0958", "+44 20 7946 0958"),
+        ("011 44 20 7946 0958", "+442079460958"),  # North America's international prefix
+    ],
+)
 def test_a_caller_finds_their_contact_however_the_number_was_written(make_org, stored, caller):
     org = make_org()
     contact_id = add_contact(org.tenant_id, phone=stored)

@@ -40,7 +40,10 @@ def test_parallel_takes_never_exceed_the_limit():
 
 def test_a_backoff_lets_free_attempts_through_then_waits_for_each_outcome():
     key = "t:backoff"
-    first, second = rate_limits.backoff(key, free=2, forget_after=600), rate_limits.backoff(key, free=2, forget_after=600)
+    first, second = (
+        rate_limits.backoff(key, free=2, forget_after=600),
+        rate_limits.backoff(key, free=2, forget_after=600),
+    )
     assert (first.allowed, first.attempt, second.allowed, second.attempt) == (True, 1, True, 2)
     # The second attempt is past the free ones: nothing more passes until its outcome is known ...
     assert not rate_limits.backoff(key, free=2, forget_after=600).allowed
@@ -58,8 +61,13 @@ def test_a_backoff_lets_free_attempts_through_then_waits_for_each_outcome():
 def test_backoff_delays_double_up_to_the_cap():
     key = "t:doubling"
     with session_scope() as s:  # as if 40 attempts had failed: the exponent is capped, nothing overflows
-        s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
-                       "VALUES (:key, 40, now(), now() + interval '1 hour')"), {"key": key})
+        s.execute(
+            text(
+                "INSERT INTO rate_limits (key, hits, until, expires_at) "
+                "VALUES (:key, 40, now(), now() + interval '1 hour')"
+            ),
+            {"key": key},
+        )
     rate_limits.failed(key, 40, free=5, max_delay=300)
     assert 299 < rate_limits.backoff(key, free=5, forget_after=3600).retry_after <= 300
     for attempt, wait in ((5, 1), (6, 2), (8, 8)):
@@ -72,8 +80,12 @@ def test_backoff_delays_double_up_to_the_cap():
 def test_housekeeping_removes_only_spent_counters():
     rate_limits.take("t:live", 1, 3600)
     with session_scope() as s:
-        s.execute(text("INSERT INTO rate_limits (key, hits, until, expires_at) "
-                       "VALUES ('t:spent', 1, now() - interval '2 hours', now() - interval '1 hour')"))
+        s.execute(
+            text(
+                "INSERT INTO rate_limits (key, hits, until, expires_at) "
+                "VALUES ('t:spent', 1, now() - interval '2 hours', now() - interval '1 hour')"
+            )
+        )
     assert rate_limits.purge_expired() == 1
     with session_scope() as s:
         assert [k for (k,) in s.execute(text("SELECT key FROM rate_limits"))] == ["t:live"]

@@ -21,8 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def simulate(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "voice_service.simulate", "--auth-token", AUTH_TOKEN, *args, cwd=ROOT, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "voice_service.simulate",
+        "--auth-token",
+        AUTH_TOKEN,
+        *args,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode, out.decode()
@@ -43,13 +51,27 @@ def write_wav(path: Path, rate: int = 44100) -> None:
         w.writeframes(np.repeat(mono, 2).astype("<i2").tobytes())
 
 
-async def test_the_simulator_calls_through_the_webhook_and_stream_and_saves_the_agents_audio(monkeypatch, make_org, tmp_path):
+async def test_the_simulator_calls_through_the_webhook_and_stream_and_saves_the_agents_audio(
+    monkeypatch, make_org, tmp_path
+):
     org = make_org("Harbor Dental")
     add_contact(org.tenant_id)
     write_wav(tmp_path / "hello.wav")
     async with phone_line(monkeypatch, org.tenant_id, local_demo) as line:
-        code, out = await simulate("--url", line.url, "--to", line.number, "--wav", str(tmp_path / "hello.wav"),
-                                   "--seconds", "30", "--dtmf", "9@6", "--save", str(tmp_path / "agent.wav"))
+        code, out = await simulate(
+            "--url",
+            line.url,
+            "--to",
+            line.number,
+            "--wav",
+            str(tmp_path / "hello.wav"),
+            "--seconds",
+            "30",
+            "--dtmf",
+            "9@6",
+            "--save",
+            str(tmp_path / "agent.wav"),
+        )
         await line.settled()
     assert code == 0, out
     assert "Streaming 4.0 s of audio" in out and "the agent ended the call" in out and "Saved the agent's audio" in out
@@ -73,8 +95,17 @@ async def test_the_simulator_reports_an_unknown_number_and_a_refused_signature(m
         code, out = await simulate("--url", line.url, "--to", "+15557770000")
         assert code == 0 and "not connected to an assistant" in out
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "voice_service.simulate", "--url", line.url, "--auth-token", "wrong", cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "voice_service.simulate",
+            "--url",
+            line.url,
+            "--auth-token",
+            "wrong",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await proc.communicate()
         assert proc.returncode == 1 and b"HTTP 403" in out
 
@@ -83,6 +114,14 @@ async def test_the_simulator_plays_the_classic_pipeline(monkeypatch, make_org):
     org = make_org("Lakeside Dental")
     monkeypatch.setenv("USE_VOICE_AGENT", "false")
     async with phone_line(monkeypatch, org.tenant_id) as line:
-        code, out = await simulate("--url", line.url, "--to", line.number, "--say", "Please call me back about my invoice.",
-                                   "--say", "That's all, goodbye.")
+        code, out = await simulate(
+            "--url",
+            line.url,
+            "--to",
+            line.number,
+            "--say",
+            "Please call me back about my invoice.",
+            "--say",
+            "That's all, goodbye.",
+        )
     assert code == 0 and "Classic pipeline" in out and "written that down" in out and "Goodbye" in out

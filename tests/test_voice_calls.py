@@ -37,7 +37,9 @@ from voice_service.simulate import TwilioCaller
 
 def transcript(call_id) -> list[tuple[str, str]]:
     with session_scope() as s:
-        rows = s.exec(select(CallTranscriptLine).where(CallTranscriptLine.call_id == call_id).order_by(CallTranscriptLine.seq)).all()
+        rows = s.exec(
+            select(CallTranscriptLine).where(CallTranscriptLine.call_id == call_id).order_by(CallTranscriptLine.seq)
+        ).all()
     return [(r.role, r.content) for r in rows]
 
 
@@ -70,8 +72,11 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
     assert settings["audio"]["input"] == {"encoding": "mulaw", "sample_rate": 8000}
     assert settings["audio"]["output"] == {"encoding": "mulaw", "sample_rate": 8000, "container": "none"}
     agent = settings["agent"]
-    assert (agent["listen"]["provider"]["model"], agent["think"]["provider"]["model"], agent["speak"]["provider"]["model"]) == (
-        "nova-3", "gpt-4o-mini", "aura-2-thalia-en")
+    assert (
+        agent["listen"]["provider"]["model"],
+        agent["think"]["provider"]["model"],
+        agent["speak"]["provider"]["model"],
+    ) == ("nova-3", "gpt-4o-mini", "aura-2-thalia-en")
     assert "friendly phone receptionist of Harbor Dental" in agent["think"]["prompt"]
     assert "Priya Raman of Bayview Orthodontics" in agent["think"]["prompt"]  # the caller is a known contact
     assert agent["greeting"] == "Hello, thank you for calling Harbor Dental. How can I help you today?"
@@ -114,8 +119,8 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
     assert contact.last_interaction_at == row.started_at
 
     # Running the summary again (a retried job) adds nothing twice.
-    from app.services.calls.call_summary import summarise_call
     from app.services.accounts.scope import Scope
+    from app.services.calls.call_summary import summarise_call
 
     assert summarise_call(Scope.system(org.tenant_id), row.id)["timeline"] is False
 
@@ -201,7 +206,9 @@ async def test_transfer_to_a_person_uses_the_organisations_number(monkeypatch, m
     org = make_org()
     from app.services.calls import voice_settings
 
-    voice_settings.save_agent_settings(org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 415 555 0101")
+    voice_settings.save_agent_settings(
+        org.scope, prompt="Be helpful.", greeting="Hi!", transfer_number="+1 415 555 0101"
+    )
 
     async def script(s):
         functions = [f["name"] for f in s.settings["agent"]["think"]["functions"]]
@@ -250,7 +257,9 @@ async def test_consulting_the_specialists_holds_then_resumes_with_their_answer(m
         assert response["content"] == "Implants need two visits, about three months apart."
         types = [m["type"] for m in s.messages]
         hold = types.index("InjectAgentMessage")
-        assert types.index("UpdatePrompt", hold) < types.index("FunctionCallResponse", hold)  # resume: prompt, then answer
+        assert types.index("UpdatePrompt", hold) < types.index(
+            "FunctionCallResponse", hold
+        )  # resume: prompt, then answer
         prompt = next(m for m in s.messages if m["type"] == "UpdatePrompt")["prompt"]
         assert "Implants need two visits" in prompt
         await s.say("The specialists say implants need two visits, about three months apart.")
@@ -264,7 +273,9 @@ async def test_consulting_the_specialists_holds_then_resumes_with_their_answer(m
     session = line.agent.sessions[0]
     hold = next(m for m in session.messages if m["type"] == "InjectAgentMessage")
     assert "checking with our specialist team" in hold["message"]
-    assert ("system", "Consulted the specialists: How long does a dental implant take? (answered)") in transcript(call_row(caller.call_sid).id)
+    assert ("system", "Consulted the specialists: How long does a dental implant take? (answered)") in transcript(
+        call_row(caller.call_sid).id
+    )
 
 
 async def test_on_hold_the_bridge_sends_keepalive_instead_of_audio(monkeypatch, make_org):
@@ -298,8 +309,11 @@ async def test_the_specialist_team_answers_a_caller_on_hold(monkeypatch, make_or
     answers = []
 
     async def script(s):
-        answers.append(await s.call_function("consult_specialists", {"question": "Do you do porcelain veneers, and "
-                                                                                  "how long does whitening last?"}))
+        answers.append(
+            await s.call_function(
+                "consult_specialists", {"question": "Do you do porcelain veneers, and how long does whitening last?"}
+            )
+        )
 
     async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:  # the default consult
         caller = await line.call()
@@ -363,7 +377,9 @@ async def test_a_refused_injection_is_queued_behind_the_agents_turn(monkeypatch,
     async def consult(tenant_id, question):
         return "Yes, parking is free."
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=consult, refuse_injections=1, greet=False) as line:
+    async with phone_line(
+        monkeypatch, org.tenant_id, script, consult=consult, refuse_injections=1, greet=False
+    ) as line:
         caller = await line.call()
         await caller.play(b"", seconds=1.5)
         await caller.hang_up()
@@ -423,8 +439,10 @@ async def test_slow_llm_turns_do_not_hold_up_the_answer_to_a_new_call(monkeypatc
     async with phone_line(monkeypatch, org.tenant_id) as line, httpx.AsyncClient(timeout=30) as http:
         callers = [line.caller(http=http), line.caller(http=http)]
         greetings = [await caller.dial() for caller in callers]
-        turns = [asyncio.create_task(caller.gather(greeting.gather_action, "Please ask Dr Lee to call me about my crown."))
-                 for caller, greeting in zip(callers, greetings)]
+        turns = [
+            asyncio.create_task(caller.gather(greeting.gather_action, "Please ask Dr Lee to call me about my crown."))
+            for caller, greeting in zip(callers, greetings)
+        ]
         while len(fake_llm.requests_matching("Lakeside Dental")) < 2:  # both turns are waiting on the model
             assert not any(turn.done() for turn in turns)
             await asyncio.sleep(0.05)
@@ -463,15 +481,20 @@ async def test_metrics_report_calls_frames_and_bridge_latency(monkeypatch, make_
     assert "voice_calls_in_progress 1" in during
     assert "voice_calls_in_progress 0" in after
     assert 'voice_calls_total{outcome="completed",pipeline="voice_agent"}' in after  # labels in name order
-    frames = float(next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1])
+    frames = float(
+        next(line for line in after.splitlines() if line.startswith("voice_frames_forwarded_total")).split()[1]
+    )
     assert frames >= 10
     assert 'voice_bridge_latency_seconds_bucket{le="+Inf"}' in after and "voice_bridge_latency_seconds_count" in after
 
 
 def samples(metrics: str) -> dict[tuple[str, tuple], float]:
     """The /metrics text, parsed as Prometheus parses it: (sample name, sorted labels) -> value."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(metrics) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
 
 
 async def test_the_sidecar_process_never_stops_calls_for_a_full_garbage_collection(make_org):
@@ -483,9 +506,11 @@ async def test_the_sidecar_process_never_stops_calls_for_a_full_garbage_collecti
     agent = FakeDeepgramAgent(api_key=DEEPGRAM_KEY)
     with serve(agent.app) as agent_url:
         async with sidecar_process(agent_url) as (url, _), httpx.AsyncClient() as client:
+
             async def one_call() -> None:
-                caller = TwilioCaller(url, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, to=NUMBER, from_=CALLER,
-                                      http=client)
+                caller = TwilioCaller(
+                    url, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, to=NUMBER, from_=CALLER, http=client
+                )
                 twiml = await caller.dial()
                 await caller.connect(twiml.stream_url)
                 await caller.start(twiml.parameters["token"])

@@ -16,15 +16,28 @@ from sqlmodel import select
 
 from app.integrations import twilio
 from app.jobs.calls import sweep
-from app.services.calls import call_records
 from app.services.accounts.scope import Scope
+from app.services.calls import call_records
 from models import CallSession, UsageRecord
 from models.base import utcnow
 from models.db import session_scope
 from tests.fakes.deepgram_agent import FakeDeepgramAgent
 from tests.fakes.server import serve
-from tests.voice_kit import (ACCOUNT_SID, AUTH_TOKEN, CALLER, DEEPGRAM_KEY, FAST, NUMBER, add_number, call_row, phone_line,
-                             sidecar_process, table_locked, until_waiting_for, usage_of)
+from tests.voice_kit import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CALLER,
+    DEEPGRAM_KEY,
+    FAST,
+    NUMBER,
+    add_number,
+    call_row,
+    phone_line,
+    sidecar_process,
+    table_locked,
+    until_waiting_for,
+    usage_of,
+)
 from voice_service.agent_config import BridgeTimings
 from voice_service.records import WRITER
 from voice_service.simulate import TwilioCaller
@@ -47,7 +60,9 @@ async def test_a_forged_webhook_signature_is_refused(monkeypatch, make_org):
         params = caller._params()
         signature = twilio.sign_request(url, params, AUTH_TOKEN)
         async with httpx.AsyncClient() as client:
-            response = await client.post(url, data={**params, "To": "+15550000000"}, headers={"X-Twilio-Signature": signature})
+            response = await client.post(
+                url, data={**params, "To": "+15550000000"}, headers={"X-Twilio-Signature": signature}
+            )
         assert response.status_code == 403
     assert no_calls()
 
@@ -59,8 +74,11 @@ async def test_the_signature_is_checked_against_the_url_twilio_saw_behind_a_trus
         caller = line.caller()
         public = "https://voice.example.com/twilio/voice"
         params = caller._params()
-        headers = {"X-Twilio-Signature": twilio.sign_request(public, params, AUTH_TOKEN),
-                   "X-Forwarded-Proto": "https", "X-Forwarded-Host": "voice.example.com"}
+        headers = {
+            "X-Twilio-Signature": twilio.sign_request(public, params, AUTH_TOKEN),
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "voice.example.com",
+        }
         async with httpx.AsyncClient() as client:
             response = await client.post(f"{line.url}/twilio/voice", data=params, headers=headers)
             assert response.status_code == 200 and "<Stream" in response.text
@@ -80,8 +98,11 @@ async def test_without_a_trusted_proxy_forwarded_headers_cannot_make_a_signature
         params = caller._params()
         async with httpx.AsyncClient() as client:
             elsewhere = twilio.sign_request("https://staging.example.com/twilio/voice", params, AUTH_TOKEN)
-            forged = {"X-Twilio-Signature": elsewhere, "X-Forwarded-Proto": "https",
-                      "X-Forwarded-Host": "staging.example.com"}
+            forged = {
+                "X-Twilio-Signature": elsewhere,
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "staging.example.com",
+            }
             assert (await client.post(f"{line.url}/twilio/voice", data=params, headers=forged)).status_code == 403
             by_host = twilio.sign_request("http://staging.example.com/twilio/voice", params, AUTH_TOKEN)
             headers = {"X-Twilio-Signature": by_host, "Host": "staging.example.com"}
@@ -205,10 +226,13 @@ async def test_a_wrong_deepgram_key_is_refused_and_the_call_falls_back(monkeypat
 
 async def test_a_stalled_agent_does_not_leave_the_caller_in_silence(monkeypatch, make_org):
     org = make_org()
+
     async def script(s):
         await s.hear("Hello? Is anyone there?")  # ...and the agent never answers
 
-    async with phone_line(monkeypatch, org.tenant_id, script, greet=False, timings=replace(FAST, stall_seconds=0.5)) as line:
+    async with phone_line(
+        monkeypatch, org.tenant_id, script, greet=False, timings=replace(FAST, stall_seconds=0.5)
+    ) as line:
         caller = await line.call()
         await caller.play(b"", seconds=10)
         await caller.wait_closed()
@@ -228,7 +252,9 @@ async def test_a_caller_who_hangs_up_without_stop_ends_the_call(monkeypatch, mak
             await caller.wait_closed()  # the caller stops sending frames; the bridge gives up on it
     row = call_row(caller.call_sid)
     assert row.status == "completed"
-    assert row.end_reason == ("caller_hung_up_without_stop" if goodbye == "socket closed" else "caller_gone_without_stop")
+    assert row.end_reason == (
+        "caller_hung_up_without_stop" if goodbye == "socket closed" else "caller_gone_without_stop"
+    )
     assert usage_of(row.id)["call"] == 1
 
 
@@ -248,10 +274,17 @@ async def test_garbage_and_unknown_messages_in_both_directions_do_not_break_the_
 
     async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:
         caller = await line.call()
-        for junk in ("not json", "{}", '{"event": "bogus"}', '{"event": "media"}',
-                     '{"event": "media", "streamSid": "MZx", "media": {"payload": "%%%"}}',
-                     '{"event": "dtmf", "streamSid": "MZx", "dtmf": {"digit": "Z"}}', b"\x00\x01binary",
-                     '{"event": "start", "start": {}}', "[1, 2, 3]"):
+        for junk in (
+            "not json",
+            "{}",
+            '{"event": "bogus"}',
+            '{"event": "media"}',
+            '{"event": "media", "streamSid": "MZx", "media": {"payload": "%%%"}}',
+            '{"event": "dtmf", "streamSid": "MZx", "dtmf": {"digit": "Z"}}',
+            b"\x00\x01binary",
+            '{"event": "start", "start": {}}',
+            "[1, 2, 3]",
+        ):
             await caller.send_raw(junk)
         await caller.send_media(b"\xff" * 160)
         await caller.send({"event": "media", "streamSid": "MZ-someone-else", "media": {"payload": "/w=="}})
@@ -280,12 +313,21 @@ async def test_records_are_written_once_even_if_the_end_is_reported_twice(monkey
 
 async def test_a_stale_call_is_closed_by_the_sweep_at_its_last_activity_with_its_usage(make_org):
     org = make_org()
-    call_id = call_records.start_call(Scope.system(org.tenant_id), call_sid="CA" + "5" * 32, from_number="+15555550123",
-                                      to_number="+15550109999", pipeline="voice_agent")
+    call_id = call_records.start_call(
+        Scope.system(org.tenant_id),
+        call_sid="CA" + "5" * 32,
+        from_number="+15555550123",
+        to_number="+15550109999",
+        pipeline="voice_agent",
+    )
     assert sweep(None, {}) == {"closed": 0}
     with session_scope() as s:  # the call began four hours ago, and was last heard of 95 s after it began
-        s.execute(text("UPDATE call_sessions SET started_at = now() - interval '4 hours', "
-                       "last_activity_at = now() - interval '4 hours' + interval '95 seconds'"))
+        s.execute(
+            text(
+                "UPDATE call_sessions SET started_at = now() - interval '4 hours', "
+                "last_activity_at = now() - interval '4 hours' + interval '95 seconds'"
+            )
+        )
     assert sweep(None, {}) == {"closed": 1}
     row = call_row("CA" + "5" * 32)
     assert (row.status, row.end_reason) == ("failed", "no_end_reported")
@@ -323,9 +365,13 @@ async def test_a_call_whose_sidecar_died_is_billed_up_to_its_last_media(make_org
             await caller.wait_closed()
     assert agent.sessions[0].frames > 0 and call_row(caller.call_sid).ended_at is None
     with session_scope() as s:  # ...and hours pass
-        s.execute(text("UPDATE call_sessions SET started_at = started_at - interval '4 hours', "
-                       "stream_bound_at = stream_bound_at - interval '4 hours', "
-                       "last_activity_at = last_activity_at - interval '4 hours'"))
+        s.execute(
+            text(
+                "UPDATE call_sessions SET started_at = started_at - interval '4 hours', "
+                "stream_bound_at = stream_bound_at - interval '4 hours', "
+                "last_activity_at = last_activity_at - interval '4 hours'"
+            )
+        )
     assert sweep(None, {}) == {"closed": 1}
     row = call_row(caller.call_sid)
     assert (row.status, row.end_reason) == ("failed", "no_end_reported")
@@ -386,4 +432,3 @@ async def test_twilios_status_callback_ends_a_call_when_it_arrived_however_late_
     assert (row.status, row.end_reason) == ("completed", "twilio_completed")
     assert hung_up <= row.ended_at < released
     assert usage_of(row.id)["call_seconds"] == math.ceil(row.duration_seconds)
-

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import wave
 import warnings
+import wave
 
 import numpy as np
 import pytest
@@ -22,38 +22,77 @@ STREAM = "MZ" + "a" * 32
 
 
 def media(payload: str, **extra) -> str:
-    return json.dumps({"event": "media", "sequenceNumber": "3", "streamSid": STREAM,
-                       "media": {"track": "inbound", "chunk": "1", "timestamp": "5", "payload": payload, **extra}})
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": "3",
+            "streamSid": STREAM,
+            "media": {"track": "inbound", "chunk": "1", "timestamp": "5", "payload": payload, **extra},
+        }
+    )
 
 
 def test_twilio_messages_parse_into_typed_events():
     assert tp.parse('{"event":"connected","protocol":"Call","version":"1.0.0"}') == tp.Connected("Call", "1.0.0")
-    start = tp.parse(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": STREAM, "start": {
-        "accountSid": "AC1", "streamSid": STREAM, "callSid": "CA1", "tracks": ["inbound"],
-        "customParameters": {"token": "t"}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
-    assert (start.stream_sid, start.call_sid, start.custom_parameters, start.sample_rate) == (STREAM, "CA1", {"token": "t"}, 8000)
+    start = tp.parse(
+        json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": "1",
+                "streamSid": STREAM,
+                "start": {
+                    "accountSid": "AC1",
+                    "streamSid": STREAM,
+                    "callSid": "CA1",
+                    "tracks": ["inbound"],
+                    "customParameters": {"token": "t"},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
+    )
+    assert (start.stream_sid, start.call_sid, start.custom_parameters, start.sample_rate) == (
+        STREAM,
+        "CA1",
+        {"token": "t"},
+        8000,
+    )
     frame = bytes(range(160))
     assert tp.parse(media(base64.b64encode(frame).decode())).audio == frame
-    assert tp.parse(json.dumps({"event": "mark", "streamSid": STREAM, "mark": {"name": "turn-1"}})) == tp.Mark(STREAM, "turn-1")
-    assert tp.parse(json.dumps({"event": "dtmf", "streamSid": STREAM, "dtmf": {"track": "inbound_track", "digit": "#"}})).digit == "#"
-    assert tp.parse(json.dumps({"event": "stop", "streamSid": STREAM, "stop": {"callSid": "CA1"}})) == tp.Stop(STREAM, "CA1")
+    assert tp.parse(json.dumps({"event": "mark", "streamSid": STREAM, "mark": {"name": "turn-1"}})) == tp.Mark(
+        STREAM, "turn-1"
+    )
+    assert (
+        tp.parse(
+            json.dumps({"event": "dtmf", "streamSid": STREAM, "dtmf": {"track": "inbound_track", "digit": "#"}})
+        ).digit
+        == "#"
+    )
+    assert tp.parse(json.dumps({"event": "stop", "streamSid": STREAM, "stop": {"callSid": "CA1"}})) == tp.Stop(
+        STREAM, "CA1"
+    )
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("not json", "not JSON"),
-    ("[1]", "not a JSON object"),
-    ("{}", "missing 'event'"),
-    ('{"event": "bogus"}', "unknown event 'bogus'"),
-    (media("%%%"), "not valid base64"),
-    (media(""), "1 to 16000 bytes"),
-    (media(base64.b64encode(b"x" * 20000).decode()), "1 to 16000 bytes"),
-    ('{"event": "media", "streamSid": "MZ1"}', "'media' must be an object"),
-    ('{"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "x"}}', "dtmf.digit"),
-    ('{"event": "start", "start": {"callSid": "CA1"}}', "start.streamSid"),
-    ('{"event": "start", "streamSid": "MZ1", "start": {"callSid": "CA1", "accountSid": "AC1", "customParameters": {"a": 1}}}',
-     "customParameters"),
-    ('{"event": "mark", "streamSid": "MZ1", "mark": {}}', "mark.name"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("not json", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ("{}", "missing 'event'"),
+        ('{"event": "bogus"}', "unknown event 'bogus'"),
+        (media("%%%"), "not valid base64"),
+        (media(""), "1 to 16000 bytes"),
+        (media(base64.b64encode(b"x" * 20000).decode()), "1 to 16000 bytes"),
+        ('{"event": "media", "streamSid": "MZ1"}', "'media' must be an object"),
+        ('{"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "x"}}', "dtmf.digit"),
+        ('{"event": "start", "start": {"callSid": "CA1"}}', "start.streamSid"),
+        (
+            '{"event": "start", "streamSid": "MZ1", "start": {"callSid": "CA1", "accountSid": "AC1", "customParameters": {"a": 1}}}',
+            "customParameters",
+        ),
+        ('{"event": "mark", "streamSid": "MZ1", "mark": {}}', "mark.name"),
+    ],
+)
 def test_malformed_twilio_messages_are_rejected_with_a_reason(raw, reason):
     with pytest.raises(tp.ProtocolError) as info:
         tp.parse(raw)
@@ -61,7 +100,11 @@ def test_malformed_twilio_messages_are_rejected_with_a_reason(raw, reason):
 
 
 def test_messages_to_twilio_have_the_media_streams_shape():
-    assert json.loads(tp.media(STREAM, b"\x01\x02")) == {"event": "media", "streamSid": STREAM, "media": {"payload": "AQI="}}
+    assert json.loads(tp.media(STREAM, b"\x01\x02")) == {
+        "event": "media",
+        "streamSid": STREAM,
+        "media": {"payload": "AQI="},
+    }
     assert json.loads(tp.mark(STREAM, "turn-2")) == {"event": "mark", "streamSid": STREAM, "mark": {"name": "turn-2"}}
     assert json.loads(tp.clear(STREAM)) == {"event": "clear", "streamSid": STREAM}
 
@@ -126,7 +169,9 @@ def test_stream_tokens_belong_to_one_call_and_one_purpose():
     with pytest.raises(tokens.TokenInvalid):
         stream_tokens.verify_stream_token(token, "CA2")
     with pytest.raises(tokens.TokenInvalid):  # a browser session token is not a stream token
-        tokens.verify(tokens.sign({"sub": "CA1"}, audience="session", ttl_seconds=60), audience=stream_tokens.STREAM_AUDIENCE)
+        tokens.verify(
+            tokens.sign({"sub": "CA1"}, audience="session", ttl_seconds=60), audience=stream_tokens.STREAM_AUDIENCE
+        )
     expired = tokens.sign({"sub": "CA1"}, audience=stream_tokens.STREAM_AUDIENCE, ttl_seconds=-5)
     with pytest.raises(tokens.TokenExpired):
         stream_tokens.verify_stream_token(expired, "CA1")
@@ -161,9 +206,18 @@ def test_the_settings_sent_to_deepgram_are_valid_v1(make_org):
     from app.services.calls import call_records
     from app.services.calls.call_records import CallContext
 
-    context = CallContext(call_id=None, call_sid="CA1", tenant_id="t1", organisation="Harbor", from_number=None,
-                          pipeline="voice_agent", prompt="Be kind.", greeting="Hi!", transfer_number="+15550100001",
-                          consult_enabled=True)
+    context = CallContext(
+        call_id=None,
+        call_sid="CA1",
+        tenant_id="t1",
+        organisation="Harbor",
+        from_number=None,
+        pipeline="voice_agent",
+        prompt="Be kind.",
+        greeting="Hi!",
+        transfer_number="+15550100001",
+        consult_enabled=True,
+    )
     settings = agent_config(context).settings_message()
     assert check_message(settings, CLIENT_MESSAGES) is None
     names = [f["name"] for f in settings["agent"]["think"]["functions"]]
@@ -173,11 +227,16 @@ def test_the_settings_sent_to_deepgram_are_valid_v1(make_org):
 
 
 def test_the_fake_agent_rejects_early_access_and_malformed_messages():
-    assert check_message({"type": "SettingsConfiguration", "audio": {}}, CLIENT_MESSAGES).startswith("unknown message type")
+    assert check_message({"type": "SettingsConfiguration", "audio": {}}, CLIENT_MESSAGES).startswith(
+        "unknown message type"
+    )
     assert check_message({"type": "UpdateInstructions", "instructions": "x"}, CLIENT_MESSAGES).startswith("unknown")
     assert "message" in check_message({"type": "InjectAgentMessage", "content": "hi"}, CLIENT_MESSAGES)
     assert "unknown fields" in check_message({"type": "KeepAlive", "extra": 1}, CLIENT_MESSAGES)
-    assert check_message({"type": "FunctionCallResponse", "id": "1", "name": "end_call", "content": "ok"}, CLIENT_MESSAGES) is None
+    assert (
+        check_message({"type": "FunctionCallResponse", "id": "1", "name": "end_call", "content": "ok"}, CLIENT_MESSAGES)
+        is None
+    )
 
 
 def test_mulaw_matches_g711_bit_for_bit():
@@ -191,7 +250,9 @@ def test_mulaw_matches_g711_bit_for_bit():
     assert audio.mulaw_encode(np.zeros(4, dtype=np.int16)) == bytes([audio.SILENCE_BYTE]) * 4
 
 
-@pytest.mark.parametrize("rate, channels, width", [(44100, 2, 2), (16000, 1, 2), (8000, 1, 1), (48000, 1, 3), (22050, 1, 4)])
+@pytest.mark.parametrize(
+    "rate, channels, width", [(44100, 2, 2), (16000, 1, 2), (8000, 1, 1), (48000, 1, 3), (22050, 1, 4)]
+)
 def test_any_wav_becomes_mulaw_8khz_of_the_same_length_and_pitch(tmp_path, rate, channels, width):
     seconds, frequency = 0.5, 440.0
     t = np.arange(int(rate * seconds)) / rate

@@ -9,9 +9,9 @@ from sqlmodel import select
 from app.pages.calls import CallsState
 from app.pages.voice_settings import VoiceSettingsState
 from app.services.accounts import auth
+from app.services.accounts.scope import Scope
 from app.services.calls import call_records, calls, voice_settings
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed
-from app.services.accounts.scope import Scope
 from models import PhoneNumber, VoiceSettings
 from models.db import session_scope
 from tests.test_page_guards import new_state
@@ -28,9 +28,11 @@ def test_admins_see_only_their_own_numbers(make_org):
 def test_members_cannot_read_or_change_voice_settings(make_org, make_user):
     admin = make_org()
     member = make_user(admin.tenant_id)
-    for action in (lambda: voice_settings.list_numbers(member.scope),
-                   lambda: voice_settings.get_agent_settings(member.scope),
-                   lambda: voice_settings.save_agent_settings(member.scope, prompt="x", greeting="y")):
+    for action in (
+        lambda: voice_settings.list_numbers(member.scope),
+        lambda: voice_settings.get_agent_settings(member.scope),
+        lambda: voice_settings.save_agent_settings(member.scope, prompt="x", greeting="y"),
+    ):
         with pytest.raises(PermissionDenied):
             action()
     with session_scope() as s:
@@ -45,30 +47,42 @@ def test_agent_settings_are_validated_and_nothing_changes_on_error(make_org):
         voice_settings.save_agent_settings(org.scope, prompt="  ", greeting="x" * 1001, transfer_number="call me")
     assert set(info.value.fields) == {"prompt", "greeting", "transfer_number"}
     assert voice_settings.get_agent_settings(org.scope) == before
-    saved = voice_settings.save_agent_settings(org.scope, prompt="Answer questions about Harbor.", greeting="Harbor, hello!",
-                                               transfer_number="(415) 555-0101", consult_specialists=False)
-    assert (saved.transfer_number, saved.consult_specialists, saved.greeting) == ("+14155550101", False, "Harbor, hello!")
+    saved = voice_settings.save_agent_settings(
+        org.scope,
+        prompt="Answer questions about Harbor.",
+        greeting="Harbor, hello!",
+        transfer_number="(415) 555-0101",
+        consult_specialists=False,
+    )
+    assert (saved.transfer_number, saved.consult_specialists, saved.greeting) == (
+        "+14155550101",
+        False,
+        "Harbor, hello!",
+    )
     cleared = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="")
     assert cleared.transfer_number == ""
     with session_scope() as s:
         assert s.get(VoiceSettings, org.tenant_id).transfer_number is None
 
 
-@pytest.mark.parametrize("number, reason", [
-    ("+1 900 555 0123", "+19005550123 is a premium-rate number"),                 # US 900: billed to the dialler
-    ("+1 (976) 555-0123", "is not a number in service anywhere"),                 # the old 976 premium range: no such area code
-    ("+34 901 123 456", "+34901123456 is a shared-cost number"),                  # Spain's 901
-    ("911", "“911” is a short code or service number"),                           # emergency
-    ("611", "“611” is a short code or service number"),                           # carrier service code
-    ("22000", "“22000” is a short code or service number"),                       # SMS short code
-    ("+44 20 7946 0958", "Calls can only be transferred to numbers in United States, Canada"),
-    ("+1 876 555 0123", "another country: Jamaica"),                              # +1, but not the US or Canada
-    ("+1 555 010 0001", "+15550100001 is not a number in service anywhere"),      # fictional 555: possible, not valid
-    ("call me maybe", "“call me maybe” is not a phone number"),
-    ("+1555", "“+1555” is too short to be a phone number"),
-    ("+0 123 456", "does not start with a country code in use"),
-    ("+1 415 555 0100 0000 0000", "too long"),
-])
+@pytest.mark.parametrize(
+    "number, reason",
+    [
+        ("+1 900 555 0123", "+19005550123 is a premium-rate number"),  # US 900: billed to the dialler
+        ("+1 (976) 555-0123", "is not a number in service anywhere"),  # the old 976 premium range: no such area code
+        ("+34 901 123 456", "+34901123456 is a shared-cost number"),  # Spain's 901
+        ("911", "“911” is a short code or service number"),  # emergency
+        ("611", "“611” is a short code or service number"),  # carrier service code
+        ("22000", "“22000” is a short code or service number"),  # SMS short code
+        ("+44 20 7946 0958", "Calls can only be transferred to numbers in United States, Canada"),
+        ("+1 876 555 0123", "another country: Jamaica"),  # +1, but not the US or Canada
+        ("+1 555 010 0001", "+15550100001 is not a number in service anywhere"),  # fictional 555: possible, not valid
+        ("call me maybe", "“call me maybe” is not a phone number"),
+        ("+1555", "“+1555” is too short to be a phone number"),
+        ("+0 123 456", "does not start with a country code in use"),
+        ("+1 415 555 0100 0000 0000", "too long"),
+    ],
+)
 def test_transfer_numbers_the_platform_would_pay_for_or_cannot_dial_are_refused(make_org, number, reason):
     org = make_org()
     before = voice_settings.get_agent_settings(org.scope)
@@ -78,12 +92,15 @@ def test_transfer_numbers_the_platform_would_pay_for_or_cannot_dial_are_refused(
     assert voice_settings.get_agent_settings(org.scope) == before
 
 
-@pytest.mark.parametrize("number, stored", [
-    ("(415) 555-0100", "+14155550100"),         # US landline or mobile
-    ("+1 613 555 0123", "+16135550123"),        # Canada
-    ("1-800-555-0199", "+18005550199"),         # toll-free
-    ("+1 212 555 0123 ext. 7", "+12125550123"),  # the extension is not dialled
-])
+@pytest.mark.parametrize(
+    "number, stored",
+    [
+        ("(415) 555-0100", "+14155550100"),  # US landline or mobile
+        ("+1 613 555 0123", "+16135550123"),  # Canada
+        ("1-800-555-0199", "+18005550199"),  # toll-free
+        ("+1 212 555 0123 ext. 7", "+12125550123"),  # the extension is not dialled
+    ],
+)
 def test_valid_us_and_canadian_transfer_numbers_are_accepted(make_org, number, stored):
     org = make_org()
     saved = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number=number)
@@ -97,7 +114,9 @@ def test_the_transfer_countries_are_a_platform_setting(make_org, monkeypatch):
     monkeypatch.setenv("TRANSFER_ALLOWED_COUNTRIES", " gb, IE ")
     get_settings.cache_clear()
     try:
-        saved = voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="+44 20 7946 0958")
+        saved = voice_settings.save_agent_settings(
+            org.scope, prompt="p", greeting="g", transfer_number="+44 20 7946 0958"
+        )
         assert saved.transfer_number == "+442079460958"
         with pytest.raises(ValidationFailed, match="only be transferred to numbers in United Kingdom, Ireland"):
             voice_settings.save_agent_settings(org.scope, prompt="p", greeting="g", transfer_number="+1 415 555 0100")
@@ -116,19 +135,23 @@ def test_a_transfer_number_saved_before_the_rules_is_never_dialled(make_org):
         s.add(row)
     scope = Scope.system(org.tenant_id)
     sid = "CA" + "7" * 32
-    call_id = call_records.start_call(scope, call_sid=sid, from_number="+15555550123", to_number="+15550100000",
-                                      pipeline="voice_agent")
+    call_id = call_records.start_call(
+        scope, call_sid=sid, from_number="+15555550123", to_number="+15550100000", pipeline="voice_agent"
+    )
     context = call_records.bind_stream(scope, call_id=str(call_id), call_sid=sid, stream_sid="MZ7")
     assert context is not None and context.transfer_number is None  # the agent is not offered a transfer
 
 
 def _a_finished_call(tenant_id, sid: str, from_number: str = "+15555550123"):
     scope = Scope.system(tenant_id)
-    call_id = call_records.start_call(scope, call_sid=sid, from_number=from_number, to_number="+15550100000",
-                                      pipeline="voice_agent")
+    call_id = call_records.start_call(
+        scope, call_sid=sid, from_number=from_number, to_number="+15550100000", pipeline="voice_agent"
+    )
     call_records.add_transcript_line(scope, call_id, seq=1, role="assistant", content="Hello, how can I help?")
     call_records.add_transcript_line(scope, call_id, seq=2, role="user", content="When are you open on Saturday?")
-    call_records.finish_call(scope, call_id, status="completed", reason="caller_hung_up", latency={"turns": 1, "total_p50_ms": 900})
+    call_records.finish_call(
+        scope, call_id, status="completed", reason="caller_hung_up", latency={"turns": 1, "total_p50_ms": 900}
+    )
     return call_id
 
 
@@ -157,8 +180,9 @@ def test_calls_are_read_only_inside_their_organisation(make_org, make_user):
 def test_a_call_in_progress_counts_as_live(make_org):
     org = make_org()
     scope = Scope.system(org.tenant_id)
-    call_id = call_records.start_call(scope, call_sid="CA" + "3" * 32, from_number="+1555", to_number="+15550100000",
-                                      pipeline="voice_agent")
+    call_id = call_records.start_call(
+        scope, call_sid="CA" + "3" * 32, from_number="+1555", to_number="+15550100000", pipeline="voice_agent"
+    )
     assert calls.in_progress_count(org.scope) == 0  # ringing: no stream yet
     call_records.bind_stream(scope, call_id=str(call_id), call_sid="CA" + "3" * 32, stream_sid="MZ1")
     assert calls.in_progress_count(org.scope) == 1
@@ -176,11 +200,20 @@ async def test_the_voice_settings_page_shows_numbers_read_only_and_saves_the_age
     assert [(n.number, n.label) for n in state.numbers] == [("+15550100000", "Main line")]
     # The page can no longer add or remove numbers: numbers are assigned on the Platform admin page.
     assert not {"add_number", "remove_number", "ask_remove"} & set(VoiceSettingsState.event_handlers)
-    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "+1 900 555 0123"})
+    await VoiceSettingsState.save.fn(
+        state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "+1 900 555 0123"}
+    )
     assert "premium-rate" in state.errors["transfer_number"] and state.prompt != "Be brief."
     await VoiceSettingsState.set_consult.fn(state, False)
-    await VoiceSettingsState.save.fn(state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "613-555-0199"})
-    assert (state.prompt, state.consult, state.transfer_number, state.errors) == ("Be brief.", False, "+16135550199", {})
+    await VoiceSettingsState.save.fn(
+        state, {"prompt": "Be brief.", "greeting": "Hi there!", "transfer_number": "613-555-0199"}
+    )
+    assert (state.prompt, state.consult, state.transfer_number, state.errors) == (
+        "Be brief.",
+        False,
+        "+16135550199",
+        {},
+    )
 
 
 async def test_the_calls_page_lists_calls_and_opens_one(make_org):
@@ -220,8 +253,8 @@ def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_o
 
 
 def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usage():
-    from app.services.demo import DEMO_SLUG, seed_demo
     from app.services.accounts.tenants import get_by_slug
+    from app.services.demo import DEMO_SLUG, seed_demo
     from models import CallSession, ContactInteraction, UsageRecord
 
     seed_demo()
@@ -230,9 +263,13 @@ def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usa
         tenant = get_by_slug(s, DEMO_SLUG)
         demo_calls = s.exec(select(CallSession).where(CallSession.tenant_id == tenant.id)).all()
         usage = s.exec(select(UsageRecord).where(UsageRecord.tenant_id == tenant.id)).all()
-        timeline = s.exec(select(ContactInteraction).where(ContactInteraction.tenant_id == tenant.id,
-                                                           ContactInteraction.interaction_type == "phone_call",
-                                                           ContactInteraction.meta.has_key("call_id"))).all()
+        timeline = s.exec(
+            select(ContactInteraction).where(
+                ContactInteraction.tenant_id == tenant.id,
+                ContactInteraction.interaction_type == "phone_call",
+                ContactInteraction.meta.has_key("call_id"),
+            )
+        ).all()
     assert len(demo_calls) >= 5 and all(c.summary and c.summary_source == "offline" for c in demo_calls)
     assert len(usage) == 4 * len(demo_calls) and len(timeline) == sum(1 for c in demo_calls if c.contact_id)
     scope = Scope(tenant_id=tenant.id, role="member")

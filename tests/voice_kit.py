@@ -23,12 +23,12 @@ from pathlib import Path
 import httpx
 import uvicorn
 from sqlalchemy import text
+from sqlmodel import select
 
 from app.services.phone_rules import normalise_phone
 from app.settings import get_settings
 from models import CallSession, Contact, PhoneNumber, UsageRecord
 from models.db import get_engine, session_scope
-from sqlmodel import select
 from tests.fakes.deepgram_agent import PATH, FakeDeepgramAgent, Script
 from tests.fakes.server import free_port, serve
 from tests.fakes.twilio_api import FakeTwilioApi
@@ -45,15 +45,25 @@ DEEPGRAM_KEY = "dg-test-key-123"
 NUMBER = "+15550109999"
 CALLER = "+15555550123"
 # Short enough that fault tests finish quickly, long enough not to fire by accident on a loaded machine.
-FAST = BridgeTimings(settings_timeout=2.0, silence_seconds=30.0, stall_seconds=30.0, caller_idle_seconds=30.0,
-                     goodbye_seconds=5.0, goodbye_grace=2.0, consult_timeout=5.0, keepalive_interval=8.0, tick=0.05)
+FAST = BridgeTimings(
+    settings_timeout=2.0,
+    silence_seconds=30.0,
+    stall_seconds=30.0,
+    caller_idle_seconds=30.0,
+    goodbye_seconds=5.0,
+    goodbye_grace=2.0,
+    consult_timeout=5.0,
+    keepalive_interval=8.0,
+    tick=0.05,
+)
 
 
 @contextlib.asynccontextmanager
 async def serve_here(app, port: int) -> AsyncIterator[str]:
     """uvicorn on the running event loop (fakes run in threads; this is the code under test)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on")
+    )
     task = asyncio.create_task(server.serve(), name="voice-service")
     while not server.started:
         if task.done():
@@ -113,10 +123,17 @@ def add_number(tenant_id, number: str = NUMBER) -> None:
         s.add(PhoneNumber(tenant_id=tenant_id, number=number, label="Main line"))
 
 
-def add_contact(tenant_id, phone: str = CALLER, name: str = "Priya Raman", business: str = "Bayview Orthodontics") -> uuid.UUID:
+def add_contact(
+    tenant_id, phone: str = CALLER, name: str = "Priya Raman", business: str = "Bayview Orthodontics"
+) -> uuid.UUID:
     with session_scope() as s:
-        contact = Contact(tenant_id=tenant_id, business_name=business, contact_name=name, phone=phone,
-                          phone_normalized=normalise_phone(phone))
+        contact = Contact(
+            tenant_id=tenant_id,
+            business_name=business,
+            contact_name=name,
+            phone=phone,
+            phone_normalized=normalise_phone(phone),
+        )
         s.add(contact)
         s.flush()
         return contact.id
@@ -136,16 +153,27 @@ def usage_of(call_id) -> dict[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def phone_line(monkeypatch, tenant_id, script: Script | None = None, *, timings: BridgeTimings = FAST,
-                     consult: Consult = consult_specialists, number: str = NUMBER, **agent_options) -> AsyncIterator[PhoneLine]:
+async def phone_line(
+    monkeypatch,
+    tenant_id,
+    script: Script | None = None,
+    *,
+    timings: BridgeTimings = FAST,
+    consult: Consult = consult_specialists,
+    number: str = NUMBER,
+    **agent_options,
+) -> AsyncIterator[PhoneLine]:
     agent = FakeDeepgramAgent(script, api_key=DEEPGRAM_KEY, **agent_options)
     twilio = FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN)
     add_number(tenant_id, number)
     port = free_port()
     with serve(agent.app) as agent_url, serve(twilio.app) as twilio_url:
         for name, value in {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_BASE": twilio_url,
-            "DEEPGRAM_API_KEY": DEEPGRAM_KEY, "DEEPGRAM_AGENT_URL": agent_url.replace("http://", "ws://") + PATH,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE": twilio_url,
+            "DEEPGRAM_API_KEY": DEEPGRAM_KEY,
+            "DEEPGRAM_AGENT_URL": agent_url.replace("http://", "ws://") + PATH,
             "VOICE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }.items():
             monkeypatch.setenv(name, value)
@@ -197,11 +225,26 @@ async def until_waiting_for(table: str, timeout: float = 30) -> None:
 async def sidecar_process(agent_url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """`python -m voice_service` in a process of its own, pointed at the fake agent, so a test can kill it."""
     port = free_port()
-    env = dict(os.environ, TWILIO_AUTH_TOKEN=AUTH_TOKEN, DEEPGRAM_API_KEY=DEEPGRAM_KEY, LOG_LEVEL="WARNING",
-               DEEPGRAM_AGENT_URL=agent_url.replace("http://", "ws://") + PATH, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    env = dict(
+        os.environ,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        DEEPGRAM_API_KEY=DEEPGRAM_KEY,
+        LOG_LEVEL="WARNING",
+        DEEPGRAM_AGENT_URL=agent_url.replace("http://", "ws://") + PATH,
+        VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "voice_service", "--host", "127.0.0.1", "--port", str(port), cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "voice_service",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:

@@ -49,7 +49,10 @@ class AgentConfig:
 
     def settings_message(self) -> dict[str, Any]:
         """Settings: mulaw 8 kHz both ways, so Twilio audio passes through untouched."""
-        think: dict[str, Any] = {"provider": {"type": self.think_provider, "model": self.think_model}, "prompt": self.prompt}
+        think: dict[str, Any] = {
+            "provider": {"type": self.think_provider, "model": self.think_model},
+            "prompt": self.prompt,
+        }
         if self.functions:
             think["functions"] = self.functions
         return {
@@ -69,8 +72,11 @@ class AgentConfig:
 
 
 def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"name": name, "description": description,
-            "parameters": {"type": "object", "properties": properties, "required": required}}
+    return {
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": properties, "required": required},
+    }
 
 
 def agent_config(context: CallContext) -> AgentConfig:
@@ -82,14 +88,20 @@ def agent_config(context: CallContext) -> AgentConfig:
         functions.append(_function("transfer_to_human", "Transfer the caller to a staff member.", reason, []))
         prompt += TRANSFER_RULE
     if context.consult_enabled:
-        functions.append(_function(
-            "consult_specialists",
-            "Ask the organisation's specialist team a question. Only after the caller agreed to hold.",
-            {"question": {"type": "string", "description": "The caller's question, complete and self-contained."}},
-            ["question"],
-        ))
+        functions.append(
+            _function(
+                "consult_specialists",
+                "Ask the organisation's specialist team a question. Only after the caller agreed to hold.",
+                {"question": {"type": "string", "description": "The caller's question, complete and self-contained."}},
+                ["question"],
+            )
+        )
         prompt += CONSULT_RULE
     if context.contact_name:
         prompt += f" The caller's number belongs to {context.contact_name}; confirm before relying on it."
-    return AgentConfig(prompt=prompt, greeting=context.greeting, tags=[f"tenant-{context.tenant_id}", f"call-{context.call_sid}"],
-                       functions=functions)
+    return AgentConfig(
+        prompt=prompt,
+        greeting=context.greeting,
+        tags=[f"tenant-{context.tenant_id}", f"call-{context.call_sid}"],
+        functions=functions,
+    )

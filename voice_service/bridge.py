@@ -46,19 +46,37 @@ log = logging.getLogger(__name__)
 
 
 class TelephonyVoiceAgentHandler:
-    def __init__(self, twilio: TwilioSocket, context: CallContext, *, agent: VoiceAgentService | None = None,
-                 consult: Consult = consult_specialists, timings: BridgeTimings = BridgeTimings(),
-                 recorder: CallRecorder | None = None):
+    def __init__(
+        self,
+        twilio: TwilioSocket,
+        context: CallContext,
+        *,
+        agent: VoiceAgentService | None = None,
+        consult: Consult = consult_specialists,
+        timings: BridgeTimings = BridgeTimings(),
+        recorder: CallRecorder | None = None,
+    ):
         self.twilio = twilio
         self.context = context
         self.timings = timings
-        self.agent = agent or VoiceAgentService(agent_config(context), settings_timeout=timings.settings_timeout,
-                                                keepalive_interval=timings.keepalive_interval)
+        self.agent = agent or VoiceAgentService(
+            agent_config(context),
+            settings_timeout=timings.settings_timeout,
+            keepalive_interval=timings.keepalive_interval,
+        )
         self.recorder = recorder or CallRecorder(context)
         now = time.perf_counter()
         self.state = CallState(last_caller=now, last_activity=now)
-        self.functions = ClientFunctions(self.agent, context, self.state, self.recorder, consult=consult, timings=timings,
-                                         spawn=self._spawn, end=self._end)
+        self.functions = ClientFunctions(
+            self.agent,
+            context,
+            self.state,
+            self.recorder,
+            consult=consult,
+            timings=timings,
+            spawn=self._spawn,
+            end=self._end,
+        )
         self.watchdog = Watchdog(self.state, self.agent, self.functions, timings, self._end, context.call_sid)
         self.end_reason: str | None = None
         self.status = "completed"
@@ -112,8 +130,15 @@ class TelephonyVoiceAgentHandler:
             self.recorder.finish(status=self.status, reason=self.end_reason or "unknown", ended=self.state.last_caller)
             metrics.CALLS_IN_PROGRESS.dec()
             metrics.CALLS.labels(self.context.pipeline, self.status).inc()
-            log.info("call ended", extra={"call_sid": self.context.call_sid, "reason": self.end_reason,
-                                          "status": self.status, "frames": self.recorder.frames})
+            log.info(
+                "call ended",
+                extra={
+                    "call_sid": self.context.call_sid,
+                    "reason": self.end_reason,
+                    "status": self.status,
+                    "frames": self.recorder.frames,
+                },
+            )
         return self.end_reason
 
     # --- caller -> agent --------------------------------------------------------------------------------
@@ -197,8 +222,10 @@ class TelephonyVoiceAgentHandler:
                 else:
                     await self._agent_event(item)
         except AgentError as exc:
-            log.warning("voice agent error", extra={"call_sid": self.context.call_sid, "code": exc.code,
-                                                     "description": exc.description[:300]})
+            log.warning(
+                "voice agent error",
+                extra={"call_sid": self.context.call_sid, "code": exc.code, "description": exc.description[:300]},
+            )
             self._end("agent_error", failed=True)
             return
         except AgentClosed:

@@ -13,9 +13,9 @@ import re
 from datetime import datetime
 
 from app.integrations import twilio
+from app.services.accounts.scope import Scope
 from app.services.calls import call_records, voice_llm
 from app.services.calls.call_records import CallContext
-from app.services.accounts.scope import Scope
 from models.base import utcnow
 from voice_service.records import in_db_thread
 
@@ -44,8 +44,9 @@ def _record_speech(context: CallContext, speech: str, heard_at: datetime) -> lis
     """Database step before the reply: the call so far, then what the caller said. Returns the former."""
     scope = Scope.system(context.tenant_id)
     history = call_records.transcript_history(scope, context.call_id)
-    call_records.add_transcript_line(scope, context.call_id, seq=len(history) + 1, role="user", content=speech,
-                                     at=heard_at)
+    call_records.add_transcript_line(
+        scope, context.call_id, seq=len(history) + 1, role="user", content=speech, at=heard_at
+    )
     return history
 
 
@@ -54,8 +55,9 @@ def _record_reply(context: CallContext, seq: int, reply: str, answered_at: datet
     scope = Scope.system(context.tenant_id)
     call_records.add_transcript_line(scope, context.call_id, seq=seq, role="assistant", content=reply, at=answered_at)
     if done:
-        call_records.finish_call(scope, context.call_id, status="completed", reason="classic_goodbye",
-                                 ended_at=answered_at)
+        call_records.finish_call(
+            scope, context.call_id, status="completed", reason="classic_goodbye", ended_at=answered_at
+        )
 
 
 async def next_turn(context: CallContext, speech: str, action_url: str) -> str:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app.integrations import twilio
-from app.services.calls.call_records import CallContext
 from app.services.accounts.quotas import QuotaReached
+from app.services.calls.call_records import CallContext
 from voice_service.agent_config import BridgeTimings
 from voice_service.call_state import CallState
 from voice_service.consult import Consult
@@ -30,18 +30,32 @@ from voice_service.records import CallRecorder
 log = logging.getLogger(__name__)
 
 HOLD_MESSAGE = "Thanks for holding. I'm checking with our specialist team now; this takes about half a minute."
-TEAM_BUSY = ("The specialist team is busy right now and cannot take this question. Tell the caller, in one short "
-             "sentence, that the team is busy right now, and offer to take a message or have someone call back.")
-NO_TEAM = ("The specialist team could not be reached. Apologise briefly, give the best short answer you can, and "
-           "offer to have someone call back.")
+TEAM_BUSY = (
+    "The specialist team is busy right now and cannot take this question. Tell the caller, in one short "
+    "sentence, that the team is busy right now, and offer to take a message or have someone call back."
+)
+NO_TEAM = (
+    "The specialist team could not be reached. Apologise briefly, give the best short answer you can, and "
+    "offer to have someone call back."
+)
 
 Spawn = Callable[[Coroutine, str], asyncio.Task]
 End = Callable[..., None]  # end(reason, *, failed=False)
 
 
 class ClientFunctions:
-    def __init__(self, agent: VoiceAgentService, context: CallContext, state: CallState, recorder: CallRecorder, *,
-                 consult: Consult, timings: BridgeTimings, spawn: Spawn, end: End):
+    def __init__(
+        self,
+        agent: VoiceAgentService,
+        context: CallContext,
+        state: CallState,
+        recorder: CallRecorder,
+        *,
+        consult: Consult,
+        timings: BridgeTimings,
+        spawn: Spawn,
+        end: End,
+    ):
         self.agent = agent
         self.context = context
         self.state = state
@@ -66,9 +80,13 @@ class ClientFunctions:
             await self.agent.function_response(fid, name, "Say a short goodbye now; the line closes after it.")
         elif name == "transfer_to_human" and self.context.transfer_number:
             self.state.start_ending("transfer", time.perf_counter())
-            await self.agent.function_response(fid, name, "Tell the caller, in one short sentence, that you are transferring them now.")
+            await self.agent.function_response(
+                fid, name, "Tell the caller, in one short sentence, that you are transferring them now."
+            )
         elif name == "transfer_to_human":
-            await self.agent.function_response(fid, name, "No one can take calls right now. Offer to take a message instead.")
+            await self.agent.function_response(
+                fid, name, "No one can take calls right now. Offer to take a message instead."
+            )
         elif name == "consult_specialists" and self.context.consult_enabled:
             question = str(args.get("question") or "").strip()
             self._consults[fid] = self.spawn(self._consult(fid, name, question), "consult")
@@ -91,13 +109,17 @@ class ClientFunctions:
         try:
             await self.agent.inject_message(HOLD_MESSAGE)
             if question:
-                answer = (await asyncio.wait_for(self.consult(self.context.tenant_id, question), self.timings.consult_timeout)).strip()
+                answer = (
+                    await asyncio.wait_for(self.consult(self.context.tenant_id, question), self.timings.consult_timeout)
+                ).strip()
         except asyncio.CancelledError:
             raise
         except QuotaReached:  # the organisation's consultations per minute are used up
             busy = True
         except Exception as exc:
-            log.warning("specialist consult failed", extra={"call_sid": self.context.call_sid, "error": type(exc).__name__})
+            log.warning(
+                "specialist consult failed", extra={"call_sid": self.context.call_sid, "error": type(exc).__name__}
+            )
         finally:
             self.agent.resume_audio()
             state.on_hold = False
@@ -105,7 +127,7 @@ class ClientFunctions:
             self._consults.pop(fid, None)
         if answer:
             await self.agent.update_instructions(
-                f"\nThe specialist team answered the caller's question \"{question}\": {answer}\n"
+                f'\nThe specialist team answered the caller\'s question "{question}": {answer}\n'
                 "Give the caller this answer in your own short spoken words."
             )
             content, outcome = answer, "answered"

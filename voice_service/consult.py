@@ -13,8 +13,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from app.services.agents import consult
 from app.services.accounts.scope import Scope
+from app.services.agents import consult
 
 Consult = Callable[[uuid.UUID, str], Awaitable[str]]
 

@@ -27,11 +27,24 @@ from voice_service.agent_config import AgentConfig
 log = logging.getLogger(__name__)
 
 # Events the bridge acts on or records; anything else is ignored.
-EVENTS = frozenset({
-    "ConversationText", "UserStartedSpeaking", "AgentThinking", "FunctionCallRequest", "FunctionCallCancelled",
-    "AgentStartedSpeaking", "AgentAudioDone", "LatencyReport", "PromptUpdated", "SpeakUpdated", "ThinkUpdated",
-    "InjectionRefused", "History", "Warning",
-})
+EVENTS = frozenset(
+    {
+        "ConversationText",
+        "UserStartedSpeaking",
+        "AgentThinking",
+        "FunctionCallRequest",
+        "FunctionCallCancelled",
+        "AgentStartedSpeaking",
+        "AgentAudioDone",
+        "LatencyReport",
+        "PromptUpdated",
+        "SpeakUpdated",
+        "ThinkUpdated",
+        "InjectionRefused",
+        "History",
+        "Warning",
+    }
+)
 
 
 class AgentUnavailable(Exception):
@@ -52,8 +65,15 @@ class AgentClosed(Exception):
 
 
 class VoiceAgentService:
-    def __init__(self, config: AgentConfig, *, url: str | None = None, api_key: str | None = None,
-                 settings_timeout: float = 5.0, keepalive_interval: float = 8.0):
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        settings_timeout: float = 5.0,
+        keepalive_interval: float = 8.0,
+    ):
         settings = get_settings()
         self.config = config
         self.url = url or settings.deepgram_agent_url
@@ -77,8 +97,15 @@ class VoiceAgentService:
         headers = {"Authorization": f"Token {self.api_key}"} if self.api_key else {}
         try:
             self._ws = await websockets.connect(
-                self.url, additional_headers=headers, compression=None, proxy=None, open_timeout=self.settings_timeout,
-                ping_interval=10, ping_timeout=10, close_timeout=2, max_size=2**22,
+                self.url,
+                additional_headers=headers,
+                compression=None,
+                proxy=None,
+                open_timeout=self.settings_timeout,
+                ping_interval=10,
+                ping_timeout=10,
+                close_timeout=2,
+                max_size=2**22,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
             raise AgentUnavailable(f"could not connect to the voice agent ({type(exc).__name__})") from None
@@ -141,7 +168,9 @@ class VoiceAgentService:
             except ConnectionClosed as exc:
                 if self._closing:
                     return
-                raise AgentClosed(f"the voice agent connection dropped (code {exc.rcvd.code if exc.rcvd else 'none'})") from None
+                raise AgentClosed(
+                    f"the voice agent connection dropped (code {exc.rcvd.code if exc.rcvd else 'none'})"
+                ) from None
             if isinstance(raw, bytes):
                 yield raw
                 continue
@@ -160,7 +189,10 @@ class VoiceAgentService:
             elif kind == "ConversationText" and message.get("role") == "assistant":
                 self._pending_injection = None
             elif kind == "Warning":
-                log.warning("voice agent warning", extra={"code": message.get("code"), "description": message.get("description")})
+                log.warning(
+                    "voice agent warning",
+                    extra={"code": message.get("code"), "description": message.get("description")},
+                )
             yield message
 
     # --- sending ----------------------------------------------------------------------------------------

@@ -37,17 +37,33 @@ STALL_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 CALLS_IN_PROGRESS = Gauge("voice_calls_in_progress", "Calls bridged by this process right now.", registry=REGISTRY)
 CALLS = Counter("voice_calls", "Calls that ended, by pipeline and outcome.", ["pipeline", "outcome"], registry=REGISTRY)
 FRAMES_FORWARDED = Counter("voice_frames_forwarded", "Caller audio frames forwarded to the agent.", registry=REGISTRY)
-AGENT_AUDIO_CHUNKS = Counter("voice_agent_audio_chunks", "Agent audio chunks forwarded to the caller.", registry=REGISTRY)
-REJECTED_MESSAGES = Counter("voice_rejected_messages", "Malformed or unexpected messages ignored, by source.", ["source"],
-                            registry=REGISTRY)
+AGENT_AUDIO_CHUNKS = Counter(
+    "voice_agent_audio_chunks", "Agent audio chunks forwarded to the caller.", registry=REGISTRY
+)
+REJECTED_MESSAGES = Counter(
+    "voice_rejected_messages", "Malformed or unexpected messages ignored, by source.", ["source"], registry=REGISTRY
+)
 REJECTED_FROM_TWILIO = REJECTED_MESSAGES.labels(source="twilio")
 REJECTED_FROM_AGENT = REJECTED_MESSAGES.labels(source="agent")
-BRIDGE_LATENCY = Histogram("voice_bridge_latency_seconds", "Time a caller frame spends in the bridge before it is sent on.",
-                           buckets=LATENCY_BUCKETS, registry=REGISTRY)
-LOOP_LAG = Histogram("voice_event_loop_lag_seconds", "How late the event loop woke a timer: the wait of every call's "
-                     "frames at that moment.", buckets=STALL_BUCKETS, registry=REGISTRY)
-GC_PAUSE = Histogram("voice_gc_pause_seconds", "Time the garbage collector stopped the process, by generation.",
-                     ["generation"], buckets=STALL_BUCKETS, registry=REGISTRY)
+BRIDGE_LATENCY = Histogram(
+    "voice_bridge_latency_seconds",
+    "Time a caller frame spends in the bridge before it is sent on.",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+LOOP_LAG = Histogram(
+    "voice_event_loop_lag_seconds",
+    "How late the event loop woke a timer: the wait of every call's frames at that moment.",
+    buckets=STALL_BUCKETS,
+    registry=REGISTRY,
+)
+GC_PAUSE = Histogram(
+    "voice_gc_pause_seconds",
+    "Time the garbage collector stopped the process, by generation.",
+    ["generation"],
+    buckets=STALL_BUCKETS,
+    registry=REGISTRY,
+)
 
 
 def exposition() -> tuple[bytes, str]:

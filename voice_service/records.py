@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from app.services.accounts.scope import Scope
 from app.services.calls import call_records
 from app.services.calls.call_records import CallContext
-from app.services.accounts.scope import Scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,8 +125,15 @@ class CallRecorder:
         if not content:
             return
         self.seq += 1
-        self.writer.submit(call_records.add_transcript_line, self.scope, self.context.call_id, seq=self.seq,
-                           role=role, content=content[:8000], at=datetime.now(UTC))
+        self.writer.submit(
+            call_records.add_transcript_line,
+            self.scope,
+            self.context.call_id,
+            seq=self.seq,
+            role=role,
+            content=content[:8000],
+            at=datetime.now(UTC),
+        )
 
     def activity(self, perf: float) -> None:
         """The caller's media was flowing at `perf` (a perf_counter stamp). The bridge calls this about every
@@ -134,12 +141,18 @@ class CallRecorder:
         self.writer.submit(call_records.record_activity, self.scope, self.context.call_id, self.wall_time(perf))
 
     def latency_summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"turns": len(self.agent_latency), "frames_forwarded": self.frames,
-                               "agent_audio_seconds": round(self.agent_audio_bytes / 8000, 2)}
+        out: dict[str, Any] = {
+            "turns": len(self.agent_latency),
+            "frames_forwarded": self.frames,
+            "agent_audio_seconds": round(self.agent_audio_bytes / 8000, 2),
+        }
         if self.agent_latency:
             ms = [v * 1000 for v in self.agent_latency]
-            out.update(total_p50_ms=round(statistics.median(ms)), total_p95_ms=round(_percentile(ms, 0.95)),
-                       total_max_ms=round(max(ms)))
+            out.update(
+                total_p50_ms=round(statistics.median(ms)),
+                total_p95_ms=round(_percentile(ms, 0.95)),
+                total_max_ms=round(max(ms)),
+            )
         for key in ("stt_latency", "ttt_latency", "tts_latency"):
             values = [r[key] * 1000 for r in self.reports if isinstance(r.get(key), (int, float))]
             if values:
@@ -155,5 +168,13 @@ class CallRecorder:
         if self.finished:
             return
         self.finished = True
-        self.writer.submit(call_records.finish_call, self.scope, self.context.call_id, status=status, reason=reason,
-                           ended_at=self.wall_time(ended), request_id=self.request_id, latency=self.latency_summary())
+        self.writer.submit(
+            call_records.finish_call,
+            self.scope,
+            self.context.call_id,
+            status=status,
+            reason=reason,
+            ended_at=self.wall_time(ended),
+            request_id=self.request_id,
+            latency=self.latency_summary(),
+        )

@@ -29,8 +29,9 @@ GC_THRESHOLDS = (700, 10, 100)
 def warm_up(database_wait: float = 5.0) -> None:
     """Load what calls need before freezing. A database that is down or slow is not an error here (the health
     check says so): start-up waits for it at most `database_wait` seconds."""
-    import voice_service.deepgram_voice_agent  # noqa: F401  (loads the WebSocket client it connects with)
     from sqlalchemy.orm import configure_mappers
+
+    import voice_service.deepgram_voice_agent  # noqa: F401  (loads the WebSocket client it connects with)
 
     configure_mappers()
     first_query = threading.Thread(target=_first_query, name="warm-up", daemon=True)

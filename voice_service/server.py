@@ -1,11 +1,11 @@
 """The sidecar's ASGI app (Starlette): Twilio webhooks, the media-stream WebSocket, health and metrics.
 
-    POST /twilio/voice    incoming call: signed; picks the organisation by the called number and the pipeline
-    WS   /twilio/stream   media stream: signed upgrade + per-call token, then the bridge runs the call
-    POST /twilio/gather   classic pipeline: one speech turn
-    POST /twilio/status   Twilio's call status callback: ends calls no stream is bridging
-    GET  /metrics         Prometheus text
-    GET  /healthz         liveness plus a database round trip
+POST /twilio/voice    incoming call: signed; picks the organisation by the called number and the pipeline
+WS   /twilio/stream   media stream: signed upgrade + per-call token, then the bridge runs the call
+POST /twilio/gather   classic pipeline: one speech turn
+POST /twilio/status   Twilio's call status callback: ends calls no stream is bridging
+GET  /metrics         Prometheus text
+GET  /healthz         liveness plus a database round trip
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.edge.body_limit import BodyLimit
 from app.integrations import twilio
 from app.services.accounts import tokens
-from app.services.calls import call_records
 from app.services.accounts.scope import Scope
+from app.services.calls import call_records
 from app.settings import get_settings
 from models.base import utcnow
 from models.db import get_engine
@@ -109,8 +109,13 @@ async def twilio_voice(request: Request) -> Response:
     scope = Scope.system(owner.tenant_id)
     pipeline = choose_pipeline(call_sid)
     call_id = await in_db_thread(
-        call_records.start_call, scope, call_sid=call_sid, from_number=params.get("From"), to_number=params.get("To"),
-        pipeline=pipeline, status="ringing" if pipeline == "voice_agent" else "in_progress",
+        call_records.start_call,
+        scope,
+        call_sid=call_sid,
+        from_number=params.get("From"),
+        to_number=params.get("To"),
+        pipeline=pipeline,
+        status="ringing" if pipeline == "voice_agent" else "in_progress",
     )
     log.info("incoming call", extra={"call_sid": call_sid, "pipeline": pipeline, "tenant_id": str(owner.tenant_id)})
     if pipeline == "voice_agent":
@@ -127,7 +132,9 @@ async def twilio_gather(request: Request) -> Response:
     if isinstance(params, Response):
         return params
     owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
-    context = owner and await in_db_thread(call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", ""))
+    context = owner and await in_db_thread(
+        call_records.call_context, Scope.system(owner.tenant_id), params.get("CallSid", "")
+    )
     if not context:
         return _xml(twilio.say_and_hang_up(classic.GOODBYE))
     speech = (params.get("SpeechResult") or "").strip()[:2000]
@@ -144,13 +151,21 @@ async def twilio_status(request: Request) -> Response:
     status = params.get("CallStatus", "")
     owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
     if owner is not None:
-        await in_db_thread(call_records.call_status, Scope.system(owner.tenant_id), params.get("CallSid", ""), status,
-                           received, final=status in FINAL_TWILIO_STATUSES)
+        await in_db_thread(
+            call_records.call_status,
+            Scope.system(owner.tenant_id),
+            params.get("CallSid", ""),
+            status,
+            received,
+            final=status in FINAL_TWILIO_STATUSES,
+        )
     return Response(status_code=204)
 
 
 async def twilio_stream(websocket: WebSocket) -> None:
-    urls = twilio.seen_urls(websocket.url.scheme, websocket.headers, websocket.url.path, websocket.url.query, websocket=True)
+    urls = twilio.seen_urls(
+        websocket.url.scheme, websocket.headers, websocket.url.path, websocket.url.query, websocket=True
+    )
     if not twilio.signature_valid(urls, {}, websocket.headers.get("x-twilio-signature")):
         log.warning("refused a media stream with a bad or missing signature")
         await websocket.close(code=1008)  # before accept: the upgrade is answered 403
@@ -166,7 +181,10 @@ async def twilio_stream(websocket: WebSocket) -> None:
             await websocket.close(code=1008)
         return
     context = await in_db_thread(
-        call_records.bind_stream, Scope.system(claims["tid"]), call_id=claims["call"], call_sid=start.call_sid,
+        call_records.bind_stream,
+        Scope.system(claims["tid"]),
+        call_id=claims["call"],
+        call_sid=start.call_sid,
         stream_sid=start.stream_sid,
     )
     if context is None:

@@ -20,8 +20,9 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import websockets
@@ -45,7 +46,7 @@ class Twiml:
     hangup: bool = False
 
     @classmethod
-    def parse(cls, status_code: int, body: str) -> "Twiml":
+    def parse(cls, status_code: int, body: str) -> Twiml:
         twiml = cls(status_code, body)
         if status_code != 200:
             return twiml
@@ -69,9 +70,18 @@ def new_call_sid() -> str:
 
 
 class TwilioCaller:
-    def __init__(self, base_url: str, *, to: str, from_: str = "+15555550123", auth_token: str | None = None,
-                 account_sid: str = "AC" + "0" * 32, call_sid: str | None = None,
-                 on_event: Callable[[float, dict[str, Any]], None] | None = None, http: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        to: str,
+        from_: str = "+15555550123",
+        auth_token: str | None = None,
+        account_sid: str = "AC" + "0" * 32,
+        call_sid: str | None = None,
+        on_event: Callable[[float, dict[str, Any]], None] | None = None,
+        http: httpx.AsyncClient | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.to, self.from_ = to, from_
         self.auth_token = auth_token or twilio.signing_token()
@@ -96,7 +106,11 @@ class TwilioCaller:
     # --- the webhook --------------------------------------------------------------------------------------
 
     async def _post(self, url: str, params: dict[str, str], signature: str | None) -> httpx.Response:
-        headers = {"X-Twilio-Signature": signature if signature is not None else twilio.sign_request(url, params, self.auth_token)}
+        headers = {
+            "X-Twilio-Signature": signature
+            if signature is not None
+            else twilio.sign_request(url, params, self.auth_token)
+        }
         if self.http is not None:
             return await self.http.post(url, data=params, headers=headers)
         async with httpx.AsyncClient(timeout=10) as client:
@@ -107,8 +121,16 @@ class TwilioCaller:
         return Twiml.parse(response.status_code, response.text)
 
     def _params(self, **extra: str) -> dict[str, str]:
-        return {"CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.from_, "To": self.to,
-                "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": self.account_sid,
+            "From": self.from_,
+            "To": self.to,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+            **extra,
+        }
 
     async def dial(self, signature: str | None = None) -> Twiml:
         """The incoming-call webhook, signed like Twilio signs it (or with `signature`, to forge one)."""
@@ -116,11 +138,15 @@ class TwilioCaller:
 
     async def gather(self, action_url: str, speech: str) -> Twiml:
         """A classic-pipeline turn: what Twilio posts after recognising the caller's speech."""
-        return await self._twiml(action_url, self._params(CallStatus="in-progress", SpeechResult=speech, Confidence="0.92"), None)
+        return await self._twiml(
+            action_url, self._params(CallStatus="in-progress", SpeechResult=speech, Confidence="0.92"), None
+        )
 
     async def status_callback(self, status: str = "completed") -> int:
         """Twilio's call status callback, e.g. after the call completed."""
-        response = await self._post(f"{self.base_url}/twilio/status", self._params(CallStatus=status, CallDuration="12"), None)
+        response = await self._post(
+            f"{self.base_url}/twilio/status", self._params(CallStatus=status, CallDuration="12"), None
+        )
         return response.status_code
 
     # --- the media stream ---------------------------------------------------------------------------------
@@ -132,8 +158,9 @@ class TwilioCaller:
             headers["X-Twilio-Signature"] = signature
         elif sign:
             headers["X-Twilio-Signature"] = twilio.sign_request(stream_url, {}, self.auth_token)
-        self.ws = await websockets.connect(stream_url, additional_headers=headers, compression=None, proxy=None,
-                                           open_timeout=10, max_size=2**22)
+        self.ws = await websockets.connect(
+            stream_url, additional_headers=headers, compression=None, proxy=None, open_timeout=10, max_size=2**22
+        )
         self._reader = asyncio.create_task(self._read(), name=f"caller-{self.call_sid}")
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -147,10 +174,20 @@ class TwilioCaller:
     async def start(self, token: str, *, connected: bool = True) -> None:
         if connected:
             await self.send_raw(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await self.send({"event": "start", "streamSid": self.stream_sid, "start": {
-            "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
-            "tracks": ["inbound"], "customParameters": {"token": token},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+        await self.send(
+            {
+                "event": "start",
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": self.account_sid,
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": {"token": token},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
 
     async def send_media(self, frame: bytes) -> None:
         self._seq += 1
@@ -162,11 +199,18 @@ class TwilioCaller:
         )
 
     async def dtmf(self, digit: str) -> None:
-        await self.send({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}})
+        await self.send(
+            {"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}}
+        )
 
     async def stop(self) -> None:
-        await self.send({"event": "stop", "streamSid": self.stream_sid,
-                         "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+        await self.send(
+            {
+                "event": "stop",
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
+            }
+        )
 
     async def hang_up(self, *, send_stop: bool = True) -> None:
         """End the call as a caller would: `stop` then close, or just drop the socket."""
@@ -184,7 +228,10 @@ class TwilioCaller:
     async def play(self, audio: bytes, *, seconds: float | None = None, dtmf: dict[float, str] | None = None) -> None:
         """Stream `audio` in real time (20 ms frames), then silence until `seconds` or the call closes."""
         dtmf = dict(sorted((dtmf or {}).items()))
-        frames = [audio[i : i + FRAME_BYTES].ljust(FRAME_BYTES, bytes([SILENCE_BYTE])) for i in range(0, len(audio), FRAME_BYTES)]
+        frames = [
+            audio[i : i + FRAME_BYTES].ljust(FRAME_BYTES, bytes([SILENCE_BYTE]))
+            for i in range(0, len(audio), FRAME_BYTES)
+        ]
         total = max(len(frames), int((seconds or 0) * 50))
         started = time.perf_counter()
         for n in range(total):
@@ -283,6 +330,7 @@ def _print_event(started: float):
             heard["bytes"] = 0
         else:
             print(f"{stamp} {json.dumps(message)[:160]}", flush=True)
+
     return show
 
 
@@ -290,7 +338,9 @@ async def _run(args: argparse.Namespace) -> int:
     from voice_service.audio import read_wav_as_mulaw, write_mulaw_as_wav
 
     started = time.perf_counter()
-    caller = TwilioCaller(args.url, to=args.to, from_=args.from_, auth_token=args.auth_token, on_event=_print_event(started))
+    caller = TwilioCaller(
+        args.url, to=args.to, from_=args.from_, auth_token=args.auth_token, on_event=_print_event(started)
+    )
     print(f"Calling {args.to} from {args.from_} through {args.url} (CallSid {caller.call_sid})", flush=True)
     twiml = await caller.dial()
     if twiml.status_code != 200:
@@ -327,8 +377,11 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"[{time.perf_counter() - started:6.2f}s] you hung up", flush=True)
     else:
         await caller.wait_closed()
-        how = "the agent ended the call" if caller.close_code == 1000 else (
-            f"the stream ended abnormally (code {caller.close_code}); Twilio now says: {' '.join(twiml.says)}")
+        how = (
+            "the agent ended the call"
+            if caller.close_code == 1000
+            else (f"the stream ended abnormally (code {caller.close_code}); Twilio now says: {' '.join(twiml.says)}")
+        )
         print(f"[{time.perf_counter() - started:6.2f}s] {how}", flush=True)
     print(f"Agent audio received: {len(caller.agent_audio) / RATE:.1f} s", flush=True)
     if args.save:

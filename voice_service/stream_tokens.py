@@ -15,8 +15,11 @@ STREAM_TOKEN_TTL_SECONDS = 600
 
 
 def stream_token(call_sid: str, call_id: str, tenant_id: str) -> str:
-    return tokens.sign({"sub": call_sid, "call": call_id, "tid": tenant_id}, audience=STREAM_AUDIENCE,
-                       ttl_seconds=STREAM_TOKEN_TTL_SECONDS)
+    return tokens.sign(
+        {"sub": call_sid, "call": call_id, "tid": tenant_id},
+        audience=STREAM_AUDIENCE,
+        ttl_seconds=STREAM_TOKEN_TTL_SECONDS,
+    )
 
 
 def verify_stream_token(token: str, call_sid: str) -> dict:

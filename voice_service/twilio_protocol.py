@@ -108,13 +108,17 @@ def parse(text: str) -> Event:
             raise ProtocolError("media.payload is not valid base64") from None
         if not audio or len(audio) > MAX_MEDIA_BYTES:
             raise ProtocolError(f"media.payload must hold 1 to {MAX_MEDIA_BYTES} bytes")
-        return Media(_str(msg, "streamSid", "media"), audio, media.get("track") or "inbound", str(media.get("timestamp", "")))
+        return Media(
+            _str(msg, "streamSid", "media"), audio, media.get("track") or "inbound", str(media.get("timestamp", ""))
+        )
     if event == "connected":
         return Connected(protocol=str(msg.get("protocol", "")), version=str(msg.get("version", "")))
     if event == "start":
         start = _obj(msg, "start")
         params = start.get("customParameters") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+        if not isinstance(params, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+        ):
             raise ProtocolError("start.customParameters must map names to strings")
         fmt = start.get("mediaFormat") or {}
         if not isinstance(fmt, dict):

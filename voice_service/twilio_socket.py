@@ -49,7 +49,9 @@ class TwilioSocket:
             raise tp.ProtocolError("binary frame")
         event = tp.parse(text)
         if getattr(event, "stream_sid", self.stream_sid) != self.stream_sid:
-            raise tp.ProtocolError("media for another stream" if type(event) is tp.Media else "message for another stream")
+            raise tp.ProtocolError(
+                "media for another stream" if type(event) is tp.Media else "message for another stream"
+            )
         return event
 
     async def send_media(self, audio: bytes) -> None:

@@ -26,8 +26,15 @@ SILENCE_GOODBYE = "I haven't heard anything for a while, so I'll end the call no
 
 
 class Watchdog:
-    def __init__(self, state: CallState, agent: VoiceAgentService, functions: ClientFunctions, timings: BridgeTimings,
-                 end: End, call_sid: str):
+    def __init__(
+        self,
+        state: CallState,
+        agent: VoiceAgentService,
+        functions: ClientFunctions,
+        timings: BridgeTimings,
+        end: End,
+        call_sid: str,
+    ):
         self.state = state
         self.agent = agent
         self.functions = functions

@@ -22,7 +22,9 @@ class ConsultIn(BaseModel):
     message: str = Field(description="the question")
     conversation_id: str | None = Field(None, description="continue this conversation (default: start a new one)")
     agents: list[str] | None = Field(None, description="specialist slugs to consult (default: the moderator decides)")
-    stream: bool = Field(False, description="stream the events as server-sent events (or send Accept: text/event-stream)")
+    stream: bool = Field(
+        False, description="stream the events as server-sent events (or send Accept: text/event-stream)"
+    )
 
 
 class ConsultOut(BaseModel):
@@ -55,20 +57,29 @@ class SpecialistPatch(BaseModel):
 
 
 # One server-sent event of a streamed turn: its kind, and its fields as a JSON object.
-SSE_EVENT = {"type": "object", "required": ["event", "data"],
-             "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}}}
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}},
+}
 
 
 def _sse(event: Event) -> str:
     return f"event: {event.kind}\ndata: {json.dumps(event.as_dict(), ensure_ascii=False)}\n\n"
 
 
-@router.post("/consult", response_model=ConsultOut, responses={
-    200: {"description": "the answer as JSON, or with `stream` (or `Accept: text/event-stream`) the turn's events as "
-                         "server-sent events (`started`, the specialists' progress, `usage`, `done` or `failed`)",
-          "content": {"text/event-stream": {"schema": SSE_EVENT}}},
-    **errors.responses(404, 503),
-})
+@router.post(
+    "/consult",
+    response_model=ConsultOut,
+    responses={
+        200: {
+            "description": "the answer as JSON, or with `stream` (or `Accept: text/event-stream`) the turn's events as "
+            "server-sent events (`started`, the specialists' progress, `usage`, `done` or `failed`)",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **errors.responses(404, 503),
+    },
+)
 async def consult(body: ConsultIn, request: Request, scope: ScopeDep):
     """Ask the specialist team. The turn is stored in the caller's conversation history."""
     # async: the turn is an async stream of events (the specialists answer concurrently).
@@ -76,6 +87,7 @@ async def consult(body: ConsultIn, request: Request, scope: ScopeDep):
     first = await anext(turn)  # bad input raises here, before anything is streamed (422/404)
     assert isinstance(first, TurnStarted)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+
         async def events() -> AsyncIterator[str]:
             yield _sse(first)
             async for event in turn:
@@ -91,8 +103,14 @@ async def consult(body: ConsultIn, request: Request, scope: ScopeDep):
         elif isinstance(event, TurnFailed):
             raise HTTPException(event.status, event.message)
     return ConsultOut(
-        conversation_id=first.conversation_id, answer=done.answer, notice=done.notice, offline=done.offline,
-        route=done.route, specialists=done.specialists, timings=done.timings, usage=usage.as_dict() if usage else {},
+        conversation_id=first.conversation_id,
+        answer=done.answer,
+        notice=done.notice,
+        offline=done.offline,
+        route=done.route,
+        specialists=done.specialists,
+        timings=done.timings,
+        usage=usage.as_dict() if usage else {},
     )
 
 
@@ -102,12 +120,21 @@ def list_specialists(scope: ScopeDep):
     return specialists.list_specialists(scope)
 
 
-@router.post("", response_model=specialists.SpecialistView, status_code=201, responses={
-    409: {"model": errors.ErrorOut,
-          "description": "the slug is taken, or the organisation has as many specialists as its quota allows"},
-    422: {"model": errors.ErrorOut,
-          "description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which"},
-})
+@router.post(
+    "",
+    response_model=specialists.SpecialistView,
+    status_code=201,
+    responses={
+        409: {
+            "model": errors.ErrorOut,
+            "description": "the slug is taken, or the organisation has as many specialists as its quota allows",
+        },
+        422: {
+            "model": errors.ErrorOut,
+            "description": "a field is invalid (e.g. knowledge over the organisation's limit); `fields` says which",
+        },
+    },
+)
 def create_specialist(body: SpecialistIn, scope: ScopeDep):
     """Admins only. At most `max_specialists` per organisation (100 by default, disabled ones included), each with
     at most `specialist_knowledge_chars` characters of knowledge (50,000 by default)."""

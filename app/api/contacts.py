@@ -35,7 +35,9 @@ class ContactIn(BaseModel):
     city: str | None = None
     state: str | None = None
     notes: str | None = None
-    status: str | None = Field(default=None, description="lead, prospect, qualified, customer, closed_won, closed_lost, inactive")
+    status: str | None = Field(
+        default=None, description="lead, prospect, qualified, customer, closed_won, closed_lost, inactive"
+    )
     stripe_customer_id: str | None = None
     custom_fields: dict[str, Any] | None = Field(default=None, description="custom field key -> value")
 
@@ -84,8 +86,8 @@ class ContactCardOut(BaseModel):
     state: str
     status: str = Field(description="lead, prospect, qualified, customer, closed_won, closed_lost, inactive")
     status_label: str
-    last_interaction_at: str = Field(description="ISO 8601; \"\" when never")
-    subscription_status: str = Field(description="the linked Stripe subscription's status; \"\" when none")
+    last_interaction_at: str = Field(description='ISO 8601; "" when never')
+    subscription_status: str = Field(description='the linked Stripe subscription\'s status; "" when none')
     created_at: str = Field(description="ISO 8601")
 
 
@@ -120,13 +122,13 @@ class InteractionOut(BaseModel):
     subject: str
     content: str
     interaction_date: str = Field(description="ISO 8601")
-    due_at: str = Field(description="tasks and follow-ups: YYYY-MM-DD; \"\" when none")
+    due_at: str = Field(description='tasks and follow-ups: YYYY-MM-DD; "" when none')
     done: bool
     overdue: bool
     is_status_change: bool
     author: str
     meta: dict[str, Any]
-    facts: list[str] = Field(description="meta as sentences for display, e.g. \"Minutes: 12\"")
+    facts: list[str] = Field(description='meta as sentences for display, e.g. "Minutes: 12"')
     contact_name: str
     business_name: str
 
@@ -171,10 +173,18 @@ def list_contacts(
     page: int = Query(1, ge=1),
     per_page: int = Query(24, ge=1, le=contact_search.PER_PAGE_MAX),
 ):
-    query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page)
+    query = contact_search.ContactQuery(
+        q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page
+    )
     result = contact_search.search_contacts(scope, query)
-    return ContactPageOut(items=result.items, total=result.total, total_exact=result.total_exact, page=result.page,
-                          per_page=result.per_page, pages=result.pages)
+    return ContactPageOut(
+        items=result.items,
+        total=result.total,
+        total_exact=result.total_exact,
+        page=result.page,
+        per_page=result.per_page,
+        pages=result.pages,
+    )
 
 
 @router.post("/contacts", response_model=ContactOut, status_code=201, responses=errors.responses(409))
@@ -212,29 +222,31 @@ def list_interactions(
     return InteractionPageOut(items=interactions.timeline(scope, contact_id, limit=limit, offset=offset))
 
 
-@router.post("/contacts/{contact_id}/interactions", response_model=InteractionOut, status_code=201,
-             responses=NOT_FOUND)
+@router.post("/contacts/{contact_id}/interactions", response_model=InteractionOut, status_code=201, responses=NOT_FOUND)
 def add_interaction(contact_id: str, body: InteractionIn, scope: ScopeDep):
     return InteractionOut.model_validate(
-        interactions.add_interaction(scope, contact_id, body.model_dump(exclude_none=True)))
+        interactions.add_interaction(scope, contact_id, body.model_dump(exclude_none=True))
+    )
 
 
-@router.patch("/contacts/{contact_id}/interactions/{interaction_id}", response_model=InteractionOut,
-              responses=NOT_FOUND)
+@router.patch(
+    "/contacts/{contact_id}/interactions/{interaction_id}", response_model=InteractionOut, responses=NOT_FOUND
+)
 def update_interaction(contact_id: str, interaction_id: str, body: InteractionIn, scope: ScopeDep):
-    view = interactions.update_interaction(scope, interaction_id, body.model_dump(exclude_unset=True),
-                                           contact_id=contact_id)
+    view = interactions.update_interaction(
+        scope, interaction_id, body.model_dump(exclude_unset=True), contact_id=contact_id
+    )
     return InteractionOut.model_validate(view)
 
 
-@router.put("/contacts/{contact_id}/interactions/{interaction_id}/done", response_model=InteractionOut,
-            responses=NOT_FOUND)
+@router.put(
+    "/contacts/{contact_id}/interactions/{interaction_id}/done", response_model=InteractionOut, responses=NOT_FOUND
+)
 def set_interaction_done(contact_id: str, interaction_id: str, body: DoneIn, scope: ScopeDep):
     return InteractionOut.model_validate(interactions.set_done(scope, interaction_id, body.done, contact_id=contact_id))
 
 
-@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204,
-               responses=NOT_FOUND)
+@router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204, responses=NOT_FOUND)
 def delete_interaction(contact_id: str, interaction_id: str, scope: ScopeDep):
     interactions.delete_interaction(scope, interaction_id, contact_id=contact_id)
     return Response(status_code=204)

@@ -10,9 +10,8 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterator
-from urllib.parse import quote
-
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
@@ -22,14 +21,20 @@ from app.api import errors
 from app.api.deps import BearerDep, resolve_bearer
 from app.services.accounts import auth
 from app.services.crm import contact_search
-from app.services.imports import csv_export, csv_import
 from app.services.errors import NotAuthenticated
+from app.services.imports import csv_export, csv_import
 
-router = APIRouter(prefix="/api/v1", tags=["files"], responses={
-    200: {"description": "a CSV file (UTF-8 with a byte order mark) as an attachment",
-          "content": {"text/csv": {"schema": {"type": "string"}}}},
-    **errors.AUTHENTICATED,
-})
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["files"],
+    responses={
+        200: {
+            "description": "a CSV file (UTF-8 with a byte order mark) as an attachment",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **errors.AUTHENTICATED,
+    },
+)
 EXPORT_PATH = "/api/v1/contacts/export.csv"
 
 
@@ -75,28 +80,37 @@ def _ascii(text: str) -> str:
 def _attachment(chunks: Iterator[str], filename: str) -> StreamingResponse:
     """The file as a streamed response. The body is a plain iterator, which Starlette advances in its thread
     pool, so producing a large export's chunks never blocks the event loop."""
+
     def body() -> Iterator[bytes]:
         yield "\ufeff".encode("utf-8")  # a BOM first, so Excel opens the UTF-8 file with its accents intact
         for chunk in chunks:
             yield chunk.encode("utf-8")
 
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": content_disposition(filename),
-                                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": content_disposition(filename),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/contacts/export.csv", summary="Export contacts (the current filter) as CSV")
 def export_contacts(
     principal: DownloadPrincipalDep,
-    q: str = "", status: str = "", field: str = "", value: str = "",
+    q: str = "",
+    status: str = "",
+    field: str = "",
+    value: str = "",
     sort: str = Query("newest", description=", ".join(contact_search.SORTS)),
 ):
     query = contact_search.ContactQuery(q=q, status=status, field=field, value=value, sort=sort)
     return _attachment(_primed(csv_export.export_contacts(principal.scope, query)), "contacts.csv")
 
 
-@router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV",
-            responses=errors.NOT_FOUND)
+@router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV", responses=errors.NOT_FOUND)
 def import_errors(import_id: str, principal: DownloadPrincipalDep):
     filename, chunks = csv_import.error_report(principal.scope, import_id)
     return _attachment(chunks, filename)

@@ -26,8 +26,9 @@ from app.settings import get_settings
 
 router = APIRouter()
 
-LOCAL_ONLY = ("Metrics are served to loopback and private networks only; set METRICS_TOKEN on the app to scrape "
-              "from elsewhere.")
+LOCAL_ONLY = (
+    "Metrics are served to loopback and private networks only; set METRICS_TOKEN on the app to scrape from elsewhere."
+)
 TOKEN_REQUIRED = "Send 'Authorization: Bearer <METRICS_TOKEN>' to read the metrics."
 
 
@@ -87,4 +88,5 @@ class RequestMetrics:
             route = scope.get("route")
             if isinstance(route, APIRoute):
                 metrics.API_LATENCY.labels(scope["method"], route.path, str(status)).observe(
-                    time.perf_counter() - started)
+                    time.perf_counter() - started
+                )

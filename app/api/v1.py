@@ -80,14 +80,22 @@ def list_users(scope: ScopeDep):
     return users.list_users(scope)
 
 
-@router.get("/users/{user_id}", response_model=users.UserView, tags=["team"],
-            responses={**errors.AUTHENTICATED, **errors.NOT_FOUND})
+@router.get(
+    "/users/{user_id}",
+    response_model=users.UserView,
+    tags=["team"],
+    responses={**errors.AUTHENTICATED, **errors.NOT_FOUND},
+)
 def get_user(user_id: str, scope: ScopeDep):
     return users.get_user(scope, user_id)
 
 
-@router.get("/jobs/{job_id}", response_model=job_queue.JobView, tags=["jobs"],
-            responses={**errors.AUTHENTICATED, **errors.NOT_FOUND})
+@router.get(
+    "/jobs/{job_id}",
+    response_model=job_queue.JobView,
+    tags=["jobs"],
+    responses={**errors.AUTHENTICATED, **errors.NOT_FOUND},
+)
 def get_job(job_id: int, scope: ScopeDep):
     """A job's status and progress (e.g. a CSV import's)."""
     return job_queue.get_job(scope, job_id)

@@ -89,8 +89,9 @@ def confirm(trigger: rx.Component, title, description, action: str, on_confirm, 
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
                 rx.alert_dialog.action(rx.button(action, color_scheme="red", on_click=on_confirm, data_testid=testid)),
-                justify="end", spacing="3", margin_top="12px",
+                justify="end",
+                spacing="3",
+                margin_top="12px",
             ),
         ),
     )
-

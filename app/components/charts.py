@@ -46,8 +46,13 @@ def weekly_bars(series: list[tuple[date, int]], *, name: str, height: int = 280)
 
 # Radix step-9 colours for the status badges' colour names, so the chart matches the cards.
 RADIX_9 = {
-    "gray": "#8d8d8d", "blue": "#0090ff", "violet": "#6e56cf", "green": "#30a46c", "grass": "#46a758",
-    "red": "#e5484d", "orange": "#f76b15",
+    "gray": "#8d8d8d",
+    "blue": "#0090ff",
+    "violet": "#6e56cf",
+    "green": "#30a46c",
+    "grass": "#46a758",
+    "red": "#e5484d",
+    "orange": "#f76b15",
 }
 
 
@@ -66,7 +71,8 @@ def horizontal_bars(labels: list[str], values: list[int], colors: list[str], *, 
     )
     fig = _layout(fig, height)
     fig.update_yaxes(autorange="reversed", gridcolor="rgba(0,0,0,0)", tickformat=None)
-    fig.update_xaxes(showgrid=True, gridcolor="rgba(128,128,128,0.2)", rangemode="tozero", tickformat=",d",
-                     **_integer_ticks(values))
+    fig.update_xaxes(
+        showgrid=True, gridcolor="rgba(128,128,128,0.2)", rangemode="tozero", tickformat=",d", **_integer_ticks(values)
+    )
     fig.update_layout(margin=dict(l=90, r=16, t=8, b=32))
     return fig

@@ -6,7 +6,12 @@ import dataclasses
 
 import reflex as rx
 
-TABS = [("Dashboard", "/crm"), ("Contacts", "/crm/contacts"), ("Import", "/crm/import"), ("Custom fields", "/crm/fields")]
+TABS = [
+    ("Dashboard", "/crm"),
+    ("Contacts", "/crm/contacts"),
+    ("Import", "/crm/import"),
+    ("Custom fields", "/crm/fields"),
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +97,13 @@ def day(iso_date: rx.Var) -> rx.Component:
 def _line(icon: str, value: rx.Var) -> rx.Component:
     return rx.cond(
         value != "",
-        rx.hstack(rx.icon(icon, size=14, color=rx.color("gray", 10)), rx.text(value, size="2", overflow="hidden",
-                                                                           text_overflow="ellipsis", white_space="nowrap"),
-                  spacing="2", align="center", min_width="0"),
+        rx.hstack(
+            rx.icon(icon, size=14, color=rx.color("gray", 10)),
+            rx.text(value, size="2", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+            spacing="2",
+            align="center",
+            min_width="0",
+        ),
     )
 
 
@@ -107,7 +116,9 @@ def contact_card(card: ContactCardRow) -> rx.Component:
                         rx.text(card.business_name, weight="bold", size="3"),
                         rx.text(
                             card.contact_name,
-                            rx.cond(card.contact_role != "", rx.text.span(" · ", card.contact_role, color_scheme="gray")),
+                            rx.cond(
+                                card.contact_role != "", rx.text.span(" · ", card.contact_role, color_scheme="gray")
+                            ),
                             size="2",
                         ),
                         spacing="1",
@@ -132,8 +143,13 @@ def contact_card(card: ContactCardRow) -> rx.Component:
                     rx.spacer(),
                     rx.cond(
                         card.subscription_status != "",
-                        rx.badge(rx.icon("credit-card", size=12), card.subscription_status, variant="outline", size="1",
-                                 color_scheme=rx.cond(card.subscription_status == "active", "green", "orange")),
+                        rx.badge(
+                            rx.icon("credit-card", size=12),
+                            card.subscription_status,
+                            variant="outline",
+                            size="1",
+                            color_scheme=rx.cond(card.subscription_status == "active", "green", "orange"),
+                        ),
                     ),
                     width="100%",
                     align="center",
@@ -153,15 +169,33 @@ def contact_card(card: ContactCardRow) -> rx.Component:
     )
 
 
-def pager(page: rx.Var, pages: rx.Var, has_prev: rx.Var, has_next: rx.Var, on_prev, on_next, label: rx.Var) -> rx.Component:
+def pager(
+    page: rx.Var, pages: rx.Var, has_prev: rx.Var, has_next: rx.Var, on_prev, on_next, label: rx.Var
+) -> rx.Component:
     return rx.hstack(
         rx.text(label, size="2", color_scheme="gray"),
         rx.spacer(),
-        rx.button(rx.icon("chevron-left", size=16), "Previous", variant="soft", color_scheme="gray", size="2",
-                  disabled=~has_prev, on_click=on_prev, data_testid="page-prev"),
+        rx.button(
+            rx.icon("chevron-left", size=16),
+            "Previous",
+            variant="soft",
+            color_scheme="gray",
+            size="2",
+            disabled=~has_prev,
+            on_click=on_prev,
+            data_testid="page-prev",
+        ),
         rx.text("Page ", page, " of ", pages, size="2", data_testid="page-label"),
-        rx.button("Next", rx.icon("chevron-right", size=16), variant="soft", color_scheme="gray", size="2",
-                  disabled=~has_next, on_click=on_next, data_testid="page-next"),
+        rx.button(
+            "Next",
+            rx.icon("chevron-right", size=16),
+            variant="soft",
+            color_scheme="gray",
+            size="2",
+            disabled=~has_next,
+            on_click=on_next,
+            data_testid="page-next",
+        ),
         width="100%",
         align="center",
         spacing="3",
@@ -172,11 +206,23 @@ def activity_row(entry: TimelineEntry) -> rx.Component:
     """One line of recent activity or follow-ups on the dashboard."""
     return rx.link(
         rx.hstack(
-            rx.box(rx.icon(entry.icon, size=16), padding="6px", border_radius="8px",
-                   background=rx.color("accent", 3), color=rx.color("accent", 11)),
+            rx.box(
+                rx.icon(entry.icon, size=16),
+                padding="6px",
+                border_radius="8px",
+                background=rx.color("accent", 3),
+                color=rx.color("accent", 11),
+            ),
             rx.vstack(
-                rx.text(rx.cond(entry.subject != "", entry.subject, entry.content), size="2", weight="medium",
-                        max_width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+                rx.text(
+                    rx.cond(entry.subject != "", entry.subject, entry.content),
+                    size="2",
+                    weight="medium",
+                    max_width="100%",
+                    overflow="hidden",
+                    text_overflow="ellipsis",
+                    white_space="nowrap",
+                ),
                 rx.text(entry.contact_name, " · ", entry.business_name, size="1", color_scheme="gray"),
                 spacing="0",
                 min_width="0",
@@ -184,10 +230,12 @@ def activity_row(entry: TimelineEntry) -> rx.Component:
             ),
             rx.cond(
                 entry.due_at != "",
-                rx.badge(rx.cond(entry.done, "Done · ", rx.cond(entry.overdue, "Overdue · ", "Due ")),
-                         day(entry.due_at),
-                         color_scheme=rx.cond(entry.done, "green", rx.cond(entry.overdue, "red", "gray")),
-                         variant="soft"),
+                rx.badge(
+                    rx.cond(entry.done, "Done · ", rx.cond(entry.overdue, "Overdue · ", "Due ")),
+                    day(entry.due_at),
+                    color_scheme=rx.cond(entry.done, "green", rx.cond(entry.overdue, "red", "gray")),
+                    variant="soft",
+                ),
                 rx.text(when(entry.interaction_date), size="1", color_scheme="gray", white_space="nowrap"),
             ),
             width="100%",

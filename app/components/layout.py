@@ -64,14 +64,30 @@ def _for(who: str, component: rx.Component) -> rx.Component:
 def mobile_nav() -> rx.Component:
     """The sidebar's links as a menu, for screens too narrow for the sidebar."""
     return rx.menu.root(
-        rx.menu.trigger(rx.icon_button(rx.icon("menu", size=18), variant="soft", color_scheme="gray",
-                                       aria_label="Menu", data_testid="mobile-nav",
-                                       display=rx.breakpoints(initial="inline-flex", md="none"))),
-        rx.menu.content(*[
-            _for(who, rx.menu.item(rx.icon(icon, size=16), label, on_click=rx.redirect(route),
-                                   data_testid=f"mobile-nav-{route.strip('/') or 'home'}"))
-            for label, icon, route, who in NAV
-        ]),
+        rx.menu.trigger(
+            rx.icon_button(
+                rx.icon("menu", size=18),
+                variant="soft",
+                color_scheme="gray",
+                aria_label="Menu",
+                data_testid="mobile-nav",
+                display=rx.breakpoints(initial="inline-flex", md="none"),
+            )
+        ),
+        rx.menu.content(
+            *[
+                _for(
+                    who,
+                    rx.menu.item(
+                        rx.icon(icon, size=16),
+                        label,
+                        on_click=rx.redirect(route),
+                        data_testid=f"mobile-nav-{route.strip('/') or 'home'}",
+                    ),
+                )
+                for label, icon, route, who in NAV
+            ]
+        ),
     )
 
 
@@ -79,8 +95,13 @@ def sidebar() -> rx.Component:
     links = [_for(who, _nav_link(label, icon, route)) for label, icon, route, who in NAV]
     return rx.vstack(
         rx.hstack(
-            rx.box(rx.icon("audio-waveform", size=20), color="white", background=rx.color("accent", 9),
-                   padding="6px", border_radius="8px"),
+            rx.box(
+                rx.icon("audio-waveform", size=20),
+                color="white",
+                background=rx.color("accent", 9),
+                padding="6px",
+                border_radius="8px",
+            ),
             rx.vstack(
                 rx.text("VoiceDesk", weight="bold", size="3"),
                 rx.text("Admin platform", size="1", color_scheme="gray"),
@@ -126,13 +147,16 @@ def user_menu() -> rx.Component:
                 spacing="1",
             ),
             rx.menu.separator(),
-            rx.menu.item(rx.icon("log-out", size=14), "Sign out", on_click=SessionState.sign_out,
-                         data_testid="sign-out"),
+            rx.menu.item(
+                rx.icon("log-out", size=14), "Sign out", on_click=SessionState.sign_out, data_testid="sign-out"
+            ),
         ),
     )
 
 
-def page_shell(title: str, *children: rx.Component, subtitle: str = "", actions: rx.Component | None = None) -> rx.Component:
+def page_shell(
+    title: str, *children: rx.Component, subtitle: str = "", actions: rx.Component | None = None
+) -> rx.Component:
     """A signed-in page. Content renders once the session is confirmed, so nothing flashes before the check."""
     return rx.hstack(
         sidebar(),

@@ -28,7 +28,9 @@ _SAFE_URL = rx.Var("((url) => (/^(https?|mailto):/i.test(url) ? url : undefined)
 class _SafeMarkdown(Markdown):
     """react-markdown with the props `rx.markdown` does not expose."""
 
-    url_transform: rx.Var[Any] = field(doc="Decides every href/src: return the address to keep it, undefined to drop it.")
+    url_transform: rx.Var[Any] = field(
+        doc="Decides every href/src: return the address to keep it, undefined to drop it."
+    )
     disallowed_elements: rx.Var[list[str]] = field(doc="Tag names removed from the output.")
     skip_html: rx.Var[bool] = field(doc="Drop raw HTML instead of showing it as text.")
 
@@ -36,9 +38,16 @@ class _SafeMarkdown(Markdown):
 def _link(text: Any, **props: Any) -> rx.Component:
     # A plain <a>: rx.link and rx.el.a add href="#" where urlTransform dropped the address, or route in the app.
     # One whose address was dropped reads as plain text.
-    return A.create(text, target="_blank", rel="noopener noreferrer", color=rx.color("accent", 11),
-                    text_decoration="underline", text_underline_offset="2px",
-                    style={"&:not([href])": {"color": "inherit", "text_decoration": "none"}}, **props)
+    return A.create(
+        text,
+        target="_blank",
+        rel="noopener noreferrer",
+        color=rx.color("accent", 11),
+        text_decoration="underline",
+        text_underline_offset="2px",
+        style={"&:not([href])": {"color": "inherit", "text_decoration": "none"}},
+        **props,
+    )
 
 
 def safe_markdown(source: str | rx.Var, **props: Any) -> rx.Component:

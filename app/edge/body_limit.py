@@ -107,8 +107,8 @@ class _Guard:
 def _route_path(scope) -> str:
     """The path below the app's mount point (what the routes match)."""
     path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
-        return path[len(root):] or "/"
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
     return path
 
 
@@ -128,10 +128,15 @@ def _too_large(limit: int) -> str:
 
 async def _answer(send, status: int, message: str) -> None:
     body = json.dumps({"detail": message}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -39,7 +39,7 @@ def _address(text: str | None) -> str | None:
         return None
     candidates = [text]
     if text.startswith("[") and "]" in text:
-        candidates.append(text[1:text.index("]")])
+        candidates.append(text[1 : text.index("]")])
     elif text.count(":") == 1:
         candidates.append(text.split(":", 1)[0])
     for candidate in candidates:

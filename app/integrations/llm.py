@@ -33,7 +33,7 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
     def as_dict(self) -> dict[str, int]:
@@ -68,7 +68,7 @@ def llm_configured() -> bool:
 
 
 # One client per event loop: the SDK's HTTP pool belongs to the loop it was created on.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI]]" = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI]] = weakref.WeakKeyDictionary()
 
 
 def _client() -> AsyncOpenAI:

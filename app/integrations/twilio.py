@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 
 # --- TwiML -----------------------------------------------------------------------------------------------------
 
-STREAM_FALLBACK = (
-    "I'm sorry, our assistant is having trouble right now. Please call back in a few minutes. Goodbye."
-)
+STREAM_FALLBACK = "I'm sorry, our assistant is having trouble right now. Please call back in a few minutes. Goodbye."
 UNKNOWN_NUMBER = (
     "Sorry, the number you called is not connected to an assistant on this service. Please check the number "
     "and try again. Goodbye."
@@ -102,7 +100,7 @@ def public_url(path: str, *, websocket: bool = False) -> str:
     """The external URL of one of the sidecar's endpoints (what Twilio is told to call)."""
     base = get_settings().voice_public_url
     if websocket:
-        base = "wss://" + base[len("https://"):] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
+        base = "wss://" + base[len("https://") :] if base.startswith("https://") else "ws://" + base.split("://", 1)[-1]
     return base + path
 
 
@@ -157,7 +155,9 @@ def client() -> Client | None:
 def _update(call_sid: str, **fields) -> bool:
     api = client()
     if api is None:
-        log.info("Twilio REST is not configured; the call ends when its media stream closes", extra={"call_sid": call_sid})
+        log.info(
+            "Twilio REST is not configured; the call ends when its media stream closes", extra={"call_sid": call_sid}
+        )
         return False
     try:
         api.calls(call_sid).update(**fields)
@@ -202,8 +202,12 @@ def account_has_number(number: str) -> bool | None:
         status = _status_of(exc)
         log.warning("Twilio number look-up failed", extra={"status": status, "error": str(exc)[:300]})
         if status in (401, 403):
-            raise TwilioLookupFailed("Twilio refused the platform's credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).") from None
+            raise TwilioLookupFailed(
+                "Twilio refused the platform's credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)."
+            ) from None
         if status:
-            raise TwilioLookupFailed(f"Twilio answered the number look-up with an error ({status}). Try again in a moment.") from None
+            raise TwilioLookupFailed(
+                f"Twilio answered the number look-up with an error ({status}). Try again in a moment."
+            ) from None
         raise TwilioLookupFailed("Twilio could not be reached to check the number. Try again in a moment.") from None
     return any(n.phone_number == number for n in found)

@@ -11,8 +11,11 @@ log = logging.getLogger(__name__)
 
 
 def _gave_up(payload: dict, attempts: int) -> None:
-    csv_import.mark_failed(payload["import_id"], "The import stopped on an internal error and gave up after "
-                                                 f"{attempts} attempts. Rows imported before that are kept.")
+    csv_import.mark_failed(
+        payload["import_id"],
+        "The import stopped on an internal error and gave up after "
+        f"{attempts} attempts. Rows imported before that are kept.",
+    )
 
 
 @job_handler(csv_import.JOB_KIND, on_give_up=_gave_up)
@@ -21,8 +24,13 @@ def run_csv_import(ctx: JobContext, payload: dict) -> dict:
 
     def progress(totals) -> None:
         # Raises JobCancelled when someone cancelled the import: it stops after the batch just committed.
-        ctx.progress(rows_read=totals.rows_read, created=totals.created, updated=totals.updated,
-                     skipped=totals.skipped, failed=totals.failed)
+        ctx.progress(
+            rows_read=totals.rows_read,
+            created=totals.created,
+            updated=totals.updated,
+            skipped=totals.skipped,
+            failed=totals.failed,
+        )
 
     try:
         view = csv_import.execute(import_id, on_progress=progress, lease=csv_loader.Lease(ctx.job_id, ctx.worker_id))
@@ -33,5 +41,11 @@ def run_csv_import(ctx: JobContext, payload: dict) -> dict:
     except JobCancelled:
         csv_import.mark_cancelled(import_id)
         raise
-    return {"status": view.status, "rows_read": view.rows_read, "created": view.created, "updated": view.updated,
-            "skipped": view.skipped, "failed": view.failed}
+    return {
+        "status": view.status,
+        "rows_read": view.rows_read,
+        "created": view.created,
+        "updated": view.updated,
+        "skipped": view.skipped,
+        "failed": view.failed,
+    }

@@ -31,4 +31,10 @@ def housekeeping(ctx, payload: dict) -> dict:
     counters = rate_limits.purge_expired()
     jobs = job_queue.purge_finished(timedelta(days=30))
     uploads = csv_import.purge_files()
-    return {"login_attempts": attempts, "rate_limits": counters, "sessions": sessions, "jobs": jobs, "import_files": uploads}
+    return {
+        "login_attempts": attempts,
+        "rate_limits": counters,
+        "sessions": sessions,
+        "jobs": jobs,
+        "import_files": uploads,
+    }

@@ -15,6 +15,7 @@ from app.services.job_queue import ClaimedJob
 
 log = logging.getLogger(__name__)
 
+
 class JobCancelled(Exception):
     """Raised inside a handler (from `ctx.progress`) when the job was cancelled or its lease was lost."""
 
@@ -71,6 +72,7 @@ GIVE_UP: dict[str, GiveUp] = {}
 
 def job_handler(kind: str, *, on_give_up: GiveUp | None = None) -> Callable[[Handler], Handler]:
     """Register `fn` for `kind`; `on_give_up` runs once when such a job fails for good (see `gave_up`)."""
+
     def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
         if on_give_up is not None:

@@ -18,8 +18,8 @@ import uuid
 from app.jobs import registry, scheduler
 from app.jobs.handlers import load_handlers
 from app.jobs.registry import HANDLERS, JobCancelled, JobContext, LeaseLost, PermanentJobError
-from app.services import job_queue
 from app.metrics import JOB_DURATION
+from app.services import job_queue
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,12 @@ class Runner:
         while len(self._tasks) < self.concurrency:
             bulk_full = len(self._bulk) >= self.bulk_slots
             try:
-                job = await asyncio.to_thread(claim_next, self.worker_id, self.lease_seconds,
-                                              max_priority=job_queue.BULK - 1 if bulk_full else job_queue.ANY_PRIORITY)
+                job = await asyncio.to_thread(
+                    claim_next,
+                    self.worker_id,
+                    self.lease_seconds,
+                    max_priority=job_queue.BULK - 1 if bulk_full else job_queue.ANY_PRIORITY,
+                )
             except Exception:
                 log.exception("could not claim a job")
                 return started
@@ -157,7 +161,11 @@ class Runner:
         started = time.monotonic()
         if handler is None:
             await asyncio.to_thread(
-                job_queue.fail, job.id, self.worker_id, f"No handler for job kind '{job.kind}'.", retry=False,
+                job_queue.fail,
+                job.id,
+                self.worker_id,
+                f"No handler for job kind '{job.kind}'.",
+                retry=False,
                 retry_base_seconds=self.retry_base_seconds,
             )
             JOB_DURATION.labels(job.kind, "failed").observe(time.monotonic() - started)
@@ -180,21 +188,34 @@ class Runner:
             # message is written for them; anything else is a bug whose traceback belongs in the log only.
             message = str(exc) if permanent else UNEXPECTED_FAILURE
             status = await asyncio.to_thread(
-                job_queue.fail, job.id, self.worker_id, message, retry=not permanent,
+                job_queue.fail,
+                job.id,
+                self.worker_id,
+                message,
+                retry=not permanent,
                 retry_base_seconds=self.retry_base_seconds,
             )
             outcome = {"failed": "failed", "queued": "retried"}.get(status, "lease_lost")
-            log.warning("job failed", extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
-                        exc_info=None if permanent else exc)
+            log.warning(
+                "job failed",
+                extra={"job_id": job.id, "kind": job.kind, "status": status, "error": str(exc)[:500]},
+                exc_info=None if permanent else exc,
+            )
             if status == "failed":
                 await asyncio.to_thread(registry.gave_up, job.kind, job.payload, ctx.attempt)
         else:
             await asyncio.to_thread(
-                job_queue.complete, job.id, self.worker_id, result if isinstance(result, dict) else None,
+                job_queue.complete,
+                job.id,
+                self.worker_id,
+                result if isinstance(result, dict) else None,
                 ctx.take_progress(),
             )
             outcome = "succeeded"
-            log.info("job succeeded", extra={"job_id": job.id, "kind": job.kind, "seconds": round(time.monotonic() - started, 3)})
+            log.info(
+                "job succeeded",
+                extra={"job_id": job.id, "kind": job.kind, "seconds": round(time.monotonic() - started, 3)},
+            )
         finally:
             JOB_DURATION.labels(job.kind, outcome).observe(time.monotonic() - started)
             beat.cancel()

@@ -4,7 +4,7 @@ job exist once however many runners there are."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app.services import job_queue
 
@@ -16,7 +16,7 @@ PERIODIC: dict[str, Callable[[datetime], str]] = {
 
 
 def enqueue_due(now: datetime | None = None) -> list[int]:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     created = []
     for kind, slot in PERIODIC.items():
         job_id = job_queue.enqueue(kind, {"slot": slot(now)}, dedupe_key=f"{kind}:{slot(now)}")

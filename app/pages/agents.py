@@ -53,7 +53,9 @@ class AgentsState(rx.State):
 
     async def _refresh(self, scope) -> None:
         rows = await asyncio.to_thread(specialists.list_specialists, scope)
-        self.rows = [SpecialistRow(s.id, s.slug, s.name, _short(s.description), s.is_active, s.is_default) for s in rows]
+        self.rows = [
+            SpecialistRow(s.id, s.slug, s.name, _short(s.description), s.is_active, s.is_default) for s in rows
+        ]
         self.loading = False
 
     @rx.event
@@ -126,8 +128,11 @@ def _row(row: SpecialistRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.hstack(rx.text(row.name, weight="medium"),
-                          rx.cond(row.is_default, rx.badge("default", variant="outline", size="1")), spacing="2"),
+                rx.hstack(
+                    rx.text(row.name, weight="medium"),
+                    rx.cond(row.is_default, rx.badge("default", variant="outline", size="1")),
+                    spacing="2",
+                ),
                 rx.code(row.slug, size="1", variant="ghost"),
                 spacing="1",
             )
@@ -138,12 +143,20 @@ def _row(row: SpecialistRow) -> rx.Component:
         ),
         rx.table.cell(
             rx.hstack(
-                rx.button(rx.icon("pencil", size=14), "Edit", size="1", variant="soft",
-                          on_click=AgentsState.open_edit(row.id), data_testid="edit-specialist"),
+                rx.button(
+                    rx.icon("pencil", size=14),
+                    "Edit",
+                    size="1",
+                    variant="soft",
+                    on_click=AgentsState.open_edit(row.id),
+                    data_testid="edit-specialist",
+                ),
                 rx.cond(
                     row.is_active,
                     confirm(
-                        rx.button("Disable", size="1", variant="soft", color_scheme="red", data_testid="disable-specialist"),
+                        rx.button(
+                            "Disable", size="1", variant="soft", color_scheme="red", data_testid="disable-specialist"
+                        ),
                         rx.text("Disable ", row.name, "?"),
                         "The moderator stops consulting this specialist. You can enable it again at any time.",
                         "Disable",
@@ -165,22 +178,43 @@ def _dialog() -> rx.Component:
         rx.cond(editing, "Edit specialist", "Add a specialist"),
         form_columns(
             form_field("Name", rx.input(name="name", default_value=form["name"], width="100%"), errors.get("name", "")),
-            form_field("Slug", rx.input(name="slug", default_value=form["slug"], width="100%", disabled=editing,
-                                        placeholder="from the name"),
-                       errors.get("slug", ""), hint="Lower-case letters, digits and hyphens."),
+            form_field(
+                "Slug",
+                rx.input(
+                    name="slug", default_value=form["slug"], width="100%", disabled=editing, placeholder="from the name"
+                ),
+                errors.get("slug", ""),
+                hint="Lower-case letters, digits and hyphens.",
+            ),
         ),
-        form_field("Description", rx.text_area(name="description", default_value=form["description"], rows="2",
-                                               width="100%"), errors.get("description", "")),
-        form_field("Keywords", rx.input(name="keywords", default_value=form["keywords"], width="100%"),
-                   errors.get("keywords", ""), hint="Comma-separated words callers use for this topic."),
-        form_field("System prompt", rx.text_area(name="prompt", default_value=form["prompt"], rows="4", width="100%"),
-                   errors.get("prompt", "")),
-        form_field("Knowledge", rx.vstack(
-            rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8", width="100%"),
-            rx.text(AgentsState.knowledge_hint, size="1", color_scheme="gray"),
-            spacing="1", width="100%"), errors.get("knowledge", "")),
+        form_field(
+            "Description",
+            rx.text_area(name="description", default_value=form["description"], rows="2", width="100%"),
+            errors.get("description", ""),
+        ),
+        form_field(
+            "Keywords",
+            rx.input(name="keywords", default_value=form["keywords"], width="100%"),
+            errors.get("keywords", ""),
+            hint="Comma-separated words callers use for this topic.",
+        ),
+        form_field(
+            "System prompt",
+            rx.text_area(name="prompt", default_value=form["prompt"], rows="4", width="100%"),
+            errors.get("prompt", ""),
+        ),
+        form_field(
+            "Knowledge",
+            rx.vstack(
+                rx.text_area(name="knowledge", default_value=form["knowledge"], rows="8", width="100%"),
+                rx.text(AgentsState.knowledge_hint, size="1", color_scheme="gray"),
+                spacing="1",
+                width="100%",
+            ),
+            errors.get("knowledge", ""),
+        ),
         description="The moderator routes questions to specialists by their name, description and keywords; the "
-                    "knowledge text is what they answer from (and what offline mode quotes).",
+        "knowledge text is what they answer from (and what offline mode quotes).",
         error=AgentsState.error,
         is_open=AgentsState.dialog_open,
         on_open_change=AgentsState.set_dialog_open,
@@ -213,15 +247,21 @@ def agents_page() -> rx.Component:
                         rx.table.body(rx.foreach(AgentsState.rows, _row)),
                         width="100%",
                     ),
-                    empty_state("bot", "No specialists yet", "Add a specialist to give the moderator someone to consult.",
-                                rx.button("Add specialist", on_click=AgentsState.open_new)),
+                    empty_state(
+                        "bot",
+                        "No specialists yet",
+                        "Add a specialist to give the moderator someone to consult.",
+                        rx.button("Add specialist", on_click=AgentsState.open_new),
+                    ),
                 ),
             ),
-            action=rx.text(AgentsState.active_count, " of ", AgentsState.rows.length(), " enabled", size="2",
-                           color_scheme="gray"),
+            action=rx.text(
+                AgentsState.active_count, " of ", AgentsState.rows.length(), " enabled", size="2", color_scheme="gray"
+            ),
         ),
         _dialog(),
         subtitle="The specialist agents the moderator consults in Agent chat and on the phone",
-        actions=rx.button(rx.icon("plus", size=16), "Add specialist", on_click=AgentsState.open_new,
-                          data_testid="add-specialist"),
+        actions=rx.button(
+            rx.icon("plus", size=16), "Add specialist", on_click=AgentsState.open_new, data_testid="add-specialist"
+        ),
     )

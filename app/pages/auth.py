@@ -36,7 +36,9 @@ class SignInState(rx.State):
         yield
         try:
             client_ip = _client_ip(self)
-            principal = await asyncio.to_thread(auth.authenticate, form.get("email", ""), form.get("password", ""), client_ip)
+            principal = await asyncio.to_thread(
+                auth.authenticate, form.get("email", ""), form.get("password", ""), client_ip
+            )
             token = await asyncio.to_thread(auth.open_session, principal, client_ip)
         except (NotAuthenticated, RateLimited) as exc:
             self.error = exc.message
@@ -86,8 +88,13 @@ def _auth_card(title: str, subtitle: str, form: rx.Component, footer: rx.Compone
     return rx.center(
         rx.vstack(
             rx.hstack(
-                rx.box(rx.icon("audio-waveform", size=22), color="white", background=rx.color("accent", 9),
-                       padding="8px", border_radius="10px"),
+                rx.box(
+                    rx.icon("audio-waveform", size=22),
+                    color="white",
+                    background=rx.color("accent", 9),
+                    padding="8px",
+                    border_radius="10px",
+                ),
                 rx.heading("VoiceDesk", size="6"),
                 align="center",
                 spacing="2",
@@ -118,7 +125,9 @@ def _auth_card(title: str, subtitle: str, form: rx.Component, footer: rx.Compone
 def _alert(message: rx.Var) -> rx.Component:
     return rx.cond(
         message != "",
-        rx.callout(message, icon="triangle-alert", color_scheme="red", size="1", width="100%", data_testid="form-error"),
+        rx.callout(
+            message, icon="triangle-alert", color_scheme="red", size="1", width="100%", data_testid="form-error"
+        ),
     )
 
 
@@ -126,10 +135,23 @@ def sign_in_page() -> rx.Component:
     form = rx.form(
         rx.vstack(
             _alert(SignInState.error),
-            form_field("Email", rx.input(name="email", type="email", placeholder="you@company.com", width="100%",
-                                         auto_complete="username", required=True)),
-            form_field("Password", rx.input(name="password", type="password", width="100%",
-                                            auto_complete="current-password", required=True)),
+            form_field(
+                "Email",
+                rx.input(
+                    name="email",
+                    type="email",
+                    placeholder="you@company.com",
+                    width="100%",
+                    auto_complete="username",
+                    required=True,
+                ),
+            ),
+            form_field(
+                "Password",
+                rx.input(
+                    name="password", type="password", width="100%", auto_complete="current-password", required=True
+                ),
+            ),
             rx.button("Sign in", type="submit", width="100%", loading=SignInState.busy, data_testid="sign-in-submit"),
             spacing="3",
             width="100%",
@@ -146,17 +168,36 @@ def sign_up_page() -> rx.Component:
     form = rx.form(
         rx.vstack(
             _alert(SignUpState.error),
-            form_field("Organisation name", rx.input(name="org_name", placeholder="Harbor Dental Group", width="100%"),
-                       errors.get("org_name", "")),
-            form_field("Your name", rx.input(name="name", placeholder="Dana Whitfield", width="100%",
-                                             auto_complete="name"), errors.get("name", "")),
-            form_field("Work email", rx.input(name="email", type="email", placeholder="you@company.com", width="100%",
-                                              auto_complete="username"), errors.get("email", "")),
-            form_field("Password", rx.input(name="password", type="password", width="100%",
-                                            auto_complete="new-password"),
-                       errors.get("password", ""), hint="At least 10 characters, mixing letters with digits or symbols."),
-            rx.button("Create organisation", type="submit", width="100%", loading=SignUpState.busy,
-                      data_testid="sign-up-submit"),
+            form_field(
+                "Organisation name",
+                rx.input(name="org_name", placeholder="Harbor Dental Group", width="100%"),
+                errors.get("org_name", ""),
+            ),
+            form_field(
+                "Your name",
+                rx.input(name="name", placeholder="Dana Whitfield", width="100%", auto_complete="name"),
+                errors.get("name", ""),
+            ),
+            form_field(
+                "Work email",
+                rx.input(
+                    name="email", type="email", placeholder="you@company.com", width="100%", auto_complete="username"
+                ),
+                errors.get("email", ""),
+            ),
+            form_field(
+                "Password",
+                rx.input(name="password", type="password", width="100%", auto_complete="new-password"),
+                errors.get("password", ""),
+                hint="At least 10 characters, mixing letters with digits or symbols.",
+            ),
+            rx.button(
+                "Create organisation",
+                type="submit",
+                width="100%",
+                loading=SignUpState.busy,
+                data_testid="sign-up-submit",
+            ),
             spacing="3",
             width="100%",
         ),
@@ -165,4 +206,3 @@ def sign_up_page() -> rx.Component:
     )
     footer = rx.text("Already have an account? ", rx.link("Sign in", href="/sign-in"), size="2")
     return _auth_card("Create your organisation", "You will be its first admin.", form, footer)
-

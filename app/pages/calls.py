@@ -18,13 +18,24 @@ from app.session import SessionState, require_scope
 
 POLL_SECONDS = 3
 LIVE_MINUTES = 10  # then the page stops polling until the user resumes it
-USAGE_LABELS = [("stt_words", "Caller words (STT)"), ("tts_words", "Agent words (TTS)"), ("call_seconds", "Billed seconds"),
-                ("call", "Calls")]
-LATENCY_LABELS = [("turns", "Agent turns", ""), ("total_p50_ms", "Voice-to-voice, median", " ms"),
-                  ("total_p95_ms", "Voice-to-voice, 95th percentile", " ms"), ("total_max_ms", "Voice-to-voice, slowest", " ms"),
-                  ("stt_p50_ms", "Speech recognition, median", " ms"), ("ttt_p50_ms", "Thinking, median", " ms"),
-                  ("tts_p50_ms", "Speech synthesis, median", " ms"), ("bridge_mean_ms", "Time in our bridge per frame", " ms"),
-                  ("frames_forwarded", "Caller frames forwarded", ""), ("agent_audio_seconds", "Agent audio", " s")]
+USAGE_LABELS = [
+    ("stt_words", "Caller words (STT)"),
+    ("tts_words", "Agent words (TTS)"),
+    ("call_seconds", "Billed seconds"),
+    ("call", "Calls"),
+]
+LATENCY_LABELS = [
+    ("turns", "Agent turns", ""),
+    ("total_p50_ms", "Voice-to-voice, median", " ms"),
+    ("total_p95_ms", "Voice-to-voice, 95th percentile", " ms"),
+    ("total_max_ms", "Voice-to-voice, slowest", " ms"),
+    ("stt_p50_ms", "Speech recognition, median", " ms"),
+    ("ttt_p50_ms", "Thinking, median", " ms"),
+    ("tts_p50_ms", "Speech synthesis, median", " ms"),
+    ("bridge_mean_ms", "Time in our bridge per frame", " ms"),
+    ("frames_forwarded", "Caller frames forwarded", ""),
+    ("agent_audio_seconds", "Agent audio", " s"),
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +109,11 @@ class CallsState(rx.State):
         self.detail = {k: str(v) for k, v in detail.__dict__.items() if isinstance(v, str)}
         self.transcript = [TranscriptLine(line["role"], line["content"], line["at"]) for line in detail.transcript]
         self.usage = [CallFigure(label, f"{detail.usage[k]:,}") for k, label in USAGE_LABELS if k in detail.usage]
-        self.latency = [CallFigure(label, f"{detail.latency[k]:,}{unit}") for k, label, unit in LATENCY_LABELS
-                        if k in detail.latency]
+        self.latency = [
+            CallFigure(label, f"{detail.latency[k]:,}{unit}")
+            for k, label, unit in LATENCY_LABELS
+            if k in detail.latency
+        ]
 
     @rx.event
     async def load(self):
@@ -152,7 +166,9 @@ class CallsState(rx.State):
                         return
                     scope = await require_scope(self)
                     await self._refresh(scope)
-                    if self.detail_open and (self.detail.get("status") == "in_progress" or not self.detail.get("summary")):
+                    if self.detail_open and (
+                        self.detail.get("status") == "in_progress" or not self.detail.get("summary")
+                    ):
                         await self._show_detail(scope, self.detail["id"])  # live transcript, then the summary
             async with self:
                 self.live, self.live_paused = False, True
@@ -173,12 +189,17 @@ def _status_badge(status: rx.Var) -> rx.Component:
 
 def _row(call: calls.CallRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(
-            rx.text(call.caller, weight="medium"),
-            rx.cond(call.contact != "", rx.text(call.contact, size="1", color_scheme="gray"),
-                    rx.text("not in CRM", size="1", color_scheme="gray")),
-            spacing="0",
-        )),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(call.caller, weight="medium"),
+                rx.cond(
+                    call.contact != "",
+                    rx.text(call.contact, size="1", color_scheme="gray"),
+                    rx.text("not in CRM", size="1", color_scheme="gray"),
+                ),
+                spacing="0",
+            )
+        ),
         rx.table.cell(call.started),
         rx.table.cell(call.duration),
         rx.table.cell(rx.badge(call.pipeline, variant="soft", color_scheme="gray")),
@@ -195,18 +216,36 @@ def _row(call: calls.CallRow) -> rx.Component:
 def _calls_table() -> rx.Component:
     return rx.vstack(
         rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                           ("Caller", "Started", "Duration", "Pipeline", "Status", "Outcome", "")])),
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h)
+                        for h in ("Caller", "Started", "Duration", "Pipeline", "Status", "Outcome", "")
+                    ]
+                )
+            ),
             rx.table.body(rx.foreach(CallsState.rows, _row)),
             width="100%",
         ),
         rx.hstack(
             rx.text(CallsState.range_label, size="2", color_scheme="gray"),
             rx.spacer(),
-            rx.button(rx.icon("chevron-left", size=14), "Newer", size="1", variant="soft",
-                      disabled=CallsState.page <= 1, on_click=CallsState.go_to_page(CallsState.page - 1)),
-            rx.button("Older", rx.icon("chevron-right", size=14), size="1", variant="soft",
-                      disabled=CallsState.page >= CallsState.pages, on_click=CallsState.go_to_page(CallsState.page + 1)),
+            rx.button(
+                rx.icon("chevron-left", size=14),
+                "Newer",
+                size="1",
+                variant="soft",
+                disabled=CallsState.page <= 1,
+                on_click=CallsState.go_to_page(CallsState.page - 1),
+            ),
+            rx.button(
+                "Older",
+                rx.icon("chevron-right", size=14),
+                size="1",
+                variant="soft",
+                disabled=CallsState.page >= CallsState.pages,
+                on_click=CallsState.go_to_page(CallsState.page + 1),
+            ),
             width="100%",
             align="center",
         ),
@@ -240,8 +279,12 @@ def _figures(title: str, items: rx.Var, empty: str) -> rx.Component:
         rx.cond(
             items.length() > 0,
             rx.data_list.root(
-                rx.foreach(items, lambda figure: rx.data_list.item(rx.data_list.label(figure.label),
-                                                                   rx.data_list.value(figure.value))),
+                rx.foreach(
+                    items,
+                    lambda figure: rx.data_list.item(
+                        rx.data_list.label(figure.label), rx.data_list.value(figure.value)
+                    ),
+                ),
                 size="1",
             ),
             rx.text(empty, size="1", color_scheme="gray"),
@@ -261,12 +304,21 @@ def _detail_dialog() -> rx.Component:
                 rx.vstack(
                     rx.hstack(
                         rx.vstack(
-                            rx.dialog.title(rx.hstack(rx.text(detail["caller"]), _status_badge(detail["status"]),
-                                                      align="center"),
-                                            margin="0"),
-                            rx.text(rx.cond(detail["contact"] != "", detail["contact"], "Not in the CRM"), " · ",
-                                    detail["started"], " · ", detail["duration"], " · ", detail["pipeline"], size="2",
-                                    color_scheme="gray"),
+                            rx.dialog.title(
+                                rx.hstack(rx.text(detail["caller"]), _status_badge(detail["status"]), align="center"),
+                                margin="0",
+                            ),
+                            rx.text(
+                                rx.cond(detail["contact"] != "", detail["contact"], "Not in the CRM"),
+                                " · ",
+                                detail["started"],
+                                " · ",
+                                detail["duration"],
+                                " · ",
+                                detail["pipeline"],
+                                size="2",
+                                color_scheme="gray",
+                            ),
                             spacing="1",
                         ),
                         rx.spacer(),
@@ -275,30 +327,49 @@ def _detail_dialog() -> rx.Component:
                         align="start",
                     ),
                     rx.callout(
-                        rx.cond(detail["summary"] != "", detail["summary"],
-                                rx.cond(detail["status"] == "in_progress", "The summary is written when the call ends.",
-                                        "The summary is being written…")),
+                        rx.cond(
+                            detail["summary"] != "",
+                            detail["summary"],
+                            rx.cond(
+                                detail["status"] == "in_progress",
+                                "The summary is written when the call ends.",
+                                "The summary is being written…",
+                            ),
+                        ),
                         icon="file-text",
                         width="100%",
                         data_testid="call-summary",
                     ),
-                    rx.cond(detail["summary_source"] == "offline",
-                            rx.text("Offline summary: extracted from the transcript (no LLM configured).", size="1",
-                                    color_scheme="gray")),
-                    rx.cond(detail["summary_source"] == "llm",
-                            rx.text("Summary written by the LLM.", size="1", color_scheme="gray")),
+                    rx.cond(
+                        detail["summary_source"] == "offline",
+                        rx.text(
+                            "Offline summary: extracted from the transcript (no LLM configured).",
+                            size="1",
+                            color_scheme="gray",
+                        ),
+                    ),
+                    rx.cond(
+                        detail["summary_source"] == "llm",
+                        rx.text("Summary written by the LLM.", size="1", color_scheme="gray"),
+                    ),
                     rx.grid(
                         rx.vstack(
                             rx.text("Transcript", weight="bold", size="2"),
                             rx.scroll_area(
-                                rx.vstack(rx.foreach(CallsState.transcript, _bubble), spacing="2", width="100%",
-                                          padding_right="12px"),
+                                rx.vstack(
+                                    rx.foreach(CallsState.transcript, _bubble),
+                                    spacing="2",
+                                    width="100%",
+                                    padding_right="12px",
+                                ),
                                 type="auto",
                                 scrollbars="vertical",
                                 style={"max_height": "420px"},
                             ),
-                            rx.cond(CallsState.transcript.length() == 0,
-                                    rx.text("Nothing was said yet.", size="1", color_scheme="gray")),
+                            rx.cond(
+                                CallsState.transcript.length() == 0,
+                                rx.text("Nothing was said yet.", size="1", color_scheme="gray"),
+                            ),
                             spacing="2",
                             width="100%",
                             data_testid="call-transcript",
@@ -329,12 +400,22 @@ def _detail_dialog() -> rx.Component:
 def _live_indicator() -> rx.Component:
     return rx.cond(
         CallsState.live,
-        rx.hstack(rx.box(width="8px", height="8px", border_radius="999px", background=rx.color("green", 9)),
-                  rx.text("Live · updated ", CallsState.updated_at, size="1", color_scheme="gray"), align="center",
-                  spacing="2"),
-        rx.cond(CallsState.live_paused,
-                rx.button(rx.icon("refresh-cw", size=14), "Resume live updates", size="1", variant="soft",
-                          on_click=CallsState.load)),
+        rx.hstack(
+            rx.box(width="8px", height="8px", border_radius="999px", background=rx.color("green", 9)),
+            rx.text("Live · updated ", CallsState.updated_at, size="1", color_scheme="gray"),
+            align="center",
+            spacing="2",
+        ),
+        rx.cond(
+            CallsState.live_paused,
+            rx.button(
+                rx.icon("refresh-cw", size=14),
+                "Resume live updates",
+                size="1",
+                variant="soft",
+                on_click=CallsState.load,
+            ),
+        ),
     )
 
 
@@ -346,10 +427,21 @@ def calls_page() -> rx.Component:
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.vstack(
                 rx.grid(
-                    rx.box(stat_tile("In progress now", CallsState.in_progress, "phone-call",
-                                     rx.cond(CallsState.live, f"live, every {POLL_SECONDS} s", "paused")),
-                           data_testid="live-calls"),
-                    stat_tile("Calls this month", CallsState.calls_this_month, "phone", f"average {CallsState.average_duration}"),
+                    rx.box(
+                        stat_tile(
+                            "In progress now",
+                            CallsState.in_progress,
+                            "phone-call",
+                            rx.cond(CallsState.live, f"live, every {POLL_SECONDS} s", "paused"),
+                        ),
+                        data_testid="live-calls",
+                    ),
+                    stat_tile(
+                        "Calls this month",
+                        CallsState.calls_this_month,
+                        "phone",
+                        f"average {CallsState.average_duration}",
+                    ),
                     stat_tile("Talk minutes this month", CallsState.minutes_this_month, "clock"),
                     stat_tile("Voice words this month", CallsState.words_this_month, "audio-lines", "billed per 1,000"),
                     columns=rx.breakpoints(initial="1", sm="2", lg="4"),
@@ -367,12 +459,19 @@ def calls_page() -> rx.Component:
                         rx.cond(SessionState.is_admin, rx.link(rx.button("Set up your numbers"), href="/voice")),
                     ),
                     rx.vstack(
-                        section("Calls per week", rx.cond(
-                            CallsState.has_weekly,
-                            rx.plotly(data=CallsState.weekly_figure, config={"displayModeBar": False},
-                                      use_resize_handler=True, width="100%"),
-                            rx.text("No calls in the last twelve weeks.", color_scheme="gray"),
-                        )),
+                        section(
+                            "Calls per week",
+                            rx.cond(
+                                CallsState.has_weekly,
+                                rx.plotly(
+                                    data=CallsState.weekly_figure,
+                                    config={"displayModeBar": False},
+                                    use_resize_handler=True,
+                                    width="100%",
+                                ),
+                                rx.text("No calls in the last twelve weeks.", color_scheme="gray"),
+                            ),
+                        ),
                         section("Recent calls", _calls_table(), action=_live_indicator()),
                         spacing="4",
                         width="100%",

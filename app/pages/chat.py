@@ -81,8 +81,16 @@ def _reason(route: dict) -> str:
 def _line(m: conversations.MessageView) -> Line:
     if m.role != "assistant":
         return Line(m.id, m.role, m.content)
-    return Line(m.id, m.role, m.content, m.route.get("notice", ""), m.offline, _chips(m.route.get("specialists", [])),
-                _usage_label(m.usage, m.timings), _reason(m.route))
+    return Line(
+        m.id,
+        m.role,
+        m.content,
+        m.route.get("notice", ""),
+        m.offline,
+        _chips(m.route.get("specialists", [])),
+        _usage_label(m.usage, m.timings),
+        _reason(m.route),
+    )
 
 
 async def batched(events: AsyncIterator[Event], interval: float = FLUSH_SECONDS) -> AsyncIterator[list[Event]]:
@@ -207,16 +215,31 @@ class ChatState(rx.State):
                 self.live_reason = _reason({"router": event.router, "reason": event.reason, "fallback": event.fallback})
             elif isinstance(event, SpecialistStarted) and event.slug in self._live_slugs:
                 self.live[self._live_slugs.index(event.slug)].status = "working"
-            elif isinstance(event, (SpecialistDone, SpecialistTimeout, SpecialistError)) and event.slug in self._live_slugs:
-                self.live[self._live_slugs.index(event.slug)] = Chip(event.name, event.status, f"{event.ms / 1000:.1f} s")
+            elif (
+                isinstance(event, (SpecialistDone, SpecialistTimeout, SpecialistError))
+                and event.slug in self._live_slugs
+            ):
+                self.live[self._live_slugs.index(event.slug)] = Chip(
+                    event.name, event.status, f"{event.ms / 1000:.1f} s"
+                )
             elif isinstance(event, SynthesisToken):
                 self.live_answer += event.text
             elif isinstance(event, UsageReport):
                 self._usage = event.as_dict()
             elif isinstance(event, Done):
-                self.lines = [*self.lines, Line(
-                    f"reply-{len(self.lines)}", "assistant", event.answer, event.notice, event.offline,
-                    _chips(event.specialists), _usage_label(self._usage, event.timings), _reason(event.route))]
+                self.lines = [
+                    *self.lines,
+                    Line(
+                        f"reply-{len(self.lines)}",
+                        "assistant",
+                        event.answer,
+                        event.notice,
+                        event.offline,
+                        _chips(event.specialists),
+                        _usage_label(self._usage, event.timings),
+                        _reason(event.route),
+                    ),
+                ]
                 self.live, self.live_answer = [], ""
             elif isinstance(event, TurnFailed):
                 self.lines = [*self.lines, Line(f"error-{len(self.lines)}", "error", event.message)]
@@ -244,6 +267,7 @@ class ChatState(rx.State):
 
 
 # --- view ----------------------------------------------------------------------------------------------------
+
 
 def _chip(chip: Chip) -> rx.Component:
     return rx.badge(
@@ -293,8 +317,13 @@ def _assistant_bubble(line: Line) -> rx.Component:
             rx.cond(line.reason != "", rx.text(line.reason, size="1", color_scheme="gray")),
             rx.cond(
                 line.notice != "",
-                rx.callout(line.notice, icon=rx.cond(line.offline, "wifi-off", "info"),
-                           color_scheme=rx.cond(line.offline, "amber", "blue"), size="1", width="100%"),
+                rx.callout(
+                    line.notice,
+                    icon=rx.cond(line.offline, "wifi-off", "info"),
+                    color_scheme=rx.cond(line.offline, "amber", "blue"),
+                    size="1",
+                    width="100%",
+                ),
             ),
             safe_markdown(line.content, width="100%", class_name="chat-markdown"),
             rx.text(line.usage, size="1", color_scheme="gray", data_testid="reply-usage"),
@@ -307,11 +336,15 @@ def _assistant_bubble(line: Line) -> rx.Component:
 
 
 def _error_bubble(line: Line) -> rx.Component:
-    return rx.callout(line.content, icon="triangle-alert", color_scheme="red", width="100%", data_testid="error-message")
+    return rx.callout(
+        line.content, icon="triangle-alert", color_scheme="red", width="100%", data_testid="error-message"
+    )
 
 
 def _line_view(line: Line) -> rx.Component:
-    return rx.match(line.role, ("user", _user_bubble(line)), ("assistant", _assistant_bubble(line)), _error_bubble(line))
+    return rx.match(
+        line.role, ("user", _user_bubble(line)), ("assistant", _assistant_bubble(line)), _error_bubble(line)
+    )
 
 
 def _live_view() -> rx.Component:
@@ -322,14 +355,19 @@ def _live_view() -> rx.Component:
                 rx.cond(
                     ChatState.live.length() > 0,
                     rx.hstack(rx.foreach(ChatState.live, _chip), wrap="wrap", spacing="2"),
-                    rx.hstack(rx.spinner(size="1"), rx.text("The moderator is choosing specialists…", size="2"),
-                              align="center", data_testid="moderator-thinking"),
+                    rx.hstack(
+                        rx.spinner(size="1"),
+                        rx.text("The moderator is choosing specialists…", size="2"),
+                        align="center",
+                        data_testid="moderator-thinking",
+                    ),
                 ),
                 rx.cond(ChatState.live_reason != "", rx.text(ChatState.live_reason, size="1", color_scheme="gray")),
                 rx.cond(
                     ChatState.live_answer != "",
-                    safe_markdown(ChatState.live_answer, width="100%", data_testid="live-answer",
-                                  class_name="chat-markdown"),
+                    safe_markdown(
+                        ChatState.live_answer, width="100%", data_testid="live-answer", class_name="chat-markdown"
+                    ),
                 ),
                 spacing="2",
                 width="100%",
@@ -344,8 +382,14 @@ def _conversation_item(item: ConversationRow) -> rx.Component:
     selected = item.id == ChatState.conversation_id
     return rx.hstack(
         rx.box(
-            rx.text(item.title, size="2", weight=rx.cond(selected, "bold", "regular"),
-                    white_space="nowrap", overflow="hidden", text_overflow="ellipsis"),
+            rx.text(
+                item.title,
+                size="2",
+                weight=rx.cond(selected, "bold", "regular"),
+                white_space="nowrap",
+                overflow="hidden",
+                text_overflow="ellipsis",
+            ),
             rx.text(item.updated_at, size="1", color_scheme="gray"),
             on_click=ChatState.open_conversation(item.id),
             cursor="pointer",
@@ -353,8 +397,13 @@ def _conversation_item(item: ConversationRow) -> rx.Component:
             min_width="0",
         ),
         confirm(
-            rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="gray",
-                           aria_label="Delete conversation"),
+            rx.icon_button(
+                rx.icon("trash-2", size=14),
+                size="1",
+                variant="ghost",
+                color_scheme="gray",
+                aria_label="Delete conversation",
+            ),
             "Delete this conversation?",
             "Its messages are removed for good.",
             "Delete",
@@ -373,8 +422,14 @@ def _conversation_item(item: ConversationRow) -> rx.Component:
 def _sidebar() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.button(rx.icon("plus", size=16), "New conversation", on_click=ChatState.new_conversation, width="100%",
-                      variant="soft", data_testid="new-conversation"),
+            rx.button(
+                rx.icon("plus", size=16),
+                "New conversation",
+                on_click=ChatState.new_conversation,
+                width="100%",
+                variant="soft",
+                data_testid="new-conversation",
+            ),
             rx.cond(
                 ChatState.conversations.length() > 0,
                 rx.vstack(rx.foreach(ChatState.conversations, _conversation_item), spacing="1", width="100%"),
@@ -403,7 +458,10 @@ def _empty() -> rx.Component:
         "Ask the specialist team",
         "A moderator sends your question to the right specialists (privacy, scheduling, billing, languages and "
         "more); they answer in parallel and you get one combined answer.",
-        *[rx.button(text[:48] + "…", variant="outline", size="1", on_click=ChatState.set_draft(text)) for text in _EXAMPLES],
+        *[
+            rx.button(text[:48] + "…", variant="outline", size="1", on_click=ChatState.set_draft(text))
+            for text in _EXAMPLES
+        ],
     )
 
 
@@ -445,7 +503,10 @@ def chat_page() -> rx.Component:
             rx.callout(
                 "Offline mode: no language model is configured (OPENAI_API_KEY), so a keyword router picks the "
                 "specialists and answers quote their reference notes.",
-                icon="wifi-off", color_scheme="amber", width="100%", data_testid="offline-badge",
+                icon="wifi-off",
+                color_scheme="amber",
+                width="100%",
+                data_testid="offline-badge",
             ),
         ),
         rx.flex(
@@ -454,9 +515,17 @@ def chat_page() -> rx.Component:
                 rx.cond(
                     ChatState.loading,
                     rx.center(rx.spinner(size="3"), padding="48px", width="100%"),
-                    rx.cond((ChatState.lines.length() == 0) & ~ChatState.streaming, _empty(),
-                            rx.vstack(rx.foreach(ChatState.lines, _line_view), _live_view(), spacing="3",
-                                      width="100%", data_testid="chat-log")),
+                    rx.cond(
+                        (ChatState.lines.length() == 0) & ~ChatState.streaming,
+                        _empty(),
+                        rx.vstack(
+                            rx.foreach(ChatState.lines, _line_view),
+                            _live_view(),
+                            spacing="3",
+                            width="100%",
+                            data_testid="chat-log",
+                        ),
+                    ),
                 ),
                 _composer(),
                 spacing="4",

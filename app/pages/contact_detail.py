@@ -23,11 +23,23 @@ META_FIELDS = ("direction", "duration_minutes", "location")
 
 def timeline_entry(view: interactions.InteractionView) -> TimelineEntry:
     return TimelineEntry(
-        id=view.id, contact_id=view.contact_id, type=view.type, type_label=view.type_label, icon=view.icon,
-        subject=view.subject, content=view.content, interaction_date=view.interaction_date, due_at=view.due_at,
-        done=view.done, overdue=view.overdue, is_status_change=view.is_status_change, author=view.author,
-        facts=" · ".join(view.facts), can_complete=view.type in interactions.DUE_TYPES,
-        contact_name=view.contact_name, business_name=view.business_name,
+        id=view.id,
+        contact_id=view.contact_id,
+        type=view.type,
+        type_label=view.type_label,
+        icon=view.icon,
+        subject=view.subject,
+        content=view.content,
+        interaction_date=view.interaction_date,
+        due_at=view.due_at,
+        done=view.done,
+        overdue=view.overdue,
+        is_status_change=view.is_status_change,
+        author=view.author,
+        facts=" · ".join(view.facts),
+        can_complete=view.type in interactions.DUE_TYPES,
+        contact_name=view.contact_name,
+        business_name=view.business_name,
     )
 
 
@@ -81,9 +93,12 @@ class ContactDetailState(ContactFormMixin, rx.State):
         detail = detail or await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
-        self.contact.update(status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card))
-        self.custom_facts = [Fact(d.label, custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—")
-                             for d in definitions]
+        self.contact.update(
+            status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card)
+        )
+        self.custom_facts = [
+            Fact(d.label, custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—") for d in definitions
+        ]
 
     async def _load_timeline(self, scope, count: int = PAGE) -> None:
         rows = await asyncio.to_thread(interactions.timeline, scope, self.current_id, limit=count + 1)
@@ -150,8 +165,13 @@ class ContactDetailState(ContactFormMixin, rx.State):
         if entry is None:
             return
         self.entry_id, self.entry_type = entry_id, entry.type
-        self.entry_values = {"interaction_type": entry.type, "subject": entry.subject, "content": entry.content,
-                             "interaction_date": entry.interaction_date[:10], "due_at": entry.due_at}
+        self.entry_values = {
+            "interaction_type": entry.type,
+            "subject": entry.subject,
+            "content": entry.content,
+            "interaction_date": entry.interaction_date[:10],
+            "due_at": entry.due_at,
+        }
         self.entry_errors = {}
         self.entry_key += 1
         self.entry_open = True
@@ -174,8 +194,9 @@ class ContactDetailState(ContactFormMixin, rx.State):
         try:
             data = entry_data({**form, "interaction_type": self.entry_type})
             if self.entry_id:
-                await asyncio.to_thread(interactions.update_interaction, scope, self.entry_id, data,
-                                        contact_id=self.current_id)
+                await asyncio.to_thread(
+                    interactions.update_interaction, scope, self.entry_id, data, contact_id=self.current_id
+                )
             else:
                 await asyncio.to_thread(interactions.add_interaction, scope, self.current_id, data)
         except ValidationFailed as exc:
@@ -186,7 +207,9 @@ class ContactDetailState(ContactFormMixin, rx.State):
             return
         self.entry_busy, self.entry_open = False, False
         await self._load_timeline(scope, max(PAGE, len(self.entries) + 1))  # (the card itself does not change)
-        yield rx.toast.success("Timeline updated." if self.entry_id else f"{interactions.TYPE_LABELS[self.entry_type]} added.")
+        yield rx.toast.success(
+            "Timeline updated." if self.entry_id else f"{interactions.TYPE_LABELS[self.entry_type]} added."
+        )
 
     @rx.event
     async def toggle_done(self, entry_id: str, done: bool):
@@ -203,14 +226,16 @@ class ContactDetailState(ContactFormMixin, rx.State):
         return rx.toast.success("Entry deleted.")
 
 
-
 def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> rx.Component:
     shown = rx.link(value, href=href, is_external=True) if href is not None else rx.text(value, size="2")
     return rx.cond(
         value != "",
-        rx.hstack(rx.icon(icon, size=16, color=rx.color("gray", 10)),
-                  rx.vstack(rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0"),
-                  spacing="3", align="start"),
+        rx.hstack(
+            rx.icon(icon, size=16, color=rx.color("gray", 10)),
+            rx.vstack(rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0"),
+            spacing="3",
+            align="start",
+        ),
     )
 
 
@@ -228,8 +253,11 @@ def _details() -> rx.Component:
             _fact("house", "Address", contact["address"]),
             _fact("credit-card", "Subscription", contact["subscription_status"]),
             _fact("key-round", "Stripe customer", contact["stripe_customer_id"]),
-            rx.hstack(rx.icon("calendar-plus", size=16, color=rx.color("gray", 10)),
-                      rx.text("Added ", when(contact["created_at"]), size="1", color_scheme="gray"), spacing="3"),
+            rx.hstack(
+                rx.icon("calendar-plus", size=16, color=rx.color("gray", 10)),
+                rx.text("Added ", when(contact["created_at"]), size="1", color_scheme="gray"),
+                spacing="3",
+            ),
         ),
         rx.cond(
             ContactDetailState.custom_facts.length() > 0,
@@ -237,8 +265,12 @@ def _details() -> rx.Component:
                 "Custom fields",
                 rx.foreach(
                     ContactDetailState.custom_facts,
-                    lambda fact: rx.hstack(rx.text(fact.label, size="2", color_scheme="gray"), rx.spacer(),
-                                           rx.text(fact.value, size="2", weight="medium"), width="100%"),
+                    lambda fact: rx.hstack(
+                        rx.text(fact.label, size="2", color_scheme="gray"),
+                        rx.spacer(),
+                        rx.text(fact.value, size="2", weight="medium"),
+                        width="100%",
+                    ),
                 ),
             ),
         ),
@@ -250,18 +282,33 @@ def _details() -> rx.Component:
 
 def _entry(e: TimelineEntry) -> rx.Component:
     return rx.hstack(
-        rx.box(rx.icon(e.icon, size=16), padding="8px", border_radius="999px",
-               background=rx.cond(e.is_status_change, rx.color("gray", 3), rx.color("accent", 3)),
-               color=rx.cond(e.is_status_change, rx.color("gray", 11), rx.color("accent", 11))),
+        rx.box(
+            rx.icon(e.icon, size=16),
+            padding="8px",
+            border_radius="999px",
+            background=rx.cond(e.is_status_change, rx.color("gray", 3), rx.color("accent", 3)),
+            color=rx.cond(e.is_status_change, rx.color("gray", 11), rx.color("accent", 11)),
+        ),
         rx.vstack(
             rx.hstack(
-                rx.text(rx.cond(e.subject != "", e.subject, e.type_label), weight="medium", size="2",
-                        text_decoration=rx.cond(e.done, "line-through", "none")),
+                rx.text(
+                    rx.cond(e.subject != "", e.subject, e.type_label),
+                    weight="medium",
+                    size="2",
+                    text_decoration=rx.cond(e.done, "line-through", "none"),
+                ),
                 rx.badge(e.type_label, variant="outline", size="1", color_scheme="gray"),
-                rx.cond(e.due_at != "",
-                        rx.badge(rx.cond(e.done, "Done", rx.cond(e.overdue, "Overdue", "Due")), " · ", day(e.due_at),
-                                 color_scheme=rx.cond(e.done, "green", rx.cond(e.overdue, "red", "blue")),
-                                 variant="soft", size="1")),
+                rx.cond(
+                    e.due_at != "",
+                    rx.badge(
+                        rx.cond(e.done, "Done", rx.cond(e.overdue, "Overdue", "Due")),
+                        " · ",
+                        day(e.due_at),
+                        color_scheme=rx.cond(e.done, "green", rx.cond(e.overdue, "red", "blue")),
+                        variant="soft",
+                        size="1",
+                    ),
+                ),
                 rx.spacer(),
                 rx.text(when(e.interaction_date), size="1", color_scheme="gray"),
                 width="100%",
@@ -274,17 +321,39 @@ def _entry(e: TimelineEntry) -> rx.Component:
                 rx.cond(e.facts != "", rx.text(e.facts, size="1", color_scheme="gray")),
                 rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray")),
                 rx.spacer(),
-                rx.cond(e.can_complete,
-                        rx.checkbox("Done", checked=e.done, size="1", data_testid="entry-done",
-                                    on_change=lambda done: ContactDetailState.toggle_done(e.id, done))),
-                rx.cond(~e.is_status_change,
-                        rx.icon_button(rx.icon("pencil", size=14), size="1", variant="ghost",
-                                       on_click=ContactDetailState.edit_entry(e.id), aria_label="Edit entry")),
+                rx.cond(
+                    e.can_complete,
+                    rx.checkbox(
+                        "Done",
+                        checked=e.done,
+                        size="1",
+                        data_testid="entry-done",
+                        on_change=lambda done: ContactDetailState.toggle_done(e.id, done),
+                    ),
+                ),
+                rx.cond(
+                    ~e.is_status_change,
+                    rx.icon_button(
+                        rx.icon("pencil", size=14),
+                        size="1",
+                        variant="ghost",
+                        on_click=ContactDetailState.edit_entry(e.id),
+                        aria_label="Edit entry",
+                    ),
+                ),
                 confirm(
-                    rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
-                                   aria_label="Delete entry"),
-                    "Delete this entry?", "It disappears from the timeline for everyone.", "Delete entry",
-                    ContactDetailState.delete_entry(e.id), testid="confirm-delete-entry",
+                    rx.icon_button(
+                        rx.icon("trash-2", size=14),
+                        size="1",
+                        variant="ghost",
+                        color_scheme="red",
+                        aria_label="Delete entry",
+                    ),
+                    "Delete this entry?",
+                    "It disappears from the timeline for everyone.",
+                    "Delete entry",
+                    ContactDetailState.delete_entry(e.id),
+                    testid="confirm-delete-entry",
                 ),
                 width="100%",
                 align="center",
@@ -312,22 +381,34 @@ def _timeline() -> rx.Component:
             ContactDetailState.entries.length() > 0,
             rx.vstack(
                 rx.foreach(ContactDetailState.entries, _entry),
-                rx.cond(ContactDetailState.more, rx.button("Show older entries", variant="soft", size="2",
-                                                           on_click=ContactDetailState.load_more)),
+                rx.cond(
+                    ContactDetailState.more,
+                    rx.button("Show older entries", variant="soft", size="2", on_click=ContactDetailState.load_more),
+                ),
                 spacing="0",
                 width="100%",
             ),
-            empty_state("history", "Nothing logged yet",
-                        "Log calls, emails, meetings and notes here. Tasks and follow-ups can carry a due date."),
+            empty_state(
+                "history",
+                "Nothing logged yet",
+                "Log calls, emails, meetings and notes here. Tasks and follow-ups can carry a due date.",
+            ),
         ),
         action=rx.menu.root(
-            rx.menu.trigger(rx.button(rx.icon("plus", size=16), "Log", rx.icon("chevron-down", size=14),
-                                      data_testid="log-entry")),
-            rx.menu.content(*[
-                rx.menu.item(rx.icon(interactions.TYPE_ICONS[k], size=14), label,
-                             on_click=ContactDetailState.new_entry(k), data_testid=f"log-{k}")
-                for k, label in _LOG_TYPES
-            ]),
+            rx.menu.trigger(
+                rx.button(rx.icon("plus", size=16), "Log", rx.icon("chevron-down", size=14), data_testid="log-entry")
+            ),
+            rx.menu.content(
+                *[
+                    rx.menu.item(
+                        rx.icon(interactions.TYPE_ICONS[k], size=14),
+                        label,
+                        on_click=ContactDetailState.new_entry(k),
+                        data_testid=f"log-{k}",
+                    )
+                    for k, label in _LOG_TYPES
+                ]
+            ),
         ),
     )
 
@@ -342,27 +423,46 @@ def _entry_dialog() -> rx.Component:
     editing = ContactDetailState.entry_id != ""
     return form_dialog(
         rx.cond(editing, "Edit timeline entry", "Log to the timeline"),
-        form_field("Type", rx.select.root(
-            rx.select.trigger(width="100%"),
-            rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
-            value=kind,
-            on_change=ContactDetailState.set_entry_type,
-            disabled=editing,
-        )),
+        form_field(
+            "Type",
+            rx.select.root(
+                rx.select.trigger(width="100%"),
+                rx.select.content(*[rx.select.item(label, value=k) for k, label in _LOG_TYPES]),
+                value=kind,
+                on_change=ContactDetailState.set_entry_type,
+                disabled=editing,
+            ),
+        ),
         _entry_input("subject", "Subject", placeholder="Short summary"),
-        form_field("Details *", rx.text_area(name="content", default_value=ContactDetailState.entry_values.get("content", ""),
-                                             rows="4", width="100%", placeholder="What happened, what was agreed"),
-                   ContactDetailState.entry_errors.get("content", "")),
+        form_field(
+            "Details *",
+            rx.text_area(
+                name="content",
+                default_value=ContactDetailState.entry_values.get("content", ""),
+                rows="4",
+                width="100%",
+                placeholder="What happened, what was agreed",
+            ),
+            ContactDetailState.entry_errors.get("content", ""),
+        ),
         form_columns(
             _entry_input("interaction_date", "Date (empty = now)", type="date"),
-            rx.cond(ContactDetailState.entry_has_due,
-                    _entry_input("due_at", "Due date", type="date", data_testid="entry-due")),
-            rx.cond((kind == "phone_call") | (kind == "meeting"),
-                    _entry_input("meta_duration_minutes", "Minutes", type="number", min="0")),
+            rx.cond(
+                ContactDetailState.entry_has_due,
+                _entry_input("due_at", "Due date", type="date", data_testid="entry-due"),
+            ),
+            rx.cond(
+                (kind == "phone_call") | (kind == "meeting"),
+                _entry_input("meta_duration_minutes", "Minutes", type="number", min="0"),
+            ),
             rx.cond(kind == "meeting", _entry_input("meta_location", "Location")),
-            rx.cond(kind == "phone_call",
-                    form_field("Direction", rx.select(["inbound", "outbound"], name="meta_direction", placeholder="—",
-                                                      width="100%"))),
+            rx.cond(
+                kind == "phone_call",
+                form_field(
+                    "Direction",
+                    rx.select(["inbound", "outbound"], name="meta_direction", placeholder="—", width="100%"),
+                ),
+            ),
         ),
         key=ContactDetailState.entry_key,
         is_open=ContactDetailState.entry_open,
@@ -382,17 +482,32 @@ def _header_actions() -> rx.Component:
         rx.hstack(
             rx.select.root(
                 rx.select.trigger(data_testid="status-select"),
-                rx.select.content(*[rx.select.item(label, value=v) for v, label in contact_rules.STATUS_LABELS.items()]),
+                rx.select.content(
+                    *[rx.select.item(label, value=v) for v, label in contact_rules.STATUS_LABELS.items()]
+                ),
                 value=contact["status"],
                 on_change=ContactDetailState.change_status,
             ),
-            rx.button(rx.icon("pencil", size=16), "Edit", variant="soft", on_click=ContactDetailState.open_edit,
-                      data_testid="edit-contact"),
+            rx.button(
+                rx.icon("pencil", size=16),
+                "Edit",
+                variant="soft",
+                on_click=ContactDetailState.open_edit,
+                data_testid="edit-contact",
+            ),
             confirm(
-                rx.button(rx.icon("trash-2", size=16), "Delete", variant="soft", color_scheme="red",
-                          data_testid="delete-contact"),
-                "Delete this contact?", "The contact and their whole timeline are deleted. This cannot be undone.",
-                "Delete contact", ContactDetailState.delete_contact, testid="confirm-delete-contact",
+                rx.button(
+                    rx.icon("trash-2", size=16),
+                    "Delete",
+                    variant="soft",
+                    color_scheme="red",
+                    data_testid="delete-contact",
+                ),
+                "Delete this contact?",
+                "The contact and their whole timeline are deleted. This cannot be undone.",
+                "Delete contact",
+                ContactDetailState.delete_contact,
+                testid="confirm-delete-contact",
             ),
             spacing="2",
             wrap="wrap",
@@ -410,9 +525,12 @@ def contact_detail_page() -> rx.Component:
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.cond(
                 ContactDetailState.missing,
-                empty_state("user-x", "This contact does not exist",
-                            "It may have been deleted, or the link is wrong.",
-                            rx.link(rx.button("Back to contacts"), href="/crm/contacts")),
+                empty_state(
+                    "user-x",
+                    "This contact does not exist",
+                    "It may have been deleted, or the link is wrong.",
+                    rx.link(rx.button("Back to contacts"), href="/crm/contacts"),
+                ),
                 rx.vstack(
                     rx.hstack(
                         rx.vstack(

@@ -37,21 +37,24 @@ class CustomInput:
     error: str
 
 
-def _custom_inputs(definitions: list[custom_fields.FieldDef], values: dict[str, str],
-                   errors: dict[str, str]) -> list[CustomInput]:
+def _custom_inputs(
+    definitions: list[custom_fields.FieldDef], values: dict[str, str], errors: dict[str, str]
+) -> list[CustomInput]:
     inputs = []
     for d in definitions:
         choices = list(d.choices) if d.type == "select" else (["Yes", "No"] if d.type == "boolean" else [])
         if choices and not d.required:
             choices = [BLANK_CHOICE, *choices]
-        inputs.append(CustomInput(
-            name=CUSTOM_PREFIX + d.name,
-            label=d.label + (" *" if d.required else ""),
-            type=d.type,
-            choices=choices,
-            value=values.get(CUSTOM_PREFIX + d.name, "") or (BLANK_CHOICE if choices and not d.required else ""),
-            error=errors.get(f"custom_fields.{d.name}", ""),
-        ))
+        inputs.append(
+            CustomInput(
+                name=CUSTOM_PREFIX + d.name,
+                label=d.label + (" *" if d.required else ""),
+                type=d.type,
+                choices=choices,
+                value=values.get(CUSTOM_PREFIX + d.name, "") or (BLANK_CHOICE if choices and not d.required else ""),
+                error=errors.get(f"custom_fields.{d.name}", ""),
+            )
+        )
     return inputs
 
 
@@ -76,7 +79,7 @@ def form_to_data(form: dict[str, Any]) -> dict[str, Any]:
     """Split a submitted form into contact fields and custom field values."""
     data: dict[str, Any] = {name: form.get(name, "") for name in CORE_FIELDS}
     data["custom_fields"] = {
-        key[len(CUSTOM_PREFIX):]: ("" if value == BLANK_CHOICE else value)
+        key[len(CUSTOM_PREFIX) :]: ("" if value == BLANK_CHOICE else value)
         for key, value in form.items()
         if key.startswith(CUSTOM_PREFIX)
     }
@@ -122,7 +125,9 @@ class ContactFormMixin(rx.State, mixin=True):
             definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
             self.form_values = {k: str(v) for k, v in form.items()}
             self.form_errors = exc.fields if isinstance(exc, ValidationFailed) else {"contact_email": exc.message}
-            self.form_error = "Please correct the highlighted fields." if isinstance(exc, ValidationFailed) else exc.message
+            self.form_error = (
+                "Please correct the highlighted fields." if isinstance(exc, ValidationFailed) else exc.message
+            )
             self.form_fields = _custom_inputs(definitions, self.form_values, self.form_errors)
             self.form_key += 1
             self.form_busy = False
@@ -132,11 +137,16 @@ class ContactFormMixin(rx.State, mixin=True):
         yield result
 
 
-def _input(state, name: str, label: str, *, required: bool = False, kind: str = "text", placeholder: str = "") -> rx.Component:
-    return form_field(label + (" *" if required else ""),
-                      rx.input(name=name, type=kind, default_value=state.form_values.get(name, ""),
-                               placeholder=placeholder, width="100%"),
-                      state.form_errors.get(name, ""))
+def _input(
+    state, name: str, label: str, *, required: bool = False, kind: str = "text", placeholder: str = ""
+) -> rx.Component:
+    return form_field(
+        label + (" *" if required else ""),
+        rx.input(
+            name=name, type=kind, default_value=state.form_values.get(name, ""), placeholder=placeholder, width="100%"
+        ),
+        state.form_errors.get(name, ""),
+    )
 
 
 def _custom_input(field: CustomInput) -> rx.Component:
@@ -168,13 +178,18 @@ def contact_form_dialog(state) -> rx.Component:
             _input(state, "business_name", "Business name", required=True, placeholder="Bayview Orthodontics"),
             _input(state, "contact_name", "Contact person", required=True, placeholder="Priya Raman"),
             _input(state, "contact_role", "Role", placeholder="Office manager"),
-            form_field("Status", rx.select.root(
-                rx.select.trigger(width="100%"),
-                rx.select.content(*[rx.select.item(label, value=value)
-                                    for value, label in contact_rules.STATUS_LABELS.items()]),
-                name="status",
-                default_value=state.form_values.get("status", "lead"),
-            ), state.form_errors.get("status", "")),
+            form_field(
+                "Status",
+                rx.select.root(
+                    rx.select.trigger(width="100%"),
+                    rx.select.content(
+                        *[rx.select.item(label, value=value) for value, label in contact_rules.STATUS_LABELS.items()]
+                    ),
+                    name="status",
+                    default_value=state.form_values.get("status", "lead"),
+                ),
+                state.form_errors.get("status", ""),
+            ),
             _input(state, "contact_email", "Email", kind="email", placeholder="priya@bayview.example"),
             _input(state, "phone", "Phone", kind="tel", placeholder="+1 555 201 0134"),
             _input(state, "city", "City"),
@@ -183,8 +198,11 @@ def contact_form_dialog(state) -> rx.Component:
             _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…"),
         ),
         _input(state, "address", "Address"),
-        form_field("Notes", rx.text_area(name="notes", default_value=state.form_values.get("notes", ""), rows="3",
-                                         width="100%"), state.form_errors.get("notes", "")),
+        form_field(
+            "Notes",
+            rx.text_area(name="notes", default_value=state.form_values.get("notes", ""), rows="3", width="100%"),
+            state.form_errors.get("notes", ""),
+        ),
         rx.cond(
             state.form_fields.length() > 0,
             rx.vstack(

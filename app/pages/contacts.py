@@ -24,10 +24,17 @@ ANY = "any"  # Radix selects cannot hold an empty value
 
 def card_row(card: contact_search.ContactCard) -> ContactCardRow:
     return ContactCardRow(
-        id=card.id, business_name=card.business_name, contact_name=card.contact_name, contact_role=card.contact_role,
-        email=card.email, phone=card.phone, place=place(card), status_label=card.status_label,
+        id=card.id,
+        business_name=card.business_name,
+        contact_name=card.contact_name,
+        contact_role=card.contact_role,
+        email=card.email,
+        phone=card.phone,
+        place=place(card),
+        status_label=card.status_label,
         status_color=contact_rules.STATUS_COLORS.get(card.status, "gray"),
-        last_interaction_at=card.last_interaction_at, subscription_status=card.subscription_status,
+        last_interaction_at=card.last_interaction_at,
+        subscription_status=card.subscription_status,
     )
 
 
@@ -95,7 +102,12 @@ class ContactsState(ContactFormMixin, rx.State):
             yield rx.toast.error(exc.message)
             return
         self.items = [card_row(c) for c in result.items]
-        self.total, self.exact, self.pages, self.has_next = result.total, result.total_exact, result.pages, result.has_next
+        self.total, self.exact, self.pages, self.has_next = (
+            result.total,
+            result.total_exact,
+            result.pages,
+            result.has_next,
+        )
         self.loading = False
 
     async def _reload(self, page: int = 1):
@@ -112,8 +124,10 @@ class ContactsState(ContactFormMixin, rx.State):
         self.status = params.get("status", ANY) if params.get("status") in contact_rules.STATUS_LABELS else ANY
         self.field, self.value, self.page = ANY, "", 1
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
-        self.filter_fields = [FilterField(d.name, d.label, d.type, list(d.choices) if d.type == "select" else ["Yes", "No"])
-                              for d in definitions]
+        self.filter_fields = [
+            FilterField(d.name, d.label, d.type, list(d.choices) if d.type == "select" else ["Yes", "No"])
+            for d in definitions
+        ]
         async for update in self._refresh(scope):
             yield update
 
@@ -173,21 +187,37 @@ class ContactsState(ContactFormMixin, rx.State):
         principal = await require_principal(self, admin=True)
         query = self._query()
         params = {"q": query.q, "status": query.status, "field": query.field, "value": query.value, "sort": query.sort}
-        return [rx.download(url=auth.download_link(principal, EXPORT_PATH, params)),
-                rx.toast.info("Your export is downloading.")]
+        return [
+            rx.download(url=auth.download_link(principal, EXPORT_PATH, params)),
+            rx.toast.info("Your export is downloading."),
+        ]
 
     async def _save(self, scope, data):
         detail = await asyncio.to_thread(contacts.create_contact, scope, data)
-        return [rx.toast.success(f"{detail.card.contact_name} was added."), rx.redirect(f"/crm/contacts/{detail.card.id}")]
+        return [
+            rx.toast.success(f"{detail.card.contact_name} was added."),
+            rx.redirect(f"/crm/contacts/{detail.card.id}"),
+        ]
 
 
 def _filters() -> rx.Component:
     value_control = rx.cond(
         (ContactsState.field_type == "select") | (ContactsState.field_type == "boolean"),
-        rx.select(ContactsState.field_choices, value=ContactsState.value, on_change=ContactsState.set_value,
-                  placeholder="Any value", width="160px"),
-        rx.input(value=ContactsState.value, on_change=ContactsState.set_value, debounce_timeout=350, placeholder="Value",
-                 width="160px", data_testid="field-value"),
+        rx.select(
+            ContactsState.field_choices,
+            value=ContactsState.value,
+            on_change=ContactsState.set_value,
+            placeholder="Any value",
+            width="160px",
+        ),
+        rx.input(
+            value=ContactsState.value,
+            on_change=ContactsState.set_value,
+            debounce_timeout=350,
+            placeholder="Value",
+            width="160px",
+            data_testid="field-value",
+        ),
     )
     return rx.hstack(
         rx.input(
@@ -231,8 +261,10 @@ def _filters() -> rx.Component:
             value=ContactsState.sort,
             on_change=ContactsState.set_sort,
         ),
-        rx.cond(ContactsState.filtered,
-                rx.button(rx.icon("x", size=14), "Clear", variant="ghost", on_click=ContactsState.clear_filters)),
+        rx.cond(
+            ContactsState.filtered,
+            rx.button(rx.icon("x", size=14), "Clear", variant="ghost", on_click=ContactsState.clear_filters),
+        ),
         width="100%",
         spacing="2",
         align="center",
@@ -245,14 +277,25 @@ def _results() -> rx.Component:
         ContactsState.items.length() > 0,
         rx.vstack(
             rx.box(
-                rx.grid(rx.foreach(ContactsState.items, contact_card),
-                        columns=rx.breakpoints(initial="1", sm="2", lg="3"), spacing="3", width="100%"),
+                rx.grid(
+                    rx.foreach(ContactsState.items, contact_card),
+                    columns=rx.breakpoints(initial="1", sm="2", lg="3"),
+                    spacing="3",
+                    width="100%",
+                ),
                 opacity=rx.cond(ContactsState.loading, "0.5", "1"),
                 transition="opacity 120ms",
                 width="100%",
             ),
-            pager(ContactsState.page, ContactsState.pages, ContactsState.page > 1, ContactsState.has_next,
-                  ContactsState.prev_page, ContactsState.next_page, ContactsState.summary),
+            pager(
+                ContactsState.page,
+                ContactsState.pages,
+                ContactsState.page > 1,
+                ContactsState.has_next,
+                ContactsState.prev_page,
+                ContactsState.next_page,
+                ContactsState.summary,
+            ),
             spacing="3",
             width="100%",
         ),
@@ -261,14 +304,20 @@ def _results() -> rx.Component:
             rx.center(rx.spinner(size="3"), padding="64px", width="100%"),
             rx.cond(
                 ContactsState.filtered,
-                empty_state("search-x", "No contacts match", "Try fewer words, another status, or clear the filters.",
-                            rx.button("Clear filters", variant="soft", on_click=ContactsState.clear_filters)),
-                empty_state("contact", "No contacts yet",
-                            "Add your first contact, or import a spreadsheet of them. Each contact gets a card, a "
-                            "status and a timeline of every call, email and meeting.",
-                            rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new),
-                            rx.link(rx.button(rx.icon("file-up", size=16), "Import a CSV", variant="soft"),
-                                    href="/crm/import")),
+                empty_state(
+                    "search-x",
+                    "No contacts match",
+                    "Try fewer words, another status, or clear the filters.",
+                    rx.button("Clear filters", variant="soft", on_click=ContactsState.clear_filters),
+                ),
+                empty_state(
+                    "contact",
+                    "No contacts yet",
+                    "Add your first contact, or import a spreadsheet of them. Each contact gets a card, a "
+                    "status and a timeline of every call, email and meeting.",
+                    rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new),
+                    rx.link(rx.button(rx.icon("file-up", size=16), "Import a CSV", variant="soft"), href="/crm/import"),
+                ),
             ),
         ),
     )
@@ -284,10 +333,16 @@ def contacts_page() -> rx.Component:
         subtitle="Everyone your organisation works with",
         actions=rx.hstack(
             rx.link(rx.button(rx.icon("file-up", size=16), "Import", variant="soft"), href="/crm/import"),
-            rx.button(rx.icon("download", size=16), "Export", variant="soft", on_click=ContactsState.export,
-                      data_testid="export-contacts"),
-            rx.button(rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new,
-                      data_testid="new-contact"),
+            rx.button(
+                rx.icon("download", size=16),
+                "Export",
+                variant="soft",
+                on_click=ContactsState.export,
+                data_testid="export-contacts",
+            ),
+            rx.button(
+                rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new, data_testid="new-contact"
+            ),
             spacing="2",
         ),
     )

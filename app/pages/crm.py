@@ -37,13 +37,13 @@ class CrmDashboardState(rx.State):
         self.customers = sum(t.count for t in board.totals if t.status in ("customer", "closed_won"))
         self.open_follow_ups = board.open_follow_ups
         self.statuses = board.totals
-        self.status_figure = horizontal_bars([t.label for t in board.totals], [t.count for t in board.totals],
-                                             [t.color for t in board.totals])
+        self.status_figure = horizontal_bars(
+            [t.label for t in board.totals], [t.count for t in board.totals], [t.color for t in board.totals]
+        )
         self.weekly_figure = weekly_bars(board.growth.per_week, name="Contacts created")
         self.recent = [timeline_entry(e) for e in board.recent]
         self.follow_ups = [timeline_entry(e) for e in board.follow_ups]
         self.loading = False
-
 
 
 def _chart(figure) -> rx.Component:
@@ -77,11 +77,15 @@ def _dashboard() -> rx.Component:
             width="100%",
         ),
         rx.grid(
-            section("Contacts by status",
-                    rx.box(_chart(CrmDashboardState.status_figure), width="100%", data_testid="status-chart"),
-                    _status_links()),
-            section("Contacts created per week",
-                    rx.box(_chart(CrmDashboardState.weekly_figure), width="100%", data_testid="growth-chart")),
+            section(
+                "Contacts by status",
+                rx.box(_chart(CrmDashboardState.status_figure), width="100%", data_testid="status-chart"),
+                _status_links(),
+            ),
+            section(
+                "Contacts created per week",
+                rx.box(_chart(CrmDashboardState.weekly_figure), width="100%", data_testid="growth-chart"),
+            ),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="4",
             width="100%",
@@ -89,17 +93,25 @@ def _dashboard() -> rx.Component:
         rx.grid(
             section(
                 "Upcoming follow-ups",
-                rx.cond(CrmDashboardState.follow_ups.length() > 0,
-                        rx.vstack(rx.foreach(CrmDashboardState.follow_ups, activity_row), spacing="0", width="100%"),
-                        rx.text("No open tasks or follow-ups. Add one from a contact's timeline.", size="2",
-                                color_scheme="gray")),
+                rx.cond(
+                    CrmDashboardState.follow_ups.length() > 0,
+                    rx.vstack(rx.foreach(CrmDashboardState.follow_ups, activity_row), spacing="0", width="100%"),
+                    rx.text(
+                        "No open tasks or follow-ups. Add one from a contact's timeline.", size="2", color_scheme="gray"
+                    ),
+                ),
             ),
             section(
                 "Recent activity",
-                rx.cond(CrmDashboardState.recent.length() > 0,
-                        rx.vstack(rx.foreach(CrmDashboardState.recent, activity_row), spacing="0", width="100%"),
-                        rx.text("Calls, emails, meetings and notes logged on contacts show up here.", size="2",
-                                color_scheme="gray")),
+                rx.cond(
+                    CrmDashboardState.recent.length() > 0,
+                    rx.vstack(rx.foreach(CrmDashboardState.recent, activity_row), spacing="0", width="100%"),
+                    rx.text(
+                        "Calls, emails, meetings and notes logged on contacts show up here.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                ),
             ),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="4",
@@ -120,9 +132,12 @@ def crm_page() -> rx.Component:
             rx.cond(
                 CrmDashboardState.total > 0,
                 _dashboard(),
-                empty_state("contact", "No contacts yet",
-                            "Your pipeline, weekly growth and follow-ups appear here once you add contacts.",
-                            rx.link(rx.button(rx.icon("plus", size=16), "Add contacts"), href="/crm/contacts")),
+                empty_state(
+                    "contact",
+                    "No contacts yet",
+                    "Your pipeline, weekly growth and follow-ups appear here once you add contacts.",
+                    rx.link(rx.button(rx.icon("plus", size=16), "Add contacts"), href="/crm/contacts"),
+                ),
             ),
         ),
         subtitle="Your pipeline at a glance",

@@ -54,10 +54,21 @@ class ImportInfo:
 
 def _info(view: csv_import.ImportView) -> ImportInfo:
     return ImportInfo(
-        filename=view.filename, size=view.size, status=view.status, status_label=view.status_label,
-        encoding=view.encoding, delimiter=csv_files.DELIMITER_NAMES.get(view.delimiter, view.delimiter),
-        has_header=view.has_header, rows_total=view.rows_total, rows_read=view.rows_read, created=view.created,
-        updated=view.updated, skipped=view.skipped, failed=view.failed, percent=view.percent, error=view.error,
+        filename=view.filename,
+        size=view.size,
+        status=view.status,
+        status_label=view.status_label,
+        encoding=view.encoding,
+        delimiter=csv_files.DELIMITER_NAMES.get(view.delimiter, view.delimiter),
+        has_header=view.has_header,
+        rows_total=view.rows_total,
+        rows_read=view.rows_read,
+        created=view.created,
+        updated=view.updated,
+        skipped=view.skipped,
+        failed=view.failed,
+        percent=view.percent,
+        error=view.error,
         mode=csv_import.MODE_LABELS.get(view.duplicates, view.duplicates),
     )
 
@@ -77,8 +88,9 @@ class ImportRow:
 
 
 def _import_row(view: csv_import.ImportView) -> ImportRow:
-    return ImportRow(view.id, view.filename, view.status, view.status_label, view.created, view.updated, view.failed,
-                     view.created_at)
+    return ImportRow(
+        view.id, view.filename, view.status, view.status_label, view.created, view.updated, view.failed, view.created_at
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,9 +158,13 @@ class ImportState(rx.State):
     def columns(self) -> list[MappingColumn]:
         """One entry per file column: its header, the chosen target, and sample values."""
         return [
-            MappingColumn(index=i, header=h, target=self.mapping[i] if i < len(self.mapping) else cm.SKIP,
-                          samples=" · ".join(r[i] for r in self.preview[:3] if i < len(r) and r[i])[:80],
-                          error=self.mapping_errors.get(f"column:{h}", ""))
+            MappingColumn(
+                index=i,
+                header=h,
+                target=self.mapping[i] if i < len(self.mapping) else cm.SKIP,
+                samples=" · ".join(r[i] for r in self.preview[:3] if i < len(r) and r[i])[:80],
+                error=self.mapping_errors.get(f"column:{h}", ""),
+            )
             for i, h in enumerate(self.headers)
         ]
 
@@ -214,8 +230,9 @@ class ImportState(rx.State):
                 yield chunk.data
 
         try:  # stored in a worker thread as the browser sends it; a refused or broken upload leaves no file
-            view = await asyncio.to_thread(csv_import.store_upload, scope, filename,
-                                           blocking_chunks(data(), asyncio.get_running_loop()))
+            view = await asyncio.to_thread(
+                csv_import.store_upload, scope, filename, blocking_chunks(data(), asyncio.get_running_loop())
+            )
         except (ImportRefused, QuotaReached) as exc:
             async with self:
                 self.uploading = False
@@ -254,8 +271,9 @@ class ImportState(rx.State):
     async def set_delimiter(self, name: str):
         scope = await require_scope(self, admin=True)
         try:
-            view = await asyncio.to_thread(csv_import.reread, scope, self.import_id,
-                                           delimiter=csv_files.delimiter_named(name) or "?")
+            view = await asyncio.to_thread(
+                csv_import.reread, scope, self.import_id, delimiter=csv_files.delimiter_named(name) or "?"
+            )
         except (ValidationFailed, ImportRefused) as exc:
             return rx.toast.error(exc.message)
         self.mapping = []
@@ -302,8 +320,12 @@ class ImportState(rx.State):
         yield
         try:
             view = await asyncio.to_thread(
-                csv_import.start, scope, self.import_id, self.mapping,
-                {"duplicates": self.duplicates, "keep_existing_when_empty": self.keep_existing}, save_as=self.save_as,
+                csv_import.start,
+                scope,
+                self.import_id,
+                self.mapping,
+                {"duplicates": self.duplicates, "keep_existing_when_empty": self.keep_existing},
+                save_as=self.save_as,
             )
         except ValidationFailed as exc:
             self.mapping_errors = exc.fields
@@ -355,8 +377,10 @@ class ImportState(rx.State):
                         finished = view
                         break
             if finished.status == "done":
-                yield rx.toast.success(f"Import finished: {finished.created:,} added, {finished.updated:,} updated, "
-                                       f"{finished.skipped:,} skipped, {finished.failed:,} with errors.")
+                yield rx.toast.success(
+                    f"Import finished: {finished.created:,} added, {finished.updated:,} updated, "
+                    f"{finished.skipped:,} skipped, {finished.failed:,} with errors."
+                )
             else:
                 yield rx.toast.error(finished.error or "The import stopped.")
         finally:
@@ -370,16 +394,24 @@ class ImportState(rx.State):
         return rx.download(url=url)
 
 
-
 def _upload_zone() -> rx.Component:
     return rx.vstack(
         rx.upload.root(
             rx.vstack(
-                rx.box(rx.icon("file-up", size=28), padding="14px", border_radius="999px",
-                       background=rx.color("accent", 3), color=rx.color("accent", 11)),
+                rx.box(
+                    rx.icon("file-up", size=28),
+                    padding="14px",
+                    border_radius="999px",
+                    background=rx.color("accent", 3),
+                    color=rx.color("accent", 11),
+                ),
                 rx.heading("Drop a CSV file here", size="4"),
-                rx.text("or click to choose one. Up to 200 MB; UTF-8, Latin-1, comma, semicolon or tab separated.",
-                        size="2", color_scheme="gray", text_align="center"),
+                rx.text(
+                    "or click to choose one. Up to 200 MB; UTF-8, Latin-1, comma, semicolon or tab separated.",
+                    size="2",
+                    color_scheme="gray",
+                    text_align="center",
+                ),
                 rx.button("Choose file", variant="soft", type="button"),
                 align="center",
                 spacing="2",
@@ -390,8 +422,9 @@ def _upload_zone() -> rx.Component:
             max_files=1,
             max_size=csv_files.MAX_BYTES,
             accept={"text/csv": [".csv", ".txt", ".tsv"], "application/vnd.ms-excel": [".csv"]},
-            on_drop=ImportState.upload(rx.upload_files_chunk(upload_id=UPLOAD_ID,
-                                                             on_upload_progress=ImportState.upload_progress)),
+            on_drop=ImportState.upload(
+                rx.upload_files_chunk(upload_id=UPLOAD_ID, on_upload_progress=ImportState.upload_progress)
+            ),
             on_drop_rejected=ImportState.rejected,
             border=f"2px dashed {rx.color('accent', 7)}",
             border_radius="12px",
@@ -399,15 +432,35 @@ def _upload_zone() -> rx.Component:
             cursor="pointer",
             data_testid="csv-dropzone",
         ),
-        rx.cond(ImportState.uploading,
-                rx.vstack(rx.text("Uploading… ", ImportState.upload_percent, "%", size="2"),
-                          rx.progress(value=ImportState.upload_percent, width="100%"), width="100%")),
-        rx.cond(ImportState.upload_error != "",
-                rx.callout(ImportState.upload_error, color_scheme="red", icon="triangle-alert", width="100%",
-                           data_testid="upload-error")),
-        rx.text("Columns are matched to contact fields by name (", rx.code("business_name"), ", ", rx.code("Company"),
-                ", ", rx.code("E-mail"), ", …); you can change every match before importing.", size="2",
-                color_scheme="gray"),
+        rx.cond(
+            ImportState.uploading,
+            rx.vstack(
+                rx.text("Uploading… ", ImportState.upload_percent, "%", size="2"),
+                rx.progress(value=ImportState.upload_percent, width="100%"),
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            ImportState.upload_error != "",
+            rx.callout(
+                ImportState.upload_error,
+                color_scheme="red",
+                icon="triangle-alert",
+                width="100%",
+                data_testid="upload-error",
+            ),
+        ),
+        rx.text(
+            "Columns are matched to contact fields by name (",
+            rx.code("business_name"),
+            ", ",
+            rx.code("Company"),
+            ", ",
+            rx.code("E-mail"),
+            ", …); you can change every match before importing.",
+            size="2",
+            color_scheme="gray",
+        ),
         width="100%",
         spacing="3",
     )
@@ -416,8 +469,9 @@ def _upload_zone() -> rx.Component:
 def _target_select(column: MappingColumn) -> rx.Component:
     return rx.select.root(
         rx.select.trigger(width="100%", data_testid="column-target"),
-        rx.select.content(rx.foreach(ImportState.targets,
-                                     lambda target: rx.select.item(target.label, value=target.value))),
+        rx.select.content(
+            rx.foreach(ImportState.targets, lambda target: rx.select.item(target.label, value=target.value))
+        ),
         value=column.target,
         on_change=lambda value: ImportState.set_target(column.index, value),
     )
@@ -438,10 +492,14 @@ def _mapping_table() -> rx.Component:
                     ImportState.columns,
                     lambda column: rx.table.row(
                         rx.table.cell(rx.text(column.header, weight="medium")),
-                        rx.table.cell(rx.vstack(_target_select(column),
-                                                rx.cond(column.error != "",
-                                                        rx.text(column.error, color_scheme="red", size="1")),
-                                                spacing="1", min_width="240px")),
+                        rx.table.cell(
+                            rx.vstack(
+                                _target_select(column),
+                                rx.cond(column.error != "", rx.text(column.error, color_scheme="red", size="1")),
+                                spacing="1",
+                                min_width="240px",
+                            )
+                        ),
                         rx.table.cell(rx.text(column.samples, size="1", color_scheme="gray")),
                         align="center",
                     ),
@@ -459,9 +517,26 @@ def _preview() -> rx.Component:
     return rx.box(
         rx.table.root(
             rx.table.header(rx.table.row(rx.foreach(ImportState.headers, lambda h: rx.table.column_header_cell(h)))),
-            rx.table.body(rx.foreach(ImportState.preview, lambda r: rx.table.row(rx.foreach(r, lambda cell: rx.table.cell(
-                rx.text(cell, size="1", max_width="220px", overflow="hidden", text_overflow="ellipsis",
-                        white_space="nowrap")))))),
+            rx.table.body(
+                rx.foreach(
+                    ImportState.preview,
+                    lambda r: rx.table.row(
+                        rx.foreach(
+                            r,
+                            lambda cell: rx.table.cell(
+                                rx.text(
+                                    cell,
+                                    size="1",
+                                    max_width="220px",
+                                    overflow="hidden",
+                                    text_overflow="ellipsis",
+                                    white_space="nowrap",
+                                )
+                            ),
+                        )
+                    ),
+                )
+            ),
             size="1",
             variant="surface",
         ),
@@ -483,8 +558,12 @@ def _map_stage() -> rx.Component:
                 rx.badge(info.encoding, variant="soft", color_scheme="gray"),
                 rx.spacer(),
                 rx.text("Separator", size="2"),
-                rx.select(list(csv_files.DELIMITER_NAMES.values()), value=info.delimiter,
-                          on_change=ImportState.set_delimiter, size="1"),
+                rx.select(
+                    list(csv_files.DELIMITER_NAMES.values()),
+                    value=info.delimiter,
+                    on_change=ImportState.set_delimiter,
+                    size="1",
+                ),
                 rx.checkbox("First row is a header", checked=info.has_header, on_change=ImportState.set_header),
                 spacing="2",
                 align="center",
@@ -495,41 +574,80 @@ def _map_stage() -> rx.Component:
         ),
         section(
             "2. Map the columns",
-            rx.cond(ImportState.saved.length() > 0,
-                    rx.hstack(rx.text("Use a saved mapping:", size="2"),
-                              rx.select.root(rx.select.trigger(placeholder="Choose…"),
-                                             rx.select.content(rx.foreach(ImportState.saved, lambda saved: rx.select.item(
-                                                 saved.name, value=saved.id))),
-                                             on_change=ImportState.apply_saved),
-                              align="center", spacing="2")),
+            rx.cond(
+                ImportState.saved.length() > 0,
+                rx.hstack(
+                    rx.text("Use a saved mapping:", size="2"),
+                    rx.select.root(
+                        rx.select.trigger(placeholder="Choose…"),
+                        rx.select.content(
+                            rx.foreach(ImportState.saved, lambda saved: rx.select.item(saved.name, value=saved.id))
+                        ),
+                        on_change=ImportState.apply_saved,
+                    ),
+                    align="center",
+                    spacing="2",
+                ),
+            ),
             _mapping_table(),
-            rx.foreach(ImportState.general_errors,
-                       lambda message: rx.callout(message, color_scheme="red", icon="triangle-alert", size="1",
-                                                  width="100%")),
-            rx.hstack(rx.text("Save this mapping as", size="2"),
-                      rx.input(value=ImportState.save_as, on_change=ImportState.set_save_as,
-                               placeholder="e.g. Front desk export", width="260px"),
-                      align="center", spacing="2", wrap="wrap"),
+            rx.foreach(
+                ImportState.general_errors,
+                lambda message: rx.callout(message, color_scheme="red", icon="triangle-alert", size="1", width="100%"),
+            ),
+            rx.hstack(
+                rx.text("Save this mapping as", size="2"),
+                rx.input(
+                    value=ImportState.save_as,
+                    on_change=ImportState.set_save_as,
+                    placeholder="e.g. Front desk export",
+                    width="260px",
+                ),
+                align="center",
+                spacing="2",
+                wrap="wrap",
+            ),
         ),
         section(
             "3. Duplicates",
-            rx.text("A duplicate is a row whose email (ignoring case and spaces) matches a contact you already have, or "
-                    "an earlier row of this file (the first one is used).", size="2", color_scheme="gray"),
+            rx.text(
+                "A duplicate is a row whose email (ignoring case and spaces) matches a contact you already have, or "
+                "an earlier row of this file (the first one is used).",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.radio_group.root(
-                rx.vstack(*[rx.hstack(rx.radio_group.item(value=value), rx.text(label, size="2"), align="center",
-                                      data_testid=f"mode-{value}")
-                            for value, label in csv_import.MODE_LABELS.items()], spacing="2"),
+                rx.vstack(
+                    *[
+                        rx.hstack(
+                            rx.radio_group.item(value=value),
+                            rx.text(label, size="2"),
+                            align="center",
+                            data_testid=f"mode-{value}",
+                        )
+                        for value, label in csv_import.MODE_LABELS.items()
+                    ],
+                    spacing="2",
+                ),
                 value=ImportState.duplicates,
                 on_change=ImportState.set_duplicates,
             ),
-            rx.checkbox("When a cell is empty, keep the value the contact already has",
-                        checked=ImportState.keep_existing, on_change=ImportState.set_keep_existing),
+            rx.checkbox(
+                "When a cell is empty, keep the value the contact already has",
+                checked=ImportState.keep_existing,
+                on_change=ImportState.set_keep_existing,
+            ),
         ),
         rx.hstack(
             rx.button("Choose another file", variant="soft", color_scheme="gray", on_click=ImportState.start_over),
             rx.spacer(),
-            rx.button(rx.icon("upload", size=16), "Import contacts", size="3", on_click=ImportState.start,
-                      loading=ImportState.busy, data_testid="start-import"),
+            rx.button(
+                rx.icon("upload", size=16),
+                "Import contacts",
+                size="3",
+                on_click=ImportState.start,
+                loading=ImportState.busy,
+                data_testid="start-import",
+            ),
             width="100%",
             wrap="wrap",
             spacing="3",
@@ -558,13 +676,20 @@ def _running_stage() -> rx.Component:
     info = ImportState.info
     return section(
         "Importing " + info.filename,
-        rx.hstack(rx.text(info.status_label, " · ", info.percent, "%", size="2", data_testid="import-status"),
-                  rx.spacer(), rx.text(info.mode, size="1", color_scheme="gray"), width="100%"),
+        rx.hstack(
+            rx.text(info.status_label, " · ", info.percent, "%", size="2", data_testid="import-status"),
+            rx.spacer(),
+            rx.text(info.mode, size="1", color_scheme="gray"),
+            width="100%",
+        ),
         rx.progress(value=info.percent, width="100%", data_testid="import-progress"),
         _counts(),
         rx.hstack(
-            rx.text("You can leave this page; the import keeps running and this page picks it up again.", size="1",
-                    color_scheme="gray"),
+            rx.text(
+                "You can leave this page; the import keeps running and this page picks it up again.",
+                size="1",
+                color_scheme="gray",
+            ),
             rx.spacer(),
             rx.button("Stop import", variant="soft", color_scheme="red", on_click=ImportState.cancel),
             width="100%",
@@ -576,13 +701,26 @@ def _running_stage() -> rx.Component:
 def _errors_table() -> rx.Component:
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in ("Row", "Column", "Value", "Problem")])),
-        rx.table.body(rx.foreach(ImportState.errors, lambda problem: rx.table.row(
-            rx.table.cell(problem.row),
-            rx.table.cell(problem.column),
-            rx.table.cell(rx.text(problem.value, size="2", max_width="200px", overflow="hidden",
-                                  text_overflow="ellipsis", white_space="nowrap")),
-            rx.table.cell(rx.text(problem.reason, size="2")),
-        ))),
+        rx.table.body(
+            rx.foreach(
+                ImportState.errors,
+                lambda problem: rx.table.row(
+                    rx.table.cell(problem.row),
+                    rx.table.cell(problem.column),
+                    rx.table.cell(
+                        rx.text(
+                            problem.value,
+                            size="2",
+                            max_width="200px",
+                            overflow="hidden",
+                            text_overflow="ellipsis",
+                            white_space="nowrap",
+                        )
+                    ),
+                    rx.table.cell(rx.text(problem.reason, size="2")),
+                ),
+            )
+        ),
         size="1",
         width="100%",
         data_testid="import-errors",
@@ -598,8 +736,9 @@ def _finished_stage() -> rx.Component:
             _counts(),
             rx.hstack(
                 rx.link(rx.button(rx.icon("contact", size=16), "View contacts"), href="/crm/contacts"),
-                rx.button(rx.icon("file-up", size=16), "Import another file", variant="soft",
-                          on_click=ImportState.start_over),
+                rx.button(
+                    rx.icon("file-up", size=16), "Import another file", variant="soft", on_click=ImportState.start_over
+                ),
                 spacing="3",
             ),
         ),
@@ -607,14 +746,29 @@ def _finished_stage() -> rx.Component:
             ImportState.error_total > 0,
             section(
                 rx.text("Rows with problems (", ImportState.error_total, ")"),
-                rx.text("Fix these rows in your spreadsheet and import just them again; the other rows are in.",
-                        size="2", color_scheme="gray"),
+                rx.text(
+                    "Fix these rows in your spreadsheet and import just them again; the other rows are in.",
+                    size="2",
+                    color_scheme="gray",
+                ),
                 _errors_table(),
-                rx.cond(ImportState.error_total > ImportState.errors.length(),
-                        rx.text("Showing the first ", ImportState.errors.length(), "; the report has all of them.",
-                                size="1", color_scheme="gray")),
-                action=rx.button(rx.icon("download", size=16), "Download error report", variant="soft",
-                                 on_click=ImportState.download_errors, data_testid="download-errors"),
+                rx.cond(
+                    ImportState.error_total > ImportState.errors.length(),
+                    rx.text(
+                        "Showing the first ",
+                        ImportState.errors.length(),
+                        "; the report has all of them.",
+                        size="1",
+                        color_scheme="gray",
+                    ),
+                ),
+                action=rx.button(
+                    rx.icon("download", size=16),
+                    "Download error report",
+                    variant="soft",
+                    on_click=ImportState.download_errors,
+                    data_testid="download-errors",
+                ),
             ),
         ),
         width="100%",
@@ -627,21 +781,46 @@ def _history() -> rx.Component:
         ImportState.history.length() > 0,
         section(
             "Recent imports",
-            rx.vstack(rx.foreach(ImportState.history, lambda row: rx.link(
-                rx.hstack(
-                    rx.icon("file-text", size=16, color=rx.color("gray", 10)),
-                    rx.text(row.filename, size="2", weight="medium"),
-                    rx.badge(row.status_label, variant="soft",
-                             color_scheme=rx.match(row.status, ("done", "green"), ("failed", "red"),
-                                                   ("cancelled", "gray"), "blue")),
-                    rx.text(row.created, " added · ", row.updated, " updated · ", row.failed, " with errors",
-                            size="1", color_scheme="gray"),
-                    rx.spacer(),
-                    rx.text(when(row.started_at), size="1", color_scheme="gray"),
-                    width="100%", align="center", spacing="3", wrap="wrap",
+            rx.vstack(
+                rx.foreach(
+                    ImportState.history,
+                    lambda row: rx.link(
+                        rx.hstack(
+                            rx.icon("file-text", size=16, color=rx.color("gray", 10)),
+                            rx.text(row.filename, size="2", weight="medium"),
+                            rx.badge(
+                                row.status_label,
+                                variant="soft",
+                                color_scheme=rx.match(
+                                    row.status, ("done", "green"), ("failed", "red"), ("cancelled", "gray"), "blue"
+                                ),
+                            ),
+                            rx.text(
+                                row.created,
+                                " added · ",
+                                row.updated,
+                                " updated · ",
+                                row.failed,
+                                " with errors",
+                                size="1",
+                                color_scheme="gray",
+                            ),
+                            rx.spacer(),
+                            rx.text(when(row.started_at), size="1", color_scheme="gray"),
+                            width="100%",
+                            align="center",
+                            spacing="3",
+                            wrap="wrap",
+                        ),
+                        href="/crm/import?id=" + row.id,
+                        underline="none",
+                        color="inherit",
+                        width="100%",
+                    ),
                 ),
-                href="/crm/import?id=" + row.id, underline="none", color="inherit", width="100%",
-            )), width="100%", spacing="2"),
+                width="100%",
+                spacing="2",
+            ),
         ),
     )
 
@@ -658,10 +837,15 @@ def import_page() -> rx.Component:
             section("Upload a CSV file", _upload_zone()),
         ),
         _history(),
-        rx.cond((ImportState.stage == "upload") & (ImportState.history.length() == 0),
-                empty_state("table", "Bring your contacts in from a spreadsheet",
-                            "Export your contacts from your old CRM or spreadsheet as CSV, drop the file above, check "
-                            "how its columns map to your contact fields, and import. Nothing is written until you "
-                            "press Import.")),
+        rx.cond(
+            (ImportState.stage == "upload") & (ImportState.history.length() == 0),
+            empty_state(
+                "table",
+                "Bring your contacts in from a spreadsheet",
+                "Export your contacts from your old CRM or spreadsheet as CSV, drop the file above, check "
+                "how its columns map to your contact fields, and import. Nothing is written until you "
+                "press Import.",
+            ),
+        ),
         subtitle="From a spreadsheet or another CRM, as CSV",
     )

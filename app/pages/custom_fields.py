@@ -31,8 +31,18 @@ class FieldRow:
 
 
 def _field_row(d: custom_fields.FieldDef) -> FieldRow:
-    return FieldRow(d.id, d.name, d.label, d.type, d.type_label, list(d.choices), ", ".join(d.choices), d.required,
-                    d.order, d.active)
+    return FieldRow(
+        d.id,
+        d.name,
+        d.label,
+        d.type,
+        d.type_label,
+        list(d.choices),
+        ", ".join(d.choices),
+        d.required,
+        d.order,
+        d.active,
+    )
 
 
 class CustomFieldsState(rx.State):
@@ -71,8 +81,16 @@ class CustomFieldsState(rx.State):
         await require_scope(self, admin=True)
         row = next((r for r in self.rows if r.id == field_id), None)
         if row:
-            self._open(field_id, row.type, {"label": row.label, "choices": "\n".join(row.choices),
-                                            "order": str(row.order), "required": "on" if row.required else ""})
+            self._open(
+                field_id,
+                row.type,
+                {
+                    "label": row.label,
+                    "choices": "\n".join(row.choices),
+                    "order": str(row.order),
+                    "required": "on" if row.required else "",
+                },
+            )
 
     @rx.event
     async def set_dialog_open(self, open_: bool):
@@ -87,8 +105,12 @@ class CustomFieldsState(rx.State):
     @rx.event
     async def save(self, form: dict):
         scope = await require_scope(self, admin=True)
-        common = {"label": form.get("label", ""), "choices": form.get("choices", ""),
-                  "required": form.get("required") == "on", "order": form.get("order", "")}
+        common = {
+            "label": form.get("label", ""),
+            "choices": form.get("choices", ""),
+            "required": form.get("required") == "on",
+            "order": form.get("order", ""),
+        }
         try:
             if self.editing_id:
                 saved = await asyncio.to_thread(custom_fields.update_field, scope, self.editing_id, **common)
@@ -102,7 +124,9 @@ class CustomFieldsState(rx.State):
             return
         self.dialog_open = False
         await self._refresh(scope)
-        return rx.toast.success(f"“{saved.label}” saved. Contact forms show it now." if saved.active else f"“{saved.label}” saved.")
+        return rx.toast.success(
+            f"“{saved.label}” saved. Contact forms show it now." if saved.active else f"“{saved.label}” saved."
+        )
 
     @rx.event
     async def set_active(self, field_id: str, active: bool):
@@ -121,7 +145,9 @@ def _row(row: FieldRow) -> rx.Component:
         rx.table.cell(rx.text(row.choices_text, size="2", color_scheme="gray")),
         rx.table.cell(rx.cond(row.required, rx.badge("required", color_scheme="orange", variant="soft"), "")),
         rx.table.cell(row.order),
-        rx.table.cell(rx.cond(row.active, rx.badge("active", color_scheme="green"), rx.badge("hidden", color_scheme="gray"))),
+        rx.table.cell(
+            rx.cond(row.active, rx.badge("active", color_scheme="green"), rx.badge("hidden", color_scheme="gray"))
+        ),
         rx.table.cell(
             rx.hstack(
                 rx.button("Edit", size="1", variant="soft", on_click=CustomFieldsState.edit_field(row.id)),
@@ -132,9 +158,13 @@ def _row(row: FieldRow) -> rx.Component:
                         rx.text("Deactivate “", row.label, "”?"),
                         "It disappears from contact forms, cards and filters. Values already stored are kept and "
                         "come back if you reactivate it.",
-                        "Deactivate", CustomFieldsState.set_active(row.id, False), testid="confirm-deactivate",
+                        "Deactivate",
+                        CustomFieldsState.set_active(row.id, False),
+                        testid="confirm-deactivate",
                     ),
-                    rx.button("Reactivate", size="1", variant="soft", on_click=CustomFieldsState.set_active(row.id, True)),
+                    rx.button(
+                        "Reactivate", size="1", variant="soft", on_click=CustomFieldsState.set_active(row.id, True)
+                    ),
                 ),
                 spacing="2",
             )
@@ -152,20 +182,33 @@ def _dialog() -> rx.Component:
             rx.input(name="label", default_value=values.get("label", ""), placeholder="Insurance plan", width="100%"),
             field_error(errors.get("label", "")),
             field_error(errors.get("name", "")),
-            spacing="1", width="100%",
+            spacing="1",
+            width="100%",
         ),
-        form_field("Type", rx.select.root(
-            rx.select.trigger(width="100%", data_testid="field-type"),
-            rx.select.content(*[rx.select.item(label, value=k) for k, label in custom_fields.TYPE_LABELS.items()]),
-            value=CustomFieldsState.field_type,
-            on_change=CustomFieldsState.set_field_type,
-            disabled=CustomFieldsState.editing_id != "",
-        ), errors.get("field_type", "")),
+        form_field(
+            "Type",
+            rx.select.root(
+                rx.select.trigger(width="100%", data_testid="field-type"),
+                rx.select.content(*[rx.select.item(label, value=k) for k, label in custom_fields.TYPE_LABELS.items()]),
+                value=CustomFieldsState.field_type,
+                on_change=CustomFieldsState.set_field_type,
+                disabled=CustomFieldsState.editing_id != "",
+            ),
+            errors.get("field_type", ""),
+        ),
         rx.cond(
             CustomFieldsState.field_type == "select",
-            form_field("Choices *", rx.text_area(name="choices", default_value=values.get("choices", ""), rows="4",
-                                                 placeholder="One per line", width="100%"),
-                       errors.get("choices", "")),
+            form_field(
+                "Choices *",
+                rx.text_area(
+                    name="choices",
+                    default_value=values.get("choices", ""),
+                    rows="4",
+                    placeholder="One per line",
+                    width="100%",
+                ),
+                errors.get("choices", ""),
+            ),
         ),
         rx.hstack(
             rx.vstack(
@@ -174,7 +217,9 @@ def _dialog() -> rx.Component:
                 field_error(errors.get("order", "")),
                 spacing="1",
             ),
-            rx.checkbox("Required on every contact", name="required", default_checked=values.get("required", "") == "on"),
+            rx.checkbox(
+                "Required on every contact", name="required", default_checked=values.get("required", "") == "on"
+            ),
             spacing="5",
             align="center",
         ),
@@ -201,20 +246,30 @@ def custom_fields_page() -> rx.Component:
                 section(
                     "Fields",
                     rx.table.root(
-                        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                                       ("Field", "Type", "Choices", "", "Order", "Status", "")])),
+                        rx.table.header(
+                            rx.table.row(
+                                *[
+                                    rx.table.column_header_cell(h)
+                                    for h in ("Field", "Type", "Choices", "", "Order", "Status", "")
+                                ]
+                            )
+                        ),
                         rx.table.body(rx.foreach(CustomFieldsState.rows, _row)),
                         width="100%",
                     ),
                 ),
-                empty_state("list-plus", "No custom fields yet",
-                            "Track what matters to your organisation: an insurance plan, the number of chairs, a "
-                            "renewal date. Fields can be text, numbers, dates, emails, phones, choice lists or yes/no.",
-                            rx.button(rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field)),
+                empty_state(
+                    "list-plus",
+                    "No custom fields yet",
+                    "Track what matters to your organisation: an insurance plan, the number of chairs, a "
+                    "renewal date. Fields can be text, numbers, dates, emails, phones, choice lists or yes/no.",
+                    rx.button(rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field),
+                ),
             ),
         ),
         _dialog(),
         subtitle="Your organisation's own contact fields",
-        actions=rx.button(rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field,
-                          data_testid="new-field"),
+        actions=rx.button(
+            rx.icon("plus", size=16), "New field", on_click=CustomFieldsState.new_field, data_testid="new-field"
+        ),
     )

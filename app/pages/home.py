@@ -55,8 +55,12 @@ def home_page() -> rx.Component:
                 rx.cond(
                     HomeState.has_weekly_data,
                     rx.box(
-                        rx.plotly(data=HomeState.weekly_figure, config={"displayModeBar": False}, use_resize_handler=True,
-                                  width="100%"),
+                        rx.plotly(
+                            data=HomeState.weekly_figure,
+                            config={"displayModeBar": False},
+                            use_resize_handler=True,
+                            width="100%",
+                        ),
                         width="100%",
                         data_testid="weekly-chart",
                     ),

@@ -31,5 +31,3 @@ def billing_page() -> rx.Component:
         ),
         subtitle="Subscription, usage and invoices",
     )
-
-

@@ -39,8 +39,11 @@ class QuotaState(rx.State):
         organisations = await asyncio.to_thread(quotas.overview, scope)
         self.columns = [line.label for line in quotas.lines(quotas.DEFAULTS)]
         self.rows = [
-            QuotaRow(o.name, o.slug, [QuotaCell(line.shown(), f"default {line.shown(line.default)}", line.overridden)
-                                      for line in o.lines])
+            QuotaRow(
+                o.name,
+                o.slug,
+                [QuotaCell(line.shown(), f"default {line.shown(line.default)}", line.overridden) for line in o.lines],
+            )
             for o in organisations
         ]
 
@@ -57,8 +60,9 @@ def _cell(cell: QuotaCell) -> rx.Component:
 
 def _row(row: QuotaRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(row.name, weight="medium"), rx.text(row.slug, size="1", color_scheme="gray"),
-                                spacing="0")),
+        rx.table.cell(
+            rx.vstack(rx.text(row.name, weight="medium"), rx.text(row.slug, size="1", color_scheme="gray"), spacing="0")
+        ),
         rx.foreach(row.cells, _cell),
         align="center",
     )
@@ -68,9 +72,14 @@ def quotas_section() -> rx.Component:
     return rx.box(
         section(
             "Quotas",
-            rx.text("What each organisation may use of the platform's shared capacity. Highlighted values differ "
-                    "from the defaults; change one with ", rx.code("python -m app.cli set-quota SLUG NAME VALUE"), ".",
-                    size="2", color_scheme="gray"),
+            rx.text(
+                "What each organisation may use of the platform's shared capacity. Highlighted values differ "
+                "from the defaults; change one with ",
+                rx.code("python -m app.cli set-quota SLUG NAME VALUE"),
+                ".",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(

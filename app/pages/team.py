@@ -28,8 +28,16 @@ class MemberRow:
 
 
 def _member_row(user: users.UserView, self_id: str) -> MemberRow:
-    return MemberRow(user.id, user.name, user.email, user.role, user.role.replace("_", " "), user.is_active,
-                     user.last_login_at, user.id == self_id)
+    return MemberRow(
+        user.id,
+        user.name,
+        user.email,
+        user.role,
+        user.role.replace("_", " "),
+        user.is_active,
+        user.last_login_at,
+        user.id == self_id,
+    )
 
 
 class TeamState(rx.State):
@@ -87,9 +95,17 @@ class TeamState(rx.State):
 
 def _row(user: MemberRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color_scheme="gray"), spacing="0")),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color_scheme="gray"), spacing="0"
+            )
+        ),
         rx.table.cell(rx.badge(user.role_label, variant="soft")),
-        rx.table.cell(rx.cond(user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray"))),
+        rx.table.cell(
+            rx.cond(
+                user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray")
+            )
+        ),
         rx.table.cell(user.last_login_at),
         rx.table.cell(
             rx.cond(
@@ -97,8 +113,13 @@ def _row(user: MemberRow) -> rx.Component:
                 rx.text("you", size="1", color_scheme="gray"),
                 rx.cond(
                     user.is_active,
-                    rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
-                              on_click=TeamState.set_active(user.id, False)),
+                    rx.button(
+                        "Deactivate",
+                        size="1",
+                        variant="soft",
+                        color_scheme="red",
+                        on_click=TeamState.set_active(user.id, False),
+                    ),
                     rx.button("Reactivate", size="1", variant="soft", on_click=TeamState.set_active(user.id, True)),
                 ),
             )
@@ -113,10 +134,14 @@ def _add_dialog() -> rx.Component:
         "Add a team member",
         form_field("Name", rx.input(name="name", width="100%"), errors.get("name", "")),
         form_field("Email", rx.input(name="email", type="email", width="100%"), errors.get("email", "")),
-        form_field("Role", rx.select(["member", "admin"], name="role", default_value="member", width="100%"),
-                   errors.get("role", "")),
-        form_field("Temporary password", rx.input(name="password", type="password", width="100%"),
-                   errors.get("password", "")),
+        form_field(
+            "Role",
+            rx.select(["member", "admin"], name="role", default_value="member", width="100%"),
+            errors.get("role", ""),
+        ),
+        form_field(
+            "Temporary password", rx.input(name="password", type="password", width="100%"), errors.get("password", "")
+        ),
         description="They sign in with this email and the temporary password you set.",
         error=TeamState.error,
         trigger=rx.button(rx.icon("user-plus", size=16), "Add member", data_testid="add-member"),

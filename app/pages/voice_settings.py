@@ -30,7 +30,11 @@ class VoiceSettingsState(rx.State):
 
     def _show_agent(self, agent: voice_settings.AgentSettingsView) -> None:
         self.prompt, self.greeting = agent.prompt, agent.greeting
-        self.transfer_number, self.consult, self.updated = agent.transfer_number, agent.consult_specialists, agent.updated
+        self.transfer_number, self.consult, self.updated = (
+            agent.transfer_number,
+            agent.consult_specialists,
+            agent.updated,
+        )
 
     @rx.event
     async def load(self):
@@ -50,8 +54,12 @@ class VoiceSettingsState(rx.State):
         self.errors = {}
         try:
             agent = await asyncio.to_thread(
-                voice_settings.save_agent_settings, scope, prompt=form.get("prompt", ""), greeting=form.get("greeting", ""),
-                transfer_number=form.get("transfer_number", ""), consult_specialists=self.consult,
+                voice_settings.save_agent_settings,
+                scope,
+                prompt=form.get("prompt", ""),
+                greeting=form.get("greeting", ""),
+                transfer_number=form.get("transfer_number", ""),
+                consult_specialists=self.consult,
             )
         except ValidationFailed as exc:
             self.errors = exc.fields
@@ -73,8 +81,12 @@ def _number_row(number: voice_settings.NumberView) -> rx.Component:
 def _numbers_section() -> rx.Component:
     return section(
         "Phone numbers",
-        rx.text("Calls to these numbers are answered by your agent. Numbers are assigned by your platform "
-                "administrator: ask them to add or release a number.", size="2", color_scheme="gray"),
+        rx.text(
+            "Calls to these numbers are answered by your agent. Numbers are assigned by your platform "
+            "administrator: ask them to add or release a number.",
+            size="2",
+            color_scheme="gray",
+        ),
         rx.cond(
             VoiceSettingsState.numbers.length() > 0,
             rx.table.root(
@@ -83,8 +95,12 @@ def _numbers_section() -> rx.Component:
                 width="100%",
                 data_testid="numbers-table",
             ),
-            empty_state("phone-off", "No numbers yet", "Your agent answers the numbers the platform assigns to your "
-                        "organisation. Ask your platform administrator to add a number."),
+            empty_state(
+                "phone-off",
+                "No numbers yet",
+                "Your agent answers the numbers the platform assigns to your "
+                "organisation. Ask your platform administrator to add a number.",
+            ),
         ),
     )
 
@@ -95,24 +111,44 @@ def _agent_section() -> rx.Component:
         "Phone agent",
         rx.form(
             rx.vstack(
-                form_field("Instructions", rx.text_area(name="prompt", default_value=VoiceSettingsState.prompt, rows="7",
-                                                        width="100%"),
-                           errors.get("prompt", ""), "What the agent knows and how it behaves. Keep it short and specific."),
-                form_field("Greeting", rx.text_area(name="greeting", default_value=VoiceSettingsState.greeting, rows="2",
-                                                    width="100%"),
-                           errors.get("greeting", ""), "The first thing callers hear."),
-                form_field("Transfer number", rx.input(name="transfer_number", default_value=VoiceSettingsState.transfer_number,
-                                                       placeholder="+1 415 555 0100 (optional)", width="100%"),
-                           errors.get("transfer_number", ""),
-                           "When set, the agent can put callers through to a person who asks for one. A landline, "
-                           "mobile or toll-free number in an allowed country; never premium-rate or a short code."),
+                form_field(
+                    "Instructions",
+                    rx.text_area(name="prompt", default_value=VoiceSettingsState.prompt, rows="7", width="100%"),
+                    errors.get("prompt", ""),
+                    "What the agent knows and how it behaves. Keep it short and specific.",
+                ),
+                form_field(
+                    "Greeting",
+                    rx.text_area(name="greeting", default_value=VoiceSettingsState.greeting, rows="2", width="100%"),
+                    errors.get("greeting", ""),
+                    "The first thing callers hear.",
+                ),
+                form_field(
+                    "Transfer number",
+                    rx.input(
+                        name="transfer_number",
+                        default_value=VoiceSettingsState.transfer_number,
+                        placeholder="+1 415 555 0100 (optional)",
+                        width="100%",
+                    ),
+                    errors.get("transfer_number", ""),
+                    "When set, the agent can put callers through to a person who asks for one. A landline, "
+                    "mobile or toll-free number in an allowed country; never premium-rate or a short code.",
+                ),
                 rx.hstack(
-                    rx.switch(checked=VoiceSettingsState.consult, on_change=VoiceSettingsState.set_consult,
-                              data_testid="consult-switch"),
+                    rx.switch(
+                        checked=VoiceSettingsState.consult,
+                        on_change=VoiceSettingsState.set_consult,
+                        data_testid="consult-switch",
+                    ),
                     rx.vstack(
                         rx.text("Consult the specialist agents", size="2", weight="medium"),
-                        rx.text("With the caller's consent, the agent puts them on hold for about 30 seconds to ask your "
-                                "specialist agents, then answers.", size="1", color_scheme="gray"),
+                        rx.text(
+                            "With the caller's consent, the agent puts them on hold for about 30 seconds to ask your "
+                            "specialist agents, then answers.",
+                            size="1",
+                            color_scheme="gray",
+                        ),
                         spacing="0",
                     ),
                     align="center",

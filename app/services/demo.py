@@ -13,12 +13,12 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services.accounts import auth, tenants
 from app.services import organisations
-from app.services.calls import demo_calls
+from app.services.accounts import auth, tenants
+from app.services.accounts.scope import Scope
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
-from app.services.accounts.scope import Scope
+from app.services.calls import demo_calls
 from app.services.phone_rules import normalise_phone
 from app.services.validation import normalise_email, password_problem
 from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
@@ -85,8 +85,10 @@ def seed_demo() -> list[Credential]:
     return created
 
 
-DEMO_QUESTION = ("A patient's wife called asking what time his root canal is tomorrow and whether she can move it to "
-                 "next week. What can we tell her, and how should we reschedule?")
+DEMO_QUESTION = (
+    "A patient's wife called asking what time his root canal is tomorrow and whether she can move it to "
+    "next week. What can we tell her, and how should we reschedule?"
+)
 
 
 def _seed_conversation(scope: Scope) -> None:
@@ -128,7 +130,9 @@ _BUSINESSES = [
     ("Willow Creek Dental", "Ava Murphy", "Front Office Manager", "Salt Lake City", "UT"),
     ("Granite State Dental", "Jack Dubois", "Owner", "Manchester", "NH"),
 ]
-_STATUSES = ["lead"] * 6 + ["prospect"] * 4 + ["qualified"] * 3 + ["customer"] * 5 + ["closed_won", "closed_lost", "inactive"]
+_STATUSES = (
+    ["lead"] * 6 + ["prospect"] * 4 + ["qualified"] * 3 + ["customer"] * 5 + ["closed_won", "closed_lost", "inactive"]
+)
 
 
 _INSURERS = ["Delta Dental", "Cigna", "Aetna", "MetLife", "Self-pay"]
@@ -140,14 +144,26 @@ _CUSTOM_FIELDS = [
 ]
 # (type, subject, content, metadata) — what a dental-practice sales team logs.
 _TIMELINE = [
-    ("phone_call", "Intro call", "Spoke about missed calls during lunch hours; about 40 a week go to voicemail.",
-     {"direction": "outbound", "duration_minutes": 14}),
+    (
+        "phone_call",
+        "Intro call",
+        "Spoke about missed calls during lunch hours; about 40 a week go to voicemail.",
+        {"direction": "outbound", "duration_minutes": 14},
+    ),
     ("email", "Sent pricing", "Sent the $299/month plan with per-call pricing and the HIPAA overview.", {}),
-    ("meeting", "Product demo", "Walked through the voice agent booking a cleaning and transferring an emergency.",
-     {"location": "Zoom", "duration_minutes": 30}),
+    (
+        "meeting",
+        "Product demo",
+        "Walked through the voice agent booking a cleaning and transferring an emergency.",
+        {"location": "Zoom", "duration_minutes": 30},
+    ),
     ("note", "Decision makers", "Owner signs; office manager runs the front desk and will own the rollout.", {}),
-    ("phone_call", "Check-in", "Asked about Spanish-speaking callers; agent handles both languages.",
-     {"direction": "inbound", "duration_minutes": 6}),
+    (
+        "phone_call",
+        "Check-in",
+        "Asked about Spanish-speaking callers; agent handles both languages.",
+        {"direction": "inbound", "duration_minutes": 6},
+    ),
     ("email", "Case study", "Shared the Lakeside case study (31% fewer missed calls in the first month).", {}),
 ]
 _FOLLOW_UPS = [
@@ -159,8 +175,16 @@ _FOLLOW_UPS = [
 
 def _seed_custom_fields(session: Session, tenant: Tenant) -> None:
     for name, label, kind, options, order in _CUSTOM_FIELDS:
-        session.add(CustomField(tenant_id=tenant.id, field_name=name, field_label=label, field_type=kind,
-                                field_options=options, display_order=order))
+        session.add(
+            CustomField(
+                tenant_id=tenant.id,
+                field_name=name,
+                field_label=label,
+                field_type=kind,
+                field_options=options,
+                display_order=order,
+            )
+        )
 
 
 def _seed_timeline(session: Session, tenant: Tenant, contact: Contact, rng: random.Random, now) -> None:
@@ -169,15 +193,32 @@ def _seed_timeline(session: Session, tenant: Tenant, contact: Contact, rng: rand
         kind, subject, content, meta = rng.choice(_TIMELINE)
         when = now - timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
         when = max(when, contact.created_at)
-        session.add(ContactInteraction(tenant_id=tenant.id, contact_id=contact.id, interaction_type=kind,
-                                       subject=subject, content=content, interaction_date=when, meta=meta))
+        session.add(
+            ContactInteraction(
+                tenant_id=tenant.id,
+                contact_id=contact.id,
+                interaction_type=kind,
+                subject=subject,
+                content=content,
+                interaction_date=when,
+                meta=meta,
+            )
+        )
         last = max(last or when, when)
     if rng.random() < 0.4:
         kind, subject, content = rng.choice(_FOLLOW_UPS)
         due = (now + timedelta(days=rng.randint(-5, 21))).replace(hour=0, minute=0, second=0, microsecond=0)
-        session.add(ContactInteraction(tenant_id=tenant.id, contact_id=contact.id, interaction_type=kind,
-                                       subject=subject, content=content, interaction_date=now - timedelta(days=1),
-                                       due_at=due))
+        session.add(
+            ContactInteraction(
+                tenant_id=tenant.id,
+                contact_id=contact.id,
+                interaction_type=kind,
+                subject=subject,
+                content=content,
+                interaction_date=now - timedelta(days=1),
+                due_at=due,
+            )
+        )
     contact.last_interaction_at = last
 
 
@@ -206,8 +247,11 @@ def _seed_contacts(session: Session, tenant: Tenant) -> None:
                 "insurance_plan": rng.choice(_INSURERS),
                 "chairs": rng.randint(3, 18),
                 "after_hours": rng.random() < 0.5,
-                **({"renewal_date": (now + timedelta(days=rng.randint(30, 365))).date().isoformat()}
-                   if rng.random() < 0.5 else {}),
+                **(
+                    {"renewal_date": (now + timedelta(days=rng.randint(30, 365))).date().isoformat()}
+                    if rng.random() < 0.5
+                    else {}
+                ),
             },
         )
         session.add(contact)
@@ -233,6 +277,12 @@ def _seed_import(scope: Scope) -> None:
     if csv_import.list_imports(scope, limit=1):
         return
     view = csv_import.store_upload(scope, "trade-show-leads.csv", [DEMO_IMPORT.encode()])
-    csv_import.start(scope, view.id, view.mapping, {"duplicates": "skip", "keep_existing_when_empty": True},
-                     save_as="Trade show export", enqueue=False)
+    csv_import.start(
+        scope,
+        view.id,
+        view.mapping,
+        {"duplicates": "skip", "keep_existing_when_empty": True},
+        save_as="Trade show export",
+        enqueue=False,
+    )
     csv_import.execute(view.id)

@@ -7,8 +7,8 @@ from datetime import date
 
 from sqlalchemy import text
 
-from app.services.crm.crm_dashboard import contact_growth
 from app.services.accounts.scope import Scope
+from app.services.crm.crm_dashboard import contact_growth
 from models.db import session_scope
 
 

@@ -30,8 +30,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
-from app.services.errors import NotFound
 from app.services.accounts.scope import Scope
+from app.services.errors import NotFound
 from models import Job
 from models.db import get_engine, session_scope, use_session
 

@@ -45,7 +45,9 @@ def register_organisation(org_name: str, name: str, email: str, password: str) -
         if session.exec(select(User.id).where(User.email == address)).first() is not None:
             raise Conflict("An account with this email already exists. Sign in instead.")
         tenant = create_organisation(session, org)
-        user = User(tenant_id=tenant.id, email=address, name=person, password_hash=auth.hash_password(password), role="admin")
+        user = User(
+            tenant_id=tenant.id, email=address, name=person, password_hash=auth.hash_password(password), role="admin"
+        )
         session.add(user)
         session.flush()
         return auth.principal_of(user, tenant)

@@ -30,8 +30,15 @@ _NANP_SHAPE = re.compile(r"(?:\+?1[ .-]?)?(?:\(([2-9][0-9]{2})\)|([2-9][0-9]{2})
 
 # What a call may be transferred to. Premium-rate and shared-cost cost the dialling account (toll fraud), and
 # personal numbers, pagers, UANs, voicemail and unknown ranges are no place to send a caller.
-_TRANSFER_TYPES = frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE,
-                             PhoneNumberType.TOLL_FREE, PhoneNumberType.VOIP})
+_TRANSFER_TYPES = frozenset(
+    {
+        PhoneNumberType.FIXED_LINE,
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.VOIP,
+    }
+)
 _TYPE_NAMES = {
     PhoneNumberType.PERSONAL_NUMBER: "a personal (follow-me) number",
     PhoneNumberType.PAGER: "a pager number",
@@ -48,7 +55,9 @@ def _nanp_shortcut(text: str) -> str | None:
 def _parse(text: str) -> tuple[phonenumbers.PhoneNumber | None, int | None]:
     """(number, None), or (None, the library's NumberParseException error type)."""
     if text.startswith("00"):
-        text = "+" + text[2:]  # the international prefix most of the world dials (North America's 011 the library knows)
+        text = (
+            "+" + text[2:]
+        )  # the international prefix most of the world dials (North America's 011 the library knows)
     try:
         return phonenumbers.parse(text, DEFAULT_REGION), None
     except NumberParseException as exc:
@@ -93,7 +102,9 @@ def phone_problem(value: str, example: str = "") -> str:
             return f"{shown} is too long to be a phone number."
         if error in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
             return f"{shown} is too short to be a phone number."
-        return f"{shown} is not a phone number." + (f" Write it in international format, like {example}." if example else "")
+        return f"{shown} is not a phone number." + (
+            f" Write it in international format, like {example}." if example else ""
+        )
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
         return f"{shown} has no area code. Write the whole number, like (415) 555-0100."
@@ -135,8 +146,10 @@ def transfer_number_problem(value: str | None, allowed_countries: tuple[str, ...
     if number is None:
         return None, phone_problem(text, example="+1 415 555 0100")
     if not _possible(number) and shortnumberinfo.is_valid_short_number(number):
-        return None, (f"{shown} is a short code or service number. Calls can only be transferred to a full phone "
-                      "number, like +1 415 555 0100.")
+        return None, (
+            f"{shown} is a short code or service number. Calls can only be transferred to a full phone "
+            "number, like +1 415 555 0100."
+        )
     if not _possible(number):
         return None, phone_problem(text)
     e164 = _e164(number)
@@ -153,6 +166,8 @@ def transfer_number_problem(value: str | None, allowed_countries: tuple[str, ...
     region = phonenumbers.region_code_for_number(number)
     if region not in allowed_countries:
         places = ", ".join(_region_name(code) for code in allowed_countries) or "no country"
-        return None, (f"Calls can only be transferred to numbers in {places}. {e164} is a number of another "
-                      f"country: {_region_name(region)}.")
+        return None, (
+            f"Calls can only be transferred to numbers in {places}. {e164} is a number of another "
+            f"country: {_region_name(region)}."
+        )
     return e164, None

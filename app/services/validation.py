@@ -71,7 +71,9 @@ def password_problem(password: str, email: str = "") -> str | None:
     return None
 
 
-def clean_text(value: str | None, *, max_length: int, label: str, required: bool = False) -> tuple[str | None, str | None]:
+def clean_text(
+    value: str | None, *, max_length: int, label: str, required: bool = False
+) -> tuple[str | None, str | None]:
     """Trim a free-text field. Returns (value, problem)."""
     text = (value or "").strip()
     if not text:

@@ -68,21 +68,42 @@ class AppServer:
             return self.url
         self.stop()
         bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "REFLEX_USE_NPM": "1", "RUN_JOBS_IN_APP": "true", "OPENAI_API_KEY": "sk-e2e-fake-llm",
-               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "LLM_BASE_URL": f"{self.llm_url}/v1",
-               "LLM_MAX_RETRIES": "0", **settings}
+        env = {
+            **os.environ,
+            "REFLEX_USE_NPM": "1",
+            "RUN_JOBS_IN_APP": "true",
+            "OPENAI_API_KEY": "sk-e2e-fake-llm",
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "LLM_BASE_URL": f"{self.llm_url}/v1",
+            "LLM_MAX_RETRIES": "0",
+            **settings,
+        }
         log_path = ARTIFACTS / f"{log_name}.log"
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [str(bin_dir / "reflex"), "run", "--env", "prod", "--frontend-port", str(self.port),
-                 "--backend-port", str(self.port)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(bin_dir / "reflex"),
+                    "run",
+                    "--env",
+                    "prod",
+                    "--frontend-port",
+                    str(self.port),
+                    "--backend-port",
+                    str(self.port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.settings = settings
         deadline = time.monotonic() + 900  # a cold first build installs the frontend packages
         while True:
             if self.proc.poll() is not None:
-                pytest.fail(f"the app exited with {self.proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(
+                    f"the app exited with {self.proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
                     return self.url
@@ -186,7 +207,9 @@ class UI:
         self.page.wait_for_function("() => window.__e2eSocketConnected === true")
 
     def at(self, path: str) -> None:
-        self.page.wait_for_url(lambda u: u.rstrip("/").endswith(path.rstrip("/")) and "?" not in u.split(self.base, 1)[-1])
+        self.page.wait_for_url(
+            lambda u: u.rstrip("/").endswith(path.rstrip("/")) and "?" not in u.split(self.base, 1)[-1]
+        )
 
     def sign_in(self, email: str, password: str) -> None:
         self.open("/sign-in")

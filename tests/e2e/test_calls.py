@@ -25,7 +25,9 @@ class LiveCall:
     async def _call(self):
         async def script(s):
             await s.hear("Hi, this is Priya. I'd like to move our team cleaning to Friday morning at ten thirty.")
-            await s.say("Of course. I've noted Friday at ten thirty for the team cleaning; the front desk will confirm by email.")
+            await s.say(
+                "Of course. I've noted Friday at ten thirty for the team cleaning; the front desk will confirm by email."
+            )
             await s.hear("Perfect, thank you.")
             await s.say("You're welcome. Is there anything else?")
 
@@ -60,8 +62,10 @@ class LiveCall:
 
 def test_a_live_call_then_its_transcript_and_summary_on_the_calls_page(ui, make_org, fake_llm):
     # The app under test has an LLM (the fake): the post-call summary job asks it for the summary.
-    fake_llm.script("Summarise this phone call", reply="Priya asked to move the team cleaning to Friday morning; "
-                                                       "the agent moved it and confirmed by text.")
+    fake_llm.script(
+        "Summarise this phone call",
+        reply="Priya asked to move the team cleaning to Friday morning; the agent moved it and confirmed by text.",
+    )
     org = make_org("Harbor Dental", email="owner@example.com")
     add_contact(org.tenant_id)
     ui.sign_in("owner@example.com", PASSWORD)
@@ -114,7 +118,9 @@ def test_an_admin_sees_the_assigned_numbers_and_sets_up_the_agent(ui, make_org):
     page.fill("textarea[name=greeting]", "Harbor Dental, this is the virtual receptionist. How can I help?")
     page.fill("input[name=transfer_number]", "+1 900 555 0123")
     page.click("[data-testid=save-agent]")
-    page.get_by_text("+19005550123 is a premium-rate number. Calls are never transferred to premium-rate numbers.").wait_for()
+    page.get_by_text(
+        "+19005550123 is a premium-rate number. Calls are never transferred to premium-rate numbers."
+    ).wait_for()
     ui.shot("voice-settings-premium-transfer")
     page.fill("input[name=transfer_number]", "(415) 555-0101")
     page.click("[data-testid=save-agent]")

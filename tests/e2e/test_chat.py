@@ -17,12 +17,25 @@ SYNTHESIS = (
 
 
 def script(fake):
-    fake.script("Decide which specialists", reply={"agents": ["hipaa-privacy", "appointment-scheduling"],
-                                                    "reason": "A privacy question and a scheduling change."})
-    fake.script("HIPAA and patient-privacy specialist", where="system", token_delay=0.5,
-                reply="Verify two identifiers and check the chart for a personal representative first.")
-    fake.script("You are the scheduling specialist", where="system", token_delay=0.7,
-                reply="Offer two specific new slots, confirm the new one, then cancel the old one.")
+    fake.script(
+        "Decide which specialists",
+        reply={
+            "agents": ["hipaa-privacy", "appointment-scheduling"],
+            "reason": "A privacy question and a scheduling change.",
+        },
+    )
+    fake.script(
+        "HIPAA and patient-privacy specialist",
+        where="system",
+        token_delay=0.5,
+        reply="Verify two identifiers and check the chart for a personal representative first.",
+    )
+    fake.script(
+        "You are the scheduling specialist",
+        where="system",
+        token_delay=0.7,
+        reply="Offer two specific new slots, confirm the new one, then cancel the old one.",
+    )
     fake.script("Combine the specialists' answers", reply=SYNTHESIS, token_delay=0.12)
 
 
@@ -116,12 +129,13 @@ def test_admin_manages_specialists_on_the_agents_page(ui, make_org):
     table.get_by_text("orthodontics", exact=True).wait_for()
 
 
-
 # Stored XSS: every payload sets its own window flag if it ever runs (n = name, y = description, z = knowledge,
 # u = the user's question, w = the LLM's answer). The name has room for all four in its 120 characters.
 def payloads(tag: str) -> str:
-    return (f'<iframe srcdoc="<script>top.x{tag}1=1</script>"> <img src=x onerror="x{tag}2=1"> '
-            f"<script>x{tag}3=1</script> [x](javascript:x{tag}4=1)")
+    return (
+        f'<iframe srcdoc="<script>top.x{tag}1=1</script>"> <img src=x onerror="x{tag}2=1"> '
+        f"<script>x{tag}3=1</script> [x](javascript:x{tag}4=1)"
+    )
 
 
 FLAGS = [f"x{tag}{n}" for tag in "nyzuw" for n in range(1, 5)]
@@ -129,9 +143,11 @@ EVIL_NAME = payloads("n")
 EVIL_DESCRIPTION = "Zebra questions. " + payloads("y")
 EVIL_KNOWLEDGE = "Zebra stripes confuse biting flies, and every zebra's pattern is unique. " + payloads("z")
 EVIL_QUESTION = "Why do zebras have stripes? " + payloads("u")
-EVIL_ANSWER = (f"{EVIL_NAME}\n\n{EVIL_DESCRIPTION}\n\n{EVIL_KNOWLEDGE}\n\n{payloads('w')}\n\n"
-               "More: [zebra facts](https://example.com/zebras) ![pixel](https://example.com/p.png) "
-               "[write to us](mailto:zebra@example.com) [local](/agents) [data](data:text/html,hi)")
+EVIL_ANSWER = (
+    f"{EVIL_NAME}\n\n{EVIL_DESCRIPTION}\n\n{EVIL_KNOWLEDGE}\n\n{payloads('w')}\n\n"
+    "More: [zebra facts](https://example.com/zebras) ![pixel](https://example.com/p.png) "
+    "[write to us](mailto:zebra@example.com) [local](/agents) [data](data:text/html,hi)"
+)
 
 
 def flags_set(page) -> list[str]:
@@ -152,8 +168,11 @@ def run_canaries(page) -> None:
 
 def assert_shown_as_text(locator, tag: str) -> None:
     text = locator.inner_text()
-    for literal in (f'<iframe srcdoc="<script>top.x{tag}1=1</script>">',
-                    f'<img src=x onerror="x{tag}2=1">', f"<script>x{tag}3=1</script>"):
+    for literal in (
+        f'<iframe srcdoc="<script>top.x{tag}1=1</script>">',
+        f'<img src=x onerror="x{tag}2=1">',
+        f"<script>x{tag}3=1</script>",
+    ):
         assert literal in text, (literal, text)
     assert locator.locator("iframe, img, script").count() == 0
 

@@ -13,9 +13,18 @@ from tests.conftest import PASSWORD
 
 def test_admin_manages_a_contact_from_custom_field_to_deletion(ui, make_org):
     owner = make_org("Harbor Clinic", email="owner@harbor.example")
-    for i, (business, person) in enumerate([("Lakeside Family Dentistry", "Tom Becker"), ("Summit Pediatric Dental", "Alicia Gomez")]):
-        contacts.create_contact(owner.scope, {"business_name": business, "contact_name": person,
-                                              "contact_email": f"c{i}@example.com", "status": "customer"})
+    for i, (business, person) in enumerate(
+        [("Lakeside Family Dentistry", "Tom Becker"), ("Summit Pediatric Dental", "Alicia Gomez")]
+    ):
+        contacts.create_contact(
+            owner.scope,
+            {
+                "business_name": business,
+                "contact_name": person,
+                "contact_email": f"c{i}@example.com",
+                "status": "customer",
+            },
+        )
     page = ui.page
     ui.sign_in("owner@harbor.example", PASSWORD)
 

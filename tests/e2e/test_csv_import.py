@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from playwright.sync_api import expect
 from sqlmodel import select
@@ -13,7 +14,7 @@ from models.db import session_scope
 from tests.conftest import PASSWORD
 
 SEED_EXAMPLE = (
-    'business_name,contact_name,contact_email,phone,city,state,status,notes\n'
+    "business_name,contact_name,contact_email,phone,city,state,status,notes\n"
     '"Acme Corp","John Smith","john@acme.com","+1-555-123-4567","New York","NY","lead","Enterprise prospect"\n'
     '"Beta Inc","Jane Doe","jane@beta.com","+1-555-987-6543","Los Angeles","CA","prospect","Follow up in 2 weeks"\n'
 )
@@ -41,8 +42,10 @@ def import_and_wait(ui) -> None:
 def snapshot(tenant_id) -> list[tuple]:
     with session_scope() as s:
         rows = s.exec(select(Contact).where(Contact.tenant_id == tenant_id).order_by(Contact.business_name)).all()
-        return [(r.business_name, r.contact_name, r.contact_email, r.phone, r.city, r.state, r.status, r.notes)
-                for r in rows]
+        return [
+            (r.business_name, r.contact_name, r.contact_email, r.phone, r.city, r.state, r.status, r.notes)
+            for r in rows
+        ]
 
 
 def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
@@ -81,7 +84,7 @@ def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
     ui.shot("csv-import-errors")
     with page.expect_download() as info:
         page.click("[data-testid=download-errors]")
-    report = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8-sig").read())))
+    report = list(csv.reader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8-sig"))))
     assert report[0] == ["row", "column", "value", "reason"]
     assert [r[0] for r in report[1:]] == ["3", "4", "5"]
 
@@ -91,7 +94,7 @@ def test_admin_imports_fixes_and_round_trips_contacts(ui, make_org, tmp_path):
     ui.open("/crm/contacts")
     with page.expect_download() as info:
         page.click("[data-testid=export-contacts]")
-    exported = open(info.value.path(), encoding="utf-8-sig").read()
+    exported = Path(info.value.path()).read_text(encoding="utf-8-sig")
     assert len(list(csv.reader(io.StringIO(exported)))) == 4
     ui.open("/crm/import")
     upload(ui, tmp_path, "contacts.csv", exported)

@@ -65,9 +65,10 @@ def wait_until(check, what: str, timeout: float = 60):
 
 def started(stack: contextlib.ExitStack, args: list[str], log: Path) -> subprocess.Popen:
     """A process of its own group, writing to `log`, stopped (with its children) when `stack` closes."""
-    out = stack.enter_context(open(log, "w"))
-    proc = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    out = stack.enter_context(open(log, "w"))  # noqa: SIM115 (closed by the stack)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     stack.callback(stop_process_group, proc)
     return proc
 
@@ -79,8 +80,11 @@ def start_redis(stack: contextlib.ExitStack, data: Path) -> tuple[object, str]:
     if server is None:
         pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server package.")
     port, log = free_port(), ARTIFACTS / "redis-server.log"
-    proc = started(stack, [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                           "--dir", str(data)], log)
+    proc = started(
+        stack,
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)],
+        log,
+    )
     client = redis.Redis(port=port)
 
     def answers() -> bool:
@@ -98,13 +102,18 @@ def scaled(app_server, tmp_path_factory):
     with contextlib.ExitStack() as stack:
         client, redis_url = start_redis(stack, tmp_path_factory.mktemp("redis"))
         stack.callback(app_server.stop)  # (after the runners stop) a later test gets the app in its usual shape
-        app = ScaledApp(url=app_server.ensure("app-server-scaled", REFLEX_REDIS_URL=redis_url,
-                                              GRANIAN_WORKERS=str(WORKERS), RUN_JOBS_IN_APP="false"), redis=client)
+        app = ScaledApp(
+            url=app_server.ensure(
+                "app-server-scaled", REFLEX_REDIS_URL=redis_url, GRANIAN_WORKERS=str(WORKERS), RUN_JOBS_IN_APP="false"
+            ),
+            redis=client,
+        )
         for n in range(1, RUNNERS + 1):
             log = ARTIFACTS / f"jobs-runner-{n}.log"
             app.runners.append(started(stack, [sys.executable, "-m", "app.jobs"], log))
             app.runner_logs.append(log)
         for runner, log in zip(app.runners, app.runner_logs):
+
             def up(runner=runner, log=log) -> bool:
                 assert runner.poll() is None, f"{log.name}: the runner exited: {log.read_text()[-2000:]}"
                 return "job runner started" in log.read_text()
@@ -115,7 +124,11 @@ def scaled(app_server, tmp_path_factory):
 
 def test_a_signed_in_session_keeps_working_whichever_worker_its_events_reach(scaled, page, make_org):
     org = make_org("Harbor Clinic", email="owner@harbor.example")
-    for business, person in (("Cedar Dental", "Cy Moss"), ("Alder Orthodontics", "Al Reyes"), ("Birch Smiles", "Bo Tran")):
+    for business, person in (
+        ("Cedar Dental", "Cy Moss"),
+        ("Alder Orthodontics", "Al Reyes"),
+        ("Birch Smiles", "Bo Tran"),
+    ):
         contacts.create_contact(org.scope, {"business_name": business, "contact_name": person})
     ui = UI(page, scaled.url)
     ui.sign_in("owner@harbor.example", PASSWORD)
@@ -183,9 +196,12 @@ def test_the_job_runners_share_a_batch_of_post_call_summaries(scaled, make_org):
     scope = Scope.system(org.tenant_id)
     calls = []
     for n in range(12):
-        call_id = call_records.start_call(scope, call_sid=f"CA{n:032d}", from_number=CALLER, to_number=NUMBER,
-                                          pipeline="voice_agent")
-        call_records.add_transcript_line(scope, call_id, seq=1, role="user", content=f"Question {n}: are you open Saturday?")
+        call_id = call_records.start_call(
+            scope, call_sid=f"CA{n:032d}", from_number=CALLER, to_number=NUMBER, pipeline="voice_agent"
+        )
+        call_records.add_transcript_line(
+            scope, call_id, seq=1, role="user", content=f"Question {n}: are you open Saturday?"
+        )
         calls.append(call_id)
 
     def one(sql: str):
@@ -195,12 +211,18 @@ def test_the_job_runners_share_a_batch_of_post_call_summaries(scaled, make_org):
     def holding() -> set[int] | None:
         """The processes holding summaries of the batch, once there are as many as runners."""
         with session_scope() as s:
-            pids = {runner_pid(r) for r in s.execute(text(
-                "SELECT DISTINCT locked_by FROM jobs WHERE kind = 'call_summary' AND status = 'running'")).scalars()}
+            pids = {
+                runner_pid(r)
+                for r in s.execute(
+                    text("SELECT DISTINCT locked_by FROM jobs WHERE kind = 'call_summary' AND status = 'running'")
+                ).scalars()
+            }
         return pids if len(pids) == RUNNERS else None
 
-    wait_until(lambda: one("SELECT count(*) = 0 FROM jobs WHERE status IN ('queued', 'running')"),
-               "the runners' own periodic jobs are done")
+    wait_until(
+        lambda: one("SELECT count(*) = 0 FROM jobs WHERE status IN ('queued', 'running')"),
+        "the runners' own periodic jobs are done",
+    )
     # The summaries wait on the contacts table while the test holds it, so every runner fills its slots from the
     # batch before any summary can finish: who took which job is then plain to see.
     lock = get_engine().connect()
@@ -214,8 +236,10 @@ def test_the_job_runners_share_a_batch_of_post_call_summaries(scaled, make_org):
         lock.close()
     assert holders == {runner.pid for runner in scaled.runners}
 
-    wait_until(lambda: one("SELECT count(*) FROM jobs WHERE kind = 'call_summary' AND status = 'succeeded'") == len(calls),
-               "every summary is written")
+    wait_until(
+        lambda: one("SELECT count(*) FROM jobs WHERE kind = 'call_summary' AND status = 'succeeded'") == len(calls),
+        "every summary is written",
+    )
     with session_scope() as s:
         batch = set(s.execute(text("SELECT id FROM jobs WHERE kind = 'call_summary'")).scalars())
         assert s.execute(text("SELECT count(*) FROM call_sessions WHERE summary IS NOT NULL")).scalar() == len(calls)

@@ -11,8 +11,16 @@ from models.db import session_scope
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import UI
 
-SIDEBAR = [("crm", "CRM"), ("campaigns", "Campaigns"), ("billing", "Billing"), ("chat", "Agent chat"),
-           ("agents", "Agents"), ("calls", "Calls"), ("voice", "Voice settings"), ("team", "Team")]
+SIDEBAR = [
+    ("crm", "CRM"),
+    ("campaigns", "Campaigns"),
+    ("billing", "Billing"),
+    ("chat", "Agent chat"),
+    ("agents", "Agents"),
+    ("calls", "Calls"),
+    ("voice", "Voice settings"),
+    ("team", "Team"),
+]
 
 
 def test_new_organisation_signs_up_out_and_in_and_visits_every_page(ui):

@@ -132,23 +132,38 @@ class AgentSession:
     async def say(self, text: str, seconds: float | None = None) -> None:
         """One agent turn: its text, AgentStartedSpeaking, the audio (faster than real time), AgentAudioDone."""
         await self.send({"type": "ConversationText", "role": "assistant", "content": text})
-        await self.send({"type": "AgentStartedSpeaking", "total_latency": 0.82, "tts_latency": 0.21, "ttt_latency": 0.48})
+        await self.send(
+            {"type": "AgentStartedSpeaking", "total_latency": 0.82, "tts_latency": 0.21, "ttt_latency": 0.48}
+        )
         await self.send_audio(tone(seconds if seconds is not None else max(0.4, 0.3 * len(text.split()))))
         await self.send({"type": "AgentAudioDone"})
-        await self.send({"type": "LatencyReport", "stt_latency": 0.12, "ttt_token_latency": 0.31, "tts_latency": 0.21,
-                         "total_latency": 0.82})
+        await self.send(
+            {
+                "type": "LatencyReport",
+                "stt_latency": 0.12,
+                "ttt_token_latency": 0.31,
+                "tts_latency": 0.21,
+                "total_latency": 0.82,
+            }
+        )
 
     async def hear(self, text: str) -> None:
         """The caller said `text`: UserStartedSpeaking, then its transcript."""
         await self.send({"type": "UserStartedSpeaking"})
         await self.send({"type": "ConversationText", "role": "user", "content": text})
 
-    async def call_function(self, name: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    async def call_function(
+        self, name: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
         """A client-side FunctionCallRequest; returns the client's FunctionCallResponse."""
         fid = f"fc_{uuid.uuid4().hex[:12]}"
         waiter = self._expect("FunctionCallResponse")
-        await self.send({"type": "FunctionCallRequest", "functions": [
-            {"id": fid, "name": name, "arguments": json.dumps(arguments or {}), "client_side": True}]})
+        await self.send(
+            {
+                "type": "FunctionCallRequest",
+                "functions": [{"id": fid, "name": name, "arguments": json.dumps(arguments or {}), "client_side": True}],
+            }
+        )
         response = await asyncio.wait_for(waiter, timeout)
         assert response.get("id") == fid, f"FunctionCallResponse for {response.get('id')}, expected {fid}"
         return response
@@ -164,9 +179,11 @@ class AgentSession:
 
     async def wait_audio(self, seconds: float, timeout: float = 10.0) -> None:
         """Until this much caller audio has arrived."""
+
         async def enough():
             while len(self.audio) < seconds * 8000:
                 await asyncio.sleep(0.01)
+
         await asyncio.wait_for(enough(), timeout)
 
     async def error(self, description: str = "The agent crashed.", code: str = "INTERNAL_SERVER_ERROR") -> None:
@@ -200,7 +217,9 @@ class AgentSession:
         problem = check_message(message, CLIENT_MESSAGES) if message is not None else "not JSON"
         if problem:
             self._violation(problem)
-            await self.send({"type": "Error", "description": f"Invalid message: {problem}"[:500], "code": "INVALID_MESSAGE"})
+            await self.send(
+                {"type": "Error", "description": f"Invalid message: {problem}"[:500], "code": "INVALID_MESSAGE"}
+            )
             return
         kind = message["type"]
         if self.settings is None and kind != "Settings":
@@ -256,9 +275,16 @@ Script = Callable[[AgentSession], Awaitable[None]]
 
 
 class FakeDeepgramAgent:
-    def __init__(self, script: Script | None = None, *, api_key: str | None = None, settings_applied: bool = True,
-                 greet: bool = True, refuse_injections: int = 0,
-                 audio_hook: Callable[[AgentSession, bytes], None] | None = None):
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        api_key: str | None = None,
+        settings_applied: bool = True,
+        greet: bool = True,
+        refuse_injections: int = 0,
+        audio_hook: Callable[[AgentSession, bytes], None] | None = None,
+    ):
         self.script = script
         self.api_key = api_key
         self.settings_applied = settings_applied
@@ -326,10 +352,17 @@ async def local_demo(session: AgentSession) -> None:
                 if quiet >= 40:  # 0.8 s of quiet ends the caller's turn
                     speaking = False
                     seconds = (spoken - quiet) * 0.02
-                    await session.send({"type": "ConversationText", "role": "user",
-                                        "content": f"(the local test agent heard {seconds:.1f} seconds of speech)"})
-                    await session.say(f"Thanks. This is the local test agent; I heard about {seconds:.0f} seconds "
-                                      "of speech. Press 9 to end the call.")
+                    await session.send(
+                        {
+                            "type": "ConversationText",
+                            "role": "user",
+                            "content": f"(the local test agent heard {seconds:.1f} seconds of speech)",
+                        }
+                    )
+                    await session.say(
+                        f"Thanks. This is the local test agent; I heard about {seconds:.0f} seconds "
+                        "of speech. Press 9 to end the call."
+                    )
         for message in session.messages[handled:]:
             handled += 1
             if message["type"] == "InjectUserMessage":
@@ -343,8 +376,10 @@ async def local_demo(session: AgentSession) -> None:
 def main() -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.deepgram_agent",
-                                     description="A local stand-in for the Deepgram Voice Agent (v1 protocol).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.deepgram_agent",
+        description="A local stand-in for the Deepgram Voice Agent (v1 protocol).",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     args = parser.parse_args()

@@ -107,24 +107,38 @@ class FakeLLM:
             )
         text = json.dumps(rule.reply) if isinstance(rule.reply, dict) else (rule.reply or "")
         prompt_tokens = sum(_words(str(m.get("content") or "")) for m in body.get("messages", []))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
-                 "total_tokens": prompt_tokens + _words(text)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": _words(text),
+            "total_tokens": prompt_tokens + _words(text),
+        }
         ident, created, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "fake")
         if not body.get("stream"):
             message = {"role": "assistant", "content": None if rule.refusal else text, "refusal": rule.refusal}
-            return JSONResponse({
-                "id": ident, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "usage": usage,
-            })
+            return JSONResponse(
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                    "usage": usage,
+                }
+            )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         system = _system(body)[:200]
         return _SSE(self._chunks(rule, text, ident, created, model, usage if include_usage else None, system))
 
     async def _chunks(self, rule: Rule, text: str, ident: str, created: int, model: str, usage, system: str):
         def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-            payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            payload = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **extra,
+            }
             return f"data: {json.dumps(payload)}\n\n"
 
         pieces = [w + " " for w in text.split(" ")] if text else []
@@ -140,8 +154,14 @@ class FakeLLM:
             yield chunk({"content": piece})
         yield chunk({}, "stop")
         if usage is not None:
-            payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                       "choices": [], "usage": usage}
+            payload = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
             yield f"data: {json.dumps(payload)}\n\n"
         yield "data: [DONE]\n\n"
 

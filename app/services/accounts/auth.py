@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, text
 from sqlmodel import Session, select
 
 from app.services.accounts import api_principals, signin_limits, tokens
-from app.services.errors import NotAuthenticated
 from app.services.accounts.scope import Scope
+from app.services.errors import NotAuthenticated
 from app.services.validation import normalise_email
 from app.settings import get_settings
 from models import Tenant, User, UserSession
@@ -159,7 +159,9 @@ def open_session(principal: Principal, client_ip: str | None = None) -> str:
         session.add(row)
         session.flush()
         sid = row.id
-    return tokens.sign({"sub": str(principal.user_id), "sid": str(sid)}, audience=SESSION_AUDIENCE, ttl_seconds=hours * 3600)
+    return tokens.sign(
+        {"sub": str(principal.user_id), "sid": str(sid)}, audience=SESSION_AUDIENCE, ttl_seconds=hours * 3600
+    )
 
 
 def _load_principal(session: Session, user_id: str) -> Principal | None:
@@ -234,8 +236,15 @@ def resolve_api_token(token: str) -> Principal:
         not isinstance(issued_at, (int, float)) or issued_at < row.tokens_valid_after.timestamp()
     ):
         raise NotAuthenticated("This token was revoked (the account's password or status changed). Request a new one.")
-    principal = Principal(user_id=row.id, tenant_id=row.tenant_id, role=row.role, email=row.email, name=row.name,
-                          tenant_name=row.tenant_name, tenant_slug=row.tenant_slug)
+    principal = Principal(
+        user_id=row.id,
+        tenant_id=row.tenant_id,
+        role=row.role,
+        email=row.email,
+        name=row.name,
+        tenant_name=row.tenant_name,
+        tenant_slug=row.tenant_slug,
+    )
     api_principals.remember(token, principal, claims["exp"], remembered_at)
     return principal
 
@@ -246,8 +255,17 @@ def cached_api_principal(token: str) -> Principal | None:
 
 
 _API_PRINCIPAL = (
-    select(User.id, User.tenant_id, User.role, User.email, User.name, User.is_active, User.tokens_valid_after,
-           Tenant.name.label("tenant_name"), Tenant.slug.label("tenant_slug"))
+    select(
+        User.id,
+        User.tenant_id,
+        User.role,
+        User.email,
+        User.name,
+        User.is_active,
+        User.tokens_valid_after,
+        Tenant.name.label("tenant_name"),
+        Tenant.slug.label("tenant_slug"),
+    )
     .join(Tenant, Tenant.id == User.tenant_id)
     .where(User.id == bindparam("uid"))
 )
@@ -286,7 +304,12 @@ def resolve_download_token(token: str, path: str, params: dict[str, str]) -> Pri
         except ValueError:
             raise NotAuthenticated("This download link is not valid.") from None
         row = session.get(UserSession, sid)
-        if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or str(row.user_id) != claims.get("sub"):
+        if (
+            row is None
+            or row.revoked_at is not None
+            or row.expires_at <= utcnow()
+            or str(row.user_id) != claims.get("sub")
+        ):
             raise NotAuthenticated("This download link has expired. Start the download again.")
         principal = _load_principal(session, claims["sub"])
     if principal is None:

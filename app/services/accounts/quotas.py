@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
-from app.services.errors import NotFound, ServiceError, ValidationFailed
 from app.services.accounts.scope import Scope
+from app.services.errors import NotFound, ServiceError, ValidationFailed
 from models import Tenant
 from models.db import session_scope
 
@@ -114,7 +114,9 @@ def parse_value(name: str, text: str) -> int | None:
     unit = next((u for u in _UNITS if raw.endswith(u)), None) if name.endswith("_bytes") else None
     number = raw[: -len(unit)] if unit else raw
     if not number.isdigit():
-        example = "a whole number of bytes or a size such as 500MB or 5GB" if name.endswith("_bytes") else "a whole number"
+        example = (
+            "a whole number of bytes or a size such as 500MB or 5GB" if name.endswith("_bytes") else "a whole number"
+        )
         raise ValidationFailed({"value": f"“{text}” is not a value for {name}: give {example}, or “default”."})
     return int(number) * (_UNITS[unit] if unit else 1)
 
@@ -127,13 +129,17 @@ def set_quota(session: Any, tenant_id: uuid.UUID, name: str, value: int | None) 
     if value is not None and value < 0:
         raise ValidationFailed({"value": "A quota cannot be negative."})
     if value is None:
-        statement = text("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
-                         "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) - CAST(:name AS text)), "
-                         "updated_at = now() WHERE id = :id RETURNING settings")
+        statement = text(
+            "UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
+            "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) - CAST(:name AS text)), "
+            "updated_at = now() WHERE id = :id RETURNING settings"
+        )
     else:
-        statement = text("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
-                         "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), "
-                         "CAST(:value AS bigint))), updated_at = now() WHERE id = :id RETURNING settings")
+        statement = text(
+            "UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || jsonb_build_object("
+            "'quotas', coalesce(settings -> 'quotas', '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), "
+            "CAST(:value AS bigint))), updated_at = now() WHERE id = :id RETURNING settings"
+        )
     settings = session.execute(statement, {"id": tenant_id, "name": name, "value": value}).scalar()
     if settings is None:
         raise NotFound("That organisation does not exist.")

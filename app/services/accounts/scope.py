@@ -19,12 +19,12 @@ class Scope:
     user_id: uuid.UUID | None = None
 
     @classmethod
-    def system(cls, tenant_id: uuid.UUID | str) -> "Scope":
+    def system(cls, tenant_id: uuid.UUID | str) -> Scope:
         """The scope of platform processes (job handlers, voice_service) acting for one organisation."""
         return cls(tenant_id=uuid.UUID(str(tenant_id)), role="system")
 
     @classmethod
-    def platform_operator(cls) -> "Scope":
+    def platform_operator(cls) -> Scope:
         """The operator's command line (`python -m app.cli`): whoever runs it holds the platform's database
         credentials, so it acts as a super admin. It belongs to no organisation (the nil id)."""
         return cls(tenant_id=uuid.UUID(int=0), role="super_admin")
@@ -37,18 +37,20 @@ class Scope:
     def is_super_admin(self) -> bool:
         return self.role == "super_admin"
 
-    def require_admin(self) -> "Scope":
+    def require_admin(self) -> Scope:
         if not self.is_admin:
             raise PermissionDenied("Only organisation admins can do this.")
         return self
 
-    def require_super_admin(self) -> "Scope":
+    def require_super_admin(self) -> Scope:
         if not self.is_super_admin:
             raise PermissionDenied("Only platform super admins can do this.")
         return self
 
 
-def owned_row(session: Any, scope: Scope, model: Any, row_id: Any, missing: str, *where: Any, lock: bool = False) -> Any:
+def owned_row(
+    session: Any, scope: Scope, model: Any, row_id: Any, missing: str, *where: Any, lock: bool = False
+) -> Any:
     """The organisation's `model` row with this id (and `where`), or NotFound(missing): another organisation's
     id, or a malformed one, is simply something that does not exist. `lock` takes the row FOR UPDATE."""
     from app.services.validation import parse_uuid

@@ -82,13 +82,15 @@ def _limited(decision: rate_limits.Decision) -> RateLimited:
 def _known_client(email: str, client: str) -> bool:
     """Whether this client signed in to this account recently (the owner's own device or network)."""
     with session_scope() as session:
-        return bool(session.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM login_attempts WHERE email = :email AND client_key = :client "
-                "AND succeeded AND attempted_at > now() - make_interval(days => :days))"
-            ),
-            {"email": email, "client": client, "days": KNOWN_CLIENT_DAYS},
-        ).scalar())
+        return bool(
+            session.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM login_attempts WHERE email = :email AND client_key = :client "
+                    "AND succeeded AND attempted_at > now() - make_interval(days => :days))"
+                ),
+                {"email": email, "client": client, "days": KNOWN_CLIENT_DAYS},
+            ).scalar()
+        )
 
 
 def reserve(email: str, client: str) -> Reservation:
@@ -127,8 +129,10 @@ def settle(reservation: Reservation, succeeded: bool) -> None:
     settings = get_settings()
     if not succeeded:
         rate_limits.failed(
-            reservation.pair_key, reservation.attempt,
-            free=settings.signin_free_attempts, max_delay=settings.signin_max_delay_seconds,
+            reservation.pair_key,
+            reservation.attempt,
+            free=settings.signin_free_attempts,
+            max_delay=settings.signin_max_delay_seconds,
         )
     else:
         rate_limits.clear(reservation.pair_key)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.services.errors import NotFound
 from app.services.accounts.scope import Scope
+from app.services.errors import NotFound
 from app.services.validation import slugify
 from models import CallSession, Contact, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
+
 
 def unique_slug(session: Session, name: str) -> str:
     base = slugify(name)

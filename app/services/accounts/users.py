@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from app.services.accounts import auth
-from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.services.accounts.scope import Scope
+from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.services.validation import clean_text, email_problem, normalise_email, parse_uuid, password_problem
 from models import Tenant, User
 from models.db import session_scope

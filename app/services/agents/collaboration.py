@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from app.integrations import llm
+from app.services.accounts.scope import Scope
 from app.services.agents import router
 from app.services.agents.events import (
     Done,
@@ -38,14 +39,15 @@ from app.services.agents.search import best_passages
 from app.services.agents.specialists import SpecialistView
 from app.services.agents.team import Team, load_team
 from app.services.errors import ValidationFailed
-from app.services.accounts.scope import Scope
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 6
 MAX_CHOSEN_AGENTS = 8  # a caller naming specialists itself may ask more than the moderator's 3
-OFFLINE_NOTICE = "Offline mode: no language model is configured, so this answer quotes the specialists' reference notes."
+OFFLINE_NOTICE = (
+    "Offline mode: no language model is configured, so this answer quotes the specialists' reference notes."
+)
 FAILED_NOTICE = "No specialist could answer ({who}), so this answer quotes their reference notes instead."
 
 
@@ -54,8 +56,11 @@ def _ms(since: float) -> int:
 
 
 def _turns(history: Sequence[dict]) -> list[dict]:
-    return [{"role": m["role"], "content": str(m["content"])[:1500]} for m in history[-HISTORY_TURNS:]
-            if m.get("role") in ("user", "assistant") and m.get("content")]
+    return [
+        {"role": m["role"], "content": str(m["content"])[:1500]}
+        for m in history[-HISTORY_TURNS:]
+        if m.get("role") in ("user", "assistant") and m.get("content")
+    ]
 
 
 def specialist_messages(spec: SpecialistView, message: str, history: Sequence[dict]) -> list[dict]:
@@ -69,18 +74,25 @@ def specialist_messages(spec: SpecialistView, message: str, history: Sequence[di
     return [{"role": "system", "content": system}, *_turns(history), {"role": "user", "content": message}]
 
 
-def synthesis_messages(message: str, answers: Sequence[SpecialistDone], missing: Sequence[SpecialistOutcome]) -> list[dict]:
+def synthesis_messages(
+    message: str, answers: Sequence[SpecialistDone], missing: Sequence[SpecialistOutcome]
+) -> list[dict]:
     system = (
         "You are the MODERATOR of a team of specialist agents. Combine the specialists' answers below into one "
         "clear, well-organised answer to the user's question, in markdown, without repeating yourself. Keep every "
         "concrete fact, number and deadline; resolve overlaps; do not add facts of your own."
     )
     if missing:
-        system += " Mention in one short sentence that these specialists could not answer: " + ", ".join(
-            m.name for m in missing) + "."
+        system += (
+            " Mention in one short sentence that these specialists could not answer: "
+            + ", ".join(m.name for m in missing)
+            + "."
+        )
     parts = "\n\n".join(f"### {a.name}\n{a.answer}" for a in answers)
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": f"Question: {message}\n\nSpecialists' answers:\n\n{parts}"}]
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Question: {message}\n\nSpecialists' answers:\n\n{parts}"},
+    ]
 
 
 def direct_messages(message: str, history: Sequence[dict], specialists: Sequence[SpecialistView]) -> list[dict]:
@@ -152,11 +164,13 @@ class CollaborationManager:
             unknown = [a for a in agents if a not in by_slug]
             if unknown:
                 raise ValidationFailed({"agents": "Unknown or disabled specialists: " + ", ".join(unknown) + "."})
-            decision = router.RouteDecision(list(dict.fromkeys(agents))[:MAX_CHOSEN_AGENTS], "Chosen by the caller.",
-                                            "manual")
+            decision = router.RouteDecision(
+                list(dict.fromkeys(agents))[:MAX_CHOSEN_AGENTS], "Chosen by the caller.", "manual"
+            )
         else:
-            decision = await router.route(message, history, specs, use_llm=not self.offline,
-                                          keyword_router=members.keyword_router)
+            decision = await router.route(
+                message, history, specs, use_llm=not self.offline, keyword_router=members.keyword_router
+            )
         if decision.usage.total_tokens:
             usage["router"] = decision.usage
         chosen = [by_slug[a] for a in decision.agents]
@@ -221,12 +235,15 @@ class CollaborationManager:
             offline=offline,
             route=decision.as_dict(),
             specialists=[
-                {"slug": o.slug, "name": o.name, "status": o.status, "ms": o.ms,
-                 "message": getattr(o, "message", "")}
+                {"slug": o.slug, "name": o.name, "status": o.status, "ms": o.ms, "message": getattr(o, "message", "")}
                 for o in (outcomes[s.slug] for s in chosen)
             ],
-            timings={"route_ms": route_ms, "specialists_ms": specialists_ms, "synthesis_ms": synthesis_ms,
-                     "total_ms": _ms(started)},
+            timings={
+                "route_ms": route_ms,
+                "specialists_ms": specialists_ms,
+                "synthesis_ms": synthesis_ms,
+                "total_ms": _ms(started),
+            },
         )
 
     async def _run_specialists(

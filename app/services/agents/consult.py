@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from app.services.accounts import rate_limits
+from app.services.accounts.quotas import QuotaReached, quotas_for
+from app.services.accounts.scope import Scope
 from app.services.agents import conversations
 from app.services.agents.collaboration import CollaborationManager
 from app.services.agents.events import Done, Event, UsageReport
 from app.services.agents.voice import adapt_for_voice
 from app.services.errors import ServiceError
-from app.services.accounts.quotas import QuotaReached, quotas_for
-from app.services.accounts.scope import Scope
 from models.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,10 @@ def reserve_consultation(scope: Scope) -> None:
     with session_scope() as session:
         limit = quotas_for(session, scope.tenant_id).consultations_per_minute
     if limit <= 0:
-        raise QuotaReached("Questions to the specialist team are turned off for your organisation (its quota is 0 "
-                           "a minute). Ask the platform's administrators to raise it.")
+        raise QuotaReached(
+            "Questions to the specialist team are turned off for your organisation (its quota is 0 "
+            "a minute). Ask the platform's administrators to raise it."
+        )
     decision = rate_limits.take(f"consultations:{scope.tenant_id}", limit, 60)
     if not decision.allowed:
         seconds = decision.retry_after_seconds
@@ -99,8 +101,9 @@ async def run_turn(
         yield TurnFailed(text)
     finally:
         if not stored:  # the consumer went away mid-answer (page closed, request cancelled): say so in the history
-            await asyncio.to_thread(conversations.add_error, scope, conversation_id,
-                                    "The answer was interrupted before it finished.")
+            await asyncio.to_thread(
+                conversations.add_error, scope, conversation_id, "The answer was interrupted before it finished."
+            )
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app.services.accounts.scope import Scope
 from app.services.agents.events import Done, UsageReport
 from app.services.errors import NotFound, ValidationFailed
-from app.services.accounts.scope import Scope
 from models import ChatConversation, ChatMessage
 from models.base import utcnow
 from models.db import session_scope
@@ -45,8 +45,17 @@ class MessageView:
 
 
 def _message_view(m: ChatMessage) -> MessageView:
-    return MessageView(str(m.id), m.role, m.agent, m.content, m.route, m.timings, m.usage, m.offline,
-                       m.created_at.strftime("%Y-%m-%d %H:%M"))
+    return MessageView(
+        str(m.id),
+        m.role,
+        m.agent,
+        m.content,
+        m.route,
+        m.timings,
+        m.usage,
+        m.offline,
+        m.created_at.strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 def clean_message(text: str | None) -> str:
@@ -54,7 +63,9 @@ def clean_message(text: str | None) -> str:
     if not message:
         raise ValidationFailed({"message": "Type a question first."})
     if len(message) > MAX_MESSAGE_CHARS:
-        raise ValidationFailed({"message": f"Questions are at most {MAX_MESSAGE_CHARS} characters (got {len(message)})."})
+        raise ValidationFailed(
+            {"message": f"Questions are at most {MAX_MESSAGE_CHARS} characters (got {len(message)})."}
+        )
     return message
 
 
@@ -111,8 +122,11 @@ def get_messages(scope: Scope, conversation_id: str, limit: int = 200) -> list[M
 
 def history(scope: Scope, conversation_id: str, turns: int = 10) -> list[dict[str, str]]:
     """The recent turns as LLM messages (user and assistant only)."""
-    return [{"role": m.role, "content": m.content} for m in get_messages(scope, conversation_id, limit=turns)
-            if m.role in ("user", "assistant")]
+    return [
+        {"role": m.role, "content": m.content}
+        for m in get_messages(scope, conversation_id, limit=turns)
+        if m.role in ("user", "assistant")
+    ]
 
 
 def add_user_message(scope: Scope, conversation_id: str | None, text: str) -> tuple[str, MessageView]:
@@ -157,8 +171,9 @@ def add_error(scope: Scope, conversation_id: str, text: str) -> MessageView:
     """A reply that could not be produced, kept in the history so the user sees what happened."""
     with session_scope() as session:
         conversation = _owned(session, scope, conversation_id)
-        row = ChatMessage(tenant_id=scope.tenant_id, conversation_id=conversation.id, role="error",
-                          agent="moderator", content=text)
+        row = ChatMessage(
+            tenant_id=scope.tenant_id, conversation_id=conversation.id, role="error", agent="moderator", content=text
+        )
         conversation.updated_at = utcnow()
         session.add_all([row, conversation])
         session.flush()

@@ -100,7 +100,7 @@ class UsageReport(Event):
     cost_usd: str  # Decimal as text, e.g. "0.000412"
 
     @classmethod
-    def of(cls, usage: dict[str, Usage]) -> "UsageReport":
+    def of(cls, usage: dict[str, Usage]) -> UsageReport:
         total = sum(usage.values(), Usage())
         return cls(
             by_agent={k: u.as_dict() for k, u in usage.items() if u.total_tokens},

@@ -88,8 +88,11 @@ def moderator_messages(query: str, history: Sequence[dict], specialists: Sequenc
         "empty list) for greetings, small talk, or questions no specialist covers.\n"
         "Reply with JSON: agents (slugs from the list) and reason (one short sentence).\n\nSpecialists:\n" + team
     )
-    turns = [{"role": m["role"], "content": str(m["content"])[:600]} for m in history[-HISTORY_TURNS:]
-             if m.get("role") in ("user", "assistant")]
+    turns = [
+        {"role": m["role"], "content": str(m["content"])[:600]}
+        for m in history[-HISTORY_TURNS:]
+        if m.get("role") in ("user", "assistant")
+    ]
     return [{"role": "system", "content": system}, *turns, {"role": "user", "content": query}]
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, func, select
 
-from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.accounts.quotas import QuotaReached, quotas_for
 from app.services.accounts.scope import Scope
+from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.validation import clean_text, slugify
 from app.settings import PROJECT_ROOT
 from models import Specialist, Tenant
@@ -38,8 +38,10 @@ class TooManySpecialists(QuotaReached):
 
 
 def specialist_limit_message(limit: int) -> str:
-    return (f"Your organisation has reached its limit of {limit:,} specialists (disabled ones count too). Edit or "
-            "re-enable an existing specialist instead.")
+    return (
+        f"Your organisation has reached its limit of {limit:,} specialists (disabled ones count too). Edit or "
+        "re-enable an existing specialist instead."
+    )
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,9 @@ def specialist_limits(scope: Scope) -> SpecialistLimits:
     scope.require_admin()
     with session_scope() as session:
         quotas = quotas_for(session, scope.tenant_id)
-        count = session.exec(select(func.count()).select_from(Specialist)
-                             .where(Specialist.tenant_id == scope.tenant_id)).one()
+        count = session.exec(
+            select(func.count()).select_from(Specialist).where(Specialist.tenant_id == scope.tenant_id)
+        ).one()
     return SpecialistLimits(count, quotas.max_specialists, quotas.specialist_knowledge_chars)
 
 
@@ -161,12 +164,18 @@ def _clean(fields: dict[str, str | None], *, knowledge_chars: int) -> dict[str, 
     """Validate a create/edit form; raises ValidationFailed naming each bad field."""
     problems: dict[str, str] = {}
     values: dict[str, str] = {}
-    labels = {"name": "Name", "description": "Description", "prompt": "System prompt", "knowledge": "Knowledge",
-              "keywords": "Keywords"}
+    labels = {
+        "name": "Name",
+        "description": "Description",
+        "prompt": "System prompt",
+        "knowledge": "Knowledge",
+        "keywords": "Keywords",
+    }
     limits = {**LIMITS, "knowledge": knowledge_chars}
     for key, label in labels.items():
-        value, problem = clean_text(fields.get(key), max_length=limits[key], label=label,
-                                    required=key in ("name", "description", "prompt"))
+        value, problem = clean_text(
+            fields.get(key), max_length=limits[key], label=label, required=key in ("name", "description", "prompt")
+        )
         if problem:
             problems[key] = problem
         values[key] = value or ""
@@ -174,7 +183,8 @@ def _clean(fields: dict[str, str | None], *, knowledge_chars: int) -> dict[str, 
         problems["knowledge"] = (
             f"Knowledge is at most {knowledge_chars:,} characters (this text has "
             f"{len((fields.get('knowledge') or '').strip()):,}). Keep the reference notes callers' questions need, "
-            "or split the topic between two specialists.")
+            "or split the topic between two specialists."
+        )
     slug = (fields.get("slug") or "").strip().lower() or (slugify(values["name"]) if values["name"] else "")
     if not _SLUG.match(slug):
         problems["slug"] = "Use 1-64 lower-case letters, digits and hyphens for the slug (e.g. “dental-billing”)."
@@ -193,8 +203,9 @@ def create_specialist(scope: Scope, **fields: str) -> SpecialistView:
         # The organisation's row, locked: parallel creates count one after another and cannot pass the limit.
         session.exec(select(Tenant.id).where(Tenant.id == scope.tenant_id).with_for_update()).one()
         quotas = quotas_for(session, scope.tenant_id)
-        count = session.exec(select(func.count()).select_from(Specialist)
-                             .where(Specialist.tenant_id == scope.tenant_id)).one()
+        count = session.exec(
+            select(func.count()).select_from(Specialist).where(Specialist.tenant_id == scope.tenant_id)
+        ).one()
         if count >= quotas.max_specialists:
             raise TooManySpecialists(specialist_limit_message(quotas.max_specialists))
         values = _clean(fields, knowledge_chars=quotas.specialist_knowledge_chars)

@@ -28,9 +28,9 @@ from decimal import Decimal
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.services.accounts.scope import Scope
 from app.services.agents.router import KeywordRouter
 from app.services.agents.specialists import SpecialistView, list_specialists
-from app.services.accounts.scope import Scope
 from models import Specialist
 from models.db import session_scope
 
@@ -69,9 +69,14 @@ class Team:
                 started = time.perf_counter()
                 self._router = KeywordRouter(self.specialists)
                 builds["keyword_router"] += 1
-                log.info("keyword router index built", extra={
-                    "specialists": len(self.specialists), "chars": self.chars,
-                    "ms": round((time.perf_counter() - started) * 1000)})
+                log.info(
+                    "keyword router index built",
+                    extra={
+                        "specialists": len(self.specialists),
+                        "chars": self.chars,
+                        "ms": round((time.perf_counter() - started) * 1000),
+                    },
+                )
             return self._router
 
 
@@ -83,8 +88,9 @@ def _version(tenant_id: uuid.UUID) -> Version:
     changed = func.coalesce(Specialist.updated_at, Specialist.created_at)
     with session_scope() as session:
         count, newest, total = session.exec(
-            select(func.count(), func.max(changed), func.sum(func.extract("epoch", changed)))
-            .where(Specialist.tenant_id == tenant_id)
+            select(func.count(), func.max(changed), func.sum(func.extract("epoch", changed))).where(
+                Specialist.tenant_id == tenant_id
+            )
         ).one()
     return Version(count, newest, total)
 
@@ -108,4 +114,3 @@ def load_team(scope: Scope) -> Team:
         while len(_teams) > 1 and (len(_teams) > MAX_TEAMS or sum(t.chars for t in _teams.values()) > MAX_CHARS):
             _teams.popitem(last=False)
     return team
-

@@ -51,7 +51,9 @@ def _sentences(text: str) -> list[str]:
         words = sentence.split()
         while len(words) > MAX_SENTENCE_WORDS:
             # Cut a long sentence at a comma or semicolon near the middle, else at the limit.
-            cut = next((i for i in range(MAX_SENTENCE_WORDS - 1, 5, -1) if words[i - 1][-1] in ",;:"), MAX_SENTENCE_WORDS)
+            cut = next(
+                (i for i in range(MAX_SENTENCE_WORDS - 1, 5, -1) if words[i - 1][-1] in ",;:"), MAX_SENTENCE_WORDS
+            )
             head = " ".join(words[:cut]).rstrip(",;:") + "."
             out.append(head)
             words = words[cut:]

@@ -23,9 +23,9 @@ from sqlalchemy.sql import bindparam
 from sqlmodel import Session, select
 
 from app.services import job_queue
+from app.services.accounts.scope import Scope
 from app.services.crm.contact_search import phone_terms
 from app.services.phone_rules import normalise_phone, transfer_number_problem
-from app.services.accounts.scope import Scope
 from app.settings import get_settings
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
 from models.base import utcnow
@@ -88,8 +88,11 @@ def _caller_contact(what: Any, scope: Scope, number: str | None):
     national = normalised.lstrip("+")[-10:]
     return (
         select(what)
-        .where(Contact.tenant_id == scope.tenant_id, Contact.phone_normalized == normalised,
-               Contact.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(national))))
+        .where(
+            Contact.tenant_id == scope.tenant_id,
+            Contact.phone_normalized == normalised,
+            Contact.search_vector.op("@@")(func.to_tsquery("simple", phone_terms(national))),
+        )
         .order_by(Contact.last_interaction_at.desc().nulls_last(), Contact.created_at.desc())
         .limit(1)
     )
@@ -101,8 +104,15 @@ def contact_for_number(session: Session, scope: Scope, number: str | None) -> Co
     return session.exec(query).first() if query is not None else None
 
 
-def start_call(scope: Scope, *, call_sid: str, from_number: str | None, to_number: str | None, pipeline: str,
-               status: str = "ringing") -> uuid.UUID:
+def start_call(
+    scope: Scope,
+    *,
+    call_sid: str,
+    from_number: str | None,
+    to_number: str | None,
+    pipeline: str,
+    status: str = "ringing",
+) -> uuid.UUID:
     """The call_sessions row, created when Twilio first asks what to do. A retried webhook finds the same row."""
     # Columns, not entities: this runs on the voice sidecar as calls arrive, where every millisecond of Python
     # is taken from the audio of the calls in progress.
@@ -194,9 +204,17 @@ def call_context(scope: Scope, call_sid: str) -> CallContext | None:
     """The context of a call still in progress (the classic pipeline reads it on every turn)."""
     with session_scope() as session:
         call = session.execute(
-            select(CallSession.id, CallSession.call_sid, CallSession.tenant_id, CallSession.from_number,
-                   CallSession.pipeline, CallSession.contact_id).where(
-                CallSession.call_sid == call_sid, CallSession.tenant_id == scope.tenant_id, CallSession.ended_at.is_(None)
+            select(
+                CallSession.id,
+                CallSession.call_sid,
+                CallSession.tenant_id,
+                CallSession.from_number,
+                CallSession.pipeline,
+                CallSession.contact_id,
+            ).where(
+                CallSession.call_sid == call_sid,
+                CallSession.tenant_id == scope.tenant_id,
+                CallSession.ended_at.is_(None),
             )
         ).first()
         return _context(session, call) if call else None
@@ -211,13 +229,23 @@ _TOUCH = text(
 _LINE = insert(CallTranscriptLine.__table__)
 
 
-def add_transcript_line(scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str,
-                        at: datetime | None = None) -> None:
+def add_transcript_line(
+    scope: Scope, call_id: uuid.UUID, *, seq: int, role: str, content: str, at: datetime | None = None
+) -> None:
     """One line of the call's transcript, spoken at `at` (default now), which is also a sign of life."""
     at = at or utcnow()
     with session_scope() as session:
-        session.execute(_LINE, {"tenant_id": scope.tenant_id, "call_id": call_id, "seq": seq, "role": role,
-                                "content": content, "spoken_at": at})
+        session.execute(
+            _LINE,
+            {
+                "tenant_id": scope.tenant_id,
+                "call_id": call_id,
+                "seq": seq,
+                "role": role,
+                "content": content,
+                "spoken_at": at,
+            },
+        )
         session.execute(_TOUCH, {"id": call_id, "tenant": scope.tenant_id, "at": at})
 
 
@@ -240,8 +268,12 @@ def transcript_history(scope: Scope, call_id: uuid.UUID) -> list[tuple[str, str]
 def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | None) -> dict[str, int]:
     """What one call bills: words heard (stt) and spoken (tts), the call, and its seconds rounded up."""
     words = {role: sum(word_count(content) for r, content in lines if r == role) for role in ("user", "assistant")}
-    return {"stt_words": words["user"], "tts_words": words["assistant"], "call": 1,
-            "call_seconds": math.ceil(duration_seconds or 0)}
+    return {
+        "stt_words": words["user"],
+        "tts_words": words["assistant"],
+        "call": 1,
+        "call_seconds": math.ceil(duration_seconds or 0),
+    }
 
 
 _USAGE = insert(UsageRecord.__table__).on_conflict_do_nothing(index_elements=["source_id", "kind"])
@@ -252,8 +284,16 @@ _USAGE = insert(UsageRecord.__table__).on_conflict_do_nothing(index_elements=["s
 _END = "GREATEST(started_at, last_activity_at, CAST(:ended_at AS timestamptz))"
 
 
-def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, ended_at: datetime | None = None,
-                request_id: str | None = None, latency: dict[str, Any] | None = None) -> bool:
+def finish_call(
+    scope: Scope,
+    call_id: uuid.UUID,
+    *,
+    status: str,
+    reason: str,
+    ended_at: datetime | None = None,
+    request_id: str | None = None,
+    latency: dict[str, Any] | None = None,
+) -> bool:
     """End the call: duration, Deepgram request id, latency, usage rows and the summary job, in one transaction.
 
     `ended_at` is when the call really ended (the bridge's last caller message, the classic pipeline's last
@@ -276,27 +316,48 @@ def finish_call(scope: Scope, call_id: uuid.UUID, *, status: str, reason: str, e
                 RETURNING duration_seconds, ended_at
                 """
             ).bindparams(bindparam("latency", type_=JSONB)),
-            {"id": call_id, "tenant": scope.tenant_id, "status": status, "reason": reason[:120], "ended_at": ended_at,
-             "request_id": request_id, "latency": latency or {}},
+            {
+                "id": call_id,
+                "tenant": scope.tenant_id,
+                "status": status,
+                "reason": reason[:120],
+                "ended_at": ended_at,
+                "request_id": request_id,
+                "latency": latency or {},
+            },
         ).first()
         if row is None:
             return False
         duration, ended_at = row
-        quantities = usage_quantities(session.exec(
-            select(CallTranscriptLine.role, CallTranscriptLine.content).where(
-                CallTranscriptLine.call_id == call_id, CallTranscriptLine.tenant_id == scope.tenant_id
-            )
-        ).all(), duration)
+        quantities = usage_quantities(
+            session.exec(
+                select(CallTranscriptLine.role, CallTranscriptLine.content).where(
+                    CallTranscriptLine.call_id == call_id, CallTranscriptLine.tenant_id == scope.tenant_id
+                )
+            ).all(),
+            duration,
+        )
         session.execute(
             _USAGE,
             [
-                {"tenant_id": scope.tenant_id, "kind": kind, "quantity": quantity, "occurred_at": ended_at,
-                 "source_type": "call", "source_id": str(call_id)}
+                {
+                    "tenant_id": scope.tenant_id,
+                    "kind": kind,
+                    "quantity": quantity,
+                    "occurred_at": ended_at,
+                    "source_type": "call",
+                    "source_id": str(call_id),
+                }
                 for kind, quantity in quantities.items()
             ],
         )
-        job_queue.enqueue("call_summary", {"call_id": str(call_id)}, tenant_id=scope.tenant_id,
-                      dedupe_key=f"call_summary:{call_id}", session=session)
+        job_queue.enqueue(
+            "call_summary",
+            {"call_id": str(call_id)},
+            tenant_id=scope.tenant_id,
+            dedupe_key=f"call_summary:{call_id}",
+            session=session,
+        )
         return True
 
 

@@ -13,21 +13,142 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from app.services.calls import voice_llm
-from app.services.crm import interactions
-from app.services.calls.call_records import contact_for_number, transcript_history
-from app.services.errors import NotFound
 from app.services.accounts.scope import Scope
+from app.services.calls import voice_llm
+from app.services.calls.call_records import contact_for_number, transcript_history
+from app.services.crm import interactions
+from app.services.errors import NotFound
 from models import CallSession, Contact, ContactInteraction
 from models.db import session_scope
 
 _STOPWORDS = frozenset(
-    """a about after again all also am an and any are as at be because been before being but by can could did do
-    does doing don't for from get got had has have having he her here hi hello him his how i i'd i'll i'm i've if
-    in into is it it's its just let me more my no not now of off ok okay on once one only or our out please
-    really right so some sure than thank thanks that that's the their them then there these they this those to
-    too up us very was we we'll we're were what when where which who will with would yes yeah you you're your
-    bye goodbye great good well um uh oh""".split()
+    [
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "don't",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hi",
+        "hello",
+        "him",
+        "his",
+        "how",
+        "i",
+        "i'd",
+        "i'll",
+        "i'm",
+        "i've",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "it's",
+        "its",
+        "just",
+        "let",
+        "me",
+        "more",
+        "my",
+        "no",
+        "not",
+        "now",
+        "of",
+        "off",
+        "ok",
+        "okay",
+        "on",
+        "once",
+        "one",
+        "only",
+        "or",
+        "our",
+        "out",
+        "please",
+        "really",
+        "right",
+        "so",
+        "some",
+        "sure",
+        "than",
+        "thank",
+        "thanks",
+        "that",
+        "that's",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "us",
+        "very",
+        "was",
+        "we",
+        "we'll",
+        "we're",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "will",
+        "with",
+        "would",
+        "yes",
+        "yeah",
+        "you",
+        "you're",
+        "your",
+        "bye",
+        "goodbye",
+        "great",
+        "good",
+        "well",
+        "um",
+        "uh",
+        "oh",
+    ]
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")  # not inside "8 a.m. to 1 p.m."
 _INTRODUCTION = re.compile(r"^(hi|hello|hey)?[,!.\s]*(this is|it's|it is|my name is|i'm|i am)\b[^?]*$", re.I)
@@ -104,9 +225,15 @@ def add_call_to_timeline(session: Session, scope: Scope, contact: Contact, call:
             "subject": f"Inbound call · {format_duration(call.duration_seconds)}",
             "content": call.summary or "The call ended before anything was said.",
             "interaction_date": call.started_at,
-            "meta": {"call_id": str(call.id), "call_sid": call.call_sid, "duration_seconds": call.duration_seconds,
-                     "pipeline": call.pipeline, "summary_source": call.summary_source,
-                     "from_number": call.from_number, "direction": "inbound"},
+            "meta": {
+                "call_id": str(call.id),
+                "call_sid": call.call_sid,
+                "duration_seconds": call.duration_seconds,
+                "pipeline": call.pipeline,
+                "summary_source": call.summary_source,
+                "from_number": call.from_number,
+                "direction": "inbound",
+            },
         },
         session=session,
     )
@@ -117,19 +244,27 @@ def summarise_call(scope: Scope, call_id: uuid.UUID | str) -> dict:
     """Write the call's summary and, when the caller is a contact, its timeline entry. Safe to run twice."""
     with session_scope() as session:
         call = session.exec(
-            select(CallSession).where(CallSession.id == uuid.UUID(str(call_id)), CallSession.tenant_id == scope.tenant_id)
+            select(CallSession).where(
+                CallSession.id == uuid.UUID(str(call_id)), CallSession.tenant_id == scope.tenant_id
+            )
         ).first()
         if call is None:
             raise NotFound("That call does not exist.")
     lines = transcript_history(scope, call.id)
-    transcript = "\n".join(f"{'Caller' if r == 'user' else 'Agent' if r == 'assistant' else 'Note'}: {c}" for r, c in lines)
+    transcript = "\n".join(
+        f"{'Caller' if r == 'user' else 'Agent' if r == 'assistant' else 'Note'}: {c}" for r, c in lines
+    )
     summary = voice_llm.call_summary(transcript) if lines else None
     source = "llm" if summary else "offline"
     summary = summary or extractive_summary(lines)
     with session_scope() as session:
         call = session.get(CallSession, call.id)
         call.summary, call.summary_source = summary, source
-        contact = session.get(Contact, call.contact_id) if call.contact_id else contact_for_number(session, scope, call.from_number)
+        contact = (
+            session.get(Contact, call.contact_id)
+            if call.contact_id
+            else contact_for_number(session, scope, call.from_number)
+        )
         if contact is not None and contact.tenant_id == scope.tenant_id:
             call.contact_id = contact.id
             added = add_call_to_timeline(session, scope, contact, call)

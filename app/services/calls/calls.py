@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.services.accounts.scope import Scope
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
-from app.services.accounts.scope import Scope
 from app.services.validation import parse_uuid
 from models import CallSession, CallTranscriptLine, Contact, UsageRecord
 from models.db import session_scope
@@ -109,7 +109,9 @@ def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple
     """Newest first, one page; returns (rows, total calls)."""
     page = max(1, int(page))
     with session_scope() as session:
-        total = session.execute(text("SELECT count(*) FROM call_sessions WHERE tenant_id = :t"), {"t": scope.tenant_id}).scalar()
+        total = session.execute(
+            text("SELECT count(*) FROM call_sessions WHERE tenant_id = :t"), {"t": scope.tenant_id}
+        ).scalar()
         now = session.execute(text("SELECT now()")).scalar()
         rows = session.exec(
             _with_contact(scope)
@@ -124,7 +126,9 @@ def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple
 def call_detail(scope: Scope, call_id: str) -> CallDetail:
     uid = parse_uuid(call_id, "That call does not exist.")
     with session_scope() as session:
-        found = session.exec(_with_contact(scope).where(CallSession.id == uid, CallSession.tenant_id == scope.tenant_id)).first()
+        found = session.exec(
+            _with_contact(scope).where(CallSession.id == uid, CallSession.tenant_id == scope.tenant_id)
+        ).first()
         if found is None:
             raise NotFound("That call does not exist.")
         call, name, business = found
@@ -136,14 +140,18 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             .limit(2000)
         ).all()
         usage = session.exec(
-            select(UsageRecord.kind, UsageRecord.quantity)
-            .where(UsageRecord.tenant_id == scope.tenant_id, UsageRecord.source_id == str(uid))
+            select(UsageRecord.kind, UsageRecord.quantity).where(
+                UsageRecord.tenant_id == scope.tenant_id, UsageRecord.source_id == str(uid)
+            )
         ).all()
         return CallDetail(
             **_row_fields(call, name, business, now),
             summary=call.summary or "",
             summary_source=call.summary_source or "",
-            transcript=[{"role": line.role, "content": line.content, "at": line.spoken_at.strftime("%H:%M:%S")} for line in lines],
+            transcript=[
+                {"role": line.role, "content": line.content, "at": line.spoken_at.strftime("%H:%M:%S")}
+                for line in lines
+            ],
             usage={kind: int(quantity) for kind, quantity in usage},
             latency=dict(call.latency or {}),
         )
@@ -151,11 +159,15 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
 
 def in_progress_count(scope: Scope) -> int:
     with session_scope() as session:
-        return int(session.execute(
-            text("SELECT count(*) FROM call_sessions WHERE tenant_id = :t AND ended_at IS NULL "
-                 "AND status = 'in_progress' AND started_at > now() - make_interval(secs => :window)"),
-            {"t": scope.tenant_id, "window": LIVE_WINDOW.total_seconds()},
-        ).scalar())
+        return int(
+            session.execute(
+                text(
+                    "SELECT count(*) FROM call_sessions WHERE tenant_id = :t AND ended_at IS NULL "
+                    "AND status = 'in_progress' AND started_at > now() - make_interval(secs => :window)"
+                ),
+                {"t": scope.tenant_id, "window": LIVE_WINDOW.total_seconds()},
+            ).scalar()
+        )
 
 
 def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
@@ -174,12 +186,16 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
             {"t": scope.tenant_id},
         ).one()
         weekly = session.execute(
-            text("SELECT date_trunc('week', started_at)::date, count(*) FROM call_sessions "
-                 "WHERE tenant_id = :t AND started_at >= :since GROUP BY 1"),
+            text(
+                "SELECT date_trunc('week', started_at)::date, count(*) FROM call_sessions "
+                "WHERE tenant_id = :t AND started_at >= :since GROUP BY 1"
+            ),
             {"t": scope.tenant_id, "since": first_monday},
         ).all()
     counts = {week: int(n) for week, n in weekly}
-    series = [(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)]
+    series = [
+        (first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)
+    ]
     return CallsOverview(
         in_progress=in_progress_count(scope),
         calls_this_month=int(month[0]),

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.integrations import twilio
+from app.services.accounts.scope import Scope
 from app.services.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.services.phone_rules import normalise_phone, required_phone
-from app.services.accounts.scope import Scope
 from app.services.validation import clean_text, parse_uuid
 from app.settings import get_settings
 from models import PhoneNumber, Tenant, User
@@ -52,9 +52,16 @@ def _query():
 
 
 def _view(row: PhoneNumber, organisation: str, slug: str, assigned_by: str | None) -> AssignedNumber:
-    return AssignedNumber(id=str(row.id), number=row.number, label=row.label or "", organisation_id=str(row.tenant_id),
-                          organisation=organisation, slug=slug, assigned=row.created_at.strftime("%Y-%m-%d"),
-                          assigned_by=assigned_by or "")
+    return AssignedNumber(
+        id=str(row.id),
+        number=row.number,
+        label=row.label or "",
+        organisation_id=str(row.tenant_id),
+        organisation=organisation,
+        slug=slug,
+        assigned=row.created_at.strftime("%Y-%m-%d"),
+        assigned_by=assigned_by or "",
+    )
 
 
 def list_assigned(scope: Scope) -> list[AssignedNumber]:
@@ -84,15 +91,21 @@ def assign(scope: Scope, organisation_id: str, number: str, label: str = "") -> 
     except twilio.TwilioLookupFailed as exc:
         raise Unavailable(f"{normalised} was not assigned: {exc}") from None
     if owned is False:
-        raise ValidationFailed({"number": f"{normalised} is not a number of the platform's Twilio account. Buy or port "
-                                          "it in Twilio first, then assign it."})
+        raise ValidationFailed(
+            {
+                "number": f"{normalised} is not a number of the platform's Twilio account. Buy or port "
+                "it in Twilio first, then assign it."
+            }
+        )
     try:
         with session_scope() as session:
             tenant = session.get(Tenant, tenant_id)
             if tenant is None:
                 raise NotFound("That organisation does not exist.")
             _refuse_taken(session, normalised, tenant)
-            row = PhoneNumber(tenant_id=tenant.id, number=normalised, label=label_text, assigned_by_user_id=scope.user_id)
+            row = PhoneNumber(
+                tenant_id=tenant.id, number=normalised, label=label_text, assigned_by_user_id=scope.user_id
+            )
             session.add(row)
             session.flush()
             return _view(row, tenant.name, tenant.slug, _email(session, scope))
@@ -101,15 +114,20 @@ def assign(scope: Scope, organisation_id: str, number: str, label: str = "") -> 
 
 
 def _refuse_taken(session, number: str, tenant: Tenant) -> None:
-    owner = session.exec(select(Tenant.id, Tenant.name).join(PhoneNumber, PhoneNumber.tenant_id == Tenant.id)
-                         .where(PhoneNumber.number == number)).first()
+    owner = session.exec(
+        select(Tenant.id, Tenant.name)
+        .join(PhoneNumber, PhoneNumber.tenant_id == Tenant.id)
+        .where(PhoneNumber.number == number)
+    ).first()
     if owner is not None and owner[0] == tenant.id:
         raise Conflict(f"{number} is already answered for {tenant.name}.")
     if owner is not None:
         raise Conflict(f"{number} is already assigned to {owner[1]}. Release it there first.")
     count = session.exec(select(func.count()).select_from(PhoneNumber).where(PhoneNumber.tenant_id == tenant.id)).one()
     if count >= MAX_NUMBERS:
-        raise ValidationFailed({"number": f"{tenant.name} already has {MAX_NUMBERS} numbers, the most an organisation can have."})
+        raise ValidationFailed(
+            {"number": f"{tenant.name} already has {MAX_NUMBERS} numbers, the most an organisation can have."}
+        )
 
 
 def _email(session, scope: Scope) -> str:

@@ -33,7 +33,8 @@ async def _complete(messages: list[dict[str, str]], *, max_tokens: int, timeout:
         return None
     try:
         reply = await asyncio.wait_for(
-            llm.complete(messages, max_tokens=max_tokens, temperature=0.3, timeout=timeout), timeout)
+            llm.complete(messages, max_tokens=max_tokens, temperature=0.3, timeout=timeout), timeout
+        )
     except TimeoutError:
         log.warning("LLM too slow for a call; using the offline mode")
         return None

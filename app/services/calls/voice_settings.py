@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
+from app.services.accounts.scope import Scope
 from app.services.errors import ValidationFailed
 from app.services.phone_rules import transfer_number_problem
-from app.services.accounts.scope import Scope
 from app.services.validation import clean_text
 from app.settings import get_settings
 from models import PhoneNumber, Tenant, VoiceSettings
@@ -36,6 +36,7 @@ class AgentSettingsView:
     consult_specialists: bool
     updated: str
 
+
 DEFAULT_AGENT_PROMPT = (
     "You are the friendly phone receptionist of {organisation}. Answer briefly and clearly, one or two short "
     "sentences at a time. Take messages, answer questions about the organisation, and offer to transfer the "
@@ -46,9 +47,11 @@ DEFAULT_GREETING = "Hello, thank you for calling {organisation}. How can I help 
 
 def default_voice_settings(tenant: Tenant) -> VoiceSettings:
     """The phone agent every new organisation starts with."""
-    return VoiceSettings(tenant_id=tenant.id, agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
-                         greeting=DEFAULT_GREETING.format(organisation=tenant.name))
-
+    return VoiceSettings(
+        tenant_id=tenant.id,
+        agent_prompt=DEFAULT_AGENT_PROMPT.format(organisation=tenant.name),
+        greeting=DEFAULT_GREETING.format(organisation=tenant.name),
+    )
 
 
 def _number_view(n: PhoneNumber) -> NumberView:
@@ -85,8 +88,9 @@ def get_agent_settings(scope: Scope) -> AgentSettingsView:
         return _settings_view(_settings(session, scope))
 
 
-def save_agent_settings(scope: Scope, *, prompt: str, greeting: str, transfer_number: str = "",
-                        consult_specialists: bool = True) -> AgentSettingsView:
+def save_agent_settings(
+    scope: Scope, *, prompt: str, greeting: str, transfer_number: str = "", consult_specialists: bool = True
+) -> AgentSettingsView:
     """Applies to the next call (a call in progress keeps the settings it started with)."""
     scope.require_admin()
     errors: dict[str, str] = {}

@@ -80,9 +80,8 @@ def clean_contact(
             continue
         values[name] = value
     email = values.get("contact_email")
-    if email:
-        if problem := email_problem(email):
-            errors["contact_email"] = problem
+    if email and (problem := email_problem(email)):
+        errors["contact_email"] = problem
     if "contact_email" in values:
         values["email_normalized"] = normalise_email(email) or None
     phone = values.get("phone")

@@ -92,8 +92,20 @@ def iso_time(value: datetime | None) -> str:
 
 # What a card shows, and the Stripe link its subscription status comes from. A page reads these columns, not
 # whole rows: notes, custom fields (JSON to decode) and the search document would be read and thrown away.
-CARD_FIELDS = ("id", "business_name", "contact_name", "contact_role", "contact_email", "phone", "city", "state",
-               "status", "last_interaction_at", "created_at", "stripe_customer_id")
+CARD_FIELDS = (
+    "id",
+    "business_name",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "phone",
+    "city",
+    "state",
+    "status",
+    "last_interaction_at",
+    "created_at",
+    "stripe_customer_id",
+)
 
 
 def card_columns(entity: Any = Contact) -> list[Any]:
@@ -187,8 +199,12 @@ def _matches(entity: Any, names: Any, value: Any) -> Any:
         matches.append(entity.search_vector.op("@@")(func.to_tsquery("simple", value("terms"))))
     n = 0
     while f"phone_terms_{n}" in names:
-        matches.append(and_(entity.search_vector.op("@@")(func.to_tsquery("simple", value(f"phone_terms_{n}"))),
-                            _national_digits(entity).like(value(f"phone_like_{n}"))))
+        matches.append(
+            and_(
+                entity.search_vector.op("@@")(func.to_tsquery("simple", value(f"phone_terms_{n}"))),
+                _national_digits(entity).like(value(f"phone_like_{n}")),
+            )
+        )
         n += 1
     if "email_like" in names:
         matches.append(entity.email_normalized.like(value("email_like"), escape="\\"))
@@ -266,9 +282,11 @@ def after(row: Contact, sort: str) -> Any:
     if sort == "recent":  # last_interaction_at DESC NULLS LAST, id DESC
         if row.last_interaction_at is None:
             return and_(Contact.last_interaction_at.is_(None), Contact.id < row.id)
-        return or_(Contact.last_interaction_at < row.last_interaction_at,
-                   and_(Contact.last_interaction_at == row.last_interaction_at, Contact.id < row.id),
-                   Contact.last_interaction_at.is_(None))
+        return or_(
+            Contact.last_interaction_at < row.last_interaction_at,
+            and_(Contact.last_interaction_at == row.last_interaction_at, Contact.id < row.id),
+            Contact.last_interaction_at.is_(None),
+        )
     raise ValidationFailed({"sort": f"Sort by one of: {', '.join(SORTS)}."})
 
 

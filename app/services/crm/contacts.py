@@ -111,7 +111,9 @@ def create_contact(scope: Scope, data: dict[str, Any]) -> ContactDetail:
     with session_scope() as session:
         definitions = cf.list_fields(scope, session=session)
         values = clean_contact(data, definitions)
-        if values.get("email_normalized") and (message := _duplicate_message(session, scope, values["email_normalized"])):
+        if values.get("email_normalized") and (
+            message := _duplicate_message(session, scope, values["email_normalized"])
+        ):
             raise Conflict(message)
         row = Contact(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id, **values)
         session.add(row)
@@ -129,9 +131,11 @@ def update_contact(scope: Scope, contact_id: Any, data: dict[str, Any], *, parti
         row = load_contact(session, scope, contact_id, lock=True)
         definitions = cf.list_fields(scope, include_inactive=True, session=session)
         values = clean_contact(data, definitions, row, partial=partial)
-        if values.get("email_normalized") and values["email_normalized"] != row.email_normalized:
-            if message := _duplicate_message(session, scope, values["email_normalized"], exclude_id=row.id):
-                raise Conflict(message)
+        changed_email = values.get("email_normalized") not in (None, "", row.email_normalized)
+        if changed_email and (
+            message := _duplicate_message(session, scope, values["email_normalized"], exclude_id=row.id)
+        ):
+            raise Conflict(message)
         old_status = row.status
         for key, value in values.items():
             setattr(row, key, value)

@@ -61,14 +61,17 @@ def contact_growth(scope: Scope, weeks: int = 12, session=None) -> Growth:
     return Growth(
         total=sum(counts.values()),
         last_30_days=sum(int(row.recent or 0) for row in rows),
-        per_week=[(first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)],
+        per_week=[
+            (first_monday + timedelta(weeks=i), counts.get(first_monday + timedelta(weeks=i), 0)) for i in range(weeks)
+        ],
     )
 
 
 def status_totals(scope: Scope, session=None) -> list[StatusTotal]:
     with use_session(session) as s:
         rows = s.execute(
-            text("SELECT status, sum(n) FROM contact_stats WHERE tenant_id = :t GROUP BY status"), {"t": scope.tenant_id}
+            text("SELECT status, sum(n) FROM contact_stats WHERE tenant_id = :t GROUP BY status"),
+            {"t": scope.tenant_id},
         ).all()
     counts = {status: int(n) for status, n in rows}
     return [StatusTotal(s, STATUS_LABELS[s], counts.get(s, 0), STATUS_COLORS[s]) for s in CONTACT_STATUSES]

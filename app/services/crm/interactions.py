@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import text
@@ -115,16 +115,16 @@ def parse_when(value: Any, label: str, *, date_only_at: time | None = None) -> d
         text_value = str(value).strip()
         try:
             if len(text_value) == 10:
-                moment = datetime.combine(date.fromisoformat(text_value), date_only_at or time(0), tzinfo=timezone.utc)
+                moment = datetime.combine(date.fromisoformat(text_value), date_only_at or time(0), tzinfo=UTC)
             else:
                 moment = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationFailed({label: f"Give the {label.replace('_', ' ')} as a date like 2026-03-31."}) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if not 1900 <= moment.year <= 2200:
         raise ValidationFailed({label: f"The {label.replace('_', ' ')} must be between 1900 and 2200."})
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _when_logged(value: Any) -> datetime:
@@ -209,8 +209,9 @@ def timeline(scope: Scope, contact_id: Any, *, limit: int = 50, offset: int = 0)
         return [_view(r, authors.get(r.user_id, "")) for r in rows]
 
 
-def _with_contacts(scope: Scope, *where: Any, order_by: Any, limit: int,
-                   session: Session | None = None) -> list[InteractionView]:
+def _with_contacts(
+    scope: Scope, *where: Any, order_by: Any, limit: int, session: Session | None = None
+) -> list[InteractionView]:
     """The organisation's entries matching `where`, each with its contact's name (dashboard lists)."""
     scope.require_admin()
     with use_session(session) as session:
@@ -226,24 +227,39 @@ def _with_contacts(scope: Scope, *where: Any, order_by: Any, limit: int,
 
 
 def recent_activity(scope: Scope, limit: int = 8, session: Session | None = None) -> list[InteractionView]:
-    return _with_contacts(scope, ContactInteraction.interaction_date <= utcnow(),
-                          order_by=ContactInteraction.interaction_date.desc(), limit=limit, session=session)
+    return _with_contacts(
+        scope,
+        ContactInteraction.interaction_date <= utcnow(),
+        order_by=ContactInteraction.interaction_date.desc(),
+        limit=limit,
+        session=session,
+    )
 
 
 def upcoming_follow_ups(scope: Scope, limit: int = 8, session: Session | None = None) -> list[InteractionView]:
     """Open tasks and follow-ups, overdue first."""
-    return _with_contacts(scope, ContactInteraction.due_at.is_not(None), ContactInteraction.completed_at.is_(None),
-                          order_by=ContactInteraction.due_at, limit=limit, session=session)
+    return _with_contacts(
+        scope,
+        ContactInteraction.due_at.is_not(None),
+        ContactInteraction.completed_at.is_(None),
+        order_by=ContactInteraction.due_at,
+        limit=limit,
+        session=session,
+    )
 
 
 def count_open_follow_ups(scope: Scope, session: Session | None = None) -> int:
     scope.require_admin()
     with use_session(session) as session:
-        return int(session.execute(
-            text("SELECT count(*) FROM contact_interactions WHERE tenant_id = :t AND due_at IS NOT NULL "
-                 "AND completed_at IS NULL"),
-            {"t": scope.tenant_id},
-        ).scalar())
+        return int(
+            session.execute(
+                text(
+                    "SELECT count(*) FROM contact_interactions WHERE tenant_id = :t AND due_at IS NOT NULL "
+                    "AND completed_at IS NULL"
+                ),
+                {"t": scope.tenant_id},
+            ).scalar()
+        )
 
 
 # --- changes -----------------------------------------------------------------------------------------------
@@ -264,7 +280,9 @@ def _touch(session: Session, scope: Scope, contact_id) -> None:
     session.execute(_LAST_INTERACTION, {"c": contact_id, "t": scope.tenant_id})
 
 
-def add_interaction(scope: Scope, contact_id: Any, data: dict[str, Any], *, session: Session | None = None) -> InteractionView:
+def add_interaction(
+    scope: Scope, contact_id: Any, data: dict[str, Any], *, session: Session | None = None
+) -> InteractionView:
     """Log an entry on a contact's timeline. Pass `session` to write inside the caller's transaction."""
     scope.require_admin()
 
@@ -277,11 +295,18 @@ def add_interaction(scope: Scope, contact_id: Any, data: dict[str, Any], *, sess
         return _view(row)
 
 
-def update_interaction(scope: Scope, interaction_id: Any, data: dict[str, Any], *, contact_id: Any = None) -> InteractionView:
+def update_interaction(
+    scope: Scope, interaction_id: Any, data: dict[str, Any], *, contact_id: Any = None
+) -> InteractionView:
     scope.require_admin()
     with session_scope() as session:
         row = _get(session, scope, interaction_id, contact_id)
-        current = {"interaction_type": row.interaction_type, "subject": row.subject, "content": row.content, "due_at": row.due_at}
+        current = {
+            "interaction_type": row.interaction_type,
+            "subject": row.subject,
+            "content": row.content,
+            "due_at": row.due_at,
+        }
         values = _clean({**current, **data}, existing=row)
         for key, value in values.items():
             setattr(row, key, value)

@@ -19,16 +19,28 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import and_, select
 
+from app.services.accounts.scope import Scope
 from app.services.crm import contact_search
 from app.services.crm import custom_fields as cf
-from app.services.accounts.scope import Scope
 from models import Contact
 from models.db import session_scope
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PAGE_ROWS = 500  # what a stalled download holds in memory, at most
-CORE_COLUMNS = ("business_name", "contact_name", "contact_email", "contact_role", "phone", "website", "address",
-                "city", "state", "status", "notes", "stripe_customer_id")
+CORE_COLUMNS = (
+    "business_name",
+    "contact_name",
+    "contact_email",
+    "contact_role",
+    "phone",
+    "website",
+    "address",
+    "city",
+    "state",
+    "status",
+    "notes",
+    "stripe_customer_id",
+)
 
 
 def neutralise(value: str) -> str:
@@ -67,9 +79,11 @@ def export_contacts(scope: Scope, query: contact_search.ContactQuery) -> Iterato
         for page in _pages(conditions, sort):
             for row in page:
                 extra = row.custom_fields or {}
-                yield ([str(row.id)]
-                       + [neutralise(str(getattr(row, c) or "")) for c in CORE_COLUMNS]
-                       + [neutralise(_custom_text(d, extra.get(d.name))) for d in definitions])
+                yield (
+                    [str(row.id)]
+                    + [neutralise(str(getattr(row, c) or "")) for c in CORE_COLUMNS]
+                    + [neutralise(_custom_text(d, extra.get(d.name))) for d in definitions]
+                )
 
     return csv_chunks(rows())
 
@@ -80,7 +94,9 @@ def _pages(conditions: list, sort: str) -> Iterator[list[Contact]]:
     while True:
         where = [*conditions, contact_search.after(last, sort)] if last is not None else conditions
         with session_scope() as session:
-            page = list(session.scalars(contact_search.ordered(select(Contact).where(and_(*where)), sort).limit(PAGE_ROWS)))
+            page = list(
+                session.scalars(contact_search.ordered(select(Contact).where(and_(*where)), sort).limit(PAGE_ROWS))
+            )
         if page:
             yield page
         if len(page) < PAGE_ROWS:

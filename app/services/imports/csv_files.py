@@ -40,7 +40,7 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")
 _MAGIC = {
     b"PK\x03\x04": "This looks like an Excel workbook or a zip archive. In Excel choose File → Save As → "
-                   "“CSV UTF-8”, then upload that file.",
+    "“CSV UTF-8”, then upload that file.",
     b"%PDF": "This is a PDF document, not a CSV file.",
     b"\xd0\xcf\x11\xe0": "This looks like an old Excel (.xls) file. Save it as “CSV UTF-8” and upload that.",
 }
@@ -61,8 +61,10 @@ def human_size(n: int) -> str:
 
 
 def too_large_message(size: int) -> str:
-    return (f"This file is {human_size(size)}; the limit is {human_size(MAX_BYTES)}. Split it into smaller files "
-            "(for example by region or by year) and import them one after another.")
+    return (
+        f"This file is {human_size(size)}; the limit is {human_size(MAX_BYTES)}. Split it into smaller files "
+        "(for example by region or by year) and import them one after another."
+    )
 
 
 def imports_root() -> Path:
@@ -89,9 +91,11 @@ def stored_bytes(directory: Path, *, besides: Path | None = None) -> int:
 
 
 def disk_quota_message(limit: int) -> str:
-    return (f"Your organisation's stored import files would go over its limit of {human_size(limit)}. Uploaded "
-            "files are deleted a week after their import ends (a day after upload if never imported); try again "
-            "then, or ask the platform administrator for more space.")
+    return (
+        f"Your organisation's stored import files would go over its limit of {human_size(limit)}. Uploaded "
+        "files are deleted a week after their import ends (a day after upload if never imported); try again "
+        "then, or ask the platform administrator for more space."
+    )
 
 
 class UploadWriter:
@@ -105,8 +109,9 @@ class UploadWriter:
 
     RESCAN_BYTES = 8 * 1024 * 1024
 
-    def __init__(self, tenant_id: uuid.UUID, *, name: str | None = None, limit: int | None = MAX_BYTES,
-                 expected_size: int = 0):
+    def __init__(
+        self, tenant_id: uuid.UUID, *, name: str | None = None, limit: int | None = MAX_BYTES, expected_size: int = 0
+    ):
         with session_scope() as session:
             self.quota = quotas.quotas_for(session, tenant_id).upload_disk_bytes
         self.limit = limit
@@ -187,8 +192,10 @@ def _refuse_binary(head: bytes) -> None:
     sample = head[:8192]
     controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 13))
     if b"\x00" in sample or controls > max(8, len(sample) // 100):
-        raise ImportRefused("This does not look like a CSV file: it contains binary data. Export your "
-                            "spreadsheet as CSV and upload that file.")
+        raise ImportRefused(
+            "This does not look like a CSV file: it contains binary data. Export your "
+            "spreadsheet as CSV and upload that file."
+        )
 
 
 def detect_encoding(path: Path) -> str:
@@ -294,17 +301,21 @@ class _BoundedLines:
 
 def too_many_columns_message(count: int | None = None) -> str:
     counted = f"{count:,} columns" if count else f"more than {MAX_COLUMNS} columns"
-    return (f"This file has {counted}; at most {MAX_COLUMNS} can be imported. Keep only the columns you want to "
-            "import (a contact needs just a few) and upload it again.")
+    return (
+        f"This file has {counted}; at most {MAX_COLUMNS} can be imported. Keep only the columns you want to "
+        "import (a contact needs just a few) and upload it again."
+    )
 
 
 def header_too_long_message() -> str:
-    return (f"The first row of this file is longer than {MAX_HEADER_CHARS // 1024} KB. A header row holds short "
-            "column names: check that this is a CSV export of contacts, one contact per line.")
+    return (
+        f"The first row of this file is longer than {MAX_HEADER_CHARS // 1024} KB. A header row holds short "
+        "column names: check that this is a CSV export of contacts, one contact per line."
+    )
 
 
 def _preview_row(cells: list[str]) -> list[str]:
-    cells = cells[:MAX_COLUMNS + 1]  # enough to tell a file without a header is too wide
+    cells = cells[: MAX_COLUMNS + 1]  # enough to tell a file without a header is too wide
     return [c if len(c) <= PREVIEW_CELL_CHARS else c[:PREVIEW_CELL_CHARS] + "…" for c in cells]
 
 
@@ -328,8 +339,9 @@ def _first_rows(path: Path, encoding: str, delimiter: str, first_may_be_header: 
                 break
             except _RecordTooLarge as exc:
                 if first:
-                    raise ImportRefused(too_many_columns_message() if exc.wide or not first_may_be_header
-                                        else header_too_long_message()) from None
+                    raise ImportRefused(
+                        too_many_columns_message() if exc.wide or not first_may_be_header else header_too_long_message()
+                    ) from None
                 return rows, True  # the preview ends before this row; the import reports it
             if not any(cell.strip() for cell in row):
                 continue
@@ -339,8 +351,9 @@ def _first_rows(path: Path, encoding: str, delimiter: str, first_may_be_header: 
     return rows, False
 
 
-def sniff(path: Path, *, encoding: str | None = None, delimiter: str | None = None,
-          has_header: bool | None = None) -> Sniffed:
+def sniff(
+    path: Path, *, encoding: str | None = None, delimiter: str | None = None, has_header: bool | None = None
+) -> Sniffed:
     """Work out how to read the file, or ImportRefused saying why it cannot be imported."""
     size = path.stat().st_size
     if size > MAX_BYTES:

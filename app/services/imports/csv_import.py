@@ -21,13 +21,13 @@ from sqlmodel import Session, select
 
 from app.services import job_queue
 from app.services.accounts import quotas
+from app.services.accounts.scope import Scope, owned_row
+from app.services.crm import custom_fields as cf
+from app.services.errors import NotFound, ValidationFailed
 from app.services.imports import csv_files, csv_loader
 from app.services.imports import csv_mapping as cm
-from app.services.crm import custom_fields as cf
 from app.services.imports.csv_export import csv_chunks, neutralise
 from app.services.imports.csv_files import ImportRefused
-from app.services.errors import NotFound, ValidationFailed
-from app.services.accounts.scope import Scope, owned_row
 from app.services.validation import parse_uuid
 from models import ImportJob, ImportRowError
 from models.base import utcnow
@@ -129,9 +129,12 @@ def _estimate_rows(path: Path, sniffed: csv_files.Sniffed) -> int:
 
 def _describe(row: ImportJob, sniffed: csv_files.Sniffed, definitions: list[cf.FieldDef]) -> None:
     row.encoding, row.delimiter, row.has_header = sniffed.encoding, sniffed.delimiter, sniffed.has_header
-    row.mapping = {"headers": sniffed.headers, "preview": sniffed.preview,
-                   "targets": cm.auto_map(sniffed.headers if sniffed.has_header else [], definitions)
-                   + [cm.SKIP] * (0 if sniffed.has_header else len(sniffed.headers))}
+    row.mapping = {
+        "headers": sniffed.headers,
+        "preview": sniffed.preview,
+        "targets": cm.auto_map(sniffed.headers if sniffed.has_header else [], definitions)
+        + [cm.SKIP] * (0 if sniffed.has_header else len(sniffed.headers)),
+    }
     row.rows_total = _estimate_rows(Path(row.stored_path), sniffed)
 
 
@@ -154,9 +157,14 @@ def register_upload(scope: Scope, filename: str, path: Path) -> ImportView:
         raise
     definitions = cf.list_fields(scope)
     with session_scope() as session:
-        row = ImportJob(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id,
-                        filename=Path(filename).name[:255] or "contacts.csv", stored_path=str(path),
-                        size_bytes=path.stat().st_size, options={"duplicates": "skip", "keep_existing_when_empty": True})
+        row = ImportJob(
+            tenant_id=scope.tenant_id,
+            created_by_user_id=scope.user_id,
+            filename=Path(filename).name[:255] or "contacts.csv",
+            stored_path=str(path),
+            size_bytes=path.stat().st_size,
+            options={"duplicates": "skip", "keep_existing_when_empty": True},
+        )
         _describe(row, sniffed, definitions)
         session.add(row)
         session.flush()
@@ -173,9 +181,12 @@ def reread(scope: Scope, import_id: Any, *, has_header: bool | None = None, deli
         row = _get(session, scope, import_id, lock=True)
         if row.status != "uploaded":
             raise ValidationFailed({"import": "This import has already started."})
-        sniffed = csv_files.sniff(Path(row.stored_path), encoding=row.encoding,
-                                  delimiter=delimiter or row.delimiter,
-                                  has_header=row.has_header if has_header is None else has_header)
+        sniffed = csv_files.sniff(
+            Path(row.stored_path),
+            encoding=row.encoding,
+            delimiter=delimiter or row.delimiter,
+            has_header=row.has_header if has_header is None else has_header,
+        )
         _describe(row, sniffed, definitions)
         session.add(row)
         session.flush()
@@ -192,8 +203,10 @@ def list_imports(scope: Scope, limit: int = 10) -> list[ImportView]:
     scope.require_admin()
     with session_scope() as session:
         rows = session.exec(
-            select(ImportJob).where(ImportJob.tenant_id == scope.tenant_id)
-            .order_by(ImportJob.created_at.desc()).limit(limit)
+            select(ImportJob)
+            .where(ImportJob.tenant_id == scope.tenant_id)
+            .order_by(ImportJob.created_at.desc())
+            .limit(limit)
         ).all()
         return [_view(r) for r in rows]
 
@@ -202,8 +215,9 @@ def _take_import_slot(session: Session, scope: Scope) -> None:
     """QuotaReached when the organisation already has as many imports waiting or running as its
     `concurrent_imports` quota allows. The organisation's row stays locked until the caller commits the import
     as queued, so starts running side by side take the slots one after another and cannot both take the last."""
-    settings = session.execute(text("SELECT settings FROM tenants WHERE id = :t FOR NO KEY UPDATE"),
-                               {"t": scope.tenant_id}).scalar()
+    settings = session.execute(
+        text("SELECT settings FROM tenants WHERE id = :t FOR NO KEY UPDATE"), {"t": scope.tenant_id}
+    ).scalar()
     limit = quotas.from_settings(settings).concurrent_imports
     active = session.execute(
         text("SELECT count(*) FROM import_jobs WHERE tenant_id = :t AND status IN ('queued', 'running')"),
@@ -215,11 +229,19 @@ def _take_import_slot(session: Session, scope: Scope) -> None:
         waiting = "import is" if active == 1 else "imports are"
         raise quotas.QuotaReached(
             f"{active} {waiting} already waiting or running for your organisation, the most it may have at once "
-            f"({limit}). Start this one when one of them has finished, or cancel one.")
+            f"({limit}). Start this one when one of them has finished, or cancel one."
+        )
 
 
-def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, Any], *,
-          save_as: str = "", enqueue: bool = True) -> ImportView:
+def start(
+    scope: Scope,
+    import_id: Any,
+    mapping: list[str],
+    options: dict[str, Any],
+    *,
+    save_as: str = "",
+    enqueue: bool = True,
+) -> ImportView:
     """Check the mapping and options, remember them, and queue the import job."""
     scope.require_admin()
 
@@ -236,8 +258,14 @@ def start(scope: Scope, import_id: Any, mapping: list[str], options: dict[str, A
         row.options = opts
         row.status = "queued"
         if enqueue:
-            row.job_id = job_queue.enqueue(JOB_KIND, {"import_id": str(row.id)}, tenant_id=scope.tenant_id,
-                                       created_by=scope.user_id, max_attempts=5, session=session)
+            row.job_id = job_queue.enqueue(
+                JOB_KIND,
+                {"import_id": str(row.id)},
+                tenant_id=scope.tenant_id,
+                created_by=scope.user_id,
+                max_attempts=5,
+                session=session,
+            )
         session.add(row)
         session.flush()
         view = _view(row)
@@ -269,14 +297,21 @@ def cancel(scope: Scope, import_id: Any) -> ImportView:
 def _finish(import_id: uuid.UUID, status: str, error: str | None = None) -> None:
     with session_scope() as session:
         session.execute(
-            text("UPDATE import_jobs SET status = :s, error = :e, finished_at = now(), "
-                 "rows_total = CASE WHEN :done THEN rows_read ELSE rows_total END WHERE id = :id"),
+            text(
+                "UPDATE import_jobs SET status = :s, error = :e, finished_at = now(), "
+                "rows_total = CASE WHEN :done THEN rows_read ELSE rows_total END WHERE id = :id"
+            ),
             {"s": status, "e": error, "done": status == "done", "id": import_id},
         )
 
 
-def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] = lambda t: None,
-            batch_rows: int | None = None, lease: csv_loader.Lease | None = None) -> ImportView:
+def execute(
+    import_id: Any,
+    *,
+    on_progress: Callable[[csv_loader.Totals], None] = lambda t: None,
+    batch_rows: int | None = None,
+    lease: csv_loader.Lease | None = None,
+) -> ImportView:
     """Run (or resume) an import: the job handler's body, also called by the CLI and the benchmark. Under a
     job, `lease` fences every checkpoint on the runner holding it (csv_loader.LeaseLost when it lost it)."""
     with session_scope() as session:
@@ -288,22 +323,36 @@ def execute(import_id: Any, *, on_progress: Callable[[csv_loader.Totals], None] 
         scope = Scope.system(row.tenant_id)
         session.execute(text("UPDATE import_jobs SET status = 'running' WHERE id = :id"), {"id": row.id})
         plan = csv_loader.Plan(
-            path=Path(row.stored_path), encoding=row.encoding or "utf-8-sig", delimiter=row.delimiter or ",",
-            has_header=row.has_header, headers=list(row.mapping.get("headers", [])),
-            mapping=list(row.mapping.get("targets", [])), duplicates=row.options.get("duplicates", "skip"),
+            path=Path(row.stored_path),
+            encoding=row.encoding or "utf-8-sig",
+            delimiter=row.delimiter or ",",
+            has_header=row.has_header,
+            headers=list(row.mapping.get("headers", [])),
+            mapping=list(row.mapping.get("targets", [])),
+            duplicates=row.options.get("duplicates", "skip"),
             keep_existing_when_empty=bool(row.options.get("keep_existing_when_empty", True)),
         )
-        done_so_far = csv_loader.Totals(row.rows_read, row.created_count, row.updated_count, row.skipped_count,
-                                        row.failed_count)
+        done_so_far = csv_loader.Totals(
+            row.rows_read, row.created_count, row.updated_count, row.skipped_count, row.failed_count
+        )
         job_id, tenant_id, user_id, filename = row.id, row.tenant_id, row.created_by_user_id, row.filename
     if not plan.path.exists():
         _finish(job_id, "failed", "The uploaded file is gone. Upload it again.")
         return import_view(scope, job_id)
     definitions = cf.list_fields(scope)
     try:
-        csv_loader.run(plan, tenant_id=tenant_id, user_id=user_id, import_id=job_id,
-                       filename=filename, definitions=definitions, resume_from=done_so_far, on_progress=on_progress,
-                       batch_rows=batch_rows or csv_loader.BATCH_ROWS, lease=lease)
+        csv_loader.run(
+            plan,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            import_id=job_id,
+            filename=filename,
+            definitions=definitions,
+            resume_from=done_so_far,
+            on_progress=on_progress,
+            batch_rows=batch_rows or csv_loader.BATCH_ROWS,
+            lease=lease,
+        )
     except csv_loader.ImportStopped as exc:
         _finish(job_id, "failed", str(exc))
     else:
@@ -340,8 +389,11 @@ def row_errors(scope: Scope, import_id: Any, *, limit: int = 50, offset: int = 0
             {"j": job.id, "t": scope.tenant_id},
         ).scalar()
         rows = session.exec(
-            select(ImportRowError).where(ImportRowError.import_job_id == job.id, ImportRowError.tenant_id == scope.tenant_id)
-            .order_by(ImportRowError.row_number, ImportRowError.id).offset(offset).limit(limit)
+            select(ImportRowError)
+            .where(ImportRowError.import_job_id == job.id, ImportRowError.tenant_id == scope.tenant_id)
+            .order_by(ImportRowError.row_number, ImportRowError.id)
+            .offset(offset)
+            .limit(limit)
         ).all()
         return [RowErrorView(r.row_number, r.column or "", r.value or "", r.reason) for r in rows], int(total)
 
@@ -362,9 +414,11 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
         while True:  # a page per short transaction: no pooled connection waits on a slow reader between pages
             with session_scope() as session:
                 page = session.execute(
-                    text("SELECT row_number, \"column\", value, reason, id FROM import_errors "
-                         "WHERE import_job_id = :j AND tenant_id = :t AND (row_number, id) > (:r, :i) "
-                         "ORDER BY row_number, id LIMIT :n"),
+                    text(
+                        'SELECT row_number, "column", value, reason, id FROM import_errors '
+                        "WHERE import_job_id = :j AND tenant_id = :t AND (row_number, id) > (:r, :i) "
+                        "ORDER BY row_number, id LIMIT :n"
+                    ),
                     {"j": job_id, "t": scope.tenant_id, "r": after[0], "i": after[1], "n": ERROR_REPORT_PAGE_ROWS},
                 ).all()
             for n, column, value, reason, _ in page:
@@ -377,8 +431,12 @@ def error_report(scope: Scope, import_id: Any) -> tuple[str, Iterator[str]]:
     return f"{Path(filename).stem}-errors.csv", csv_chunks(rows())
 
 
-def purge_files(*, finished_for: timedelta = timedelta(days=7), abandoned_for: timedelta = timedelta(days=1),
-                orphaned_for: timedelta = timedelta(days=1)) -> int:
+def purge_files(
+    *,
+    finished_for: timedelta = timedelta(days=7),
+    abandoned_for: timedelta = timedelta(days=1),
+    orphaned_for: timedelta = timedelta(days=1),
+) -> int:
     """Delete stored uploads no longer needed: imports finished a week ago, uploads never started after a day,
     and files no import refers to (an upload cut off mid-way, the command line's error reports) after a day,
     so they stop counting against the organisation's disk quota. The import rows and their error reports
@@ -412,8 +470,10 @@ def _purge_orphans(older_than: timedelta) -> int:
         return 0
     with session_scope() as session:
         # (every path still stored, compared resolved: a file is never taken for an orphan by how it is spelled)
-        referenced = {Path(p).resolve() for p in session.execute(
-            text("SELECT stored_path FROM import_jobs WHERE stored_path <> ''")).scalars()}
+        referenced = {
+            Path(p).resolve()
+            for p in session.execute(text("SELECT stored_path FROM import_jobs WHERE stored_path <> ''")).scalars()
+        }
     removed = 0
     for path in old:
         if path.resolve() not in referenced:

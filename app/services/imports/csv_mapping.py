@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from app.services.accounts.scope import Scope
 from app.services.crm import custom_fields as cf
 from app.services.crm.contact_rules import CONTACT_FIELDS
 from app.services.errors import Conflict, ValidationFailed
-from app.services.accounts.scope import Scope
 from app.services.validation import clean_text
 from models import ImportMapping
 from models.db import session_scope
@@ -36,7 +36,7 @@ CORE_LABELS: dict[str, str] = {
 SYNONYMS: dict[str, str] = {}
 for target, words in {
     "business_name": "business businessname company companyname organisation organization organisationname "
-                     "organizationname account accountname practice practicename clinic firm employer",
+    "organizationname account accountname practice practicename clinic firm employer",
     "contact_name": "name contactname fullname contact person contactperson customername client clientname",
     FIRST_NAME: "firstname first givenname forename",
     LAST_NAME: "lastname last surname familyname",
@@ -109,8 +109,9 @@ def validate_mapping(mapping: list[str], headers: list[str], definitions: list[c
         if target not in allowed:
             problems[f"column:{header}"] = f"“{header}” is mapped to an unknown field."
         elif target != SKIP and target in seen:
-            problems[f"column:{header}"] = (f"“{seen[target]}” and “{header}” are both mapped to "
-                                            f"{CORE_LABELS.get(target, target)}.")
+            problems[f"column:{header}"] = (
+                f"“{seen[target]}” and “{header}” are both mapped to {CORE_LABELS.get(target, target)}."
+            )
         seen.setdefault(target, header)
     chosen = set(mapping) - {SKIP}
     if not chosen:

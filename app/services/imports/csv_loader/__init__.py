@@ -15,15 +15,26 @@ and lost its job to another cannot commit a batch the other one imports too.
 
 from app.services.imports.csv_loader.batches import Plan, batches
 from app.services.imports.csv_loader.reader import (
-           BATCH_ROWS,
-           COLUMNS,
-           ImportStopped,
-           Lease,
-           LeaseLost,
-           RowReader,
-           Totals,
+    BATCH_ROWS,
+    COLUMNS,
+    ImportStopped,
+    Lease,
+    LeaseLost,
+    RowReader,
+    Totals,
 )
 from app.services.imports.csv_loader.run import enable_interpreter_tuning, run
 
-__all__ = ["BATCH_ROWS", "COLUMNS", "ImportStopped", "Lease", "LeaseLost", "Plan", "RowReader", "Totals", "batches",
-           "enable_interpreter_tuning", "run"]
+__all__ = [
+    "BATCH_ROWS",
+    "COLUMNS",
+    "ImportStopped",
+    "Lease",
+    "LeaseLost",
+    "Plan",
+    "RowReader",
+    "Totals",
+    "batches",
+    "enable_interpreter_tuning",
+    "run",
+]

@@ -34,8 +34,9 @@ class Plan:
     keep_existing_when_empty: bool
 
 
-def _chunks(source: Iterator[tuple[int, list[str]]], size: int,
-            failure: list[BaseException]) -> Iterator[tuple[list[int], list[list[str]]]]:
+def _chunks(
+    source: Iterator[tuple[int, list[str]]], size: int, failure: list[BaseException]
+) -> Iterator[tuple[list[int], list[list[str]]]]:
     """(row numbers, records) `size` at a time. A read error ends the chunks; it is left in `failure`."""
     while True:
         numbers: list[int] = []
@@ -52,8 +53,13 @@ def _chunks(source: Iterator[tuple[int, list[str]]], size: int,
             return
 
 
-def _first_of_each(table: Table, failed: set[int], seen_email: dict[str | int, int], seen_id: dict[uuid.UUID, int],
-                   errors: list[tuple[int, str, str, str]]) -> list[int]:
+def _first_of_each(
+    table: Table,
+    failed: set[int],
+    seen_email: dict[str | int, int],
+    seen_id: dict[uuid.UUID, int],
+    errors: list[tuple[int, str, str, str]],
+) -> list[int]:
     """Positions of the rows to write: valid, and not the same contact (email or ID) as an earlier row of the
     file, whose number each key remembers. The repeats' reasons are appended to `errors`."""
     numbers, emails, ids = table.numbers, table.emails, table.contact_ids
@@ -79,8 +85,14 @@ def _first_of_each(table: Table, failed: set[int], seen_email: dict[str | int, i
     if len(keep) < len(rows):
         for i, number, first in zip(positions, rows, firsts):
             if number != first:
-                errors.append((number, "", emails[i] or str(ids[i]),
-                               f"Same contact as row {first} of this file; the first one was used."))
+                errors.append(
+                    (
+                        number,
+                        "",
+                        emails[i] or str(ids[i]),
+                        f"Same contact as row {first} of this file; the first one was used.",
+                    )
+                )
     return keep
 
 
@@ -111,11 +123,21 @@ def batches(plan: Plan, reader: RowReader, *, skip_records: int = 0, batch_rows:
                 continue
         table, failed, errors = reader.read(numbers, records)
         keep = _first_of_each(table, failed, seen_email, seen_id, errors)
-        yield Batch(table, keep, errors, failed_rows=len(failed), skipped_rows=len(records) - len(failed) - len(keep),
-                    records=len(records))
+        yield Batch(
+            table,
+            keep,
+            errors,
+            failed_rows=len(failed),
+            skipped_rows=len(records) - len(failed) - len(keep),
+            records=len(records),
+        )
     if failure:
         if isinstance(failure[0], UnicodeDecodeError):
-            raise ImportStopped(f"Stopped after row {number}: the file is not valid {plan.encoding} text from there "
-                                "on. The rows before it were imported.")
-        raise ImportStopped(f"Stopped after row {number}: the file's quoting is broken there ({failure[0]}). "
-                            "The rows before it were imported.")
+            raise ImportStopped(
+                f"Stopped after row {number}: the file is not valid {plan.encoding} text from there "
+                "on. The rows before it were imported."
+            )
+        raise ImportStopped(
+            f"Stopped after row {number}: the file's quoting is broken there ({failure[0]}). "
+            "The rows before it were imported."
+        )

@@ -26,14 +26,30 @@ from models.crm import CONTACT_STATUSES
 BATCH_ROWS = 20_000
 MAX_ERROR_VALUE = 200
 # Columns written for each row, in COPY order (after id, tenant_id, created_by_user_id).
-COLUMNS = ("business_name", "contact_name", "contact_email", "email_normalized", "contact_role", "phone",
-           "phone_normalized", "website", "address", "city", "state", "notes", "status", "stripe_customer_id",
-           "custom_fields")
+COLUMNS = (
+    "business_name",
+    "contact_name",
+    "contact_email",
+    "email_normalized",
+    "contact_role",
+    "phone",
+    "phone_normalized",
+    "website",
+    "address",
+    "city",
+    "state",
+    "notes",
+    "status",
+    "stripe_customer_id",
+    "custom_fields",
+)
 _POS = {name: i for i, name in enumerate(COLUMNS)}
 _EMAIL_KEY, _PHONE_KEY, _STATUS_POS = _POS["email_normalized"], _POS["phone_normalized"], _POS["status"]
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_STATUS_WORDS = {**{s: s for s in CONTACT_STATUSES},
-                 **{label.lower().replace(" ", "_"): key for key, label in STATUS_LABELS.items()}}
+_STATUS_WORDS = {
+    **{s: s for s in CONTACT_STATUSES},
+    **{label.lower().replace(" ", "_"): key for key, label in STATUS_LABELS.items()},
+}
 
 
 class ImportStopped(Exception):
@@ -83,8 +99,15 @@ class Table:
     updates: list[str | None]
 
     def row(self, i: int) -> Row:
-        return Row(self.numbers[i], self.emails[i], self.contact_ids[i] if self.contact_ids else None,
-                   self.create_problems[i], self.lines[i], self.statuses[i], self.updates[i])
+        return Row(
+            self.numbers[i],
+            self.emails[i],
+            self.contact_ids[i] if self.contact_ids else None,
+            self.create_problems[i],
+            self.lines[i],
+            self.statuses[i],
+            self.updates[i],
+        )
 
 
 @dataclass
@@ -96,8 +119,13 @@ class Totals:
     failed: int = 0
 
     def __add__(self, other: Totals) -> Totals:
-        return Totals(self.rows_read + other.rows_read, self.created + other.created, self.updated + other.updated,
-                      self.skipped + other.skipped, self.failed + other.failed)
+        return Totals(
+            self.rows_read + other.rows_read,
+            self.created + other.created,
+            self.updated + other.updated,
+            self.skipped + other.skipped,
+            self.failed + other.failed,
+        )
 
 
 @dataclass
@@ -144,8 +172,16 @@ def _status(value: str) -> str | None:
 
 _NULL = "\\N"
 _TEXT, _EMAIL, _PHONE, _WEBSITE, _STRIPE, _STATUS, _FIRST, _LAST, _ID, _CUSTOM = range(10)
-_KINDS = {"contact_email": _EMAIL, "phone": _PHONE, "website": _WEBSITE, "stripe_customer_id": _STRIPE,
-          "status": _STATUS, cm.FIRST_NAME: _FIRST, cm.LAST_NAME: _LAST, cm.ID: _ID}
+_KINDS = {
+    "contact_email": _EMAIL,
+    "phone": _PHONE,
+    "website": _WEBSITE,
+    "stripe_customer_id": _STRIPE,
+    "status": _STATUS,
+    cm.FIRST_NAME: _FIRST,
+    cm.LAST_NAME: _LAST,
+    cm.ID: _ID,
+}
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _MEMO_SIZE = 10_000  # distinct values remembered per custom-field column (choices, numbers, dates repeat)
 
@@ -184,18 +220,28 @@ class RowReader:
                 continue
             header = headers[index]
             if target.startswith(cm.CUSTOM_PREFIX):
-                definition = custom[target[len(cm.CUSTOM_PREFIX):]]
-                self.columns.append(_Column(index, _CUSTOM, target, header, definition.label,
-                                            required=definition.required, definition=definition))
+                definition = custom[target[len(cm.CUSTOM_PREFIX) :]]
+                self.columns.append(
+                    _Column(
+                        index,
+                        _CUSTOM,
+                        target,
+                        header,
+                        definition.label,
+                        required=definition.required,
+                        definition=definition,
+                    )
+                )
                 continue
             label, max_length, required = CONTACT_FIELDS.get(target, (cm.CORE_LABELS.get(target, target), 0, False))
             self.columns.append(_Column(index, _KINDS.get(target, _TEXT), target, header, label, max_length, required))
         # What a new contact needs that this mapping cannot give it (possible when only updating).
         self.required_custom = [d for d in custom.values() if d.required]
-        self.unmapped_required = tuple((label, f"{label} is required for a new contact; no column is mapped to it.")
-                                       for name, (label, _, required) in CONTACT_FIELDS.items()
-                                       if required and name not in mapped
-                                       and not (name == "contact_name" and self.names_from_parts))
+        self.unmapped_required = tuple(
+            (label, f"{label} is required for a new contact; no column is mapped to it.")
+            for name, (label, _, required) in CONTACT_FIELDS.items()
+            if required and name not in mapped and not (name == "contact_name" and self.names_from_parts)
+        )
 
     @staticmethod
     def _custom_value(definition: cf.FieldDef, value: str) -> tuple[str | None, Any, str | None]:
@@ -205,7 +251,9 @@ class RowReader:
             return None, None, problem
         return f"{_JSON(definition.name)}:{_JSON(coerced)}", coerced, None
 
-    def read(self, numbers: list[int], records: list[list[str]]) -> tuple[Table, set[int], list[tuple[int, str, str, str]]]:
+    def read(
+        self, numbers: list[int], records: list[list[str]]
+    ) -> tuple[Table, set[int], list[tuple[int, str, str, str]]]:
         """The records as a Table, the positions of those that fail, and their reasons (row, column, value,
         reason) in row order."""
         n, width = len(records), self.width
@@ -219,8 +267,13 @@ class RowReader:
             cells = records[i]
             if len(cells) > width:
                 if any(c.strip() for c in cells[width:]):
-                    problem(i, "", f"{len(cells)} cells", f"This row has {len(cells)} cells but the header has "
-                            f"{width}. A delimiter inside a value needs quotes around that value.")
+                    problem(
+                        i,
+                        "",
+                        f"{len(cells)} cells",
+                        f"This row has {len(cells)} cells but the header has "
+                        f"{width}. A delimiter inside a value needs quotes around that value.",
+                    )
                 records[i] = cells[:width]
             else:
                 records[i] = cells + [""] * (width - len(cells))
@@ -284,17 +337,23 @@ class RowReader:
             elif kind == _ID:
                 contact_ids = [_uuid_or_none(v) if v else None for v in col]
                 for i in [i for i, (v, c) in enumerate(zip(col, contact_ids)) if v and c is None]:
-                    problem(i, header, col[i], "Not a contact ID from an export (leave the column empty for new contacts).")
+                    problem(
+                        i, header, col[i], "Not a contact ID from an export (leave the column empty for new contacts)."
+                    )
         if self.names_from_parts:
             names = [f"{a} {b}".strip()[:255] for a, b in zip(first or [""] * n, last or [""] * n)]
             for i in [i for i, v in enumerate(names) if not v]:
-                create.setdefault(i, []).append(("First name / Last name", "Contact name is required for a new contact."))
+                create.setdefault(i, []).append(
+                    ("First name / Last name", "Contact name is required for a new contact.")
+                )
             text[_POS["contact_name"]] = _copy_column(_needs_escape("".join(names)), names)
         given = {c.definition.name: m for c, m in zip([c for c in self.columns if c.kind == _CUSTOM], new_members)}
         for required_field in self.required_custom:
             members = given.get(required_field.name)
             for i in range(n) if members is None else [i for i, m in enumerate(members) if m is None]:
-                create.setdefault(i, []).append((required_field.label, f"{required_field.label} is required for a new contact."))
+                create.setdefault(i, []).append(
+                    (required_field.label, f"{required_field.label} is required for a new contact.")
+                )
 
         null = [_NULL] * n  # (a list: one iterator shared by several columns would be used up)
         columns = [null if col is None else col for col in text]
@@ -312,14 +371,19 @@ class RowReader:
         for i, missing in create.items():
             needs[i] = self.unmapped_required + tuple(missing)
         empty = [None] * n
-        table = Table(numbers, emails or empty, contact_ids, needs, lines, statuses or empty,
-                      updates if self.updating else empty)
-        errors = [(numbers[i], column, value[:MAX_ERROR_VALUE], reason)
-                  for i in sorted(problems) for column, value, reason in problems[i]]
+        table = Table(
+            numbers, emails or empty, contact_ids, needs, lines, statuses or empty, updates if self.updating else empty
+        )
+        errors = [
+            (numbers[i], column, value[:MAX_ERROR_VALUE], reason)
+            for i in sorted(problems)
+            for column, value, reason in problems[i]
+        ]
         return table, set(problems), errors
 
-    def _custom_column(self, column: _Column, col: list[str], problem: Callable, new_members: list,
-                       update_members: list) -> None:
+    def _custom_column(
+        self, column: _Column, col: list[str], problem: Callable, new_members: list, update_members: list
+    ) -> None:
         """A custom field's column: JSON members for new and for updated contacts, problems per row."""
         definition, memo = column.definition, column.memo
         for value in set(col) - memo.keys():

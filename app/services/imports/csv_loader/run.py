@@ -77,9 +77,19 @@ class _End:
     error: BaseException | None = None  # ImportStopped when the file broke off
 
 
-def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_id: uuid.UUID, filename: str,
-        definitions: list[cf.FieldDef], resume_from: Totals, on_progress: Callable[[Totals], None],
-        batch_rows: int = BATCH_ROWS, lease: Lease | None = None) -> Totals:
+def run(
+    plan: Plan,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    import_id: uuid.UUID,
+    filename: str,
+    definitions: list[cf.FieldDef],
+    resume_from: Totals,
+    on_progress: Callable[[Totals], None],
+    batch_rows: int = BATCH_ROWS,
+    lease: Lease | None = None,
+) -> Totals:
     """Import the file from where `resume_from` left off. Returns the final totals; raises ImportStopped when
     the file breaks off (the totals up to there are committed), LeaseLost when another runner took it over.
 
@@ -88,11 +98,20 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
     """
     reader = RowReader(plan.mapping, plan.headers, definitions, updating=plan.duplicates == "update")
     with psycopg.connect(libpq_url(), autocommit=True) as conn:
-        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts WHERE tenant_id = %s)", (tenant_id,)).fetchone()[0]
+        empty = conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM contacts WHERE tenant_id = %s)", (tenant_id,)
+        ).fetchone()[0]
     # A resumed import cannot tell its own contacts from others' added meanwhile: it looks rows up.
     assume_new = bool(empty) and resume_from.rows_read == 0
-    writer = BatchWriter(tenant_id=tenant_id, user_id=user_id, import_id=import_id, plan=plan, filename=filename,
-                         assume_new=assume_new, lease=lease)
+    writer = BatchWriter(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        import_id=import_id,
+        plan=plan,
+        filename=filename,
+        assume_new=assume_new,
+        lease=lease,
+    )
     turns = _Turns(resume_from)
     writers = WRITERS if assume_new else 1
     handoff: queue.Queue = queue.Queue(maxsize=writers)
@@ -140,7 +159,9 @@ def run(plan: Plan, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_i
             turns.end(exc)
 
     threads = [threading.Thread(target=produce, name=f"csv-reader-{import_id}", daemon=True)]
-    threads += [threading.Thread(target=consume, name=f"csv-writer-{n}-{import_id}", daemon=True) for n in range(writers)]
+    threads += [
+        threading.Thread(target=consume, name=f"csv-writer-{n}-{import_id}", daemon=True) for n in range(writers)
+    ]
     with _interpreter_tuned():
         for thread in threads:
             thread.start()

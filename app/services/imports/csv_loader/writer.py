@@ -110,8 +110,17 @@ class BatchWriter:
 
     _UPDATABLE = [c for c in COLUMNS if c not in ("custom_fields",)]
 
-    def __init__(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None, import_id: uuid.UUID, plan: Plan,
-                 filename: str, assume_new: bool, lease: Lease | None = None):
+    def __init__(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID | None,
+        import_id: uuid.UUID,
+        plan: Plan,
+        filename: str,
+        assume_new: bool,
+        lease: Lease | None = None,
+    ):
         self.lease = lease
         self.tenant_id = tenant_id
         self.user_id = user_id
@@ -134,7 +143,9 @@ class BatchWriter:
 
     # --- rows that create contacts, decided without the database
 
-    def _new_contacts(self, table: Table, positions: list[int], errors: list[tuple[int, str, str, str]]) -> tuple[str, int]:
+    def _new_contacts(
+        self, table: Table, positions: list[int], errors: list[tuple[int, str, str, str]]
+    ) -> tuple[str, int]:
         """COPY text for the rows at `positions` as new contacts, and how many of them cannot be created (their
         reasons appended to `errors`)."""
         needs = table.create_problems
@@ -144,18 +155,22 @@ class BatchWriter:
         lines = table.lines
         new = [lines[i] for i in positions] if not blocked else [lines[i] for i in positions if not needs[i]]
         head, prefix = self.ids.block(), self.prefix
-        return "".join([f"{head}{counter}{prefix}{line}\n" for counter, line in zip(_counters(len(new)), new)]), len(blocked)
+        return "".join([f"{head}{counter}{prefix}{line}\n" for counter, line in zip(_counters(len(new)), new)]), len(
+            blocked
+        )
 
     def prepare(self, batch: Batch) -> None:
         if self.assume_new:
             errors = list(batch.errors)
             text, failed = self._new_contacts(batch.table, batch.keep, errors)
             created = len(batch.keep) - failed
-            batch.prepared = Prepared(text, errors, Totals(batch.records, created, 0, batch.skipped_rows,
-                                                           failed + batch.failed_rows))
+            batch.prepared = Prepared(
+                text, errors, Totals(batch.records, created, 0, batch.skipped_rows, failed + batch.failed_rows)
+            )
 
-    def apply(self, conn: psycopg.Connection, seq: int, batch: Batch, turns: _Turns,
-              on_progress: Callable[[Totals], None]) -> None:
+    def apply(
+        self, conn: psycopg.Connection, seq: int, batch: Batch, turns: _Turns, on_progress: Callable[[Totals], None]
+    ) -> None:
         """Write batch `seq` and the new totals in one transaction, committed after batch seq-1."""
         for attempt in range(3):
             try:
@@ -163,8 +178,9 @@ class BatchWriter:
                     # A batch lost to a crash before its commit reaches disk is simply done again (its checkpoint is in it).
                     conn.execute("SET LOCAL synchronous_commit = off")
                     if batch.prepared is not None and self.assume_new:
-                        with conn.cursor().copy(f"COPY contacts (id, tenant_id, created_by_user_id, {_COLUMN_LIST}) "
-                                                "FROM STDIN") as copy:
+                        with conn.cursor().copy(
+                            f"COPY contacts (id, tenant_id, created_by_user_id, {_COLUMN_LIST}) FROM STDIN"
+                        ) as copy:
                             copy.write(batch.prepared.contacts)
                             # The rows are in; the statement ends (and its triggers run) in file order.
                             before = turns.wait(seq)
@@ -195,7 +211,8 @@ class BatchWriter:
         if emails:
             for row in conn.execute(
                 "SELECT email_normalized, id, status, contact_name FROM contacts "
-                "WHERE tenant_id = %s AND email_normalized = ANY(%s)", (self.tenant_id, emails)
+                "WHERE tenant_id = %s AND email_normalized = ANY(%s)",
+                (self.tenant_id, emails),
             ):
                 by_email[row[0]] = row[1:]
         if ids:
@@ -212,10 +229,15 @@ class BatchWriter:
         parts = []
         for column in self.update_columns:
             required = column == "status" or CONTACT_FIELDS.get(column, ("", 0, False))[2]
-            parts.append(f"{column} = coalesce(u.{column}, c.{column})" if keep or required else f"{column} = u.{column}")
+            parts.append(
+                f"{column} = coalesce(u.{column}, c.{column})" if keep or required else f"{column} = u.{column}"
+            )
         if self.update_custom:
-            parts.append("custom_fields = c.custom_fields || jsonb_strip_nulls(u.custom_fields::jsonb)" if keep
-                         else "custom_fields = jsonb_strip_nulls(c.custom_fields || u.custom_fields::jsonb)")
+            parts.append(
+                "custom_fields = c.custom_fields || jsonb_strip_nulls(u.custom_fields::jsonb)"
+                if keep
+                else "custom_fields = jsonb_strip_nulls(c.custom_fields || u.custom_fields::jsonb)"
+            )
         parts.append("updated_at = now()")
         return ", ".join(parts)
 
@@ -232,8 +254,14 @@ class BatchWriter:
         for position, row in zip(batch.keep, rows):
             match = by_id.get(row.contact_id) if row.contact_id else None
             if match is not None and row.email and row.email in by_email and by_email[row.email][0] != match[0]:
-                errors.append((row.number, "", row.email, f"{row.email} already belongs to another contact "
-                               f"({by_email[row.email][2]})."))
+                errors.append(
+                    (
+                        row.number,
+                        "",
+                        row.email,
+                        f"{row.email} already belongs to another contact ({by_email[row.email][2]}).",
+                    )
+                )
                 failed += 1
                 continue
             match = match or (by_email.get(row.email) if row.email else None)
@@ -250,13 +278,21 @@ class BatchWriter:
             elif mode == "skip":
                 skipped += 1
             else:
-                errors.append((row.number, "", row.email or str(row.contact_id),
-                               f"{match[2]} already has this {'email' if row.email else 'ID'}; only new contacts "
-                               "are added in this import."))
+                errors.append(
+                    (
+                        row.number,
+                        "",
+                        row.email or str(row.contact_id),
+                        f"{match[2]} already has this {'email' if row.email else 'ID'}; only new contacts "
+                        "are added in this import.",
+                    )
+                )
                 failed += 1
         new_text, not_created = self._new_contacts(batch.table, new, errors) if new else ("", 0)
         if new_text:
-            with conn.cursor().copy(f"COPY contacts (id, tenant_id, created_by_user_id, {_COLUMN_LIST}) FROM STDIN") as copy:
+            with conn.cursor().copy(
+                f"COPY contacts (id, tenant_id, created_by_user_id, {_COLUMN_LIST}) FROM STDIN"
+            ) as copy:
                 copy.write(new_text)
         if updates:
             conn.execute(
@@ -282,8 +318,9 @@ class BatchWriter:
                 (self.tenant_id, self.user_id, self.filename),
             )
         created = len(new) - not_created
-        delta = Totals(batch.records, created, updated, skipped + batch.skipped_rows,
-                       failed + not_created + batch.failed_rows)
+        delta = Totals(
+            batch.records, created, updated, skipped + batch.skipped_rows, failed + not_created + batch.failed_rows
+        )
         return delta, errors
 
     # --- every batch
@@ -291,29 +328,49 @@ class BatchWriter:
     def _copy_errors(self, conn: psycopg.Connection, errors: list[tuple[int, str, str, str]]) -> None:
         if errors:
             with conn.cursor().copy(
-                "COPY import_errors (tenant_id, import_job_id, row_number, \"column\", value, reason) FROM STDIN"
+                'COPY import_errors (tenant_id, import_job_id, row_number, "column", value, reason) FROM STDIN'
             ) as copy:
-                copy.write("".join(
-                    f"{self.tenant_id}\t{self.import_id}\t{n}\t{copy_text(c or None)}\t{copy_text(v or None)}\t{copy_text(r)}\n"
-                    for n, c, v, r in errors
-                ))
+                copy.write(
+                    "".join(
+                        f"{self.tenant_id}\t{self.import_id}\t{n}\t{copy_text(c or None)}\t{copy_text(v or None)}\t{copy_text(r)}\n"
+                        for n, c, v, r in errors
+                    )
+                )
 
     def _checkpoint(self, conn: psycopg.Connection, before: Totals, totals: Totals) -> None:
         """Record the counts in the batch's transaction, fenced: only while this runner holds the job (its row
         is share-locked until the commit, so no other runner can take the job over in between) and only if the
         counts are still those the batch started from. Otherwise LeaseLost, and the batch rolls back."""
-        if self.lease is not None and conn.execute(
-            "SELECT 1 FROM jobs WHERE id = %s AND locked_by = %s AND status = 'running' FOR SHARE",
-            (self.lease.job_id, self.lease.worker_id),
-        ).fetchone() is None:
+        if (
+            self.lease is not None
+            and conn.execute(
+                "SELECT 1 FROM jobs WHERE id = %s AND locked_by = %s AND status = 'running' FOR SHARE",
+                (self.lease.job_id, self.lease.worker_id),
+            ).fetchone()
+            is None
+        ):
             raise LeaseLost("Another runner has taken over this import; this runner's batch was rolled back.")
         written = conn.execute(
             "UPDATE import_jobs SET rows_read = %s, created_count = %s, updated_count = %s, skipped_count = %s, "
             "failed_count = %s, status = 'running' WHERE id = %s AND tenant_id = %s "
             "AND (rows_read, created_count, updated_count, skipped_count, failed_count) = (%s, %s, %s, %s, %s)",
-            (totals.rows_read, totals.created, totals.updated, totals.skipped, totals.failed, self.import_id,
-             self.tenant_id, before.rows_read, before.created, before.updated, before.skipped, before.failed),
+            (
+                totals.rows_read,
+                totals.created,
+                totals.updated,
+                totals.skipped,
+                totals.failed,
+                self.import_id,
+                self.tenant_id,
+                before.rows_read,
+                before.created,
+                before.updated,
+                before.skipped,
+                before.failed,
+            ),
         ).rowcount
         if written != 1:
-            raise LeaseLost("The import's counts changed under this runner (another runner is importing the same "
-                            "file); its batch was rolled back.")
+            raise LeaseLost(
+                "The import's counts changed under this runner (another runner is importing the same "
+                "file); its batch was rolled back."
+            )
