@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import errors
+from app.api.bodies import json_body
 from app.api.deps import ScopeDep
 from app.api.errors import AUTHENTICATED, NOT_FOUND
 from app.services.crm import contact_search, contacts, custom_fields, interactions
@@ -155,8 +156,8 @@ class CustomFieldListOut(BaseModel):
     items: list[CustomFieldOut]
 
 
-def _contact_out(detail: contacts.ContactDetail) -> ContactOut:
-    return ContactOut.model_validate(detail.as_dict())
+def _contact_out(detail: contacts.ContactDetail, status_code: int = 200) -> Response:
+    return json_body(ContactOut.model_validate(detail.as_dict()), status_code)
 
 
 # --- contacts -----------------------------------------------------------------------------------------------
@@ -177,19 +178,21 @@ def list_contacts(
         q=q, status=status, field=field, value=value, sort=sort, page=page, per_page=per_page
     )
     result = contact_search.search_contacts(scope, query)
-    return ContactPageOut(
-        items=result.items,
-        total=result.total,
-        total_exact=result.total_exact,
-        page=result.page,
-        per_page=result.per_page,
-        pages=result.pages,
+    return json_body(
+        ContactPageOut(
+            items=result.items,
+            total=result.total,
+            total_exact=result.total_exact,
+            page=result.page,
+            per_page=result.per_page,
+            pages=result.pages,
+        )
     )
 
 
 @router.post("/contacts", response_model=ContactOut, status_code=201, responses=errors.responses(409))
 def create_contact(body: ContactIn, scope: ScopeDep):
-    return _contact_out(contacts.create_contact(scope, body.model_dump(exclude_none=True)))
+    return _contact_out(contacts.create_contact(scope, body.model_dump(exclude_none=True)), 201)
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactOut, responses=NOT_FOUND)
@@ -219,14 +222,13 @@ def list_interactions(
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
 ):
-    return InteractionPageOut(items=interactions.timeline(scope, contact_id, limit=limit, offset=offset))
+    return json_body(InteractionPageOut(items=interactions.timeline(scope, contact_id, limit=limit, offset=offset)))
 
 
 @router.post("/contacts/{contact_id}/interactions", response_model=InteractionOut, status_code=201, responses=NOT_FOUND)
 def add_interaction(contact_id: str, body: InteractionIn, scope: ScopeDep):
-    return InteractionOut.model_validate(
-        interactions.add_interaction(scope, contact_id, body.model_dump(exclude_none=True))
-    )
+    added = interactions.add_interaction(scope, contact_id, body.model_dump(exclude_none=True))
+    return json_body(InteractionOut.model_validate(added), 201)
 
 
 @router.patch(
@@ -236,14 +238,15 @@ def update_interaction(contact_id: str, interaction_id: str, body: InteractionIn
     view = interactions.update_interaction(
         scope, interaction_id, body.model_dump(exclude_unset=True), contact_id=contact_id
     )
-    return InteractionOut.model_validate(view)
+    return json_body(InteractionOut.model_validate(view))
 
 
 @router.put(
     "/contacts/{contact_id}/interactions/{interaction_id}/done", response_model=InteractionOut, responses=NOT_FOUND
 )
 def set_interaction_done(contact_id: str, interaction_id: str, body: DoneIn, scope: ScopeDep):
-    return InteractionOut.model_validate(interactions.set_done(scope, interaction_id, body.done, contact_id=contact_id))
+    done = interactions.set_done(scope, interaction_id, body.done, contact_id=contact_id)
+    return json_body(InteractionOut.model_validate(done))
 
 
 @router.delete("/contacts/{contact_id}/interactions/{interaction_id}", status_code=204, responses=NOT_FOUND)
@@ -257,7 +260,7 @@ def delete_interaction(contact_id: str, interaction_id: str, scope: ScopeDep):
 
 @router.get("/custom-fields", response_model=CustomFieldListOut)
 def list_custom_fields(scope: ScopeDep, include_inactive: bool = False):
-    return CustomFieldListOut(items=custom_fields.list_fields(scope, include_inactive=include_inactive))
+    return json_body(CustomFieldListOut(items=custom_fields.list_fields(scope, include_inactive=include_inactive)))
 
 
 @router.post("/custom-fields", response_model=CustomFieldOut, status_code=201, responses=errors.responses(409))
@@ -271,4 +274,4 @@ def create_custom_field(body: CustomFieldIn, scope: ScopeDep):
         order=body.order,
         name=body.name,
     )
-    return CustomFieldOut.model_validate(definition)
+    return json_body(CustomFieldOut.model_validate(definition), 201)
