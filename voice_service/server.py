@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import uuid
 from urllib.parse import parse_qsl
 
 from sqlalchemy import text
@@ -95,6 +96,23 @@ async def _signed_form(request: Request) -> dict[str, str] | Response:
     return params
 
 
+def _answer(params: dict[str, str], call_sid: str, pipeline: str) -> tuple[call_records.NumberOwner, uuid.UUID] | None:
+    """The called organisation and the call's row, in one trip to a database thread (each trip is a GIL hand-off
+    that the audio of the calls in progress waits on)."""
+    owner = call_records.tenant_for_number(params.get("To"))
+    if owner is None:
+        return None
+    call_id = call_records.start_call(
+        Scope.system(owner.tenant_id),
+        call_sid=call_sid,
+        from_number=params.get("From"),
+        to_number=params.get("To"),
+        pipeline=pipeline,
+        status="ringing" if pipeline == "voice_agent" else "in_progress",
+    )
+    return owner, call_id
+
+
 async def twilio_voice(request: Request) -> Response:
     params = await _signed_form(request)
     if isinstance(params, Response):
@@ -102,21 +120,13 @@ async def twilio_voice(request: Request) -> Response:
     call_sid = params.get("CallSid", "")
     if not CALL_SID.match(call_sid):
         return PlainTextResponse("CallSid is missing or malformed.", status_code=400)
-    owner = await in_db_thread(call_records.tenant_for_number, params.get("To"))
-    if owner is None:
+    pipeline = choose_pipeline(call_sid)
+    answered = await in_db_thread(_answer, params, call_sid, pipeline)
+    if answered is None:
         log.info("call to an unknown number", extra={"call_sid": call_sid})
         return _xml(twilio.say_and_hang_up(twilio.UNKNOWN_NUMBER))
+    owner, call_id = answered
     scope = Scope.system(owner.tenant_id)
-    pipeline = choose_pipeline(call_sid)
-    call_id = await in_db_thread(
-        call_records.start_call,
-        scope,
-        call_sid=call_sid,
-        from_number=params.get("From"),
-        to_number=params.get("To"),
-        pipeline=pipeline,
-        status="ringing" if pipeline == "voice_agent" else "in_progress",
-    )
     log.info("incoming call", extra={"call_sid": call_sid, "pipeline": pipeline, "tenant_id": str(owner.tenant_id)})
     if pipeline == "voice_agent":
         token = stream_token(call_sid, str(call_id), str(owner.tenant_id))

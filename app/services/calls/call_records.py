@@ -29,7 +29,7 @@ from app.services.phone_rules import normalise_phone, transfer_number_problem
 from app.settings import get_settings
 from models import CallSession, CallTranscriptLine, Contact, PhoneNumber, Tenant, UsageRecord, VoiceSettings
 from models.base import utcnow
-from models.db import session_scope
+from models.db import read_session, session_scope
 
 FINAL_STATUSES = ("completed", "failed")
 
@@ -61,17 +61,21 @@ def word_count(text_: str) -> int:
     return len(text_.split())
 
 
+# Built once: every call and every status webhook asks this, on the voice sidecar, as calls arrive.
+_NUMBER_OWNER = (
+    select(Tenant.id, Tenant.name)
+    .join(PhoneNumber, PhoneNumber.tenant_id == Tenant.id)
+    .where(PhoneNumber.number == bindparam("number"), PhoneNumber.is_active)
+)
+
+
 def tenant_for_number(number: str | None) -> NumberOwner | None:
-    """The organisation that answers this number (Twilio `To`), if any."""
+    """The organisation that answers this number (Twilio `To`), if any. One statement, no transaction."""
     normalised = normalise_phone(number)
     if not normalised:
         return None
-    with session_scope() as session:
-        row = session.exec(
-            select(Tenant.id, Tenant.name)
-            .join(PhoneNumber, PhoneNumber.tenant_id == Tenant.id)
-            .where(PhoneNumber.number == normalised, PhoneNumber.is_active)
-        ).first()
+    with read_session() as session:
+        row = session.connection().execute(_NUMBER_OWNER, {"number": normalised}).first()
     return NumberOwner(tenant_id=row[0], organisation=row[1]) if row else None
 
 
