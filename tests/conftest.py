@@ -147,3 +147,32 @@ def fake_llm(_llm_server, monkeypatch):
     yield fake
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+SENDGRID_TEST_KEY = "SG.test-key"
+
+
+@pytest.fixture(scope="session")
+def _sendgrid_server():
+    from tests.fakes.sendgrid import FakeSendGrid
+    from tests.fakes.server import serve
+
+    fake = FakeSendGrid(SENDGRID_TEST_KEY)
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_sendgrid(_sendgrid_server, monkeypatch):
+    """The fake Mail Send API, configured as this test's SendGrid (the real SDK talks to it); without this
+    fixture mail goes to the local outbox."""
+    from app.settings import get_settings
+
+    fake, url = _sendgrid_server
+    fake.reset()
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_TEST_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", url)
+    get_settings.cache_clear()
+    yield fake
+    monkeypatch.undo()
+    get_settings.cache_clear()

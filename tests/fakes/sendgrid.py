@@ -11,11 +11,21 @@ categories, `send_at` at most 72 hours ahead, a body under 30 MB), answers 400 w
     with serve(fake.app) as url: ...        # SENDGRID_API_HOST = url
     fake.messages -> one dict per delivered (personalization, recipient): to, subject, custom_args, ...
     fake.delivered("ada@example.com") -> how many messages that address received
+    fake.rendered(fake.messages[0]) -> {"subject", "html", "text"} with its substitutions applied
     fake.fail_next(429, times=2)           # the next two requests are throttled
+    fake.delay_seconds = 0.05              # answer each accepted request that much later (it is recorded first)
+
+Substitutions are checked as SendGrid documents them for the v3 API (string values, at most 100 keys and
+10,000 bytes per personalization), and an address may appear once per request. For large runs,
+`FakeSendGrid(key, keep="counts")` keeps only how many messages each address received, and
+`python -m tests.fakes.sendgrid --port N` serves one in its own process with `GET /_fake/stats` (counts) and
+`POST /_fake/reset`; `keep_bodies=True` also keeps every accepted request body, raw, at `GET /_fake/bodies/{i}`.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import collections
 import json
 import threading
@@ -34,6 +44,8 @@ MAX_RECIPIENTS = 1000
 MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_CATEGORIES = 10
 MAX_SEND_AT_AHEAD = 72 * 3600
+MAX_SUBSTITUTIONS = 100
+MAX_SUBSTITUTIONS_BYTES = 10_000
 
 
 class _Invalid(Exception):
@@ -84,6 +96,7 @@ def validate(body: Any) -> list[dict]:
         raise _Invalid("categories", "You cannot have more than 10 categories per request.")
     recipients = 0
     messages = []
+    seen: set[str] = set()
     for n, personalization in enumerate(personalizations):
         field = f"personalizations.{n}"
         if not isinstance(personalization, dict):
@@ -109,7 +122,23 @@ def validate(body: Any) -> list[dict]:
         if send_at is not None and (not isinstance(send_at, int) or send_at > time.time() + MAX_SEND_AT_AHEAD):
             raise _Invalid("send_at", "send_at must be a unix timestamp at most 72 hours in the future.")
         substitutions = personalization.get("substitutions") or {}
+        if not isinstance(substitutions, dict) or any(not isinstance(v, str) for v in substitutions.values()):
+            raise _Invalid(f"{field}.substitutions", "Substitutions values must be strings.")
+        if len(substitutions) > MAX_SUBSTITUTIONS:
+            raise _Invalid(
+                f"{field}.substitutions", "You may not have more than 100 substitutions per personalization."
+            )
+        if substitutions and len(json.dumps(substitutions).encode()) > MAX_SUBSTITUTIONS_BYTES:
+            raise _Invalid(f"{field}.substitutions", "Substitutions can't exceed 10,000 bytes per personalization.")
         for address in to + cc + bcc:
+            key = str(address["email"]).lower()
+            if key in seen:
+                raise _Invalid(
+                    f"{field}.to",
+                    "Each unique email address in the personalizations array should only be included once. "
+                    "You have included an email address more than once.",
+                )
+            seen.add(key)
             messages.append(
                 {
                     "to": address["email"],
@@ -127,15 +156,51 @@ def validate(body: Any) -> list[dict]:
     return messages
 
 
+def _substitute(value: str, substitutions: dict[str, str]) -> str:
+    for key, replacement in substitutions.items():
+        value = value.replace(key, replacement)
+    return value
+
+
 class FakeSendGrid:
-    def __init__(self, api_key: str):
+    def __init__(self, api_key: str, *, keep: str = "messages", keep_bodies: bool = False):
         self.api_key = api_key
-        self.requests: list[dict] = []  # every accepted body
-        self.messages: list[dict] = []
-        self.refused: list[dict] = []  # (status, body) of every request answered with an error
-        self._failures: collections.deque[tuple[int, dict]] = collections.deque()
+        self.keep = keep  # "messages": every request and message; "counts": only messages per address
+        self.keep_bodies = keep_bodies
+        self.delay_seconds = 0.0
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/v3/mail/send", self._send, methods=["POST"])])
+        self._failures: collections.deque[tuple[int, dict]] = collections.deque()
+        self.reset()
+        self.app = Starlette(
+            routes=[
+                Route("/v3/mail/send", self._send, methods=["POST"]),
+                Route("/_fake/stats", self._stats, methods=["GET"]),
+                Route("/_fake/reset", self._reset, methods=["POST"]),
+                Route("/_fake/bodies/{index:int}", self._body, methods=["GET"]),
+            ]
+        )
+
+    def reset(self) -> None:
+        """Forget everything received and every failure still planned."""
+        with self._lock:
+            self.requests: list[dict] = []  # every accepted body ("messages" mode)
+            self.messages: list[dict] = []
+            self.refused: list[dict] = []  # (status, body) of every request answered with an error
+            self.counts: collections.Counter[str] = collections.Counter()
+            self.accepted_requests = 0
+            self.bodies: list[bytes] = []
+            self._failures.clear()
+            self.delay_seconds = 0.0
+
+    def rendered(self, message: dict) -> dict[str, str]:
+        """What the recipient of `message` reads: its personalization's substitutions applied."""
+        subs = message["substitutions"]
+        content = {c["type"]: c["value"] for c in message["content"]}
+        return {
+            "subject": _substitute(message["subject"], subs),
+            "html": _substitute(content.get("text/html", ""), subs),
+            "text": _substitute(content.get("text/plain", ""), subs),
+        }
 
     def fail_next(self, status: int, *, times: int = 1, reset_in: int = 1, when: Any = None) -> None:
         """The next `times` requests (those for which `when(body)` holds, if given) get `status`."""
@@ -145,7 +210,7 @@ class FakeSendGrid:
 
     def delivered(self, email: str) -> int:
         with self._lock:
-            return sum(1 for m in self.messages if m["to"] == email)
+            return self.counts[email]
 
     def _failure_for(self, body: Any) -> tuple[int, dict] | None:
         with self._lock:
@@ -209,6 +274,55 @@ class FakeSendGrid:
                 status_code=400,
             )
         with self._lock:
-            self.requests.append(body)
-            self.messages.extend(messages)
+            self.accepted_requests += 1
+            self.counts.update(m["to"] for m in messages)
+            if self.keep == "messages":
+                self.requests.append(body)
+                self.messages.extend(messages)
+            if self.keep_bodies:
+                self.bodies.append(raw)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         return Response(status_code=202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
+
+    async def _stats(self, request: Request) -> Response:
+        with self._lock:
+            counts = self.counts
+            return JSONResponse(
+                {
+                    "requests": self.accepted_requests,
+                    "messages": sum(counts.values()),
+                    "addresses": len(counts),
+                    "most_to_one_address": max(counts.values(), default=0),
+                    "refused": len(self.refused),
+                }
+            )
+
+    async def _reset(self, request: Request) -> Response:
+        self.reset()
+        return JSONResponse({"reset": True})
+
+    async def _body(self, request: Request) -> Response:
+        with self._lock:
+            index = request.path_params["index"]
+            if index >= len(self.bodies):
+                return JSONResponse({"errors": [{"message": "no such body"}]}, status_code=404)
+            return Response(self.bodies[index], media_type="application/json")
+
+
+def main() -> None:
+    """Serve a fake in its own process (benchmarks): `python -m tests.fakes.sendgrid --port N --key K`."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key", default="SG.bench-key")
+    parser.add_argument("--keep", default="counts", choices=("counts", "messages"))
+    parser.add_argument("--keep-bodies", action="store_true")
+    args = parser.parse_args()
+    fake = FakeSendGrid(args.key, keep=args.keep, keep_bodies=args.keep_bodies)
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
