@@ -133,7 +133,7 @@ class EmailRecipient(SQLModel, table=True):
         sa_type=UUID(as_uuid=True),
         sa_column_kwargs={"server_default": text("gen_random_uuid()")},
     )
-    status: str = Field(default="pending", max_length=20)
+    status: str = Field(default="pending", max_length=20, sa_column_kwargs={"server_default": text("'pending'")})
     sent_at: datetime | None = timestamp()
     first_opened_at: datetime | None = timestamp()
     last_opened_at: datetime | None = timestamp()

@@ -46,6 +46,7 @@ KIND_PRIORITY = {
     "housekeeping": PERIODIC,
     "call_sweep": PERIODIC,
     "csv_import": BULK,
+    "email_campaign": BULK,
 }
 LANE_SPACING_SECONDS = 24 * 3600
 

@@ -143,7 +143,7 @@ def validate(body: Any) -> list[dict]:
                 {
                     "to": address["email"],
                     "subject": subject,
-                    "custom_args": custom_args,
+                    "custom_args": {**(body.get("custom_args") or {}), **custom_args},  # as events carry them
                     "substitutions": substitutions,
                     "headers": {**(body.get("headers") or {}), **(personalization.get("headers") or {})},
                     "from": sender,

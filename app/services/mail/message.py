@@ -30,10 +30,16 @@ class Message:
 
 def inline_css(html: str) -> str:
     """Styles from `<style>` blocks written onto the elements (remote stylesheets are never fetched)."""
+    return inline_css_checked(html)[0]
+
+
+def inline_css_checked(html: str) -> tuple[str, bool]:
+    """(html, True) when css-inline read and rewrote the document (it then writes it out the way html5ever
+    serialises: see campaign_content), (html as given, False) when it could not read it."""
     try:
-        return _INLINER.inline(html)
+        return _INLINER.inline(html), True
     except ValueError:  # markup css-inline cannot read: send it as written
-        return html
+        return html, False
 
 
 def html_to_text(html: str) -> str:
