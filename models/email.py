@@ -28,7 +28,8 @@ CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "partial
 # `unknown`: the recipient's Mail Send request was made but its answer never came back (a crash, a timeout), so
 # it may or may not have been sent; it is never resent without an admin asking (see app/services/mail/sending.py).
 RECIPIENT_STATUSES = ("pending", "sent", "delivered", "bounced", "dropped", "failed", "skipped", "unknown")
-BATCH_STATUSES = ("sending", "sent", "failed", "unknown")
+# `unsent`: the request failed before SendGrid took it (an outage): its recipients stay pending.
+BATCH_STATUSES = ("sending", "sent", "failed", "unknown", "unsent")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam")
 
 
@@ -111,17 +112,25 @@ class CampaignLink(SQLModel, table=True):
 class EmailRecipient(SQLModel, table=True):
     __tablename__ = "email_recipients"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "email_address", name="uq_email_recipients_campaign_email"),
-        # The send order: batches are runs of pending recipients in `seq` order.
+        # The send order: batches are runs of pending recipients in `seq` order. Also what makes materialising an
+        # audience twice impossible (the audience's contacts are unique by address already).
         UniqueConstraint("campaign_id", "seq", name="uq_email_recipients_campaign_seq"),
         Index("ix_email_recipients_contact", "contact_id"),
         CheckConstraint(f"status IN {RECIPIENT_STATUSES!r}", name="ck_email_recipients_status"),
+        # Each row is written once and then updated (sent; later delivered, opened): half-empty pages let those
+        # updates stay on their page without touching the indexes (HOT updates, a fifth of the cost).
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     id: uuid.UUID = uuid_pk()
-    tenant_id: uuid.UUID = tenant_fk()
-    campaign_id: uuid.UUID = fk("email_campaigns.id", nullable=False, ondelete="CASCADE")
-    contact_id: uuid.UUID | None = fk("contacts.id")
+    # No FOREIGN KEYs: checked per row they were half the cost of materialising an audience (100,000 rows in
+    # one INSERT ... SELECT). The campaign is checked once per statement instead, and deleting a campaign deletes
+    # its recipients (statement triggers, migration c4e7a1d9f2b3); the campaign carries the organisation
+    # (deleting an organisation deletes its campaigns); a recipient is a snapshot of a contact, and a contact
+    # deleted since leaves an id that matches nothing, so sending skips it.
+    tenant_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), nullable=False)
+    campaign_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), nullable=False)
+    contact_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
     email_address: str = Field(max_length=320)
     name: str | None = Field(default=None, max_length=255)
     seq: int = Field(sa_type=Integer, nullable=False)

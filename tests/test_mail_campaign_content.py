@@ -38,7 +38,7 @@ def plan_for(subject: str, html: str, text: str | None = None) -> Plan:
 def received(plan: Plan, content: composer.Content, person: dict, tracking_id: uuid.UUID) -> dict[str, str]:
     """What SendGrid delivers: the content with this recipient's substitutions applied."""
     unsubscribe = tracking_tokens.unsubscribe_token(tracking_id, key=KEY)
-    subs = plan.recipe(content).substitutions(person, tracking_id, unsubscribe, KEY)
+    subs = plan.recipe(content).substitutions(person, tracking_id.bytes, unsubscribe, tracking_tokens.signer(KEY))
     assert fits(subs)
 
     def apply(value: str) -> str:

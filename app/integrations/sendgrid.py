@@ -78,14 +78,43 @@ def _wait_for(exc: HTTPError, attempt: int) -> float:
     return min(MAX_WAIT_SECONDS, 0.5 * 2**attempt)
 
 
-def send(payload: dict[str, Any], *, sleep: Callable[[float], None] = time.sleep) -> Accepted:
-    """Send one Mail Send request body. Accepted (202), MailRefused (4xx) or MailUnavailable."""
+# The SDK's HTTP client serialises a dict body itself unless the content type is other than plain
+# "application/json"; with this one it sends the JSON text it is given as is, so a caller can serialise a large
+# body ahead (the campaign sender builds the next batch while one is in flight).
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+class _Sealed(bytes):
+    """A request body's bytes that print as their size. The SDK's HTTP client formats every body into a debug
+    message whether or not debug logging is on: 5 ms per 1 MB campaign batch for nothing, and, were debug
+    logging on, recipients' addresses in a log line."""
+
+    def __str__(self) -> str:
+        return f"<{len(self):,} bytes>"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+
+class _Body(str):
+    """JSON text whose encoding (what the SDK sends) is sealed."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return _Sealed(str.encode(self, encoding, errors))
+
+
+def send(payload: dict[str, Any] | str, *, sleep: Callable[[float], None] = time.sleep) -> Accepted:
+    """Send one Mail Send request body (a dict, or its JSON text). Accepted (202), MailRefused (4xx) or
+    MailUnavailable."""
     settings = get_settings()
     client = _client(settings.sendgrid_api_key or "", settings.sendgrid_api_host)
+    body = _Body(payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")))
     last = "no answer"
     for attempt in range(MAX_ATTEMPTS):
         try:
-            response = client.client.mail.send.post(request_body=payload, timeout=TIMEOUT_SECONDS)
+            response = client.client.mail.send.post(request_body=body, request_headers=_JSON, timeout=TIMEOUT_SECONDS)
             return Accepted(message_id=(response.headers or {}).get("X-Message-Id", ""))
         except HTTPError as exc:
             reason, field = _errors(exc)

@@ -9,6 +9,7 @@ import signal
 from app import logs
 from app.jobs.runner import Runner
 from app.services.imports import csv_loader
+from app.services.mail import sending
 
 
 def main() -> None:
@@ -18,6 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("worker")
     csv_loader.enable_interpreter_tuning()  # this process only runs jobs: imports may tune the interpreter
+    sending.allow_interpreter_tuning()  # and campaign sends may pause the cycle collector
     runner = Runner(concurrency=args.concurrency)
 
     async def go() -> None:

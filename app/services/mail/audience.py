@@ -110,8 +110,8 @@ def count(scope: Scope, audience: Audience) -> AudienceCount:
 
 
 def materialise(session: Session, scope: Scope, campaign_id: uuid.UUID, audience: Audience) -> int:
-    """Make the audience the campaign's recipients, in one INSERT ... SELECT, numbered in a fixed send order.
-    The caller's transaction records that this happened, so it happens once."""
+    """Make the audience the campaign's recipients, in one INSERT ... SELECT, numbered in a fixed send order
+    (oldest contact first). The caller's transaction records that this happened, so it happens once."""
     where = conditions(session, scope, audience)
     seq = func.row_number().over(order_by=(Contact.created_at, Contact.id))
     chosen = select(
@@ -124,9 +124,7 @@ def materialise(session: Session, scope: Scope, campaign_id: uuid.UUID, audience
     ).where(*where, _has_email(), ~_suppressed())
     # The table's own defaults (ids, tracking ids, status 'pending') come from the database, one per row.
     statement = insert(EmailRecipient.__table__).from_select(
-        ["tenant_id", "campaign_id", "contact_id", "email_address", "name", "seq"],
-        chosen,
-        include_defaults=False,
+        ["tenant_id", "campaign_id", "contact_id", "email_address", "name", "seq"], chosen, include_defaults=False
     )
     inserted = statement.returning(literal(1)).cte("inserted")
     return int(session.execute(select(func.count()).select_from(inserted)).scalar())

@@ -25,7 +25,6 @@ import json
 import re
 import secrets
 import string
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 import markupsafe
 from jinja2 import nodes
 
-from app.services.mail import composer, tracking, tracking_tokens
+from app.services.mail import composer, tracking
 from app.services.mail.message import html_to_text, inline_css_checked
 from app.services.mail.rendering import TemplateProblem
 from app.services.mail.senders import Sender
@@ -44,6 +43,7 @@ MAX_SUBSTITUTIONS = 100
 MAX_TRACKED_LINKS = 50
 GROUP_CACHE = 256
 _NONCE_ALPHABET = string.ascii_lowercase + string.digits
+Signer = tuple[Callable[[bytes, bytes], str], Callable[[bytes], str], Callable[[bytes], str]]
 _STYLE_RE = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
 # A start tag as css-inline writes it (attribute values double-quoted, so a ">" inside one does not end it).
 _TAG_RE = re.compile(r"""<[A-Za-z][^\s/>]*(?:\s+[^\s=/>]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*\s*/?>""")
@@ -255,30 +255,29 @@ class Plan:
         for url, link_id in self.links.items():
             marker = self._click_marker(url)
             if marker in content.html or marker in content.text:
-                keys.append((marker, link_id))
+                keys.append((marker, link_id.bytes))
         keys.append((self.markers.of("u", ""), "unsubscribe"))
         if self.track_opens:
             keys.append((self.markers.of("o", ""), "open"))
         return keys
 
 
+_HTML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"})
+_HTML_ATTRIBUTE = str.maketrans({"&": "&amp;", '"': "&quot;", "\xa0": "&nbsp;"})
+
+
 def _html_source(value: str) -> str:
-    return value.replace("\r\n", "\n").replace("\r", "\n")
+    """Line ends as an HTML parser reads them."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
 
 
 def written(value: str, kind: str) -> str:
     """A value as a part writes it: `h` HTML text and `a` an HTML attribute as html5ever serialises them after
     css-inline, `j` escaped by Jinja, `s` on one line (the subject, text read from HTML), `t` as is."""
     if kind == "h":
-        return (
-            _html_source(value)
-            .replace("&", "&amp;")
-            .replace("\xa0", "&nbsp;")
-            .replace("<", "&lt;")
-            .replace(">", "&gt;")
-        )
+        return _html_source(value).translate(_HTML_TEXT)
     if kind == "a":
-        return _html_source(value).replace("&", "&amp;").replace("\xa0", "&nbsp;").replace('"', "&quot;")
+        return _html_source(value).translate(_HTML_ATTRIBUTE)
     if kind == "j":
         return str(markupsafe.escape(value))
     if kind == "s":
@@ -289,23 +288,32 @@ def written(value: str, kind: str) -> str:
 @dataclass(frozen=True)
 class Recipe:
     values: list[tuple[str, str, str]]  # (marker, variable, kind): see `written`
-    tokens: list[tuple[str, Any]]  # (marker, link id | "open" | "unsubscribe")
+    tokens: list[tuple[str, Any]]  # (marker, a link id's 16 bytes | "open" | "unsubscribe")
 
     def substitutions(
-        self, values: Mapping[str, Any], tracking_id: uuid.UUID, unsubscribe_token: str, key: bytes
+        self, values: Mapping[str, Any], tracking: bytes, unsubscribe_token: str, signer: Signer
     ) -> dict[str, str]:
-        """One recipient's substitutions: its values as each part writes them, and its signed tokens."""
+        """One recipient's substitutions: its values as each part writes them, and its signed tokens (`tracking`
+        is its tracking id's 16 bytes, `signer` from tracking_tokens.signer)."""
         subs: dict[str, str] = {}
         for marker, name, kind in self.values:
             value = values.get(name, "")
-            subs[marker] = written(value if isinstance(value, str) else _jinja_str(value), kind)
+            if not isinstance(value, str):
+                value = _jinja_str(value)
+            if kind == "h":
+                subs[marker] = (value if "\r" not in value else _html_source(value)).translate(_HTML_TEXT)
+            elif kind == "s":
+                subs[marker] = " ".join(value.split())
+            else:
+                subs[marker] = written(value, kind)
+        click, opened, _ = signer
         for marker, what in self.tokens:
             if what == "unsubscribe":
                 subs[marker] = unsubscribe_token
             elif what == "open":
-                subs[marker] = tracking_tokens.open_token(tracking_id, key=key)
+                subs[marker] = opened(tracking)
             else:
-                subs[marker] = tracking_tokens.click_token(tracking_id, what, key=key)
+                subs[marker] = click(tracking, what)
         return subs
 
 
@@ -313,7 +321,7 @@ def fits(substitutions: Mapping[str, str]) -> bool:
     """Within SendGrid's allowance per personalization (measured as JSON, as it is sent)."""
     if len(substitutions) > MAX_SUBSTITUTIONS:
         return False
-    chars = sum(len(k) + len(v) for k, v in substitutions.items()) + 6 * len(substitutions) + 2
+    chars = sum(map(len, substitutions)) + sum(map(len, substitutions.values())) + 6 * len(substitutions) + 2
     if chars * 6 <= MAX_SUBSTITUTION_BYTES:  # even if every character were written as a \uXXXX escape
         return True
     return chars <= MAX_SUBSTITUTION_BYTES and len(json.dumps(substitutions).encode()) <= MAX_SUBSTITUTION_BYTES

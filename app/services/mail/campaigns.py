@@ -498,7 +498,8 @@ def cancel(scope: Scope, campaign_id: Any) -> CampaignView:
             text(
                 "UPDATE email_recipients SET status = 'skipped', error_message = 'The campaign was cancelled.' "
                 "WHERE campaign_id = :c AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM email_batches b "
-                "WHERE b.campaign_id = :c AND b.status = 'sending' AND email_recipients.seq = ANY(b.members))"
+                "WHERE b.campaign_id = :c AND b.status = 'sending' AND email_recipients.seq BETWEEN b.seq_from "
+                "AND b.seq_to AND (b.members IS NULL OR email_recipients.seq = ANY(b.members)))"
             ),
             {"c": row.id},
         ).rowcount

@@ -29,7 +29,7 @@ from app.services.mail import variables as mail_variables
 from app.services.mail.templates import MISSING as MISSING_TEMPLATE
 from app.services.mail.templates import load_parts
 from app.services.validation import clean_text
-from models import EmailTemplate
+from models import EmailTemplate, OutboxMessage
 from models.db import read_session, session_scope
 
 MAX_BODY_CHARS = 50_000
@@ -73,7 +73,7 @@ def _template(session: Session, scope: Scope, template_id: Any) -> tuple[compose
 
 
 def _store(session: Session, body: dict[str, Any], **where: Any) -> int:
-    row = transport.outbox_rows(body, **where)[0]
+    row = OutboxMessage(**transport.outbox_rows(body, **where)[0])
     session.add(row)
     session.flush()
     return int(row.id)

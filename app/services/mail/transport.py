@@ -22,7 +22,6 @@ from app.integrations import sendgrid
 from app.integrations.sendgrid import MailRefused, MailUnavailable
 from app.services.errors import ServiceError, Unavailable
 from app.services.mail.senders import Sender
-from models import OutboxMessage
 
 __all__ = ["MailRefused", "MailUnavailable", "configured", "deliver", "mail_body", "outbox_rows", "send"]
 
@@ -63,8 +62,9 @@ def mail_body(
     return body
 
 
-def send(body: dict[str, Any]) -> str:
-    """Hand one request body to SendGrid: its message id, or the adapter's MailRefused / MailUnavailable."""
+def send(body: dict[str, Any] | str) -> str:
+    """Hand one request body (or its JSON text) to SendGrid: its message id, or the adapter's MailRefused /
+    MailUnavailable."""
     return sendgrid.send(body).message_id
 
 
@@ -129,30 +129,31 @@ def outbox_rows(
     campaign_id: Any = None,
     recipient_ids: Mapping[str, Any] | None = None,
     contact_id: Any = None,
-) -> list[OutboxMessage]:
-    """Outbox rows for a request body; `recipient_ids` maps a tracking id (custom_args) to its recipient row."""
+) -> list[dict[str, Any]]:
+    """Outbox rows (column values) for a request body; `recipient_ids` maps a tracking id (custom_args) to its
+    recipient row."""
     sender = body["from"]
     reply_to = (body.get("reply_to") or {}).get("email")
     rows = []
     for message in delivered(body):
         tracking = message.custom_args.get("tracking_id")
         rows.append(
-            OutboxMessage(
-                tenant_id=tenant_id,
-                kind=kind,
-                campaign_id=campaign_id,
-                recipient_id=(recipient_ids or {}).get(tracking) if tracking else None,
-                contact_id=contact_id,
-                to_email=message.to_email,
-                to_name=message.to_name,
-                from_email=sender["email"],
-                from_name=sender.get("name"),
-                reply_to=reply_to,
-                subject=message.subject,
-                html=message.html,
-                text=message.text,
-                headers=message.headers,
-            )
+            {
+                "tenant_id": tenant_id,
+                "kind": kind,
+                "campaign_id": campaign_id,
+                "recipient_id": (recipient_ids or {}).get(tracking) if tracking else None,
+                "contact_id": contact_id,
+                "to_email": message.to_email,
+                "to_name": message.to_name,
+                "from_email": sender["email"],
+                "from_name": sender.get("name"),
+                "reply_to": reply_to,
+                "subject": message.subject,
+                "html": message.html,
+                "text": message.text,
+                "headers": message.headers,
+            }
         )
     return rows
 
