@@ -458,3 +458,60 @@ def test_the_organisation_s_send_rate_is_a_token_bucket(org):
     assert waits == []
     sender._wait_for_rate(2)  # the bucket needs a second to refill
     assert waits and 0 < waits[0] <= 1.0
+
+
+def test_recipient_rows_keep_their_campaign_without_per_row_foreign_keys(org):
+    from sqlalchemy.exc import IntegrityError
+
+    principal, _ = org
+    scope = principal.scope
+    campaign = new_campaign(scope)
+    insert_one = text(
+        "INSERT INTO email_recipients (tenant_id, campaign_id, email_address, seq) VALUES (:t, :c, 'x@example.com', 1)"
+    )
+    with pytest.raises(IntegrityError, match="names a campaign that does not exist"):
+        with session_scope() as session:
+            session.execute(insert_one, {"t": scope.tenant_id, "c": uuid.uuid4()})
+    other = new_campaign(scope, name="Other")
+    with session_scope() as session:
+        session.execute(insert_one, {"t": scope.tenant_id, "c": campaign.id})
+    with pytest.raises(IntegrityError, match="belongs to its campaign for good"):
+        with session_scope() as session:
+            session.execute(text("UPDATE email_recipients SET campaign_id = :o"), {"o": other.id})
+    campaigns.delete_campaign(scope, campaign.id)  # nothing was sent: it may go, and its recipients with it
+    with session_scope() as session:
+        assert session.execute(text("SELECT count(*) FROM email_recipients")).scalar() == 0
+
+
+def test_an_outcome_recorded_on_its_batch_just_before_a_crash_reaches_its_recipients_on_resume(org, fake_sendgrid):
+    principal, _ = org
+    scope = principal.scope
+    campaign = new_campaign(scope, audience={})
+    campaigns.send_now(scope, campaign.id)
+    with session_scope() as session:  # what a runner killed between recording the outcome and the recipients leaves
+        session.execute(
+            text(
+                "INSERT INTO email_recipients (tenant_id, campaign_id, contact_id, email_address, name, seq) "
+                "SELECT tenant_id, :c, id, email_normalized, contact_name, row_number() OVER (ORDER BY created_at) "
+                "FROM contacts WHERE tenant_id = :t AND email_normalized <> '' AND email_normalized <> 'ed@example.com'"
+            ),
+            {"c": campaign.id, "t": scope.tenant_id},
+        )
+        session.execute(
+            text(
+                "UPDATE email_campaigns SET materialized_at = now(), recipient_count = 3, sent_count = 2 WHERE id = :c"
+            ),
+            {"c": campaign.id},
+        )
+        session.execute(
+            text(
+                "INSERT INTO email_batches (tenant_id, campaign_id, seq_from, seq_to, recipients, status, message_id, "
+                "finished_at) VALUES (:t, :c, 1, 2, 2, 'sent', 'msg-1', now())"
+            ),
+            {"c": campaign.id, "t": scope.tenant_id},
+        )
+    run_jobs()
+    done = campaigns.get_campaign(scope, campaign.id)
+    assert (done.status, done.sent_count, done.unknown_count) == ("sent", 3, 0)
+    assert [m["to"] for m in fake_sendgrid.messages] == ["cy@example.com"]  # the first two were sent already
+    assert {r.status for r in recipients_by_email(scope, campaign.id).values()} == {"sent"}

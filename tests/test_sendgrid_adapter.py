@@ -76,3 +76,19 @@ def test_an_unreachable_sendgrid_is_unavailable(monkeypatch):
         assert not failed.value.sent_maybe and "could not be reached" in failed.value.reason
     finally:
         get_settings.cache_clear()
+
+
+def test_request_bodies_never_reach_a_log_line_even_at_debug_level(fake, caplog):
+    """The SDK's HTTP client formats every body into a debug message: it must show a size, not addresses."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="python_http_client")
+    sendgrid.send(payload("ada@example.com"))
+    sendgrid.send(
+        '{"personalizations": [{"to": [{"email": "bob@example.com"}]}], "from": {"email": "a@b.co"}, '
+        '"subject": "Hi", "content": [{"type": "text/plain", "value": "Hi"}]}'
+    )
+    assert fake.delivered("ada@example.com") == 1 and fake.delivered("bob@example.com") == 1
+    logged = caplog.text
+    assert "PAYLOAD: <" in logged and " bytes>" in logged
+    assert "ada@example.com" not in logged and "bob@example.com" not in logged
