@@ -225,6 +225,9 @@ class CampaignOut(BaseModel):
     unknown_count: int = Field(description="recipients whose batch's outcome never came back: may not have been sent")
     skipped_count: int
     pending_count: int
+    opened_count: int
+    clicked_count: int
+    bounced_count: int
     progress: float = Field(description="0 to 1")
     pause_reason: str
     send_rate_per_second: int | None

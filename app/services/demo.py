@@ -19,6 +19,7 @@ from app.services.accounts.scope import Scope
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
 from app.services.calls import demo_calls
+from app.services.mail import demo_mail
 from app.services.mail import templates as mail_templates
 from app.services.phone_rules import normalise_phone
 from app.services.validation import normalise_email, password_problem
@@ -84,6 +85,7 @@ def seed_demo() -> list[Credential]:
     admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)
     _seed_conversation(admin)
     _seed_import(admin)
+    demo_mail.seed_email(admin)
     return created
 
 

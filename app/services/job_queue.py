@@ -179,6 +179,22 @@ def claim(worker_id: str, lease_seconds: float, *, max_priority: int = ANY_PRIOR
     return dataclasses.replace(job, exhausted=True)
 
 
+def take(job_id: int, worker_id: str) -> bool:
+    """Run one particular queued job in this process instead of a runner (the demo seed sends its campaigns
+    this way). False when it is not queued any more."""
+    with session_scope() as session:
+        return (
+            session.execute(
+                text(
+                    "UPDATE jobs SET status = 'running', locked_by = :worker, locked_at = now(), heartbeat_at = now(), "
+                    "attempts = attempts + 1, updated_at = now() WHERE id = :id AND status = 'queued' RETURNING id"
+                ),
+                {"id": job_id, "worker": worker_id},
+            ).first()
+            is not None
+        )
+
+
 def heartbeat(job_id: int, worker_id: str, progress: dict[str, Any] | None) -> bool | None:
     """Refresh the lease and store progress. Returns whether cancellation was requested, or None when this
     runner no longer holds the job (its lease expired and another runner took it)."""

@@ -92,6 +92,9 @@ class CampaignView:
     unknown_count: int
     skipped_count: int
     pending_count: int
+    opened_count: int  # recorded by the event webhook (opens and clicks are the next step of the product)
+    clicked_count: int
+    bounced_count: int
     progress: float  # 0..1 of the recipients dealt with (the progress bar)
     pause_reason: str
     send_rate_per_second: int | None
@@ -155,6 +158,9 @@ def _view(row: EmailCampaign) -> CampaignView:
         unknown_count=row.unknown_count,
         skipped_count=row.skipped_count,
         pending_count=pending,
+        opened_count=row.opened_count,
+        clicked_count=row.clicked_count,
+        bounced_count=row.bounced_count,
         progress=round(min(1.0, progress), 4),
         pause_reason=row.pause_reason or "",
         send_rate_per_second=row.send_rate_per_second,

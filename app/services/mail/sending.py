@@ -33,6 +33,8 @@ import contextlib
 import gc
 import json
 import logging
+import os
+import socket
 import sys
 import threading
 import time
@@ -49,6 +51,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.types import Integer
 from sqlmodel import Session, select
 
+from app.services import job_queue
 from app.services.accounts import quotas, rate_limits
 from app.services.accounts.scope import Scope
 from app.services.errors import ValidationFailed
@@ -221,6 +224,7 @@ class Sender:
         *,
         on_progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        outbox: bool | None = None,
     ):
         self.tenant_id = tenant_id
         self.campaign_id = campaign_id
@@ -230,7 +234,7 @@ class Sender:
         settings = get_settings()
         self.batch_size = settings.mail_batch_size
         self.pause_after = settings.mail_pause_after_errors
-        self.outbox = not transport.configured()
+        self.outbox = not transport.configured() if outbox is None else outbox
         self.counts: dict[str, int] = {}
         self.consecutive_failures = 0
         self.signer = tracking_tokens.signer(tracking_tokens.signing_key())
@@ -843,3 +847,21 @@ def send_campaign(
     return Sender(
         uuid.UUID(str(tenant_id)), uuid.UUID(str(campaign_id)), lease, on_progress=on_progress, sleep=sleep
     ).run()
+
+
+def send_here(tenant_id: Any, campaign_id: Any, *, to_outbox: bool) -> dict[str, Any]:
+    """Send a campaign in this process, under the job `campaigns.send_now` queued for it, instead of a runner
+    (the demo seed, with `to_outbox`: demo addresses are not real, so its mail never leaves)."""
+    with session_scope() as session:
+        job_id = session.execute(
+            text("SELECT job_id FROM email_campaigns WHERE id = :c AND tenant_id = :t"),
+            {"c": campaign_id, "t": tenant_id},
+        ).scalar()
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    if job_id is None or not job_queue.take(job_id, worker):
+        raise CampaignStopped("The campaign has no queued sending job.")
+    result = Sender(
+        uuid.UUID(str(tenant_id)), uuid.UUID(str(campaign_id)), Lease(job_id, worker), outbox=to_outbox
+    ).run()
+    job_queue.complete(job_id, worker, result, None)
+    return result
