@@ -68,6 +68,7 @@ from models.db import get_engine, session_scope
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_PAUSE_SECONDS = 5.0
+ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 _JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
@@ -423,10 +424,7 @@ class Sender:
                 "to": [{"email": r.email, "name": r.name} if r.name else {"email": r.email}],
                 "custom_args": {"tracking_id": r.tracking_id},
                 "substitutions": subs,
-                "headers": {
-                    "List-Unsubscribe": f"<{unsubscribe_url(unsubscribe)}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
+                "headers": {"List-Unsubscribe": f"<{unsubscribe_url(unsubscribe)}>"},
             }
             group = groups.get(id(content))
             if group is None:
@@ -446,6 +444,7 @@ class Sender:
                         text=content.text,
                         custom_args=custom_args,
                         categories=["campaign"],
+                        headers=ONE_CLICK,  # RFC 8058, with each recipient's own List-Unsubscribe address
                     )
                 ),
                 members,

@@ -44,8 +44,10 @@ def mail_body(
     text: str,
     custom_args: Mapping[str, str] | None = None,
     categories: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A Mail Send request body. SendGrid's own click and open tracking are off: links are already ours."""
+    """A Mail Send request body. SendGrid's own click and open tracking are off: links are already ours.
+    `headers` go on every message (a personalization's own headers are added to them)."""
     body: dict[str, Any] = {
         "personalizations": personalizations,
         "from": recipient(sender.from_email, sender.from_name),
@@ -59,6 +61,8 @@ def mail_body(
         body["custom_args"] = dict(custom_args)
     if categories:
         body["categories"] = list(categories)[:10]
+    if headers:
+        body["headers"] = dict(headers)
     return body
 
 
