@@ -178,7 +178,7 @@ def _get(session: Session, scope: Scope, campaign_id: Any, *, lock: bool = False
     return owned_row(session, scope, EmailCampaign, campaign_id, MISSING, lock=lock)
 
 
-def _state_problem(row: EmailCampaign, action: str, allowed: tuple[str, ...]) -> Conflict:
+def _state_problem(row: EmailCampaign, action: str) -> Conflict:
     label = STATUS_LABELS.get(row.status, row.status).lower()
     return Conflict(f"The campaign “{row.name}” is {label}: it cannot be {action}.")
 
@@ -335,7 +335,7 @@ def update_campaign(scope: Scope, campaign_id: Any, data: dict[str, Any]) -> Cam
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status not in EDITABLE:
-            raise _state_problem(row, "changed", EDITABLE)
+            raise _state_problem(row, "changed")
         current = {
             "name": row.name,
             "audience": row.audience,
@@ -367,7 +367,7 @@ def delete_campaign(scope: Scope, campaign_id: Any) -> None:
                 f"The campaign “{row.name}” has sent email; it is kept so the links in that email keep working."
             )
         if row.status in ("sending", "paused"):
-            raise _state_problem(row, "deleted", ("draft",))
+            raise _state_problem(row, "deleted")
         session.delete(row)
 
 
@@ -418,7 +418,7 @@ def send_now(scope: Scope, campaign_id: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status not in EDITABLE:
-            raise _state_problem(row, "sent now", EDITABLE)
+            raise _state_problem(row, "sent now")
         _ready_to_send(session, scope, row)
         _audience_problem(scope, row)
         row.scheduled_at = None
@@ -440,7 +440,7 @@ def schedule(scope: Scope, campaign_id: Any, send_at: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status not in EDITABLE:
-            raise _state_problem(row, "scheduled", EDITABLE)
+            raise _state_problem(row, "scheduled")
         _ready_to_send(session, scope, row)
         _audience_problem(scope, row)
         row.status, row.scheduled_at, row.updated_at = "scheduled", when, utcnow()
@@ -454,7 +454,7 @@ def unschedule(scope: Scope, campaign_id: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status != "scheduled":
-            raise _state_problem(row, "unscheduled", ("scheduled",))
+            raise _state_problem(row, "unscheduled")
         row.status, row.scheduled_at, row.updated_at = "draft", None, utcnow()
         session.add(row)
         session.flush()
@@ -473,7 +473,7 @@ def pause(scope: Scope, campaign_id: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status != "sending":
-            raise _state_problem(row, "paused", ("sending",))
+            raise _state_problem(row, "paused")
         row.status = "paused"
         row.pause_reason = f"Paused by {_user_name(session, scope)}."
         row.updated_at = utcnow()
@@ -487,7 +487,7 @@ def resume(scope: Scope, campaign_id: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status != "paused":
-            raise _state_problem(row, "resumed", ("paused",))
+            raise _state_problem(row, "resumed")
         _ready_to_send(session, scope, row)
         _start_job(session, scope, row)
         return _view(row)
@@ -499,7 +499,7 @@ def cancel(scope: Scope, campaign_id: Any) -> CampaignView:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status not in ("draft", "scheduled", "sending", "paused"):
-            raise _state_problem(row, "cancelled", ("draft", "scheduled", "sending", "paused"))
+            raise _state_problem(row, "cancelled")
         skipped = session.execute(
             text(
                 "UPDATE email_recipients SET status = 'skipped', error_message = 'The campaign was cancelled.' "
@@ -524,7 +524,7 @@ def resend_unknown(scope: Scope, campaign_id: Any) -> int:
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
         if row.status not in ("paused", "sent", "partial", "failed"):
-            raise _state_problem(row, "sent again to unknown recipients", ("paused", "sent", "partial", "failed"))
+            raise _state_problem(row, "sent again to unknown recipients")
         again = session.execute(
             text(
                 "UPDATE email_recipients SET status = 'pending', error_message = NULL "

@@ -59,10 +59,6 @@ def click_target(token: str) -> str | None:
     return url if url and url.lower().startswith(("http://", "https://")) else None
 
 
-def is_open_token(token: str) -> bool:
-    return tracking_tokens.read_open(token) is not None
-
-
 @dataclass(frozen=True)
 class UnsubscribeInfo:
     organisation: str

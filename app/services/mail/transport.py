@@ -13,7 +13,6 @@ whichever way they go, so the outbox stores what SendGrid would have been sent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -160,7 +159,3 @@ def outbox_rows(
             }
         )
     return rows
-
-
-def body_bytes(body: Mapping[str, Any]) -> int:
-    return len(json.dumps(body).encode())
