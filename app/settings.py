@@ -78,6 +78,15 @@ class Settings:
     sendgrid_api_key: str | None = field(repr=False)
     sendgrid_api_host: str
     sendgrid_webhook_public_key: str | None
+    # The platform's default sender; each organisation may set its own (app/services/mail/senders.py).
+    smtp_from_email: str
+    smtp_from_name: str
+    # Campaign sending (app/services/mail/sending.py): messages per second per organisation unless its
+    # `mail_messages_per_second` quota says otherwise, consecutive failed batches before a campaign pauses
+    # itself, and recipients per Mail Send request (SendGrid's own limit is 1,000).
+    mail_send_rate: int
+    mail_pause_after_errors: int
+    mail_batch_size: int
     # Stripe. No key = billing shows "Stripe not configured".
     stripe_secret_key: str | None = field(repr=False)
     stripe_api_base: str | None
@@ -193,6 +202,11 @@ def get_settings() -> Settings:
         sendgrid_api_key=_env("SENDGRID_API_KEY"),
         sendgrid_api_host=_env("SENDGRID_API_HOST") or "https://api.sendgrid.com",
         sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        smtp_from_email=(_env("SMTP_FROM_EMAIL") or "noreply@localhost").strip(),
+        smtp_from_name=(_env("SMTP_FROM_NAME") or "VoiceDesk").strip(),
+        mail_send_rate=max(1, _int(_env("MAIL_SEND_RATE"), 100)),
+        mail_pause_after_errors=max(1, _int(_env("MAIL_PAUSE_AFTER_ERRORS"), 3)),
+        mail_batch_size=max(1, min(1000, _int(_env("MAIL_BATCH_SIZE"), 1000))),
         stripe_secret_key=_env("STRIPE_SECRET_KEY"),
         stripe_api_base=_env("STRIPE_API_BASE"),
         stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET"),

@@ -6,7 +6,17 @@ Importing this package registers every table on ``SQLModel.metadata``, which is 
 from models.agents import ChatConversation, ChatMessage, Specialist
 from models.billing import BillingRun, StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription
 from models.crm import Contact, ContactInteraction, ContactStat, CustomField, ImportMapping
-from models.email import CampaignLink, EmailCampaign, EmailEvent, EmailRecipient, EmailTemplate
+from models.email import (
+    CampaignLink,
+    EmailBatch,
+    EmailCampaign,
+    EmailEvent,
+    EmailRecipient,
+    EmailSuppression,
+    EmailTemplate,
+    OutboxMessage,
+    SenderIdentity,
+)
 from models.jobs import ImportJob, ImportRowError, Job
 from models.rate_limits import RateLimit
 from models.tenancy import LoginAttempt, Tenant, User, UserSession
@@ -23,17 +33,21 @@ __all__ = [
     "ContactInteraction",
     "ContactStat",
     "CustomField",
+    "EmailBatch",
     "EmailCampaign",
     "EmailEvent",
     "EmailRecipient",
+    "EmailSuppression",
     "EmailTemplate",
     "ImportJob",
     "ImportMapping",
     "ImportRowError",
     "Job",
+    "OutboxMessage",
     "LoginAttempt",
     "PhoneNumber",
     "RateLimit",
+    "SenderIdentity",
     "Specialist",
     "StripeCustomer",
     "StripeEvent",

@@ -24,6 +24,11 @@ _SERVICE_VARS = (
     "SENDGRID_API_KEY",
     "SENDGRID_API_HOST",
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "SMTP_FROM_EMAIL",
+    "SMTP_FROM_NAME",
+    "MAIL_SEND_RATE",
+    "MAIL_PAUSE_AFTER_ERRORS",
+    "MAIL_BATCH_SIZE",
     "STRIPE_SECRET_KEY",
     "STRIPE_API_BASE",
     "STRIPE_WEBHOOK_SECRET",
@@ -138,6 +143,35 @@ def fake_llm(_llm_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake-llm-key")
     monkeypatch.setenv("LLM_BASE_URL", f"{url}/v1")
     monkeypatch.setenv("LLM_MAX_RETRIES", "0")
+    get_settings.cache_clear()
+    yield fake
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+SENDGRID_TEST_KEY = "SG.test-key"
+
+
+@pytest.fixture(scope="session")
+def _sendgrid_server():
+    from tests.fakes.sendgrid import FakeSendGrid
+    from tests.fakes.server import serve
+
+    fake = FakeSendGrid(SENDGRID_TEST_KEY)
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_sendgrid(_sendgrid_server, monkeypatch):
+    """The fake Mail Send API, configured as this test's SendGrid (the real SDK talks to it); without this
+    fixture mail goes to the local outbox."""
+    from app.settings import get_settings
+
+    fake, url = _sendgrid_server
+    fake.reset()
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_TEST_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", url)
     get_settings.cache_clear()
     yield fake
     monkeypatch.undo()

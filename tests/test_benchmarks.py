@@ -78,3 +78,12 @@ def test_api_load_bench_serves_every_request_of_both_loads():
         assert figures["failures"] == {}  # no transport errors, and every body was the one asked for
     assert set(result["contacts_by_kind"]) == {"search", "list", "get"}
     assert sum(result["contacts_by_kind"].values()) == result["contacts_phase"]["requests"]
+
+
+def test_campaign_bench_sends_every_recipient_once_through_the_job_runner():
+    result = run_bench("campaign_send.py", "--recipients", "2500")
+    assert result["recipients"] == result["sent_count"] == 2500
+    # One request per 1,000 recipients; every address got the message once, in the campaign and in the bare run.
+    assert result["requests"] == 3 and result["messages"] == result["addresses"] == 2500
+    assert result["most_to_one_address"] == 1 and result["bare_messages"] == 2500
+    assert result["campaign_cpu_seconds"]["runner"] > 0 and result["bare_cpu_seconds"]["fake"] > 0

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.api.main import create_api
-from app.edge.body_limit import API_LIMIT, DEFAULT_LIMIT, WEBHOOK_LIMIT, BodyLimit, KiB, MiB
+from app.edge.body_limit import API_LIMIT, DEFAULT_LIMIT, TRACKING_LIMIT, WEBHOOK_LIMIT, BodyLimit, KiB, MiB
 from app.services.accounts import auth
 from app.services.imports.csv_files import MAX_BYTES
 from tests.fakes.server import free_port, serve
@@ -211,8 +211,10 @@ def test_a_handler_already_reading_gets_nothing_past_the_limit():
 
 def test_limits_by_route():
     edge = BodyLimit(app=None)
-    for path in ("/twilio/voice", "/webhooks/stripe", "/t/abc123", "/u/abc123"):
+    for path in ("/twilio/voice", "/webhooks/stripe"):
         assert edge.limit_for(path) == WEBHOOK_LIMIT, path
+    for path in ("/t/c/abc123", "/t/o/abc.gif", "/u/abc123"):  # tracking links and unsubscribe: tiny bodies
+        assert edge.limit_for(path) == TRACKING_LIMIT < WEBHOOK_LIMIT, path
     for path in ("/api/v1/contacts", "/team", "/tracking", "/ui"):  # "/t" and "/u" are whole path segments
         assert edge.limit_for(path) in (API_LIMIT, DEFAULT_LIMIT), path
     # The app's API (which Reflex mounts its routes inside) lets Reflex's chunked CSV upload reach its own
@@ -220,4 +222,4 @@ def test_limits_by_route():
     api = create_api()
     app_edge = next(BodyLimit(app=None, **m.kwargs) for m in api.user_middleware if m.cls is BodyLimit)
     assert app_edge.limit_for("/_upload") > MAX_BYTES
-    assert app_edge.limit_for("/api/v1/auth/token") == API_LIMIT and app_edge.limit_for("/t/x") == WEBHOOK_LIMIT
+    assert app_edge.limit_for("/api/v1/auth/token") == API_LIMIT and app_edge.limit_for("/t/x") == TRACKING_LIMIT

@@ -16,6 +16,8 @@ KiB = 1024
 MiB = 1024 * KiB
 
 WEBHOOK_LIMIT = 64 * KiB
+# Tracking links and unsubscribe: a one-click unsubscribe POST is "List-Unsubscribe=One-Click", nothing more.
+TRACKING_LIMIT = 4 * KiB
 API_LIMIT = 1 * MiB
 DEFAULT_LIMIT = API_LIMIT
 
@@ -23,8 +25,8 @@ DEFAULT_LIMIT = API_LIMIT
 PLATFORM_LIMITS: dict[str, int] = {
     "/twilio": WEBHOOK_LIMIT,  # Twilio's webhooks (voice_service)
     "/webhooks": WEBHOOK_LIMIT,  # signed webhooks of Stripe and SendGrid
-    "/t": WEBHOOK_LIMIT,  # tracking links
-    "/u": WEBHOOK_LIMIT,  # unsubscribe
+    "/t": TRACKING_LIMIT,  # tracking links
+    "/u": TRACKING_LIMIT,  # unsubscribe
     "/api": API_LIMIT,  # the JSON API
 }
 

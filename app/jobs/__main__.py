@@ -1,4 +1,4 @@
-"""Run the job runner on its own: ``python -m app.jobs [--once] [--concurrency N]``."""
+"""Run the job runner on its own: ``python -m app.jobs [--once] [--concurrency N] [--lease-seconds S]``."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ import signal
 from app import logs
 from app.jobs.runner import Runner
 from app.services.imports import csv_loader
+from app.services.mail import sending
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m app.jobs", description="Run queued jobs.")
     parser.add_argument("--once", action="store_true", help="run every due job, then exit")
     parser.add_argument("--concurrency", type=int, default=2, help="jobs run at the same time (default 2)")
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="how long a job whose runner stopped heart-beating waits before another runner takes it (default 60)",
+    )
     args = parser.parse_args()
     logs.configure("worker")
     csv_loader.enable_interpreter_tuning()  # this process only runs jobs: imports may tune the interpreter
-    runner = Runner(concurrency=args.concurrency)
+    sending.allow_interpreter_tuning()  # and campaign sends may pause the cycle collector
+    runner = Runner(concurrency=args.concurrency, lease_seconds=max(2.0, args.lease_seconds))
 
     async def go() -> None:
         if args.once:

@@ -19,6 +19,8 @@ from app.services.accounts.scope import Scope
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
 from app.services.calls import demo_calls
+from app.services.mail import demo_mail
+from app.services.mail import templates as mail_templates
 from app.services.phone_rules import normalise_phone
 from app.services.validation import normalise_email, password_problem
 from models import Contact, ContactInteraction, CustomField, PhoneNumber, Tenant, User
@@ -62,6 +64,7 @@ def seed_demo() -> list[Credential]:
         tenant = tenants.get_by_slug(session, DEMO_SLUG)
         if tenant is None:
             tenant = organisations.create_organisation(session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True)
+        mail_templates.seed_defaults(session, tenant.id)  # a demo made before email templates existed gets them
         for email, name, role in (
             (ADMIN_EMAIL, "Dana Whitfield", "admin"),
             (MEMBER_EMAIL, "Sam Ortega", "member"),
@@ -82,6 +85,7 @@ def seed_demo() -> list[Credential]:
     admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)
     _seed_conversation(admin)
     _seed_import(admin)
+    demo_mail.seed_email(admin)
     return created
 
 

@@ -46,6 +46,7 @@ KIND_PRIORITY = {
     "housekeeping": PERIODIC,
     "call_sweep": PERIODIC,
     "csv_import": BULK,
+    "email_campaign": BULK,
 }
 LANE_SPACING_SECONDS = 24 * 3600
 
@@ -176,6 +177,22 @@ def claim(worker_id: str, lease_seconds: float, *, max_priority: int = ANY_PRIOR
             {"id": job.id, "msg": f"\nGave up after {job.max_attempts} attempts."},
         )
     return dataclasses.replace(job, exhausted=True)
+
+
+def take(job_id: int, worker_id: str) -> bool:
+    """Run one particular queued job in this process instead of a runner (the demo seed sends its campaigns
+    this way). False when it is not queued any more."""
+    with session_scope() as session:
+        return (
+            session.execute(
+                text(
+                    "UPDATE jobs SET status = 'running', locked_by = :worker, locked_at = now(), heartbeat_at = now(), "
+                    "attempts = attempts + 1, updated_at = now() WHERE id = :id AND status = 'queued' RETURNING id"
+                ),
+                {"id": job_id, "worker": worker_id},
+            ).first()
+            is not None
+        )
 
 
 def heartbeat(job_id: int, worker_id: str, progress: dict[str, Any] | None) -> bool | None:

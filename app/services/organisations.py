@@ -10,6 +10,7 @@ from app.services.accounts import auth, tenants
 from app.services.agents.specialists import seed_defaults
 from app.services.calls.voice_settings import default_voice_settings
 from app.services.errors import Conflict, ValidationFailed
+from app.services.mail import templates as mail_templates
 from app.services.validation import clean_text, email_problem, normalise_email, password_problem
 from models import Tenant, User
 from models.db import session_scope
@@ -21,6 +22,7 @@ def create_organisation(session: Session, name: str, *, slug: str | None = None,
     session.add(default_voice_settings(tenant))
     session.flush()
     seed_defaults(session, tenant.id)  # the default specialist agents
+    mail_templates.seed_defaults(session, tenant.id)  # welcome, follow-up, invoice reminder
     return tenant
 
 

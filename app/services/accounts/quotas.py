@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound, ServiceError, ValidationFailed
+from app.settings import get_settings
 from models import Tenant
 from models.db import session_scope
 
@@ -32,6 +33,9 @@ class Quotas:
     # Specialist agents an organisation may have, and the reference knowledge each may hold.
     max_specialists: int = 100
     specialist_knowledge_chars: int = 50_000
+    # Campaign email sent per second (a token bucket shared by the organisation's campaigns). The default is the
+    # platform's MAIL_SEND_RATE setting (see `defaults`).
+    mail_messages_per_second: int = 100
 
 
 DEFAULTS = Quotas()
@@ -48,6 +52,11 @@ class QuotaReached(ServiceError):
         self.retry_after_seconds = retry_after_seconds
 
 
+def defaults() -> Quotas:
+    """Every organisation's quotas before overrides: DEFAULTS, with the defaults that come from settings."""
+    return dataclasses.replace(DEFAULTS, mail_messages_per_second=get_settings().mail_send_rate)
+
+
 def from_settings(settings: dict[str, Any] | None) -> Quotas:
     """The quotas for an organisation whose `tenants.settings` is `settings` (unknown or bad values ignored)."""
     overrides = (settings or {}).get("quotas") or {}
@@ -56,7 +65,7 @@ def from_settings(settings: dict[str, Any] | None) -> Quotas:
         value = overrides.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             values[name] = value
-    return dataclasses.replace(DEFAULTS, **values)
+    return dataclasses.replace(defaults(), **values)
 
 
 def quotas_for(session: Any, tenant_id: uuid.UUID | str) -> Quotas:
@@ -72,6 +81,7 @@ LABELS = {
     "consultations_per_minute": "Specialist consultations per minute",
     "max_specialists": "Specialist agents",
     "specialist_knowledge_chars": "Knowledge per specialist (characters)",
+    "mail_messages_per_second": "Campaign emails per second",
 }
 
 
@@ -97,7 +107,8 @@ class QuotaLine:
 
 
 def lines(quotas: Quotas) -> list[QuotaLine]:
-    return [QuotaLine(name, LABELS.get(name, name), getattr(quotas, name), getattr(DEFAULTS, name)) for name in NAMES]
+    base = defaults()
+    return [QuotaLine(name, LABELS.get(name, name), getattr(quotas, name), getattr(base, name)) for name in NAMES]
 
 
 _UNITS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}

@@ -66,11 +66,12 @@ _GIVE_BACK = text(
 )
 
 
-def take(key: str, limit: int, per_seconds: float) -> Decision:
-    """Take one of `limit` allowances per `per_seconds` for `key`, or say how long until one is free."""
-    if limit <= 0:
+def take(key: str, limit: int, per_seconds: float, *, cost: int = 1) -> Decision:
+    """Take `cost` of `limit` allowances per `per_seconds` for `key` (all or none), or say how long until they
+    are free. A cost above `limit` never passes."""
+    if limit <= 0 or cost > limit:
         return Decision(False, per_seconds)
-    params = {"key": key, "step": per_seconds / limit, "per": per_seconds}
+    params = {"key": key, "step": cost * per_seconds / limit, "per": per_seconds}
     with get_engine().begin() as conn:
         if conn.execute(_TAKE, params).first() is not None:
             return Decision(True)

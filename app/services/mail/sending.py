@@ -1,0 +1,866 @@
+"""Sending a campaign: the work of its job (app/jobs/mail.py), resumable after any crash, sending nobody twice.
+
+1. On start (one transaction, fenced, see 5): the audience becomes recipient rows once (INSERT ... SELECT,
+   numbered in send order); batches still marked in flight are resolved (see 4); outcomes of finished batches
+   not yet written onto their recipients are written.
+2. Pending recipients are read in send order, MAIL_BATCH_SIZE (SendGrid's 1,000) at a time, with the contact
+   data the template uses; a recipient whose contact was deleted or whose address was suppressed since (an
+   unsubscribe from another campaign) is skipped. campaign_content turns them into Mail Send request bodies:
+   one per batch in the common case, each recipient's tracking id in `custom_args`, its values and its link,
+   pixel and unsubscribe tokens in `substitutions`, the one-click unsubscribe headers per personalization.
+3. The organisation's token bucket (its `mail_messages_per_second` quota, or the campaign's lower rate) is
+   asked for the batch's messages; the batch is recorded in flight (`email_batches`: its recipients' seq range,
+   or their seqs) in its own committed transaction; then the request is made, on a thread of its own; then the
+   batch row gets the outcome: a 202 marks it sent, a 400 failed (with SendGrid's message; sending goes on),
+   an outage `unsent` (nothing was sent: its recipients stay pending and are tried again after a pause). The
+   batch row is the truth for its recipients: each recipient row gets its batch's outcome just after, while
+   the next request is in flight (and on start, for a batch whose outcome was recorded just before a crash).
+   Only one request is ever in flight; the next batch is read and built meanwhile.
+4. **At most once.** SendGrid has no idempotency key, so a request whose answer never came back (the process
+   was killed, the connection timed out after sending) may or may not have been delivered. A batch found still
+   in flight when sending resumes is therefore never resent: its recipients become `unknown`, and everything
+   still pending is sent. An admin can send to the unknown ones again (`campaigns.resend_unknown`), knowingly.
+5. N failed requests in a row (MAIL_PAUSE_AFTER_ERRORS) pause the campaign with the reason. A paused or
+   cancelled campaign, or one resumed under a newer job, stops at its next batch: every in-flight record is
+   fenced on the campaign being `sending` under this job and on this runner still holding the job's lease.
+6. Without SENDGRID_API_KEY each batch goes to the local outbox instead, stored in one transaction with its
+   recipients' new state, so there nothing is ever unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import insert as core_insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.types import Integer
+from sqlmodel import Session, select
+
+from app.services import job_queue
+from app.services.accounts import quotas, rate_limits
+from app.services.accounts.scope import Scope
+from app.services.errors import ValidationFailed
+from app.services.mail import audience as audiences
+from app.services.mail import composer, senders, tracking, tracking_tokens, transport
+from app.services.mail import variables as mail_variables
+from app.services.mail.campaign_content import Plan, Recipe, fits
+from app.services.mail.templates import load_parts
+from app.settings import get_settings
+from models import CampaignLink, EmailCampaign, OutboxMessage
+from models.base import utcnow
+from models.db import get_engine, session_scope
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_PAUSE_SECONDS = 5.0
+ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+class CampaignStopped(Exception):
+    """The campaign is no longer this job's to send (paused, cancelled, resumed under a newer job, or the
+    runner lost the job's lease): stop without touching it."""
+
+
+Progress = Callable[..., None]
+
+
+# --- fencing -----------------------------------------------------------------------------------------------
+
+_LOCK_CAMPAIGN = text("SELECT status, job_id FROM email_campaigns WHERE id = :c AND tenant_id = :t FOR UPDATE")
+_HOLDS_JOB = text("SELECT 1 FROM jobs WHERE id = :job AND locked_by = :worker AND status = 'running' FOR SHARE")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The job a campaign is sent under and the runner holding it."""
+
+    job_id: int
+    worker_id: str
+
+
+def fence(session: Session | Connection, tenant_id: uuid.UUID, campaign_id: uuid.UUID, lease: Lease) -> None:
+    """In the caller's transaction: the campaign is sending under this job, and this runner holds the job (both
+    rows locked until commit, so neither can change before this transaction's writes are in). Otherwise
+    CampaignStopped, and the transaction's writes are rolled back."""
+    row = session.execute(_LOCK_CAMPAIGN, {"c": campaign_id, "t": tenant_id}).first()
+    if row is None:
+        raise CampaignStopped("The campaign was deleted.")
+    if row[0] != "sending":
+        raise CampaignStopped(f"The campaign is {row[0]}.")
+    if row[1] != lease.job_id:
+        raise CampaignStopped("A newer job sends this campaign now.")
+    if session.execute(_HOLDS_JOB, {"job": lease.job_id, "worker": lease.worker_id}).first() is None:
+        raise CampaignStopped("This runner no longer holds the campaign's job.")
+
+
+# --- batches and their recipients ----------------------------------------------------------------------------
+
+# A batch's recipients: the campaign's recipients in its seq range (and among its members, when it has them).
+_IN_BATCH = "r.seq BETWEEN b.seq_from AND b.seq_to AND (b.members IS NULL OR r.seq = ANY(b.members))"
+_IN_FLIGHT = text(
+    "INSERT INTO email_batches (tenant_id, campaign_id, job_id, seq_from, seq_to, members, recipients, status) "
+    "VALUES (:t, :c, :job, :lo, :hi, :members, :n, 'sending') RETURNING id"
+).bindparams(bindparam("members", type_=ARRAY(Integer)))
+_CUT_OFF = text(
+    f"""
+    WITH b AS (
+        UPDATE email_batches SET status = 'unknown', finished_at = now(),
+               error = 'The sender stopped before SendGrid answered; this batch may or may not have been sent.'
+        WHERE campaign_id = :c AND status = 'sending'
+        RETURNING id, seq_from, seq_to, members
+    ), marked AS (
+        UPDATE email_recipients r SET status = 'unknown', batch_id = b.id,
+               error_message = 'Sending stopped before SendGrid answered: this message may or may not have been sent.'
+        FROM b WHERE r.campaign_id = :c AND {_IN_BATCH} AND r.status = 'pending'
+        RETURNING 1
+    )
+    SELECT count(*) FROM marked
+    """
+)
+# Outcomes recorded on batches but not yet on their recipients (the process stopped in between).
+_CATCH_UP = text(
+    f"""
+    UPDATE email_recipients r
+    SET status = b.status, batch_id = b.id,
+        sent_at = CASE WHEN b.status = 'sent' THEN b.finished_at END,
+        sendgrid_message_id = b.message_id,
+        error_message = CASE WHEN b.status = 'failed' THEN b.error END
+    FROM email_batches b
+    WHERE b.campaign_id = :c AND b.status IN ('sent', 'failed') AND r.campaign_id = :c AND {_IN_BATCH}
+      AND r.status = 'pending'
+    """
+)
+# The outcome on the batch row, with the state it had: not `sending` when another runner's start declared it
+# unknown meanwhile (this runner stalled past its lease while waiting for SendGrid).
+_CLOSE_BATCH = text(
+    """
+    UPDATE email_batches b SET status = :s, message_id = :m, error = :e, finished_at = now()
+    FROM (SELECT status FROM email_batches WHERE id = :b FOR UPDATE) AS before
+    WHERE b.id = :b
+    RETURNING before.status
+    """
+)
+_APPLY = {
+    "sent": "status = 'sent', sent_at = now(), sendgrid_message_id = :m",
+    "failed": "status = 'failed', error_message = :e",
+    "unknown": "status = 'unknown', error_message = :e",
+}
+
+
+@dataclass(slots=True)
+class Recipient:
+    seq: int
+    id: str
+    tracking: bytes  # the tracking id's 16 bytes (tokens)
+    tracking_id: str  # and as text (custom_args)
+    email: str
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Chunk:
+    recipients: list[Recipient]
+    skipped: list[int]  # seqs: the contact was deleted, or the address is suppressed now
+    last_seq: int
+
+
+@dataclass
+class Request:
+    body: str  # the Mail Send request body, as JSON
+    members: list[int]  # the recipients' seqs, in order
+    tracking_to_recipient: dict[str, str] = field(default_factory=dict)
+    # True when the request carries every pending recipient from members[0] to members[-1] (a chunk that made
+    # one request: the common case): its batch is then recorded by range, without the list of seqs.
+    whole_range: bool = False
+
+    @property
+    def where(self) -> str:
+        return "" if self.whole_range else " AND seq = ANY(:members)"
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"lo": self.members[0], "hi": self.members[-1]}
+        if not self.whole_range:
+            params["members"] = self.members
+        return params
+
+
+@dataclass
+class Outcome:
+    kind: str  # sent, failed (refused), unknown, unsent (nothing was sent)
+    batch_id: int
+    request: Request
+    message_id: str = ""
+    reason: str = ""
+    applied: bool = False  # already written onto the recipients (a taken-over batch)
+
+
+# --- the sender ----------------------------------------------------------------------------------------------
+
+
+class Sender:
+    """Sends one campaign under one job; see the module's description."""
+
+    def __init__(
+        self,
+        tenant_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        lease: Lease,
+        *,
+        on_progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        outbox: bool | None = None,
+    ):
+        self.tenant_id = tenant_id
+        self.campaign_id = campaign_id
+        self.lease = lease
+        self.on_progress = on_progress or (lambda **_: None)
+        self.sleep = sleep
+        settings = get_settings()
+        self.batch_size = settings.mail_batch_size
+        self.pause_after = settings.mail_pause_after_errors
+        self.outbox = not transport.configured() if outbox is None else outbox
+        self.counts: dict[str, int] = {}
+        self.consecutive_failures = 0
+        self.signer = tracking_tokens.signer(tracking_tokens.signing_key())
+        self.applying: deque[Future] = deque()
+        # Connections held for the whole run (no pool checkout per step): the loop's, the one the request's thread
+        # records outcomes on, and the one outcomes are written onto recipients on, each in its own thread.
+        self.conn: Connection | None = None
+        self.outcome_conn: Connection | None = None
+        self.apply_conn: Connection | None = None
+        self.applier: ThreadPoolExecutor | None = None
+
+    @contextlib.contextmanager
+    def _txn(self) -> Iterator[Connection]:
+        assert self.conn is not None
+        with self.conn.begin():
+            yield self.conn
+
+    @contextlib.contextmanager
+    def _outcome_txn(self) -> Iterator[Connection]:
+        assert self.outcome_conn is not None
+        with self.outcome_conn.begin():
+            yield self.outcome_conn
+
+    # --- start --------------------------------------------------------------------------------------------
+
+    def _start(self) -> EmailCampaign | None:
+        """Fenced: materialise the audience once, resolve batches cut off by a crash and outcomes not yet on
+        their recipients. None when the campaign could not start (paused or failed, with the reason)."""
+        with session_scope() as session:
+            fence(session, self.tenant_id, self.campaign_id, self.lease)
+            campaign = session.get(EmailCampaign, self.campaign_id)
+            scope = Scope.system(self.tenant_id)
+            if campaign.materialized_at is None:
+                problem = senders.campaign_problem(senders.load_sender(session, self.tenant_id))
+                try:
+                    if problem:
+                        raise ValidationFailed({"sender": problem})
+                    count = audiences.materialise(
+                        session, scope, campaign.id, audiences.Audience.from_dict(campaign.audience)
+                    )
+                except ValidationFailed as exc:
+                    campaign.status, campaign.pause_reason = "paused", f"Sending could not start: {exc.message}"
+                    session.add(campaign)
+                    return None
+                campaign.recipient_count = count
+                campaign.materialized_at = utcnow()
+                if count == 0:
+                    campaign.status, campaign.finished_at = "failed", utcnow()
+                    campaign.pause_reason = (
+                        "Nobody to send to: when sending started, every contact of the audience had no email "
+                        "address or was unsubscribed, bounced or reported spam."
+                    )
+                    session.add(campaign)
+                    return None
+            session.execute(_CATCH_UP, {"c": campaign.id})
+            cut_off = int(session.execute(_CUT_OFF, {"c": campaign.id}).scalar())
+            if cut_off:
+                log.warning("campaign batches cut off", extra={"campaign_id": str(campaign.id), "recipients": cut_off})
+            campaign.unknown_count += cut_off
+            campaign.started_at = campaign.started_at or utcnow()
+            campaign.updated_at = utcnow()
+            session.add(campaign)
+            session.flush()
+            self.consecutive_failures = campaign.consecutive_failures
+            self.counts = {
+                "total": campaign.recipient_count,
+                "sent": campaign.sent_count,
+                "failed": campaign.failed_count,
+                "unknown": campaign.unknown_count,
+                "skipped": campaign.skipped_count,
+            }
+            self.rate = self._rate(session, campaign)
+            self.plan = self._plan(session, campaign)
+            return campaign
+
+    def _rate(self, session: Session, campaign: EmailCampaign) -> int:
+        quota = quotas.quotas_for(session, self.tenant_id).mail_messages_per_second
+        chosen = min(quota, campaign.send_rate_per_second) if campaign.send_rate_per_second else quota
+        return max(1, chosen)
+
+    def _plan(self, session: Session, campaign: EmailCampaign) -> Plan:
+        scope = Scope.system(self.tenant_id)
+        parts = load_parts(session, scope, campaign.subject, campaign.html_content, campaign.text_content)
+        sender = senders.load_sender(session, self.tenant_id)
+        links = dict(
+            session.exec(
+                select(CampaignLink.url, CampaignLink.id)
+                .where(CampaignLink.campaign_id == campaign.id)
+                .order_by(CampaignLink.position)
+            ).all()
+        )
+        plan = Plan.build(
+            parts,
+            sender,
+            constants={"organization_name": sender.organisation},
+            track_clicks=campaign.track_clicks,
+            track_opens=campaign.track_opens,
+            links=links,
+            register=self._register_links,
+        )
+        used = set(plan.plain) | set(plan.logic)
+        self.contact_columns = [n for n in mail_variables.CONTACT_VARIABLES if n in used]
+        self.custom_keys = mail_variables.custom_in(used)
+        columns = "".join(f", coalesce(c.{n}, '')" for n in self.contact_columns)
+        if self.custom_keys:
+            columns += ", c.custom_fields"
+        # Ids as text and the tracking id's raw bytes: nothing to parse per row.
+        self._chunk_sql = f"""
+            SELECT r.seq, r.id::text, uuid_send(r.tracking_id), r.tracking_id::text, r.email_address,
+                   coalesce(r.name, ''), c.id IS NULL, s.reason IS NOT NULL{columns}
+            FROM email_recipients r
+            LEFT JOIN contacts c ON c.id = r.contact_id AND c.tenant_id = %(t)s
+            LEFT JOIN email_suppressions s ON s.tenant_id = %(t)s AND s.email_normalized = (r.email_address COLLATE "C")
+            WHERE r.campaign_id = %(c)s AND r.status = 'pending' AND r.seq > %(after)s
+            ORDER BY r.seq LIMIT %(n)s
+        """
+        return plan
+
+    def _register_links(self, urls: list[str]) -> dict[str, uuid.UUID]:
+        """Register new links of the campaign (idempotent: a resumed send finds the same ids)."""
+        with session_scope() as session:
+            base = int(
+                session.execute(
+                    text("SELECT count(*) FROM campaign_links WHERE campaign_id = :c"), {"c": self.campaign_id}
+                ).scalar()
+            )
+            session.execute(
+                insert(CampaignLink)
+                .values(
+                    [
+                        {"tenant_id": self.tenant_id, "campaign_id": self.campaign_id, "url": url, "position": base + i}
+                        for i, url in enumerate(urls)
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["campaign_id", "url"])
+            )
+            rows = session.exec(
+                select(CampaignLink.url, CampaignLink.id).where(
+                    CampaignLink.campaign_id == self.campaign_id, CampaignLink.url.in_(urls)
+                )
+            ).all()
+        return dict(rows)
+
+    # --- reading and building -----------------------------------------------------------------------------
+
+    def _chunk(self, after: int) -> Chunk | None:
+        params = {"t": self.tenant_id, "c": self.campaign_id, "after": after, "n": self.batch_size}
+        with self._txn() as conn:
+            with conn.connection.driver_connection.cursor() as cursor:  # plain tuples: a batch is 1,000 rows
+                rows = cursor.execute(self._chunk_sql, params).fetchall()
+        if not rows:
+            return None
+        recipients, skipped = [], []
+        names, custom_keys = self.contact_columns, self.custom_keys
+        first_custom = 8 + len(names)
+        for row in rows:
+            if row[6] or row[7]:
+                skipped.append(row[0])
+                continue
+            values = dict(zip(names, row[8:first_custom], strict=True))
+            if custom_keys:
+                custom = row[first_custom] or {}
+                for key in custom_keys:
+                    value = custom.get(key)
+                    values[key] = "" if value is None else value
+            recipients.append(Recipient(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], values))
+        return Chunk(recipients, skipped, rows[-1][0])
+
+    def _requests(self, chunk: Chunk) -> list[Request]:
+        """Mail Send bodies for a chunk: one per distinct content (one in the common case), as JSON."""
+        plan, signer = self.plan, self.signer
+        unsubscribe_token, unsubscribe_url = signer[2], tracking.unsubscribe_url
+        groups: dict[int, tuple[composer.Content, list[dict], list[int], dict[str, str]]] = {}
+        recipes: dict[int, Recipe] = {}
+        for r in chunk.recipients:
+            content = plan.group_content(r.values)
+            recipe = recipes.get(id(content))
+            if recipe is None:
+                recipe = recipes[id(content)] = plan.recipe(content)
+            unsubscribe = unsubscribe_token(r.tracking)
+            subs = recipe.substitutions(r.values, r.tracking, unsubscribe, signer)
+            if not fits(subs):  # too much to substitute: a message of its own, fully rendered
+                content = plan.personal_content(r.values)
+                subs = plan.recipe(content).substitutions(r.values, r.tracking, unsubscribe, signer)
+            personalization = {
+                "to": [{"email": r.email, "name": r.name} if r.name else {"email": r.email}],
+                "custom_args": {"tracking_id": r.tracking_id},
+                "substitutions": subs,
+                "headers": {"List-Unsubscribe": f"<{unsubscribe_url(unsubscribe)}>"},
+            }
+            group = groups.get(id(content))
+            if group is None:
+                group = groups[id(content)] = (content, [], [], {})
+            group[1].append(personalization)
+            group[2].append(r.seq)
+            group[3][r.tracking_id] = r.id
+        custom_args = {"campaign_id": str(self.campaign_id), "tenant_id": str(self.tenant_id)}
+        requests = [
+            Request(
+                _JSON(
+                    transport.mail_body(
+                        plan.sender,
+                        personalizations,
+                        subject=content.subject,
+                        html=content.html,
+                        text=content.text,
+                        custom_args=custom_args,
+                        categories=["campaign"],
+                        headers=ONE_CLICK,  # RFC 8058, with each recipient's own List-Unsubscribe address
+                    )
+                ),
+                members,
+                tracking_map,
+            )
+            for content, personalizations, members, tracking_map in groups.values()
+        ]
+        if len(requests) == 1:
+            requests[0].whole_range = True
+        return requests
+
+    # --- recording ----------------------------------------------------------------------------------------
+
+    def _skip(self, conn: Connection, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        n = conn.execute(
+            text(
+                "UPDATE email_recipients SET status = 'skipped', error_message = 'Not sent: the contact was deleted "
+                "or the address unsubscribed, bounced or reported spam since the campaign started.' "
+                "WHERE campaign_id = :c AND seq = ANY(:seqs) AND status = 'pending'"
+            ).bindparams(bindparam("seqs", type_=ARRAY(Integer))),
+            {"c": self.campaign_id, "seqs": seqs},
+        ).rowcount
+        conn.execute(
+            text("UPDATE email_campaigns SET skipped_count = skipped_count + :n WHERE id = :c"),
+            {"n": n, "c": self.campaign_id},
+        )
+        self.counts["skipped"] += n
+
+    def _record_skips(self, seqs: list[int]) -> None:
+        with self._txn() as conn:
+            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            self._skip(conn, seqs)
+
+    def _in_flight(self, request: Request, skipped: list[int]) -> int:
+        """Record the batch before its request, in its own committed transaction (fenced)."""
+        with self._txn() as conn:
+            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            self._skip(conn, skipped)
+            return int(
+                conn.execute(
+                    _IN_FLIGHT,
+                    {
+                        "t": self.tenant_id,
+                        "c": self.campaign_id,
+                        "job": self.lease.job_id,
+                        "lo": request.members[0],
+                        "hi": request.members[-1],
+                        "members": None if request.whole_range else request.members,
+                        "n": len(request.members),
+                    },
+                ).scalar()
+            )
+
+    def _counters(self, conn: Connection, **deltas: int) -> None:
+        sets = ", ".join(f"{k} = {k} + :{k}" for k in deltas)
+        consecutive = "0" if "sent_count" in deltas else "consecutive_failures + 1"
+        self.consecutive_failures = int(
+            conn.execute(
+                text(
+                    f"UPDATE email_campaigns SET {sets}, consecutive_failures = {consecutive}, updated_at = now() "
+                    "WHERE id = :c RETURNING consecutive_failures"
+                ),
+                {"c": self.campaign_id, **deltas},
+            ).scalar()
+        )
+        for name, delta in deltas.items():
+            self.counts[name.removesuffix("_count")] += delta
+
+    def _take_over_recipients(self, conn: Connection, outcome: Outcome) -> dict[str, int]:
+        """A batch another runner's start declared unknown: its recipients are `unknown` now, and they get the
+        outcome that did come back. How many were pending and how many unknown."""
+        request = outcome.request
+        row = conn.execute(
+            text(
+                f"""
+                WITH target AS (
+                    SELECT id, status FROM email_recipients
+                    WHERE campaign_id = :c AND seq BETWEEN :lo AND :hi{request.where}
+                      AND status IN ('pending', 'unknown')
+                    FOR UPDATE
+                ), done AS (
+                    UPDATE email_recipients r SET {_APPLY[outcome.kind]}, batch_id = :b
+                    FROM target WHERE r.id = target.id
+                    RETURNING target.status AS old
+                )
+                SELECT count(*) FILTER (WHERE old = 'pending'), count(*) FILTER (WHERE old = 'unknown') FROM done
+                """
+            ).bindparams(*([bindparam("members", type_=ARRAY(Integer))] if not request.whole_range else [])),
+            {
+                "c": self.campaign_id,
+                "b": outcome.batch_id,
+                "m": outcome.message_id,
+                "e": outcome.reason,
+                **request.params(),
+            },
+        ).one()
+        outcome.applied = True
+        return {"pending": int(row[0]), "unknown": int(row[1])}
+
+    def _close(self, outcome: Outcome) -> Outcome:
+        """The outcome on the batch row and the campaign's counts (the request's thread, its own connection)."""
+        n = len(outcome.request.members)
+        with self._outcome_txn() as conn:
+            before = conn.execute(
+                _CLOSE_BATCH,
+                {
+                    "s": outcome.kind,
+                    "m": outcome.message_id or None,
+                    "e": outcome.reason or None,
+                    "b": outcome.batch_id,
+                },
+            ).scalar()
+            if outcome.kind == "unsent":
+                self._counters(conn, failed_count=0)  # only the run of failures grows
+                return outcome
+            if before == "sending":
+                changed = {"pending": n, "unknown": 0}
+            else:
+                changed = self._take_over_recipients(conn, outcome)
+            total = changed["pending"] + changed["unknown"]
+            if outcome.kind == "sent":
+                self._counters(conn, sent_count=total, unknown_count=-changed["unknown"])
+            elif outcome.kind == "failed":
+                self._counters(conn, failed_count=total, unknown_count=-changed["unknown"])
+            else:
+                self._counters(conn, unknown_count=changed["pending"])
+        return outcome
+
+    def _deliver(self, batch_id: int, request: Request) -> Outcome:
+        """In the request's thread: make the request and record its outcome on the batch."""
+        try:
+            message_id = transport.send(request.body)
+        except transport.MailRefused as exc:
+            return self._close(
+                Outcome("failed", batch_id, request, reason=f"SendGrid refused the request: {exc.reason}")
+            )
+        except transport.MailUnavailable as exc:
+            if exc.sent_maybe:
+                reason = f"{exc.reason}; these messages may or may not have been sent"
+                return self._close(Outcome("unknown", batch_id, request, reason=reason))
+            return self._close(Outcome("unsent", batch_id, request, reason=exc.reason))
+        return self._close(Outcome("sent", batch_id, request, message_id=message_id))
+
+    def _apply(self, outcome: Outcome) -> None:
+        """Write a finished batch's outcome onto its recipients (a thread of its own, its own connection: this
+        runs while the loop builds and sends the next batch)."""
+        if outcome.applied or outcome.kind == "unsent":
+            return
+        request = outcome.request
+        statement = text(
+            f"UPDATE email_recipients SET {_APPLY[outcome.kind]}, batch_id = :b "
+            f"WHERE campaign_id = :c AND seq BETWEEN :lo AND :hi{request.where} AND status = 'pending'"
+        )
+        if not request.whole_range:
+            statement = statement.bindparams(bindparam("members", type_=ARRAY(Integer)))
+        assert self.apply_conn is not None
+        with self.apply_conn.begin():
+            self.apply_conn.execute(
+                statement,
+                {
+                    "c": self.campaign_id,
+                    "b": outcome.batch_id,
+                    "m": outcome.message_id,
+                    "e": outcome.reason,
+                    **request.params(),
+                },
+            )
+
+    def _applied(self) -> None:
+        """Wait until every outcome so far is on its recipients (before finishing or pausing)."""
+        while self.applying:
+            self.applying.popleft().result()
+
+    def _to_outbox(self, request: Request, skipped: list[int]) -> None:
+        """Outbox mode: the messages and their recipients' new state in one transaction: nothing is unknown."""
+        rows = transport.outbox_rows(
+            json.loads(request.body),
+            tenant_id=self.tenant_id,
+            kind="campaign",
+            campaign_id=self.campaign_id,
+            recipient_ids={t: uuid.UUID(r) for t, r in request.tracking_to_recipient.items()},
+        )
+        with self._txn() as conn:
+            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            self._skip(conn, skipped)
+            conn.execute(core_insert(OutboxMessage.__table__), rows)
+            statement = text(
+                f"UPDATE email_recipients SET status = 'sent', sent_at = now() "
+                f"WHERE campaign_id = :c AND seq BETWEEN :lo AND :hi{request.where} AND status = 'pending'"
+            )
+            if not request.whole_range:
+                statement = statement.bindparams(bindparam("members", type_=ARRAY(Integer)))
+            sent = conn.execute(statement, {"c": self.campaign_id, **request.params()}).rowcount
+            self._counters(conn, sent_count=sent)
+
+    def _pause(self, reason: str) -> None:
+        with self._txn() as conn:
+            conn.execute(
+                text(
+                    "UPDATE email_campaigns SET status = 'paused', pause_reason = :r, updated_at = now() "
+                    "WHERE id = :c AND status = 'sending' AND job_id = :job"
+                ),
+                {"r": reason, "c": self.campaign_id, "job": self.lease.job_id},
+            )
+        log.warning("campaign paused", extra={"campaign_id": str(self.campaign_id), "reason": reason})
+
+    def _finish(self) -> str:
+        self._applied()
+        with self._txn() as conn:
+            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            if conn.execute(
+                text("SELECT 1 FROM email_recipients WHERE campaign_id = :c AND status = 'pending' LIMIT 1"),
+                {"c": self.campaign_id},
+            ).first():
+                return "sending"
+            c = self.counts
+            status = "sent" if not (c["failed"] or c["unknown"]) else ("partial" if c["sent"] else "failed")
+            conn.execute(
+                text(
+                    "UPDATE email_campaigns SET status = :s, finished_at = now(), sent_at = coalesce(sent_at, now()), "
+                    "updated_at = now() WHERE id = :c"
+                ),
+                {"s": status, "c": self.campaign_id},
+            )
+            return status
+
+    # --- the loop -----------------------------------------------------------------------------------------
+
+    def _progress(self) -> None:
+        c = self.counts
+        done = c["sent"] + c["failed"] + c["unknown"] + c["skipped"]
+        self.on_progress(
+            done=done,
+            total=c["total"],
+            sent=c["sent"],
+            failed=c["failed"],
+            unknown=c["unknown"],
+            skipped=c["skipped"],
+            message=f"{done:,} of {c['total']:,} recipients",
+        )
+
+    def _wait_for_rate(self, messages: int) -> None:
+        """The organisation's token bucket: room for a whole batch, refilled at its rate."""
+        window = max(1.0, messages / self.rate)
+        key = f"mail-rate:{self.tenant_id}"
+        while True:
+            decision = rate_limits.take(key, max(messages, int(self.rate * window)), window, cost=messages)
+            if decision.allowed:
+                return
+            self.sleep(min(decision.retry_after, 1.0))
+            self._progress()  # heartbeat, and a cancelled job stops here
+
+    def _failed_too_often(self, reason: str) -> bool:
+        if self.consecutive_failures < self.pause_after:
+            return False
+        self._applied()
+        self._pause(f"Paused after {self.consecutive_failures} failed sends in a row. Last error: {reason}")
+        return True
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            if (campaign := self._start()) is None:
+                return {"status": "not started"}
+        except CampaignStopped as exc:
+            return {"status": "stopped", "reason": str(exc)}
+        self.timings = {"start_seconds": round(time.perf_counter() - started, 3)}
+        log.info("campaign sending", extra={"campaign_id": str(campaign.id), "recipients": campaign.recipient_count})
+        self._progress()
+        engine = get_engine()
+        with (
+            engine.connect() as self.conn,
+            engine.connect() as self.outcome_conn,
+            engine.connect() as self.apply_conn,
+            ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
+            _interpreter_tuned(),
+        ):
+            try:
+                status = self._loop(pool)
+            except CampaignStopped as exc:
+                with contextlib.suppress(Exception):
+                    self._applied()  # outcomes that came back are facts, whatever stopped the campaign
+                return {"status": "stopped", "reason": str(exc), **self.counts}
+        self.timings["seconds"] = round(time.perf_counter() - started, 3)
+        log.info("campaign sent", extra={"campaign_id": str(self.campaign_id), "status": status, **self.timings})
+        return {"status": status, **self.counts, **self.timings}
+
+    def _loop(self, pool: ThreadPoolExecutor) -> str:
+        cursor = 0
+        queue: deque[tuple[Request, list[int]]] = deque()
+
+        def fill() -> bool:
+            """Read and build the next chunk; False when nothing is pending past the cursor."""
+            nonlocal cursor
+            while not queue:
+                chunk = self._chunk(cursor)
+                if chunk is None:
+                    return False
+                cursor = chunk.last_seq
+                requests = self._requests(chunk)
+                if not requests:
+                    self._record_skips(chunk.skipped)
+                    continue
+                for request in requests:
+                    # The organisation's send rate, asked while the previous batch is still out.
+                    self._wait_for_rate(len(request.members))
+                queue.append((requests[0], chunk.skipped))
+                queue.extend((r, []) for r in requests[1:])
+            return True
+
+        while True:
+            if not fill():
+                status = self._finish()
+                if status != "sending":
+                    return status
+                cursor = 0  # pending recipients behind the cursor (a batch that could not be sent): again
+                continue
+            request, skipped = queue.popleft()
+            if self.outbox:
+                self._to_outbox(request, skipped)
+                self._progress()
+                continue
+            batch_id = self._in_flight(request, skipped)
+            future = pool.submit(self._deliver, batch_id, request)
+            if not queue:
+                fill()  # read and build the next batch while this one is in flight
+            outcome = future.result()
+            self.applying.append(self.applier.submit(self._apply, outcome))
+            while len(self.applying) > 1 and self.applying[0].done():
+                self.applying.popleft().result()  # surfaces a failed write
+            if outcome.kind == "unsent":
+                queue.clear()
+                cursor = request.members[0] - 1  # these are still pending: send them again
+                if self._failed_too_often(outcome.reason):
+                    return "paused"
+                self._pause_briefly()
+                continue
+            self._progress()
+            if outcome.kind != "sent" and self._failed_too_often(outcome.reason):
+                return "paused"
+
+    def _pause_briefly(self) -> None:
+        waited = 0.0
+        while waited < UNAVAILABLE_PAUSE_SECONDS * self.consecutive_failures:
+            self.sleep(0.5)
+            waited += 0.5
+            self._progress()
+
+
+_tuning: dict[str, Any] = {"allowed": False, "sends": 0}
+_tuning_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _interpreter_tuned() -> Iterator[None]:
+    """While sends run, in processes that do nothing else (the standalone job runner: see
+    allow_interpreter_tuning): no cycle collection (a send builds and drops a million small objects and makes no
+    reference cycles; reference counting frees them) and a 0.5 ms GIL switch interval (the loop builds the next
+    batch while the request's thread waits on SendGrid: with the default 5 ms, the answer would wait that long
+    for the thread to run, at every step of recording it)."""
+    if not _tuning["allowed"]:
+        yield
+        return
+    with _tuning_lock:
+        if _tuning["sends"] == 0:
+            _tuning["saved"] = (gc.isenabled(), sys.getswitchinterval())
+            gc.disable()
+            sys.setswitchinterval(0.0005)
+        _tuning["sends"] += 1
+    try:
+        yield
+    finally:
+        with _tuning_lock:
+            _tuning["sends"] -= 1
+            if _tuning["sends"] == 0:
+                enabled, interval = _tuning.pop("saved")
+                sys.setswitchinterval(interval)
+                if enabled:
+                    gc.enable()
+
+
+def allow_interpreter_tuning() -> None:
+    """Called by processes that only run jobs (`python -m app.jobs`): see `_interpreter_tuned`."""
+    _tuning["allowed"] = True
+
+
+def send_campaign(
+    tenant_id: Any,
+    campaign_id: Any,
+    lease: Lease,
+    *,
+    on_progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Send (or resume) a campaign under a job: see the module's description. Returns the outcome and counts."""
+    return Sender(
+        uuid.UUID(str(tenant_id)), uuid.UUID(str(campaign_id)), lease, on_progress=on_progress, sleep=sleep
+    ).run()
+
+
+def send_here(tenant_id: Any, campaign_id: Any, *, to_outbox: bool) -> dict[str, Any]:
+    """Send a campaign in this process, under the job `campaigns.send_now` queued for it, instead of a runner
+    (the demo seed, with `to_outbox`: demo addresses are not real, so its mail never leaves)."""
+    with session_scope() as session:
+        job_id = session.execute(
+            text("SELECT job_id FROM email_campaigns WHERE id = :c AND tenant_id = :t"),
+            {"c": campaign_id, "t": tenant_id},
+        ).scalar()
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    if job_id is None or not job_queue.take(job_id, worker):
+        raise CampaignStopped("The campaign has no queued sending job.")
+    result = Sender(
+        uuid.UUID(str(tenant_id)), uuid.UUID(str(campaign_id)), Lease(job_id, worker), outbox=to_outbox
+    ).run()
+    job_queue.complete(job_id, worker, result, None)
+    return result

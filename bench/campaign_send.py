@@ -1,0 +1,294 @@
+"""A campaign of 100,000 recipients through the same job path as production, to the fake SendGrid.
+
+The job runner is `python -m app.jobs` in its own process (as operators run it), the fake Mail Send API another
+process (`python -m tests.fakes.sendgrid`), PostgreSQL a scratch database. The campaign is created and sent with
+the service functions the pages and the REST API call (`campaigns.send_now`); the clock runs from that call until
+the campaign is `sent` (the audience materialised, every batch rendered, recorded, posted and marked).
+
+Baseline in the same run: a bare sender posting the very request bodies the campaign produced (kept raw by the
+fake), one after another on one keep-alive connection, to the same fake. `ratio_to_bare` is the campaign's
+throughput over the bare sender's. `peak_rss_mb` is the job runner's peak resident memory (VmHWM).
+
+Also reported, to say where the time goes: the sender's own split (starting, which materialises the audience, and
+the rest), and the CPU seconds each process used in each phase (the job runner, the fake, PostgreSQL's server
+processes, this process as the bare sender), read from /proc: on a machine of N cores a phase cannot take less
+than its CPU total over N.
+
+Options: --recipients N (default 100000), --links N (tracked links in the message, default 3). Last line: one JSON
+object: {"recipients", "seconds", "bare_seconds", "ratio_to_bare", "peak_rss_mb", "requests", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.server import free_port  # noqa: E402
+from tests.scratch_db import ScratchDatabase  # noqa: E402
+
+KEY = "SG.bench-campaign-key"
+CITIES = ["San Diego", "Austin", "Denver", "Boston", "Seattle", "Miami", "Portland", "Omaha"]
+
+
+def template_html(links: int) -> str:
+    """A newsletter of the usual size (about 5 KB): styles, three personal fields, a few tracked links."""
+    paragraphs = "".join(
+        f"<p>Practice tip {i + 1}: confirm appointments the day before, keep the waiting list warm, and let the "
+        "phone agent take the after-hours calls so the morning starts with a full schedule.</p>"
+        for i in range(8)
+    )
+    anchors = "".join(
+        f'<li><a href="https://clinic.example/spring/{i}?utm_source=newsletter&amp;utm_medium=email">'
+        f"Read part {i + 1}</a></li>"
+        for i in range(links)
+    )
+    return (
+        "<html><head><style>body { font-family: Arial, sans-serif; color: #1f2937; } "
+        "h1 { font-size: 22px; color: #111827; } p { line-height: 1.5; } a { color: #2563eb; }</style></head>"
+        "<body><h1>Spring news for {{ business_name }}</h1><p>Hello {{ contact_name }},</p>"
+        f"{paragraphs}<ul>{anchors}</ul><p>See you in {{{{ city }}}},<br>{{{{ organization_name }}}}</p></body></html>"
+    )
+
+
+def make_contacts(url: str, tenant_id, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO contacts (tenant_id, business_name, contact_name, contact_email, email_normalized, city,
+                                  status, created_at)
+            SELECT %s, 'Practice ' || g, 'Person ' || g || ' Example', 'person' || g || '@practice.example',
+                   'person' || g || '@practice.example', (%s::text[])[1 + g %% 8], 'customer',
+                   now() - make_interval(secs => g)
+            FROM generate_series(1, %s) AS g
+            """,
+            (tenant_id, CITIES, n),
+        )
+        conn.execute("ANALYZE contacts")
+
+
+def start(cmd: list[str], env: dict, ready: str, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")  # noqa: SIM115 (kept open for the child's life)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while ready not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{cmd} did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def wait_for_http(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds of a process (its threads included; `children`: and of its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(pgdata: Path) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster, its reaped children and its live ones."""
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _cpu(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += _cpu(int(entry.name))
+            except (OSError, ValueError):
+                continue
+    return total
+
+
+class CpuClock:
+    def __init__(self, **pids: Any) -> None:
+        self.readers = pids
+
+    def read(self) -> dict[str, float]:
+        return {name: reader() for name, reader in self.readers.items()}
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: round(after[name] - before[name], 2) for name in before}
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def bare_send(port: int, bodies: list[bytes]) -> float:
+    """Post ready request bodies one after another on one keep-alive connection, as fast as the fake answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    for body in bodies:
+        conn.request("POST", "/v3/mail/send", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 202, response.status
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--links", type=int, default=3)
+    args = parser.parse_args()
+
+    db = ScratchDatabase("bench_mail")
+    db.create()
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-mail-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    fake_port = free_port()
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "SENDGRID_API_KEY": KEY,
+        "SENDGRID_API_HOST": fake_url,
+        "RUN_JOBS_IN_APP": "false",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update({k: env[k] for k in ("SENDGRID_API_KEY", "SENDGRID_API_HOST")})
+    fake = runner = None
+    try:
+        from app.services import organisations
+        from app.services.accounts import quotas
+        from app.services.mail import campaigns, senders
+        from app.settings import get_settings
+        from models.db import libpq_url, session_scope
+
+        get_settings.cache_clear()
+        fake = start(
+            [sys.executable, "-m", "tests.fakes.sendgrid", "--port", str(fake_port), "--key", KEY, "--keep-bodies"],
+            env,
+            "",
+            work / "fake.log",
+        )
+        wait_for_http(f"{fake_url}/_fake/stats")
+        owner = organisations.register_organisation(
+            "Bench Dental", "Bench Admin", "owner@bench.example", "mail-bench-2026"
+        )
+        scope = owner.scope
+        senders.update_sender(
+            scope,
+            {"from_name": "Bench Dental", "from_email": "news@bench.example", "postal_address": "1 Main St, Omaha"},
+        )
+        with session_scope() as session:  # the rate is not what this measures
+            quotas.set_quota(session, scope.tenant_id, "mail_messages_per_second", 10_000_000)
+        make_contacts(libpq_url(db.url), scope.tenant_id, args.recipients)
+        campaign = campaigns.create_campaign(
+            scope,
+            {
+                "name": "Spring newsletter",
+                "subject": "Spring news for {{ business_name }}",
+                "html_content": template_html(args.links),
+                "audience": {"status": "customer"},
+            },
+        )
+        runner = start([sys.executable, "-m", "app.jobs"], env, "job runner started", work / "runner.log")
+        print(f"{args.recipients:,} contacts; runner pid {runner.pid}", file=sys.stderr, flush=True)
+        me = os.getpid()
+        clock = CpuClock(
+            runner=lambda: _cpu(runner.pid),
+            fake=lambda: _cpu(fake.pid),
+            postgres=lambda: postgres_cpu(ROOT / "data" / "pg"),
+            bench=lambda: _cpu(me),
+        )
+
+        before = clock.read()
+        started = time.perf_counter()
+        campaigns.send_now(scope, campaign.id)
+        while (view := campaigns.get_campaign(scope, campaign.id)).status == "sending":
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        campaign_cpu = CpuClock.spent(before, clock.read())
+        rss = peak_rss_mb(runner.pid)
+        assert view.status == "sent", (view.status, view.pause_reason)
+        from app.services import job_queue
+
+        job = job_queue.get_job(scope, view.job_id)
+        stats = json.loads(urllib.request.urlopen(f"{fake_url}/_fake/stats").read())
+        print(f"campaign: {seconds:.2f}s, {stats}", file=sys.stderr, flush=True)
+
+        bodies = [urllib.request.urlopen(f"{fake_url}/_fake/bodies/{i}").read() for i in range(stats["requests"])]
+        body_mb = sum(len(b) for b in bodies) / 1e6
+        urllib.request.urlopen(urllib.request.Request(f"{fake_url}/_fake/reset", method="POST")).read()
+        before = clock.read()
+        bare_seconds = bare_send(fake_port, bodies)
+        bare_cpu = CpuClock.spent(before, clock.read())
+        bare_stats = json.loads(urllib.request.urlopen(f"{fake_url}/_fake/stats").read())
+        print(f"bare: {bare_seconds:.2f}s, {bare_stats}", file=sys.stderr, flush=True)
+        result = {
+            "recipients": args.recipients,
+            "seconds": round(seconds, 2),
+            "bare_seconds": round(bare_seconds, 2),
+            "ratio_to_bare": round(bare_seconds / seconds, 3),
+            "peak_rss_mb": round(rss),
+            "requests": stats["requests"],
+            "messages": stats["messages"],
+            "addresses": stats["addresses"],
+            "most_to_one_address": stats["most_to_one_address"],
+            "bare_messages": bare_stats["messages"],
+            "sent_count": view.sent_count,
+            "request_mb": round(body_mb, 1),
+            "links": args.links,
+            "sender_start_seconds": job.result.get("start_seconds"),
+            "sender_seconds": job.result.get("seconds"),
+            "campaign_cpu_seconds": campaign_cpu,
+            "bare_cpu_seconds": bare_cpu,
+            "cores": os.cpu_count(),
+        }
+    finally:
+        for proc in (runner, fake):
+            if proc is not None:
+                stop(proc)
+        db.drop()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
