@@ -19,6 +19,7 @@ import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
 from app.pages.calls import CallsState
+from app.pages.campaigns import CampaignsState, CampaignState
 from app.pages.chat import ChatState
 from app.pages.contact_detail import ContactDetailState
 from app.pages.contacts import ContactsState
@@ -26,6 +27,8 @@ from app.pages.crm import CrmDashboardState
 from app.pages.csv_import import ImportState
 from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
+from app.pages.mail_templates import TemplatesState
+from app.pages.outbox import OutboxState
 from app.pages.platform_admin import PlatformState
 from app.pages.platform_quotas import QuotaState
 from app.pages.team import TeamState
@@ -52,6 +55,10 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
     CallsState: "signed_in",
     VoiceSettingsState: "admin",
+    CampaignsState: "admin",
+    CampaignState: "admin",
+    TemplatesState: "admin",
+    OutboxState: "admin",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}
