@@ -35,6 +35,7 @@ from app.pages.team import TeamState
 from app.pages.voice_settings import VoiceSettingsState
 from app.services.accounts import auth
 from app.services.errors import ServiceError
+from app.services.mail import templates
 from app.session import AccessDenied, PageGuard, SessionState
 from models import Tenant, User
 from models.db import session_scope
@@ -177,3 +178,21 @@ async def test_admin_adds_a_member_through_the_team_handler(make_org):
     assert [r.email for r in state.rows][-1] == "mallory@example.com"
     await TeamState.add_user.fn(state, {**SAMPLE_FORM, "email": "bad"})
     assert "not a valid email" in state.errors["email"]
+
+
+async def test_template_editor_flags_an_unknown_variable_before_saving(make_org):
+    admin = make_org()
+    state = new_state(TemplatesState, auth.open_session(admin))
+    await TemplatesState.new_template.fn(state)
+    assert state.errors == {}  # an untouched empty name is not flagged yet
+    await TemplatesState.set_draft.fn(state, "name", "Spring offer")
+    await TemplatesState.set_draft.fn(state, "html_content", "<p>Hi {{ contact_nme }}</p>")
+    assert "contact_nme" in state.errors["html_content"]
+    await TemplatesState.set_draft.fn(state, "html_content", "<p>Hi {{ contact_name }}</p>")
+    assert state.errors == {} and "contact_name" in state.used
+    hostile = {**state.draft, "html_content": "<p>{{ 'x' * 10 ** 9 }}</p>"}
+    [_ async for _ in TemplatesState.save.fn(state, hostile)]
+    assert state.editing and "html_content" in state.errors
+    assert "Spring offer" not in [t.name for t in templates.list_templates(admin.scope)]
+    [_ async for _ in TemplatesState.save.fn(state, {**state.draft, "html_content": "<p>Hi {{ contact_name }}</p>"})]
+    assert not state.editing and "Spring offer" in [r.name for r in state.rows]

@@ -52,7 +52,7 @@ class ContactChoice:
 
 
 def _template_row(view: templates.TemplateView) -> TemplateRow:
-    return TemplateRow(view.id, view.name, view.subject, view.is_active, view.updated_at)
+    return TemplateRow(view.id, view.name, view.subject, view.is_active, view.updated_at or view.created_at)
 
 
 def _choice(card: contact_search.ContactCard) -> ContactChoice:
@@ -169,7 +169,9 @@ class TemplatesState(rx.State):
             self.used = await asyncio.to_thread(templates.check, scope, dict(self.draft))
             self.errors = {}
         except ValidationFailed as exc:
-            self.errors = dict(exc.fields)
+            # An empty field is not a mistake yet: saving says so if it is still empty then.
+            self.errors = {f: m for f, m in exc.fields.items() if self.draft.get(f, "x").strip()}
+            self.used = []
 
     async def _preview(self, scope) -> None:
         if not self.contact_id:
@@ -445,6 +447,7 @@ def _editor_form() -> rx.Component:
                     default_value=draft.get("name", ""),
                     placeholder="Spring check-up reminder",
                     on_blur=lambda v: TemplatesState.set_draft("name", v),
+                    width="100%",
                     data_testid="template-name-input",
                 ),
             ),
@@ -455,6 +458,7 @@ def _editor_form() -> rx.Component:
                     name="subject",
                     default_value=draft.get("subject", ""),
                     on_blur=lambda v: TemplatesState.set_draft("subject", v),
+                    width="100%",
                     data_testid="template-subject",
                 ),
             ),
@@ -467,6 +471,7 @@ def _editor_form() -> rx.Component:
                     rows="14",
                     font_family="var(--code-font-family)",
                     on_blur=lambda v: TemplatesState.set_draft("html_content", v),
+                    width="100%",
                     data_testid="template-html",
                 ),
                 "Styles are moved onto the elements when sending, so mail clients keep them.",
@@ -480,6 +485,7 @@ def _editor_form() -> rx.Component:
                     rows="5",
                     placeholder="Left empty, it is made from the HTML.",
                     on_blur=lambda v: TemplatesState.set_draft("text_content", v),
+                    width="100%",
                     data_testid="template-text",
                 ),
             ),
@@ -535,7 +541,13 @@ def _variables() -> rx.Component:
     return section(
         "Variables",
         rx.text("Write a variable where the contact's value belongs. Unknown names are flagged.", size="1"),
-        rx.vstack(rx.foreach(TemplatesState.variables, _variable), spacing="2", width="100%"),
+        rx.vstack(
+            rx.foreach(TemplatesState.variables, _variable),
+            spacing="2",
+            width="100%",
+            max_height=rx.breakpoints(initial="none", md="560px"),
+            overflow_y="auto",
+        ),
     )
 
 
@@ -577,8 +589,12 @@ def _preview() -> rx.Component:
                     width="100%",
                 ),
                 rx.segmented_control.root(
-                    rx.segmented_control.item(rx.hstack(rx.icon("monitor", size=14), "Desktop"), value=DESKTOP),
-                    rx.segmented_control.item(rx.hstack(rx.icon("smartphone", size=14), "Phone"), value=PHONE),
+                    rx.segmented_control.item(
+                        rx.hstack(rx.icon("monitor", size=14), "Desktop", align="center", spacing="1"), value=DESKTOP
+                    ),
+                    rx.segmented_control.item(
+                        rx.hstack(rx.icon("smartphone", size=14), "Phone", align="center", spacing="1"), value=PHONE
+                    ),
                     value=TemplatesState.preview_width,
                     on_change=TemplatesState.set_preview_width,
                     data_testid="preview-width",
@@ -609,18 +625,13 @@ def _editor() -> rx.Component:
             spacing="3",
         ),
         rx.grid(
-            rx.vstack(
-                section("Template", _editor_form()),
-                _variables(),
-                spacing="4",
-                width="100%",
-                min_width="0",
-            ),
-            rx.box(_preview(), min_width="0"),
-            columns=rx.breakpoints(initial="1", lg="2"),
+            rx.box(section("Template", _editor_form()), grid_column=rx.breakpoints(initial="auto", md="span 2")),
+            rx.box(_variables(), min_width="0"),
+            columns=rx.breakpoints(initial="1", md="3"),
             spacing="4",
             width="100%",
         ),
+        _preview(),
         spacing="3",
         width="100%",
     )
