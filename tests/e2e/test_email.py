@@ -148,7 +148,7 @@ def test_admin_writes_a_template_sends_a_campaign_and_follows_its_links(ui, make
     with page.context.expect_page() as opened:
         body.get_by_role("link", name="Unsubscribe").click()
     farewell = opened.value
-    farewell.get_by_text("Stop email from Harbor Clinic to alicia@summit.example?").wait_for()
+    expect(farewell.locator("body")).to_contain_text("Stop email from Harbor Clinic to a•••••@summit.example?")
     farewell.get_by_role("button", name="Unsubscribe").click()
     farewell.get_by_text("will receive no more email from Harbor Clinic").wait_for()
     farewell.close()
