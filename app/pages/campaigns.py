@@ -285,7 +285,7 @@ class CampaignState(rx.State):
     async def tick(self, _now: str = ""):
         """The progress poll while the campaign sends (and while it waits for its time)."""
         scope = await require_scope(self, admin=True)
-        if self.current_id and self.campaign.id:
+        if self.current_id and not self.missing:
             await self._refresh(scope)
 
     async def _act(self, action, message: str):
@@ -355,7 +355,7 @@ class CampaignState(rx.State):
         except ValidationFailed as exc:
             self.schedule_error = next(iter(exc.fields.values()), exc.message)
             return
-        self.schedule_open = False
+        self.schedule_open, self.schedule_error = False, ""
         await self._refresh(scope)
         return rx.toast.success(f"Scheduled for {view.scheduled_at[:16].replace('T', ' ')} UTC.")
 
@@ -405,9 +405,13 @@ def _row(row: CampaignRow) -> rx.Component:
         rx.table.cell(
             rx.text(
                 rx.cond(
-                    row.finished_at != "",
-                    when(row.finished_at),
-                    rx.cond(row.started_at != "", when(row.started_at), when(row.created_at)),
+                    row.status == "scheduled",
+                    rx.text.span(rx.moment(row.scheduled_at, format="MMM D, HH:mm", utc=True), " UTC"),
+                    rx.cond(
+                        row.finished_at != "",
+                        when(row.finished_at),
+                        rx.cond(row.started_at != "", when(row.started_at), when(row.created_at)),
+                    ),
                 ),
                 size="2",
                 white_space="nowrap",
@@ -689,7 +693,7 @@ def _recipient(r: RecipientRow) -> rx.Component:
             rx.vstack(rx.text(r.name, size="2"), rx.text(r.email, size="1", color_scheme="gray"), spacing="0")
         ),
         rx.table.cell(status_badge(r.status_label, r.status_color)),
-        rx.table.cell(rx.cond(r.sent_at != "", rx.text(when(r.sent_at), size="2"), "")),
+        rx.table.cell(rx.cond(r.sent_at != "", rx.text(when(r.sent_at), size="2", white_space="nowrap"), "")),
         rx.table.cell(rx.text(r.error, size="1", color_scheme="red")),
         align="center",
     )
@@ -772,7 +776,7 @@ def _campaign(c: CampaignRow) -> rx.Component:
         rx.hstack(
             rx.vstack(
                 rx.heading(c.name, size="5", data_testid="campaign-title"),
-                rx.text(c.subject, size="2", color_scheme="gray"),
+                rx.text(rx.text.span("Subject: ", weight="medium"), c.subject, size="2", color_scheme="gray"),
                 spacing="1",
             ),
             status_badge(c.status_label, c.status_color),
