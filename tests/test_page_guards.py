@@ -244,6 +244,15 @@ async def test_campaign_is_created_counted_and_scheduled_through_its_pages(make_
     await CampaignState.schedule.fn(page, {"send_at": soon})
     assert page.schedule_error == "" and page.campaign.status == "scheduled"
     assert page.campaign.scheduled_at.startswith(soon)  # the time given is UTC, as the page says
+    for handler, status in [
+        (CampaignState.unschedule, "draft"),
+        (CampaignState.send_now, "sending"),
+        (CampaignState.pause, "paused"),
+        (CampaignState.resume, "sending"),
+        (CampaignState.cancel, "cancelled"),
+    ]:
+        await handler.fn(page)
+        assert page.campaign.status == status, handler.fn.__name__
 
 
 async def test_email_these_contacts_sends_to_the_current_filter(make_org):

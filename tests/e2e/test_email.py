@@ -174,6 +174,7 @@ def test_admin_writes_a_template_sends_a_campaign_and_follows_its_links(ui, make
     dialog.get_by_test_id("email-send").click()
     ui.toast("Email “Your appointment” sent to tom@lakeside.example.")
     page.get_by_test_id("timeline-entry").first.get_by_text("Your appointment").wait_for()
+    ui.shot("email-contact")
 
     # The campaign page on a phone.
     page.set_viewport_size({"width": 390, "height": 844})
@@ -181,3 +182,6 @@ def test_admin_writes_a_template_sends_a_campaign_and_follows_its_links(ui, make
     page.get_by_test_id("campaign-link").first.click()
     page.get_by_test_id("campaign-title").wait_for()
     ui.shot("email-campaign-phone")
+    ui.open("/campaigns/templates")
+    page.get_by_test_id("template-name").first.wait_for()
+    ui.shot("email-templates-phone")
