@@ -26,6 +26,7 @@ from app.session import require_scope
 FIELDS = ("name", "subject", "html_content", "text_content")
 DESKTOP, PHONE = "640px", "375px"
 CONTACT_CHOICES = 50
+WIDE_ONLY = rx.breakpoints(initial="none", md="table-cell")  # a phone shows the name, status and actions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,11 +307,11 @@ def _row(row: TemplateRow) -> rx.Component:
                 data_testid="template-name",
             )
         ),
-        rx.table.cell(rx.text(row.subject, size="2", color_scheme="gray"), max_width="360px"),
+        rx.table.cell(rx.text(row.subject, size="2", color_scheme="gray"), max_width="360px", display=WIDE_ONLY),
         rx.table.cell(
             rx.cond(row.active, rx.badge("active", color_scheme="green"), rx.badge("inactive", color_scheme="gray"))
         ),
-        rx.table.cell(rx.text(when(row.updated_at), size="2", white_space="nowrap")),
+        rx.table.cell(rx.text(when(row.updated_at), size="2", white_space="nowrap"), display=WIDE_ONLY),
         rx.table.cell(
             rx.hstack(
                 rx.button("Edit", size="1", variant="soft", on_click=TemplatesState.edit_template(row.id)),
@@ -351,7 +352,11 @@ def _list() -> rx.Component:
                 rx.table.root(
                     rx.table.header(
                         rx.table.row(
-                            *[rx.table.column_header_cell(h) for h in ("Name", "Subject", "Status", "Updated", "")]
+                            rx.table.column_header_cell("Name"),
+                            rx.table.column_header_cell("Subject", display=WIDE_ONLY),
+                            rx.table.column_header_cell("Status"),
+                            rx.table.column_header_cell("Updated", display=WIDE_ONLY),
+                            rx.table.column_header_cell(""),
                         )
                     ),
                     rx.table.body(rx.foreach(TemplatesState.rows, _row)),

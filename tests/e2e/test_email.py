@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from app.services.crm import contacts
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import UI
+from tests.e2e.conftest import ARTIFACTS, UI
 from tests.fakes.server import serve
 
 
@@ -84,7 +84,11 @@ def test_admin_writes_a_template_sends_a_campaign_and_follows_its_links(ui, make
     expect(page.get_by_test_id("preview-text")).to_contain_text("Whitening is 20% off this spring.")
     page.get_by_role("radio", name="Phone").click()
     expect(frame.locator("xpath=..")).to_have_css("width", "375px")
+    expect(page.frame_locator("iframe[data-testid=preview-frame]").get_by_text("Hi Alicia Gomez,")).to_be_visible()
+    page.get_by_role("radio", name="Desktop").click()
+    expect(frame.locator("xpath=..")).to_have_css("width", "640px")
     ui.shot("email-template-editor")
+    frame.screenshot(path=str(ARTIFACTS / "email-template-preview.png"), animations="disabled")
     page.get_by_test_id("template-save").click()
     ui.toast("Template “Spring offer” saved.")
     page.get_by_test_id("template-name").filter(has_text="Spring offer").wait_for()
