@@ -12,6 +12,7 @@ from app.pages import (
     agents,
     auth,
     calls,
+    campaigns,
     chat,
     contact_detail,
     contacts,
@@ -19,6 +20,8 @@ from app.pages import (
     csv_import,
     custom_fields,
     home,
+    mail_templates,
+    outbox,
     placeholders,
     platform_admin,
     team,
@@ -77,7 +80,28 @@ app.add_page(
     on_load=[*signed_in, custom_fields.CustomFieldsState.load],
 )
 app.add_page(
-    placeholders.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, PageGuard.admin_page]
+    campaigns.campaigns_page, route="/campaigns", title="Campaigns", on_load=[*signed_in, campaigns.CampaignsState.load]
+)
+app.add_page(
+    mail_templates.templates_page,
+    route="/campaigns/templates",
+    title="Email templates",
+    on_load=[*signed_in, mail_templates.TemplatesState.load],
+)
+app.add_page(
+    outbox.outbox_page, route="/campaigns/outbox", title="Outbox", on_load=[*signed_in, outbox.OutboxState.load]
+)
+app.add_page(
+    outbox.message_page,
+    route="/campaigns/outbox/[message_id]",
+    title="Outbox message",
+    on_load=[*signed_in, outbox.OutboxState.load_message],
+)
+app.add_page(
+    campaigns.campaign_page,
+    route="/campaigns/[campaign_id]",
+    title="Campaign",
+    on_load=[*signed_in, campaigns.CampaignState.load],
 )
 app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])

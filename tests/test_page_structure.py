@@ -74,3 +74,34 @@ def test_pages_call_states_by_their_names():
                     if isinstance(t, ast.Name)
                 ]
     assert aliases == []
+
+
+COMPONENTS = PAGES.parent / "components"
+
+
+def test_email_html_is_shown_only_in_a_frame_without_scripts():
+    """Email HTML is someone else's markup: one helper builds every iframe, and its sandboxes never grant
+    scripts or the app's origin (which together would let a message act as the signed-in admin)."""
+    from app.components import mail
+
+    framed = [
+        f"{path.name}:{fn.name}"
+        for path in sorted([*PAGES.glob("*.py"), *COMPONENTS.glob("*.py")])
+        for fn in ast.walk(ast.parse(path.read_text()))
+        if isinstance(fn, ast.FunctionDef) and "rx.el.iframe" in _calls(fn)
+    ]
+    assert framed == ["mail.py:email_frame"]
+    for sandbox in (mail.PREVIEW_SANDBOX, mail.OUTBOX_SANDBOX):
+        assert "allow-scripts" not in sandbox and "allow-same-origin" not in sandbox
+    rendered = str(mail.email_frame("<script>alert(1)</script>", sandbox=mail.PREVIEW_SANDBOX))
+    assert 'sandbox:""' in rendered and "srcDoc:" in rendered
+
+
+def test_outbox_links_open_outside_the_frame():
+    from app.pages.outbox import links_open_in_new_tab
+
+    assert links_open_in_new_tab('<html><head lang="en"><title>x</title></head>') == (
+        '<html><head lang="en"><base target="_blank"><title>x</title></head>'
+    )
+    assert links_open_in_new_tab("<p>hi</p>") == '<base target="_blank"><p>hi</p>'
+    assert links_open_in_new_tab("<header>x</header>").startswith('<base target="_blank"><header>')

@@ -13,6 +13,7 @@ from app.components.crm import TimelineEntry, crm_tabs, day, status_badge, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
+from app.pages.email_actions import SendEmailMixin, send_email_dialog
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.session import require_scope
@@ -67,7 +68,7 @@ def entry_data(form: dict[str, Any]) -> dict[str, Any]:
     return {**data, "meta": meta}
 
 
-class ContactDetailState(ContactFormMixin, rx.State):
+class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     current_id: str = ""
     contact: dict[str, str] = {}
     custom_facts: list[Fact] = []
@@ -104,6 +105,12 @@ class ContactDetailState(ContactFormMixin, rx.State):
         rows = await asyncio.to_thread(interactions.timeline, scope, self.current_id, limit=count + 1)
         self.entries = [timeline_entry(r) for r in rows[:count]]
         self.more = len(rows) > count
+
+    def _email_contact_id(self) -> str:
+        return self.current_id
+
+    async def _after_email(self, scope) -> None:
+        await self._load_timeline(scope, max(len(self.entries), PAGE))
 
     @rx.event
     async def load(self):
@@ -489,6 +496,13 @@ def _header_actions() -> rx.Component:
                 on_change=ContactDetailState.change_status,
             ),
             rx.button(
+                rx.icon("mail", size=16),
+                "Send email",
+                variant="soft",
+                on_click=ContactDetailState.open_email,
+                data_testid="send-email",
+            ),
+            rx.button(
                 rx.icon("pencil", size=16),
                 "Edit",
                 variant="soft",
@@ -560,5 +574,6 @@ def contact_detail_page() -> rx.Component:
         ),
         contact_form_dialog(ContactDetailState),
         _entry_dialog(),
+        send_email_dialog(ContactDetailState),
         subtitle="Details and timeline",
     )

@@ -12,6 +12,7 @@ from app.components.cards import empty_state
 from app.components.crm import ContactCardRow, contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
+from app.pages.email_actions import BulkEmailMixin, bulk_email_dialog, bulk_sent_notice
 from app.services.accounts import auth
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.crm.contact_search import ContactQuery
@@ -48,7 +49,7 @@ class FilterField:
     choices: list[str]  # the values offered for select and yes/no fields
 
 
-class ContactsState(ContactFormMixin, rx.State):
+class ContactsState(ContactFormMixin, BulkEmailMixin, rx.State):
     q: str = ""
     status: str = ANY
     field: str = ANY
@@ -91,6 +92,11 @@ class ContactsState(ContactFormMixin, rx.State):
             page=self.page,
             per_page=PER_PAGE,
         )
+
+    def _email_audience(self) -> dict[str, str]:
+        query = self._query()
+        audience = {"q": query.q.strip(), "status": query.status, "field": query.field, "value": query.value}
+        return {k: v for k, v in audience.items() if v}
 
     async def _refresh(self, scope):
         self.loading = True
@@ -328,11 +334,20 @@ def contacts_page() -> rx.Component:
         "Contacts",
         crm_tabs("Contacts"),
         _filters(),
+        bulk_sent_notice(ContactsState),
         _results(),
         contact_form_dialog(ContactsState),
+        bulk_email_dialog(ContactsState),
         subtitle="Everyone your organisation works with",
         actions=rx.hstack(
             rx.link(rx.button(rx.icon("file-up", size=16), "Import", variant="soft"), href="/crm/import"),
+            rx.button(
+                rx.icon("mail", size=16),
+                "Email these contacts",
+                variant="soft",
+                on_click=ContactsState.open_bulk,
+                data_testid="email-contacts",
+            ),
             rx.button(
                 rx.icon("download", size=16),
                 "Export",
@@ -344,5 +359,6 @@ def contacts_page() -> rx.Component:
                 rx.icon("plus", size=16), "New contact", on_click=ContactsState.open_new, data_testid="new-contact"
             ),
             spacing="2",
+            wrap="wrap",
         ),
     )

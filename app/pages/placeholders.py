@@ -8,18 +8,6 @@ from app.components.cards import empty_state
 from app.components.layout import page_shell
 
 
-def campaigns_page() -> rx.Component:
-    return page_shell(
-        "Campaigns",
-        empty_state(
-            "mail",
-            "No campaigns yet",
-            "Email templates, campaigns with open and click tracking, and their analytics will appear here.",
-        ),
-        subtitle="Email templates and campaigns",
-    )
-
-
 def billing_page() -> rx.Component:
     return page_shell(
         "Billing",
