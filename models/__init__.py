@@ -14,6 +14,7 @@ from models.email import (
     EmailRecipient,
     EmailSuppression,
     EmailTemplate,
+    EmailWebhookEvent,
     OutboxMessage,
     SenderIdentity,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "EmailRecipient",
     "EmailSuppression",
     "EmailTemplate",
+    "EmailWebhookEvent",
     "ImportJob",
     "ImportMapping",
     "ImportRowError",

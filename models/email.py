@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     String,
@@ -31,6 +32,24 @@ RECIPIENT_STATUSES = ("pending", "sent", "delivered", "bounced", "dropped", "fai
 # `unsent`: the request failed before SendGrid took it (an outage): its recipients stay pending.
 BATCH_STATUSES = ("sending", "sent", "failed", "unknown", "unsent")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "spam")
+# What happened to a message. `opened` and `clicked` come from our pixel and redirect (SendGrid's own open and
+# click tracking is off in every request); the rest from SendGrid's Event Webhook.
+EVENT_TYPES = (
+    "opened",
+    "clicked",
+    "processed",
+    "delivered",
+    "deferred",
+    "bounced",
+    "dropped",
+    "spam_reported",
+    "unsubscribed",
+)
+# Who is behind an open or a click: a person, a machine fetching images for a person (Apple Mail Privacy
+# Protection, Google's image proxy, SendGrid's `sg_machine_open`), or a link scanner (security gateways follow
+# every link of a message as it arrives). Only `human` counts in the human figures.
+VERDICTS = ("human", "machine", "scanner")
+BOUNCE_TYPES = ("hard", "soft")
 
 
 class EmailTemplate(SQLModel, table=True):
@@ -69,12 +88,26 @@ class EmailCampaign(SQLModel, table=True):
     audience: dict[str, Any] = json_dict()
     recipient_count: int = counter()
     sent_count: int = counter()
-    opened_count: int = counter()
-    clicked_count: int = counter()
-    bounced_count: int = counter()
     failed_count: int = counter()
     unknown_count: int = counter()
     skipped_count: int = counter()
+    # Tracking figures, kept by app/services/mail/tracking.py and events.py. The naming rule: `<verb>ed_count`
+    # counts RECIPIENTS (unique: each recipient once), `<noun>_count` counts EVENTS (every open, every click);
+    # `human_` only what a person did (verdict `human`), without the prefix everything (people, machines, scanners).
+    delivered_count: int = counter()
+    opened_count: int = counter()  # recipients with any open
+    human_opened_count: int = counter()  # recipients with a human open
+    open_count: int = counter()  # every open
+    human_open_count: int = counter()
+    clicked_count: int = counter()  # recipients with any click
+    human_clicked_count: int = counter()
+    click_count: int = counter()  # every click
+    human_click_count: int = counter()
+    bounced_count: int = counter()  # recipients bounced, hard or soft (hard + soft)
+    hard_bounced_count: int = counter()
+    soft_bounced_count: int = counter()
+    unsubscribed_count: int = counter()  # recipients who unsubscribed through this campaign's mail
+    spam_reported_count: int = counter()
     track_opens: bool = flag(True)
     track_clicks: bool = flag(True)
     # The sending job that owns the campaign now: an older job (before a pause and resume) stops at its next batch.
@@ -106,7 +139,11 @@ class CampaignLink(SQLModel, table=True):
     campaign_id: uuid.UUID = fk("email_campaigns.id", nullable=False, ondelete="CASCADE")
     url: str = Field(sa_type=Text)
     position: int = counter()
-    click_count: int = counter()
+    # Same naming rule as the campaign's: `clicked` counts recipients (unique), `click` counts clicks.
+    click_count: int = counter()  # every click, scanners included
+    human_click_count: int = counter()
+    clicked_count: int = counter()  # recipients who clicked this link, scanners included
+    human_clicked_count: int = counter()
 
 
 class EmailRecipient(SQLModel, table=True):
@@ -117,6 +154,7 @@ class EmailRecipient(SQLModel, table=True):
         UniqueConstraint("campaign_id", "seq", name="uq_email_recipients_campaign_seq"),
         Index("ix_email_recipients_contact", "contact_id"),
         CheckConstraint(f"status IN {RECIPIENT_STATUSES!r}", name="ck_email_recipients_status"),
+        CheckConstraint(f"bounce_type IN {BOUNCE_TYPES!r}", name="ck_email_recipients_bounce_type"),
         # Each row is written once and then updated (sent; later delivered, opened): half-empty pages let those
         # updates stay on their page without touching the indexes (HOT updates, a fifth of the cost).
         {"postgresql_with": {"fillfactor": 50}},
@@ -144,39 +182,86 @@ class EmailRecipient(SQLModel, table=True):
     )
     status: str = Field(default="pending", max_length=20, sa_column_kwargs={"server_default": text("'pending'")})
     sent_at: datetime | None = timestamp()
+    # From the Event Webhook; each only moves forward (set once, a bounce is never undone by a later delivered).
+    delivered_at: datetime | None = timestamp()
+    bounced_at: datetime | None = timestamp()
+    bounce_type: str | None = Field(default=None, max_length=10)  # hard (the address is gone) or soft (blocked)
+    unsubscribed_at: datetime | None = timestamp()
+    spam_reported_at: datetime | None = timestamp()
+    # Human opens and clicks only (verdict `human`); machine opens and scanner clicks are counted apart.
     first_opened_at: datetime | None = timestamp()
     last_opened_at: datetime | None = timestamp()
     first_clicked_at: datetime | None = timestamp()
     last_clicked_at: datetime | None = timestamp()
-    open_count: int = counter()
+    human_open_count: int = counter()
     machine_open_count: int = counter()
-    click_count: int = counter()
+    human_click_count: int = counter()
+    scanner_click_count: int = counter()
     sendgrid_message_id: str | None = Field(default=None, max_length=255)
     error_message: str | None = Field(default=None, sa_type=Text)
 
 
 class EmailEvent(SQLModel, table=True):
+    """One thing that happened to one recipient's message: an open, a click (with its link), or a SendGrid event.
+
+    Written in batches by the tracking writer (app/services/mail/tracking.py) and by the webhook's processing
+    (app/services/mail/events.py), in the same transaction as the counters they move.
+    """
+
     __tablename__ = "email_events"
     __table_args__ = (
         Index("ix_email_events_recipient_time", "recipient_id", "occurred_at"),
         Index("ix_email_events_tenant_time", "tenant_id", "occurred_at"),
+        Index("ix_email_events_campaign_time", "campaign_id", "occurred_at"),
+        CheckConstraint(f"event_type IN {EVENT_TYPES!r}", name="ck_email_events_type"),
+        CheckConstraint(f"verdict IN {VERDICTS!r}", name="ck_email_events_verdict"),
     )
 
     id: int | None = bigint_pk()
     tenant_id: uuid.UUID = tenant_fk(index=False)
+    # No foreign key (checked per row, it would cost every batch of hits): the recipient's is enough, since
+    # deleting a campaign deletes its recipients and so their events.
+    campaign_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), nullable=False)
     recipient_id: uuid.UUID = fk("email_recipients.id", nullable=False, ondelete="CASCADE")
-    link_id: uuid.UUID | None = fk("campaign_links.id")
-    # opened, clicked, delivered, bounced, dropped, deferred, spamreport, unsubscribed, ...
-    event_type: str = Field(max_length=30)
+    link_id: uuid.UUID | None = fk("campaign_links.id")  # clicks only
+    event_type: str = Field(max_length=30)  # one of EVENT_TYPES
     occurred_at: datetime = default_now()
+    # Opens and clicks only: human, machine (opens) or scanner (clicks), and why (e.g. "apple-mpp user agent").
+    verdict: str | None = Field(default=None, max_length=10)
+    verdict_reason: str | None = Field(default=None, max_length=100)
     user_agent: str | None = Field(default=None, sa_type=Text)
     ip_address: str | None = Field(default=None, max_length=64)
     url: str | None = Field(default=None, sa_type=Text)
-    # Apple Mail Privacy Protection opens and link-scanner clicks are flagged, not dropped.
-    is_machine: bool = flag(False)
-    # SendGrid retries webhooks for a day: dedupe on its event id.
+    # The webhook event this row came from (unique: one row per SendGrid event however often it is posted).
     sg_event_id: str | None = Field(default=None, max_length=128, unique=True)
+    # bounce: {"type", "classification", "reason", "status"}; dropped/deferred: {"reason"}; click: {"method"}.
     meta: dict[str, Any] = json_dict()
+
+
+class EmailWebhookEvent(SQLModel, table=True):
+    """Every SendGrid event received, by its `sg_event_id`: what makes a retried or replayed batch change nothing.
+
+    The webhook stores each new event here (INSERT ... ON CONFLICT DO NOTHING) and processes only the ones it
+    inserted; `processed_at` stays NULL until its effect (recipient, counters, suppression) is committed, so a
+    crash in between leaves it for the processing job. Not tenant-owned until mapped: an event names its
+    organisation only through its `custom_args`, which are checked against the recipient row.
+    """
+
+    __tablename__ = "email_webhook_events"
+    __table_args__ = (
+        Index("ix_email_webhook_events_received", "received_at"),
+        Index("ix_email_webhook_events_unprocessed", "id", postgresql_where=text("processed_at IS NULL")),
+    )
+
+    sg_event_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    id: int = Field(sa_column=Column(BigInteger, Identity(always=False), nullable=False, unique=True))
+    event: str = Field(max_length=30)  # SendGrid's name: processed, delivered, open, click, bounce, ...
+    payload: dict[str, Any] = json_dict()
+    received_at: datetime = default_now()
+    processed_at: datetime | None = timestamp()
+    # What it was mapped to (NULL: not a campaign recipient's mail, e.g. a test or one-to-one message).
+    tenant_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    recipient_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
 
 
 class EmailBatch(SQLModel, table=True):

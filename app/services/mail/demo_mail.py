@@ -102,8 +102,8 @@ def _days_on(scope: Scope, campaign_id: str, days_ago: int, rng: random.Random) 
                     clicked += 1
             session.execute(
                 text(
-                    "UPDATE email_recipients SET status = 'delivered', open_count = :opens, first_opened_at = :first, "
-                    "last_opened_at = :first, click_count = :clicks, first_clicked_at = :clicked, "
+                    "UPDATE email_recipients SET status = 'delivered', human_open_count = :opens, first_opened_at = :first, "
+                    "last_opened_at = :first, human_click_count = :clicks, first_clicked_at = :clicked, "
                     "last_clicked_at = :clicked WHERE id = :r AND tenant_id = :t"
                 ),
                 values,
