@@ -31,7 +31,9 @@ def client(api_url):
 def sent(make_org):
     """A campaign with two links and one recipient whose message went out an hour ago."""
     scope = make_org("Acme Dental").scope
-    person = contacts.create_contact(scope, {"business_name": "Lovelace Labs", "contact_name": "Ada", "contact_email": "ada@example.com"})
+    person = contacts.create_contact(
+        scope, {"business_name": "Lovelace Labs", "contact_name": "Ada", "contact_email": "ada@example.com"}
+    )
     campaign_id, links, tracking_id = campaign_with(
         scope, "ada@example.com", person.card.id, urls=("https://clinic.example/book", "https://clinic.example/faq")
     )
@@ -90,7 +92,9 @@ def test_opens_are_recorded_with_human_and_machine_apart(sent, client):
     assert f["events"][2]["user_agent"] == IPHONE_MAIL and f["events"][2]["ip_address"] == "127.0.0.1"
     r, c = f["recipient"], f["campaign"]
     assert (r["human_open_count"], r["machine_open_count"]) == (2, 2)
-    assert r["first_opened_at"] == f["events"][2]["occurred_at"] and r["last_opened_at"] == f["events"][3]["occurred_at"]
+    assert (
+        r["first_opened_at"] == f["events"][2]["occurred_at"] and r["last_opened_at"] == f["events"][3]["occurred_at"]
+    )
     assert (c["open_count"], c["human_open_count"], c["opened_count"], c["human_opened_count"]) == (4, 2, 1, 1)
 
 
@@ -233,8 +237,12 @@ def test_hits_of_a_campaign_deleted_meanwhile_are_left_out_not_retried_forever(s
         (IPHONE_MAIL, "203.0.113.9", False, "human"),
         ("Mozilla/5.0", "203.0.113.9", False, "Apple Mail Privacy Protection (user agent)"),
         (IPHONE_MAIL, "17.58.101.4", False, "Apple Mail Privacy Protection (Apple network)"),
-        ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)", None, False,
-         "Google image proxy"),
+        (
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+            None,
+            False,
+            "Google image proxy",
+        ),
         (CHROME, "203.0.113.9", True, "SendGrid machine open"),
         ("", None, False, "no user agent"),
         (IPHONE_MAIL, "2001:db8::1", False, "human"),

@@ -363,7 +363,7 @@ class EventSigner:
         }
 
     @staticmethod
-    def event(kind: str, *, email: str = "ada@example.com", at: int | None = None, **fields: Any) -> dict:
+    def event(kind: str, /, *, email: str = "ada@example.com", at: int | None = None, **fields: Any) -> dict:
         """One event as SendGrid writes it: `custom_args` (e.g. tracking_id, tenant_id) are top-level fields."""
         return {
             "email": email,
