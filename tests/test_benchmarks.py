@@ -87,3 +87,12 @@ def test_campaign_bench_sends_every_recipient_once_through_the_job_runner():
     assert result["requests"] == 3 and result["messages"] == result["addresses"] == 2500
     assert result["most_to_one_address"] == 1 and result["bare_messages"] == 2500
     assert result["campaign_cpu_seconds"]["runner"] > 0 and result["bare_cpu_seconds"]["fake"] > 0
+
+
+def test_tracking_bench_stores_every_hit_it_answered_once():
+    result = run_bench(
+        "tracking.py", "--recipients", "100", "--clients", "10", "--seconds", "1.5", "--slices", "1", "--warmup", "0.6"
+    )
+    assert result["answered"] > 0 and result["wrong_answers"] == 0
+    assert result["stored"] == result["answered"] and result["events_lost"] == 0 and result["counters_exact"] is True
+    assert result["opens_per_s"] > 0 and result["clicks_per_s"] > 0 and result["bare_per_s"] > 0

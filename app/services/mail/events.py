@@ -206,7 +206,7 @@ def _apply(session: Session, ids: list[int]) -> int:
 
 def _agent(payload: dict[str, Any]) -> str | None:
     agent = payload.get("useragent")
-    return str(agent)[: tracking.MAX_AGENT] if agent else None
+    return tracking.agent_of(str(agent)) if agent else None
 
 
 def _apply_event(session: Session, recipient: Any, sg_event_id: str, payload: dict[str, Any]) -> tracking.Hit | None:
