@@ -286,3 +286,13 @@ def test_click_timing_and_bursts():
     watch.seen("m2", "a", 200.0)
     watch.seen("m3", "a", 200.0)  # capacity 2: m1 is forgotten
     assert watch.seen("m1", "d", 110.5) is None
+
+
+def test_the_writer_thread_flushes_without_being_asked(sent, client):
+    _, campaign_id, _, tracking_id = sent
+    client.get(f"/t/o/{tracking_tokens.open_token(tracking_id)}.gif", headers={"User-Agent": CHROME})
+    for _ in range(100):  # the writer flushes every TRACKING_FLUSH_SECONDS (0.5 s by default)
+        if figures(campaign_id)["campaign"]["open_count"] == 1:
+            break
+        threading.Event().wait(0.1)
+    assert figures(campaign_id)["campaign"]["open_count"] == 1 and tracking.recorder().pending() == 0

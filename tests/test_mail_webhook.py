@@ -354,3 +354,14 @@ def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org):
     with pytest.raises(Exception, match="Choose delivered"):
         outbox.simulate(scope, message_id, "explode")
     assert uuid.UUID(str(tracking_id))
+
+
+def test_event_ids_are_forgotten_only_long_after_any_retry(signed, client, make_org):
+    scope = make_org("Acme Dental").scope
+    _, _, _, tracking_id = recipient_in(scope)
+    post(client, [SIGNER.event("deferred", tracking_id=tracking_id, tenant_id=scope.tenant_id) for _ in range(2)])
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE email_webhook_events SET received_at = now() - interval '8 days' WHERE id = 1")
+        )
+    assert events.purge_seen() == 1 and stored() == (1, 2)

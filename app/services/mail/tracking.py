@@ -27,6 +27,7 @@ Kill -9 loses what is buffered and not yet flushed: at most TRACKING_FLUSH_SECON
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import json
 import logging
@@ -329,6 +330,14 @@ class Recorder:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tracking-writer", daemon=True)
                 self._thread.start()
+                atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self) -> None:
+        """A process stopped in order (SIGTERM, a deploy) writes what it holds; only a kill loses it."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("tracking hits could not be written at exit", extra={"hits": self.pending()})
 
     def _run(self) -> None:
         while True:
