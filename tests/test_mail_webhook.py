@@ -361,7 +361,16 @@ def test_event_ids_are_forgotten_only_long_after_any_retry(signed, client, make_
     _, _, _, tracking_id = recipient_in(scope)
     post(client, [SIGNER.event("deferred", tracking_id=tracking_id, tenant_id=scope.tenant_id) for _ in range(2)])
     with session_scope() as session:
-        session.execute(
-            text("UPDATE email_webhook_events SET received_at = now() - interval '8 days' WHERE id = 1")
-        )
+        session.execute(text("UPDATE email_webhook_events SET received_at = now() - interval '8 days' WHERE id = 1"))
     assert events.purge_seen() == 1 and stored() == (1, 2)
+
+
+def test_a_batch_as_large_as_sendgrid_sends_is_taken_and_a_larger_body_is_refused(signed, client):
+    batch = [SIGNER.event("processed", reason="x" * 200) for _ in range(2600)]
+    body, headers = SIGNER.sign(batch)
+    assert 700_000 < len(body) < 1024 * 1024
+    answer = client.post("/webhooks/sendgrid", content=body, headers=headers)
+    assert answer.status_code == 200 and answer.json()["received"] == 2600
+    too_large, headers = SIGNER.sign([SIGNER.event("processed", reason="x" * 1024 * 1024)])
+    assert client.post("/webhooks/sendgrid", content=too_large, headers=headers).status_code == 413
+    assert client.post("/webhooks/stripe", content=b"x" * (65 * 1024)).status_code == 413  # others keep 64 KiB
