@@ -296,3 +296,15 @@ def test_the_writer_thread_flushes_without_being_asked(sent, client):
             break
         threading.Event().wait(0.1)
     assert figures(campaign_id)["campaign"]["open_count"] == 1 and tracking.recorder().pending() == 0
+
+
+def test_a_hit_the_database_refuses_is_left_out_alone_and_the_rest_are_written(sent):
+    _, campaign_id, _, tracking_id = sent
+    small = tracking.Recorder(capacity=10, flush_seconds=60)
+    good = tracking.open_hit(tracking_tokens.open_token(tracking_id), CHROME, "198.51.100.7")
+    bad = tracking.open_hit(tracking_tokens.open_token(tracking_id), CHROME, "x" * 100)  # longer than the column
+    for hit in (good, bad, good):
+        small.record(hit)
+    small.flush()
+    assert small.pending() == 0 and small.stats["written"] == 2 and small.stats["dropped"] == 1
+    assert figures(campaign_id)["campaign"]["open_count"] == 2

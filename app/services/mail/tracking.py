@@ -41,6 +41,7 @@ from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from app.services.mail import suppressions, tracking_tokens, verdicts
@@ -281,11 +282,12 @@ class Recorder:
         return True
 
     def write_through(self, hit: Hit) -> None:
-        """The buffer is full: write this hit now, in the caller's thread (with whatever else is waiting)."""
+        """The buffer is full: write this hit now, in the caller's thread (with whatever else is waiting). If the
+        database fails, the hits go back into the buffer (past its capacity, by this request's hit) for the writer
+        to retry: a request never loses its hit."""
         self.stats["write_through"] += 1
         with self._write_lock:
-            batch = [hit, *self._take(MAX_BATCH - 1)]
-            self._write(batch, requeue=False)
+            self._write([hit, *self._take(MAX_BATCH - 1)])
 
     def pending(self) -> int:
         return len(self._hits)
@@ -296,7 +298,7 @@ class Recorder:
         with self._write_lock:
             while self._hits:
                 batch = self._take(MAX_BATCH)
-                if not self._write(batch, requeue=True):
+                if not self._write(batch):
                     break
                 written += len(batch)
         return written
@@ -307,16 +309,20 @@ class Recorder:
             batch.append(self._hits.popleft())
         return batch
 
-    def _write(self, batch: list[Hit], *, requeue: bool) -> bool:
+    def _write(self, batch: list[Hit]) -> bool:
         if not batch:
             return True
         try:
             with session_scope() as session:
                 stored = write_hits(session, batch)
+        except (DataError, IntegrityError):
+            # Something in the batch the database refuses (not an outage): write the hits one by one, so only
+            # the refused ones are left out (logged and counted), never the whole batch again and again.
+            self.stats["failures"] += 1
+            log.exception("a batch of tracking hits was refused; writing them one by one", extra={"hits": len(batch)})
+            stored = self._one_by_one(batch)
         except Exception:
             self.stats["failures"] += 1
-            if not requeue:
-                raise
             # Back at the front, in order: the next flush tries again (the database may be restarting).
             self._hits.extendleft(reversed(batch))
             log.exception("tracking hits could not be written; kept for the next flush", extra={"hits": len(batch)})
@@ -324,6 +330,16 @@ class Recorder:
         self.stats["written"] += stored
         self.stats["dropped"] += len(batch) - stored
         return True
+
+    def _one_by_one(self, batch: list[Hit]) -> int:
+        stored = 0
+        for hit in batch:
+            try:
+                with session_scope() as session:
+                    stored += write_hits(session, [hit])
+            except (DataError, IntegrityError):
+                log.exception("a tracking hit was refused by the database and left out", extra={"kind": hit.kind})
+        return stored
 
     def _start(self) -> None:
         with self._start_lock:
