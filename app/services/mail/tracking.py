@@ -136,7 +136,7 @@ def targets_of(keys: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID,
     """The registered addresses of many (tracking id, link id) pairs in one statement (unknown pairs left out)."""
     found: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     with read_session() as session:
-        rows = session.execute(_TARGETS, {"t": [k[0] for k in keys], "l": [k[1] for k in keys]}).all()
+        rows = session.execute(_TARGETS, {"t": pg_array(k[0] for k in keys), "l": pg_array(k[1] for k in keys)}).all()
     for tracking_id, link_id, url in rows:
         if url and url.lower().startswith(("http://", "https://")):
             TARGETS.put((tracking_id, link_id), url)
