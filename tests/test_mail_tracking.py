@@ -308,3 +308,14 @@ def test_a_hit_the_database_refuses_is_left_out_alone_and_the_rest_are_written(s
     small.flush()
     assert small.pending() == 0 and small.stats["written"] == 2 and small.stats["dropped"] == 1
     assert figures(campaign_id)["campaign"]["open_count"] == 2
+
+
+def test_a_one_click_unsubscribe_is_a_recipient_fact_counted_once(sent, client):
+    _, campaign_id, _, tracking_id = sent
+    token = tracking_tokens.unsubscribe_token(tracking_id)
+    with ThreadPoolExecutor(max_workers=5) as pool:  # a mail client retrying, a person pressing twice
+        statuses = list(pool.map(lambda _: client.post(f"/u/{token}").status_code, range(5)))
+    assert statuses == [200] * 5
+    f = figures(campaign_id)
+    assert f["campaign"]["unsubscribed_count"] == 1 and f["recipient"]["unsubscribed_at"] is not None
+    assert [e["event_type"] for e in f["events"]] == ["unsubscribed"]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.crm import contacts, interactions
+from app.services.errors import PermissionDenied
 from app.services.mail import events, outbox, suppressions
 from app.settings import get_settings
 from models import OutboxMessage
@@ -315,7 +316,7 @@ def test_a_large_batch_is_stored_at_once_and_applied_by_the_job(signed, client, 
     assert events.process_pending() == 3 and stored() == (3, 3) and events.process_pending() == 0
 
 
-def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org):
+def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org, make_user):
     owner = make_org("Acme Dental")
     scope = owner.scope
     contact_id, campaign_id, _, tracking_id = recipient_in(scope)
@@ -353,6 +354,8 @@ def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org):
         outbox.simulate(make_org("Other Org").scope, message_id, "delivered")
     with pytest.raises(Exception, match="Choose delivered"):
         outbox.simulate(scope, message_id, "explode")
+    with pytest.raises(PermissionDenied):
+        outbox.simulate(make_user(scope.tenant_id, "member").scope, message_id, "spam")
     assert uuid.UUID(str(tracking_id))
 
 
