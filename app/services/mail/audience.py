@@ -10,11 +10,12 @@ addresses that unsubscribed, bounced or reported spam.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, select, text
+from sqlalchemy import and_, exists, func, insert, literal, literal_column, select, text
 from sqlmodel import Session
 
 from app.services.accounts.scope import Scope
@@ -109,22 +110,50 @@ def count(scope: Scope, audience: Audience) -> AudienceCount:
     return AudienceCount(*(int(n) for n in row))
 
 
+def _ids_in_send_order() -> str:
+    """SQL for a run of recipient ids in send order: a random 64-bit prefix drawn for this statement, then a
+    random offset plus the row's seq (UUID version 8, RFC 9562). Unique like random ids (the prefix; the
+    unique indexes enforce it), revealing nothing of the audience (the offset), and cheap: one random draw per
+    campaign instead of one per row (gen_random_uuid() per row was a third of materialising 100,000), and
+    ascending, so each index grows at its right edge instead of splitting pages everywhere (another third)."""
+    prefix = secrets.token_hex(8)
+    prefix = f"{prefix[:12]}8{prefix[13:]}"  # the version nibble
+    offset = secrets.randbelow(1 << 58)
+    return f"('{prefix}' || '8' || lpad(to_hex({offset} + seq), 15, '0'))::uuid"
+
+
 def materialise(session: Session, scope: Scope, campaign_id: uuid.UUID, audience: Audience) -> int:
     """Make the audience the campaign's recipients, in one INSERT ... SELECT, numbered in a fixed send order
     (oldest contact first). The caller's transaction records that this happened, so it happens once."""
     where = conditions(session, scope, audience)
-    seq = func.row_number().over(order_by=(Contact.created_at, Contact.id))
-    chosen = select(
-        literal(scope.tenant_id),
-        literal(campaign_id),
-        Contact.id,
-        Contact.email_normalized,
-        Contact.contact_name,
-        seq,
-    ).where(*where, _has_email(), ~_suppressed())
-    # The table's own defaults (ids, tracking ids, status 'pending') come from the database, one per row.
+    seq = func.row_number().over(order_by=(Contact.created_at, Contact.id)).label("seq")
+    chosen = (
+        select(
+            literal(scope.tenant_id).label("tenant_id"),
+            literal(campaign_id).label("campaign_id"),
+            Contact.id.label("contact_id"),
+            Contact.email_normalized.label("email_address"),
+            Contact.contact_name.label("name"),
+            seq,
+        )
+        .where(*where, _has_email(), ~_suppressed())
+        .subquery("chosen")
+    )
+    numbered = select(
+        literal_column(_ids_in_send_order()),
+        literal_column(_ids_in_send_order()),
+        chosen.c.tenant_id,
+        chosen.c.campaign_id,
+        chosen.c.contact_id,
+        chosen.c.email_address,
+        chosen.c.name,
+        chosen.c.seq,
+    )
+    # Status 'pending' and the counters are the table's defaults.
     statement = insert(EmailRecipient.__table__).from_select(
-        ["tenant_id", "campaign_id", "contact_id", "email_address", "name", "seq"], chosen, include_defaults=False
+        ["id", "tracking_id", "tenant_id", "campaign_id", "contact_id", "email_address", "name", "seq"],
+        numbered,
+        include_defaults=False,
     )
     inserted = statement.returning(literal(1)).cte("inserted")
     return int(session.execute(select(func.count()).select_from(inserted)).scalar())

@@ -43,7 +43,7 @@ MAX_SUBSTITUTIONS = 100
 MAX_TRACKED_LINKS = 50
 GROUP_CACHE = 256
 _NONCE_ALPHABET = string.ascii_lowercase + string.digits
-Signer = tuple[Callable[[bytes, bytes], str], Callable[[bytes], str], Callable[[bytes], str]]
+Signer = tuple[Callable[[bytes, bytes], str], Callable[[bytes], str]]
 _STYLE_RE = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
 # A start tag as css-inline writes it (attribute values double-quoted, so a ">" inside one does not end it).
 _TAG_RE = re.compile(r"""<[A-Za-z][^\s/>]*(?:\s+[^\s=/>]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*\s*/?>""")
@@ -291,10 +291,11 @@ class Recipe:
     tokens: list[tuple[str, Any]]  # (marker, a link id's 16 bytes | "open" | "unsubscribe")
 
     def substitutions(
-        self, values: Mapping[str, Any], tracking: bytes, unsubscribe_token: str, signer: Signer
+        self, values: Mapping[str, Any], tracking: bytes, recipient_token: str, signer: Signer
     ) -> dict[str, str]:
         """One recipient's substitutions: its values as each part writes them, and its signed tokens (`tracking`
-        is its tracking id's 16 bytes, `signer` from tracking_tokens.signer)."""
+        is its tracking id's 16 bytes, `recipient_token` its pixel's and unsubscribe link's token, `signer` from
+        tracking_tokens.signer)."""
         subs: dict[str, str] = {}
         for marker, name, kind in self.values:
             value = values.get(name, "")
@@ -306,14 +307,9 @@ class Recipe:
                 subs[marker] = " ".join(value.split())
             else:
                 subs[marker] = written(value, kind)
-        click, opened, _ = signer
+        click = signer[0]
         for marker, what in self.tokens:
-            if what == "unsubscribe":
-                subs[marker] = unsubscribe_token
-            elif what == "open":
-                subs[marker] = opened(tracking)
-            else:
-                subs[marker] = click(tracking, what)
+            subs[marker] = recipient_token if what == "open" or what == "unsubscribe" else click(tracking, what)
         return subs
 
 

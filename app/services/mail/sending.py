@@ -45,6 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -69,7 +70,6 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE_PAUSE_SECONDS = 5.0
 ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class CampaignStopped(Exception):
@@ -183,7 +183,7 @@ class Chunk:
 
 @dataclass
 class Request:
-    body: str  # the Mail Send request body, as JSON
+    body: bytes  # the Mail Send request body, as JSON (UTF-8)
     members: list[int]  # the recipients' seqs, in order
     tracking_to_recipient: dict[str, str] = field(default_factory=dict)
     # True when the request carries every pending recipient from members[0] to members[-1] (a chunk that made
@@ -406,8 +406,9 @@ class Sender:
 
     def _requests(self, chunk: Chunk) -> list[Request]:
         """Mail Send bodies for a chunk: one per distinct content (one in the common case), as JSON."""
-        plan, signer = self.plan, self.signer
-        unsubscribe_token, unsubscribe_url = signer[2], tracking.unsubscribe_url
+        plan, (click, recipient_token) = self.plan, self.signer
+        signer = (click, recipient_token)
+        unsubscribe_prefix, unsubscribe_end = tracking.unsubscribe_url("\0").split("\0")
         groups: dict[int, tuple[composer.Content, list[dict], list[int], dict[str, str]]] = {}
         recipes: dict[int, Recipe] = {}
         for r in chunk.recipients:
@@ -415,16 +416,16 @@ class Sender:
             recipe = recipes.get(id(content))
             if recipe is None:
                 recipe = recipes[id(content)] = plan.recipe(content)
-            unsubscribe = unsubscribe_token(r.tracking)
-            subs = recipe.substitutions(r.values, r.tracking, unsubscribe, signer)
+            token = recipient_token(r.tracking)
+            subs = recipe.substitutions(r.values, r.tracking, token, signer)
             if not fits(subs):  # too much to substitute: a message of its own, fully rendered
                 content = plan.personal_content(r.values)
-                subs = plan.recipe(content).substitutions(r.values, r.tracking, unsubscribe, signer)
+                subs = plan.recipe(content).substitutions(r.values, r.tracking, token, signer)
             personalization = {
                 "to": [{"email": r.email, "name": r.name} if r.name else {"email": r.email}],
                 "custom_args": {"tracking_id": r.tracking_id},
                 "substitutions": subs,
-                "headers": {"List-Unsubscribe": f"<{unsubscribe_url(unsubscribe)}>"},
+                "headers": {"List-Unsubscribe": f"<{unsubscribe_prefix}{token}{unsubscribe_end}>"},
             }
             group = groups.get(id(content))
             if group is None:
@@ -435,7 +436,7 @@ class Sender:
         custom_args = {"campaign_id": str(self.campaign_id), "tenant_id": str(self.tenant_id)}
         requests = [
             Request(
-                _JSON(
+                orjson.dumps(
                     transport.mail_body(
                         plan.sender,
                         personalizations,
