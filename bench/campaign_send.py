@@ -278,6 +278,7 @@ def main() -> None:
             "links": args.links,
             "sender_start_seconds": job.result.get("start_seconds"),
             "sender_seconds": job.result.get("seconds"),
+            "sender_cpu_seconds": job.result.get("cpu_seconds"),
             "campaign_cpu_seconds": campaign_cpu,
             "bare_cpu_seconds": bare_cpu,
             "cores": os.cpu_count(),

@@ -69,6 +69,8 @@ from models.db import get_engine, session_scope
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_PAUSE_SECONDS = 5.0
+# The audience's later parts grow from two batches to this many (a part is one INSERT ... SELECT, committed).
+MATERIALISE_PART_BATCHES = 16
 ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
@@ -211,6 +213,39 @@ class Outcome:
     applied: bool = False  # already written onto the recipients (a taken-over batch)
 
 
+class Materialising:
+    """The audience's later parts, added by a thread of their own while the first batches go out: how far they
+    have come (every seq up to `through` exists), whether they are all in, and what stopped them."""
+
+    def __init__(self, after: tuple[Any, uuid.UUID] | None, through: int, *, once_per_contact: bool = False):
+        self.after, self.through, self.once_per_contact = after, through, once_per_contact
+        self.done = False
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.changed = threading.Condition()
+
+    def advanced(self, part: audiences.Part, done: bool) -> None:
+        with self.changed:
+            self.through += part.count
+            self.after = part.last or self.after
+            self.done = done
+            self.changed.notify_all()
+
+    def failed(self, exc: BaseException) -> None:
+        with self.changed:
+            self.error, self.done = exc, True
+            self.changed.notify_all()
+
+    def wait_for(self, seq: int) -> int:
+        """Wait until every recipient up to `seq` exists or all do; how far they go. Raises what stopped them."""
+        with self.changed:
+            while not self.done and self.through < seq:
+                self.changed.wait()
+            if self.error is not None:
+                raise self.error
+            return self.through
+
+
 # --- the sender ----------------------------------------------------------------------------------------------
 
 
@@ -246,6 +281,9 @@ class Sender:
         self.outcome_conn: Connection | None = None
         self.apply_conn: Connection | None = None
         self.applier: ThreadPoolExecutor | None = None
+        self.materialising: Materialising | None = None  # the audience's later parts, while they are added
+        self.where: list[Any] = []
+        self.cpu: dict[str, float] = {}
 
     @contextlib.contextmanager
     def _txn(self) -> Iterator[Connection]:
@@ -258,6 +296,15 @@ class Sender:
         assert self.outcome_conn is not None
         with self.outcome_conn.begin():
             yield self.outcome_conn
+
+    @contextlib.contextmanager
+    def _cpu(self, what: str) -> Iterator[None]:
+        """This thread's CPU time in a step, added up per step (the job's result shows where a send's time goes)."""
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu[what] = self.cpu.get(what, 0.0) + time.thread_time() - started
 
     # --- start --------------------------------------------------------------------------------------------
 
@@ -273,23 +320,29 @@ class Sender:
                 try:
                     if problem:
                         raise ValidationFailed({"sender": problem})
-                    count = audiences.materialise(
-                        session, scope, campaign.id, audiences.Audience.from_dict(campaign.audience)
-                    )
+                    self.where = audiences.conditions(session, scope, audiences.Audience.from_dict(campaign.audience))
                 except ValidationFailed as exc:
                     campaign.status, campaign.pause_reason = "paused", f"Sending could not start: {exc.message}"
                     session.add(campaign)
                     return None
-                campaign.recipient_count = count
-                campaign.materialized_at = utcnow()
-                if count == 0:
-                    campaign.status, campaign.finished_at = "failed", utcnow()
-                    campaign.pause_reason = (
-                        "Nobody to send to: when sending started, every contact of the audience had no email "
-                        "address or was unsubscribed, bounced or reported spam."
-                    )
-                    session.add(campaign)
-                    return None
+                last_seq, last_key = audiences.last_materialised(session, campaign.id)
+                if last_seq:  # a crash cut materialising short: on from the last part, never twice per contact
+                    self.materialising = Materialising(last_key, last_seq, once_per_contact=True)
+                else:
+                    part = audiences.materialise(session, scope, campaign.id, self.where, limit=self.batch_size)
+                    if part.count == 0:
+                        campaign.status, campaign.finished_at = "failed", utcnow()
+                        campaign.pause_reason = (
+                            "Nobody to send to: when sending started, every contact of the audience had no email "
+                            "address or was unsubscribed, bounced or reported spam."
+                        )
+                        session.add(campaign)
+                        return None
+                    campaign.recipient_count = part.count
+                    if part.count < self.batch_size:
+                        campaign.materialized_at = utcnow()
+                    else:
+                        self.materialising = Materialising(part.last, part.count)
             session.execute(_CATCH_UP, {"c": campaign.id})
             cut_off = int(session.execute(_CUT_OFF, {"c": campaign.id}).scalar())
             if cut_off:
@@ -378,6 +431,55 @@ class Sender:
                 )
             ).all()
         return dict(rows)
+
+    def _materialise_rest(self, materialising: Materialising) -> None:
+        """The audience's later parts, each committed on its own so its recipients can be sent at once (a thread
+        of its own, its own connection). A part is fenced on this runner holding the job (its row shared-locked
+        until the part commits, so no other runner can take the job over meanwhile) and on the campaign still
+        sending under it; the unique (campaign, seq) index refuses any second writer of the same numbers."""
+        size = self.batch_size
+        scope = Scope.system(self.tenant_id)
+        try:
+            with self._cpu("audience"), get_engine().connect() as conn:
+                while not materialising.stop.is_set():
+                    size = min(size * 2, self.batch_size * MATERIALISE_PART_BATCHES)
+                    with conn.begin():
+                        row = conn.execute(
+                            text("SELECT status, job_id FROM email_campaigns WHERE id = :c"), {"c": self.campaign_id}
+                        ).first()
+                        if row is None or row[0] != "sending" or row[1] != self.lease.job_id:
+                            raise CampaignStopped("The campaign stopped sending while its audience was added.")
+                        if (
+                            conn.execute(_HOLDS_JOB, {"job": self.lease.job_id, "worker": self.lease.worker_id}).first()
+                            is None
+                        ):
+                            raise CampaignStopped("This runner no longer holds the campaign's job.")
+                        part = audiences.materialise(
+                            conn,
+                            scope,
+                            self.campaign_id,
+                            self.where,
+                            after=materialising.after,
+                            first_seq=materialising.through + 1,
+                            limit=size,
+                            once_per_contact=materialising.once_per_contact,
+                        )
+                        done = part.count < size
+                        conn.execute(
+                            text(
+                                "UPDATE email_campaigns SET recipient_count = recipient_count + :n, "
+                                "materialized_at = CASE WHEN :done THEN now() END WHERE id = :c"
+                            ),
+                            {"n": part.count, "done": done, "c": self.campaign_id},
+                        )
+                    self.counts["total"] += part.count
+                    materialising.advanced(part, done)
+                    if done:
+                        return
+        except Exception as exc:  # noqa: BLE001 (handed to the sending loop, which raises it)
+            materialising.failed(exc)
+            return
+        materialising.failed(CampaignStopped("Sending stopped while the audience was added."))
 
     # --- reading and building -----------------------------------------------------------------------------
 
@@ -578,6 +680,10 @@ class Sender:
 
     def _deliver(self, batch_id: int, request: Request) -> Outcome:
         """In the request's thread: make the request and record its outcome on the batch."""
+        with self._cpu("requests"):
+            return self._request(batch_id, request)
+
+    def _request(self, batch_id: int, request: Request) -> Outcome:
         try:
             message_id = transport.send(request.body)
         except transport.MailRefused as exc:
@@ -596,6 +702,10 @@ class Sender:
         runs while the loop builds and sends the next batch)."""
         if outcome.applied or outcome.kind == "unsent":
             return
+        with self._cpu("outcomes"):
+            self._apply_outcome(outcome)
+
+    def _apply_outcome(self, outcome: Outcome) -> None:
         request = outcome.request
         statement = text(
             f"UPDATE email_recipients SET {_APPLY[outcome.kind]}, batch_id = :b "
@@ -716,23 +826,36 @@ class Sender:
             return {"status": "stopped", "reason": str(exc)}
         self.timings = {"start_seconds": round(time.perf_counter() - started, 3)}
         log.info("campaign sending", extra={"campaign_id": str(campaign.id), "recipients": campaign.recipient_count})
+        materialiser, materialising = None, self.materialising
+        if materialising is not None:
+            materialiser = threading.Thread(
+                target=self._materialise_rest, args=(materialising,), name="mail-audience", daemon=True
+            )
+            materialiser.start()
         self._progress()
         engine = get_engine()
-        with (
-            engine.connect() as self.conn,
-            engine.connect() as self.outcome_conn,
-            engine.connect() as self.apply_conn,
-            ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
-            ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
-            _interpreter_tuned(),
-        ):
-            try:
-                status = self._loop(pool)
-            except CampaignStopped as exc:
-                with contextlib.suppress(Exception):
-                    self._applied()  # outcomes that came back are facts, whatever stopped the campaign
-                return {"status": "stopped", "reason": str(exc), **self.counts}
+        try:
+            with (
+                engine.connect() as self.conn,
+                engine.connect() as self.outcome_conn,
+                engine.connect() as self.apply_conn,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
+                _interpreter_tuned(),
+            ):
+                try:
+                    with self._cpu("loop"):  # read and build are part of it
+                        status = self._loop(pool)
+                except CampaignStopped as exc:
+                    with contextlib.suppress(Exception):
+                        self._applied()  # outcomes that came back are facts, whatever stopped the campaign
+                    return {"status": "stopped", "reason": str(exc), **self.counts}
+        finally:
+            if materialiser is not None:
+                materialising.stop.set()
+                materialiser.join()
         self.timings["seconds"] = round(time.perf_counter() - started, 3)
+        self.timings["cpu_seconds"] = {k: round(v, 3) for k, v in self.cpu.items()}
         log.info("campaign sent", extra={"campaign_id": str(self.campaign_id), "status": status, **self.timings})
         return {"status": status, **self.counts, **self.timings}
 
@@ -744,11 +867,17 @@ class Sender:
             """Read and build the next chunk; False when nothing is pending past the cursor."""
             nonlocal cursor
             while not queue:
-                chunk = self._chunk(cursor)
+                through = self._recipients_through(cursor + self.batch_size)
+                with self._cpu("read"):
+                    chunk = self._chunk(cursor)
                 if chunk is None:
-                    return False
+                    if through is None:
+                        return False
+                    cursor = max(cursor, through)  # those are sent already (a resumed campaign): on to the next
+                    continue
                 cursor = chunk.last_seq
-                requests = self._requests(chunk)
+                with self._cpu("build"):
+                    requests = self._requests(chunk)
                 if not requests:
                     self._record_skips(chunk.skipped)
                     continue
@@ -789,6 +918,17 @@ class Sender:
             self._progress()
             if outcome.kind != "sent" and self._failed_too_often(outcome.reason):
                 return "paused"
+
+    def _recipients_through(self, seq: int) -> int | None:
+        """Wait until the audience's recipients up to `seq` exist: how far they go then, or None when all do."""
+        materialising = self.materialising
+        if materialising is None:
+            return None
+        through = materialising.wait_for(seq)
+        if materialising.done:
+            self.materialising = None
+            return None
+        return through
 
     def _pause_briefly(self) -> None:
         waited = 0.0
