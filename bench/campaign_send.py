@@ -239,13 +239,23 @@ def main() -> None:
             bench=lambda: _cpu(me),
         )
 
-        before = clock.read()
-        started = time.perf_counter()
-        campaigns.send_now(scope, campaign.id)
-        while (view := campaigns.get_campaign(scope, campaign.id)).status == "sending":
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
-        campaign_cpu = CpuClock.spent(before, clock.read())
+        import psycopg
+
+        # The clock is stopped by a one-row status read every 10 ms on a connection of its own: the watcher
+        # should not take the cores the campaign runs on (reading the campaign's whole view every 50 ms did,
+        # 0.4 CPU seconds a run).
+        with psycopg.connect(libpq_url(db.url), autocommit=True) as watch:
+            before = clock.read()
+            started = time.perf_counter()
+            campaigns.send_now(scope, campaign.id)
+            while (
+                watch.execute("SELECT status FROM email_campaigns WHERE id = %s", (campaign.id,)).fetchone()[0]
+                == "sending"
+            ):
+                time.sleep(0.01)
+            seconds = time.perf_counter() - started
+            campaign_cpu = CpuClock.spent(before, clock.read())
+        view = campaigns.get_campaign(scope, campaign.id)
         rss = peak_rss_mb(runner.pid)
         assert view.status == "sent", (view.status, view.pause_reason)
         from app.services import job_queue

@@ -262,8 +262,14 @@ class Plan:
         return keys
 
 
-_HTML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"})
-_HTML_ATTRIBUTE = str.maketrans({"&": "&amp;", '"': "&quot;", "\xa0": "&nbsp;"})
+# html5ever's escaping (`&` first, so no other replacement is escaped again). Chained replaces: a seventh of
+# str.translate's cost on a short value, and every recipient has a few.
+def _html_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\xa0", "&nbsp;")
+
+
+def _html_attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("\xa0", "&nbsp;")
 
 
 def _html_source(value: str) -> str:
@@ -275,9 +281,9 @@ def written(value: str, kind: str) -> str:
     """A value as a part writes it: `h` HTML text and `a` an HTML attribute as html5ever serialises them after
     css-inline, `j` escaped by Jinja, `s` on one line (the subject, text read from HTML), `t` as is."""
     if kind == "h":
-        return _html_source(value).translate(_HTML_TEXT)
+        return _html_text(_html_source(value))
     if kind == "a":
-        return _html_source(value).translate(_HTML_ATTRIBUTE)
+        return _html_attribute(_html_source(value))
     if kind == "j":
         return str(markupsafe.escape(value))
     if kind == "s":
@@ -302,7 +308,7 @@ class Recipe:
             if not isinstance(value, str):
                 value = _jinja_str(value)
             if kind == "h":
-                subs[marker] = (value if "\r" not in value else _html_source(value)).translate(_HTML_TEXT)
+                subs[marker] = _html_text(value if "\r" not in value else _html_source(value))
             elif kind == "s":
                 subs[marker] = " ".join(value.split())
             else:

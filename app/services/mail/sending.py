@@ -513,8 +513,10 @@ class Sender:
         unsubscribe_prefix, unsubscribe_end = tracking.unsubscribe_url("\0").split("\0")
         groups: dict[int, tuple[composer.Content, list[dict], list[int], dict[str, str]]] = {}
         recipes: dict[int, Recipe] = {}
+        # Without variables in logic (the common case) every recipient shares one content.
+        shared = None if plan.logic else plan.group_content({})
         for r in chunk.recipients:
-            content = plan.group_content(r.values)
+            content = shared or plan.group_content(r.values)
             recipe = recipes.get(id(content))
             if recipe is None:
                 recipe = recipes[id(content)] = plan.recipe(content)
