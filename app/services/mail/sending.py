@@ -1,21 +1,23 @@
 """Sending a campaign: the work of its job (app/jobs/mail.py), resumable after any crash, sending nobody twice.
 
-1. On start (one transaction, fenced, see 5): the audience becomes recipient rows once (INSERT ... SELECT,
-   numbered in send order); batches still marked in flight are resolved (see 4); outcomes of finished batches
-   not yet written onto their recipients are written.
+1. On start (one transaction, fenced, see 5): the audience's first batch becomes recipient rows (INSERT ...
+   SELECT, numbered in send order; the rest follows in parts while the first batches go out, see
+   audience.materialise: each contact once, even across a crash); batches still marked in flight are resolved
+   (see 4); outcomes of finished batches not yet written onto their recipients are written.
 2. Pending recipients are read in send order, MAIL_BATCH_SIZE (SendGrid's 1,000) at a time, with the contact
    data the template uses; a recipient whose contact was deleted or whose address was suppressed since (an
    unsubscribe from another campaign) is skipped. campaign_content turns them into Mail Send request bodies:
-   one per batch in the common case, each recipient's tracking id in `custom_args`, its values and its link,
-   pixel and unsubscribe tokens in `substitutions`, the one-click unsubscribe headers per personalization.
+   one per batch in the common case, each recipient's tracking id in `custom_args`, its values and its link
+   tokens and its recipient token (pixel and unsubscribe link) in `substitutions`, the one-click unsubscribe headers per personalization.
 3. The organisation's token bucket (its `mail_messages_per_second` quota, or the campaign's lower rate) is
    asked for the batch's messages; the batch is recorded in flight (`email_batches`: its recipients' seq range,
    or their seqs) in its own committed transaction; then the request is made, on a thread of its own; then the
    batch row gets the outcome: a 202 marks it sent, a 400 failed (with SendGrid's message; sending goes on),
    an outage `unsent` (nothing was sent: its recipients stay pending and are tried again after a pause). The
-   batch row is the truth for its recipients: each recipient row gets its batch's outcome just after, while
-   the next request is in flight (and on start, for a batch whose outcome was recorded just before a crash).
-   Only one request is ever in flight; the next batch is read and built meanwhile.
+   batch row is the truth for its recipients: each recipient row gets its batch's outcome just after (and on
+   start, for a batch whose outcome was recorded just before a crash). Both are written by a thread of their
+   own while the next batch is recorded and its request made. Only one request is ever in flight; the next
+   batch is read and built meanwhile.
 4. **At most once.** SendGrid has no idempotency key, so a request whose answer never came back (the process
    was killed, the connection timed out after sending) may or may not have been delivered. A batch found still
    in flight when sending resumes is therefore never resent: its recipients become `unknown`, and everything
@@ -607,15 +609,14 @@ class Sender:
 
     def _counters(self, conn: Connection, **deltas: int) -> None:
         sets = ", ".join(f"{k} = {k} + :{k}" for k in deltas)
+        # The loop keeps the same run of failures in memory (see _loop), without waiting for this write.
         consecutive = "0" if "sent_count" in deltas else "consecutive_failures + 1"
-        self.consecutive_failures = int(
-            conn.execute(
-                text(
-                    f"UPDATE email_campaigns SET {sets}, consecutive_failures = {consecutive}, updated_at = now() "
-                    "WHERE id = :c RETURNING consecutive_failures"
-                ),
-                {"c": self.campaign_id, **deltas},
-            ).scalar()
+        conn.execute(
+            text(
+                f"UPDATE email_campaigns SET {sets}, consecutive_failures = {consecutive}, updated_at = now() "
+                "WHERE id = :c"
+            ),
+            {"c": self.campaign_id, **deltas},
         )
         for name, delta in deltas.items():
             self.counts[name.removesuffix("_count")] += delta
@@ -652,7 +653,7 @@ class Sender:
         return {"pending": int(row[0]), "unknown": int(row[1])}
 
     def _close(self, outcome: Outcome) -> Outcome:
-        """The outcome on the batch row and the campaign's counts (the request's thread, its own connection)."""
+        """The outcome on the batch row and the campaign's counts (the outcomes' thread, its own connection)."""
         n = len(outcome.request.members)
         with self._outcome_txn() as conn:
             before = conn.execute(
@@ -681,31 +682,26 @@ class Sender:
         return outcome
 
     def _deliver(self, batch_id: int, request: Request) -> Outcome:
-        """In the request's thread: make the request and record its outcome on the batch."""
+        """In the request's thread: make the request; its outcome."""
         with self._cpu("requests"):
-            return self._request(batch_id, request)
+            try:
+                message_id = transport.send(request.body)
+            except transport.MailRefused as exc:
+                return Outcome("failed", batch_id, request, reason=f"SendGrid refused the request: {exc.reason}")
+            except transport.MailUnavailable as exc:
+                if exc.sent_maybe:
+                    reason = f"{exc.reason}; these messages may or may not have been sent"
+                    return Outcome("unknown", batch_id, request, reason=reason)
+                return Outcome("unsent", batch_id, request, reason=exc.reason)
+            return Outcome("sent", batch_id, request, message_id=message_id)
 
-    def _request(self, batch_id: int, request: Request) -> Outcome:
-        try:
-            message_id = transport.send(request.body)
-        except transport.MailRefused as exc:
-            return self._close(
-                Outcome("failed", batch_id, request, reason=f"SendGrid refused the request: {exc.reason}")
-            )
-        except transport.MailUnavailable as exc:
-            if exc.sent_maybe:
-                reason = f"{exc.reason}; these messages may or may not have been sent"
-                return self._close(Outcome("unknown", batch_id, request, reason=reason))
-            return self._close(Outcome("unsent", batch_id, request, reason=exc.reason))
-        return self._close(Outcome("sent", batch_id, request, message_id=message_id))
-
-    def _apply(self, outcome: Outcome) -> None:
-        """Write a finished batch's outcome onto its recipients (a thread of its own, its own connection: this
-        runs while the loop builds and sends the next batch)."""
-        if outcome.applied or outcome.kind == "unsent":
-            return
+    def _record(self, outcome: Outcome) -> None:
+        """Record a finished batch's outcome on its batch row, then onto its recipients (a thread of its own,
+        its own connections: this runs while the loop records and sends the next batch)."""
         with self._cpu("outcomes"):
-            self._apply_outcome(outcome)
+            self._close(outcome)
+            if not (outcome.applied or outcome.kind == "unsent"):
+                self._apply_outcome(outcome)
 
     def _apply_outcome(self, outcome: Outcome) -> None:
         request = outcome.request
@@ -907,10 +903,13 @@ class Sender:
             if not queue:
                 fill()  # read and build the next batch while this one is in flight
             outcome = future.result()
-            self.applying.append(self.applier.submit(self._apply, outcome))
+            # The run of failed sends, as _counters writes it (auto-pause is decided here, not after the write).
+            self.consecutive_failures = 0 if outcome.kind == "sent" else self.consecutive_failures + 1
+            self.applying.append(self.applier.submit(self._record, outcome))
             while len(self.applying) > 1 and self.applying[0].done():
                 self.applying.popleft().result()  # surfaces a failed write
             if outcome.kind == "unsent":
+                self._applied()  # the batch is closed as unsent before its recipients are read again
                 queue.clear()
                 cursor = request.members[0] - 1  # these are still pending: send them again
                 if self._failed_too_often(outcome.reason):
