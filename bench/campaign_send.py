@@ -256,11 +256,12 @@ def main() -> None:
             seconds = time.perf_counter() - started
             campaign_cpu = CpuClock.spent(before, clock.read())
         view = campaigns.get_campaign(scope, campaign.id)
-        rss = peak_rss_mb(runner.pid)
-        assert view.status == "sent", (view.status, view.pause_reason)
         from app.services import job_queue
 
-        job = job_queue.get_job(scope, view.job_id)
+        while (job := job_queue.get_job(scope, view.job_id)).status == "running":  # its result is written last
+            time.sleep(0.05)
+        rss = peak_rss_mb(runner.pid)
+        assert view.status == "sent", (view.status, view.pause_reason)
         stats = json.loads(urllib.request.urlopen(f"{fake_url}/_fake/stats").read())
         print(f"campaign: {seconds:.2f}s, {stats}", file=sys.stderr, flush=True)
 
@@ -289,6 +290,7 @@ def main() -> None:
             "sender_start_seconds": job.result.get("start_seconds"),
             "sender_seconds": job.result.get("seconds"),
             "sender_cpu_seconds": job.result.get("cpu_seconds"),
+            "sender_step_seconds": job.result.get("step_seconds"),
             "campaign_cpu_seconds": campaign_cpu,
             "bare_cpu_seconds": bare_cpu,
             "cores": os.cpu_count(),

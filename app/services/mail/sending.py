@@ -117,9 +117,31 @@ def fence(session: Session | Connection, tenant_id: uuid.UUID, campaign_id: uuid
 
 # A batch's recipients: the campaign's recipients in its seq range (and among its members, when it has them).
 _IN_BATCH = "r.seq BETWEEN b.seq_from AND b.seq_to AND (b.members IS NULL OR r.seq = ANY(b.members))"
+# The batch recorded in flight and the fence (see `fence`: the same locks, the same checks) in one statement, so
+# the path from one request to the next is one round trip and a commit. It also looks once more for addresses of
+# the batch suppressed since it was read (chunks are read ahead): an unsubscribe is honoured up to the request.
+# No id: not fenced, or someone was suppressed since; nothing inserted.
 _IN_FLIGHT = text(
-    "INSERT INTO email_batches (tenant_id, campaign_id, job_id, seq_from, seq_to, members, recipients, status) "
-    "VALUES (:t, :c, :job, :lo, :hi, :members, :n, 'sending') RETURNING id"
+    """
+    WITH campaign AS (
+        SELECT status, job_id FROM email_campaigns WHERE id = :c AND tenant_id = :t FOR UPDATE
+    ), held AS (
+        SELECT 1 FROM jobs WHERE id = :job AND locked_by = :worker AND status = 'running' FOR SHARE
+    ), late AS (
+        SELECT 1 FROM email_recipients r
+        JOIN email_suppressions s ON s.tenant_id = :t AND s.email_normalized = (r.email_address COLLATE "C")
+        WHERE r.campaign_id = :c AND r.seq BETWEEN :lo AND :hi
+          AND (CAST(:members AS integer[]) IS NULL OR r.seq = ANY(:members))
+    ), batch AS (
+        INSERT INTO email_batches (tenant_id, campaign_id, job_id, seq_from, seq_to, members, recipients, status)
+        SELECT :t, :c, :job, :lo, :hi, :members, :n, 'sending'
+        WHERE EXISTS (SELECT 1 FROM campaign WHERE status = 'sending' AND job_id = :job)
+          AND EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM late)
+        RETURNING id
+    )
+    SELECT (SELECT id FROM batch), (SELECT status FROM campaign), (SELECT job_id FROM campaign),
+           EXISTS (SELECT 1 FROM held), EXISTS (SELECT 1 FROM late)
+    """
 ).bindparams(bindparam("members", type_=ARRAY(Integer)))
 _CUT_OFF = text(
     f"""
@@ -277,15 +299,17 @@ class Sender:
         self.consecutive_failures = 0
         self.signer = tracking_tokens.signer(tracking_tokens.signing_key())
         self.applying: deque[Future] = deque()
-        # Connections held for the whole run (no pool checkout per step): the loop's, the one the request's thread
-        # records outcomes on, and the one outcomes are written onto recipients on, each in its own thread.
+        # Connections held for the whole run (no pool checkout per step), each used by one thread: the loop's, the
+        # outcomes' (batch rows, then recipients), and the reader's (the next chunk, read ahead).
         self.conn: Connection | None = None
         self.outcome_conn: Connection | None = None
         self.apply_conn: Connection | None = None
+        self.read_conn: Connection | None = None
         self.applier: ThreadPoolExecutor | None = None
         self.materialising: Materialising | None = None  # the audience's later parts, while they are added
         self.where: list[Any] = []
         self.cpu: dict[str, float] = {}
+        self.elapsed: dict[str, float] = {}
 
     @contextlib.contextmanager
     def _txn(self) -> Iterator[Connection]:
@@ -301,12 +325,14 @@ class Sender:
 
     @contextlib.contextmanager
     def _cpu(self, what: str) -> Iterator[None]:
-        """This thread's CPU time in a step, added up per step (the job's result shows where a send's time goes)."""
-        started = time.thread_time()
+        """This thread's CPU time and the time elapsed in a step, added up per step (the job's result shows where
+        a send's time goes)."""
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self.cpu[what] = self.cpu.get(what, 0.0) + time.thread_time() - started
+            self.cpu[what] = self.cpu.get(what, 0.0) + time.thread_time() - cpu
+            self.elapsed[what] = self.elapsed.get(what, 0.0) + time.perf_counter() - started
 
     # --- start --------------------------------------------------------------------------------------------
 
@@ -485,9 +511,11 @@ class Sender:
 
     # --- reading and building -----------------------------------------------------------------------------
 
-    def _chunk(self, after: int) -> Chunk | None:
+    def _chunk(self, after: int, conn: Connection | None = None) -> Chunk | None:
         params = {"t": self.tenant_id, "c": self.campaign_id, "after": after, "n": self.batch_size}
-        with self._txn() as conn:
+        conn = conn or self.conn
+        assert conn is not None
+        with conn.begin():
             with conn.connection.driver_connection.cursor() as cursor:  # plain tuples: a batch is 1,000 rows
                 rows = cursor.execute(self._chunk_sql, params).fetchall()
         if not rows:
@@ -587,25 +615,36 @@ class Sender:
             fence(conn, self.tenant_id, self.campaign_id, self.lease)
             self._skip(conn, seqs)
 
-    def _in_flight(self, request: Request, skipped: list[int]) -> int:
-        """Record the batch before its request, in its own committed transaction (fenced)."""
+    def _in_flight(self, request: Request, skipped: list[int]) -> int | None:
+        """Record the batch before its request, in its own committed transaction (fenced). None: an address of
+        the batch was suppressed since it was read; nothing recorded, read it again."""
         with self._txn() as conn:
-            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            batch_id, status, job_id, held, late = conn.execute(
+                _IN_FLIGHT,
+                {
+                    "t": self.tenant_id,
+                    "c": self.campaign_id,
+                    "job": self.lease.job_id,
+                    "worker": self.lease.worker_id,
+                    "lo": request.members[0],
+                    "hi": request.members[-1],
+                    "members": None if request.whole_range else request.members,
+                    "n": len(request.members),
+                },
+            ).one()
+            if batch_id is None:
+                if status is None:
+                    raise CampaignStopped("The campaign was deleted.")
+                if status != "sending":
+                    raise CampaignStopped(f"The campaign is {status}.")
+                if job_id != self.lease.job_id:
+                    raise CampaignStopped("A newer job sends this campaign now.")
+                if not held:
+                    raise CampaignStopped("This runner no longer holds the campaign's job.")
+                assert late
+                return None
             self._skip(conn, skipped)
-            return int(
-                conn.execute(
-                    _IN_FLIGHT,
-                    {
-                        "t": self.tenant_id,
-                        "c": self.campaign_id,
-                        "job": self.lease.job_id,
-                        "lo": request.members[0],
-                        "hi": request.members[-1],
-                        "members": None if request.whole_range else request.members,
-                        "n": len(request.members),
-                    },
-                ).scalar()
-            )
+            return int(batch_id)
 
     def _counters(self, conn: Connection, **deltas: int) -> None:
         sets = ", ".join(f"{k} = {k} + :{k}" for k in deltas)
@@ -837,13 +876,15 @@ class Sender:
                 engine.connect() as self.conn,
                 engine.connect() as self.outcome_conn,
                 engine.connect() as self.apply_conn,
+                engine.connect() as self.read_conn,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-read") as reader,
                 ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
                 ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
                 _interpreter_tuned(),
             ):
                 try:
                     with self._cpu("loop"):  # read and build are part of it
-                        status = self._loop(pool)
+                        status = self._loop(pool, reader)
                 except CampaignStopped as exc:
                     with contextlib.suppress(Exception):
                         self._applied()  # outcomes that came back are facts, whatever stopped the campaign
@@ -854,26 +895,42 @@ class Sender:
                 materialiser.join()
         self.timings["seconds"] = round(time.perf_counter() - started, 3)
         self.timings["cpu_seconds"] = {k: round(v, 3) for k, v in self.cpu.items()}
+        self.timings["step_seconds"] = {k: round(v, 3) for k, v in self.elapsed.items()}
         log.info("campaign sent", extra={"campaign_id": str(self.campaign_id), "status": status, **self.timings})
         return {"status": status, **self.counts, **self.timings}
 
-    def _loop(self, pool: ThreadPoolExecutor) -> str:
+    def _read(self, cursor: int, conn: Connection | None = None) -> tuple[int | None, Chunk | None]:
+        """The pending recipients after `cursor` (once they exist), and how far the audience goes (None: all)."""
+        with self._cpu("audience_wait"):
+            through = self._recipients_through(cursor + self.batch_size)
+        with self._cpu("read"):
+            return through, self._chunk(cursor, conn)
+
+    def _loop(self, pool: ThreadPoolExecutor, reader: ThreadPoolExecutor) -> str:
         cursor = 0
         queue: deque[tuple[Request, list[int]]] = deque()
+        # The next chunk, read ahead on the reader's thread and connection while this one is built and sent.
+        ahead: tuple[int, Future] | None = None
 
         def fill() -> bool:
             """Read and build the next chunk; False when nothing is pending past the cursor."""
-            nonlocal cursor
+            nonlocal cursor, ahead
             while not queue:
-                through = self._recipients_through(cursor + self.batch_size)
-                with self._cpu("read"):
-                    chunk = self._chunk(cursor)
+                if ahead is not None and ahead[0] == cursor:
+                    with self._cpu("read_wait"):
+                        through, chunk = ahead[1].result()
+                else:
+                    if ahead is not None:
+                        ahead[1].result()  # read from another place (a batch to send again): not used
+                    through, chunk = self._read(cursor)
+                ahead = None
                 if chunk is None:
                     if through is None:
                         return False
                     cursor = max(cursor, through)  # those are sent already (a resumed campaign): on to the next
                     continue
                 cursor = chunk.last_seq
+                ahead = (cursor, reader.submit(self._read, cursor, self.read_conn))
                 with self._cpu("build"):
                     requests = self._requests(chunk)
                 if not requests:
@@ -898,11 +955,18 @@ class Sender:
                 self._to_outbox(request, skipped)
                 self._progress()
                 continue
-            batch_id = self._in_flight(request, skipped)
+            with self._cpu("record"):
+                batch_id = self._in_flight(request, skipped)
+            if batch_id is None:  # someone unsubscribed since the batch was read: read and build it again
+                self._applied()  # (recipients of batches sent before are no longer pending by then)
+                queue.clear()
+                cursor = request.members[0] - 1
+                continue
             future = pool.submit(self._deliver, batch_id, request)
             if not queue:
                 fill()  # read and build the next batch while this one is in flight
-            outcome = future.result()
+            with self._cpu("wait"):
+                outcome = future.result()
             # The run of failed sends, as _counters writes it (auto-pause is decided here, not after the write).
             self.consecutive_failures = 0 if outcome.kind == "sent" else self.consecutive_failures + 1
             self.applying.append(self.applier.submit(self._record, outcome))
