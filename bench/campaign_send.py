@@ -239,18 +239,29 @@ def main() -> None:
             bench=lambda: _cpu(me),
         )
 
-        before = clock.read()
-        started = time.perf_counter()
-        campaigns.send_now(scope, campaign.id)
-        while (view := campaigns.get_campaign(scope, campaign.id)).status == "sending":
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
-        campaign_cpu = CpuClock.spent(before, clock.read())
-        rss = peak_rss_mb(runner.pid)
-        assert view.status == "sent", (view.status, view.pause_reason)
+        import psycopg
+
+        # The clock is stopped by a one-row status read every 10 ms on a connection of its own: the watcher
+        # should not take the cores the campaign runs on (reading the campaign's whole view every 50 ms did,
+        # 0.4 CPU seconds a run).
+        with psycopg.connect(libpq_url(db.url), autocommit=True) as watch:
+            before = clock.read()
+            started = time.perf_counter()
+            campaigns.send_now(scope, campaign.id)
+            while (
+                watch.execute("SELECT status FROM email_campaigns WHERE id = %s", (campaign.id,)).fetchone()[0]
+                == "sending"
+            ):
+                time.sleep(0.01)
+            seconds = time.perf_counter() - started
+            campaign_cpu = CpuClock.spent(before, clock.read())
+        view = campaigns.get_campaign(scope, campaign.id)
         from app.services import job_queue
 
-        job = job_queue.get_job(scope, view.job_id)
+        while (job := job_queue.get_job(scope, view.job_id)).status == "running":  # its result is written last
+            time.sleep(0.05)
+        rss = peak_rss_mb(runner.pid)
+        assert view.status == "sent", (view.status, view.pause_reason)
         stats = json.loads(urllib.request.urlopen(f"{fake_url}/_fake/stats").read())
         print(f"campaign: {seconds:.2f}s, {stats}", file=sys.stderr, flush=True)
 
@@ -278,6 +289,8 @@ def main() -> None:
             "links": args.links,
             "sender_start_seconds": job.result.get("start_seconds"),
             "sender_seconds": job.result.get("seconds"),
+            "sender_cpu_seconds": job.result.get("cpu_seconds"),
+            "sender_step_seconds": job.result.get("step_seconds"),
             "campaign_cpu_seconds": campaign_cpu,
             "bare_cpu_seconds": bare_cpu,
             "cores": os.cpu_count(),

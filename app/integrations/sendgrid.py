@@ -100,19 +100,27 @@ class _Sealed(bytes):
         return str(self)
 
 
-class _Body(str):
-    """JSON text whose encoding (what the SDK sends) is sealed."""
+class _Body:
+    """A request body, ready: the SDK asks for its UTF-8 encoding, which is sealed."""
+
+    def __init__(self, encoded: bytes):
+        self.encoded = _Sealed(encoded)
 
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return _Sealed(str.encode(self, encoding, errors))
+        return self.encoded
+
+    def __str__(self) -> str:
+        return str(self.encoded)
 
 
-def send(payload: dict[str, Any] | str, *, sleep: Callable[[float], None] = time.sleep) -> Accepted:
-    """Send one Mail Send request body (a dict, or its JSON text). Accepted (202), MailRefused (4xx) or
-    MailUnavailable."""
+def send(payload: dict[str, Any] | str | bytes, *, sleep: Callable[[float], None] = time.sleep) -> Accepted:
+    """Send one Mail Send request body (a dict, or its JSON as text or UTF-8 bytes). Accepted (202),
+    MailRefused (4xx) or MailUnavailable."""
     settings = get_settings()
     client = _client(settings.sendgrid_api_key or "", settings.sendgrid_api_host)
-    body = _Body(payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")))
+    if isinstance(payload, dict):
+        payload = json.dumps(payload, separators=(",", ":"))
+    body = _Body(payload.encode() if isinstance(payload, str) else payload)
     last = "no answer"
     for attempt in range(MAX_ATTEMPTS):
         try:

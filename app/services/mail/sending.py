@@ -1,21 +1,23 @@
 """Sending a campaign: the work of its job (app/jobs/mail.py), resumable after any crash, sending nobody twice.
 
-1. On start (one transaction, fenced, see 5): the audience becomes recipient rows once (INSERT ... SELECT,
-   numbered in send order); batches still marked in flight are resolved (see 4); outcomes of finished batches
-   not yet written onto their recipients are written.
+1. On start (one transaction, fenced, see 5): the audience's first batch becomes recipient rows (INSERT ...
+   SELECT, numbered in send order; the rest follows in parts while the first batches go out, see
+   audience.materialise: each contact once, even across a crash); batches still marked in flight are resolved
+   (see 4); outcomes of finished batches not yet written onto their recipients are written.
 2. Pending recipients are read in send order, MAIL_BATCH_SIZE (SendGrid's 1,000) at a time, with the contact
    data the template uses; a recipient whose contact was deleted or whose address was suppressed since (an
    unsubscribe from another campaign) is skipped. campaign_content turns them into Mail Send request bodies:
-   one per batch in the common case, each recipient's tracking id in `custom_args`, its values and its link,
-   pixel and unsubscribe tokens in `substitutions`, the one-click unsubscribe headers per personalization.
+   one per batch in the common case, each recipient's tracking id in `custom_args`, its values and its link
+   tokens and its recipient token (pixel and unsubscribe link) in `substitutions`, the one-click unsubscribe headers per personalization.
 3. The organisation's token bucket (its `mail_messages_per_second` quota, or the campaign's lower rate) is
    asked for the batch's messages; the batch is recorded in flight (`email_batches`: its recipients' seq range,
    or their seqs) in its own committed transaction; then the request is made, on a thread of its own; then the
    batch row gets the outcome: a 202 marks it sent, a 400 failed (with SendGrid's message; sending goes on),
    an outage `unsent` (nothing was sent: its recipients stay pending and are tried again after a pause). The
-   batch row is the truth for its recipients: each recipient row gets its batch's outcome just after, while
-   the next request is in flight (and on start, for a batch whose outcome was recorded just before a crash).
-   Only one request is ever in flight; the next batch is read and built meanwhile.
+   batch row is the truth for its recipients: each recipient row gets its batch's outcome just after (and on
+   start, for a batch whose outcome was recorded just before a crash). Both are written by a thread of their
+   own while the next batch is recorded and its request made. Only one request is ever in flight; the next
+   batch is read and built meanwhile.
 4. **At most once.** SendGrid has no idempotency key, so a request whose answer never came back (the process
    was killed, the connection timed out after sending) may or may not have been delivered. A batch found still
    in flight when sending resumes is therefore never resent: its recipients become `unknown`, and everything
@@ -45,6 +47,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy import insert as core_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -68,8 +71,9 @@ from models.db import get_engine, session_scope
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_PAUSE_SECONDS = 5.0
+# The audience's later parts grow from two batches to this many (a part is one INSERT ... SELECT, committed).
+MATERIALISE_PART_BATCHES = 16
 ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class CampaignStopped(Exception):
@@ -113,9 +117,31 @@ def fence(session: Session | Connection, tenant_id: uuid.UUID, campaign_id: uuid
 
 # A batch's recipients: the campaign's recipients in its seq range (and among its members, when it has them).
 _IN_BATCH = "r.seq BETWEEN b.seq_from AND b.seq_to AND (b.members IS NULL OR r.seq = ANY(b.members))"
+# The batch recorded in flight and the fence (see `fence`: the same locks, the same checks) in one statement, so
+# the path from one request to the next is one round trip and a commit. It also looks once more for addresses of
+# the batch suppressed since it was read (chunks are read ahead): an unsubscribe is honoured up to the request.
+# No id: not fenced, or someone was suppressed since; nothing inserted.
 _IN_FLIGHT = text(
-    "INSERT INTO email_batches (tenant_id, campaign_id, job_id, seq_from, seq_to, members, recipients, status) "
-    "VALUES (:t, :c, :job, :lo, :hi, :members, :n, 'sending') RETURNING id"
+    """
+    WITH campaign AS (
+        SELECT status, job_id FROM email_campaigns WHERE id = :c AND tenant_id = :t FOR UPDATE
+    ), held AS (
+        SELECT 1 FROM jobs WHERE id = :job AND locked_by = :worker AND status = 'running' FOR SHARE
+    ), late AS (
+        SELECT 1 FROM email_recipients r
+        JOIN email_suppressions s ON s.tenant_id = :t AND s.email_normalized = (r.email_address COLLATE "C")
+        WHERE r.campaign_id = :c AND r.seq BETWEEN :lo AND :hi
+          AND (CAST(:members AS integer[]) IS NULL OR r.seq = ANY(:members))
+    ), batch AS (
+        INSERT INTO email_batches (tenant_id, campaign_id, job_id, seq_from, seq_to, members, recipients, status)
+        SELECT :t, :c, :job, :lo, :hi, :members, :n, 'sending'
+        WHERE EXISTS (SELECT 1 FROM campaign WHERE status = 'sending' AND job_id = :job)
+          AND EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM late)
+        RETURNING id
+    )
+    SELECT (SELECT id FROM batch), (SELECT status FROM campaign), (SELECT job_id FROM campaign),
+           EXISTS (SELECT 1 FROM held), EXISTS (SELECT 1 FROM late)
+    """
 ).bindparams(bindparam("members", type_=ARRAY(Integer)))
 _CUT_OFF = text(
     f"""
@@ -183,7 +209,7 @@ class Chunk:
 
 @dataclass
 class Request:
-    body: str  # the Mail Send request body, as JSON
+    body: bytes  # the Mail Send request body, as JSON (UTF-8)
     members: list[int]  # the recipients' seqs, in order
     tracking_to_recipient: dict[str, str] = field(default_factory=dict)
     # True when the request carries every pending recipient from members[0] to members[-1] (a chunk that made
@@ -209,6 +235,39 @@ class Outcome:
     message_id: str = ""
     reason: str = ""
     applied: bool = False  # already written onto the recipients (a taken-over batch)
+
+
+class Materialising:
+    """The audience's later parts, added by a thread of their own while the first batches go out: how far they
+    have come (every seq up to `through` exists), whether they are all in, and what stopped them."""
+
+    def __init__(self, after: tuple[Any, uuid.UUID] | None, through: int, *, once_per_contact: bool = False):
+        self.after, self.through, self.once_per_contact = after, through, once_per_contact
+        self.done = False
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.changed = threading.Condition()
+
+    def advanced(self, part: audiences.Part, done: bool) -> None:
+        with self.changed:
+            self.through += part.count
+            self.after = part.last or self.after
+            self.done = done
+            self.changed.notify_all()
+
+    def failed(self, exc: BaseException) -> None:
+        with self.changed:
+            self.error, self.done = exc, True
+            self.changed.notify_all()
+
+    def wait_for(self, seq: int) -> int:
+        """Wait until every recipient up to `seq` exists or all do; how far they go. Raises what stopped them."""
+        with self.changed:
+            while not self.done and self.through < seq:
+                self.changed.wait()
+            if self.error is not None:
+                raise self.error
+            return self.through
 
 
 # --- the sender ----------------------------------------------------------------------------------------------
@@ -240,12 +299,17 @@ class Sender:
         self.consecutive_failures = 0
         self.signer = tracking_tokens.signer(tracking_tokens.signing_key())
         self.applying: deque[Future] = deque()
-        # Connections held for the whole run (no pool checkout per step): the loop's, the one the request's thread
-        # records outcomes on, and the one outcomes are written onto recipients on, each in its own thread.
+        # Connections held for the whole run (no pool checkout per step), each used by one thread: the loop's, the
+        # outcomes' (batch rows, then recipients), and the reader's (the next chunk, read ahead).
         self.conn: Connection | None = None
         self.outcome_conn: Connection | None = None
         self.apply_conn: Connection | None = None
+        self.read_conn: Connection | None = None
         self.applier: ThreadPoolExecutor | None = None
+        self.materialising: Materialising | None = None  # the audience's later parts, while they are added
+        self.where: list[Any] = []
+        self.cpu: dict[str, float] = {}
+        self.elapsed: dict[str, float] = {}
 
     @contextlib.contextmanager
     def _txn(self) -> Iterator[Connection]:
@@ -258,6 +322,17 @@ class Sender:
         assert self.outcome_conn is not None
         with self.outcome_conn.begin():
             yield self.outcome_conn
+
+    @contextlib.contextmanager
+    def _cpu(self, what: str) -> Iterator[None]:
+        """This thread's CPU time and the time elapsed in a step, added up per step (the job's result shows where
+        a send's time goes)."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu[what] = self.cpu.get(what, 0.0) + time.thread_time() - cpu
+            self.elapsed[what] = self.elapsed.get(what, 0.0) + time.perf_counter() - started
 
     # --- start --------------------------------------------------------------------------------------------
 
@@ -273,23 +348,29 @@ class Sender:
                 try:
                     if problem:
                         raise ValidationFailed({"sender": problem})
-                    count = audiences.materialise(
-                        session, scope, campaign.id, audiences.Audience.from_dict(campaign.audience)
-                    )
+                    self.where = audiences.conditions(session, scope, audiences.Audience.from_dict(campaign.audience))
                 except ValidationFailed as exc:
                     campaign.status, campaign.pause_reason = "paused", f"Sending could not start: {exc.message}"
                     session.add(campaign)
                     return None
-                campaign.recipient_count = count
-                campaign.materialized_at = utcnow()
-                if count == 0:
-                    campaign.status, campaign.finished_at = "failed", utcnow()
-                    campaign.pause_reason = (
-                        "Nobody to send to: when sending started, every contact of the audience had no email "
-                        "address or was unsubscribed, bounced or reported spam."
-                    )
-                    session.add(campaign)
-                    return None
+                last_seq, last_key = audiences.last_materialised(session, campaign.id)
+                if last_seq:  # a crash cut materialising short: on from the last part, never twice per contact
+                    self.materialising = Materialising(last_key, last_seq, once_per_contact=True)
+                else:
+                    part = audiences.materialise(session, scope, campaign.id, self.where, limit=self.batch_size)
+                    if part.count == 0:
+                        campaign.status, campaign.finished_at = "failed", utcnow()
+                        campaign.pause_reason = (
+                            "Nobody to send to: when sending started, every contact of the audience had no email "
+                            "address or was unsubscribed, bounced or reported spam."
+                        )
+                        session.add(campaign)
+                        return None
+                    campaign.recipient_count = part.count
+                    if part.count < self.batch_size:
+                        campaign.materialized_at = utcnow()
+                    else:
+                        self.materialising = Materialising(part.last, part.count)
             session.execute(_CATCH_UP, {"c": campaign.id})
             cut_off = int(session.execute(_CUT_OFF, {"c": campaign.id}).scalar())
             if cut_off:
@@ -379,11 +460,62 @@ class Sender:
             ).all()
         return dict(rows)
 
+    def _materialise_rest(self, materialising: Materialising) -> None:
+        """The audience's later parts, each committed on its own so its recipients can be sent at once (a thread
+        of its own, its own connection). A part is fenced on this runner holding the job (its row shared-locked
+        until the part commits, so no other runner can take the job over meanwhile) and on the campaign still
+        sending under it; the unique (campaign, seq) index refuses any second writer of the same numbers."""
+        size = self.batch_size
+        scope = Scope.system(self.tenant_id)
+        try:
+            with self._cpu("audience"), get_engine().connect() as conn:
+                while not materialising.stop.is_set():
+                    size = min(size * 2, self.batch_size * MATERIALISE_PART_BATCHES)
+                    with conn.begin():
+                        row = conn.execute(
+                            text("SELECT status, job_id FROM email_campaigns WHERE id = :c"), {"c": self.campaign_id}
+                        ).first()
+                        if row is None or row[0] != "sending" or row[1] != self.lease.job_id:
+                            raise CampaignStopped("The campaign stopped sending while its audience was added.")
+                        if (
+                            conn.execute(_HOLDS_JOB, {"job": self.lease.job_id, "worker": self.lease.worker_id}).first()
+                            is None
+                        ):
+                            raise CampaignStopped("This runner no longer holds the campaign's job.")
+                        part = audiences.materialise(
+                            conn,
+                            scope,
+                            self.campaign_id,
+                            self.where,
+                            after=materialising.after,
+                            first_seq=materialising.through + 1,
+                            limit=size,
+                            once_per_contact=materialising.once_per_contact,
+                        )
+                        done = part.count < size
+                        conn.execute(
+                            text(
+                                "UPDATE email_campaigns SET recipient_count = recipient_count + :n, "
+                                "materialized_at = CASE WHEN :done THEN now() END WHERE id = :c"
+                            ),
+                            {"n": part.count, "done": done, "c": self.campaign_id},
+                        )
+                    self.counts["total"] += part.count
+                    materialising.advanced(part, done)
+                    if done:
+                        return
+        except Exception as exc:  # noqa: BLE001 (handed to the sending loop, which raises it)
+            materialising.failed(exc)
+            return
+        materialising.failed(CampaignStopped("Sending stopped while the audience was added."))
+
     # --- reading and building -----------------------------------------------------------------------------
 
-    def _chunk(self, after: int) -> Chunk | None:
+    def _chunk(self, after: int, conn: Connection | None = None) -> Chunk | None:
         params = {"t": self.tenant_id, "c": self.campaign_id, "after": after, "n": self.batch_size}
-        with self._txn() as conn:
+        conn = conn or self.conn
+        assert conn is not None
+        with conn.begin():
             with conn.connection.driver_connection.cursor() as cursor:  # plain tuples: a batch is 1,000 rows
                 rows = cursor.execute(self._chunk_sql, params).fetchall()
         if not rows:
@@ -406,25 +538,28 @@ class Sender:
 
     def _requests(self, chunk: Chunk) -> list[Request]:
         """Mail Send bodies for a chunk: one per distinct content (one in the common case), as JSON."""
-        plan, signer = self.plan, self.signer
-        unsubscribe_token, unsubscribe_url = signer[2], tracking.unsubscribe_url
+        plan, (click, recipient_token) = self.plan, self.signer
+        signer = (click, recipient_token)
+        unsubscribe_prefix, unsubscribe_end = tracking.unsubscribe_url("\0").split("\0")
         groups: dict[int, tuple[composer.Content, list[dict], list[int], dict[str, str]]] = {}
         recipes: dict[int, Recipe] = {}
+        # Without variables in logic (the common case) every recipient shares one content.
+        shared = None if plan.logic else plan.group_content({})
         for r in chunk.recipients:
-            content = plan.group_content(r.values)
+            content = shared or plan.group_content(r.values)
             recipe = recipes.get(id(content))
             if recipe is None:
                 recipe = recipes[id(content)] = plan.recipe(content)
-            unsubscribe = unsubscribe_token(r.tracking)
-            subs = recipe.substitutions(r.values, r.tracking, unsubscribe, signer)
+            token = recipient_token(r.tracking)
+            subs = recipe.substitutions(r.values, r.tracking, token, signer)
             if not fits(subs):  # too much to substitute: a message of its own, fully rendered
                 content = plan.personal_content(r.values)
-                subs = plan.recipe(content).substitutions(r.values, r.tracking, unsubscribe, signer)
+                subs = plan.recipe(content).substitutions(r.values, r.tracking, token, signer)
             personalization = {
                 "to": [{"email": r.email, "name": r.name} if r.name else {"email": r.email}],
                 "custom_args": {"tracking_id": r.tracking_id},
                 "substitutions": subs,
-                "headers": {"List-Unsubscribe": f"<{unsubscribe_url(unsubscribe)}>"},
+                "headers": {"List-Unsubscribe": f"<{unsubscribe_prefix}{token}{unsubscribe_end}>"},
             }
             group = groups.get(id(content))
             if group is None:
@@ -435,7 +570,7 @@ class Sender:
         custom_args = {"campaign_id": str(self.campaign_id), "tenant_id": str(self.tenant_id)}
         requests = [
             Request(
-                _JSON(
+                orjson.dumps(
                     transport.mail_body(
                         plan.sender,
                         personalizations,
@@ -480,37 +615,47 @@ class Sender:
             fence(conn, self.tenant_id, self.campaign_id, self.lease)
             self._skip(conn, seqs)
 
-    def _in_flight(self, request: Request, skipped: list[int]) -> int:
-        """Record the batch before its request, in its own committed transaction (fenced)."""
+    def _in_flight(self, request: Request, skipped: list[int]) -> int | None:
+        """Record the batch before its request, in its own committed transaction (fenced). None: an address of
+        the batch was suppressed since it was read; nothing recorded, read it again."""
         with self._txn() as conn:
-            fence(conn, self.tenant_id, self.campaign_id, self.lease)
+            batch_id, status, job_id, held, late = conn.execute(
+                _IN_FLIGHT,
+                {
+                    "t": self.tenant_id,
+                    "c": self.campaign_id,
+                    "job": self.lease.job_id,
+                    "worker": self.lease.worker_id,
+                    "lo": request.members[0],
+                    "hi": request.members[-1],
+                    "members": None if request.whole_range else request.members,
+                    "n": len(request.members),
+                },
+            ).one()
+            if batch_id is None:
+                if status is None:
+                    raise CampaignStopped("The campaign was deleted.")
+                if status != "sending":
+                    raise CampaignStopped(f"The campaign is {status}.")
+                if job_id != self.lease.job_id:
+                    raise CampaignStopped("A newer job sends this campaign now.")
+                if not held:
+                    raise CampaignStopped("This runner no longer holds the campaign's job.")
+                assert late
+                return None
             self._skip(conn, skipped)
-            return int(
-                conn.execute(
-                    _IN_FLIGHT,
-                    {
-                        "t": self.tenant_id,
-                        "c": self.campaign_id,
-                        "job": self.lease.job_id,
-                        "lo": request.members[0],
-                        "hi": request.members[-1],
-                        "members": None if request.whole_range else request.members,
-                        "n": len(request.members),
-                    },
-                ).scalar()
-            )
+            return int(batch_id)
 
     def _counters(self, conn: Connection, **deltas: int) -> None:
         sets = ", ".join(f"{k} = {k} + :{k}" for k in deltas)
+        # The loop keeps the same run of failures in memory (see _loop), without waiting for this write.
         consecutive = "0" if "sent_count" in deltas else "consecutive_failures + 1"
-        self.consecutive_failures = int(
-            conn.execute(
-                text(
-                    f"UPDATE email_campaigns SET {sets}, consecutive_failures = {consecutive}, updated_at = now() "
-                    "WHERE id = :c RETURNING consecutive_failures"
-                ),
-                {"c": self.campaign_id, **deltas},
-            ).scalar()
+        conn.execute(
+            text(
+                f"UPDATE email_campaigns SET {sets}, consecutive_failures = {consecutive}, updated_at = now() "
+                "WHERE id = :c"
+            ),
+            {"c": self.campaign_id, **deltas},
         )
         for name, delta in deltas.items():
             self.counts[name.removesuffix("_count")] += delta
@@ -547,7 +692,7 @@ class Sender:
         return {"pending": int(row[0]), "unknown": int(row[1])}
 
     def _close(self, outcome: Outcome) -> Outcome:
-        """The outcome on the batch row and the campaign's counts (the request's thread, its own connection)."""
+        """The outcome on the batch row and the campaign's counts (the outcomes' thread, its own connection)."""
         n = len(outcome.request.members)
         with self._outcome_txn() as conn:
             before = conn.execute(
@@ -576,25 +721,28 @@ class Sender:
         return outcome
 
     def _deliver(self, batch_id: int, request: Request) -> Outcome:
-        """In the request's thread: make the request and record its outcome on the batch."""
-        try:
-            message_id = transport.send(request.body)
-        except transport.MailRefused as exc:
-            return self._close(
-                Outcome("failed", batch_id, request, reason=f"SendGrid refused the request: {exc.reason}")
-            )
-        except transport.MailUnavailable as exc:
-            if exc.sent_maybe:
-                reason = f"{exc.reason}; these messages may or may not have been sent"
-                return self._close(Outcome("unknown", batch_id, request, reason=reason))
-            return self._close(Outcome("unsent", batch_id, request, reason=exc.reason))
-        return self._close(Outcome("sent", batch_id, request, message_id=message_id))
+        """In the request's thread: make the request; its outcome."""
+        with self._cpu("requests"):
+            try:
+                message_id = transport.send(request.body)
+            except transport.MailRefused as exc:
+                return Outcome("failed", batch_id, request, reason=f"SendGrid refused the request: {exc.reason}")
+            except transport.MailUnavailable as exc:
+                if exc.sent_maybe:
+                    reason = f"{exc.reason}; these messages may or may not have been sent"
+                    return Outcome("unknown", batch_id, request, reason=reason)
+                return Outcome("unsent", batch_id, request, reason=exc.reason)
+            return Outcome("sent", batch_id, request, message_id=message_id)
 
-    def _apply(self, outcome: Outcome) -> None:
-        """Write a finished batch's outcome onto its recipients (a thread of its own, its own connection: this
-        runs while the loop builds and sends the next batch)."""
-        if outcome.applied or outcome.kind == "unsent":
-            return
+    def _record(self, outcome: Outcome) -> None:
+        """Record a finished batch's outcome on its batch row, then onto its recipients (a thread of its own,
+        its own connections: this runs while the loop records and sends the next batch)."""
+        with self._cpu("outcomes"):
+            self._close(outcome)
+            if not (outcome.applied or outcome.kind == "unsent"):
+                self._apply_outcome(outcome)
+
+    def _apply_outcome(self, outcome: Outcome) -> None:
         request = outcome.request
         statement = text(
             f"UPDATE email_recipients SET {_APPLY[outcome.kind]}, batch_id = :b "
@@ -715,39 +863,76 @@ class Sender:
             return {"status": "stopped", "reason": str(exc)}
         self.timings = {"start_seconds": round(time.perf_counter() - started, 3)}
         log.info("campaign sending", extra={"campaign_id": str(campaign.id), "recipients": campaign.recipient_count})
+        materialiser, materialising = None, self.materialising
+        if materialising is not None:
+            materialiser = threading.Thread(
+                target=self._materialise_rest, args=(materialising,), name="mail-audience", daemon=True
+            )
+            materialiser.start()
         self._progress()
         engine = get_engine()
-        with (
-            engine.connect() as self.conn,
-            engine.connect() as self.outcome_conn,
-            engine.connect() as self.apply_conn,
-            ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
-            ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
-            _interpreter_tuned(),
-        ):
-            try:
-                status = self._loop(pool)
-            except CampaignStopped as exc:
-                with contextlib.suppress(Exception):
-                    self._applied()  # outcomes that came back are facts, whatever stopped the campaign
-                return {"status": "stopped", "reason": str(exc), **self.counts}
+        try:
+            with (
+                engine.connect() as self.conn,
+                engine.connect() as self.outcome_conn,
+                engine.connect() as self.apply_conn,
+                engine.connect() as self.read_conn,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-read") as reader,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-send") as pool,
+                ThreadPoolExecutor(1, thread_name_prefix="mail-apply") as self.applier,
+                _interpreter_tuned(),
+            ):
+                try:
+                    with self._cpu("loop"):  # read and build are part of it
+                        status = self._loop(pool, reader)
+                except CampaignStopped as exc:
+                    with contextlib.suppress(Exception):
+                        self._applied()  # outcomes that came back are facts, whatever stopped the campaign
+                    return {"status": "stopped", "reason": str(exc), **self.counts}
+        finally:
+            if materialiser is not None:
+                materialising.stop.set()
+                materialiser.join()
         self.timings["seconds"] = round(time.perf_counter() - started, 3)
+        self.timings["cpu_seconds"] = {k: round(v, 3) for k, v in self.cpu.items()}
+        self.timings["step_seconds"] = {k: round(v, 3) for k, v in self.elapsed.items()}
         log.info("campaign sent", extra={"campaign_id": str(self.campaign_id), "status": status, **self.timings})
         return {"status": status, **self.counts, **self.timings}
 
-    def _loop(self, pool: ThreadPoolExecutor) -> str:
+    def _read(self, cursor: int, conn: Connection | None = None) -> tuple[int | None, Chunk | None]:
+        """The pending recipients after `cursor` (once they exist), and how far the audience goes (None: all)."""
+        with self._cpu("audience_wait"):
+            through = self._recipients_through(cursor + self.batch_size)
+        with self._cpu("read"):
+            return through, self._chunk(cursor, conn)
+
+    def _loop(self, pool: ThreadPoolExecutor, reader: ThreadPoolExecutor) -> str:
         cursor = 0
         queue: deque[tuple[Request, list[int]]] = deque()
+        # The next chunk, read ahead on the reader's thread and connection while this one is built and sent.
+        ahead: tuple[int, Future] | None = None
 
         def fill() -> bool:
             """Read and build the next chunk; False when nothing is pending past the cursor."""
-            nonlocal cursor
+            nonlocal cursor, ahead
             while not queue:
-                chunk = self._chunk(cursor)
+                if ahead is not None and ahead[0] == cursor:
+                    with self._cpu("read_wait"):
+                        through, chunk = ahead[1].result()
+                else:
+                    if ahead is not None:
+                        ahead[1].result()  # read from another place (a batch to send again): not used
+                    through, chunk = self._read(cursor)
+                ahead = None
                 if chunk is None:
-                    return False
+                    if through is None:
+                        return False
+                    cursor = max(cursor, through)  # those are sent already (a resumed campaign): on to the next
+                    continue
                 cursor = chunk.last_seq
-                requests = self._requests(chunk)
+                ahead = (cursor, reader.submit(self._read, cursor, self.read_conn))
+                with self._cpu("build"):
+                    requests = self._requests(chunk)
                 if not requests:
                     self._record_skips(chunk.skipped)
                     continue
@@ -770,15 +955,25 @@ class Sender:
                 self._to_outbox(request, skipped)
                 self._progress()
                 continue
-            batch_id = self._in_flight(request, skipped)
+            with self._cpu("record"):
+                batch_id = self._in_flight(request, skipped)
+            if batch_id is None:  # someone unsubscribed since the batch was read: read and build it again
+                self._applied()  # (recipients of batches sent before are no longer pending by then)
+                queue.clear()
+                cursor = request.members[0] - 1
+                continue
             future = pool.submit(self._deliver, batch_id, request)
             if not queue:
                 fill()  # read and build the next batch while this one is in flight
-            outcome = future.result()
-            self.applying.append(self.applier.submit(self._apply, outcome))
+            with self._cpu("wait"):
+                outcome = future.result()
+            # The run of failed sends, as _counters writes it (auto-pause is decided here, not after the write).
+            self.consecutive_failures = 0 if outcome.kind == "sent" else self.consecutive_failures + 1
+            self.applying.append(self.applier.submit(self._record, outcome))
             while len(self.applying) > 1 and self.applying[0].done():
                 self.applying.popleft().result()  # surfaces a failed write
             if outcome.kind == "unsent":
+                self._applied()  # the batch is closed as unsent before its recipients are read again
                 queue.clear()
                 cursor = request.members[0] - 1  # these are still pending: send them again
                 if self._failed_too_often(outcome.reason):
@@ -788,6 +983,17 @@ class Sender:
             self._progress()
             if outcome.kind != "sent" and self._failed_too_often(outcome.reason):
                 return "paused"
+
+    def _recipients_through(self, seq: int) -> int | None:
+        """Wait until the audience's recipients up to `seq` exist: how far they go then, or None when all do."""
+        materialising = self.materialising
+        if materialising is None:
+            return None
+        through = materialising.wait_for(seq)
+        if materialising.done:
+            self.materialising = None
+            return None
+        return through
 
     def _pause_briefly(self) -> None:
         waited = 0.0

@@ -65,8 +65,8 @@ def mail_body(
     return body
 
 
-def send(body: dict[str, Any] | str) -> str:
-    """Hand one request body (or its JSON text) to SendGrid: its message id, or the adapter's MailRefused /
+def send(body: dict[str, Any] | str | bytes) -> str:
+    """Hand one request body (or its JSON, as text or UTF-8 bytes) to SendGrid: its message id, or the adapter's MailRefused /
     MailUnavailable."""
     return sendgrid.send(body).message_id
 
