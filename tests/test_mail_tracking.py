@@ -106,13 +106,16 @@ def test_forged_altered_or_unknown_tokens_never_redirect_and_record_nothing(sent
         tracking_tokens.click_token(tracking_id, link, key=b"k" * 32),  # signed with another key
         tracking_tokens.click_token(uuid.uuid4(), link),  # no such recipient
         tracking_tokens.click_token(tracking_id, uuid.uuid4()),  # no such link
-        tracking_tokens.unsubscribe_token(tracking_id),  # another kind of token
+        tracking_tokens.recipient_token(tracking_id),  # another kind of token (the pixel's and unsubscribe's)
         "x" * 200,
     ):
         for method in ("GET", "HEAD"):
             answer = client.request(method, f"/t/c/{bad}")
             assert answer.status_code == 404 and "location" not in answer.headers, (bad, method)
-        assert client.get(f"/t/o/{bad}.gif").status_code == 200  # the pixel always answers
+        if bad != tracking_tokens.recipient_token(tracking_id):  # that one is a real open
+            assert client.get(f"/t/o/{bad}.gif").status_code == 200  # the pixel always answers
+    for bad in (tracking_tokens.click_token(tracking_id, link), tracking_tokens.recipient_token(uuid.uuid4())):
+        assert client.get(f"/t/o/{bad}.gif").status_code == 200  # a click token or no such recipient: no open
     flush()
     f = figures(campaign_id)
     assert f["events"] == [] and f["campaign"]["click_count"] == 0 and f["campaign"]["open_count"] == 0
