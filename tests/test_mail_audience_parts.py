@@ -104,3 +104,36 @@ def test_a_send_killed_between_parts_resumes_without_adding_anyone_twice(audienc
     assert [seq for seq, _ in recipients(campaign.id)] == list(range(1, PEOPLE + 1))
     assert fake_sendgrid.delivered(emails[2]) == 0
     assert all(fake_sendgrid.delivered(email) == 1 for email in emails[:2] + emails[3:])
+
+
+def test_contacts_added_after_sending_started_are_not_in_the_audience(audience, fake_sendgrid):
+    scope, campaign, emails = audience
+    campaigns.send_now(scope, campaign.id)
+    # A runner killed after the first part, as above; then a contact matching the filter is added before the resume.
+    with session_scope() as session:
+        session.execute(
+            text(
+                "INSERT INTO email_recipients (tenant_id, campaign_id, contact_id, email_address, name, seq) "
+                "SELECT tenant_id, :c, id, email_normalized, contact_name, row_number() OVER (ORDER BY created_at, id) "
+                "FROM contacts WHERE tenant_id = :t ORDER BY created_at, id LIMIT 2"
+            ),
+            {"c": campaign.id, "t": scope.tenant_id},
+        )
+        session.execute(
+            text("UPDATE email_campaigns SET recipient_count = 2, started_at = now() WHERE id = :c"),
+            {"c": campaign.id},
+        )
+    contacts.create_contact(
+        scope,
+        {
+            "contact_name": "Late",
+            "business_name": "Late Practice",
+            "contact_email": "late@example.com",
+            "status": "customer",
+        },
+    )
+    run_jobs()
+    done = campaigns.get_campaign(scope, campaign.id)
+    assert (done.status, done.recipient_count, done.sent_count) == ("sent", PEOPLE, PEOPLE)
+    assert [email for _, email in recipients(campaign.id)] == emails
+    assert fake_sendgrid.delivered("late@example.com") == 0

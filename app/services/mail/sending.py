@@ -64,7 +64,7 @@ from app.services.mail import variables as mail_variables
 from app.services.mail.campaign_content import Plan, Recipe, fits
 from app.services.mail.templates import load_parts
 from app.settings import get_settings
-from models import CampaignLink, EmailCampaign, OutboxMessage
+from models import CampaignLink, Contact, EmailCampaign, OutboxMessage
 from models.base import utcnow
 from models.db import get_engine, session_scope
 
@@ -378,6 +378,10 @@ class Sender:
             campaign.unknown_count += cut_off
             campaign.started_at = campaign.started_at or utcnow()
             campaign.updated_at = utcnow()
+            if self.materialising is not None:
+                # The audience is who matched when sending started: a contact added while later parts are written
+                # (or after a crash, before the resume) is not in it.
+                self.where = [*self.where, Contact.created_at <= campaign.started_at]
             session.add(campaign)
             session.flush()
             self.consecutive_failures = campaign.consecutive_failures
