@@ -379,3 +379,32 @@ def test_the_chart_rollup_follows_every_insert(scripted):
     series = analytics.activity_series(principal.scope, cid)
     assert sum(b.opens for b in series.hourly) == before + 5
     assert series.hourly[5].human_opens == 5
+
+
+def test_the_rest_api_gives_the_same_figures_behind_the_same_walls(scripted, api_url, make_org):
+    import httpx
+
+    from app.services.accounts import auth
+
+    principal, cid, r, _, _ = scripted
+    token, _ = auth.issue_api_token(principal)
+    admin = httpx.Client(base_url=f"{api_url}/api/v1", headers={"Authorization": f"Bearer {token}"})
+    listed = admin.get("/email-campaigns", params={"q": "spring", "sort": "open_rate"}).json()
+    assert [c["id"] for c in listed["items"]] == [cid] and listed["items"][0]["open_rate"] == 75.0
+    assert listed["stats"]["campaigns"] == 1 and listed["stats"]["emails_sent"] == 5
+    assert admin.get("/email-campaigns", params={"sort": "nonsense"}).status_code == 422
+    report = admin.get(f"/email-campaigns/{cid}/analytics").json()
+    assert report["campaign"]["human_opened"] == 2 and report["high_bounce"] is True
+    assert len(report["hourly"]) == 48 and report["links"][0]["url"] == "https://clinic.example/offer"
+    timeline = admin.get(f"/email-recipients/{r['ada@example.com']}/analytics").json()
+    assert [e["kind"] for e in timeline["events"]][:2] == ["clicked", "opened"]
+    exported = admin.get(f"/email-campaigns/{cid}/recipients.csv", params={"show": "bounced"})
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert [row[0] for row in _csv([exported.content.decode("utf-8-sig")])] == ["email", "cy@example.com"]
+
+    other_token, _ = auth.issue_api_token(make_org("Other Clinic"))
+    other = httpx.Client(base_url=f"{api_url}/api/v1", headers={"Authorization": f"Bearer {other_token}"})
+    assert other.get("/email-campaigns").json()["items"] == []
+    assert other.get(f"/email-campaigns/{cid}/analytics").status_code == 404
+    assert other.get(f"/email-recipients/{r['ada@example.com']}/analytics").status_code == 404
+    assert other.get(f"/email-campaigns/{cid}/analytics.csv").status_code == 404

@@ -36,6 +36,7 @@ from sqlalchemy import text
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound, ValidationFailed
 from app.services.imports.csv_export import csv_chunks, neutralise
+from app.services.mail import audience as audiences
 from app.services.mail.campaigns import MISSING, RECIPIENT_STATUS_LABELS, STATUS_LABELS
 from app.services.validation import parse_uuid
 from models.db import read_session
@@ -125,6 +126,10 @@ class CampaignMetrics:
     human_click_rate: float
     created_at: str
     started_at: str
+    scheduled_at: str
+    finished_at: str
+    audience_summary: str
+    progress: float  # 0..1 of the recipients dealt with (sent, failed, unknown or skipped)
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,8 @@ _RATE = "CASE WHEN {base} > 0 THEN 100.0 * {n} / {base} END"
 _LIST_COLUMNS = f"""
     c.id, c.name, c.status, c.recipient_count, c.sent_count, c.delivered_count, c.opened_count,
     c.human_opened_count, c.clicked_count, c.human_clicked_count, c.bounced_count, c.unsubscribed_count,
-    c.spam_reported_count, c.created_at, c.started_at,
+    c.spam_reported_count, c.created_at, c.started_at, c.scheduled_at, c.finished_at, c.audience,
+    c.failed_count, c.unknown_count, c.skipped_count,
     {_RATE.format(base=_BASE, n="c.opened_count")} AS open_rate,
     {_RATE.format(base=_BASE, n="c.clicked_count")} AS click_rate
 """
@@ -160,6 +166,8 @@ _LIST_COLUMNS = f"""
 
 def _metrics(row: Any) -> CampaignMetrics:
     base = max(row.sent_count - row.bounced_count, 0)
+    dealt = row.sent_count + row.failed_count + row.unknown_count + row.skipped_count
+    progress = 1.0 if row.status in ("sent", "partial") else (dealt / row.recipient_count if row.recipient_count else 0)
     return CampaignMetrics(
         id=str(row.id),
         name=row.name,
@@ -181,6 +189,10 @@ def _metrics(row: Any) -> CampaignMetrics:
         human_click_rate=percent(row.human_clicked_count, base),
         created_at=_iso(row.created_at),
         started_at=_iso(row.started_at),
+        scheduled_at=_iso(row.scheduled_at),
+        finished_at=_iso(row.finished_at),
+        audience_summary=audiences.Audience.from_dict(row.audience or {}).summary(),
+        progress=round(min(1.0, progress), 4),
     )
 
 
@@ -466,6 +478,7 @@ class RecipientActivity:
     bounce_type: str
     unsubscribed_at: str
     spam_reported_at: str
+    error: str  # why sending to it failed
 
 
 @dataclass(frozen=True)
@@ -481,7 +494,7 @@ class RecipientActivityPage:
 _RECIPIENT_COLUMNS = """
     r.id, r.email_address, r.name, r.contact_id, r.status, r.sent_at, r.delivered_at, r.first_opened_at,
     r.human_open_count, r.machine_open_count, r.first_clicked_at, r.human_click_count, r.scanner_click_count,
-    r.bounced_at, r.bounce_type, r.unsubscribed_at, r.spam_reported_at
+    r.bounced_at, r.bounce_type, r.unsubscribed_at, r.spam_reported_at, r.error_message
 """
 
 
@@ -505,6 +518,7 @@ def _recipient(r: Any) -> RecipientActivity:
         bounce_type=r.bounce_type or "",
         unsubscribed_at=_iso(r.unsubscribed_at),
         spam_reported_at=_iso(r.spam_reported_at),
+        error=r.error_message or "",
     )
 
 
