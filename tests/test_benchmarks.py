@@ -87,3 +87,12 @@ def test_campaign_bench_sends_every_recipient_once_through_the_job_runner():
     assert result["requests"] == 3 and result["messages"] == result["addresses"] == 2500
     assert result["most_to_one_address"] == 1 and result["bare_messages"] == 2500
     assert result["campaign_cpu_seconds"]["runner"] > 0 and result["bare_cpu_seconds"]["fake"] > 0
+
+
+def test_campaign_analytics_bench_answers_every_query_right():
+    result = run_bench("campaign_analytics.py", "--recipients", "5000", "--campaigns", "20", "--samples", "5")
+    assert result["recipients"] == 5000 and result["campaigns"] == 21
+    assert result["events"] > 3 * 5000 * 0.9  # about three events per recipient, as at full size
+    assert result["rollup_matches_events"]  # the chart's hourly rollup counted every open and click once
+    for name in ("campaign", "figures", "chart", "links", "recipients", "timeline", "page", "list"):
+        assert result[f"{name}_right"] == result["samples"] == 5, name
