@@ -78,6 +78,11 @@ class Settings:
     sendgrid_api_key: str | None = field(repr=False)
     sendgrid_api_host: str
     sendgrid_webhook_public_key: str | None
+    # Opens and clicks are buffered in memory and written in batches (app/services/mail/tracking.py): how often
+    # the writer flushes (what a killed process can lose at most) and how many hits the buffer holds before a
+    # request writes its own hit through.
+    tracking_flush_seconds: float
+    tracking_buffer_size: int
     # The platform's default sender; each organisation may set its own (app/services/mail/senders.py).
     smtp_from_email: str
     smtp_from_name: str
@@ -202,6 +207,8 @@ def get_settings() -> Settings:
         sendgrid_api_key=_env("SENDGRID_API_KEY"),
         sendgrid_api_host=_env("SENDGRID_API_HOST") or "https://api.sendgrid.com",
         sendgrid_webhook_public_key=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        tracking_flush_seconds=max(0.05, min(10.0, _float(_env("TRACKING_FLUSH_SECONDS"), 0.5))),
+        tracking_buffer_size=max(100, _int(_env("TRACKING_BUFFER_SIZE"), 50_000)),
         smtp_from_email=(_env("SMTP_FROM_EMAIL") or "noreply@localhost").strip(),
         smtp_from_name=(_env("SMTP_FROM_NAME") or "VoiceDesk").strip(),
         mail_send_rate=max(1, _int(_env("MAIL_SEND_RATE"), 100)),

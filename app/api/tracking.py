@@ -5,12 +5,19 @@ unsubscribing (`/u/{token}`). Not part of the REST API document: mail clients an
   forged, altered or unknown token gets a plain 404 page, so the route is never an open redirect. The redirect
   sends no Referer (the token stays out of the destination's logs).
 - The pixel is a 1x1 transparent GIF for any token: a mail client gets no broken image and learns nothing.
+- Opens and clicks are recorded (app/services/mail/tracking.py) without the answer waiting for the database: the
+  hit goes into the process's buffer, which a writer thread flushes in batches. A click needs its address: from
+  the process's cache, else one prebuilt statement in a worker thread. HEAD requests and prefetches are
+  answered like any click (a scanner gets its redirect) and recorded as a scanner's.
 - `GET /u/{token}` shows a confirmation page with a button; it changes nothing, since link scanners fetch every
   link. `POST /u/{token}` unsubscribes, as RFC 8058 one-click asks (mail clients post
   `List-Unsubscribe=One-Click`): no cookie, no session, no redirect, the same answer however often it is sent.
 
-Each client address may make `LINK_REQUESTS_PER_MINUTE` requests a minute here (the shared PostgreSQL rate
-limits); bodies are capped at 4 KiB at the edge (app/edge/body_limit.py).
+Unsubscribing is limited to `LINK_REQUESTS_PER_MINUTE` requests a minute per client address (the shared
+PostgreSQL rate limits). Opens and clicks are not: mail proxies (Gmail's, Apple's) fetch for millions of readers
+from a few addresses, and a limit there would both lose real opens and put a database write in front of every
+pixel; a hit costs a token check and one buffered row, and tokens cannot be forged. Bodies are capped at 4 KiB
+at the edge (app/edge/body_limit.py).
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ from __future__ import annotations
 import base64
 import html
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app import metrics
 from app.api.deps import client_key
 from app.services.accounts import rate_limits
-from app.services.mail import tracking
+from app.services.mail import tracking, tracking_tokens
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,20 +70,31 @@ def _limited(request: Request) -> HTMLResponse | None:
     )
 
 
-@router.get("/t/c/{token}")
-def click(token: str, request: Request) -> Response:
-    if limited := _limited(request):
-        return limited
-    target = tracking.click_target(token)
-    if target is None:
+async def _record(hit: tracking.Hit) -> None:
+    metrics.TRACKING_HITS.labels(hit.kind).inc()
+    recorder = tracking.recorder()
+    if not recorder.record(hit):  # the buffer is full: wait for the database rather than lose the hit
+        await anyio.to_thread.run_sync(recorder.write_through, hit)
+
+
+@router.api_route("/t/c/{token}", methods=["GET", "HEAD"])
+async def click(token: str, request: Request) -> Response:
+    ids = tracking_tokens.read_click(token)
+    if ids is None:
         return _not_found()
-    return RedirectResponse(target, status_code=302, headers=_PRIVATE)
+    url = tracking.cached_target(*ids) or await anyio.to_thread.run_sync(tracking.target_of, *ids)
+    if url is None:
+        return _not_found()
+    user_agent = request.headers.get("user-agent")
+    await _record(tracking.click_hit(ids, url, user_agent, client_key(request), request.method, request.headers))
+    return RedirectResponse(url, status_code=302, headers=_PRIVATE)
 
 
 @router.get("/t/o/{token}.gif")
-def open_pixel(token: str, request: Request) -> Response:
-    if limited := _limited(request):
-        return limited
+async def open_pixel(token: str, request: Request) -> Response:
+    hit = tracking.open_hit(token, request.headers.get("user-agent"), client_key(request))
+    if hit is not None:
+        await _record(hit)
     return Response(PIXEL, media_type="image/gif", headers=_PRIVATE)
 
 

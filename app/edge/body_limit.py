@@ -16,6 +16,8 @@ KiB = 1024
 MiB = 1024 * KiB
 
 WEBHOOK_LIMIT = 64 * KiB
+# SendGrid's Event Webhook posts batches of events up to about 768 KB.
+SENDGRID_EVENTS_LIMIT = 1 * MiB
 # Tracking links and unsubscribe: a one-click unsubscribe POST is "List-Unsubscribe=One-Click", nothing more.
 TRACKING_LIMIT = 4 * KiB
 API_LIMIT = 1 * MiB
@@ -24,7 +26,8 @@ DEFAULT_LIMIT = API_LIMIT
 # Path prefix -> largest body accepted. A prefix matches itself and what lies below it ("/t" is not "/team").
 PLATFORM_LIMITS: dict[str, int] = {
     "/twilio": WEBHOOK_LIMIT,  # Twilio's webhooks (voice_service)
-    "/webhooks": WEBHOOK_LIMIT,  # signed webhooks of Stripe and SendGrid
+    "/webhooks": WEBHOOK_LIMIT,  # signed webhooks (Stripe)
+    "/webhooks/sendgrid": SENDGRID_EVENTS_LIMIT,  # SendGrid's Event Webhook batches
     "/t": TRACKING_LIMIT,  # tracking links
     "/u": TRACKING_LIMIT,  # unsubscribe
     "/api": API_LIMIT,  # the JSON API

@@ -1,4 +1,5 @@
-"""SendGrid Mail Send (the `sendgrid` SDK). Blocking: call it from a worker thread.
+"""SendGrid Mail Send and the Event Webhook's signature (the `sendgrid` SDK). Mail Send is blocking: call it from a
+worker thread.
 
 The host comes from SENDGRID_API_HOST (tests point the real SDK at a loopback fake). The SDK sets no timeout,
 so every request gets one. 429 answers are retried after the time `X-RateLimit-Reset` gives, 5xx answers and
@@ -20,6 +21,7 @@ from typing import Any
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.eventwebhook import EventWebhook
 
 from app.settings import get_settings
 
@@ -132,3 +134,35 @@ def send(payload: dict[str, Any] | str, *, sleep: Callable[[float], None] = time
             log.warning("SendGrid request failed; retrying", extra={"attempt": attempt + 1, "error": last})
             sleep(wait)
     raise MailUnavailable(last, sent_maybe=False)
+
+
+# --- Event Webhook ---------------------------------------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+MAX_EVENT_AGE_SECONDS = 300
+
+
+@functools.lru_cache(maxsize=4)
+def _verifier(public_key: str) -> EventWebhook:
+    return EventWebhook(public_key)
+
+
+def webhook_configured() -> bool:
+    return bool(get_settings().sendgrid_webhook_public_key)
+
+
+def verify_event_batch(body: bytes, signature: str, timestamp: str, *, now: float | None = None) -> bool:
+    """True when `signature` is SendGrid's ECDSA (P-256, SHA-256) signature of `timestamp` + the raw body under
+    SENDGRID_WEBHOOK_PUBLIC_KEY, and the timestamp is within MAX_EVENT_AGE_SECONDS of now (the SDK checks only
+    the signature: a captured batch replayed later fails here)."""
+    public_key = get_settings().sendgrid_webhook_public_key
+    if not public_key or not signature or not timestamp or not timestamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > MAX_EVENT_AGE_SECONDS:
+        return False
+    try:
+        payload = body.decode("utf-8")
+        return bool(_verifier(public_key).verify_signature(payload, signature, timestamp))
+    except (ValueError, TypeError, UnicodeDecodeError):  # a malformed key, signature (base64, DER) or body
+        return False

@@ -1,11 +1,12 @@
-"""The campaign sending job: sends (or resumes) one campaign; see app/services/mail/sending.py."""
+"""Mail jobs: sending (or resuming) one campaign (app/services/mail/sending.py), and applying stored SendGrid
+events (app/services/mail/events.py)."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 
 from app.jobs.registry import JobCancelled, JobContext, LeaseLost, job_handler
-from app.services.mail import campaigns, sending
+from app.services.mail import campaigns, events, sending
 from models.db import session_scope
 
 
@@ -43,3 +44,14 @@ def send_campaign(ctx: JobContext, payload: dict) -> dict:
     except JobCancelled:
         _pause(payload["campaign_id"], ctx.job_id, "The sending job was cancelled; resume the campaign to carry on.")
         raise
+
+
+@job_handler(events.PROCESS_JOB)
+def apply_webhook_events(ctx: JobContext, payload: dict) -> dict:
+    """Apply stored SendGrid events not applied yet (a batch too large to apply before answering, or one whose
+    application failed), a thousand per transaction."""
+    applied = 0
+    while n := events.process_pending(1000):
+        applied += n
+        ctx.progress(applied=applied)
+    return {"applied": applied}

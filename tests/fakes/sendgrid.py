@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import json
 import threading
@@ -326,3 +327,49 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class EventSigner:
+    """SendGrid's Event Webhook as it posts: a JSON array of events, signed with ECDSA P-256 over the timestamp
+    followed by the raw body, the base64 DER signature in `X-Twilio-Email-Event-Webhook-Signature` and the Unix
+    time in `X-Twilio-Email-Event-Webhook-Timestamp`. The key pair is made here; `public_key` is what SendGrid's
+    settings page shows (base64 DER, the value of SENDGRID_WEBHOOK_PUBLIC_KEY).
+
+        signer = EventSigner()
+        body, headers = signer.sign([signer.event("delivered", tracking_id=...)])
+    """
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        der = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public_key = base64.b64encode(der).decode()
+
+    def sign(self, events: list[dict], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        body = json.dumps(events).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self._key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return body, {
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        }
+
+    @staticmethod
+    def event(kind: str, /, *, email: str = "ada@example.com", at: int | None = None, **fields: Any) -> dict:
+        """One event as SendGrid writes it: `custom_args` (e.g. tracking_id, tenant_id) are top-level fields."""
+        return {
+            "email": email,
+            "timestamp": int(time.time()) if at is None else at,
+            "event": kind,
+            "sg_event_id": fields.pop("sg_event_id", None) or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode(),
+            "sg_message_id": "fake-message-id.filter0001",
+            **{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in fields.items()},
+        }

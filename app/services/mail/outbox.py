@@ -2,6 +2,7 @@
 
     list_messages(scope, page=1, per_page=25, campaign_id=None) -> OutboxPage   newest first
     get_message(scope, message_id) -> OutboxView                             headers, HTML, text
+    simulate(scope, message_id, kind) -> str     delivered / bounce / spam, as SendGrid's webhook would report it
 
 The HTML of a stored message carries working tracked links (`/t/c/...`), its open pixel and its unsubscribe
 link, so following them from the Outbox page behaves as in a real mailbox. Show the HTML in a sandboxed iframe.
@@ -9,6 +10,7 @@ link, so following them from the Outbox page behaves as in a real mailbox. Show 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,8 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from app.services.accounts.scope import Scope
-from app.services.errors import NotFound
+from app.services.errors import NotFound, ValidationFailed
+from app.services.mail import events
 from app.services.validation import parse_uuid
 from models import OutboxMessage
 from models.db import read_session
@@ -123,3 +126,51 @@ def get_message(scope: Scope, message_id: Any) -> OutboxView:
         html=row.html,
         text=row.text,
     )
+
+
+SIMULATED = {"delivered": "delivered", "bounce": "bounce", "spam": "spamreport"}
+SIMULATE_KINDS = tuple(SIMULATED)
+
+
+def simulate(scope: Scope, message_id: Any, kind: str) -> str:
+    """What SendGrid would report for an outbox message (delivered, a hard bounce, a spam report), applied
+    through the same path as the Event Webhook's events. Pressing the same button twice changes nothing (the
+    event id is the message's and the kind's). Returns a sentence for the admin."""
+    scope.require_admin()
+    if kind not in SIMULATED:
+        raise ValidationFailed("Choose delivered, bounce or spam.")
+    message = get_message(scope, message_id)
+    with read_session() as session:
+        row = session.execute(
+            text(
+                "SELECT o.kind, o.contact_id, r.tracking_id FROM email_outbox o "
+                "LEFT JOIN email_recipients r ON r.id = o.recipient_id AND r.tenant_id = o.tenant_id "
+                "WHERE o.id = :id AND o.tenant_id = :t"
+            ),
+            {"id": message.id, "t": scope.tenant_id},
+        ).first()
+    event: dict[str, Any] = {
+        "email": message.to_email,
+        "timestamp": int(time.time()),
+        "event": SIMULATED[kind],
+        "sg_event_id": f"outbox-{scope.tenant_id}-{message.id}-{kind}",
+        "tenant_id": str(scope.tenant_id),
+        "kind": row.kind,
+    }
+    if row.tracking_id:
+        event["tracking_id"] = str(row.tracking_id)
+        event["campaign_id"] = message.campaign_id
+    if row.contact_id:
+        event["contact_id"] = str(row.contact_id)
+    if kind == "bounce":
+        event.update(
+            type="bounce",
+            bounce_classification="Invalid Address",
+            reason="550 5.1.1 The email account that you tried to reach does not exist. (simulated)",
+            status="5.1.1",
+        )
+    received = events.receive([event])
+    if not received.new:
+        return "That event was already recorded for this message."
+    words = {"delivered": "delivered", "bounce": "bounced (hard)", "spam": "reported as spam"}
+    return f"Recorded: the message to {message.to_email} {words[kind]}."

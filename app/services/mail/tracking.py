@@ -1,4 +1,5 @@
-"""What the public links of campaign mail do: tracked clicks, the open pixel and unsubscribing.
+"""What the public links of campaign mail do: tracked clicks, the open pixel and unsubscribing, and how opens and
+clicks are recorded: each once, exactly, without the pixel or the redirect ever waiting for the database.
 
 No signed-in user is behind these requests (a mail client, a link scanner, a recipient); the signed token is
 the only credential, and it names a recipient row, which names its organisation.
@@ -6,22 +7,49 @@ the only credential, and it names a recipient row, which names its organisation.
     click_url(token) / open_url(token) / unsubscribe_url(token)       the addresses placed in messages
     click_target(token) -> URL | None     the registered address of that link in that recipient's campaign;
                                           None for a forged, altered or unknown token (never an open redirect)
+    open_hit(token, ...) / click_hit(ids, ...) -> Hit | None          what a request says, verdict included
+    recorder().record(hit) -> bool        buffer a hit (False: the buffer is full, call write_through)
+    write_hits(session, hits) -> int      the batch write (also used by the webhook and the demo)
     unsubscribe_info(token) -> UnsubscribeInfo | None                 for the confirmation page (GET)
     unsubscribe(token) -> UnsubscribeInfo | None                      one-click (POST): suppress the address,
                                                                       note it on the timeline; idempotent
 
-Recording opens and clicks is the next step of the product (events); today the links redirect and answer.
+Recording. A hit goes into an in-process buffer (a deque: appending takes no lock the response waits on) and a
+writer thread flushes it every TRACKING_FLUSH_SECONDS in one transaction: one INSERT of all the events and one
+UPDATE each of recipients, links and campaigns, where each row's increments are summed in Python first, so a
+row is touched once per flush whatever the number of hits. Unique counts (recipients who opened, who clicked a
+link) come from the rows' counts before the flush; every writer (this one in each process, the webhook) takes
+one transaction-level advisory lock first, so those reads and the increments are exact across processes.
+A full buffer never drops a hit: the request writes its own hit through (it waits for the database instead).
+Kill -9 loses what is buffered and not yet flushed: at most TRACKING_FLUSH_SECONDS of hits (README).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import collections
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import text
+from sqlmodel import Session
 
-from app.services.mail import suppressions, tracking_tokens
+from app.services.mail import suppressions, tracking_tokens, verdicts
 from app.settings import get_settings
 from models.db import read_session, session_scope
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of every writer of tracking counters ("mailtrak" in ASCII).
+WRITER_LOCK = 0x6D61696C7472616B
+MAX_BATCH = 5_000
+MAX_AGENT = 512  # characters of a user agent kept
 
 
 def base_url() -> str:
@@ -49,14 +77,466 @@ _CLICK = text(
 )
 
 
+class _Targets:
+    """Link addresses by (tracking id, link id), least recently used first out. A pair's address never changes
+    once mail went out (a sent campaign cannot be edited or deleted), so entries need no invalidation; only
+    found addresses are kept. About 250 bytes an entry."""
+
+    def __init__(self, capacity: int = 50_000):
+        self.capacity = capacity
+        self._urls: collections.OrderedDict[tuple[uuid.UUID, uuid.UUID], str] = collections.OrderedDict()
+        self._lock = threading.Lock()  # held for a dictionary operation, never around I/O
+
+    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> str | None:
+        with self._lock:
+            url = self._urls.get(key)
+            if url is not None:
+                self._urls.move_to_end(key)
+            return url
+
+    def put(self, key: tuple[uuid.UUID, uuid.UUID], url: str) -> None:
+        with self._lock:
+            self._urls[key] = url
+            if len(self._urls) > self.capacity:
+                self._urls.popitem(last=False)
+
+
+TARGETS = _Targets()
+
+
+def cached_target(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
+    """The address if this process has it already (no database), else None: then ask `target_of`."""
+    return TARGETS.get((tracking_id, link_id))
+
+
+def target_of(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
+    """The registered address of the link for the recipient's own campaign (one prebuilt statement)."""
+    url = TARGETS.get((tracking_id, link_id))
+    if url is not None:
+        return url
+    with read_session() as session:
+        url = session.execute(_CLICK, {"tracking": tracking_id, "link": link_id}).scalar()
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return None
+    TARGETS.put((tracking_id, link_id), url)
+    return url
+
+
 def click_target(token: str) -> str | None:
     """The address to redirect a click to: only a link registered for the recipient's own campaign."""
     ids = tracking_tokens.read_click(token)
-    if ids is None:
+    return None if ids is None else target_of(*ids)
+
+
+# --- hits ---------------------------------------------------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Hit:
+    """One open or click. `verdict` None on a click means "human unless it came within 60 s of delivery",
+    decided when it is written (the delivery time is in the database)."""
+
+    kind: str  # opened or clicked
+    tracking_id: uuid.UUID
+    at: datetime
+    link_id: uuid.UUID | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+    verdict: verdicts.Verdict | None = None
+    url: str | None = None
+    sg_event_id: str | None = None  # a hit reported by SendGrid's webhook
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+BURSTS = verdicts.BurstWatch()
+
+
+def _agent(user_agent: str | None) -> str | None:
+    return user_agent[:MAX_AGENT] if user_agent else None
+
+
+def open_hit(token: str, user_agent: str | None, ip: str | None) -> Hit | None:
+    """The hit of an open pixel request; None for a token that is not a valid open token (nothing recorded)."""
+    tracking_id = tracking_tokens.read_open(token)
+    if tracking_id is None:
         return None
-    with read_session() as session:
-        url = session.execute(_CLICK, {"tracking": ids[0], "link": ids[1]}).scalar()
-    return url if url and url.lower().startswith(("http://", "https://")) else None
+    return Hit("opened", tracking_id, now(), None, _agent(user_agent), ip, verdicts.open_verdict(user_agent, ip))
+
+
+def click_hit(
+    ids: tuple[uuid.UUID, uuid.UUID], url: str, user_agent: str | None, ip: str | None, method: str, headers: Mapping
+) -> Hit:
+    """The hit of a click whose token and link were checked (`click_target`)."""
+    tracking_id, link_id = ids
+    verdict = verdicts.click_request_verdict(user_agent, method, headers)
+    burst = BURSTS.seen(tracking_id, link_id, time.monotonic())
+    meta = {"method": method.upper()} if method.upper() != "GET" else {}
+    return Hit("clicked", tracking_id, now(), link_id, _agent(user_agent), ip, verdict or burst, url, meta=meta)
+
+
+# --- the buffer and its writer --------------------------------------------------------------------------------
+
+
+class Recorder:
+    """The process's buffer of hits and the thread that writes them (see the module's docstring)."""
+
+    def __init__(self, capacity: int, flush_seconds: float):
+        self.capacity = capacity
+        self.flush_seconds = flush_seconds
+        self._hits: collections.deque[Hit] = collections.deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()  # one flush at a time in this process
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.stats = collections.Counter()  # buffered, written, write_through, failures, dropped (unknown)
+
+    def record(self, hit: Hit) -> bool:
+        """Buffer a hit; False when the buffer is full (the caller then calls `write_through`, off the event
+        loop). Never waits for the database or for another request."""
+        if len(self._hits) >= self.capacity:
+            return False
+        self._hits.append(hit)
+        self.stats["buffered"] += 1
+        if self._thread is None:
+            self._start()
+        if len(self._hits) >= MAX_BATCH:
+            self._wake.set()
+        return True
+
+    def write_through(self, hit: Hit) -> None:
+        """The buffer is full: write this hit now, in the caller's thread (with whatever else is waiting)."""
+        self.stats["write_through"] += 1
+        with self._write_lock:
+            batch = [hit, *self._take(MAX_BATCH - 1)]
+            self._write(batch, requeue=False)
+
+    def pending(self) -> int:
+        return len(self._hits)
+
+    def flush(self) -> int:
+        """Write everything buffered now (tests, shutdown, the benchmark). Returns how many hits were written."""
+        written = 0
+        with self._write_lock:
+            while self._hits:
+                batch = self._take(MAX_BATCH)
+                if not self._write(batch, requeue=True):
+                    break
+                written += len(batch)
+        return written
+
+    def _take(self, n: int) -> list[Hit]:
+        batch = []
+        while self._hits and len(batch) < n:
+            batch.append(self._hits.popleft())
+        return batch
+
+    def _write(self, batch: list[Hit], *, requeue: bool) -> bool:
+        if not batch:
+            return True
+        try:
+            with session_scope() as session:
+                stored = write_hits(session, batch)
+        except Exception:
+            self.stats["failures"] += 1
+            if not requeue:
+                raise
+            # Back at the front, in order: the next flush tries again (the database may be restarting).
+            self._hits.extendleft(reversed(batch))
+            log.exception("tracking hits could not be written; kept for the next flush", extra={"hits": len(batch)})
+            return False
+        self.stats["written"] += stored
+        self.stats["dropped"] += len(batch) - stored
+        return True
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tracking-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._hits and not self.flush():
+                time.sleep(min(5.0, self.flush_seconds * 4))  # the database is away: do not spin
+
+
+_RECORDER: Recorder | None = None
+_RECORDER_LOCK = threading.Lock()
+
+
+def recorder() -> Recorder:
+    global _RECORDER
+    if _RECORDER is None:
+        with _RECORDER_LOCK:
+            if _RECORDER is None:
+                settings = get_settings()
+                _RECORDER = Recorder(settings.tracking_buffer_size, settings.tracking_flush_seconds)
+    return _RECORDER
+
+
+# --- the batch write ------------------------------------------------------------------------------------------
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_RECIPIENTS = text(
+    """
+    SELECT id, tenant_id, campaign_id, tracking_id, coalesce(delivered_at, sent_at) AS delivered_at,
+           human_open_count, machine_open_count, human_click_count, scanner_click_count
+    FROM email_recipients WHERE tracking_id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+_LINKS = text("SELECT id, campaign_id FROM campaign_links WHERE id = ANY(CAST(:ids AS uuid[]))")
+_CLICKED_LINKS = text(
+    """
+    SELECT recipient_id, link_id, bool_or(verdict = 'human') AS human FROM email_events
+    WHERE recipient_id = ANY(CAST(:ids AS uuid[])) AND event_type = 'clicked' AND link_id IS NOT NULL
+    GROUP BY recipient_id, link_id
+    """
+)
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO email_events (tenant_id, campaign_id, recipient_id, link_id, event_type, occurred_at, verdict,
+                              verdict_reason, user_agent, ip_address, url, sg_event_id, meta)
+    SELECT t, c, r, l, k, a, v, vr, ua, ip, u, sg, CAST(m AS jsonb)
+    FROM unnest(CAST(:t AS uuid[]), CAST(:c AS uuid[]), CAST(:r AS uuid[]), CAST(:l AS uuid[]), CAST(:k AS text[]),
+                CAST(:a AS timestamptz[]), CAST(:v AS text[]), CAST(:vr AS text[]), CAST(:ua AS text[]),
+                CAST(:ip AS text[]), CAST(:u AS text[]), CAST(:sg AS text[]), CAST(:m AS text[]))
+         AS e(t, c, r, l, k, a, v, vr, ua, ip, u, sg, m)
+    """
+)
+_UPDATE_RECIPIENTS = text(
+    """
+    UPDATE email_recipients r SET
+      human_open_count = r.human_open_count + v.ho, machine_open_count = r.machine_open_count + v.mo,
+      human_click_count = r.human_click_count + v.hc, scanner_click_count = r.scanner_click_count + v.sc,
+      first_opened_at = least(r.first_opened_at, v.fo), last_opened_at = greatest(r.last_opened_at, v.lo),
+      first_clicked_at = least(r.first_clicked_at, v.fc), last_clicked_at = greatest(r.last_clicked_at, v.lc)
+    FROM unnest(CAST(:id AS uuid[]), CAST(:ho AS int[]), CAST(:mo AS int[]), CAST(:hc AS int[]),
+                CAST(:sc AS int[]), CAST(:fo AS timestamptz[]), CAST(:lo AS timestamptz[]),
+                CAST(:fc AS timestamptz[]), CAST(:lc AS timestamptz[])) AS v(id, ho, mo, hc, sc, fo, lo, fc, lc)
+    WHERE r.id = v.id
+    """
+)
+_UPDATE_LINKS = text(
+    """
+    UPDATE campaign_links l SET click_count = l.click_count + v.n, human_click_count = l.human_click_count + v.hn,
+      clicked_count = l.clicked_count + v.u, human_clicked_count = l.human_clicked_count + v.hu
+    FROM unnest(CAST(:id AS uuid[]), CAST(:n AS int[]), CAST(:hn AS int[]), CAST(:u AS int[]), CAST(:hu AS int[]))
+         AS v(id, n, hn, u, hu)
+    WHERE l.id = v.id
+    """
+)
+CAMPAIGN_COUNTERS = (
+    "opened_count",
+    "human_opened_count",
+    "open_count",
+    "human_open_count",
+    "clicked_count",
+    "human_clicked_count",
+    "click_count",
+    "human_click_count",
+)
+_UPDATE_CAMPAIGNS = text(
+    "UPDATE email_campaigns c SET "
+    + ", ".join(f"{name} = c.{name} + v.n{i}" for i, name in enumerate(CAMPAIGN_COUNTERS))
+    + " FROM unnest(CAST(:id AS uuid[]), "
+    + ", ".join(f"CAST(:n{i} AS int[])" for i in range(len(CAMPAIGN_COUNTERS)))
+    + ") AS v(id, "
+    + ", ".join(f"n{i}" for i in range(len(CAMPAIGN_COUNTERS)))
+    + ") WHERE c.id = v.id"
+)
+
+
+def lock_writers(session: Session) -> None:
+    """Serialise every writer of tracking counters (across processes) until the transaction ends."""
+    session.execute(_LOCK, {"key": WRITER_LOCK})
+
+
+def _least(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _greatest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def write_hits(session: Session, hits: Iterable[Hit]) -> int:
+    """Store hits and move their counters, in the caller's transaction. Hits of unknown recipients, or clicks on a
+    link outside the recipient's campaign, are left out. Returns how many were stored."""
+    hits = list(hits)
+    if not hits:
+        return 0
+    lock_writers(session)
+    recipients = {
+        row.tracking_id: row for row in session.execute(_RECIPIENTS, {"ids": list({h.tracking_id for h in hits})}).all()
+    }
+    link_ids = list({h.link_id for h in hits if h.link_id is not None})
+    link_campaign = dict(session.execute(_LINKS, {"ids": link_ids}).all()) if link_ids else {}
+    clicked_ids = list(
+        {recipients[h.tracking_id].id for h in hits if h.kind == "clicked" and h.tracking_id in recipients}
+    )
+    clicked: dict[tuple, bool] = {}
+    if clicked_ids:
+        clicked = {(r, link): human for r, link, human in session.execute(_CLICKED_LINKS, {"ids": clicked_ids}).all()}
+
+    # Each recipient's counts as they stand, moved hit by hit: uniques are the 0 -> 1 steps.
+    state = {
+        r.id: [r.human_open_count, r.machine_open_count, r.human_click_count, r.scanner_click_count]
+        for r in recipients.values()
+    }
+    per_recipient: dict[uuid.UUID, list] = {}
+    per_link: dict[uuid.UUID, list[int]] = {}
+    per_campaign: dict[uuid.UUID, list[int]] = {}
+    events: list[tuple] = []
+    for hit in sorted(hits, key=lambda h: h.at):
+        row = recipients.get(hit.tracking_id)
+        if row is None:
+            continue
+        if hit.kind == "clicked" and link_campaign.get(hit.link_id) != row.campaign_id:
+            continue
+        counts = state[row.id]
+        r = per_recipient.setdefault(row.id, [0, 0, 0, 0, None, None, None, None])
+        c = per_campaign.setdefault(row.campaign_id, [0] * len(CAMPAIGN_COUNTERS))
+        if hit.kind == "opened":
+            verdict = hit.verdict or verdicts.PERSON
+            human = verdict.verdict == verdicts.HUMAN
+            c[0] += counts[0] + counts[1] == 0
+            c[1] += human and counts[0] == 0
+            c[2] += 1
+            c[3] += human
+            if human:
+                counts[0] += 1
+                r[0] += 1
+                r[4], r[5] = _least(r[4], hit.at), _greatest(r[5], hit.at)
+            else:
+                counts[1] += 1
+                r[1] += 1
+        else:
+            verdict = hit.verdict or verdicts.click_timing_verdict(hit.at, row.delivered_at) or verdicts.PERSON
+            human = verdict.verdict == verdicts.HUMAN
+            c[4] += counts[2] + counts[3] == 0
+            c[5] += human and counts[2] == 0
+            c[6] += 1
+            c[7] += human
+            key = (row.id, hit.link_id)
+            seen = clicked.get(key)  # None: never clicked; False: only by scanners; True: by a person
+            link = per_link.setdefault(hit.link_id, [0, 0, 0, 0])
+            link[0] += 1
+            link[1] += human
+            link[2] += seen is None
+            link[3] += human and not seen
+            clicked[key] = bool(seen) or human
+            if human:
+                counts[2] += 1
+                r[2] += 1
+                r[6], r[7] = _least(r[6], hit.at), _greatest(r[7], hit.at)
+            else:
+                counts[3] += 1
+                r[3] += 1
+        events.append(
+            (
+                row.tenant_id,
+                row.campaign_id,
+                row.id,
+                hit.link_id,
+                hit.kind,
+                hit.at,
+                verdict.verdict,
+                verdict.reason or None,
+                hit.user_agent,
+                hit.ip,
+                hit.url,
+                hit.sg_event_id,
+                json.dumps(hit.meta),
+            )
+        )
+    if not events:
+        return 0
+    columns = list(zip(*events, strict=True))
+    session.execute(
+        _INSERT_EVENTS,
+        dict(
+            zip(("t", "c", "r", "l", "k", "a", "v", "vr", "ua", "ip", "u", "sg", "m"), map(list, columns), strict=True)
+        ),
+    )
+    ids = list(per_recipient)
+    values = list(zip(*per_recipient.values(), strict=True))
+    session.execute(
+        _UPDATE_RECIPIENTS,
+        {"id": ids, **dict(zip(("ho", "mo", "hc", "sc", "fo", "lo", "fc", "lc"), map(list, values), strict=True))},
+    )
+    if per_link:
+        values = list(zip(*per_link.values(), strict=True))
+        session.execute(
+            _UPDATE_LINKS, {"id": list(per_link), **dict(zip(("n", "hn", "u", "hu"), map(list, values), strict=True))}
+        )
+    values = list(zip(*per_campaign.values(), strict=True))
+    session.execute(_UPDATE_CAMPAIGNS, {"id": list(per_campaign), **{f"n{i}": list(v) for i, v in enumerate(values)}})
+    return len(events)
+
+
+_ONE_EVENT = text(
+    """
+    INSERT INTO email_events (tenant_id, campaign_id, recipient_id, event_type, occurred_at, sg_event_id, meta)
+    VALUES (:t, :c, :r, :k, :a, :sg, CAST(:m AS jsonb))
+    """
+)
+# Recipient facts set once (the earliest time wins, whatever order the events come in) and the campaign counter
+# each one moves the first time it is set.
+MILESTONES = {
+    "delivered": ("delivered_at", "delivered_count"),
+    "unsubscribed": ("unsubscribed_at", "unsubscribed_count"),
+    "spam_reported": ("spam_reported_at", "spam_reported_count"),
+}
+
+
+def add_event(
+    session: Session,
+    recipient: Any,
+    event_type: str,
+    at: datetime,
+    *,
+    sg_event_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """One event row of a recipient (`recipient` has id, tenant_id and campaign_id)."""
+    session.execute(
+        _ONE_EVENT,
+        {
+            "t": recipient.tenant_id,
+            "c": recipient.campaign_id,
+            "r": recipient.id,
+            "k": event_type,
+            "a": at,
+            "sg": sg_event_id,
+            "m": json.dumps(meta or {}),
+        },
+    )
+
+
+def mark_milestone(session: Session, recipient: Any, event_type: str, at: datetime) -> bool:
+    """Set the recipient's time of `event_type` (delivered, unsubscribed, spam_reported) and count it on the
+    campaign the first time; a later or repeated event only moves the time earlier. True when it was new."""
+    column, counter = MILESTONES[event_type]
+    first = session.execute(
+        text(f"UPDATE email_recipients SET {column} = :at WHERE id = :r AND {column} IS NULL RETURNING 1"),
+        {"at": at, "r": recipient.id},
+    ).first()
+    if first:
+        session.execute(
+            text(f"UPDATE email_campaigns SET {counter} = {counter} + 1 WHERE id = :c"), {"c": recipient.campaign_id}
+        )
+        return True
+    session.execute(
+        text(f"UPDATE email_recipients SET {column} = least({column}, :at) WHERE id = :r"),
+        {"at": at, "r": recipient.id},
+    )
+    return False
 
 
 @dataclass(frozen=True)
@@ -74,8 +554,8 @@ def mask(email: str) -> str:
 
 _RECIPIENT = text(
     """
-    SELECT r.tenant_id, r.email_address, r.contact_id, r.campaign_id, c.name AS campaign_name, t.name AS organisation,
-           s.reason AS suppressed
+    SELECT r.id, r.tenant_id, r.email_address, r.contact_id, r.campaign_id, c.name AS campaign_name,
+           t.name AS organisation, s.reason AS suppressed
     FROM email_recipients r
     JOIN email_campaigns c ON c.id = r.campaign_id
     JOIN tenants t ON t.id = r.tenant_id
@@ -127,4 +607,8 @@ def unsubscribe(token: str) -> UnsubscribeInfo | None:
             campaign_name=row["campaign_name"],
             contact_id=row["contact_id"],
         )
+        recipient = session.execute(_RECIPIENT, {"tracking": tracking_id}).first()
+        at = now()
+        if mark_milestone(session, recipient, "unsubscribed", at):
+            add_event(session, recipient, "unsubscribed", at, meta={"source": "one-click link"})
     return UnsubscribeInfo(row["organisation"], mask(row["email_address"]), not created)
