@@ -6,6 +6,7 @@ the handlers directly with a member's (or nobody's) session and expect AccessDen
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from datetime import UTC, datetime, timedelta
@@ -319,3 +320,30 @@ async def test_campaign_page_shows_analytics_and_keeps_other_organisations_timel
     listing = new_state(CampaignsState, auth.open_session(outsider))
     await CampaignsState.search.fn(listing, "")
     assert listing.rows == [] and listing.stat_campaigns == 0
+
+
+async def test_outbox_buttons_record_what_sendgrid_would_report_for_that_organisation_only(make_org):
+    import asyncio
+
+    from app.services.mail import analytics, outbox, senders
+    from tests.test_mail_analytics import sent_campaign
+
+    admin = make_org()
+    _customers(admin, 2)
+    senders.update_sender(
+        admin.scope, {"from_name": "Acme", "from_email": "hi@acme.example", "postal_address": "1 Main St"}
+    )
+    cid, _, _ = await asyncio.to_thread(sent_campaign, admin)
+    message = outbox.list_messages(admin.scope).items[0]
+
+    outsider = new_state(OutboxState, auth.open_session(make_org("Other Clinic")))
+    outsider.message = dataclasses.replace(outsider.message, id=message.id)
+    await OutboxState.simulate.fn(outsider, "bounce")
+    assert analytics.campaign_analytics(admin.scope, cid).campaign.bounced == 0
+
+    page = new_state(OutboxState, auth.open_session(admin))
+    page.message = dataclasses.replace(page.message, id=message.id)
+    await OutboxState.simulate.fn(page, "bounce")
+    await OutboxState.simulate.fn(page, "bounce")  # twice: recorded once
+    report = analytics.campaign_analytics(admin.scope, cid)
+    assert (report.campaign.bounced, report.hard_bounced) == (1, 1) and report.high_bounce
