@@ -1,7 +1,9 @@
-"""Campaigns: the list with status and progress, "New campaign" (content and audience, counted before sending),
-and each campaign's page (send, schedule, pause, resume, cancel, a test to me, recipients and their state).
+"""Campaigns: the list (aggregate stats, status, progress and rates; searched, sorted, paged), "New campaign"
+(content and audience, counted before sending), and each campaign's page (send, schedule, pause, resume, cancel,
+a test to me; then its analytics: figures, rates raw and human against benchmarks, opens and clicks over time,
+links, recipients filtered with each one's timeline, CSV exports).
 
-Sending is a job on the server; the campaign page polls its progress while it sends. Times are stored in UTC;
+Sending is a job on the server; the campaign page polls its progress, and its figures, while it sends. Times are stored in UTC;
 the organisation has no time zone setting yet, so scheduling is in UTC and the page says so.
 """
 
@@ -177,9 +179,9 @@ class RateRow:
     key: str
     label: str
     value: str  # "48.2 %"
-    percent: float  # the bar (all activity), 0..100
+    percent: int  # the bar (all activity), 0..100
     human: str  # "23.1 % by people"
-    human_percent: float
+    human_percent: int
     detail: str  # "12 of 25 recipients"
     color: str
 
@@ -198,7 +200,7 @@ class LinkRow:
     human_clicks: int
     clicked: int
     human_clicked: int
-    share: float
+    share: int  # percent of the human clicks, the bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,9 +257,9 @@ def rate_row(rate: analytics.Rate) -> RateRow:
         key=rate.key,
         label=rate.label,
         value=f"{rate.percent:.1f} %",
-        percent=min(100.0, rate.percent),
+        percent=round(min(100.0, rate.percent)),
         human=f"{rate.human_percent:.1f} % by people" if with_human else "",
-        human_percent=min(100.0, rate.human_percent),
+        human_percent=round(min(100.0, rate.human_percent)),
         detail=f"{rate.part:,} of {rate.whole:,} {RATE_NOUNS[rate.key]}",
         color=color,
     )
@@ -540,7 +542,7 @@ class CampaignState(rx.State):
         self.has_daily = bool(series.daily)
         self.daily_figure = activity_figure(series.daily, hourly=False) if series.daily else go.Figure()
         self.links = [
-            LinkRow(lk.url, lk.clicks, lk.human_clicks, lk.clicked, lk.human_clicked, lk.share) for lk in links
+            LinkRow(lk.url, lk.clicks, lk.human_clicks, lk.clicked, lk.human_clicked, round(lk.share)) for lk in links
         ]
 
     async def _recipients(self, scope) -> None:
@@ -559,9 +561,10 @@ class CampaignState(rx.State):
         self.recipients = [recipient_row(r) for r in page.items]
 
     @rx.event
-    async def set_show(self, show: str):
+    async def set_show(self, show: str | list[str]):
         scope = await require_scope(self, admin=True)
-        self.show, self.recipient_page = (show if show in analytics.FILTERS else "all"), 1
+        show = show[0] if isinstance(show, list) and show else show
+        self.show, self.recipient_page = (show if isinstance(show, str) and show in analytics.FILTERS else "all"), 1
         await self._recipients(scope)
 
     @rx.event
@@ -712,7 +715,7 @@ def status_badge(label, color) -> rx.Component:
     return rx.badge(label, color_scheme=color, variant="soft", radius="full", white_space="nowrap")
 
 
-def _rate(value, color, human) -> rx.Component:
+def _list_rate(value, color, human) -> rx.Component:
     return rx.vstack(
         rx.text(value, size="2", weight="medium", color_scheme=color, white_space="nowrap"),
         rx.cond(human != "", rx.text(human, size="1", color_scheme="gray", white_space="nowrap")),
@@ -741,8 +744,8 @@ def _row(row: ListRow) -> rx.Component:
                 rx.text("—", color_scheme="gray"),
             )
         ),
-        rx.table.cell(_rate(row.open_rate, row.open_color, row.human_open_rate), data_testid="open-rate"),
-        rx.table.cell(_rate(row.click_rate, row.click_color, row.human_click_rate), data_testid="click-rate"),
+        rx.table.cell(_list_rate(row.open_rate, row.open_color, row.human_open_rate), data_testid="open-rate"),
+        rx.table.cell(_list_rate(row.click_rate, row.click_color, row.human_click_rate), data_testid="click-rate"),
         rx.table.cell(
             rx.text(
                 rx.cond(
