@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import plotly.graph_objects as go
 
@@ -79,10 +79,14 @@ def horizontal_bars(labels: list[str], values: list[int], colors: list[str], *, 
 
 
 def activity_lines(
-    starts: list[str], series: list[tuple[str, list[int], str, bool]], *, height: int = 260, hover: str = "%{x}"
+    starts: list[datetime],
+    series: list[tuple[str, list[int], str, bool]],
+    *,
+    height: int = 260,
+    hover: str = "%{x|%d %b %H:%M}",
 ) -> go.Figure:
-    """Counts over time, one line per series: (name, values, Radix colour name, dashed). Used for a campaign's
-    opens and clicks, human figures solid and all figures (machines included) dashed."""
+    """Counts over time on a date axis (plotly spaces the ticks), one line per series: (name, values, Radix colour
+    name, dashed). Used for a campaign's opens and clicks: human figures solid, all (machines included) dotted."""
     fig = go.Figure()
     for name, values, color, dashed in series:
         fig.add_trace(
@@ -96,6 +100,10 @@ def activity_lines(
             )
         )
     fig = _layout(fig, height)
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", y=-0.18, x=0), margin=dict(l=40, r=16, t=8, b=8))
+    fig.update_layout(
+        showlegend=True,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=40, r=16, t=32, b=32),
+    )
     fig.update_yaxes(**_integer_ticks([v for _, values, _, _ in series for v in values]))
     return fig

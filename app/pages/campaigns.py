@@ -143,19 +143,14 @@ def recipient_row(r: analytics.RecipientActivity) -> RecipientRow:
     clicked = f"{r.human_clicks:,} click{'s' if r.human_clicks != 1 else ''}" if r.human_clicks else ""
     if not clicked and r.scanner_clicks:
         clicked = "scanner only"
-    flag = ""
-    if r.bounced_at:
-        flag = "Bounced" + (f" ({r.bounce_type})" if r.bounce_type else "")
-    elif r.spam_reported_at:
-        flag = "Reported spam"
-    elif r.unsubscribed_at:
-        flag = "Unsubscribed"
+    flag = "Reported spam" if r.spam_reported_at else ("Unsubscribed" if r.unsubscribed_at else "")
+    label = r.status_label + (f" ({r.bounce_type})" if r.status == "bounced" and r.bounce_type else "")
     return RecipientRow(
         r.id,
         r.email,
         r.name,
         r.status,
-        r.status_label,
+        label,
         RECIPIENT_COLORS.get(r.status, "gray"),
         r.sent_at,
         r.error,
@@ -266,16 +261,15 @@ def rate_row(rate: analytics.Rate) -> RateRow:
 
 
 def activity_figure(buckets: list[analytics.ActivityBucket], *, hourly: bool) -> go.Figure:
-    starts = [b.start.strftime("%d %b %H:00" if hourly else "%d %b") for b in buckets]
     return activity_lines(
-        starts,
+        [b.start.replace(tzinfo=None) for b in buckets],  # UTC, as the section says
         [
             ("Opens", [b.opens for b in buckets], "blue", True),
             ("Human opens", [b.human_opens for b in buckets], "blue", False),
             ("Clicks", [b.clicks for b in buckets], "violet", True),
             ("Human clicks", [b.human_clicks for b in buckets], "violet", False),
         ],
-        hover="%{x} UTC" if hourly else "%{x}",
+        hover="%{x|%d %b %H:00} UTC" if hourly else "%{x|%d %b}",
     )
 
 
@@ -536,7 +530,7 @@ class CampaignState(rx.State):
         links = await asyncio.to_thread(analytics.link_breakdown, scope, self.current_id)
         self.cards = metric_cards(report)
         self.rates = [rate_row(r) for r in report.rates]
-        self.benchmarks = [BenchmarkRow(b.metric, f"{b.percent:g} %", b.label) for b in report.benchmarks]
+        self.benchmarks = [BenchmarkRow(b.metric, f"{b.percent:.1f} %", b.label) for b in report.benchmarks]
         self.high_bounce_advice = report.high_bounce_advice
         self.hourly_figure = activity_figure(series.hourly, hourly=True)
         self.has_daily = bool(series.daily)
@@ -1132,8 +1126,13 @@ def _recipient(r: RecipientRow) -> rx.Component:
                 spacing="1",
             )
         ),
-        rx.table.cell(rx.text(r.opened, size="2", white_space="nowrap")),
-        rx.table.cell(rx.text(r.clicked, size="2", white_space="nowrap")),
+        rx.table.cell(
+            rx.vstack(
+                rx.cond(r.opened != "", rx.text(r.opened, size="2", white_space="nowrap")),
+                rx.cond(r.clicked != "", rx.text(r.clicked, size="2", white_space="nowrap")),
+                spacing="0",
+            )
+        ),
         rx.table.cell(
             rx.cond(r.sent_at != "", rx.text(when(r.sent_at), size="2", white_space="nowrap"), ""),
             display=rx.breakpoints(initial="none", md="table-cell"),
@@ -1174,7 +1173,7 @@ def _recipients() -> rx.Component:
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
-                                *[rx.table.column_header_cell(h) for h in ("Recipient", "State", "Opened", "Clicked")],
+                                *[rx.table.column_header_cell(h) for h in ("Recipient", "State", "Activity")],
                                 *[
                                     rx.table.column_header_cell(
                                         h, display=rx.breakpoints(initial="none", md="table-cell")
@@ -1426,7 +1425,11 @@ def _analytics() -> rx.Component:
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
-                                *[rx.table.column_header_cell(h) for h in ("Link", "Clicks by people", "All clicks")]
+                                rx.table.column_header_cell("Link"),
+                                rx.table.column_header_cell("Clicks by people"),
+                                rx.table.column_header_cell(
+                                    "All clicks", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
                             )
                         ),
                         rx.table.body(
@@ -1444,7 +1447,10 @@ def _analytics() -> rx.Component:
                                     rx.table.cell(
                                         rx.text(lk.human_clicks, " (", lk.human_clicked, " people)", size="2", white_space="nowrap")
                                     ),
-                                    rx.table.cell(rx.text(lk.clicks, size="2")),
+                                    rx.table.cell(
+                                        rx.text(lk.clicks, size="2"),
+                                        display=rx.breakpoints(initial="none", sm="table-cell"),
+                                    ),
                                     data_testid="link-row",
                                 ),
                             )
