@@ -736,7 +736,8 @@ def _row(row: ListRow) -> rx.Component:
                     spacing="1",
                 ),
                 rx.text("—", color_scheme="gray"),
-            )
+            ),
+            display=rx.breakpoints(initial="none", sm="table-cell"),
         ),
         rx.table.cell(_list_rate(row.open_rate, row.open_color, row.human_open_rate), data_testid="open-rate"),
         rx.table.cell(_list_rate(row.click_rate, row.click_color, row.human_click_rate), data_testid="click-rate"),
@@ -815,10 +816,11 @@ def _campaign_table() -> rx.Component:
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
-                                *[
-                                    rx.table.column_header_cell(h)
-                                    for h in ("Campaign", "Status", "Sent", "Opens", "Clicks")
-                                ],
+                                *[rx.table.column_header_cell(h) for h in ("Campaign", "Status")],
+                                rx.table.column_header_cell(
+                                    "Sent", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
+                                *[rx.table.column_header_cell(h) for h in ("Opens", "Clicks")],
                                 rx.table.column_header_cell(
                                     "When", display=rx.breakpoints(initial="none", md="table-cell")
                                 ),
