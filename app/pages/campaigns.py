@@ -723,10 +723,15 @@ def _row(row: ListRow) -> rx.Component:
             rx.vstack(
                 rx.link(row.name, href="/campaigns/" + row.id, weight="medium", data_testid="campaign-link"),
                 rx.text(row.audience_summary, size="1", color_scheme="gray"),
+                rx.box(
+                    status_badge(row.status_label, row.status_color), display=rx.breakpoints(initial="block", sm="none")
+                ),
                 spacing="1",
             )
         ),
-        rx.table.cell(status_badge(row.status_label, row.status_color)),
+        rx.table.cell(
+            status_badge(row.status_label, row.status_color), display=rx.breakpoints(initial="none", sm="table-cell")
+        ),
         rx.table.cell(
             rx.cond(
                 row.recipients > 0,
@@ -816,7 +821,10 @@ def _campaign_table() -> rx.Component:
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
-                                *[rx.table.column_header_cell(h) for h in ("Campaign", "Status")],
+                                rx.table.column_header_cell("Campaign"),
+                                rx.table.column_header_cell(
+                                    "Status", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
                                 rx.table.column_header_cell(
                                     "Sent", display=rx.breakpoints(initial="none", sm="table-cell")
                                 ),

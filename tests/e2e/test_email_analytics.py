@@ -150,6 +150,16 @@ def test_a_campaigns_figures_chart_and_timelines_after_scripted_activity(ui, mak
     ui.open(f"/crm/contacts/{tom}")
     expect(page.get_by_test_id("mail-summary").first).to_contain_text("Opened twice, clicked once")
 
+    # The CRM dashboard's quick actions lead here.
+    ui.open("/crm")
+    page.get_by_test_id("quick-view-campaigns").click()
+    ui.at("/campaigns")
+    expect(page.get_by_test_id("campaign-row")).to_have_count(2)
+    ui.open("/crm")
+    page.get_by_test_id("quick-send-campaign").click()
+    expect(page.get_by_role("dialog")).to_contain_text("New campaign")
+    page.keyboard.press("Escape")
+
     # On a phone.
     page.set_viewport_size(PHONE)
     ui.open(f"/campaigns/{cid}")
