@@ -96,3 +96,12 @@ def test_campaign_analytics_bench_answers_every_query_right():
     assert result["rollup_matches_events"]  # the chart's hourly rollup counted every open and click once
     for name in ("campaign", "figures", "chart", "links", "recipients", "timeline", "page", "list"):
         assert result[f"{name}_right"] == result["samples"] == 5, name
+
+
+def test_tracking_bench_stores_every_hit_it_answered_once():
+    result = run_bench(
+        "tracking.py", "--recipients", "100", "--clients", "10", "--seconds", "1.5", "--slices", "1", "--warmup", "0.6"
+    )
+    assert result["answered"] > 0 and result["wrong_answers"] == 0
+    assert result["stored"] == result["answered"] and result["events_lost"] == 0 and result["counters_exact"] is True
+    assert result["opens_per_s"] > 0 and result["clicks_per_s"] > 0 and result["bare_per_s"] > 0

@@ -324,7 +324,14 @@ def test_housekeeping_job_runs(make_org):
     row = job_row(job_id)
     assert row["status"] == "succeeded"
     assert row["result"]["login_attempts"] == 2 and row["result"]["rate_limits"] == 1
-    assert set(row["result"]) == {"login_attempts", "rate_limits", "sessions", "jobs", "import_files"}
+    assert set(row["result"]) == {
+        "login_attempts",
+        "rate_limits",
+        "sessions",
+        "jobs",
+        "import_files",
+        "sendgrid_events_seen",
+    }
     with session_scope() as s:
         kept = {c for (c,) in s.execute(text("SELECT client_key FROM login_attempts"))}
     assert kept == {"owner-home", "new-failure"}

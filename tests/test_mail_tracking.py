@@ -286,3 +286,36 @@ def test_click_timing_and_bursts():
     watch.seen("m2", "a", 200.0)
     watch.seen("m3", "a", 200.0)  # capacity 2: m1 is forgotten
     assert watch.seen("m1", "d", 110.5) is None
+
+
+def test_the_writer_thread_flushes_without_being_asked(sent, client):
+    _, campaign_id, _, tracking_id = sent
+    client.get(f"/t/o/{tracking_tokens.open_token(tracking_id)}.gif", headers={"User-Agent": CHROME})
+    for _ in range(100):  # the writer flushes every TRACKING_FLUSH_SECONDS (0.5 s by default)
+        if figures(campaign_id)["campaign"]["open_count"] == 1:
+            break
+        threading.Event().wait(0.1)
+    assert figures(campaign_id)["campaign"]["open_count"] == 1 and tracking.recorder().pending() == 0
+
+
+def test_a_hit_the_database_refuses_is_left_out_alone_and_the_rest_are_written(sent):
+    _, campaign_id, _, tracking_id = sent
+    small = tracking.Recorder(capacity=10, flush_seconds=60)
+    good = tracking.open_hit(tracking_tokens.open_token(tracking_id), CHROME, "198.51.100.7")
+    bad = tracking.open_hit(tracking_tokens.open_token(tracking_id), CHROME, "x" * 100)  # longer than the column
+    for hit in (good, bad, good):
+        small.record(hit)
+    small.flush()
+    assert small.pending() == 0 and small.stats["written"] == 2 and small.stats["dropped"] == 1
+    assert figures(campaign_id)["campaign"]["open_count"] == 2
+
+
+def test_a_one_click_unsubscribe_is_a_recipient_fact_counted_once(sent, client):
+    _, campaign_id, _, tracking_id = sent
+    token = tracking_tokens.unsubscribe_token(tracking_id)
+    with ThreadPoolExecutor(max_workers=5) as pool:  # a mail client retrying, a person pressing twice
+        statuses = list(pool.map(lambda _: client.post(f"/u/{token}").status_code, range(5)))
+    assert statuses == [200] * 5
+    f = figures(campaign_id)
+    assert f["campaign"]["unsubscribed_count"] == 1 and f["recipient"]["unsubscribed_at"] is not None
+    assert [e["event_type"] for e in f["events"]] == ["unsubscribed"]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.crm import contacts, interactions
+from app.services.errors import PermissionDenied
 from app.services.mail import events, outbox, suppressions
 from app.settings import get_settings
 from models import OutboxMessage
@@ -315,7 +316,7 @@ def test_a_large_batch_is_stored_at_once_and_applied_by_the_job(signed, client, 
     assert events.process_pending() == 3 and stored() == (3, 3) and events.process_pending() == 0
 
 
-def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org):
+def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org, make_user):
     owner = make_org("Acme Dental")
     scope = owner.scope
     contact_id, campaign_id, _, tracking_id = recipient_in(scope)
@@ -353,4 +354,26 @@ def test_the_outbox_buttons_report_events_the_way_the_webhook_does(make_org):
         outbox.simulate(make_org("Other Org").scope, message_id, "delivered")
     with pytest.raises(Exception, match="Choose delivered"):
         outbox.simulate(scope, message_id, "explode")
+    with pytest.raises(PermissionDenied):
+        outbox.simulate(make_user(scope.tenant_id, "member").scope, message_id, "spam")
     assert uuid.UUID(str(tracking_id))
+
+
+def test_event_ids_are_forgotten_only_long_after_any_retry(signed, client, make_org):
+    scope = make_org("Acme Dental").scope
+    _, _, _, tracking_id = recipient_in(scope)
+    post(client, [SIGNER.event("deferred", tracking_id=tracking_id, tenant_id=scope.tenant_id) for _ in range(2)])
+    with session_scope() as session:
+        session.execute(text("UPDATE email_webhook_events SET received_at = now() - interval '8 days' WHERE id = 1"))
+    assert events.purge_seen() == 1 and stored() == (1, 2)
+
+
+def test_a_batch_as_large_as_sendgrid_sends_is_taken_and_a_larger_body_is_refused(signed, client):
+    batch = [SIGNER.event("processed", reason="x" * 200) for _ in range(2600)]
+    body, headers = SIGNER.sign(batch)
+    assert 700_000 < len(body) < 1024 * 1024
+    answer = client.post("/webhooks/sendgrid", content=body, headers=headers)
+    assert answer.status_code == 200 and answer.json()["received"] == 2600
+    too_large, headers = SIGNER.sign([SIGNER.event("processed", reason="x" * 1024 * 1024)])
+    assert client.post("/webhooks/sendgrid", content=too_large, headers=headers).status_code == 413
+    assert client.post("/webhooks/stripe", content=b"x" * (65 * 1024)).status_code == 413  # others keep 64 KiB

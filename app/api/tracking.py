@@ -82,7 +82,7 @@ async def click(token: str, request: Request) -> Response:
     ids = tracking_tokens.read_click(token)
     if ids is None:
         return _not_found()
-    url = tracking.cached_target(*ids) or await anyio.to_thread.run_sync(tracking.target_of, *ids)
+    url = await tracking.lookup_target(*ids)
     if url is None:
         return _not_found()
     user_agent = request.headers.get("user-agent")

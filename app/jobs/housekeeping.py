@@ -1,5 +1,5 @@
-"""Hourly clean-up: old sign-in attempts, spent rate-limit counters, expired sessions, finished jobs and uploads
-no longer needed."""
+"""Hourly clean-up: old sign-in attempts, spent rate-limit counters, expired sessions, finished jobs, uploads
+no longer needed, and SendGrid event ids old enough never to come again."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.jobs.registry import job_handler
 from app.services import job_queue
 from app.services.accounts import rate_limits, signin_limits
 from app.services.imports import csv_import
+from app.services.mail import events
 from models.db import session_scope
 
 
@@ -31,10 +32,12 @@ def housekeeping(ctx, payload: dict) -> dict:
     counters = rate_limits.purge_expired()
     jobs = job_queue.purge_finished(timedelta(days=30))
     uploads = csv_import.purge_files()
+    webhook_events = events.purge_seen()
     return {
         "login_attempts": attempts,
         "rate_limits": counters,
         "sessions": sessions,
         "jobs": jobs,
         "import_files": uploads,
+        "sendgrid_events_seen": webhook_events,
     }

@@ -4,6 +4,7 @@
                                          here if the batch is small, else in a job (PROCESS_JOB)
     process_pending(limit) -> int        apply stored events not applied yet (the job, and after a crash)
     parse(body) -> list[dict]            the batch's JSON, or BadBatch
+    purge_seen() -> int                  forget applied events older than SEEN_DAYS (housekeeping)
 
 Exactly once: every event is first inserted into `email_webhook_events` by its `sg_event_id` (ON CONFLICT DO
 NOTHING), so a retried or replayed batch adds nothing; an event is applied in the transaction that sets its
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 PROCESS_JOB = "mail_webhook_events"
 INLINE_EVENTS = 200  # a batch up to this size is applied before answering; a larger one in a job
 MAX_EVENTS = 10_000  # in one POST (SendGrid's batches are far smaller)
+# SendGrid retries a batch for up to 24 hours, and every POST is signed with its own time (300 s at most old):
+# an event id older than this never comes again. Events stored in email_events keep their id there for good.
+SEEN_DAYS = 7
 SUPPRESSING = {"bounce", "spamreport", "unsubscribe", "group_unsubscribe"}
 HARD_CLASSIFICATIONS = {"invalid address"}
 
@@ -206,7 +210,7 @@ def _apply(session: Session, ids: list[int]) -> int:
 
 def _agent(payload: dict[str, Any]) -> str | None:
     agent = payload.get("useragent")
-    return str(agent)[: tracking.MAX_AGENT] if agent else None
+    return tracking.agent_of(str(agent)) if agent else None
 
 
 def _apply_event(session: Session, recipient: Any, sg_event_id: str, payload: dict[str, Any]) -> tracking.Hit | None:
@@ -339,3 +343,14 @@ def _apply_unmapped(session: Session, payload: dict[str, Any]) -> uuid.UUID | No
     reason = {"bounce": "bounced", "spamreport": "spam"}.get(kind, "unsubscribed")
     suppressions.suppress(session, tenant, email, reason, detail=f"{kind} (SendGrid)", contact_id=contact)
     return tenant
+
+
+def purge_seen() -> int:
+    with session_scope() as session:
+        return session.execute(
+            text(
+                "DELETE FROM email_webhook_events WHERE processed_at IS NOT NULL "
+                "AND received_at < now() - make_interval(days => :days)"
+            ),
+            {"days": SEEN_DAYS},
+        ).rowcount

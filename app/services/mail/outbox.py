@@ -149,6 +149,8 @@ def simulate(scope: Scope, message_id: Any, kind: str) -> str:
             ),
             {"id": message.id, "t": scope.tenant_id},
         ).first()
+    if row.kind == "test":
+        raise ValidationFailed("A test message is not tracked: there is nothing to record for it.")
     event: dict[str, Any] = {
         "email": message.to_email,
         "timestamp": int(time.time()),

@@ -26,6 +26,8 @@ Kill -9 loses what is buffered and not yet flushed: at most TRACKING_FLUSH_SECON
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import collections
 import json
 import logging
@@ -37,7 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from app.services.mail import suppressions, tracking_tokens, verdicts
@@ -104,11 +108,6 @@ class _Targets:
 TARGETS = _Targets()
 
 
-def cached_target(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
-    """The address if this process has it already (no database), else None: then ask `target_of`."""
-    return TARGETS.get((tracking_id, link_id))
-
-
 def target_of(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
     """The registered address of the link for the recipient's own campaign (one prebuilt statement)."""
     url = TARGETS.get((tracking_id, link_id))
@@ -120,6 +119,80 @@ def target_of(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
         return None
     TARGETS.put((tracking_id, link_id), url)
     return url
+
+
+_TARGETS = text(
+    """
+    SELECT r.tracking_id, l.id, l.url
+    FROM unnest(CAST(:t AS uuid[]), CAST(:l AS uuid[])) AS k(t, l)
+    JOIN email_recipients r ON r.tracking_id = k.t
+    JOIN campaign_links l ON l.id = k.l AND l.campaign_id = r.campaign_id AND l.tenant_id = r.tenant_id
+    """
+)
+LOOKUP_BATCH = 500
+
+
+def targets_of(keys: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], str]:
+    """The registered addresses of many (tracking id, link id) pairs in one statement (unknown pairs left out)."""
+    found: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
+    with read_session() as session:
+        rows = session.execute(_TARGETS, {"t": pg_array(k[0] for k in keys), "l": pg_array(k[1] for k in keys)}).all()
+    for tracking_id, link_id, url in rows:
+        if url and url.lower().startswith(("http://", "https://")):
+            TARGETS.put((tracking_id, link_id), url)
+            found[(tracking_id, link_id)] = url
+    return found
+
+
+class TargetLookups:
+    """Addresses not cached yet, looked up together: a click that misses the cache waits for the next batch
+    statement (one per round trip, whatever the number of clicks waiting), run in a worker thread, so 200
+    concurrent first clicks cost a few statements instead of 200. One per event loop."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[uuid.UUID, uuid.UUID], list[asyncio.Future]] = {}
+        self._running = False
+
+    async def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> str | None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if not self._running:
+            self._running = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                keys = list(self._waiting)[:LOOKUP_BATCH]
+                batch = {key: self._waiting.pop(key) for key in keys}
+                try:
+                    found = await anyio.to_thread.run_sync(targets_of, keys)
+                except Exception as exc:  # each waiting click answers with the error (a 500), none hangs
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for key, futures in batch.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(found.get(key))
+        finally:
+            self._running = False
+
+
+_LOOKUPS: dict[int, TargetLookups] = {}
+
+
+async def lookup_target(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
+    """`target_of` for the event loop: from the cache, else from the next batch statement."""
+    url = TARGETS.get((tracking_id, link_id))
+    if url is not None:
+        return url
+    lookups = _LOOKUPS.setdefault(id(asyncio.get_running_loop()), TargetLookups())
+    return await lookups.get((tracking_id, link_id))
 
 
 def click_target(token: str) -> str | None:
@@ -155,8 +228,9 @@ class Hit:
 BURSTS = verdicts.BurstWatch()
 
 
-def _agent(user_agent: str | None) -> str | None:
-    return user_agent[:MAX_AGENT] if user_agent else None
+def agent_of(user_agent: str | None) -> str | None:
+    """A user agent as stored: bounded, and without NUL characters (PostgreSQL text cannot hold them)."""
+    return user_agent[:MAX_AGENT].replace("\x00", "") if user_agent else None
 
 
 def open_hit(token: str, user_agent: str | None, ip: str | None) -> Hit | None:
@@ -164,7 +238,7 @@ def open_hit(token: str, user_agent: str | None, ip: str | None) -> Hit | None:
     tracking_id = tracking_tokens.read_open(token)
     if tracking_id is None:
         return None
-    return Hit("opened", tracking_id, now(), None, _agent(user_agent), ip, verdicts.open_verdict(user_agent, ip))
+    return Hit("opened", tracking_id, now(), None, agent_of(user_agent), ip, verdicts.open_verdict(user_agent, ip))
 
 
 def click_hit(
@@ -175,7 +249,7 @@ def click_hit(
     verdict = verdicts.click_request_verdict(user_agent, method, headers)
     burst = BURSTS.seen(tracking_id, link_id, time.monotonic())
     meta = {"method": method.upper()} if method.upper() != "GET" else {}
-    return Hit("clicked", tracking_id, now(), link_id, _agent(user_agent), ip, verdict or burst, url, meta=meta)
+    return Hit("clicked", tracking_id, now(), link_id, agent_of(user_agent), ip, verdict or burst, url, meta=meta)
 
 
 # --- the buffer and its writer --------------------------------------------------------------------------------
@@ -208,11 +282,12 @@ class Recorder:
         return True
 
     def write_through(self, hit: Hit) -> None:
-        """The buffer is full: write this hit now, in the caller's thread (with whatever else is waiting)."""
+        """The buffer is full: write this hit now, in the caller's thread (with whatever else is waiting). If the
+        database fails, the hits go back into the buffer (past its capacity, by this request's hit) for the writer
+        to retry: a request never loses its hit."""
         self.stats["write_through"] += 1
         with self._write_lock:
-            batch = [hit, *self._take(MAX_BATCH - 1)]
-            self._write(batch, requeue=False)
+            self._write([hit, *self._take(MAX_BATCH - 1)])
 
     def pending(self) -> int:
         return len(self._hits)
@@ -223,7 +298,7 @@ class Recorder:
         with self._write_lock:
             while self._hits:
                 batch = self._take(MAX_BATCH)
-                if not self._write(batch, requeue=True):
+                if not self._write(batch):
                     break
                 written += len(batch)
         return written
@@ -234,16 +309,20 @@ class Recorder:
             batch.append(self._hits.popleft())
         return batch
 
-    def _write(self, batch: list[Hit], *, requeue: bool) -> bool:
+    def _write(self, batch: list[Hit]) -> bool:
         if not batch:
             return True
         try:
             with session_scope() as session:
                 stored = write_hits(session, batch)
+        except (DataError, IntegrityError):
+            # Something in the batch the database refuses (not an outage): write the hits one by one, so only
+            # the refused ones are left out (logged and counted), never the whole batch again and again.
+            self.stats["failures"] += 1
+            log.exception("a batch of tracking hits was refused; writing them one by one", extra={"hits": len(batch)})
+            stored = self._one_by_one(batch)
         except Exception:
             self.stats["failures"] += 1
-            if not requeue:
-                raise
             # Back at the front, in order: the next flush tries again (the database may be restarting).
             self._hits.extendleft(reversed(batch))
             log.exception("tracking hits could not be written; kept for the next flush", extra={"hits": len(batch)})
@@ -252,11 +331,29 @@ class Recorder:
         self.stats["dropped"] += len(batch) - stored
         return True
 
+    def _one_by_one(self, batch: list[Hit]) -> int:
+        stored = 0
+        for hit in batch:
+            try:
+                with session_scope() as session:
+                    stored += write_hits(session, [hit])
+            except (DataError, IntegrityError):
+                log.exception("a tracking hit was refused by the database and left out", extra={"kind": hit.kind})
+        return stored
+
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tracking-writer", daemon=True)
                 self._thread.start()
+                atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self) -> None:
+        """A process stopped in order (SIGTERM, a deploy) writes what it holds; only a kill loses it."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("tracking hits could not be written at exit", extra={"hits": self.pending()})
 
     def _run(self) -> None:
         while True:
@@ -352,6 +449,18 @@ _UPDATE_CAMPAIGNS = text(
 )
 
 
+def pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of `values` (None is NULL), for `CAST(:x AS type[])`: one text parameter
+    instead of a list psycopg adapts element by element (the larger part of a flush's cost otherwise)."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+        )
+        + "}"
+    )
+
+
 def lock_writers(session: Session) -> None:
     """Serialise every writer of tracking counters (across processes) until the transaction ends."""
     session.execute(_LOCK, {"key": WRITER_LOCK})
@@ -373,16 +482,19 @@ def write_hits(session: Session, hits: Iterable[Hit]) -> int:
         return 0
     lock_writers(session)
     recipients = {
-        row.tracking_id: row for row in session.execute(_RECIPIENTS, {"ids": list({h.tracking_id for h in hits})}).all()
+        row.tracking_id: row
+        for row in session.execute(_RECIPIENTS, {"ids": pg_array({h.tracking_id for h in hits})}).all()
     }
     link_ids = list({h.link_id for h in hits if h.link_id is not None})
-    link_campaign = dict(session.execute(_LINKS, {"ids": link_ids}).all()) if link_ids else {}
+    link_campaign = dict(session.execute(_LINKS, {"ids": pg_array(link_ids)}).all()) if link_ids else {}
     clicked_ids = list(
         {recipients[h.tracking_id].id for h in hits if h.kind == "clicked" and h.tracking_id in recipients}
     )
     clicked: dict[tuple, bool] = {}
     if clicked_ids:
-        clicked = {(r, link): human for r, link, human in session.execute(_CLICKED_LINKS, {"ids": clicked_ids}).all()}
+        clicked = {
+            (r, link): human for r, link, human in session.execute(_CLICKED_LINKS, {"ids": pg_array(clicked_ids)}).all()
+        }
 
     # Each recipient's counts as they stand, moved hit by hit: uniques are the 0 -> 1 steps.
     state = {
@@ -452,7 +564,7 @@ def write_hits(session: Session, hits: Iterable[Hit]) -> int:
                 hit.ip,
                 hit.url,
                 hit.sg_event_id,
-                json.dumps(hit.meta),
+                json.dumps(hit.meta) if hit.meta else "{}",
             )
         )
     if not events:
@@ -461,22 +573,32 @@ def write_hits(session: Session, hits: Iterable[Hit]) -> int:
     session.execute(
         _INSERT_EVENTS,
         dict(
-            zip(("t", "c", "r", "l", "k", "a", "v", "vr", "ua", "ip", "u", "sg", "m"), map(list, columns), strict=True)
+            zip(
+                ("t", "c", "r", "l", "k", "a", "v", "vr", "ua", "ip", "u", "sg", "m"),
+                map(pg_array, columns),
+                strict=True,
+            )
         ),
     )
     ids = list(per_recipient)
     values = list(zip(*per_recipient.values(), strict=True))
     session.execute(
         _UPDATE_RECIPIENTS,
-        {"id": ids, **dict(zip(("ho", "mo", "hc", "sc", "fo", "lo", "fc", "lc"), map(list, values), strict=True))},
+        {
+            "id": pg_array(ids),
+            **dict(zip(("ho", "mo", "hc", "sc", "fo", "lo", "fc", "lc"), map(pg_array, values), strict=True)),
+        },
     )
     if per_link:
         values = list(zip(*per_link.values(), strict=True))
         session.execute(
-            _UPDATE_LINKS, {"id": list(per_link), **dict(zip(("n", "hn", "u", "hu"), map(list, values), strict=True))}
+            _UPDATE_LINKS,
+            {"id": pg_array(per_link), **dict(zip(("n", "hn", "u", "hu"), map(pg_array, values), strict=True))},
         )
     values = list(zip(*per_campaign.values(), strict=True))
-    session.execute(_UPDATE_CAMPAIGNS, {"id": list(per_campaign), **{f"n{i}": list(v) for i, v in enumerate(values)}})
+    session.execute(
+        _UPDATE_CAMPAIGNS, {"id": pg_array(per_campaign), **{f"n{i}": pg_array(v) for i, v in enumerate(values)}}
+    )
     return len(events)
 
 
