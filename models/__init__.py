@@ -18,6 +18,7 @@ from models.email import (
     OutboxMessage,
     SenderIdentity,
 )
+from models.email_analytics import EmailActivityHourly
 from models.jobs import ImportJob, ImportRowError, Job
 from models.rate_limits import RateLimit
 from models.tenancy import LoginAttempt, Tenant, User, UserSession
@@ -34,6 +35,7 @@ __all__ = [
     "ContactInteraction",
     "ContactStat",
     "CustomField",
+    "EmailActivityHourly",
     "EmailBatch",
     "EmailCampaign",
     "EmailEvent",

@@ -89,6 +89,15 @@ def test_campaign_bench_sends_every_recipient_once_through_the_job_runner():
     assert result["campaign_cpu_seconds"]["runner"] > 0 and result["bare_cpu_seconds"]["fake"] > 0
 
 
+def test_campaign_analytics_bench_answers_every_query_right():
+    result = run_bench("campaign_analytics.py", "--recipients", "5000", "--campaigns", "20", "--samples", "5")
+    assert result["recipients"] == 5000 and result["campaigns"] == 21
+    assert result["events"] > 3 * 5000 * 0.9  # about three events per recipient, as at full size
+    assert result["rollup_matches_events"]  # the chart's hourly rollup counted every open and click once
+    for name in ("campaign", "figures", "chart", "links", "recipients", "timeline", "page", "list"):
+        assert result[f"{name}_right"] == result["samples"] == 5, name
+
+
 def test_tracking_bench_stores_every_hit_it_answered_once():
     result = run_bench(
         "tracking.py", "--recipients", "100", "--clients", "10", "--seconds", "1.5", "--slices", "1", "--warmup", "0.6"

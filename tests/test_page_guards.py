@@ -6,6 +6,7 @@ the handlers directly with a member's (or nobody's) session and expect AccessDen
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from datetime import UTC, datetime, timedelta
@@ -273,3 +274,76 @@ async def test_email_these_contacts_sends_to_the_current_filter(make_org):
     assert not state.bulk_open and state.bulk_error == ""
     view = campaigns.get_campaign(admin.scope, state.bulk_campaign_id)
     assert view.audience == {"q": "Person 1"} and view.status == "sending"  # the job materialises the one recipient
+
+
+async def test_campaign_page_shows_analytics_and_keeps_other_organisations_timelines_out(make_org):
+    import asyncio
+
+    from sqlalchemy import text as sql
+
+    from tests.test_mail_analytics import recount, sent_campaign
+
+    admin = make_org()
+    _customers(admin, 3)
+    from app.services.mail import senders
+
+    senders.update_sender(
+        admin.scope, {"from_name": "Acme", "from_email": "hi@acme.example", "postal_address": "1 Main St"}
+    )
+    cid, recipients, _ = await asyncio.to_thread(sent_campaign, admin)  # (the job runner has its own loop)
+    first = next(iter(recipients.values()))
+    with session_scope() as s:
+        s.execute(
+            sql(
+                "INSERT INTO email_events (tenant_id, campaign_id, recipient_id, event_type, occurred_at, verdict) "
+                "SELECT tenant_id, campaign_id, id, 'opened', now(), 'human' FROM email_recipients WHERE id = :r"
+            ),
+            {"r": first},
+        )
+    recount(cid)
+    page = new_state(CampaignState, auth.open_session(admin))
+    page.current_id = cid
+    await CampaignState.tick.fn(page)
+    assert page.has_activity and {c.label: c.value for c in page.cards}["Opened"] == "1"
+    assert {r.key: r.value for r in page.rates}["open"] == "33.3 %"
+    await CampaignState.set_show.fn(page, "opened")
+    assert [r.id for r in page.recipients] == [str(first)] and page.recipient_total == 1
+    await CampaignState.open_timeline.fn(page, str(first))
+    assert page.timeline_open and [e.label for e in page.timeline_events] == ["Opened"]
+
+    outsider = make_org("Other Clinic")
+    other = new_state(CampaignState, auth.open_session(outsider))
+    other.current_id = cid
+    with pytest.raises(ServiceError):
+        await CampaignState.open_timeline.fn(other, str(first))
+    assert other.timeline_events == []
+    listing = new_state(CampaignsState, auth.open_session(outsider))
+    await CampaignsState.search.fn(listing, "")
+    assert listing.rows == [] and listing.stat_campaigns == 0
+
+
+async def test_outbox_buttons_record_what_sendgrid_would_report_for_that_organisation_only(make_org):
+    import asyncio
+
+    from app.services.mail import analytics, outbox, senders
+    from tests.test_mail_analytics import sent_campaign
+
+    admin = make_org()
+    _customers(admin, 2)
+    senders.update_sender(
+        admin.scope, {"from_name": "Acme", "from_email": "hi@acme.example", "postal_address": "1 Main St"}
+    )
+    cid, _, _ = await asyncio.to_thread(sent_campaign, admin)
+    message = outbox.list_messages(admin.scope).items[0]
+
+    outsider = new_state(OutboxState, auth.open_session(make_org("Other Clinic")))
+    outsider.message = dataclasses.replace(outsider.message, id=message.id)
+    await OutboxState.simulate.fn(outsider, "bounce")
+    assert analytics.campaign_analytics(admin.scope, cid).campaign.bounced == 0
+
+    page = new_state(OutboxState, auth.open_session(admin))
+    page.message = dataclasses.replace(page.message, id=message.id)
+    await OutboxState.simulate.fn(page, "bounce")
+    await OutboxState.simulate.fn(page, "bounce")  # twice: recorded once
+    report = analytics.campaign_analytics(admin.scope, cid)
+    assert (report.campaign.bounced, report.hard_bounced) == (1, 1) and report.high_bounce

@@ -23,6 +23,7 @@ from app.services.accounts import auth
 from app.services.crm import contact_search
 from app.services.errors import NotAuthenticated
 from app.services.imports import csv_export, csv_import
+from app.services.mail import analytics
 
 router = APIRouter(
     prefix="/api/v1",
@@ -113,6 +114,38 @@ def export_contacts(
 @router.get("/imports/{import_id}/errors.csv", summary="An import's per-row errors as CSV", responses=errors.NOT_FOUND)
 def import_errors(import_id: str, principal: DownloadPrincipalDep):
     filename, chunks = csv_import.error_report(principal.scope, import_id)
+    return _attachment(chunks, filename)
+
+
+def campaign_analytics_path(campaign_id: str) -> str:
+    return f"/api/v1/email-campaigns/{campaign_id}/analytics.csv"
+
+
+def campaign_recipients_path(campaign_id: str) -> str:
+    return f"/api/v1/email-campaigns/{campaign_id}/recipients.csv"
+
+
+@router.get(
+    "/email-campaigns/{campaign_id}/analytics.csv",
+    summary="A campaign's figures, rates, links and activity over time as CSV",
+    responses=errors.NOT_FOUND,
+)
+def campaign_analytics_csv(campaign_id: str, principal: DownloadPrincipalDep):
+    filename, chunks = analytics.export_analytics(principal.scope, campaign_id)
+    return _attachment(chunks, filename)
+
+
+@router.get(
+    "/email-campaigns/{campaign_id}/recipients.csv",
+    summary="A campaign's recipients and what each did, as CSV",
+    responses=errors.NOT_FOUND,
+)
+def campaign_recipients_csv(
+    campaign_id: str,
+    principal: DownloadPrincipalDep,
+    show: str = Query("all", description=", ".join(analytics.FILTERS)),
+):
+    filename, chunks = analytics.export_recipients(principal.scope, campaign_id, show)
     return _attachment(chunks, filename)
 
 

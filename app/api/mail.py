@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api import errors
 from app.api.deps import ScopeDep
 from app.api.errors import AUTHENTICATED, NOT_FOUND
-from app.services.mail import campaigns, delivery, outbox, senders, templates
+from app.services.mail import analytics, campaigns, delivery, outbox, senders, templates
 
 router = APIRouter(prefix="/api/v1", tags=["email"], responses=AUTHENTICATED)
 
@@ -308,6 +308,175 @@ class OutboxMessageOut(OutboxItemOut):
     text: str
 
 
+class CampaignMetricsOut(BaseModel):
+    """A campaign's figures. `opened` and `clicked` count recipients (each once); rates are percentages of the
+    messages that did not bounce (sent − bounced); `human_` leaves out machine opens and link scanners."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: str
+    status_label: str
+    recipients: int
+    sent: int
+    delivered: int
+    opened: int
+    human_opened: int
+    clicked: int
+    human_clicked: int
+    bounced: int
+    unsubscribed: int
+    spam_reports: int
+    open_rate: float
+    human_open_rate: float
+    click_rate: float
+    human_click_rate: float
+    created_at: str
+    started_at: str
+    scheduled_at: str
+    finished_at: str
+    audience_summary: str
+    progress: float = Field(description="0 to 1 of the recipients dealt with")
+
+
+class AggregateStatsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    campaigns: int
+    emails_sent: int
+    average_open_rate: float = Field(description="the average of the campaigns' open rates, in percent")
+    average_click_rate: float
+    average_human_open_rate: float
+    average_human_click_rate: float
+
+
+class CampaignMetricsPageOut(BaseModel):
+    items: list[CampaignMetricsOut]
+    total: int
+    page: int
+    per_page: int
+    stats: AggregateStatsOut
+
+
+class RateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str = Field(description="open, click, click_to_open, bounce, unsubscribe, spam")
+    label: str
+    percent: float
+    human_percent: float
+    part: int
+    human_part: int
+    whole: int
+    good: bool = Field(description="above the product's threshold (opens 25 %, clicks 5 %), human figure")
+    bad: bool = Field(description="a bounce rate over 2 %")
+
+
+class BenchmarkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    metric: str
+    percent: float
+    label: str = Field(description="what it is, its source and year")
+
+
+class ActivityBucketOut(BaseModel):
+    start: str = Field(description="ISO 8601 UTC, the start of the hour or day")
+    opens: int
+    human_opens: int
+    clicks: int
+    human_clicks: int
+
+
+class LinkStatsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    position: int
+    clicks: int
+    human_clicks: int
+    clicked: int
+    human_clicked: int
+    share: float = Field(description="percent of the campaign's human clicks")
+
+
+class CampaignAnalyticsOut(BaseModel):
+    campaign: CampaignMetricsOut
+    open_count: int = Field(description="every open, machines included")
+    human_open_count: int
+    click_count: int
+    human_click_count: int
+    hard_bounced: int
+    soft_bounced: int
+    rates: list[RateOut]
+    benchmarks: list[BenchmarkOut]
+    high_bounce: bool
+    high_bounce_advice: str
+    sending: bool
+    hourly: list[ActivityBucketOut] = Field(description="the first 48 hours after sending started")
+    daily: list[ActivityBucketOut] = Field(description="then one bucket per day")
+    links: list[LinkStatsOut]
+
+
+class RecipientActivityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    name: str
+    contact_id: str
+    status: str
+    status_label: str
+    sent_at: str
+    delivered_at: str
+    first_opened_at: str
+    human_opens: int
+    machine_opens: int
+    first_clicked_at: str
+    human_clicks: int
+    scanner_clicks: int
+    bounced_at: str
+    bounce_type: str
+    unsubscribed_at: str
+    spam_reported_at: str
+    error: str
+
+
+class TimelineEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    label: str
+    occurred_at: str
+    verdict: str = Field(description='human, machine or scanner; "" for delivery events')
+    verdict_label: str
+    url: str
+    user_agent: str
+
+
+class RecipientAnalyticsOut(BaseModel):
+    recipient: RecipientActivityOut
+    campaign_id: str
+    campaign_name: str
+    events: list[TimelineEventOut] = Field(description="newest first")
+    more: bool = Field(description="older events exist beyond these")
+
+
+def _buckets(buckets: list[analytics.ActivityBucket]) -> list[ActivityBucketOut]:
+    return [
+        ActivityBucketOut(
+            start=b.start.isoformat(),
+            opens=b.opens,
+            human_opens=b.human_opens,
+            clicks=b.clicks,
+            human_clicks=b.human_clicks,
+        )
+        for b in buckets
+    ]
+
+
 def _campaign(view: campaigns.CampaignView) -> CampaignOut:
     return CampaignOut.model_validate(view.as_dict())
 
@@ -492,6 +661,65 @@ def list_recipients(
         page=result.page,
         per_page=result.per_page,
         counts=result.counts,
+    )
+
+
+# --- analytics ----------------------------------------------------------------------------------------------
+
+
+@router.get("/email-campaigns", response_model=CampaignMetricsPageOut)
+def list_campaign_metrics(
+    scope: ScopeDep,
+    q: str = Query("", max_length=200, description="part of the name or subject"),
+    sort: str = Query("newest", description=", ".join(analytics.SORTS)),
+    page: int = Query(1, ge=1, le=1_000_000),
+    per_page: int = Query(20, ge=1, le=200),
+):
+    """The organisation's campaigns with their figures and rates, and the aggregate stats of all of them."""
+    result = analytics.list_campaigns(scope, q=q, sort=sort, page=page, per_page=per_page)
+    return CampaignMetricsPageOut(
+        items=[CampaignMetricsOut.model_validate(m) for m in result.items],
+        total=result.total,
+        page=result.page,
+        per_page=result.per_page,
+        stats=AggregateStatsOut.model_validate(analytics.aggregate_stats(scope)),
+    )
+
+
+@router.get("/email-campaigns/{campaign_id}/analytics", response_model=CampaignAnalyticsOut, responses=NOT_FOUND)
+def campaign_analytics(campaign_id: str, scope: ScopeDep):
+    """A campaign's figures (raw and human), rates against benchmarks, opens and clicks over time, its links."""
+    report = analytics.campaign_analytics(scope, campaign_id)
+    series = analytics.activity_series(scope, campaign_id)
+    return CampaignAnalyticsOut(
+        campaign=CampaignMetricsOut.model_validate(report.campaign),
+        open_count=report.open_count,
+        human_open_count=report.human_open_count,
+        click_count=report.click_count,
+        human_click_count=report.human_click_count,
+        hard_bounced=report.hard_bounced,
+        soft_bounced=report.soft_bounced,
+        rates=[RateOut.model_validate(r) for r in report.rates],
+        benchmarks=[BenchmarkOut.model_validate(b) for b in report.benchmarks],
+        high_bounce=report.high_bounce,
+        high_bounce_advice=report.high_bounce_advice,
+        sending=report.sending,
+        hourly=_buckets(series.hourly),
+        daily=_buckets(series.daily),
+        links=[LinkStatsOut.model_validate(lk) for lk in analytics.link_breakdown(scope, campaign_id)],
+    )
+
+
+@router.get("/email-recipients/{recipient_id}/analytics", response_model=RecipientAnalyticsOut, responses=NOT_FOUND)
+def recipient_analytics(recipient_id: str, scope: ScopeDep):
+    """One recipient's opens, clicks and delivery events, newest first, each with who did it (human or machine)."""
+    timeline = analytics.recipient_timeline(scope, recipient_id)
+    return RecipientAnalyticsOut(
+        recipient=RecipientActivityOut.model_validate(timeline.recipient),
+        campaign_id=timeline.campaign_id,
+        campaign_name=timeline.campaign_name,
+        events=[TimelineEventOut.model_validate(e) for e in timeline.events],
+        more=timeline.more,
     )
 
 

@@ -1,7 +1,9 @@
-"""Campaigns: the list with status and progress, "New campaign" (content and audience, counted before sending),
-and each campaign's page (send, schedule, pause, resume, cancel, a test to me, recipients and their state).
+"""Campaigns: the list (aggregate stats, status, progress and rates; searched, sorted, paged), "New campaign"
+(content and audience, counted before sending), and each campaign's page (send, schedule, pause, resume, cancel,
+a test to me; then its analytics: figures, rates raw and human against benchmarks, opens and clicks over time,
+links, recipients filtered with each one's timeline, CSV exports).
 
-Sending is a job on the server; the campaign page polls its progress while it sends. Times are stored in UTC;
+Sending is a job on the server; the campaign page polls its progress, and its figures, while it sends. Times are stored in UTC;
 the organisation has no time zone setting yet, so scheduling is in UTC and the page says so.
 """
 
@@ -10,22 +12,85 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import plotly.graph_objects as go
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section
+from app.api.downloads import campaign_analytics_path, campaign_recipients_path
+from app.components.cards import confirm, empty_state, form_field, section, stat_tile
+from app.components.charts import activity_lines
 from app.components.crm import pager, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.components.mail import RECIPIENT_COLORS, STATUS_COLORS, mail_tabs
+from app.services.accounts import auth
 from app.services.crm import contact_rules, custom_fields
 from app.services.errors import NotFound, ValidationFailed
-from app.services.mail import campaigns, templates
-from app.session import require_scope
+from app.services.mail import analytics, campaigns, templates
+from app.session import require_principal, require_scope
 
 ANY = "__any__"
 WRITE = "__write__"
 TIME_ZONE_NOTE = "Times are in UTC: your organisation has no time zone set yet."
 RECIPIENTS_PER_PAGE = 25
+CAMPAIGNS_PER_PAGE = 20
+SORT_LABELS = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "name": "Name",
+    "sent": "Most sent",
+    "open_rate": "Open rate",
+    "click_rate": "Click rate",
+}
+
+
+def rate_color(rate: float, good_above: float) -> str:
+    """The seed's colour rule: green above the threshold (opens 25 %, clicks 5 %), grey otherwise."""
+    return "green" if rate > good_above else "gray"
+
+
+@dataclasses.dataclass(frozen=True)
+class ListRow:
+    """A campaign in the list: its state and its figures."""
+
+    id: str
+    name: str
+    status_label: str
+    status_color: str
+    audience_summary: str
+    recipients: int
+    sent: int
+    percent: int
+    open_rate: str  # "48.2 %", "—" before anything was sent
+    open_color: str
+    human_open_rate: str
+    click_rate: str
+    click_color: str
+    human_click_rate: str
+    when: str  # ISO time shown: scheduled, finished, started or created
+    scheduled: bool
+
+
+def list_row(m: analytics.CampaignMetrics) -> ListRow:
+    sent = m.sent > 0
+    when_ = m.scheduled_at if m.status == "scheduled" else (m.finished_at or m.started_at or m.created_at)
+    return ListRow(
+        id=m.id,
+        name=m.name,
+        status_label=m.status_label,
+        status_color=STATUS_COLORS.get(m.status, "gray"),
+        audience_summary=m.audience_summary,
+        recipients=m.recipients,
+        sent=m.sent,
+        percent=round(m.progress * 100),
+        open_rate=f"{m.open_rate:.1f} %" if sent else "—",
+        open_color=rate_color(m.human_open_rate, analytics.GOOD_OPEN_RATE) if sent else "gray",
+        human_open_rate=f"{m.human_open_rate:.1f} % human" if sent else "",
+        click_rate=f"{m.click_rate:.1f} %" if sent else "—",
+        click_color=rate_color(m.human_click_rate, analytics.GOOD_CLICK_RATE) if sent else "gray",
+        human_click_rate=f"{m.human_click_rate:.1f} % human" if sent else "",
+        when=when_,
+        scheduled=m.status == "scheduled",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +131,146 @@ class RecipientRow:
     status_color: str
     sent_at: str
     error: str
+    opened: str  # "2 opens", "machine only", ""
+    clicked: str
+    flag: str  # "Bounced (hard)", "Unsubscribed", "Reported spam", ""
+
+
+def recipient_row(r: analytics.RecipientActivity) -> RecipientRow:
+    opened = f"{r.human_opens:,} open{'s' if r.human_opens != 1 else ''}" if r.human_opens else ""
+    if not opened and r.machine_opens:
+        opened = "machine only"
+    clicked = f"{r.human_clicks:,} click{'s' if r.human_clicks != 1 else ''}" if r.human_clicks else ""
+    if not clicked and r.scanner_clicks:
+        clicked = "scanner only"
+    flag = "Reported spam" if r.spam_reported_at else ("Unsubscribed" if r.unsubscribed_at else "")
+    label = r.status_label + (f" ({r.bounce_type})" if r.status == "bounced" and r.bounce_type else "")
+    return RecipientRow(
+        r.id,
+        r.email,
+        r.name,
+        r.status,
+        label,
+        RECIPIENT_COLORS.get(r.status, "gray"),
+        r.sent_at,
+        r.error,
+        opened,
+        clicked,
+        flag,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricCard:
+    label: str
+    value: str
+    hint: str
+    icon: str
+    testid: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RateRow:
+    key: str
+    label: str
+    value: str  # "48.2 %"
+    percent: int  # the bar (all activity), 0..100
+    human: str  # "23.1 % by people"
+    human_percent: int
+    detail: str  # "12 of 25 recipients"
+    color: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkRow:
+    metric: str
+    value: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkRow:
+    url: str
+    clicks: int
+    human_clicks: int
+    clicked: int
+    human_clicked: int
+    share: int  # percent of the human clicks, the bar
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRow:
+    label: str
+    occurred_at: str
+    verdict_label: str
+    url: str
+    color: str
+
+
+EVENT_COLORS = {
+    "opened": "blue",
+    "clicked": "violet",
+    "delivered": "green",
+    "bounced": "red",
+    "dropped": "red",
+    "spam_reported": "red",
+    "unsubscribed": "orange",
+}
+
+
+def metric_cards(report: analytics.CampaignAnalytics) -> list[MetricCard]:
+    m = report.campaign
+    return [
+        MetricCard("Recipients", f"{m.recipients:,}", "", "users", "metric-recipients"),
+        MetricCard("Sent", f"{m.sent:,}", "", "send", "metric-sent"),
+        MetricCard("Delivered", f"{m.delivered:,}", "confirmed by the mail service", "mail-check", "metric-delivered"),
+        MetricCard("Opened", f"{m.opened:,}", f"{m.human_opened:,} by people", "mail-open", "metric-opened"),
+        MetricCard("Clicked", f"{m.clicked:,}", f"{m.human_clicked:,} by people", "mouse-pointer-click", "metric-clicked"),
+        MetricCard(
+            "Bounced", f"{m.bounced:,}", f"{report.hard_bounced:,} hard, {report.soft_bounced:,} soft", "mail-x",
+            "metric-bounced",
+        ),
+        MetricCard("Unsubscribed", f"{m.unsubscribed:,}", "", "user-x", "metric-unsubscribed"),
+        MetricCard("Spam reports", f"{m.spam_reports:,}", "", "shield-alert", "metric-spam"),
+    ]  # fmt: skip
+
+
+RATE_NOUNS = {
+    "open": "recipients",
+    "click": "recipients",
+    "click_to_open": "of those who opened",
+    "bounce": "messages sent",
+    "unsubscribe": "recipients",
+    "spam": "recipients",
+}
+
+
+def rate_row(rate: analytics.Rate) -> RateRow:
+    with_human = rate.key in ("open", "click", "click_to_open")
+    color = "red" if rate.bad else ("green" if rate.good else ("orange" if rate.key == "bounce" else "blue"))
+    return RateRow(
+        key=rate.key,
+        label=rate.label,
+        value=f"{rate.percent:.1f} %",
+        percent=round(min(100.0, rate.percent)),
+        human=f"{rate.human_percent:.1f} % by people" if with_human else "",
+        human_percent=round(min(100.0, rate.human_percent)),
+        detail=f"{rate.part:,} of {rate.whole:,} {RATE_NOUNS[rate.key]}",
+        color=color,
+    )
+
+
+def activity_figure(buckets: list[analytics.ActivityBucket], *, hourly: bool) -> go.Figure:
+    return activity_lines(
+        [b.start.replace(tzinfo=None) for b in buckets],  # UTC, as the section says
+        [
+            ("Opens", [b.opens for b in buckets], "blue", True),
+            ("Human opens", [b.human_opens for b in buckets], "blue", False),
+            ("Clicks", [b.clicks for b in buckets], "violet", True),
+            ("Human clicks", [b.human_clicks for b in buckets], "violet", False),
+        ],
+        hover="%{x|%d %b %H:00} UTC" if hourly else "%{x|%d %b}",
+    )
 
 
 def campaign_row(view: campaigns.CampaignView) -> CampaignRow:
@@ -106,10 +311,21 @@ def audience_words(count) -> str:
 
 
 class CampaignsState(rx.State):
-    """The campaigns list and the "New campaign" dialog."""
+    """The campaigns list (aggregate stats, search, sort, pages) and the "New campaign" dialog."""
 
-    rows: list[CampaignRow] = []
+    rows: list[ListRow] = []
     loading: bool = True
+    total: int = 0
+    page: int = 1
+    q: str = ""
+    sort: str = "newest"
+    sort_choices: list[Choice] = [Choice(k, v) for k, v in SORT_LABELS.items()]
+    stat_campaigns: int = 0
+    stat_sent: str = "0"
+    stat_open: str = "0.0 %"
+    stat_open_human: str = ""
+    stat_click: str = "0.0 %"
+    stat_click_human: str = ""
     dialog_open: bool = False
     dialog_key: int = 0
     errors: dict[str, str] = {}
@@ -126,14 +342,55 @@ class CampaignsState(rx.State):
     audience_count: str = ""
     sendable: int = -1
 
+    @rx.var
+    def pages(self) -> int:
+        return max(1, -(-self.total // CAMPAIGNS_PER_PAGE))
+
     async def _refresh(self, scope) -> None:
-        views = await asyncio.to_thread(campaigns.list_campaigns, scope)
-        self.rows = [campaign_row(v) for v in views]
+        result = await asyncio.to_thread(
+            analytics.list_campaigns, scope, q=self.q, sort=self.sort, page=self.page, per_page=CAMPAIGNS_PER_PAGE
+        )
+        stats = await asyncio.to_thread(analytics.aggregate_stats, scope)
+        self.rows, self.total = [list_row(m) for m in result.items], result.total
+        self.stat_campaigns, self.stat_sent = stats.campaigns, f"{stats.emails_sent:,}"
+        self.stat_open, self.stat_click = f"{stats.average_open_rate:.1f} %", f"{stats.average_click_rate:.1f} %"
+        self.stat_open_human = f"{stats.average_human_open_rate:.1f} % by people"
+        self.stat_click_human = f"{stats.average_human_click_rate:.1f} % by people"
         self.loading = False
 
     @rx.event
     async def load(self):
-        await self._refresh(await require_scope(self, admin=True))
+        scope = await require_scope(self, admin=True)
+        self.page = 1
+        await self._refresh(scope)
+        if self.router.url.query_parameters.get("new"):  # the CRM dashboard's "Send email campaign"
+            await self._open_new(scope)
+
+    @rx.event
+    async def search(self, q: str):
+        scope = await require_scope(self, admin=True)
+        self.q, self.page = q[:200], 1
+        await self._refresh(scope)
+
+    @rx.event
+    async def set_sort(self, sort: str):
+        scope = await require_scope(self, admin=True)
+        self.sort, self.page = (sort if sort in SORT_LABELS else "newest"), 1
+        await self._refresh(scope)
+
+    @rx.event
+    async def next_page(self):
+        scope = await require_scope(self, admin=True)
+        if self.page < self.pages:
+            self.page += 1
+            await self._refresh(scope)
+
+    @rx.event
+    async def prev_page(self):
+        scope = await require_scope(self, admin=True)
+        if self.page > 1:
+            self.page -= 1
+            await self._refresh(scope)
 
     def _audience(self) -> dict[str, str]:
         audience = {"q": self.aud_q.strip()}
@@ -154,7 +411,9 @@ class CampaignsState(rx.State):
 
     @rx.event
     async def new_campaign(self):
-        scope = await require_scope(self, admin=True)
+        await self._open_new(await require_scope(self, admin=True))
+
+    async def _open_new(self, scope):
         active = await asyncio.to_thread(templates.list_templates, scope)
         fields = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.template_choices = [Choice(t.id, t.name) for t in active]
@@ -228,6 +487,23 @@ class CampaignState(rx.State):
     schedule_open: bool = False
     schedule_key: int = 0
     schedule_error: str = ""
+    # analytics
+    has_activity: bool = False  # sending started: the figures mean something
+    cards: list[MetricCard] = []
+    rates: list[RateRow] = []
+    benchmarks: list[BenchmarkRow] = []
+    high_bounce_advice: str = ""
+    hourly_figure: go.Figure = go.Figure()
+    daily_figure: go.Figure = go.Figure()
+    has_daily: bool = False
+    links: list[LinkRow] = []
+    show: str = "all"
+    filter_choices: list[Choice] = []
+    # one recipient's timeline (a dialog)
+    timeline_open: bool = False
+    timeline_title: str = ""
+    timeline_subtitle: str = ""
+    timeline_events: list[EventRow] = []
 
     @rx.var
     def recipient_pages(self) -> int:
@@ -243,37 +519,89 @@ class CampaignState(rx.State):
         if view.status in campaigns.EDITABLE:
             count = await asyncio.to_thread(campaigns.count_audience, scope, view.audience)
             self.audience_count = audience_words(count)
+        self.has_activity = bool(view.started_at)
+        if self.has_activity:
+            await self._analytics(scope)
         await self._recipients(scope)
+
+    async def _analytics(self, scope) -> None:
+        report = await asyncio.to_thread(analytics.campaign_analytics, scope, self.current_id)
+        series = await asyncio.to_thread(analytics.activity_series, scope, self.current_id)
+        links = await asyncio.to_thread(analytics.link_breakdown, scope, self.current_id)
+        self.cards = metric_cards(report)
+        self.rates = [rate_row(r) for r in report.rates]
+        self.benchmarks = [BenchmarkRow(b.metric, f"{b.percent:.1f} %", b.label) for b in report.benchmarks]
+        self.high_bounce_advice = report.high_bounce_advice
+        self.hourly_figure = activity_figure(series.hourly, hourly=True)
+        self.has_daily = bool(series.daily)
+        self.daily_figure = activity_figure(series.daily, hourly=False) if series.daily else go.Figure()
+        self.links = [
+            LinkRow(lk.url, lk.clicks, lk.human_clicks, lk.clicked, lk.human_clicked, round(lk.share)) for lk in links
+        ]
 
     async def _recipients(self, scope) -> None:
         page = await asyncio.to_thread(
-            campaigns.list_recipients,
+            analytics.list_recipients,
             scope,
             self.current_id,
+            show=self.show,
             page=self.recipient_page,
             per_page=RECIPIENTS_PER_PAGE,
         )
         self.recipient_total = page.total
-        self.recipients = [
-            RecipientRow(
-                r.id,
-                r.email,
-                r.name,
-                r.status,
-                r.status_label,
-                RECIPIENT_COLORS.get(r.status, "gray"),
-                r.sent_at,
-                r.error,
-            )
-            for r in page.items
+        self.filter_choices = [
+            Choice(key, f"{label} {page.counts[key]:,}") for key, (label, _) in analytics.FILTERS.items()
         ]
+        self.recipients = [recipient_row(r) for r in page.items]
+
+    @rx.event
+    async def set_show(self, show: str | list[str]):
+        scope = await require_scope(self, admin=True)
+        show = show[0] if isinstance(show, list) and show else show
+        self.show, self.recipient_page = (show if isinstance(show, str) and show in analytics.FILTERS else "all"), 1
+        await self._recipients(scope)
+
+    @rx.event
+    async def open_timeline(self, recipient_id: str):
+        scope = await require_scope(self, admin=True)
+        timeline = await asyncio.to_thread(analytics.recipient_timeline, scope, recipient_id)
+        r = timeline.recipient
+        self.timeline_title = f"{r.name} <{r.email}>" if r.name else r.email
+        self.timeline_subtitle = (
+            f"{len(timeline.events):,} events, newest first" + (" (older ones left out)" if timeline.more else "")
+            if timeline.events
+            else "Nothing recorded yet: no open, click or delivery event."
+        )
+        self.timeline_events = [
+            EventRow(e.label, e.occurred_at, e.verdict_label, e.url, EVENT_COLORS.get(e.kind, "gray"))
+            for e in timeline.events
+        ]
+        self.timeline_open = True
+
+    @rx.event
+    async def set_timeline_open(self, open_: bool):
+        await require_scope(self, admin=True)
+        self.timeline_open = open_
+
+    @rx.event
+    async def export_analytics(self):
+        principal = await require_principal(self, admin=True)
+        url = auth.download_link(principal, campaign_analytics_path(self.current_id))
+        return [rx.download(url=url), rx.toast.info("The analytics are downloading.")]
+
+    @rx.event
+    async def export_recipients(self):
+        principal = await require_principal(self, admin=True)
+        params = {"show": self.show} if self.show != "all" else {}
+        url = auth.download_link(principal, campaign_recipients_path(self.current_id), params)
+        return [rx.download(url=url), rx.toast.info("The recipients are downloading.")]
 
     @rx.event
     async def load(self):
         scope = await require_scope(self, admin=True)
         self.current_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         self.loading, self.missing, self.campaign, self.recipient_page = True, False, NO_CAMPAIGN, 1
-        self.schedule_open = False
+        self.schedule_open, self.timeline_open, self.show, self.has_activity = False, False, "all", False
         yield
         try:
             await self._refresh(scope)
@@ -381,43 +709,157 @@ def status_badge(label, color) -> rx.Component:
     return rx.badge(label, color_scheme=color, variant="soft", radius="full", white_space="nowrap")
 
 
-def _row(row: CampaignRow) -> rx.Component:
+def _list_rate(value, color, human) -> rx.Component:
+    return rx.vstack(
+        rx.text(value, size="2", weight="medium", color_scheme=color, white_space="nowrap"),
+        rx.cond(human != "", rx.text(human, size="1", color_scheme="gray", white_space="nowrap")),
+        spacing="0",
+    )
+
+
+def _row(row: ListRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
                 rx.link(row.name, href="/campaigns/" + row.id, weight="medium", data_testid="campaign-link"),
                 rx.text(row.audience_summary, size="1", color_scheme="gray"),
+                rx.box(
+                    status_badge(row.status_label, row.status_color), display=rx.breakpoints(initial="block", sm="none")
+                ),
                 spacing="1",
             )
         ),
-        rx.table.cell(status_badge(row.status_label, row.status_color)),
+        rx.table.cell(
+            status_badge(row.status_label, row.status_color), display=rx.breakpoints(initial="none", sm="table-cell")
+        ),
         rx.table.cell(
             rx.cond(
-                row.recipient_count > 0,
+                row.recipients > 0,
                 rx.vstack(
-                    rx.text(row.sent_count, " of ", row.recipient_count, size="2", white_space="nowrap"),
-                    rx.progress(value=row.percent, size="1", width="120px"),
+                    rx.text(row.sent, " of ", row.recipients, size="2", white_space="nowrap"),
+                    rx.progress(value=row.percent, size="1", width="96px"),
                     spacing="1",
                 ),
                 rx.text("—", color_scheme="gray"),
-            )
+            ),
+            display=rx.breakpoints(initial="none", sm="table-cell"),
         ),
+        rx.table.cell(_list_rate(row.open_rate, row.open_color, row.human_open_rate), data_testid="open-rate"),
+        rx.table.cell(_list_rate(row.click_rate, row.click_color, row.human_click_rate), data_testid="click-rate"),
         rx.table.cell(
             rx.text(
                 rx.cond(
-                    row.status == "scheduled",
-                    rx.text.span(rx.moment(row.scheduled_at, format="MMM D, HH:mm", utc=True), " UTC"),
-                    rx.cond(
-                        row.finished_at != "",
-                        when(row.finished_at),
-                        rx.cond(row.started_at != "", when(row.started_at), when(row.created_at)),
-                    ),
+                    row.scheduled,
+                    rx.text.span(rx.moment(row.when, format="MMM D, HH:mm", utc=True), " UTC"),
+                    when(row.when),
                 ),
                 size="2",
                 white_space="nowrap",
-            )
+            ),
+            display=rx.breakpoints(initial="none", md="table-cell"),
         ),
         align="center",
+        data_testid="campaign-row",
+    )
+
+
+def _list_stats() -> rx.Component:
+    return rx.grid(
+        stat_tile("Campaigns", CampaignsState.stat_campaigns, "mail"),
+        stat_tile("Emails sent", CampaignsState.stat_sent, "send"),
+        stat_tile("Average open rate", CampaignsState.stat_open, "mail-open", CampaignsState.stat_open_human),
+        stat_tile(
+            "Average click rate", CampaignsState.stat_click, "mouse-pointer-click", CampaignsState.stat_click_human
+        ),
+        columns=rx.breakpoints(initial="2", md="4"),
+        spacing="3",
+        width="100%",
+        data_testid="campaign-stats",
+    )
+
+
+def _list_tools() -> rx.Component:
+    return rx.hstack(
+        rx.input(
+            rx.input.slot(rx.icon("search", size=16)),
+            placeholder="Search by name or subject",
+            default_value=CampaignsState.q,
+            on_change=CampaignsState.search.debounce(300),
+            width="100%",
+            max_width="360px",
+            data_testid="campaign-search",
+        ),
+        rx.spacer(),
+        rx.hstack(
+            rx.text("Sort", size="2", color_scheme="gray"),
+            rx.select.root(
+                rx.select.trigger(data_testid="campaign-sort"),
+                rx.select.content(
+                    rx.foreach(CampaignsState.sort_choices, lambda c: rx.select.item(c.label, value=c.value))
+                ),
+                value=CampaignsState.sort,
+                on_change=CampaignsState.set_sort,
+            ),
+            align="center",
+            spacing="2",
+        ),
+        width="100%",
+        wrap="wrap",
+        spacing="3",
+        align="center",
+    )
+
+
+def _campaign_table() -> rx.Component:
+    return section(
+        "Campaigns",
+        _list_tools(),
+        rx.cond(
+            CampaignsState.rows.length() > 0,
+            rx.vstack(
+                rx.box(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                rx.table.column_header_cell("Campaign"),
+                                rx.table.column_header_cell(
+                                    "Status", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
+                                rx.table.column_header_cell(
+                                    "Sent", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
+                                *[rx.table.column_header_cell(h) for h in ("Opens", "Clicks")],
+                                rx.table.column_header_cell(
+                                    "When", display=rx.breakpoints(initial="none", md="table-cell")
+                                ),
+                            )
+                        ),
+                        rx.table.body(rx.foreach(CampaignsState.rows, _row)),
+                        width="100%",
+                    ),
+                    width="100%",
+                    overflow_x="auto",
+                ),
+                pager(
+                    CampaignsState.page,
+                    CampaignsState.pages,
+                    CampaignsState.page > 1,
+                    CampaignsState.page < CampaignsState.pages,
+                    CampaignsState.prev_page,
+                    CampaignsState.next_page,
+                    rx.text(CampaignsState.total, " campaigns"),
+                ),
+                rx.text(
+                    "Rates are of the messages that did not bounce; green: above 25 % opens or 5 % clicks by people "
+                    "(machine opens and link scanners left out).",
+                    size="1",
+                    color_scheme="gray",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            rx.text("No campaign matches “", CampaignsState.q, "”.", size="2", color_scheme="gray"),
+        ),
     )
 
 
@@ -540,23 +982,8 @@ def campaigns_page() -> rx.Component:
             CampaignsState.loading,
             rx.center(rx.spinner(size="3"), padding="48px", width="100%"),
             rx.cond(
-                CampaignsState.rows.length() > 0,
-                section(
-                    "Campaigns",
-                    rx.box(
-                        rx.table.root(
-                            rx.table.header(
-                                rx.table.row(
-                                    *[rx.table.column_header_cell(h) for h in ("Campaign", "Status", "Sent", "When")]
-                                )
-                            ),
-                            rx.table.body(rx.foreach(CampaignsState.rows, _row)),
-                            width="100%",
-                        ),
-                        width="100%",
-                        overflow_x="auto",
-                    ),
-                ),
+                CampaignsState.stat_campaigns > 0,
+                rx.vstack(_list_stats(), _campaign_table(), spacing="4", width="100%"),
                 empty_state(
                     "mail",
                     "No campaigns yet",
@@ -690,12 +1117,57 @@ def _progress(c: CampaignRow) -> rx.Component:
 def _recipient(r: RecipientRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
-            rx.vstack(rx.text(r.name, size="2"), rx.text(r.email, size="1", color_scheme="gray"), spacing="0")
+            rx.vstack(
+                rx.link(
+                    rx.cond(r.name != "", r.name, r.email),
+                    on_click=CampaignState.open_timeline(r.id),
+                    size="2",
+                    cursor="pointer",
+                    data_testid="recipient-timeline",
+                ),
+                rx.text(r.email, size="1", color_scheme="gray"),
+                spacing="0",
+            )
         ),
-        rx.table.cell(status_badge(r.status_label, r.status_color)),
-        rx.table.cell(rx.cond(r.sent_at != "", rx.text(when(r.sent_at), size="2", white_space="nowrap"), "")),
-        rx.table.cell(rx.text(r.error, size="1", color_scheme="red")),
+        rx.table.cell(
+            rx.vstack(
+                status_badge(r.status_label, r.status_color),
+                rx.cond(r.flag != "", rx.badge(r.flag, color_scheme="red", variant="outline", radius="full")),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(
+            rx.vstack(
+                rx.cond(r.opened != "", rx.text(r.opened, size="2", white_space="nowrap")),
+                rx.cond(r.clicked != "", rx.text(r.clicked, size="2", white_space="nowrap")),
+                spacing="0",
+            )
+        ),
+        rx.table.cell(
+            rx.cond(r.sent_at != "", rx.text(when(r.sent_at), size="2", white_space="nowrap"), ""),
+            display=rx.breakpoints(initial="none", md="table-cell"),
+        ),
+        rx.table.cell(
+            rx.text(r.error, size="1", color_scheme="red"), display=rx.breakpoints(initial="none", md="table-cell")
+        ),
         align="center",
+        data_testid="recipient-row",
+    )
+
+
+def _filters() -> rx.Component:
+    return rx.box(
+        rx.segmented_control.root(
+            rx.foreach(
+                CampaignState.filter_choices,
+                lambda c: rx.segmented_control.item(c.label, value=c.value, data_testid="filter-" + c.value),
+            ),
+            value=CampaignState.show,
+            on_change=CampaignState.set_show,
+            size="1",
+        ),
+        max_width="100%",
+        overflow_x="auto",
     )
 
 
@@ -703,13 +1175,22 @@ def _recipients() -> rx.Component:
     c = CampaignState.campaign
     return section(
         "Recipients",
+        rx.cond(CampaignState.has_activity, _filters()),
         rx.cond(
             CampaignState.recipient_total > 0,
             rx.vstack(
                 rx.box(
                     rx.table.root(
                         rx.table.header(
-                            rx.table.row(*[rx.table.column_header_cell(h) for h in ("Recipient", "State", "Sent", "")])
+                            rx.table.row(
+                                *[rx.table.column_header_cell(h) for h in ("Recipient", "State", "Activity")],
+                                *[
+                                    rx.table.column_header_cell(
+                                        h, display=rx.breakpoints(initial="none", md="table-cell")
+                                    )
+                                    for h in ("Sent", "")
+                                ],
+                            )
                         ),
                         rx.table.body(rx.foreach(CampaignState.recipients, _recipient)),
                         width="100%",
@@ -726,30 +1207,275 @@ def _recipients() -> rx.Component:
                     CampaignState.next_recipients,
                     rx.text(CampaignState.recipient_total, " recipients"),
                 ),
+                rx.text(
+                    "Opens and clicks by people; “machine only”: only a privacy proxy or a link scanner fetched it. "
+                    "Select a recipient for everything recorded about their message.",
+                    size="1",
+                    color_scheme="gray",
+                ),
                 spacing="3",
                 width="100%",
             ),
-            rx.text(
-                "Recipients are listed once sending starts. Right now it would go to ",
-                CampaignState.audience_count,
-                ".",
-                size="2",
-                color_scheme="gray",
+            rx.cond(
+                CampaignState.has_activity,
+                rx.text("No recipient matches this filter.", size="2", color_scheme="gray"),
+                rx.text(
+                    "Recipients are listed once sending starts. Right now it would go to ",
+                    CampaignState.audience_count,
+                    ".",
+                    size="2",
+                    color_scheme="gray",
+                ),
             ),
         ),
-        action=rx.cond(
-            c.unknown_count > 0,
-            confirm(
-                rx.button("Send again to these", size="1", variant="soft", color_scheme="orange"),
-                rx.text.span("Send again to ", c.unknown_count, " recipients?"),
-                "A connection broke while their batch was being sent, so they may or may not have received it. "
-                "Sending again may give some of them the email twice.",
-                "Send again",
-                CampaignState.resend_unknown,
-                testid="confirm-resend",
+        action=rx.hstack(
+            rx.cond(
+                c.unknown_count > 0,
+                confirm(
+                    rx.button("Send again to these", size="1", variant="soft", color_scheme="orange"),
+                    rx.text.span("Send again to ", c.unknown_count, " recipients?"),
+                    "A connection broke while their batch was being sent, so they may or may not have received it. "
+                    "Sending again may give some of them the email twice.",
+                    "Send again",
+                    CampaignState.resend_unknown,
+                    testid="confirm-resend",
+                ),
             ),
+            rx.cond(
+                CampaignState.has_activity,
+                rx.button(
+                    rx.icon("download", size=14),
+                    "Export CSV",
+                    size="1",
+                    variant="soft",
+                    on_click=CampaignState.export_recipients,
+                    data_testid="export-recipients",
+                ),
+            ),
+            spacing="2",
         ),
     )
+
+
+def _timeline_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(CampaignState.timeline_title),
+            rx.dialog.description(CampaignState.timeline_subtitle, size="2", color_scheme="gray"),
+            rx.vstack(
+                rx.foreach(
+                    CampaignState.timeline_events,
+                    lambda e: rx.hstack(
+                        rx.box(width="8px", height="8px", border_radius="999px", background=rx.color(e.color, 9),
+                               margin_top="7px", flex_shrink="0"),
+                        rx.vstack(
+                            rx.hstack(
+                                rx.text(e.label, size="2", weight="medium"),
+                                rx.cond(e.verdict_label != "", rx.badge(e.verdict_label, color_scheme="gray", variant="soft")),
+                                spacing="2",
+                                wrap="wrap",
+                            ),
+                            rx.cond(e.url != "", rx.text(e.url, size="1", color_scheme="gray", word_break="break-all")),
+                            rx.text(rx.moment(e.occurred_at, format="ddd, MMM D YYYY, HH:mm:ss", utc=True), " UTC",
+                                    size="1", color_scheme="gray"),
+                            spacing="0",
+                        ),
+                        spacing="2",
+                        align="start",
+                        data_testid="timeline-event",
+                    ),
+                ),
+                spacing="3",
+                max_height="60vh",
+                overflow_y="auto",
+                margin_top="12px",
+            ),
+            rx.hstack(
+                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                justify="end",
+                margin_top="16px",
+            ),
+            max_width="560px",
+        ),
+        open=CampaignState.timeline_open,
+        on_open_change=CampaignState.set_timeline_open,
+    )  # fmt: skip
+
+
+def _metric_card(card: MetricCard) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(rx.icon(card.icon, size=16, color=rx.color("accent", 11)), rx.text(card.label, size="2", color_scheme="gray"),
+                      spacing="2", align="center"),
+            rx.heading(card.value, size="6", data_testid=card.testid),
+            rx.cond(card.hint != "", rx.text(card.hint, size="1", color_scheme="gray"), rx.text(" ", size="1")),
+            spacing="1",
+        ),
+        width="100%",
+    )  # fmt: skip
+
+
+def _rate(rate: RateRow) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text(rate.label, size="2", weight="medium"),
+            rx.spacer(),
+            rx.text(rate.value, size="3", weight="bold", color_scheme=rate.color, data_testid="rate-" + rate.key),
+            width="100%",
+            align="baseline",
+        ),
+        rx.progress(value=rate.percent, max=100, color_scheme=rate.color, width="100%"),
+        rx.cond(
+            rate.human != "",
+            rx.vstack(
+                rx.progress(value=rate.human_percent, max=100, color_scheme=rate.color, variant="soft", size="1", width="100%"),
+                rx.hstack(
+                    rx.text(rate.human, size="1", weight="medium", data_testid="human-" + rate.key),
+                    rx.spacer(),
+                    rx.text(rate.detail, size="1", color_scheme="gray"),
+                    width="100%",
+                ),
+                spacing="1",
+                width="100%",
+            ),
+            rx.text(rate.detail, size="1", color_scheme="gray"),
+        ),
+        spacing="1",
+        width="100%",
+    )  # fmt: skip
+
+
+def _chart(figure) -> rx.Component:
+    return rx.plotly(data=figure, config={"displayModeBar": False}, use_resize_handler=True, width="100%")
+
+
+def _analytics() -> rx.Component:
+    return rx.vstack(
+        rx.grid(
+            rx.foreach(CampaignState.cards, _metric_card),
+            columns=rx.breakpoints(initial="2", md="4"),
+            spacing="3",
+            width="100%",
+            data_testid="metric-cards",
+        ),
+        rx.cond(
+            CampaignState.high_bounce_advice != "",
+            rx.callout(
+                CampaignState.high_bounce_advice,
+                icon="triangle-alert",
+                color_scheme="red",
+                width="100%",
+                data_testid="high-bounce",
+            ),
+        ),
+        rx.grid(
+            section(
+                "Rates",
+                rx.vstack(rx.foreach(CampaignState.rates, _rate), spacing="4", width="100%"),
+                rx.text(
+                    "Of the messages that did not bounce. The upper bar counts every open and click; the lower one "
+                    "only people (machine opens by privacy proxies and link scanners' clicks left out).",
+                    size="1",
+                    color_scheme="gray",
+                ),
+                action=rx.button(
+                    rx.icon("download", size=14),
+                    "Export CSV",
+                    size="1",
+                    variant="soft",
+                    on_click=CampaignState.export_analytics,
+                    data_testid="export-analytics",
+                ),
+            ),
+            section(
+                "Industry benchmarks",
+                rx.vstack(
+                    rx.foreach(
+                        CampaignState.benchmarks,
+                        lambda b: rx.hstack(
+                            rx.badge(b.value, variant="soft", radius="full", min_width="64px", justify="center"),
+                            rx.text(b.label, size="2"),
+                            spacing="3",
+                            align="center",
+                        ),
+                    ),
+                    spacing="3",
+                    width="100%",
+                    data_testid="benchmarks",
+                ),
+                rx.text(
+                    "Compare your human open rate with the first figure: since Apple Mail Privacy Protection "
+                    "(September 2021) opens every message it downloads, raw open rates compare with the second.",
+                    size="1",
+                    color_scheme="gray",
+                ),
+            ),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="4",
+            width="100%",
+        ),
+        section(
+            "Opens and clicks over time",
+            rx.text("Hourly for the first 48 hours after sending started (UTC)", size="1", color_scheme="gray"),
+            rx.box(_chart(CampaignState.hourly_figure), width="100%", data_testid="activity-chart"),
+            rx.cond(
+                CampaignState.has_daily,
+                rx.vstack(
+                    rx.text("Then daily", size="1", color_scheme="gray"),
+                    rx.box(_chart(CampaignState.daily_figure), width="100%", data_testid="daily-chart"),
+                    width="100%",
+                ),
+            ),
+        ),
+        section(
+            "Links",
+            rx.cond(
+                CampaignState.links.length() > 0,
+                rx.box(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                rx.table.column_header_cell("Link"),
+                                rx.table.column_header_cell("Clicks by people"),
+                                rx.table.column_header_cell(
+                                    "All clicks", display=rx.breakpoints(initial="none", sm="table-cell")
+                                ),
+                            )
+                        ),
+                        rx.table.body(
+                            rx.foreach(
+                                CampaignState.links,
+                                lambda lk: rx.table.row(
+                                    rx.table.cell(
+                                        rx.vstack(
+                                            rx.text(lk.url, size="2", word_break="break-all"),
+                                            rx.progress(value=lk.share, max=100, size="1", width="100%"),
+                                            spacing="1",
+                                        ),
+                                        min_width="180px",
+                                    ),
+                                    rx.table.cell(
+                                        rx.text(lk.human_clicks, " (", lk.human_clicked, " people)", size="2", white_space="nowrap")
+                                    ),
+                                    rx.table.cell(
+                                        rx.text(lk.clicks, size="2"),
+                                        display=rx.breakpoints(initial="none", sm="table-cell"),
+                                    ),
+                                    data_testid="link-row",
+                                ),
+                            )
+                        ),
+                        width="100%",
+                    ),
+                    width="100%",
+                    overflow_x="auto",
+                ),
+                rx.text("This campaign has no tracked links.", size="2", color_scheme="gray"),
+            ),
+        ),
+        spacing="4",
+        width="100%",
+    )  # fmt: skip
 
 
 def _schedule_dialog() -> rx.Component:
@@ -822,7 +1548,9 @@ def _campaign(c: CampaignRow) -> rx.Component:
                 ),
             ),
         ),
+        rx.cond(CampaignState.has_activity, _analytics()),
         _recipients(),
+        _timeline_dialog(),
         # the progress poll: only while there is progress to see
         rx.cond(
             c.status == "sending",

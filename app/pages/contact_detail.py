@@ -16,6 +16,7 @@ from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
+from app.services.mail import analytics
 from app.session import require_scope
 
 PAGE = 30
@@ -68,6 +69,32 @@ def entry_data(form: dict[str, Any]) -> dict[str, Any]:
     return {**data, "meta": meta}
 
 
+@dataclasses.dataclass(frozen=True)
+class MailActivity:
+    """One campaign sent to the contact, collapsed into one line: what they did with it."""
+
+    campaign_id: str
+    campaign_name: str
+    sent_at: str
+    summary: str
+    icon: str
+    color: str
+
+
+def mail_activity(a: analytics.ContactCampaignActivity) -> MailActivity:
+    if a.bounced_at or a.spam_reported_at:
+        icon, color = "mail-x", "red"
+    elif a.unsubscribed_at:
+        icon, color = "user-x", "orange"
+    elif a.human_clicks:
+        icon, color = "mouse-pointer-click", "violet"
+    elif a.human_opens:
+        icon, color = "mail-open", "blue"
+    else:
+        icon, color = "mail", "gray"
+    return MailActivity(a.campaign_id, a.campaign_name, a.sent_at, a.summary, icon, color)
+
+
 class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     current_id: str = ""
     contact: dict[str, str] = {}
@@ -84,6 +111,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     entry_values: dict[str, str] = {}
     entry_errors: dict[str, str] = {}
     entry_busy: bool = False
+    mail: list[MailActivity] = []
 
     @rx.var
     def entry_has_due(self) -> bool:
@@ -121,6 +149,8 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
         try:
             await self._load_contact(scope)
             await self._load_timeline(scope)
+            rows = await asyncio.to_thread(analytics.contact_activity, scope, self.current_id)
+            self.mail = [mail_activity(a) for a in rows]
         except NotFound:
             self.missing = True
         self.loading = False
@@ -420,6 +450,43 @@ def _timeline() -> rx.Component:
     )
 
 
+def _mail_row(m: MailActivity) -> rx.Component:
+    return rx.hstack(
+        rx.box(
+            rx.icon(m.icon, size=16),
+            padding="6px",
+            border_radius="8px",
+            background=rx.color(m.color, 3),
+            color=rx.color(m.color, 11),
+        ),
+        rx.vstack(
+            rx.link(m.campaign_name, href="/campaigns/" + m.campaign_id, size="2", weight="medium"),
+            rx.text(m.summary, size="2", data_testid="mail-summary"),
+            spacing="0",
+        ),
+        rx.spacer(),
+        rx.text(when(m.sent_at), size="1", color_scheme="gray", white_space="nowrap"),
+        width="100%",
+        align="center",
+        spacing="3",
+        padding_y="6px",
+        data_testid="mail-activity",
+    )
+
+
+def _mail() -> rx.Component:
+    """Campaign mail the contact was sent: opens, clicks, bounces and unsubscribes, one line per campaign."""
+    return section(
+        "Campaign email",
+        rx.vstack(rx.foreach(ContactDetailState.mail, _mail_row), spacing="1", width="100%"),
+        rx.text(
+            "Opens and clicks by the person (privacy proxies and link scanners left out).",
+            size="1",
+            color_scheme="gray",
+        ),
+    )
+
+
 def _entry_input(name: str, label: str, **props) -> rx.Component:
     control = rx.input(name=name, default_value=ContactDetailState.entry_values.get(name, ""), width="100%", **props)
     return form_field(label, control, ContactDetailState.entry_errors.get(name, ""))
@@ -562,7 +629,13 @@ def contact_detail_page() -> rx.Component:
                     ),
                     rx.grid(
                         _details(),
-                        rx.box(_timeline(), grid_column=rx.breakpoints(initial="auto", md="span 2")),
+                        rx.vstack(
+                            rx.cond(ContactDetailState.mail.length() > 0, _mail()),
+                            _timeline(),
+                            spacing="4",
+                            width="100%",
+                            grid_column=rx.breakpoints(initial="auto", md="span 2"),
+                        ),
                         columns=rx.breakpoints(initial="1", md="3"),
                         spacing="4",
                         width="100%",

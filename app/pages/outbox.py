@@ -10,11 +10,11 @@ import re
 
 import reflex as rx
 
-from app.components.cards import empty_state, section
+from app.components.cards import confirm, empty_state, section
 from app.components.crm import pager, when
 from app.components.layout import page_shell
 from app.components.mail import OUTBOX_SANDBOX, email_frame, mail_tabs, text_part
-from app.services.errors import NotFound
+from app.services.errors import NotFound, ServiceError
 from app.services.mail import outbox, transport
 from app.session import require_scope
 
@@ -126,6 +126,17 @@ class OutboxState(rx.State):
         self.html, self.text = links_open_in_new_tab(view.html), view.text
         self.loading = False
 
+    @rx.event
+    async def simulate(self, kind: str):
+        """What SendGrid would report for this message (delivered, a hard bounce, a spam report), recorded through
+        the Event Webhook's own path, so the campaign's figures and the contact's timeline move as in production."""
+        scope = await require_scope(self, admin=True)
+        try:
+            said = await asyncio.to_thread(outbox.simulate, scope, self.message.id, kind)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        return rx.toast.success(said)
+
 
 def _notice() -> rx.Component:
     return rx.cond(
@@ -226,6 +237,48 @@ def _header(h: HeaderRow) -> rx.Component:
     )
 
 
+def _simulate() -> rx.Component:
+    """Without SendGrid nothing reports delivery, bounces or spam: these buttons do, for trying the whole flow."""
+    return section(
+        "What the mail service would report",
+        rx.text(
+            "No SendGrid key is set, so nothing reports what happened to this message. Record it here, exactly as "
+            "SendGrid's event would be: the campaign's figures, the suppression list and the contact's timeline "
+            "follow. A bounce or a spam report stops mail to this address.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.hstack(
+            rx.button(
+                rx.icon("mail-check", size=16),
+                "Delivered",
+                variant="soft",
+                color_scheme="green",
+                on_click=OutboxState.simulate("delivered"),
+                data_testid="simulate-delivered",
+            ),
+            confirm(
+                rx.button(rx.icon("mail-x", size=16), "Bounce", variant="soft", color_scheme="red"),
+                "Record a hard bounce?",
+                "The address is treated as gone: it is suppressed and gets no more campaign mail.",
+                "Record bounce",
+                OutboxState.simulate("bounce"),
+                testid="simulate-bounce",
+            ),
+            confirm(
+                rx.button(rx.icon("shield-alert", size=16), "Spam report", variant="soft", color_scheme="red"),
+                "Record a spam report?",
+                "The recipient is treated as having marked it as spam: the address is suppressed.",
+                "Record spam report",
+                OutboxState.simulate("spam"),
+                testid="simulate-spam",
+            ),
+            spacing="2",
+            wrap="wrap",
+        ),
+    )
+
+
 def message_page() -> rx.Component:
     return page_shell(
         "Outbox",
@@ -249,6 +302,7 @@ def message_page() -> rx.Component:
                         size="2",
                     ),
                     rx.heading(OutboxState.message.subject, size="5", data_testid="message-subject"),
+                    rx.cond(~OutboxState.sendgrid, _simulate()),
                     section(
                         "Headers",
                         rx.box(
