@@ -15,7 +15,12 @@ turns in `--slices` slices so that other work on a shared machine weighs on all 
 Afterwards the app's writer has flushed (its buffer is empty) and the database is counted: every answered open
 and click must be one event row and one count on the campaign (`events_lost`: answered hits not stored, plus
 stored ones never answered; 0 is the target). `ratio` is the slower of opens and clicks over bare; p99 is the
-worse of the two. Options: --recipients N --clients N --seconds S --slices N --warmup S. Last line: JSON.
+worse of the two. Those loads are closed loops: every connection sends its next request as soon as the last one
+is answered, so the server is saturated and each request waits behind the others (Little's law: 200 connections
+at R answers a second wait 200 / R s on average, whatever the route does). A last, paced phase keeps the same
+connections open but sends `--paced-share` of the saturated recording rate, each connection on a fixed schedule
+(latency from the scheduled time): `paced_p99_ms` for opens and clicks, `paced_bare_p99_ms` for the bare routes. Options: --recipients N --clients N --seconds S --slices N --warmup S --paced-share F
+--paced-seconds S. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -182,6 +187,62 @@ async def load(base: str, paths: list[str], clients: int, seconds: float, expect
     return {"answered": answered, "wrong": wrong, "latencies": latencies, "seconds": seconds}
 
 
+async def paced(base: str, paths: list[str], clients: int, rate: float, seconds: float, expect: int) -> dict:
+    """Open loop: `clients` connections together send `rate` requests a second, each on its own fixed schedule;
+    a latency runs from the request's scheduled time (a late start counts against the server, no coordinated
+    omission)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    answered = wrong = 0
+    interval = clients / rate
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    async with aiohttp.ClientSession(base, connector=connector, headers={"User-Agent": BROWSER}) as http:
+        start = time.perf_counter() + 0.2
+
+        async def worker(n: int) -> None:
+            nonlocal answered, wrong
+            k = 0
+            while True:
+                due = start + (n / clients + k) * interval
+                if due - start > seconds:
+                    return
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                path = paths[(n + k * clients) % len(paths)]
+                async with http.get(path, allow_redirects=False) as response:
+                    await response.read()
+                latencies.append((time.perf_counter() - due) * 1000)
+                if response.status == expect:
+                    answered += 1
+                else:
+                    wrong += 1
+                k += 1
+
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+    return {"answered": answered, "wrong": wrong, "latencies": latencies}
+
+
+async def run_paced(base: str, opens: list[str], clicks: list[str], rate: float, args) -> dict:
+    """The same connections at `rate` requests a second (part of what the server can do): latency when it is not
+    saturated, recording against bare."""
+    open_paths = [f"/t/o/{t}.gif" for t in opens]
+    click_paths = [f"/t/c/{t}" for t in clicks]
+    out = {}
+    for name, paths, expect in (
+        ("opens", open_paths, 200),
+        ("clicks", click_paths, 302),
+        ("bare", ["/bench/bare.gif", "/bench/bare-click"], None),
+    ):
+        result = await paced(base, paths, args.clients, rate, args.paced_seconds, expect or 0)
+        if expect is None:  # the bare pixel and redirect in turn: both answers are right
+            result["answered"] += result["wrong"]
+            result["wrong"] = 0
+        out[name] = result
+    return out
+
+
 async def run_loads(base: str, opens: list[str], clicks: list[str], args) -> dict:
     open_paths = [f"/t/o/{t}.gif" for t in opens]
     click_paths = [f"/t/c/{t}" for t in clicks]
@@ -217,6 +278,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--paced-share", type=float, default=0.5, help="paced phase: this share of the saturated recording rate"
+    )
+    parser.add_argument("--paced-seconds", type=float, default=6.0, help="paced phase: seconds per route")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -244,6 +309,9 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         totals = uvloop.run(run_loads(base, opens, clicks, args))
+        saturated = min(totals[name]["answered"] / totals[name]["seconds"] for name in ("opens", "clicks"))
+        paced_rate = max(1.0, args.paced_share * saturated)
+        paced_totals = uvloop.run(run_paced(base, opens, clicks, paced_rate, args)) if args.paced_seconds > 0 else {}
         writer: dict = {}
         for _ in range(300):  # the writer flushes every TRACKING_FLUSH_SECONDS; wait for an empty buffer
             writer = httpx.get(f"{base}/bench/writer", timeout=5).json()
@@ -260,6 +328,10 @@ def main() -> None:
 
     answered_opens = totals["opens"]["answered"] + totals["opens"].get("warm", 0)
     answered_clicks = totals["clicks"]["answered"] + totals["clicks"].get("warm", 0)
+    if paced_totals:
+        answered_opens += paced_totals["opens"]["answered"]
+        answered_clicks += paced_totals["clicks"]["answered"]
+    paced_p99 = {name: round(percentile(t["latencies"], 0.99), 2) for name, t in paced_totals.items()}
     lost = abs(answered_opens - counts["opened"]) + abs(answered_clicks - counts["clicked"])
     counters_exact = (
         counts["campaign_opens"] == counts["recipient_opens"] == counts["opened"]
@@ -273,7 +345,10 @@ def main() -> None:
         "seconds": args.seconds,
         "answered_opens": answered_opens,
         "answered_clicks": answered_clicks,
-        "wrong_answers": sum(t["wrong"] for t in totals.values()),
+        "wrong_answers": sum(t["wrong"] for t in (*totals.values(), *paced_totals.values())),
+        "paced_rate_per_s": round(paced_rate, 1),
+        "paced_p50_ms": {name: round(percentile(t["latencies"], 0.5), 2) for name, t in paced_totals.items()},
+        "paced_p99_ms": paced_p99,
         "stored_opens": counts["opened"],
         "stored_clicks": counts["clicked"],
         "counters_exact": counters_exact,
@@ -288,6 +363,9 @@ def main() -> None:
         "bare_per_s": round(rate["bare"], 1),
         "ratio": round(min(rate["opens"], rate["clicks"]) / rate["bare"], 3) if rate["bare"] else 0.0,
         "p99_ms": round(max(p99["opens"], p99["clicks"]), 2),
+        "paced_rate_per_s": round(paced_rate, 1),
+        "paced_p99_ms": round(max(paced_p99.get("opens", 0.0), paced_p99.get("clicks", 0.0)), 2),
+        "paced_bare_p99_ms": paced_p99.get("bare", 0.0),
         "events_lost": lost + (0 if counters_exact else 1),
         "answered": answered_opens + answered_clicks,
         "stored": counts["opened"] + counts["clicked"],

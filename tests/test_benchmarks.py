@@ -100,7 +100,19 @@ def test_campaign_analytics_bench_answers_every_query_right():
 
 def test_tracking_bench_stores_every_hit_it_answered_once():
     result = run_bench(
-        "tracking.py", "--recipients", "100", "--clients", "10", "--seconds", "1.5", "--slices", "1", "--warmup", "0.6"
+        "tracking.py",
+        "--recipients",
+        "100",
+        "--clients",
+        "10",
+        "--seconds",
+        "1.5",
+        "--slices",
+        "1",
+        "--warmup",
+        "0.6",
+        "--paced-seconds",
+        "0.5",
     )
     assert result["answered"] > 0 and result["wrong_answers"] == 0
     assert result["stored"] == result["answered"] and result["events_lost"] == 0 and result["counters_exact"] is True
