@@ -6,7 +6,7 @@ import reflex as rx
 
 import models  # noqa: F401  (registers every table for `reflex db`)
 from app import logs
-from app.api.main import create_api, size_thread_pool
+from app.api.main import create_api, freeze_startup_heap, size_thread_pool
 from app.jobs.runner import run_in_backend
 from app.pages import (
     agents,
@@ -128,5 +128,6 @@ def configure_logging() -> None:
 
 app.register_lifespan_task(configure_logging)
 app.register_lifespan_task(size_thread_pool)
+app.register_lifespan_task(freeze_startup_heap)
 if get_settings().run_jobs_in_app:
     app.register_lifespan_task(run_in_backend)
