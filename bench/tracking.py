@@ -65,6 +65,7 @@ def serve(port: int) -> None:
     from app.services.mail import tracking
 
     api = create_api()
+    trace = _trace(tracking)
 
     @api.get("/bench/bare.gif")
     async def bare_pixel() -> Response:
@@ -79,7 +80,80 @@ def serve(port: int) -> None:
         recorder = tracking.recorder()
         return JSONResponse({"pending": recorder.pending(), **recorder.stats})
 
+    @api.get("/bench/trace")
+    async def trace_report() -> JSONResponse:
+        return JSONResponse(trace.report())
+
     uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop")
+
+
+class _Trace:
+    """Where a paced request can wait, measured in the app process: address look-ups that missed the cache (each
+    batch statement), the writer's batches (ms and hits) and garbage collection pauses, as counts and percentiles (ms)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {
+            "lookup_batch": [],
+            "write": [],
+            "write_hits": [],
+            "gc": [],
+            "gc_full": [],
+        }
+        self.counts = {"lookup_hit": 0, "lookup_miss": 0, "lookup_keys": 0}
+
+    def report(self) -> dict:
+        import gc
+
+        out: dict = dict(self.counts) | {"gc_tracked_objects": len(gc.get_objects())}
+        for name, values in self.samples.items():
+            out[name] = {"n": len(values), "p50": round(percentile(values, 0.5), 2)}
+            out[name] |= {"p99": round(percentile(values, 0.99), 2), "max": round(max(values, default=0.0), 2)}
+        self.samples = {name: [] for name in self.samples}
+        self.counts = dict.fromkeys(self.counts, 0)
+        return out
+
+
+def _trace(tracking) -> _Trace:
+    import gc
+
+    trace = _Trace()
+    targets_of, lookup_target, write = tracking.targets_of, tracking.lookup_target, tracking.Recorder._write
+
+    def timed_targets_of(keys):
+        started = time.perf_counter()
+        try:
+            return targets_of(keys)
+        finally:
+            trace.samples["lookup_batch"].append((time.perf_counter() - started) * 1000)
+            trace.counts["lookup_keys"] += len(keys)
+
+    async def counted_lookup_target(tracking_id, link_id):
+        hit = tracking.TARGETS.get((tracking_id, link_id)) is not None
+        trace.counts["lookup_hit" if hit else "lookup_miss"] += 1
+        return await lookup_target(tracking_id, link_id)
+
+    def timed_write(self, batch):
+        started = time.perf_counter()
+        try:
+            return write(self, batch)
+        finally:
+            trace.samples["write"].append((time.perf_counter() - started) * 1000)
+            trace.samples["write_hits"].append(len(batch))
+
+    gc_started = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            trace.samples["gc" if info["generation"] < 2 else "gc_full"].append(
+                (time.perf_counter() - gc_started[0]) * 1000
+            )
+
+    tracking.targets_of, tracking.lookup_target = timed_targets_of, counted_lookup_target
+    tracking.Recorder._write = timed_write
+    gc.callbacks.append(on_gc)
+    return trace
 
 
 # --- set-up ----------------------------------------------------------------------------------------------------
@@ -224,6 +298,13 @@ async def paced(base: str, paths: list[str], clients: int, rate: float, seconds:
     return {"answered": answered, "wrong": wrong, "latencies": latencies}
 
 
+async def _trace_of(base: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession(base) as http, http.get("/bench/trace") as response:
+        return await response.json()
+
+
 async def run_paced(base: str, opens: list[str], clicks: list[str], rate: float, args) -> dict:
     """The same connections at `rate` requests a second (part of what the server can do): latency when it is not
     saturated, recording against bare."""
@@ -235,7 +316,10 @@ async def run_paced(base: str, opens: list[str], clicks: list[str], rate: float,
         ("clicks", click_paths, 302),
         ("bare", ["/bench/bare.gif", "/bench/bare-click"], None),
     ):
+        await _trace_of(base)  # what the saturated phases (or the last route) left
         result = await paced(base, paths, args.clients, rate, args.paced_seconds, expect or 0)
+        result["trace"] = await _trace_of(base)
+        print(f"paced {name}: {json.dumps(result['trace'])}", file=sys.stderr)
         if expect is None:  # the bare pixel and redirect in turn: both answers are right
             result["answered"] += result["wrong"]
             result["wrong"] = 0
