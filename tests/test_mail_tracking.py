@@ -345,6 +345,70 @@ def test_the_click_caches_hold_nothing_the_garbage_collector_walks(sent, client)
     for link in links:
         assert client.get(f"/t/c/{tracking_tokens.click_token(tracking_id, link)}").status_code == 302
     gc.collect()  # tuples of untracked items are untracked by a collection
-    cached = list(tracking.TARGETS._urls.items()) + list(tracking.BURSTS._last.items())
-    assert len(tracking.TARGETS._urls) >= len(links)
+    links_cached = [item for links in tracking.TARGETS._links.values() for item in links.items()]
+    cached = (
+        list(tracking.TARGETS._campaign_of.items())
+        + list(tracking.TARGETS._links.items())
+        + links_cached
+        + list(tracking.BURSTS._last.items())
+    )
+    assert tracking.TARGETS._campaign_of and len(links_cached) >= len(links)
     assert not [entry for entry in cached if gc.is_tracked(entry[0]) or gc.is_tracked(entry[1])]
+
+
+def test_a_recipients_first_click_on_another_link_needs_no_database(make_org):
+    """In production nearly every click is a (recipient, link) pair's first: the address comes from what is
+    known of the recipient (its campaign) and of the campaign (all its links, read at once), not from one
+    database look-up per pair, and a link of another campaign or organisation still never redirects."""
+    from sqlalchemy import Engine, event
+
+    scope = make_org("Acme Dental").scope
+    urls = ("https://clinic.example/book", "https://clinic.example/faq", "https://clinic.example/map")
+    campaign_id, links, ada = campaign_with(scope, "ada@example.com", urls=urls)
+    _, _, grace = campaign_with(scope, "grace@example.com", urls=urls)  # the same links in another campaign
+    other_scope = make_org("Other Dental").scope
+    _, other_links, eve = campaign_with(other_scope, "eve@example.com", urls=urls)
+    with session_scope() as session:  # a second recipient of Ada's campaign
+        bob = session.execute(
+            text(
+                "INSERT INTO email_recipients (tenant_id, campaign_id, email_address, seq) "
+                "VALUES (:t, :c, 'bob@example.com', 2) RETURNING tracking_id"
+            ),
+            {"t": scope.tenant_id, "c": campaign_id},
+        ).scalar()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert tracking.target_of(ada, links[0]) == urls[0]
+        statements.clear()
+        assert tracking.target_of(ada, links[1]) == urls[1]  # first click on another link
+        assert tracking.target_of(ada, links[2]) == urls[2]
+        assert statements == []
+        assert tracking.target_of(bob, links[2]) == urls[2]  # another recipient: only its own row is read
+        assert len(statements) == 1
+        for tracking_id, link in ((ada, other_links[0]), (eve, links[0]), (grace, links[0]), (uuid.uuid4(), links[0])):
+            assert tracking.target_of(tracking_id, link) is None  # another campaign's link, or nobody
+        assert tracking.target_of(eve, other_links[1]) == urls[1]
+        for tracking_id, link in ((ada, other_links[1]), (eve, links[1])):  # both campaigns cached now
+            assert tracking.target_of(tracking_id, link) is None
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def test_a_link_registered_after_its_campaign_was_cached_still_redirects(sent):
+    """A test message of a draft caches the campaign's links; a link added afterwards is found, not a 404."""
+    scope, campaign_id, links, tracking_id = sent
+    assert tracking.target_of(tracking_id, links[0]) == "https://clinic.example/book"
+    with session_scope() as session:
+        added = session.execute(
+            text(
+                "INSERT INTO campaign_links (tenant_id, campaign_id, url, position) "
+                "VALUES (:t, :c, 'https://clinic.example/new', 9) RETURNING id"
+            ),
+            {"t": scope.tenant_id, "c": campaign_id},
+        ).scalar()
+    assert tracking.target_of(tracking_id, added) == "https://clinic.example/new"

@@ -72,79 +72,126 @@ def unsubscribe_url(token: str) -> str:
     return f"{base_url()}/u/{token}"
 
 
-_CLICK = text(
+_RECIPIENTS_OF = text(
+    "SELECT tracking_id, campaign_id, tenant_id FROM email_recipients WHERE tracking_id = ANY(CAST(:t AS uuid[]))"
+)
+_LINKS_OF = text(
     """
-    SELECT l.url FROM email_recipients r
-    JOIN campaign_links l ON l.id = :link AND l.campaign_id = r.campaign_id AND l.tenant_id = r.tenant_id
-    WHERE r.tracking_id = :tracking
+    SELECT l.campaign_id, l.tenant_id, l.id, l.url FROM campaign_links l
+    JOIN unnest(CAST(:c AS uuid[]), CAST(:tn AS uuid[])) AS k(c, tn) ON l.campaign_id = k.c AND l.tenant_id = k.tn
     """
 )
 
 
 class _Targets:
-    """Link addresses by (tracking id, link id), least recently used first out. A pair's address never changes
-    once mail went out (a sent campaign cannot be edited or deleted), so entries need no invalidation; only
-    found addresses are kept. Keys are the two ids' 32 bytes and values strings: objects the garbage collector
-    does not track, so a full cache adds nothing to a collection's pause. About 150 bytes an entry."""
+    """What a click needs to find its address, in two caches instead of one entry per (recipient, link) pair:
+    each recipient's campaign (tracking id -> campaign and organisation, least recently used first out) and each
+    campaign's links (all of them, loaded together on the campaign's first miss: a campaign has few links). So a
+    recipient's first click on a second or third link, and any recipient's click on a campaign already seen, need
+    only the recipient's row. A redirect still goes only to a link of the recipient's own campaign.
 
-    def __init__(self, capacity: int = 50_000):
-        self.capacity = capacity
-        self._urls: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+    A sent campaign's links never change (it cannot be edited or deleted), but a link may be registered after its
+    campaign was loaded (a test message of a draft): a link missing from a cached campaign reloads it once.
+    Keys and values are bytes, strings and dictionaries of them: objects the garbage collector does not track, so
+    full caches add nothing to a collection's pause."""
+
+    def __init__(self, recipients: int = 50_000, campaigns: int = 2_000):
+        self.recipients = recipients
+        self.campaigns = campaigns
+        # tracking id (16 bytes) -> campaign id + tenant id (32 bytes)
+        self._campaign_of: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
+        # campaign id + tenant id -> {link id (16 bytes): url}
+        self._links: collections.OrderedDict[bytes, dict[bytes, str]] = collections.OrderedDict()
         self._lock = threading.Lock()  # held for a dictionary operation, never around I/O
 
-    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> str | None:
-        packed = key[0].bytes + key[1].bytes
+    def campaign_of(self, tracking_id: uuid.UUID) -> bytes | None:
         with self._lock:
-            url = self._urls.get(packed)
-            if url is not None:
-                self._urls.move_to_end(packed)
-            return url
+            campaign = self._campaign_of.get(tracking_id.bytes)
+            if campaign is not None:
+                self._campaign_of.move_to_end(tracking_id.bytes)
+            return campaign
 
-    def put(self, key: tuple[uuid.UUID, uuid.UUID], url: str) -> None:
-        packed = key[0].bytes + key[1].bytes
+    def links_of(self, campaign: bytes) -> dict[bytes, str] | None:
         with self._lock:
-            self._urls[packed] = url
-            if len(self._urls) > self.capacity:
-                self._urls.popitem(last=False)
+            links = self._links.get(campaign)
+            if links is not None:
+                self._links.move_to_end(campaign)
+            return links
+
+    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> str | None:
+        """The address from the caches alone; None: not known yet (or unknown)."""
+        campaign = self.campaign_of(key[0])
+        links = None if campaign is None else self.links_of(campaign)
+        return None if links is None else links.get(key[1].bytes)
+
+    def put_recipient(self, tracking_id: uuid.UUID, campaign_id: uuid.UUID, tenant_id: uuid.UUID) -> bytes:
+        campaign = campaign_id.bytes + tenant_id.bytes
+        with self._lock:
+            self._campaign_of[tracking_id.bytes] = campaign
+            if len(self._campaign_of) > self.recipients:
+                self._campaign_of.popitem(last=False)
+        return campaign
+
+    def put_links(self, campaign: bytes, links: dict[bytes, str]) -> None:
+        with self._lock:
+            self._links[campaign] = links
+            if len(self._links) > self.campaigns:
+                self._links.popitem(last=False)
 
 
 TARGETS = _Targets()
 
 
-def target_of(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
-    """The registered address of the link for the recipient's own campaign (one prebuilt statement)."""
-    url = TARGETS.get((tracking_id, link_id))
-    if url is not None:
-        return url
-    with read_session() as session:
-        url = session.execute(_CLICK, {"tracking": tracking_id, "link": link_id}).scalar()
-    if not url or not url.lower().startswith(("http://", "https://")):
-        return None
-    TARGETS.put((tracking_id, link_id), url)
-    return url
-
-
-_TARGETS = text(
-    """
-    SELECT r.tracking_id, l.id, l.url
-    FROM unnest(CAST(:t AS uuid[]), CAST(:l AS uuid[])) AS k(t, l)
-    JOIN email_recipients r ON r.tracking_id = k.t
-    JOIN campaign_links l ON l.id = k.l AND l.campaign_id = r.campaign_id AND l.tenant_id = r.tenant_id
-    """
-)
-LOOKUP_BATCH = 500
+def _is_web(url: str | None) -> bool:
+    return bool(url) and url.lower().startswith(("http://", "https://"))
 
 
 def targets_of(keys: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], str]:
-    """The registered addresses of many (tracking id, link id) pairs in one statement (unknown pairs left out)."""
-    found: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
+    """The registered addresses of many (tracking id, link id) pairs (unknown pairs left out): the recipients and
+    campaigns the caches lack are loaded, at most one statement each, whatever the number of pairs."""
+    campaigns = {key[0]: TARGETS.campaign_of(key[0]) for key in keys}
+    missing = [t for t, c in campaigns.items() if c is None]
     with read_session() as session:
-        rows = session.execute(_TARGETS, {"t": pg_array(k[0] for k in keys), "l": pg_array(k[1] for k in keys)}).all()
-    for tracking_id, link_id, url in rows:
-        if url and url.lower().startswith(("http://", "https://")):
-            TARGETS.put((tracking_id, link_id), url)
+        if missing:
+            for tracking_id, campaign_id, tenant_id in session.execute(_RECIPIENTS_OF, {"t": pg_array(missing)}):
+                campaigns[tracking_id] = TARGETS.put_recipient(tracking_id, campaign_id, tenant_id)
+        # Campaigns not loaded, or loaded without a link asked for (registered since): load all their links.
+        stale: set[bytes] = set()
+        loaded: dict[bytes, dict[bytes, str]] = {}
+        for tracking_id, link_id in keys:
+            campaign = campaigns.get(tracking_id)
+            if campaign is not None:
+                links = TARGETS.links_of(campaign)
+                if links is None or link_id.bytes not in links:
+                    stale.add(campaign)
+        if stale:
+            loaded = {c: {} for c in stale}
+            params = {"c": pg_array(uuid.UUID(bytes=c[:16]) for c in stale)}
+            params["tn"] = pg_array(uuid.UUID(bytes=c[16:]) for c in stale)
+            for campaign_id, tenant_id, link_id, url in session.execute(_LINKS_OF, params):
+                if _is_web(url):
+                    loaded[campaign_id.bytes + tenant_id.bytes][link_id.bytes] = url
+            for campaign, links in loaded.items():
+                TARGETS.put_links(campaign, links)
+    found: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
+    for tracking_id, link_id in keys:  # from what was read, not the caches (an entry may be evicted already)
+        campaign = campaigns.get(tracking_id)
+        links = None if campaign is None else (loaded.get(campaign) or TARGETS.links_of(campaign))
+        url = None if links is None else links.get(link_id.bytes)
+        if url is not None:
             found[(tracking_id, link_id)] = url
     return found
+
+
+def target_of(tracking_id: uuid.UUID, link_id: uuid.UUID) -> str | None:
+    """The registered address of the link for the recipient's own campaign."""
+    url = TARGETS.get((tracking_id, link_id))
+    if url is not None:
+        return url
+    return targets_of([(tracking_id, link_id)]).get((tracking_id, link_id))
+
+
+LOOKUP_BATCH = 500
 
 
 class TargetLookups:
