@@ -362,8 +362,8 @@ def _signed_at(header: str) -> float:
 
 def construct_event(payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """The event in a webhook body, after checking its `Stripe-Signature` against STRIPE_WEBHOOK_SECRET and its
-    timestamp (at most WEBHOOK_TOLERANCE_SECONDS old, or ahead of our clock). SignatureInvalid otherwise; StripeNotConfigured without
-    a secret (every event is then refused: unsigned events could mark anyone paid)."""
+    timestamp (at most WEBHOOK_TOLERANCE_SECONDS old, or ahead of our clock). SignatureInvalid otherwise;
+    StripeNotConfigured without a secret (every event is then refused: unsigned events could mark anyone paid)."""
     secret = get_settings().stripe_webhook_secret
     if not secret:
         raise StripeNotConfigured("Stripe webhooks are not configured: set STRIPE_WEBHOOK_SECRET.")
