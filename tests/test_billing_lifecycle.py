@@ -6,6 +6,8 @@ product says plainly that Stripe is not configured."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,9 +15,10 @@ import pytest
 from sqlmodel import select
 
 from app.integrations import stripe_billing
+from app.jobs.runner import Runner
 from app.services.billing import stripe_mirror, subscriptions
 from app.services.errors import Conflict, NotFound, PermissionDenied
-from models import OutboxMessage, StripeEvent, StripeInvoice, StripeSubscription
+from models import Job, OutboxMessage, StripeEvent, StripeInvoice, StripeSubscription
 from models.db import read_session
 
 
@@ -32,7 +35,13 @@ def pay_checkout(fake, scope) -> str:
         return stripe_mirror.customer_of_tenant(session, scope.tenant_id).stripe_customer_id
 
 
+def run_jobs() -> None:
+    """Run the queued jobs (the dunning mail) to the end, as the app's job runner would."""
+    asyncio.run(Runner(poll_seconds=0.05, heartbeat_seconds=0.2, schedule=False).run_until_idle(timeout=60))
+
+
 def billing_mail(tenant_id) -> list[OutboxMessage]:
+    run_jobs()
     with read_session() as session:
         return list(
             session.exec(
@@ -225,3 +234,36 @@ def test_an_expired_checkout_is_replaced_and_a_finished_one_is_not_reopened(fake
     with pytest.raises(Conflict, match="already finished"):
         subscriptions.start_checkout(admin.scope)
     assert len(fake_stripe.checkout_sessions) == 2
+
+
+def test_no_payment_failed_mail_once_the_invoice_is_paid(fake_stripe, make_org):
+    admin = make_org()
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    fake_stripe.set_payments(customer_id, fail=True)
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()  # the mail job is queued ...
+    fake_stripe.set_payments(customer_id, fail=False)
+    fake_stripe.wait_delivered()  # ... but the invoice is paid before it runs
+    assert billing_mail(admin.tenant_id) == []
+    assert subscriptions.payment_problem(admin.tenant_id) is None
+
+
+def test_the_payment_failed_mail_waits_out_a_sendgrid_outage(fake_stripe, fake_sendgrid, make_org):
+    admin = make_org(email="owner@acme.example")
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    fake_stripe.set_payments(customer_id, fail=True)
+    fake_sendgrid.fail_next(503, times=5)  # more than one attempt's worth of retries
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()
+    runner = Runner(poll_seconds=0.05, heartbeat_seconds=0.2, retry_base_seconds=0.05, schedule=False)
+    for _ in range(100):  # the first attempt gives up; the job's retry, due a moment later, gets through
+        asyncio.run(runner.run_until_idle(timeout=120))
+        if fake_sendgrid.delivered("owner@acme.example"):
+            break
+        time.sleep(0.05)
+    assert fake_sendgrid.delivered("owner@acme.example") == 1
+    with read_session() as session:
+        job = session.exec(select(Job).where(Job.kind == "billing_dunning_mail")).one()
+    assert job.status == "succeeded" and job.attempts == 2
+    message = fake_sendgrid.messages[0]
+    assert "Payment failed" in message["subject"] and message["custom_args"]["kind"] == "billing"
