@@ -88,7 +88,8 @@ def test_lifecycle_from_checkout_to_paid(fake_stripe, make_org, make_user):
             select(StripeInvoice).where(StripeInvoice.tenant_id == admin.tenant_id, StripeInvoice.amount_paid_cents > 0)
         ).all()
     assert [(i.status, i.amount_paid_cents) for i in paid] == [("paid", 29900)]
-    assert paid[0].hosted_invoice_url and paid[0].invoice_pdf
+    assert "VoiceDesk plan" in httpx.get(paid[0].hosted_invoice_url).text
+    assert httpx.get(paid[0].invoice_pdf).headers["content-type"] == "application/pdf"
 
     # cancel at period end, then change one's mind
     view = subscriptions.cancel_at_period_end(scope)

@@ -795,6 +795,7 @@ class FakeStripe:
             Route("/portal/{id}", self._portal_page, methods=["GET"]),
             Route("/portal/{id}/subscriptions/{sub}/{action}", self._portal_action, methods=["POST"]),
             Route("/i/{id}", self._invoice_page, methods=["GET"]),
+            Route("/i/{id}/pdf", self._invoice_pdf, methods=["GET"]),
             Route("/_fake/reset", self._control(lambda body, q: self.reset() or {"reset": True}), methods=["POST"]),
             Route(
                 "/_fake/config", self._control(lambda body, q: self.configure(**body) or {"ok": True}), methods=["POST"]
@@ -1317,6 +1318,15 @@ class FakeStripe:
                 f"<table>{rows}</table><p>Total: {_money(invoice['total'])}</p>"
             )
             return HTMLResponse(_page("Invoice", body))
+
+    async def _invoice_pdf(self, request: Request) -> Response:
+        with self._lock:
+            invoice = self.invoices.get(request.path_params["id"])
+            if invoice is None or invoice["invoice_pdf"] is None:
+                return HTMLResponse(_page("Not found", "<p>No such invoice.</p>"), status_code=404)
+            label = f"Invoice {invoice['number']} {_money(invoice['total'])} {invoice['status']}"
+        # a one-line placeholder document: enough for a link check, not a rendering of the invoice
+        return Response(f"%PDF-1.4\n% {label}\n%%EOF\n".encode(), media_type="application/pdf")
 
     # --- controls -----------------------------------------------------------------------------------------
 
