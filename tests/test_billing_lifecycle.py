@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from app.integrations import stripe_billing
 from app.jobs.runner import Runner
+from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror, subscriptions
 from app.services.errors import Conflict, NotFound, PermissionDenied
 from models import Job, OutboxMessage, StripeEvent, StripeInvoice, StripeSubscription
@@ -268,3 +269,31 @@ def test_the_payment_failed_mail_waits_out_a_sendgrid_outage(fake_stripe, fake_s
     assert job.status == "succeeded" and job.attempts == 2
     message = fake_sendgrid.messages[0]
     assert "Payment failed" in message["subject"] and message["custom_args"]["kind"] == "billing"
+
+
+def test_the_platforms_crm_follows_the_plan_through_the_webhook(fake_stripe, make_org):
+    import uuid
+
+    from app.services import organisations
+    from models import Contact, Tenant
+    from models.db import session_scope
+
+    with session_scope() as session:
+        platform = organisations.platform_organisation(session).id  # the super admins' own organisation
+    with pytest.raises(Conflict, match="never billed"):
+        subscriptions.start_checkout(Scope(tenant_id=platform, role="super_admin"))
+    admin = make_org("Harbor Smiles")
+
+    def contact() -> Contact:
+        with read_session() as session:
+            contact_id = session.get(Tenant, admin.tenant_id).settings["platform_contact_id"]
+            return session.get(Contact, uuid.UUID(contact_id))
+
+    assert contact().status == "lead" and contact().stripe_customer_id is None
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    assert (contact().status, contact().stripe_customer_id) == ("customer", customer_id)
+    subscriptions.cancel_at_period_end(admin.scope)
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()
+    assert subscriptions.subscription_view(admin.scope).status == "canceled"
+    assert contact().status == "inactive"

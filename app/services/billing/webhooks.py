@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from app.integrations import stripe_billing
 from app.integrations.stripe_billing import SignatureInvalid, StripeFailed, StripeNotConfigured
-from app.services import job_queue
+from app.services import job_queue, platform_crm
 from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror
 from app.services.errors import ServiceError
@@ -70,6 +70,7 @@ class Received:
     applied: bool = False  # False: a duplicate, a stale event, an unknown customer or a type we ignore
     note: str = ""
     mails_queued: int = 0
+    tenant_id: uuid.UUID | None = None  # the organisation whose plan the event may have changed
 
 
 def verify(payload: bytes, signature_header: str | None) -> dict[str, Any]:
@@ -97,7 +98,20 @@ def receive(event: dict[str, Any]) -> Received:
         row = session.get(StripeEvent, event["id"])
         row.processed_at = utcnow()
         row.error = result.note or None
+    if result.tenant_id is not None:
+        _tell_platform_crm(result.tenant_id)
     return result
+
+
+def _tell_platform_crm(tenant_id: uuid.UUID) -> None:
+    """The platform's own CRM follows each organisation's plan (its contact becomes a customer, or inactive).
+    Told the mirror's state after the event committed, whatever order events came in; idempotent, so a
+    redelivery or the next event repairs a call lost to a crash."""
+    with read_session() as session:
+        current = stripe_mirror.current_subscription(session, tenant_id)
+        customer = stripe_mirror.customer_of_tenant(session, tenant_id)
+    if customer is not None:
+        platform_crm.customer_linked(tenant_id, customer.stripe_customer_id, current.status if current else "none")
 
 
 def _apply(session: Session, event: dict[str, Any], created: datetime) -> Received:
@@ -128,7 +142,7 @@ def _checkout_completed(session: Session, checkout: dict[str, Any], created: dat
     stripe_mirror.link_customer(session, tenant_id, checkout["customer"], details.get("email"))
     if checkout.get("subscription"):
         _refresh_subscription(session, tenant_id, str(checkout["subscription"]), created)
-    return Received(duplicate=False, applied=True)
+    return Received(duplicate=False, applied=True, tenant_id=tenant_id)
 
 
 def _refresh_subscription(session: Session, tenant_id: uuid.UUID, sub_id: str, created: datetime | None) -> None:
@@ -151,7 +165,7 @@ def _subscription_event(session: Session, sub: dict[str, Any], created: datetime
             raise
         current = sub  # deleted for good at Stripe: the event's copy is the last word
     stripe_mirror.subscription(session, tenant_id, current, created)
-    return Received(duplicate=False, applied=True)
+    return Received(duplicate=False, applied=True, tenant_id=tenant_id)
 
 
 def _invoice_event(session: Session, event_id: str, kind: str, inv: dict[str, Any], created: datetime) -> Received:
@@ -167,7 +181,7 @@ def _invoice_event(session: Session, event_id: str, kind: str, inv: dict[str, An
         # paid or failed moves the subscription (past_due <-> active): mirror it now, whatever order the
         # subscription's own event arrives in
         _refresh_subscription(session, tenant_id, sub_id, None)
-    result = Received(duplicate=False, applied=True)
+    result = Received(duplicate=False, applied=True, tenant_id=tenant_id if sub_id else None)
     if failed:
         result.mails_queued = _queue_dunning(session, event_id, tenant_id, current)
     return result
