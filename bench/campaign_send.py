@@ -334,6 +334,7 @@ def main() -> None:
             "links": args.links,
             "cores": os.cpu_count(),
             "median_pair": middle,
+            "each_pair": pairs,
         }
     finally:
         for proc in (runner, fake):
