@@ -103,7 +103,12 @@ app.add_page(
     title="Campaign",
     on_load=[*signed_in, campaigns.CampaignState.load],
 )
-app.add_page(billing.billing_page, route="/billing", title="Billing", on_load=[*signed_in, billing.BillingState.load])
+app.add_page(
+    billing.billing_page,
+    route="/billing",
+    title="Billing",
+    on_load=[*signed_in, billing.BillingState.load, billing.SubscriptionState.load],
+)
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
 app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])

@@ -12,6 +12,7 @@ import reflex as rx
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import daily_usage_bars
 from app.components.layout import page_shell
+from app.pages.billing_subscription import subscription_panel
 from app.services.billing import usage
 from app.session import require_scope
 
@@ -191,33 +192,6 @@ def _daily_chart() -> rx.Component:
             ),
         ),
         action=_month_picker(),
-    )
-
-
-# --- subscription -------------------------------------------------------------------------------------------
-# The subscription controls (status, trial end, next renewal, cancel at period end, reactivate, the customer
-# portal) are built on the subscription service and replace this panel's body; until then it shows the state
-# of an organisation without a subscription.
-
-
-def subscription_panel() -> rx.Component:
-    return section(
-        "Subscription",
-        rx.vstack(
-            rx.hstack(
-                rx.badge("No subscription yet", color_scheme="gray", variant="soft"),
-                spacing="2",
-                align="center",
-            ),
-            rx.text(
-                "Your organisation has no subscription yet. " + PRICING,
-                size="2",
-                color_scheme="gray",
-            ),
-            spacing="2",
-            width="100%",
-            data_testid="subscription-panel",
-        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, update
@@ -14,9 +15,8 @@ from models import CallSession, Contact, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
 
-PLATFORM_SLUG = (
-    "platform"  # the platform's own organisation: its super admins and its CRM (app/services/platform_crm.py)
-)
+# The platform's own organisation: its super admins and its CRM (app/services/platform_crm.py).
+PLATFORM_SLUG = "platform"
 # Never a sign-up's slug: no organisation named "Platform" or "Demo" takes their place while they do not exist yet.
 RESERVED_SLUGS = frozenset({PLATFORM_SLUG, "demo"})
 
