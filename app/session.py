@@ -13,6 +13,7 @@ import reflex as rx
 
 from app.services.accounts import auth
 from app.services.accounts.scope import Scope
+from app.services.billing import subscriptions
 
 
 class AccessDenied(Exception):
@@ -32,6 +33,8 @@ class SessionState(rx.State):
     role: str = ""
     tenant_name: str = ""
     checked: bool = False
+    # A failed payment still owed (admins see it above every page, with the way to fix it).
+    payment_problem: str = ""
 
     @rx.var
     def signed_in(self) -> bool:
@@ -54,6 +57,7 @@ class SessionState(rx.State):
         return await asyncio.to_thread(auth.resolve_session, self.token)
 
     def _show(self, principal: auth.Principal | None) -> None:
+        self.payment_problem = ""
         self.user_name = principal.name if principal else ""
         self.user_email = principal.email if principal else ""
         self.role = principal.role if principal else ""
@@ -73,6 +77,8 @@ class SessionState(rx.State):
         if principal is None:
             self.token = ""
             return rx.redirect(f"/sign-in?next={self.router.url.path or '/'}")
+        if principal.scope.is_admin:
+            self.payment_problem = await asyncio.to_thread(subscriptions.payment_problem, principal.tenant_id) or ""
 
     @rx.event
     async def redirect_if_signed_in(self):

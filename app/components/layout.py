@@ -154,6 +154,25 @@ def user_menu() -> rx.Component:
     )
 
 
+def payment_banner() -> rx.Component:
+    """Dunning: a failed payment still owed, above every admin page until it is paid."""
+    return rx.cond(
+        SessionState.payment_problem != "",
+        rx.callout(
+            rx.hstack(
+                rx.text(SessionState.payment_problem, size="2"),
+                rx.link("Open Billing", href="/billing", size="2", weight="bold"),
+                spacing="3",
+                wrap="wrap",
+            ),
+            icon="triangle-alert",
+            color_scheme="red",
+            width="100%",
+            data_testid="payment-banner",
+        ),
+    )
+
+
 def page_shell(
     title: str, *children: rx.Component, subtitle: str = "", actions: rx.Component | None = None
 ) -> rx.Component:
@@ -180,7 +199,7 @@ def page_shell(
             ),
             rx.cond(
                 SessionState.signed_in,
-                rx.vstack(*children, spacing="4", width="100%"),
+                rx.vstack(payment_banner(), *children, spacing="4", width="100%"),
                 rx.center(rx.spinner(size="3"), width="100%", padding="64px"),
             ),
             spacing="5",

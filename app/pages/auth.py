@@ -12,6 +12,7 @@ from app.services import organisations
 from app.services.accounts import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.session import SessionState
+from app.settings import get_settings
 
 
 def _safe_next(path: str) -> str:
@@ -81,7 +82,13 @@ class SignUpState(rx.State):
         session = await self.get_state(SessionState)
         session._start(principal, token)
         self.busy = False
-        yield [rx.redirect("/"), rx.toast.success(f"Welcome! {principal.tenant_name} is ready.")]
+        if get_settings().stripe_configured:  # the plan is offered next, on the Billing page
+            yield [
+                rx.redirect("/billing"),
+                rx.toast.success(f"Welcome! {principal.tenant_name} is ready: start your trial."),
+            ]
+        else:
+            yield [rx.redirect("/"), rx.toast.success(f"Welcome! {principal.tenant_name} is ready.")]
 
 
 def _auth_card(title: str, subtitle: str, form: rx.Component, footer: rx.Component) -> rx.Component:
@@ -204,5 +211,15 @@ def sign_up_page() -> rx.Component:
         on_submit=SignUpState.submit,
         width="100%",
     )
-    footer = rx.text("Already have an account? ", rx.link("Sign in", href="/sign-in"), size="2")
+    footer = rx.vstack(
+        rx.text(
+            "The plan: $299 per month, plus $1 per 1,000 voice words and $1 per call, with a free trial to start.",
+            size="1",
+            color_scheme="gray",
+            text_align="center",
+        ),
+        rx.text("Already have an account? ", rx.link("Sign in", href="/sign-in"), size="2"),
+        align="center",
+        spacing="2",
+    )
     return _auth_card("Create your organisation", "You will be its first admin.", form, footer)

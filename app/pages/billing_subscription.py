@@ -12,6 +12,7 @@ from app.components.cards import confirm, section
 from app.services.billing import subscriptions
 from app.services.errors import ServiceError
 from app.session import require_scope
+from app.settings import get_settings
 
 PLAN = "$299 per month, plus $1 per 1,000 voice words and $1 per call, invoiced monthly."
 STATUS_COLORS = {"active": "green", "trialing": "blue", "past_due": "red", "unpaid": "red", "canceled": "gray"}
@@ -33,6 +34,7 @@ class SubscriptionState(rx.State):
     has_customer: bool = False
     problem: str = ""
     busy: bool = False
+    trial_days: int = 0
 
     def _show(self, view: subscriptions.SubscriptionView) -> None:
         self.configured, self.status, self.status_label = view.configured, view.status, view.status_label
@@ -40,6 +42,7 @@ class SubscriptionState(rx.State):
         self.cancelling, self.can_subscribe = view.cancel_at_period_end, view.can_subscribe
         self.has_customer, self.problem = view.has_customer, view.payment_problem or ""
         self.loaded, self.busy = True, False
+        self.trial_days = get_settings().stripe_trial_days
 
     @rx.event
     async def load(self):
@@ -149,7 +152,13 @@ def subscription_panel() -> rx.Component:
             _line(rx.cond(s.cancelling, "Ends on", "Renews on"), s.next_renewal),
             rx.cond(
                 s.can_subscribe,
-                rx.text("Plan: " + PLAN + " Start with a free trial; cancel any time.", size="2", color_scheme="gray"),
+                rx.text(
+                    "Plan: " + PLAN,
+                    rx.cond(s.trial_days > 0, rx.text.span(" The first ", s.trial_days, " days are free."), ""),
+                    " Cancel any time.",
+                    size="2",
+                    color_scheme="gray",
+                ),
             ),
             rx.cond(
                 ~s.configured,

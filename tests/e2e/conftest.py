@@ -150,12 +150,18 @@ def app_url(app_server):
 
 
 def pytest_collection_modifyitems(items):
-    # The scale-out tests restart the app in another shape: run them last, so the others share one start.
-    items.sort(key=lambda item: item.get_closest_marker("scale_out") is not None)
+    # Tests that restart the app with settings of their own (Stripe configured; the scale-out shape) run last,
+    # so the others share one start.
+    items.sort(
+        key=lambda item: (
+            (item.get_closest_marker("stripe") is not None) + 2 * (item.get_closest_marker("scale_out") is not None)
+        )
+    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "scale_out: runs the app as several workers (restarts the shared app)")
+    config.addinivalue_line("markers", "stripe: runs the app with Stripe configured (restarts the shared app)")
 
 
 @pytest.fixture(scope="session")
