@@ -12,6 +12,7 @@ from app.pages import (
     agents,
     auth,
     billing,
+    billing_subscription,
     calls,
     campaigns,
     chat,
@@ -107,7 +108,7 @@ app.add_page(
     billing.billing_page,
     route="/billing",
     title="Billing",
-    on_load=[*signed_in, billing.BillingState.load, billing.SubscriptionState.load],
+    on_load=[*signed_in, billing.BillingState.load, billing_subscription.SubscriptionState.load],
 )
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
