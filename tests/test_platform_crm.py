@@ -135,3 +135,17 @@ def test_organisations_that_signed_up_before_the_platform_existed_become_its_fir
     assert all(platform_contact(t).status == "lead" for t in early)
     platform_scope()  # asked again: nobody added twice
     assert names() == ["Earlier Ortho", "Early Dental"]
+
+
+def test_the_demo_seed_puts_the_super_admin_in_the_platform_and_the_demo_in_its_crm():
+    from app.services.demo import ADMIN_EMAIL, DEMO_SLUG, SUPER_ADMIN_EMAIL, seed_demo
+
+    seed_demo()
+    with session_scope() as session:
+        boss = session.exec(select(User).where(User.email == SUPER_ADMIN_EMAIL)).one()
+        assert session.get(Tenant, boss.tenant_id).slug == "platform"
+        demo = session.exec(select(Tenant).where(Tenant.slug == DEMO_SLUG)).one()
+    contact = platform_contact(demo.id)
+    assert (contact.email_normalized, contact.status) == (ADMIN_EMAIL, "customer")
+    payments = platform_crm.payment_history(platform_scope(), contact.id)
+    assert payments and all(p.status == "paid" for p in payments)

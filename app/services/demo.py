@@ -86,6 +86,8 @@ def seed_demo() -> list[Credential]:
         demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
         demo_billing.seed_billing(session, tenant, utcnow())
         admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
+    # The platform's CRM shows the demo as a customer with its (sample) invoices.
+    platform_crm.customer_linked(tenant.id, demo_billing.sample_customer_id(tenant), "active")
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
     admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)
     _seed_conversation(admin)

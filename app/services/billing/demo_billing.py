@@ -18,6 +18,10 @@ SAMPLE_HOST = "https://invoices.demo.invalid"
 HISTORY_MONTHS = 3
 
 
+def sample_customer_id(tenant: Tenant) -> str:
+    return f"cus_demo_{tenant.slug}"
+
+
 def sample_invoice_id(tenant: Tenant, period: str) -> str:
     return f"in_demo_{tenant.slug}_{period.replace('-', '')}"
 
@@ -77,7 +81,7 @@ def _seed_invoice(session: Session, tenant: Tenant, period: str) -> None:
         StripeInvoice(
             tenant_id=tenant.id,
             stripe_invoice_id=invoice_id,
-            stripe_customer_id=f"cus_demo_{tenant.slug}",
+            stripe_customer_id=sample_customer_id(tenant),
             status="paid",
             amount_due_cents=month.total_cents,
             amount_paid_cents=month.total_cents,
