@@ -21,6 +21,7 @@ import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
 from app.pages.billing import BillingState
+from app.pages.billing_subscription import SubscriptionState
 from app.pages.calls import CallsState
 from app.pages.campaigns import CampaignsState, CampaignState
 from app.pages.chat import ChatState
@@ -65,6 +66,7 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     TemplatesState: "admin",
     OutboxState: "admin",
     BillingState: "admin",
+    SubscriptionState: "admin",
     PlatformBillingState: "super_admin",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}

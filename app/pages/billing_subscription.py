@@ -103,72 +103,83 @@ def _line(label: str, value: rx.Var) -> rx.Component:
 
 
 def subscription_panel() -> rx.Component:
-    s = SubscriptionState
     subscribe = rx.button(
         rx.icon("credit-card", size=16),
         "Start subscription",
-        on_click=s.subscribe,
-        loading=s.busy,
+        on_click=SubscriptionState.subscribe,
+        loading=SubscriptionState.busy,
         data_testid="subscribe",
     )
     cancel = confirm(
-        rx.button("Cancel at period end", variant="soft", color_scheme="red", disabled=s.busy),
+        rx.button("Cancel at period end", variant="soft", color_scheme="red", disabled=SubscriptionState.busy),
         "Cancel your plan?",
-        rx.text("It stays active until ", s.next_renewal, ", then ends. You can keep it until then."),
+        rx.text("It stays active until ", SubscriptionState.next_renewal, ", then ends. You can keep it until then."),
         "Cancel at period end",
-        s.cancel_at_period_end,
+        SubscriptionState.cancel_at_period_end,
         testid="confirm-cancel",
     )
-    keep = rx.button("Keep my plan", on_click=s.reactivate, loading=s.busy, data_testid="reactivate")
+    keep = rx.button(
+        "Keep my plan", on_click=SubscriptionState.reactivate, loading=SubscriptionState.busy, data_testid="reactivate"
+    )
     portal = rx.button(
         rx.icon("external-link", size=16),
         "Payment methods and invoices",
         variant="soft",
-        on_click=s.open_portal,
-        disabled=s.busy,
+        on_click=SubscriptionState.open_portal,
+        disabled=SubscriptionState.busy,
         data_testid="portal",
     )
-    live = (s.status != "none") & (s.status != "canceled") & (s.status != "incomplete_expired")
+    live = (
+        (SubscriptionState.status != "none")
+        & (SubscriptionState.status != "canceled")
+        & (SubscriptionState.status != "incomplete_expired")
+    )
     return section(
         "Subscription",
         rx.vstack(
             rx.cond(
-                s.problem != "",
-                rx.callout(s.problem, icon="triangle-alert", color_scheme="red", width="100%"),
+                SubscriptionState.problem != "",
+                rx.callout(SubscriptionState.problem, icon="triangle-alert", color_scheme="red", width="100%"),
             ),
             rx.hstack(
                 rx.badge(
-                    rx.cond(s.status == "none", "No subscription yet", s.status_label),
-                    color_scheme=rx.match(s.status, *STATUS_COLORS.items(), "gray"),
+                    rx.cond(SubscriptionState.status == "none", "No subscription yet", SubscriptionState.status_label),
+                    color_scheme=rx.match(SubscriptionState.status, *STATUS_COLORS.items(), "gray"),
                     variant="soft",
                     data_testid="subscription-status",
                 ),
-                rx.cond(s.cancelling, rx.badge("Ends at period end", color_scheme="orange", variant="soft")),
+                rx.cond(
+                    SubscriptionState.cancelling, rx.badge("Ends at period end", color_scheme="orange", variant="soft")
+                ),
                 spacing="2",
                 align="center",
                 wrap="wrap",
             ),
-            _line("Trial ends", s.trial_end),
-            _line(rx.cond(s.cancelling, "Ends on", "Renews on"), s.next_renewal),
+            _line("Trial ends", SubscriptionState.trial_end),
+            _line(rx.cond(SubscriptionState.cancelling, "Ends on", "Renews on"), SubscriptionState.next_renewal),
             rx.cond(
-                s.can_subscribe,
+                SubscriptionState.can_subscribe,
                 rx.text(
                     "Plan: " + PLAN,
-                    rx.cond(s.trial_days > 0, rx.text.span(" The first ", s.trial_days, " days are free."), ""),
+                    rx.cond(
+                        SubscriptionState.trial_days > 0,
+                        rx.text.span(" The first ", SubscriptionState.trial_days, " days are free."),
+                        "",
+                    ),
                     " Cancel any time.",
                     size="2",
                     color_scheme="gray",
                 ),
             ),
             rx.cond(
-                ~s.configured,
+                ~SubscriptionState.configured,
                 rx.text("Subscribing opens once Stripe is configured.", size="2", color_scheme="gray"),
             ),
             rx.hstack(
-                rx.cond(s.can_subscribe, subscribe),
-                rx.cond(live & ~s.cancelling, cancel),
-                rx.cond(live & s.cancelling, keep),
-                rx.cond(s.has_customer & s.configured, portal),
+                rx.cond(SubscriptionState.can_subscribe, subscribe),
+                rx.cond(live & ~SubscriptionState.cancelling, cancel),
+                rx.cond(live & SubscriptionState.cancelling, keep),
+                rx.cond(SubscriptionState.has_customer & SubscriptionState.configured, portal),
                 spacing="3",
                 wrap="wrap",
             ),

@@ -108,16 +108,15 @@ def _chart(figure, testid: str) -> rx.Component:
 
 
 def _tiles() -> rx.Component:
-    s = PlatformBillingState
     return rx.grid(
         rx.box(
-            stat_tile("MRR", s.mrr, "trending-up", "active subscriptions × $299"),
+            stat_tile("MRR", PlatformBillingState.mrr, "trending-up", "active subscriptions × $299"),
             grid_column=rx.breakpoints(initial="span 2", md="auto"),  # a row of its own on a phone
         ),
-        stat_tile("Active", s.active, "circle-check"),
-        stat_tile("Trialing", s.trialing, "hourglass"),
-        stat_tile("Past due", s.past_due, "circle-alert"),
-        stat_tile("Cancelled", s.canceled, "circle-x"),
+        stat_tile("Active", PlatformBillingState.active, "circle-check"),
+        stat_tile("Trialing", PlatformBillingState.trialing, "hourglass"),
+        stat_tile("Past due", PlatformBillingState.past_due, "circle-alert"),
+        stat_tile("Cancelled", PlatformBillingState.canceled, "circle-x"),
         columns=rx.breakpoints(initial="2", md="5"),
         spacing="4",
         width="100%",
@@ -177,7 +176,6 @@ def _table(headers: list[str], rows: rx.Var, render, testid: str) -> rx.Componen
 
 
 def _runs() -> rx.Component:
-    s = PlatformBillingState
     return section(
         "Billing runs",
         rx.text(
@@ -187,17 +185,17 @@ def _runs() -> rx.Component:
             color_scheme="gray",
         ),
         rx.cond(
-            s.run_periods.length() > 0,
+            PlatformBillingState.run_periods.length() > 0,
             rx.vstack(
                 _table(
                     ["Month", "Invoiced", "Skipped", "Failed", "In progress", "Invoiced total"],
-                    s.run_periods,
+                    PlatformBillingState.run_periods,
                     _period_row,
                     "billing-run-periods",
                 ),
                 _table(
                     ["Month", "Organisation", "Result", "Total", "Stripe invoice", "Finished"],
-                    s.runs,
+                    PlatformBillingState.runs,
                     _run_row,
                     "billing-runs",
                 ),
@@ -210,7 +208,6 @@ def _runs() -> rx.Component:
 
 
 def billing_section() -> rx.Component:
-    s = PlatformBillingState
     return rx.vstack(
         rx.heading("Billing", size="5", margin_top="8px"),
         _tiles(),
@@ -218,17 +215,22 @@ def billing_section() -> rx.Component:
             section(
                 "Revenue by month (paid invoices, UTC)",
                 rx.cond(
-                    s.has_revenue,
-                    _chart(s.revenue_figure, "revenue-chart"),
+                    PlatformBillingState.has_revenue,
+                    _chart(PlatformBillingState.revenue_figure, "revenue-chart"),
                     empty_state("chart-column", "No paid invoices yet", "Paid invoices add up here by month."),
                 ),
             ),
             section(
                 "Usage by organisation",
-                rx.text(s.usage_month, " to date (UTC): usage charge, before the plan", size="2", color_scheme="gray"),
+                rx.text(
+                    PlatformBillingState.usage_month,
+                    " to date (UTC): usage charge, before the plan",
+                    size="2",
+                    color_scheme="gray",
+                ),
                 rx.cond(
-                    s.has_usage,
-                    _chart(s.usage_figure, "usage-by-organisation-chart"),
+                    PlatformBillingState.has_usage,
+                    _chart(PlatformBillingState.usage_figure, "usage-by-organisation-chart"),
                     empty_state("chart-bar", "No usage this month yet", "Calls answered this month show here."),
                 ),
             ),
