@@ -97,6 +97,8 @@ class Settings:
     stripe_api_base: str | None
     stripe_webhook_secret: str | None = field(repr=False)
     stripe_price_id: str | None
+    # Trial offered by the sign-up Checkout (0 = none): Checkout's `subscription_data.trial_period_days`.
+    stripe_trial_days: int
     # Process wiring
     run_jobs_in_app: bool
     log_level: str
@@ -218,6 +220,7 @@ def get_settings() -> Settings:
         stripe_api_base=_env("STRIPE_API_BASE"),
         stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET"),
         stripe_price_id=_env("STRIPE_PRICE_ID"),
+        stripe_trial_days=max(0, min(730, _int(_env("STRIPE_TRIAL_DAYS"), 14))),
         run_jobs_in_app=_flag(_env("RUN_JOBS_IN_APP"), True),
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),
