@@ -57,6 +57,10 @@ class StripeInvoice(SQLModel, table=True):
     currency: str = Field(default="usd", max_length=8)
     period_start: datetime | None = timestamp()
     period_end: datetime | None = timestamp()
+    # Dunning: Stripe's failed collection attempts on this invoice, and when the latest one failed. An open
+    # invoice with a failed attempt is the organisation's "payment problem" (app/services/billing/subscriptions.py).
+    attempt_count: int = big_int()
+    payment_failed_at: datetime | None = timestamp()
     hosted_invoice_url: str | None = Field(default=None, sa_type=Text)
     invoice_pdf: str | None = Field(default=None, sa_type=Text)
     usage: dict[str, Any] = json_dict()
