@@ -8,7 +8,7 @@ import gc
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.api import agents, contacts, downloads, errors, mail, mail_webhooks, metrics, tracking, v1
+from app.api import agents, contacts, downloads, errors, mail, mail_webhooks, metrics, stripe_webhooks, tracking, v1
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
 from app.services.imports.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from app.settings import get_settings
@@ -68,4 +68,5 @@ def create_api() -> FastAPI:
     api.include_router(metrics.router)
     api.include_router(tracking.router)  # /t and /u: links in campaign mail (not in the API document)
     api.include_router(mail_webhooks.router)  # /webhooks/sendgrid: SendGrid's signed events
+    api.include_router(stripe_webhooks.router)  # /webhooks/stripe: Stripe's signed events
     return api
