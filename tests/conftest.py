@@ -33,6 +33,7 @@ _SERVICE_VARS = (
     "STRIPE_API_BASE",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_PRICE_ID",
+    "STRIPE_TRIAL_DAYS",
     "PUBLIC_BASE_URL",
     "VOICE_PUBLIC_URL",
     "USE_VOICE_AGENT",
@@ -174,5 +175,41 @@ def fake_sendgrid(_sendgrid_server, monkeypatch):
     monkeypatch.setenv("SENDGRID_API_HOST", url)
     get_settings.cache_clear()
     yield fake
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+STRIPE_TEST_KEY = "sk_test_fake_voicedesk"
+STRIPE_WEBHOOK_SECRET = "whsec_test_fake_voicedesk_secret"
+STRIPE_PRICE = "price_fake_voicedesk_monthly"
+
+
+@pytest.fixture(scope="session")
+def _stripe_server():
+    from tests.fakes.server import serve
+    from tests.fakes.stripe import FakeStripe
+
+    fake = FakeStripe(STRIPE_TEST_KEY, prices={STRIPE_PRICE: 29900})
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_stripe(_stripe_server, api_url, monkeypatch):
+    """The fake Stripe API, configured as this test's Stripe (the real SDK talks to it), posting its signed events
+    to the app's `/webhooks/stripe` on the loopback API server. Plan: $299/month, 14 trial days."""
+    from app.settings import get_settings
+
+    fake, url = _stripe_server
+    fake.reset()
+    fake.configure(webhook_url=f"{api_url}/webhooks/stripe", webhook_secret=STRIPE_WEBHOOK_SECRET, rate_limit=None)
+    monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", url)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
+    monkeypatch.setenv("STRIPE_PRICE_ID", STRIPE_PRICE)
+    monkeypatch.setenv("STRIPE_TRIAL_DAYS", "14")
+    get_settings.cache_clear()
+    yield fake
+    fake.wait_delivered()
     monkeypatch.undo()
     get_settings.cache_clear()
