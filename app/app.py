@@ -11,6 +11,7 @@ from app.jobs.runner import run_in_backend
 from app.pages import (
     agents,
     auth,
+    billing,
     calls,
     campaigns,
     chat,
@@ -22,13 +23,12 @@ from app.pages import (
     home,
     mail_templates,
     outbox,
-    placeholders,
     platform_admin,
     team,
     voice_settings,
 )
 from app.services.errors import ServiceError
-from app.session import AccessDenied, PageGuard, SessionState
+from app.session import AccessDenied, SessionState
 from app.settings import get_settings
 
 log = logging.getLogger("app")
@@ -103,7 +103,7 @@ app.add_page(
     title="Campaign",
     on_load=[*signed_in, campaigns.CampaignState.load],
 )
-app.add_page(placeholders.billing_page, route="/billing", title="Billing", on_load=[*signed_in, PageGuard.admin_page])
+app.add_page(billing.billing_page, route="/billing", title="Billing", on_load=[*signed_in, billing.BillingState.load])
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
 app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])

@@ -8,7 +8,19 @@ import gc
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.api import agents, contacts, downloads, errors, mail, mail_webhooks, metrics, stripe_webhooks, tracking, v1
+from app.api import (
+    agents,
+    billing,
+    contacts,
+    downloads,
+    errors,
+    mail,
+    mail_webhooks,
+    metrics,
+    stripe_webhooks,
+    tracking,
+    v1,
+)
 from app.edge.body_limit import PLATFORM_LIMITS, BodyLimit
 from app.services.imports.csv_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from app.settings import get_settings
@@ -65,6 +77,7 @@ def create_api() -> FastAPI:
     api.include_router(contacts.router)
     api.include_router(agents.router)
     api.include_router(mail.router)
+    api.include_router(billing.router)
     api.include_router(metrics.router)
     api.include_router(tracking.router)  # /t and /u: links in campaign mail (not in the API document)
     api.include_router(mail_webhooks.router)  # /webhooks/sendgrid: SendGrid's signed events

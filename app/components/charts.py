@@ -107,3 +107,60 @@ def activity_lines(
     )
     fig.update_yaxes(**_integer_ticks([v for _, values, _, _ in series for v in values]))
     return fig
+
+
+def daily_usage_bars(days: list[date], calls: list[int], words: list[int], *, height: int = 280) -> go.Figure:
+    """A month's usage per UTC day: calls as bars (left axis), voice words as a line (right axis)."""
+    labels = [day.strftime("%d %b") for day in days]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(x=labels, y=calls, name="Calls", marker_color=ACCENT, hovertemplate="%{x}: %{y:,} calls<extra></extra>")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=words,
+            name="Voice words",
+            yaxis="y2",
+            mode="lines+markers",
+            line=dict(color=RADIX_9["orange"], width=2),
+            marker=dict(size=4),
+            hovertemplate="%{x}: %{y:,} voice words<extra></extra>",
+        )
+    )
+    fig = _layout(fig, height)
+    fig.update_layout(
+        showlegend=True,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=40, r=48, t=32, b=40),
+        yaxis2=dict(overlaying="y", side="right", rangemode="tozero", showgrid=False, tickformat="~s"),
+        bargap=0.25,
+    )
+    fig.update_layout(yaxis=_integer_ticks(calls))
+    fig.update_xaxes(nticks=8)
+    return fig
+
+
+def money_bars(labels: list[str], cents: list[int], texts: list[str], *, horizontal: bool = False, height: int = 280):
+    """Amounts of money per category (revenue per month, usage charge per organisation). The axis is in dollars;
+    `texts` are the exact amounts, formatted from integer cents by the caller."""
+    dollars = [c / 100 for c in cents]  # plotting only: the amounts shown come from `texts`
+    bar = go.Bar(
+        x=dollars if horizontal else labels,
+        y=labels if horizontal else dollars,
+        orientation="h" if horizontal else "v",
+        marker_color=ACCENT,
+        text=texts,
+        textposition="auto",
+        customdata=texts,
+        hovertemplate=("%{y}" if horizontal else "%{x}") + ": %{customdata}<extra></extra>",
+    )
+    fig = _layout(go.Figure(bar), height)
+    money_axis = dict(tickprefix="$", tickformat=",.0f", rangemode="tozero", gridcolor="rgba(128,128,128,0.2)")
+    if horizontal:
+        fig.update_yaxes(autorange="reversed", gridcolor="rgba(0,0,0,0)", tickformat=None, automargin=True)
+        fig.update_xaxes(showgrid=True, **money_axis)
+        fig.update_layout(margin=dict(l=16, r=16, t=8, b=32))
+    else:
+        fig.update_yaxes(**money_axis)
+    return fig

@@ -1,5 +1,6 @@
-"""Platform admin (super admins only): every organisation, its size, its demo (billing-exempt) flag, and the phone
-numbers the platform answers (assigned to organisations and released here only)."""
+"""Platform admin (super admins only): every organisation, its size, its demo (billing-exempt) flag, billing across
+organisations (platform_billing), and the phone numbers the platform answers (assigned to organisations and
+released here only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import reflex as rx
 
 from app.components.cards import confirm, empty_state, form_field, section, stat_tile
 from app.components.layout import page_shell
+from app.pages.platform_billing import billing_section
 from app.pages.platform_quotas import quotas_section
 from app.services.accounts import tenants
 from app.services.calls import phone_numbers
@@ -306,7 +308,8 @@ def platform_page() -> rx.Component:
                 ),
             ),
         ),
+        billing_section(),
         _numbers_section(),
         quotas_section(),
-        subtitle="Every organisation on the platform, the numbers it answers and its quotas",
+        subtitle="Every organisation on the platform, its billing, the numbers it answers and its quotas",
     )

@@ -18,6 +18,7 @@ from app.services.accounts import auth, tenants
 from app.services.accounts.scope import Scope
 from app.services.agents import conversations, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
+from app.services.billing import demo_billing
 from app.services.calls import demo_calls
 from app.services.mail import demo_mail
 from app.services.mail import templates as mail_templates
@@ -80,6 +81,7 @@ def seed_demo() -> list[Credential]:
             _seed_contacts(session, tenant)
         session.flush()
         demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
+        demo_billing.seed_billing(session, tenant, utcnow())
         admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
     admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, update
@@ -10,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound
-from app.services.validation import slugify
+from app.services.validation import parse_uuid, slugify
 from models import CallSession, Contact, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
@@ -81,12 +80,14 @@ def platform_overview(scope: Scope) -> list[TenantOverview]:
 def set_demo_status(scope: Scope, tenant_id: str, is_demo: bool) -> None:
     """Demo organisations are exempt from billing. Super admins only."""
     scope.require_super_admin()
+    missing = "That organisation does not exist."
+    organisation_id = parse_uuid(tenant_id, missing)  # a malformed id is an organisation that does not exist
     with session_scope() as session:
         result = session.execute(
-            update(Tenant).where(Tenant.id == uuid.UUID(tenant_id)).values(is_demo=is_demo, updated_at=utcnow())
+            update(Tenant).where(Tenant.id == organisation_id).values(is_demo=is_demo, updated_at=utcnow())
         )
         if result.rowcount == 0:
-            raise NotFound("That organisation does not exist.")
+            raise NotFound(missing)
 
 
 def get_by_slug(session: Session, slug: str) -> Tenant | None:

@@ -1,0 +1,232 @@
+"""Platform admin: billing across organisations (super admins). MRR and subscriptions by status, revenue by
+month, this month's usage by organisation, and the monthly billing runs with their results.
+
+A section of its own, with its own state, that the Platform admin page includes and loads when it mounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from app.components.cards import empty_state, section, stat_tile
+from app.components.charts import money_bars
+from app.services.billing import usage
+from app.session import require_scope
+
+RUN_COLORS = (("invoiced", "green"), ("skipped", "gray"), ("failed", "red"), ("running", "blue"), ("pending", "amber"))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPeriodRow:
+    period: str
+    invoiced: int
+    skipped: int
+    failed: int
+    in_progress: int
+    invoiced_total: str
+
+
+def _short_month(period: str) -> str:
+    """ "2026-11" -> "Nov 2026"."""
+    label = usage.period_label(period)
+    month, year = label.split(" ")
+    return f"{month[:3]} {year}"
+
+
+class PlatformBillingState(rx.State):
+    loaded: bool = False
+    mrr: str = "$0.00"
+    active: int = 0
+    trialing: int = 0
+    past_due: int = 0
+    canceled: int = 0
+    has_revenue: bool = False
+    revenue_figure: go.Figure = go.Figure()
+    usage_month: str = ""
+    has_usage: bool = False
+    usage_figure: go.Figure = go.Figure()
+    run_periods: list[RunPeriodRow] = []
+    runs: list[usage.BillingRunView] = []
+
+    @rx.event
+    async def load(self):
+        scope = await require_scope(self, super_admin=True)
+        board = await asyncio.to_thread(usage.platform_billing, scope)
+        counts = board.subscriptions
+        self.mrr = usage.format_cents(board.mrr_cents)
+        self.active, self.trialing = counts.active, counts.trialing
+        self.past_due, self.canceled = counts.past_due, counts.canceled
+        self.has_revenue = any(m.cents for m in board.revenue)
+        self.revenue_figure = money_bars(
+            [_short_month(m.period) for m in board.revenue],
+            [m.cents for m in board.revenue],
+            [usage.format_cents(m.cents) if m.cents else "" for m in board.revenue],
+        )
+        self.usage_month = usage.period_label(board.usage_period)
+        self.has_usage = bool(board.usage)
+        self.usage_figure = money_bars(
+            [o.name + (" (demo)" if o.is_demo else "") for o in board.usage],
+            [o.usage.usage_cents for o in board.usage],
+            [usage.format_cents(o.usage.usage_cents) for o in board.usage],
+            horizontal=True,
+            height=80 + 32 * len(board.usage),
+        )
+        self.run_periods = [
+            RunPeriodRow(
+                period=usage.period_label(p.period),
+                invoiced=p.invoiced,
+                skipped=p.skipped,
+                failed=p.failed,
+                in_progress=p.in_progress,
+                invoiced_total=usage.format_cents(p.invoiced_cents),
+            )
+            for p in board.run_periods
+        ]
+        self.runs = board.runs
+        self.loaded = True
+
+
+def _chart(figure, testid: str) -> rx.Component:
+    return rx.box(
+        rx.plotly(data=figure, config={"displayModeBar": False}, use_resize_handler=True, width="100%"),
+        width="100%",
+        data_testid=testid,
+    )
+
+
+def _tiles() -> rx.Component:
+    s = PlatformBillingState
+    return rx.grid(
+        stat_tile("MRR", s.mrr, "trending-up", "active subscriptions × $299"),
+        stat_tile("Active", s.active, "circle-check"),
+        stat_tile("Trialing", s.trialing, "hourglass"),
+        stat_tile("Past due", s.past_due, "circle-alert"),
+        stat_tile("Cancelled", s.canceled, "circle-x"),
+        columns=rx.breakpoints(initial="2", md="5"),
+        spacing="4",
+        width="100%",
+        data_testid="subscription-tiles",
+    )
+
+
+def _period_row(row: RunPeriodRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(row.period, weight="medium")),
+        rx.table.cell(row.invoiced),
+        rx.table.cell(row.skipped),
+        rx.table.cell(rx.cond(row.failed > 0, rx.text(row.failed, color_scheme="red"), rx.text(row.failed))),
+        rx.table.cell(row.in_progress),
+        rx.table.cell(row.invoiced_total, text_align="right"),
+        align="center",
+    )
+
+
+def _run_row(run: usage.BillingRunView) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(run.period),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(run.organisation, weight="medium"),
+                rx.text(run.slug, size="1", color_scheme="gray"),
+                spacing="0",
+            )
+        ),
+        rx.table.cell(
+            rx.vstack(
+                rx.badge(run.status, color_scheme=rx.match(run.status, *RUN_COLORS, "gray"), variant="soft"),
+                rx.cond(run.error != "", rx.text(run.error, size="1", color_scheme="red")),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(run.total, text_align="right"),
+        rx.table.cell(rx.text(run.stripe_invoice_id, size="1", font_family="monospace")),
+        rx.table.cell(rx.text(rx.cond(run.finished != "", run.finished, run.started), size="1")),
+        align="center",
+        data_testid="billing-run",
+    )
+
+
+def _table(headers: list[str], rows: rx.Var, render, testid: str) -> rx.Component:
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(rx.foreach(rows, render)),
+            width="100%",
+            size="1",
+        ),
+        width="100%",
+        overflow_x="auto",
+        data_testid=testid,
+    )
+
+
+def _runs() -> rx.Component:
+    s = PlatformBillingState
+    return section(
+        "Billing runs",
+        rx.text(
+            "On the 1st (UTC) each organisation's usage of the month before is invoiced once; demo organisations are "
+            "skipped. Times are in UTC.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.cond(
+            s.run_periods.length() > 0,
+            rx.vstack(
+                _table(
+                    ["Month", "Invoiced", "Skipped", "Failed", "In progress", "Invoiced total"],
+                    s.run_periods,
+                    _period_row,
+                    "billing-run-periods",
+                ),
+                _table(
+                    ["Month", "Organisation", "Result", "Total", "Stripe invoice", "Finished"],
+                    s.runs,
+                    _run_row,
+                    "billing-runs",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            empty_state("calendar-clock", "No billing run yet", "The first run invoices last month's usage."),
+        ),
+    )
+
+
+def billing_section() -> rx.Component:
+    s = PlatformBillingState
+    return rx.vstack(
+        rx.heading("Billing", size="5", margin_top="8px"),
+        _tiles(),
+        rx.grid(
+            section(
+                "Revenue by month (paid invoices, UTC)",
+                rx.cond(
+                    s.has_revenue,
+                    _chart(s.revenue_figure, "revenue-chart"),
+                    empty_state("chart-column", "No paid invoices yet", "Paid invoices add up here by month."),
+                ),
+            ),
+            section(
+                "Usage by organisation",
+                rx.text(s.usage_month, " to date (UTC): usage charge, before the plan", size="2", color_scheme="gray"),
+                rx.cond(
+                    s.has_usage,
+                    _chart(s.usage_figure, "usage-by-organisation-chart"),
+                    empty_state("chart-bar", "No usage this month yet", "Calls answered this month show here."),
+                ),
+            ),
+            columns=rx.breakpoints(initial="1", lg="2"),
+            spacing="4",
+            width="100%",
+        ),
+        _runs(),
+        spacing="4",
+        width="100%",
+        on_mount=PlatformBillingState.load,
+        data_testid="platform-billing",
+    )
