@@ -28,13 +28,16 @@ Stripe's rate limit: each process paces its Stripe requests with a token bucket 
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
+import queue
+import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -246,13 +249,17 @@ _TAKE = text(
     """
 )
 _KEEP_INVOICE_ID = text("UPDATE billing_runs SET stripe_invoice_id = :invoice WHERE id = :id")
+# The row is invoiced and the mirror's invoice row (just written from Stripe's answer) names its run and usage.
 _INVOICED = text(
-    "UPDATE billing_runs SET status = 'invoiced', error = NULL, finished_at = now() WHERE id = :id AND status = 'running'"
+    """
+    WITH done AS (
+        UPDATE billing_runs SET status = 'invoiced', error = NULL, finished_at = now()
+        WHERE id = :id AND status = 'running'
+    )
+    UPDATE stripe_invoices SET billing_run_id = :id, usage = CAST(:usage AS jsonb) WHERE stripe_invoice_id = :invoice
+    """
 )
 _FAILED = text("UPDATE billing_runs SET status = 'failed', error = :error, finished_at = now() WHERE id = :id")
-_LINK_MIRROR = text(
-    "UPDATE stripe_invoices SET billing_run_id = :run, usage = CAST(:usage AS jsonb) WHERE stripe_invoice_id = :invoice"
-)
 
 
 def _invoice(conn: Connection, row: _Row) -> dict[str, Any]:
@@ -309,36 +316,48 @@ def _usage_json(row: _Row) -> str:
     )
 
 
-def _bill(run_id: uuid.UUID) -> str:
-    """Work one organisation's row: "invoiced", "failed", or "taken" (another runner has it or finished it)."""
+def _bill(conn: Connection, run_id: uuid.UUID) -> str:
+    """Work one organisation's row on the worker's own connection (autocommit, so every write is kept at once):
+    "invoiced", "failed", or "taken" (another runner has it or finished it)."""
     key = f"billing-run:{run_id}"
-    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.execute(_LOCK, {"k": key}).scalar():
+    if not conn.execute(_LOCK, {"k": key}).scalar():
+        return "taken"
+    try:
+        found = conn.execute(_TAKE, {"id": run_id}).first()
+        if found is None:
             return "taken"
+        row = _Row(*found)
         try:
-            found = conn.execute(_TAKE, {"id": run_id}).first()
-            if found is None:
-                return "taken"
-            row = _Row(*found)
-            try:
-                invoice = _invoice(conn, row)
-            except StripeFailed as exc:
-                conn.execute(_FAILED, {"id": row.id, "error": f"Stripe: {exc.message}"})
-                log.warning("billing run: Stripe refused", extra={"tenant_id": str(row.tenant_id), "code": exc.code})
-                return "failed"
-            with Session(bind=conn) as session:
-                stripe_mirror.invoice(session, row.tenant_id, invoice)
-            conn.execute(_LINK_MIRROR, {"run": row.id, "usage": _usage_json(row), "invoice": invoice["id"]})
-            conn.execute(_INVOICED, {"id": row.id})
-            return "invoiced"
-        except StripeNotConfigured:
-            raise
-        except Exception as exc:
-            log.exception("billing run: an organisation failed", extra={"billing_run_id": str(run_id)})
-            conn.execute(_FAILED, {"id": run_id, "error": f"Unexpected error: {type(exc).__name__}"})
+            invoice = _invoice(conn, row)
+        except StripeFailed as exc:
+            conn.execute(_FAILED, {"id": row.id, "error": f"Stripe: {exc.message}"})
+            log.warning("billing run: Stripe refused", extra={"tenant_id": str(row.tenant_id), "code": exc.code})
             return "failed"
-        finally:
-            conn.execute(_UNLOCK, {"k": key})
+        with Session(bind=conn) as session:
+            stripe_mirror.invoice(session, row.tenant_id, invoice)
+        conn.execute(_INVOICED, {"id": row.id, "usage": _usage_json(row), "invoice": invoice["id"]})
+        return "invoiced"
+    except StripeNotConfigured:
+        raise
+    except Exception as exc:
+        log.exception("billing run: an organisation failed", extra={"billing_run_id": str(run_id)})
+        conn.execute(_FAILED, {"id": run_id, "error": f"Unexpected error: {type(exc).__name__}"})
+        return "failed"
+    finally:
+        conn.execute(_UNLOCK, {"k": key})
+
+
+def _work(todo: queue.SimpleQueue, outcomes: collections.Counter, lock: threading.Lock, stop: threading.Event) -> None:
+    """One worker thread: organisations from the queue, one at a time, on one connection of its own."""
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        while not stop.is_set():
+            try:
+                run_id = todo.get_nowait()
+            except queue.Empty:
+                return
+            outcome = _bill(conn, run_id)
+            with lock:
+                outcomes[outcome] += 1
 
 
 # --- the run -------------------------------------------------------------------------------------------------
@@ -429,21 +448,33 @@ def run_period(period: str, *, progress: Progress | None = None, workers: int = 
     with session_scope() as session:
         todo = [r for (r,) in session.execute(_TODO, {"period": period}).all()]
 
-    outcomes = {"invoiced": 0, "failed": 0, "taken": 0}
-    if progress:
-        progress(period=period, total=len(todo), done=0, **outcomes)
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="billing-run")
-        try:
-            futures = [pool.submit(_bill, run_id) for run_id in todo]
-            last = time.monotonic()
-            for done, future in enumerate(as_completed(futures), start=1):
-                outcomes[future.result()] += 1
-                if progress and (time.monotonic() - last >= PROGRESS_EVERY_SECONDS or done == len(todo)):
-                    last = time.monotonic()
-                    progress(period=period, total=len(todo), done=done, **outcomes)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    random.shuffle(todo)  # runners started together mostly meet rows the other has not reached
+    outcomes: collections.Counter[str] = collections.Counter(invoiced=0, failed=0, taken=0)
+    lock, stop = threading.Lock(), threading.Event()
+    queued: queue.SimpleQueue[uuid.UUID] = queue.SimpleQueue()
+    for run_id in todo:
+        queued.put(run_id)
+    threads = [
+        threading.Thread(target=_work, args=(queued, outcomes, lock, stop), name=f"billing-run-{n}", daemon=True)
+        for n in range(max(1, min(workers, len(todo))))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            for thread in threads:
+                thread.join(timeout=PROGRESS_EVERY_SECONDS / len(threads))
+            alive = any(thread.is_alive() for thread in threads)
+            if progress:
+                with lock:
+                    counted = dict(outcomes)
+                progress(period=period, total=len(todo), done=sum(counted.values()), **counted)
+            if not alive:
+                break
+    finally:
+        stop.set()  # progress raised (the job was cancelled): workers finish their organisation and stop
+        for thread in threads:
+            thread.join()
 
     with session_scope() as session:
         counts = _counts(session, period)
