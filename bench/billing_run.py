@@ -145,7 +145,7 @@ def make_usage(conn, tenant_ids: list[str], period_start: str, seconds_in_month:
         SELECT (%(ids)s::uuid[])[1 + g %% %(n)s],
                (ARRAY['stt_words', 'tts_words', 'call', 'call_seconds'])[1 + (g / %(n)s) %% 4],
                CASE (g / %(n)s) %% 4 WHEN 2 THEN 1 WHEN 3 THEN 30 + g %% 570 ELSE 1 + g %% 200 END,
-               %(start)s::timestamptz + make_interval(secs => (g * 7919) %% %(span)s),
+               %(start)s::timestamptz + make_interval(secs => (g::bigint * 7919) %% %(span)s),
                'call', %(start)s || '-' || g
         FROM generate_series(0, %(rows)s - 1) AS g
         """,

@@ -402,3 +402,17 @@ def test_the_job_runs_the_previous_month_and_the_schedule_queues_it_once(stripe_
     assert result["invoiced"] == 1 and result["worked"] == 0
     assert_invoiced_once(stripe_fake, {tenant: expected_cents(stt=2_500)})
     assert monthly_run.previous_period(datetime(2027, 1, 1, tzinfo=UTC)) == "2026-12"
+
+
+def test_lines_cannot_be_added_to_a_finalized_invoice(stripe_fake):
+    """What makes a resumed run check the invoice's status first: Stripe refuses lines on a non-draft."""
+    tenant = make_tenant("Final Dental")
+    add_usage(tenant, MID, calls=2)
+    monthly_run.run_period(PERIOD)
+    invoice_id = rows()[tenant].stripe_invoice_id
+    with pytest.raises(stripe_billing.StripeFailed) as refused:
+        stripe_billing.add_invoice_lines(
+            invoice_id, [{"amount_cents": 100, "description": "late"}], idempotency_key="late-line"
+        )
+    assert refused.value.status == 400 and refused.value.code == "invoice_not_editable"
+    assert stripe_fake.invoices[invoice_id]["total"] == 200

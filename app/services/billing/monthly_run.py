@@ -15,8 +15,9 @@
    dies (even SIGKILL) loses its locks with its connection, so a re-run continues at once, without a lease
    to wait out.
 4. Per organisation, Stripe writes with deterministic idempotency keys derived from (organisation, period,
-   step): a draft invoice (its id stored the moment Stripe returns it), one invoice item per line (voice words
-   with the STT/TTS breakdown, calls with their minutes), then finalize (Stripe collects and emails it).
+   step): a draft invoice (its id stored the moment Stripe returns it), its lines in one `add_lines` request
+   (voice words with the STT/TTS breakdown, calls with their minutes), then finalize (Stripe collects and
+   emails it): three requests.
    Stripe forgets keys after about 24 h, so a resumed organisation does not rely on them: with the stored
    invoice id it retrieves the invoice, adds only the lines it lacks and finalizes it if still a draft; a row
    taken before without a stored id (the runner died between Stripe's answer and our write) first looks for
@@ -281,19 +282,21 @@ def _invoice(conn: Connection, row: _Row) -> dict[str, Any]:
         conn.execute(_KEEP_INVOICE_ID, {"invoice": invoice["id"], "id": row.id})  # before anything else
     if invoice.get("status") == "draft":
         present = {(line.get("metadata") or {}).get("line") for line in (invoice.get("lines") or {}).get("data", [])}
-        start, end = usage.period_bounds(row.period)
-        for line in _lines(row):
-            if line.name in present:
-                continue
+        missing = [line for line in _lines(row) if line.name not in present]
+        if missing:  # all the lines in one request; the key names them, so adding a subset later is its own key
             _paced(
-                stripe_billing.create_invoice_item,
-                customer_id=row.customer_id,
-                amount_cents=line.amount_cents,
-                description=line.description,
-                idempotency_key=f"{row.key}-{line.name}",
-                invoice_id=invoice["id"],
-                metadata=_metadata(row, line=line.name),
-                period=(start, end),
+                stripe_billing.add_invoice_lines,
+                invoice["id"],
+                [
+                    {
+                        "amount_cents": line.amount_cents,
+                        "description": line.description,
+                        "metadata": _metadata(row, line=line.name),
+                    }
+                    for line in missing
+                ],
+                idempotency_key=f"{row.key}-lines-{'+'.join(line.name for line in missing)}",
+                period=usage.period_bounds(row.period),
             )
         invoice = _paced(
             stripe_billing.finalize_invoice, invoice["id"], idempotency_key=f"{row.key}-finalize", auto_advance=True
