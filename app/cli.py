@@ -45,8 +45,9 @@ def _cmd_seed_demo(args: argparse.Namespace) -> int:
 def _cmd_create_superadmin(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
+    from app.services import organisations
     from app.services.accounts import auth, tenants
-    from app.services.demo import DEMO_SLUG, generate_password
+    from app.services.demo import generate_password
     from app.services.validation import email_problem, normalise_email, password_problem
     from models import User
     from models.db import session_scope
@@ -64,9 +65,12 @@ def _cmd_create_superadmin(args: argparse.Namespace) -> int:
         if session.exec(select(User.id).where(User.email == normalise_email(args.email))).first():
             print("An account with this email already exists.", file=sys.stderr)
             return 1
-        tenant = tenants.get_by_slug(session, args.tenant or DEMO_SLUG)
+        # Super admins belong to the platform's own organisation (created with the first of them).
+        tenant = (
+            tenants.get_by_slug(session, args.tenant) if args.tenant else organisations.platform_organisation(session)
+        )
         if tenant is None:
-            print(f"No organisation with slug '{args.tenant or DEMO_SLUG}'.", file=sys.stderr)
+            print(f"No organisation with slug '{args.tenant}'.", file=sys.stderr)
             return 1
         auth.create_user(session, tenant, email=args.email, name=args.name, password=password, role="super_admin")
     print(f"Super admin {normalise_email(args.email)} created" + (f" with password {password}" if generated else "."))
@@ -326,7 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--name", default="Platform Admin")
     p.add_argument("--password", help="omit to be asked (or to generate one)")
-    p.add_argument("--tenant", help="organisation slug the account belongs to (default: demo)")
+    p.add_argument(
+        "--tenant",
+        help="organisation slug the account belongs to (default: the platform organisation, created with the first super admin)",
+    )
     p.set_defaults(func=_cmd_create_superadmin)
 
     p = sub.add_parser("import-csv", help="import contacts from a CSV file (as the upload page does)")

@@ -117,12 +117,16 @@ def _trace(tracking) -> _Trace:
     import gc
 
     trace = _Trace()
-    targets_of, lookup_target, write = tracking.targets_of, tracking.lookup_target, tracking.Recorder._write
+    targets_of, lookup_target, write = (
+        tracking.TargetLookups._targets_of,
+        tracking.lookup_target,
+        tracking.Recorder._write,
+    )
 
-    def timed_targets_of(keys):
+    async def timed_targets_of(self, keys):
         started = time.perf_counter()
         try:
-            return targets_of(keys)
+            return await targets_of(self, keys)
         finally:
             trace.samples["lookup_batch"].append((time.perf_counter() - started) * 1000)
             trace.counts["lookup_keys"] += len(keys)
@@ -150,7 +154,7 @@ def _trace(tracking) -> _Trace:
                 (time.perf_counter() - gc_started[0]) * 1000
             )
 
-    tracking.targets_of, tracking.lookup_target = timed_targets_of, counted_lookup_target
+    tracking.TargetLookups._targets_of, tracking.lookup_target = timed_targets_of, counted_lookup_target
     tracking.Recorder._write = timed_write
     gc.callbacks.append(on_gc)
     return trace

@@ -42,7 +42,12 @@ def test_sign_up_creates_organisation_admin_and_defaults():
         user = s.exec(select(User)).one()
         assert user.password_hash.startswith("$argon2id$")
         assert "correct-horse-9" not in user.password_hash
-        assert s.execute(text("SELECT count(*) FROM voice_settings")).scalar() == 1
+        assert (
+            s.execute(
+                text("SELECT count(*) FROM voice_settings WHERE tenant_id = :t"), {"t": principal.tenant_id}
+            ).scalar()
+            == 1
+        )
 
 
 def test_second_organisation_with_same_name_gets_its_own_slug(make_org):

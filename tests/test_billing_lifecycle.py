@@ -6,6 +6,8 @@ product says plainly that Stripe is not configured."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,9 +15,11 @@ import pytest
 from sqlmodel import select
 
 from app.integrations import stripe_billing
+from app.jobs.runner import Runner
+from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror, subscriptions
 from app.services.errors import Conflict, NotFound, PermissionDenied
-from models import OutboxMessage, StripeEvent, StripeInvoice, StripeSubscription
+from models import Job, OutboxMessage, StripeEvent, StripeInvoice, StripeSubscription
 from models.db import read_session
 
 
@@ -32,7 +36,13 @@ def pay_checkout(fake, scope) -> str:
         return stripe_mirror.customer_of_tenant(session, scope.tenant_id).stripe_customer_id
 
 
+def run_jobs() -> None:
+    """Run the queued jobs (the dunning mail) to the end, as the app's job runner would."""
+    asyncio.run(Runner(poll_seconds=0.05, heartbeat_seconds=0.2, schedule=False).run_until_idle(timeout=60))
+
+
 def billing_mail(tenant_id) -> list[OutboxMessage]:
+    run_jobs()
     with read_session() as session:
         return list(
             session.exec(
@@ -79,7 +89,8 @@ def test_lifecycle_from_checkout_to_paid(fake_stripe, make_org, make_user):
             select(StripeInvoice).where(StripeInvoice.tenant_id == admin.tenant_id, StripeInvoice.amount_paid_cents > 0)
         ).all()
     assert [(i.status, i.amount_paid_cents) for i in paid] == [("paid", 29900)]
-    assert paid[0].hosted_invoice_url and paid[0].invoice_pdf
+    assert "VoiceDesk plan" in httpx.get(paid[0].hosted_invoice_url).text
+    assert httpx.get(paid[0].invoice_pdf).headers["content-type"] == "application/pdf"
 
     # cancel at period end, then change one's mind
     view = subscriptions.cancel_at_period_end(scope)
@@ -225,3 +236,64 @@ def test_an_expired_checkout_is_replaced_and_a_finished_one_is_not_reopened(fake
     with pytest.raises(Conflict, match="already finished"):
         subscriptions.start_checkout(admin.scope)
     assert len(fake_stripe.checkout_sessions) == 2
+
+
+def test_no_payment_failed_mail_once_the_invoice_is_paid(fake_stripe, make_org):
+    admin = make_org()
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    fake_stripe.set_payments(customer_id, fail=True)
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()  # the mail job is queued ...
+    fake_stripe.set_payments(customer_id, fail=False)
+    fake_stripe.wait_delivered()  # ... but the invoice is paid before it runs
+    assert billing_mail(admin.tenant_id) == []
+    assert subscriptions.payment_problem(admin.tenant_id) is None
+
+
+def test_the_payment_failed_mail_waits_out_a_sendgrid_outage(fake_stripe, fake_sendgrid, make_org):
+    admin = make_org(email="owner@acme.example")
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    fake_stripe.set_payments(customer_id, fail=True)
+    fake_sendgrid.fail_next(503, times=5)  # more than one attempt's worth of retries
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()
+    runner = Runner(poll_seconds=0.05, heartbeat_seconds=0.2, retry_base_seconds=0.05, schedule=False)
+    for _ in range(100):  # the first attempt gives up; the job's retry, due a moment later, gets through
+        asyncio.run(runner.run_until_idle(timeout=120))
+        if fake_sendgrid.delivered("owner@acme.example"):
+            break
+        time.sleep(0.05)
+    assert fake_sendgrid.delivered("owner@acme.example") == 1
+    with read_session() as session:
+        job = session.exec(select(Job).where(Job.kind == "billing_dunning_mail")).one()
+    assert job.status == "succeeded" and job.attempts == 2
+    message = fake_sendgrid.messages[0]
+    assert "Payment failed" in message["subject"] and message["custom_args"]["kind"] == "billing"
+
+
+def test_the_platforms_crm_follows_the_plan_through_the_webhook(fake_stripe, make_org):
+    import uuid
+
+    from app.services import organisations
+    from models import Contact, Tenant
+    from models.db import session_scope
+
+    with session_scope() as session:
+        platform = organisations.platform_organisation(session).id  # the super admins' own organisation
+    with pytest.raises(Conflict, match="never billed"):
+        subscriptions.start_checkout(Scope(tenant_id=platform, role="super_admin"))
+    admin = make_org("Harbor Smiles")
+
+    def contact() -> Contact:
+        with read_session() as session:
+            contact_id = session.get(Tenant, admin.tenant_id).settings["platform_contact_id"]
+            return session.get(Contact, uuid.UUID(contact_id))
+
+    assert contact().status == "lead" and contact().stripe_customer_id is None
+    customer_id = pay_checkout(fake_stripe, admin.scope)
+    assert (contact().status, contact().stripe_customer_id) == ("customer", customer_id)
+    subscriptions.cancel_at_period_end(admin.scope)
+    fake_stripe.advance(days=15)
+    fake_stripe.wait_delivered()
+    assert subscriptions.subscription_view(admin.scope).status == "canceled"
+    assert contact().status == "inactive"

@@ -69,6 +69,8 @@ def test_stripe_error_bodies_reach_the_caller(fake_stripe):
         }
     }
     assert httpx.get(f"{base}/v1/customers/cus_x", headers={"Authorization": "Bearer sk_test_wrong"}).status_code == 401
+    assert httpx.get(f"{base}/v1/customers/cus_x", auth=("sk_test_wrong", "")).status_code == 401
+    assert httpx.get(f"{base}/v1/customers/cus_x", auth=(STRIPE_TEST_KEY, "")).status_code == 404  # as curl -u
 
 
 def test_rate_limited_requests_are_retried_until_all_are_through(fake_stripe):

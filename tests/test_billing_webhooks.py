@@ -202,3 +202,12 @@ def test_the_same_event_delivered_at_once_by_several_connections_is_applied_once
     assert sorted(a["duplicate"] for a in answers) == [False] + [True] * 7
     assert [e.id for e in rows(StripeEvent)] == [completed["id"]]
     assert [s.status for s in rows(StripeSubscription)] == ["trialing"]
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(fake_stripe, client):
+    body = json.dumps({"id": "evt_big", "type": "invoice.paid", "padding": "x" * (70 * 1024)})
+    answer = client.post(
+        "/webhooks/stripe", content=body.encode(), headers={"Stripe-Signature": sign(body, STRIPE_WEBHOOK_SECRET)}
+    )
+    assert answer.status_code == 413
+    assert rows(StripeEvent) == []

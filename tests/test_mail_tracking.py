@@ -3,6 +3,7 @@ and scanner activity told apart; forged tokens never redirect and record nothing
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 import uuid
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -412,3 +414,41 @@ def test_a_link_registered_after_its_campaign_was_cached_still_redirects(sent):
             {"t": scope.tenant_id, "c": campaign_id},
         ).scalar()
     assert tracking.target_of(tracking_id, added) == "https://clinic.example/new"
+
+
+def backends() -> int:
+    with session_scope() as session:
+        return session.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalar()
+
+
+def test_first_clicks_are_looked_up_on_the_event_loop_and_a_closed_loop_keeps_no_connection(sent, monkeypatch):
+    _, _, links, tracking_id = sent
+    before = backends()
+    for _ in range(4):  # a loop each (as tests and restarts make): a first click each time
+        monkeypatch.setattr(tracking, "TARGETS", tracking._Targets())
+        assert asyncio.run(tracking.lookup_target(tracking_id, links[0])) == "https://clinic.example/book"
+    assert backends() <= before + 1  # only the last loop's connection is still open
+
+
+def test_a_lookup_connection_that_dies_fails_its_clicks_once_then_reconnects(sent, monkeypatch):
+    _, _, links, tracking_id = sent
+
+    async def clicks() -> list:
+        results = []
+        for attempt in range(3):
+            monkeypatch.setattr(tracking, "TARGETS", tracking._Targets())
+            if attempt == 1:  # the server drops the loop's connection (a restart, a failover)
+                pid = tracking._lookups()._conn.info.backend_pid
+                with session_scope() as session:
+                    session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            try:
+                results.append(await tracking.lookup_target(tracking_id, links[1]))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    first, failed, again = asyncio.run(clicks())
+    assert first == again == "https://clinic.example/faq"
+    assert isinstance(failed, psycopg.OperationalError)  # that click answers 500; none hangs or goes elsewhere

@@ -249,7 +249,8 @@ def test_a_caller_is_matched_to_a_contact_of_the_called_organisation_only(make_o
     with session_scope() as s:
         from models import ContactInteraction
 
-        assert [i.contact_id for i in s.exec(select(ContactInteraction)).all()] == [mine]
+        rows = s.exec(select(ContactInteraction).where(ContactInteraction.tenant_id == a.tenant_id)).all()
+        assert [i.contact_id for i in rows] == [mine]
 
 
 def test_the_demo_organisation_has_past_calls_with_transcripts_summaries_and_usage():

@@ -379,15 +379,26 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
 # --- webhooks ----------------------------------------------------------------------------------------------
 
 
+def _signed_at(header: str) -> float:
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            return float(value)
+    return 0.0  # no timestamp: the SDK refuses it
+
+
 def construct_event(payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """The event in a webhook body, after checking its `Stripe-Signature` against STRIPE_WEBHOOK_SECRET and its
-    timestamp (at most WEBHOOK_TOLERANCE_SECONDS old). SignatureInvalid otherwise; StripeNotConfigured without
-    a secret (every event is then refused: unsigned events could mark anyone paid)."""
+    timestamp (at most WEBHOOK_TOLERANCE_SECONDS old, or ahead of our clock). SignatureInvalid otherwise;
+    StripeNotConfigured without a secret (every event is then refused: unsigned events could mark anyone paid)."""
     secret = get_settings().stripe_webhook_secret
     if not secret:
         raise StripeNotConfigured("Stripe webhooks are not configured: set STRIPE_WEBHOOK_SECRET.")
     if not signature_header:
         raise SignatureInvalid("The request carries no Stripe-Signature header.")
+    if _signed_at(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        # the SDK checks only the past; a body signed for later would stay replayable for longer
+        raise SignatureInvalid("The Stripe signature is not valid or is too old.")
     try:
         event = stripe.Webhook.construct_event(payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import ClassVar
 
 import plotly.graph_objects as go
 import reflex as rx
@@ -22,6 +23,7 @@ from app.components.crm import pager, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.components.mail import RECIPIENT_COLORS, STATUS_COLORS, mail_tabs
+from app.pages.paging import PagedList
 from app.services.accounts import auth
 from app.services.crm import contact_rules, custom_fields
 from app.services.errors import NotFound, ValidationFailed
@@ -310,13 +312,13 @@ def audience_words(count) -> str:
     return f"{count.sendable:,} {noun}" + (f" ({', '.join(left_out)} left out)" if left_out else "")
 
 
-class CampaignsState(rx.State):
+class CampaignsState(PagedList, rx.State):
     """The campaigns list (aggregate stats, search, sort, pages) and the "New campaign" dialog."""
 
+    per_page: ClassVar[int] = CAMPAIGNS_PER_PAGE
     rows: list[ListRow] = []
     loading: bool = True
     total: int = 0
-    page: int = 1
     q: str = ""
     sort: str = "newest"
     sort_choices: list[Choice] = [Choice(k, v) for k, v in SORT_LABELS.items()]
@@ -342,13 +344,9 @@ class CampaignsState(rx.State):
     audience_count: str = ""
     sendable: int = -1
 
-    @rx.var
-    def pages(self) -> int:
-        return max(1, -(-self.total // CAMPAIGNS_PER_PAGE))
-
     async def _refresh(self, scope) -> None:
         result = await asyncio.to_thread(
-            analytics.list_campaigns, scope, q=self.q, sort=self.sort, page=self.page, per_page=CAMPAIGNS_PER_PAGE
+            analytics.list_campaigns, scope, q=self.q, sort=self.sort, page=self.page, per_page=self.per_page
         )
         stats = await asyncio.to_thread(analytics.aggregate_stats, scope)
         self.rows, self.total = [list_row(m) for m in result.items], result.total
@@ -377,20 +375,6 @@ class CampaignsState(rx.State):
         scope = await require_scope(self, admin=True)
         self.sort, self.page = (sort if sort in SORT_LABELS else "newest"), 1
         await self._refresh(scope)
-
-    @rx.event
-    async def next_page(self):
-        scope = await require_scope(self, admin=True)
-        if self.page < self.pages:
-            self.page += 1
-            await self._refresh(scope)
-
-    @rx.event
-    async def prev_page(self):
-        scope = await require_scope(self, admin=True)
-        if self.page > 1:
-            self.page -= 1
-            await self._refresh(scope)
 
     def _audience(self) -> dict[str, str]:
         audience = {"q": self.aud_q.strip()}

@@ -14,6 +14,7 @@ from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
+from app.services import platform_crm
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.services.mail import analytics
@@ -95,6 +96,35 @@ def mail_activity(a: analytics.ContactCampaignActivity) -> MailActivity:
     return MailActivity(a.campaign_id, a.campaign_name, a.sent_at, a.summary, icon, color)
 
 
+@dataclasses.dataclass(frozen=True)
+class PaymentRow:
+    """An invoice of the organisation a platform contact stands for (the platform's own CRM only)."""
+
+    number: str
+    status: str
+    color: str
+    amount: str
+    created_at: str
+    url: str
+    pdf: str
+
+
+_INVOICE_COLORS = {"paid": "green", "open": "orange", "uncollectible": "red", "void": "gray", "draft": "gray"}
+
+
+def payment_row(p: platform_crm.Payment) -> PaymentRow:
+    amount = f"${p.amount_cents / 100:,.2f}" if p.currency == "usd" else f"{p.amount_cents / 100:,.2f} {p.currency}"
+    return PaymentRow(
+        p.number,
+        p.status.replace("_", " "),
+        _INVOICE_COLORS.get(p.status, "gray"),
+        amount,
+        p.created_at.isoformat(),
+        p.hosted_invoice_url,
+        p.invoice_pdf,
+    )
+
+
 class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     current_id: str = ""
     contact: dict[str, str] = {}
@@ -112,6 +142,8 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     entry_errors: dict[str, str] = {}
     entry_busy: bool = False
     mail: list[MailActivity] = []
+    payments: list[PaymentRow] = []
+    shows_payments: bool = False  # a platform contact linked to a Stripe customer
 
     @rx.var
     def entry_has_due(self) -> bool:
@@ -151,6 +183,9 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             await self._load_timeline(scope)
             rows = await asyncio.to_thread(analytics.contact_activity, scope, self.current_id)
             self.mail = [mail_activity(a) for a in rows]
+            payments = await asyncio.to_thread(platform_crm.payment_history, scope, self.current_id)
+            self.shows_payments = payments is not None
+            self.payments = [payment_row(p) for p in payments or []]
         except NotFound:
             self.missing = True
         self.loading = False
@@ -487,6 +522,41 @@ def _mail() -> rx.Component:
     )
 
 
+def _payment_row(p: PaymentRow) -> rx.Component:
+    link = {"href": p.url, "is_external": True}
+    return rx.hstack(
+        rx.icon("receipt", size=16, color=rx.color("gray", 10)),
+        rx.vstack(
+            rx.cond(p.url != "", rx.link(p.amount, weight="medium", size="2", **link), rx.text(p.amount, size="2")),
+            rx.text(when(p.created_at), size="1", color_scheme="gray"),
+            spacing="0",
+            flex="1",
+        ),
+        rx.badge(p.status, color_scheme=p.color, variant="soft"),
+        rx.cond(
+            p.pdf != "",
+            rx.link(rx.icon("file-down", size=16), href=p.pdf, is_external=True, aria_label="Invoice PDF"),
+        ),
+        width="100%",
+        align="center",
+        spacing="3",
+        padding_y="6px",
+        data_testid="payment",
+    )
+
+
+def _payments() -> rx.Component:
+    """What the organisation this contact stands for has paid the platform (the platform's CRM only)."""
+    return section(
+        "Payments",
+        rx.cond(
+            ContactDetailState.payments.length() > 0,
+            rx.vstack(rx.foreach(ContactDetailState.payments, _payment_row), spacing="1", width="100%"),
+            rx.text("No invoices yet: the first comes at the end of its first month.", size="2", color_scheme="gray"),
+        ),
+    )
+
+
 def _entry_input(name: str, label: str, **props) -> rx.Component:
     control = rx.input(name=name, default_value=ContactDetailState.entry_values.get(name, ""), width="100%", **props)
     return form_field(label, control, ContactDetailState.entry_errors.get(name, ""))
@@ -630,6 +700,7 @@ def contact_detail_page() -> rx.Component:
                     rx.grid(
                         _details(),
                         rx.vstack(
+                            rx.cond(ContactDetailState.shows_payments, _payments()),
                             rx.cond(ContactDetailState.mail.length() > 0, _mail()),
                             _timeline(),
                             spacing="4",

@@ -96,40 +96,64 @@ class SendEmailMixin(rx.State, mixin=True):
         yield rx.toast.success(f"Email “{sent.subject}” sent to {sent.to_email}.{where}")
 
 
+def content_fields(
+    testid: str,
+    templates,
+    source,
+    set_source,
+    *,
+    body_error,
+    body_hint: str,
+    subject_error,
+    template_note: str = "",
+) -> tuple[rx.Component, rx.Component]:
+    """The content picker (a template, or "Write a message") and, for a written one, its subject and message."""
+    written = rx.vstack(
+        form_field(
+            "Subject *",
+            rx.input(name="subject", width="100%", data_testid=f"{testid}-subject"),
+            subject_error,
+        ),
+        form_field(
+            "Message *",
+            rx.text_area(name="body", rows="8", width="100%", data_testid=f"{testid}-body"),
+            body_error,
+            body_hint,
+        ),
+        spacing="3",
+        width="100%",
+    )
+    note = rx.text(template_note, size="2", color_scheme="gray") if template_note else rx.fragment()
+    return (
+        form_field(
+            "Content",
+            rx.select.root(
+                rx.select.trigger(width="100%", data_testid=f"{testid}-source"),
+                rx.select.content(
+                    rx.foreach(templates, lambda c: rx.select.item(c.label, value=c.value)),
+                    rx.select.item("Write a message", value=WRITE),
+                ),
+                value=source,
+                on_change=set_source,
+            ),
+        ),
+        rx.cond(source == WRITE, written, note),
+    )
+
+
 def send_email_dialog(state) -> rx.Component:
     errors = state.email_errors
     return form_dialog(
         "Send email",
-        form_field(
-            "Content",
-            rx.select.root(
-                rx.select.trigger(width="100%", data_testid="email-source"),
-                rx.select.content(
-                    rx.foreach(state.email_templates, lambda c: rx.select.item(c.label, value=c.value)),
-                    rx.select.item("Write a message", value=WRITE),
-                ),
-                value=state.email_source,
-                on_change=state.set_email_source,
-            ),
-        ),
-        rx.cond(
-            state.email_source == WRITE,
-            rx.vstack(
-                form_field(
-                    "Subject *",
-                    rx.input(name="subject", width="100%", data_testid="email-subject"),
-                    errors.get("subject", ""),
-                ),
-                form_field(
-                    "Message *",
-                    rx.text_area(name="body", rows="8", width="100%", data_testid="email-body"),
-                    errors.get("body", ""),
-                    "Sent as written, with your sender's footer.",
-                ),
-                spacing="3",
-                width="100%",
-            ),
-            rx.text("The template is filled in with this contact's details.", size="2", color_scheme="gray"),
+        *content_fields(
+            "email",
+            state.email_templates,
+            state.email_source,
+            state.set_email_source,
+            body_error=errors.get("body", ""),
+            body_hint="Sent as written, with your sender's footer.",
+            subject_error=errors.get("subject", ""),
+            template_note="The template is filled in with this contact's details.",
         ),
         description="It is logged on the contact's timeline.",
         error=state.email_error,
@@ -222,35 +246,14 @@ def bulk_email_dialog(state) -> rx.Component:
             width="100%",
             data_testid="bulk-count",
         ),
-        form_field(
-            "Content",
-            rx.select.root(
-                rx.select.trigger(width="100%", data_testid="bulk-source"),
-                rx.select.content(
-                    rx.foreach(state.bulk_templates, lambda c: rx.select.item(c.label, value=c.value)),
-                    rx.select.item("Write a message", value=WRITE),
-                ),
-                value=state.bulk_source,
-                on_change=state.set_bulk_source,
-            ),
-        ),
-        rx.cond(
-            state.bulk_source == WRITE,
-            rx.vstack(
-                form_field(
-                    "Subject *",
-                    rx.input(name="subject", width="100%", data_testid="bulk-subject"),
-                    errors.get("subject", ""),
-                ),
-                form_field(
-                    "Message *",
-                    rx.text_area(name="body", rows="8", width="100%", data_testid="bulk-body"),
-                    errors.get("html_content", ""),
-                    "Variables such as {{ contact_name }} are filled in for each contact.",
-                ),
-                spacing="3",
-                width="100%",
-            ),
+        *content_fields(
+            "bulk",
+            state.bulk_templates,
+            state.bulk_source,
+            state.set_bulk_source,
+            body_error=errors.get("html_content", ""),
+            body_hint="Variables such as {{ contact_name }} are filled in for each contact.",
+            subject_error=errors.get("subject", ""),
         ),
         description="Sent now as a small campaign: tracked, with an unsubscribe link, and listed under Campaigns.",
         error=state.bulk_error,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+from typing import ClassVar
 
 import reflex as rx
 
@@ -14,6 +15,7 @@ from app.components.cards import confirm, empty_state, section
 from app.components.crm import pager, when
 from app.components.layout import page_shell
 from app.components.mail import OUTBOX_SANDBOX, email_frame, mail_tabs, text_part
+from app.pages.paging import PagedList
 from app.services.errors import NotFound, ServiceError
 from app.services.mail import outbox, transport
 from app.session import require_scope
@@ -62,10 +64,10 @@ def _row(item: outbox.OutboxItem) -> MessageRow:
     )
 
 
-class OutboxState(rx.State):
+class OutboxState(PagedList, rx.State):
+    per_page: ClassVar[int] = PER_PAGE
     rows: list[MessageRow] = []
     total: int = 0
-    page: int = 1
     loading: bool = True
     sendgrid: bool = False
     # one message
@@ -75,12 +77,8 @@ class OutboxState(rx.State):
     text: str = ""
     missing: bool = False
 
-    @rx.var
-    def pages(self) -> int:
-        return max(1, -(-self.total // PER_PAGE))
-
     async def _refresh(self, scope) -> None:
-        result = await asyncio.to_thread(outbox.list_messages, scope, page=self.page, per_page=PER_PAGE)
+        result = await asyncio.to_thread(outbox.list_messages, scope, page=self.page, per_page=self.per_page)
         self.rows, self.total = [_row(i) for i in result.items], result.total
         self.loading = False
 
@@ -89,20 +87,6 @@ class OutboxState(rx.State):
         scope = await require_scope(self, admin=True)
         self.sendgrid, self.page = transport.configured(), 1
         await self._refresh(scope)
-
-    @rx.event
-    async def next_page(self):
-        scope = await require_scope(self, admin=True)
-        if self.page < self.pages:
-            self.page += 1
-            await self._refresh(scope)
-
-    @rx.event
-    async def prev_page(self):
-        scope = await require_scope(self, admin=True)
-        if self.page > 1:
-            self.page -= 1
-            await self._refresh(scope)
 
     @rx.event
     async def load_message(self):

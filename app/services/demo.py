@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.services import organisations
+from app.services import organisations, platform_crm
 from app.services.accounts import auth, tenants
 from app.services.accounts.scope import Scope
 from app.services.agents import conversations, run_turn, specialists
@@ -66,13 +66,16 @@ def seed_demo() -> list[Credential]:
         if tenant is None:
             tenant = organisations.create_organisation(session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True)
         mail_templates.seed_defaults(session, tenant.id)  # a demo made before email templates existed gets them
-        for email, name, role in (
-            (ADMIN_EMAIL, "Dana Whitfield", "admin"),
-            (MEMBER_EMAIL, "Sam Ortega", "member"),
-            (SUPER_ADMIN_EMAIL, "Platform Operator", "super_admin"),
+        platform = organisations.platform_organisation(session)
+        for home, email, name, role in (
+            (tenant, ADMIN_EMAIL, "Dana Whitfield", "admin"),
+            (tenant, MEMBER_EMAIL, "Sam Ortega", "member"),
+            (platform, SUPER_ADMIN_EMAIL, "Platform Operator", "super_admin"),
         ):
-            if credential := _ensure_user(session, tenant, email, name, role):
+            if credential := _ensure_user(session, home, email, name, role):
                 created.append(credential)
+        if "platform_contact_id" not in (tenant.settings or {}):  # the demo as the platform's CRM shows it
+            platform_crm.add_signup(session, platform.id, tenant, "Dana Whitfield", ADMIN_EMAIL)
         if session.exec(select(PhoneNumber.id).where(PhoneNumber.number == DEMO_NUMBER)).first() is None:
             session.add(PhoneNumber(tenant_id=tenant.id, number=DEMO_NUMBER, label="Main line"))
         if session.exec(select(CustomField.id).where(CustomField.tenant_id == tenant.id)).first() is None:

@@ -4,8 +4,10 @@ added in one place without the account code depending on the domains."""
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app.services import platform_crm
 from app.services.accounts import auth, tenants
 from app.services.agents.specialists import seed_defaults
 from app.services.calls.voice_settings import default_voice_settings
@@ -23,6 +25,23 @@ def create_organisation(session: Session, name: str, *, slug: str | None = None,
     session.flush()
     seed_defaults(session, tenant.id)  # the default specialist agents
     mail_templates.seed_defaults(session, tenant.id)  # welcome, follow-up, invoice reminder
+    return tenant
+
+
+def platform_organisation(session: Session) -> Tenant:
+    """The platform's own organisation (its super admins, its CRM of the organisations that sign up), created
+    with the first super admin, with the organisations that signed up before it as its first contacts; never
+    billed."""
+    tenant = tenants.get_by_slug(session, tenants.PLATFORM_SLUG)
+    if tenant is not None:
+        return tenant
+    try:
+        with session.begin_nested():  # two first super admins at once: one creates it, the other reads it
+            tenant = create_organisation(session, platform_crm.PLATFORM_NAME, slug=tenants.PLATFORM_SLUG)
+            platform_crm.add_existing(session, tenant.id)
+    except IntegrityError:
+        tenant = tenants.get_by_slug(session, tenants.PLATFORM_SLUG)
+    tenants.forget_platform()
     return tenant
 
 
@@ -52,4 +71,6 @@ def register_organisation(org_name: str, name: str, email: str, password: str) -
         )
         session.add(user)
         session.flush()
+        if (platform := tenants.get_by_slug(session, tenants.PLATFORM_SLUG)) is not None:
+            platform_crm.add_signup(session, platform.id, tenant, person, address)
         return auth.principal_of(user, tenant)

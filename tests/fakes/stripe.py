@@ -1,10 +1,11 @@
 """A stateful fake of the Stripe API, for the endpoints the billing adapter uses, speaking Stripe's wire format.
 
 Requests are form-encoded as the SDK sends them (`line_items[0][price]=...`), authenticated with
-`Authorization: Bearer <key>`, and answered with Stripe's object shapes for the pinned API version (`object`,
-prefixed ids, `created`, lists as `{"object": "list", "data", "has_more", "url"}`, subscription periods on the
-items, an invoice's subscription under `parent.subscription_details`) or Stripe's error body
-`{"error": {"type", "code", "message", "param"}}` (400, 401, 402, 404, 429).
+`Authorization: Bearer <key>` (or Basic with the key as user name, as Stripe also accepts), and answered with
+Stripe's object shapes for the pinned API version (`object`, prefixed ids, `created`, lists as
+`{"object": "list", "data", "has_more", "url"}`, subscription periods on the items, an invoice's subscription
+under `parent.subscription_details`) or Stripe's error body `{"error": {"type", "code", "message", "param"}}`
+(400, 401, 402, 404, 429).
 
     fake = FakeStripe("sk_test_fake", prices={"price_fake_monthly": 29900})
     with serve(fake.app) as url: ...       # STRIPE_API_BASE = url
@@ -44,12 +45,14 @@ Test controls (in process, and over HTTP under `/_fake/` for benchmarks in anoth
     wait_delivered()           POST /_fake/wait
 
 `python -m tests.fakes.stripe --port N [--key K] [--price ID=CENTS] [--rate-limit R] [--webhook-url U
---webhook-secret S]` serves one in its own process.
+--webhook-secret S] [--no-events]` serves one in its own process (`--no-events`: keep no events while no
+webhook URL is set, for runs of tens of thousands of invoices).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import collections
 import copy
@@ -793,6 +796,7 @@ class FakeStripe:
             Route("/portal/{id}", self._portal_page, methods=["GET"]),
             Route("/portal/{id}/subscriptions/{sub}/{action}", self._portal_action, methods=["POST"]),
             Route("/i/{id}", self._invoice_page, methods=["GET"]),
+            Route("/i/{id}/pdf", self._invoice_pdf, methods=["GET"]),
             Route("/_fake/reset", self._control(lambda body, q: self.reset() or {"reset": True}), methods=["POST"]),
             Route(
                 "/_fake/config", self._control(lambda body, q: self.configure(**body) or {"ok": True}), methods=["POST"]
@@ -826,7 +830,7 @@ class FakeStripe:
 
     def _endpoint(self, handler):
         async def endpoint(request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            if not self._authorised(request.headers.get("authorization") or ""):
                 return self._error(
                     StripeError(401, "Invalid API Key provided: " + _masked(request.headers.get("authorization")))
                 )
@@ -880,6 +884,19 @@ class FakeStripe:
                 )
 
         return endpoint
+
+    def _authorised(self, header: str) -> bool:
+        """`Bearer <key>` (what the SDK sends) or HTTP Basic with the key as user name (what curl -u sends)."""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return hmac.compare_digest(value.strip(), self.api_key)
+        if scheme.lower() == "basic":
+            try:
+                user = base64.b64decode(value.strip()).decode().partition(":")[0]
+            except ValueError:
+                return False
+            return hmac.compare_digest(user, self.api_key)
+        return False
 
     def _throttle(self) -> Response | None:
         if not self.rate_limit:
@@ -1326,6 +1343,15 @@ class FakeStripe:
                 f"<table>{rows}</table><p>Total: {_money(invoice['total'])}</p>"
             )
             return HTMLResponse(_page("Invoice", body))
+
+    async def _invoice_pdf(self, request: Request) -> Response:
+        with self._lock:
+            invoice = self.invoices.get(request.path_params["id"])
+            if invoice is None or invoice["invoice_pdf"] is None:
+                return HTMLResponse(_page("Not found", "<p>No such invoice.</p>"), status_code=404)
+            label = f"Invoice {invoice['number']} {_money(invoice['total'])} {invoice['status']}"
+        # a one-line placeholder document: enough for a link check, not a rendering of the invoice
+        return Response(f"%PDF-1.4\n% {label}\n%%EOF\n".encode(), media_type="application/pdf")
 
     # --- controls -----------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, update
@@ -14,11 +15,38 @@ from models import CallSession, Contact, Tenant, User
 from models.base import utcnow
 from models.db import session_scope
 
+PLATFORM_SLUG = (
+    "platform"  # the platform's own organisation: its super admins and its CRM (app/services/platform_crm.py)
+)
+# Never a sign-up's slug: no organisation named "Platform" or "Demo" takes their place while they do not exist yet.
+RESERVED_SLUGS = frozenset({PLATFORM_SLUG, "demo"})
+
+
+_platform: dict[str, frozenset[uuid.UUID]] = {}
+
+
+def is_platform(tenant_id: uuid.UUID) -> bool:
+    """Whether an organisation is the platform's own (the only one that sees other organisations' billing). Its
+    id is kept once known (it never changes); until it exists every question looks (it may be created meanwhile,
+    by the first super admin, in another process)."""
+    ids = _platform.get("ids")
+    if not ids:
+        with session_scope() as session:
+            ids = _platform["ids"] = frozenset(
+                session.exec(select(Tenant.id).where(Tenant.slug == PLATFORM_SLUG)).all()
+            )
+    return tenant_id in ids
+
+
+def forget_platform() -> None:
+    """The platform organisation was (re)created: its id is read again on the next question."""
+    _platform.clear()
+
 
 def unique_slug(session: Session, name: str) -> str:
     base = slugify(name)
     slug, n = base, 1
-    while session.exec(select(Tenant.id).where(Tenant.slug == slug)).first() is not None:
+    while slug in RESERVED_SLUGS or session.exec(select(Tenant.id).where(Tenant.slug == slug)).first() is not None:
         n += 1
         slug = f"{base}-{n}"
     return slug

@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from app.integrations import stripe_billing
 from app.integrations.stripe_billing import StripeFailed, StripeNotConfigured
+from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror
 from app.services.errors import Conflict, NotFound, ServiceError, Unavailable
@@ -129,6 +130,8 @@ def start_checkout(scope: Scope) -> str:
     """The URL of Stripe's hosted Checkout for the plan; `checkout.session.completed` then records the
     subscription. Refused while the organisation already has a live subscription."""
     scope.require_admin()
+    if tenants.is_platform(scope.tenant_id):
+        raise Conflict("The platform's own organisation is never billed.")
     if not stripe_billing.configured():
         raise BillingNotConfigured(stripe_billing.NOT_CONFIGURED)
     with read_session() as session:

@@ -12,15 +12,16 @@
   (`last_event_created`) is skipped; any other event makes us re-read the object from Stripe and mirror
   that, under a lock on the object, so whatever the order, the mirror ends at Stripe's current state.
 - Dunning: when Stripe reports a failed payment on an invoice still open, the organisation shows a payment
-  problem (subscriptions.payment_problem) and its admins get an email (after the transaction commits; a mail
-  that cannot be sent is logged, the banner stays). A paid invoice ends the problem.
+  problem (subscriptions.payment_problem), and one job per admin (queued in the event's transaction, so exactly
+  once per event and admin, and retried while SendGrid is unavailable) emails them (`send_dunning_mail`). A
+  paid invoice ends the problem.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,15 +30,16 @@ from sqlmodel import Session, select
 
 from app.integrations import stripe_billing
 from app.integrations.stripe_billing import SignatureInvalid, StripeFailed, StripeNotConfigured
+from app.services import job_queue, platform_crm
 from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror
 from app.services.errors import ServiceError
 from app.services.mail import delivery, transport
 from app.services.mail.senders import Sender
 from app.settings import get_settings
-from models import StripeEvent, Tenant, User
+from models import StripeEvent, StripeInvoice, Tenant, User
 from models.base import utcnow
-from models.db import session_scope
+from models.db import read_session, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,7 @@ class WebhooksNotConfigured(ServiceError):
     status_code = 400
 
 
-@dataclass
-class Dunning:
-    tenant_id: uuid.UUID
-    invoice_id: str
-    amount_cents: int
-    currency: str
-    number: str
-    hosted_invoice_url: str | None
+DUNNING_JOB = "billing_dunning_mail"
 
 
 @dataclass
@@ -74,7 +69,8 @@ class Received:
     duplicate: bool
     applied: bool = False  # False: a duplicate, a stale event, an unknown customer or a type we ignore
     note: str = ""
-    dunning: list[Dunning] = field(default_factory=list)
+    mails_queued: int = 0
+    tenant_id: uuid.UUID | None = None  # the organisation whose plan the event may have changed
 
 
 def verify(payload: bytes, signature_header: str | None) -> dict[str, Any]:
@@ -87,7 +83,7 @@ def verify(payload: bytes, signature_header: str | None) -> dict[str, Any]:
 
 
 def receive(event: dict[str, Any]) -> Received:
-    """Apply one verified event exactly once; then send the dunning mail it calls for."""
+    """Apply one verified event exactly once (with the dunning mail it calls for queued in the same transaction)."""
     created = stripe_billing.timestamp(event.get("created")) or utcnow()
     with session_scope() as session:
         stored = session.execute(
@@ -102,9 +98,20 @@ def receive(event: dict[str, Any]) -> Received:
         row = session.get(StripeEvent, event["id"])
         row.processed_at = utcnow()
         row.error = result.note or None
-    for notice in result.dunning:
-        _mail_admins(notice)
+    if result.tenant_id is not None:
+        _tell_platform_crm(result.tenant_id)
     return result
+
+
+def _tell_platform_crm(tenant_id: uuid.UUID) -> None:
+    """The platform's own CRM follows each organisation's plan (its contact becomes a customer, or inactive).
+    Told the mirror's state after the event committed, whatever order events came in; idempotent, so a
+    redelivery or the next event repairs a call lost to a crash."""
+    with read_session() as session:
+        current = stripe_mirror.current_subscription(session, tenant_id)
+        customer = stripe_mirror.customer_of_tenant(session, tenant_id)
+    if customer is not None:
+        platform_crm.customer_linked(tenant_id, customer.stripe_customer_id, current.status if current else "none")
 
 
 def _apply(session: Session, event: dict[str, Any], created: datetime) -> Received:
@@ -116,7 +123,7 @@ def _apply(session: Session, event: dict[str, Any], created: datetime) -> Receiv
         if kind in SUBSCRIPTION_EVENTS:
             return _subscription_event(session, obj, created)
         if kind in INVOICE_EVENTS:
-            return _invoice_event(session, kind, obj, created)
+            return _invoice_event(session, event["id"], kind, obj, created)
     except StripeFailed as exc:
         if exc.missing:  # the object is gone from Stripe: nothing to mirror
             return Received(duplicate=False, note=f"not found at Stripe: {exc.message}")
@@ -135,7 +142,7 @@ def _checkout_completed(session: Session, checkout: dict[str, Any], created: dat
     stripe_mirror.link_customer(session, tenant_id, checkout["customer"], details.get("email"))
     if checkout.get("subscription"):
         _refresh_subscription(session, tenant_id, str(checkout["subscription"]), created)
-    return Received(duplicate=False, applied=True)
+    return Received(duplicate=False, applied=True, tenant_id=tenant_id)
 
 
 def _refresh_subscription(session: Session, tenant_id: uuid.UUID, sub_id: str, created: datetime | None) -> None:
@@ -158,10 +165,10 @@ def _subscription_event(session: Session, sub: dict[str, Any], created: datetime
             raise
         current = sub  # deleted for good at Stripe: the event's copy is the last word
     stripe_mirror.subscription(session, tenant_id, current, created)
-    return Received(duplicate=False, applied=True)
+    return Received(duplicate=False, applied=True, tenant_id=tenant_id)
 
 
-def _invoice_event(session: Session, kind: str, inv: dict[str, Any], created: datetime) -> Received:
+def _invoice_event(session: Session, event_id: str, kind: str, inv: dict[str, Any], created: datetime) -> Received:
     tenant_id = stripe_mirror.tenant_for(session, inv.get("customer"), inv.get("metadata"))
     if tenant_id is None:
         return Received(duplicate=False, note=f"unknown customer {inv.get('customer')}")
@@ -174,61 +181,83 @@ def _invoice_event(session: Session, kind: str, inv: dict[str, Any], created: da
         # paid or failed moves the subscription (past_due <-> active): mirror it now, whatever order the
         # subscription's own event arrives in
         _refresh_subscription(session, tenant_id, sub_id, None)
-    result = Received(duplicate=False, applied=True)
+    result = Received(duplicate=False, applied=True, tenant_id=tenant_id if sub_id else None)
     if failed:
-        result.dunning.append(
-            Dunning(
-                tenant_id=tenant_id,
-                invoice_id=current["id"],
-                amount_cents=int(current.get("amount_remaining") or current.get("amount_due") or 0),
-                currency=current.get("currency") or "usd",
-                number=current.get("number") or current["id"],
-                hosted_invoice_url=current.get("hosted_invoice_url"),
-            )
-        )
+        result.mails_queued = _queue_dunning(session, event_id, tenant_id, current)
     return result
 
 
 # --- dunning mail ------------------------------------------------------------------------------------------
 
 
-def _mail_admins(notice: Dunning) -> int:
-    """Tell each admin of the organisation that its payment failed (SendGrid, or the outbox). Returns how many
-    messages were handed over."""
+def _queue_dunning(session: Session, event_id: str, tenant_id: uuid.UUID, inv: dict[str, Any]) -> int:
+    """One mail job per active admin, keyed by event and admin: a redelivered event queues nothing more."""
+    admins = session.exec(
+        select(User.id).where(User.tenant_id == tenant_id, User.role == "admin", User.is_active)
+    ).all()
+    notice = {
+        "invoice_id": inv["id"],
+        "amount_cents": int(inv.get("amount_remaining") or inv.get("amount_due") or 0),
+        "currency": inv.get("currency") or "usd",
+        "number": inv.get("number") or inv["id"],
+        "hosted_invoice_url": inv.get("hosted_invoice_url"),
+    }
+    queued = 0
+    for user_id in admins:
+        job = job_queue.enqueue(
+            DUNNING_JOB,
+            {**notice, "user_id": str(user_id)},
+            tenant_id=tenant_id,
+            max_attempts=8,
+            dedupe_key=f"dunning-{event_id}-{user_id}",
+            session=session,
+        )
+        queued += job is not None
+    return queued
+
+
+def send_dunning_mail(tenant_id: uuid.UUID, notice: dict[str, Any]) -> dict[str, Any]:
+    """Tell one admin that the organisation's payment failed (SendGrid, or the outbox). Unavailable when SendGrid
+    cannot take it now (the job tries again later); nothing is sent to someone no longer an active admin, or
+    once the invoice is paid."""
     settings = get_settings()
-    with session_scope() as session:
-        tenant = session.get(Tenant, notice.tenant_id)
-        admins = session.exec(
-            select(User.email, User.name).where(
-                User.tenant_id == notice.tenant_id, User.role == "admin", User.is_active
+    with read_session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        user = session.exec(
+            select(User).where(
+                User.id == uuid.UUID(notice["user_id"]),
+                User.tenant_id == tenant_id,
+                User.role == "admin",
+                User.is_active,
             )
-        ).all()
-    if tenant is None:
-        return 0
+        ).first()
+        still_owed = session.exec(
+            select(StripeInvoice.id).where(
+                StripeInvoice.tenant_id == tenant_id,
+                StripeInvoice.stripe_invoice_id == notice["invoice_id"],
+                StripeInvoice.status == "open",
+            )
+        ).first()
+    if tenant is None or user is None or still_owed is None:
+        return {"sent": 0}
     sender = Sender(settings.smtp_from_name, settings.smtp_from_email, "", "", tenant.name, True)
-    amount = f"${notice.amount_cents / 100:,.2f}" if notice.currency == "usd" else f"{notice.amount_cents / 100:,.2f}"
-    billing = f"{settings.public_base_url}/billing"
-    subject = f"Payment failed for {tenant.name}'s VoiceDesk subscription"
-    sent = 0
-    for email, name in admins:
-        text = (
-            f"Hello {name},\n\n"
-            f"We could not collect {amount} for {tenant.name}'s VoiceDesk subscription (invoice {notice.number}).\n\n"
-            f"Please update your payment method on the Billing page: {billing}\n"
-            + (f"You can also pay the invoice here: {notice.hosted_invoice_url}\n" if notice.hosted_invoice_url else "")
-            + "\nStripe will try the payment again. Until it succeeds, your admin pages show a reminder.\n"
-        )
-        body = transport.mail_body(
-            sender,
-            [{"to": [transport.recipient(email, name)]}],
-            subject=subject,
-            html=delivery.text_to_html(text),
-            text=text,
-            custom_args={"tenant_id": str(notice.tenant_id), "kind": "billing", "invoice": notice.invoice_id},
-        )
-        try:
-            delivery.send_one(Scope.system(notice.tenant_id), body, kind="billing")
-            sent += 1
-        except ServiceError as exc:
-            log.warning("payment failure mail to an admin of %s not sent: %s", notice.tenant_id, exc.message)
-    return sent
+    cents = int(notice["amount_cents"])
+    amount = f"${cents / 100:,.2f}" if notice["currency"] == "usd" else f"{cents / 100:,.2f} {notice['currency']}"
+    link = notice.get("hosted_invoice_url")
+    text = (
+        f"Hello {user.name},\n\n"
+        f"We could not collect {amount} for {tenant.name}'s VoiceDesk subscription (invoice {notice['number']}).\n\n"
+        f"Please update your payment method on the Billing page: {settings.public_base_url}/billing\n"
+        + (f"You can also pay the invoice here: {link}\n" if link else "")
+        + "\nStripe will try the payment again. Until it succeeds, your admin pages show a reminder.\n"
+    )
+    body = transport.mail_body(
+        sender,
+        [{"to": [transport.recipient(user.email, user.name)]}],
+        subject=f"Payment failed for {tenant.name}'s VoiceDesk subscription",
+        html=delivery.text_to_html(text),
+        text=text,
+        custom_args={"tenant_id": str(tenant_id), "kind": "billing", "invoice": notice["invoice_id"]},
+    )
+    sent = delivery.send_one(Scope.system(tenant_id), body, kind="billing")
+    return {"sent": 1, "delivery": sent.delivery}

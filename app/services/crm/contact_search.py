@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from app.services.accounts.scope import Scope
+from app.services.accounts.tenants import is_platform
 from app.services.crm import custom_fields as cf
 from app.services.crm.contact_rules import STATUS_LABELS, status_problem
 from app.services.errors import ValidationFailed
@@ -157,14 +158,17 @@ def cards_of_rows(rows: list[Any], statuses: dict[str, str]) -> list[ContactCard
 
 
 def subscription_statuses(session: Session, scope: Scope, customer_ids: set[str]) -> dict[str, str]:
-    """Latest subscription status per linked Stripe customer, from this organisation's own billing mirror."""
+    """Latest subscription status per linked Stripe customer. The platform organisation's contacts are the
+    organisations that subscribe to the platform, so it reads their subscriptions (by the customer ids its own
+    contacts carry); any other organisation only its own billing mirror."""
     if not customer_ids:
         return {}
-    rows = session.exec(
-        select(StripeSubscription.stripe_customer_id, StripeSubscription.status)
-        .where(StripeSubscription.tenant_id == scope.tenant_id, StripeSubscription.stripe_customer_id.in_(customer_ids))
-        .order_by(StripeSubscription.created_at)
-    ).all()
+    query = select(StripeSubscription.stripe_customer_id, StripeSubscription.status).where(
+        StripeSubscription.stripe_customer_id.in_(customer_ids)
+    )
+    if not is_platform(scope.tenant_id):
+        query = query.where(StripeSubscription.tenant_id == scope.tenant_id)
+    rows = session.exec(query.order_by(StripeSubscription.created_at)).all()
     return {customer: status for customer, status in rows}
 
 

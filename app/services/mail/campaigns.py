@@ -25,7 +25,9 @@ sending and made into recipients once, when sending starts.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -413,17 +415,28 @@ def _start_job(session: Session, scope: Scope, row: EmailCampaign) -> None:
     session.flush()
 
 
-def send_now(scope: Scope, campaign_id: Any) -> CampaignView:
+@contextlib.contextmanager
+def _changing(scope: Scope, campaign_id: Any, allowed: Iterable[str], verb: str) -> Iterator[tuple[Session, Any]]:
+    """An admin's change of a campaign's state: its row locked, its status one of `allowed` (else a plain-words
+    refusal saying it cannot be `verb`), and once the change is made, its time of change set and written."""
     scope.require_admin()
     with session_scope() as session:
         row = _get(session, scope, campaign_id, lock=True)
-        if row.status not in EDITABLE:
-            raise _state_problem(row, "sent now")
+        if row.status not in allowed:
+            raise _state_problem(row, verb)
+        yield session, row
+        row.updated_at = utcnow()
+        session.add(row)
+        session.flush()
+
+
+def send_now(scope: Scope, campaign_id: Any) -> CampaignView:
+    with _changing(scope, campaign_id, EDITABLE, "sent now") as (session, row):
         _ready_to_send(session, scope, row)
         _audience_problem(scope, row)
         row.scheduled_at = None
         _start_job(session, scope, row)
-        return _view(row)
+    return _view(row)
 
 
 def schedule(scope: Scope, campaign_id: Any, send_at: Any) -> CampaignView:
@@ -437,28 +450,17 @@ def schedule(scope: Scope, campaign_id: Any, send_at: Any) -> CampaignView:
         raise ValidationFailed({"send_at": "Choose a time in the future, or send now."})
     if when > now + MAX_SCHEDULE_AHEAD:
         raise ValidationFailed({"send_at": "A campaign can be scheduled at most a year ahead."})
-    with session_scope() as session:
-        row = _get(session, scope, campaign_id, lock=True)
-        if row.status not in EDITABLE:
-            raise _state_problem(row, "scheduled")
+    with _changing(scope, campaign_id, EDITABLE, "scheduled") as (session, row):
         _ready_to_send(session, scope, row)
         _audience_problem(scope, row)
-        row.status, row.scheduled_at, row.updated_at = "scheduled", when, utcnow()
-        session.add(row)
-        session.flush()
-        return _view(row)
+        row.status, row.scheduled_at = "scheduled", when
+    return _view(row)
 
 
 def unschedule(scope: Scope, campaign_id: Any) -> CampaignView:
-    scope.require_admin()
-    with session_scope() as session:
-        row = _get(session, scope, campaign_id, lock=True)
-        if row.status != "scheduled":
-            raise _state_problem(row, "unscheduled")
-        row.status, row.scheduled_at, row.updated_at = "draft", None, utcnow()
-        session.add(row)
-        session.flush()
-        return _view(row)
+    with _changing(scope, campaign_id, ("scheduled",), "unscheduled") as (_, row):
+        row.status, row.scheduled_at = "draft", None
+    return _view(row)
 
 
 def _user_name(session: Session, scope: Scope) -> str:
@@ -469,37 +471,22 @@ def _user_name(session: Session, scope: Scope) -> str:
 
 def pause(scope: Scope, campaign_id: Any) -> CampaignView:
     """Sending stops after the batch in flight; resume carries on with everyone not yet sent."""
-    scope.require_admin()
-    with session_scope() as session:
-        row = _get(session, scope, campaign_id, lock=True)
-        if row.status != "sending":
-            raise _state_problem(row, "paused")
+    with _changing(scope, campaign_id, ("sending",), "paused") as (session, row):
         row.status = "paused"
         row.pause_reason = f"Paused by {_user_name(session, scope)}."
-        row.updated_at = utcnow()
-        session.add(row)
-        session.flush()
-        return _view(row)
+    return _view(row)
 
 
 def resume(scope: Scope, campaign_id: Any) -> CampaignView:
-    scope.require_admin()
-    with session_scope() as session:
-        row = _get(session, scope, campaign_id, lock=True)
-        if row.status != "paused":
-            raise _state_problem(row, "resumed")
+    with _changing(scope, campaign_id, ("paused",), "resumed") as (session, row):
         _ready_to_send(session, scope, row)
         _start_job(session, scope, row)
-        return _view(row)
+    return _view(row)
 
 
 def cancel(scope: Scope, campaign_id: Any) -> CampaignView:
     """Nobody else is sent to; the batch in flight, if any, finishes. Waiting recipients become skipped."""
-    scope.require_admin()
-    with session_scope() as session:
-        row = _get(session, scope, campaign_id, lock=True)
-        if row.status not in ("draft", "scheduled", "sending", "paused"):
-            raise _state_problem(row, "cancelled")
+    with _changing(scope, campaign_id, ("draft", "scheduled", "sending", "paused"), "cancelled") as (session, row):
         skipped = session.execute(
             text(
                 "UPDATE email_recipients SET status = 'skipped', error_message = 'The campaign was cancelled.' "
@@ -510,11 +497,9 @@ def cancel(scope: Scope, campaign_id: Any) -> CampaignView:
             {"c": row.id},
         ).rowcount
         row.skipped_count += skipped
-        row.status, row.finished_at, row.updated_at = "cancelled", utcnow(), utcnow()
+        row.status, row.finished_at = "cancelled", utcnow()
         row.scheduled_at = None if row.materialized_at is None else row.scheduled_at
-        session.add(row)
-        session.flush()
-        return _view(row)
+    return _view(row)
 
 
 def resend_unknown(scope: Scope, campaign_id: Any) -> int:
