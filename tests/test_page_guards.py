@@ -20,6 +20,7 @@ from sqlmodel import select
 import app.app  # noqa: F401  (builds the app: every page state exists)
 from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
+from app.pages.billing import BillingState
 from app.pages.calls import CallsState
 from app.pages.campaigns import CampaignsState, CampaignState
 from app.pages.chat import ChatState
@@ -32,6 +33,7 @@ from app.pages.home import HomeState
 from app.pages.mail_templates import TemplatesState
 from app.pages.outbox import OutboxState
 from app.pages.platform_admin import PlatformState
+from app.pages.platform_billing import PlatformBillingState
 from app.pages.platform_quotas import QuotaState
 from app.pages.team import TeamState
 from app.pages.voice_settings import VoiceSettingsState
@@ -62,6 +64,8 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     CampaignState: "admin",
     TemplatesState: "admin",
     OutboxState: "admin",
+    BillingState: "admin",
+    PlatformBillingState: "super_admin",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}

@@ -136,31 +136,46 @@ def daily_usage_bars(days: list[date], calls: list[int], words: list[int], *, he
         yaxis2=dict(overlaying="y", side="right", rangemode="tozero", showgrid=False, tickformat="~s"),
         bargap=0.25,
     )
-    fig.update_layout(yaxis=_integer_ticks(calls))
+    # Headroom above the tallest bar, so the words line never runs along the bars' tops.
+    fig.update_layout(yaxis=dict(range=[0, max(calls, default=0) * 1.25 or 1], **_integer_ticks(calls)))
+    fig.update_layout(yaxis2=dict(range=[0, max(words, default=0) * 1.1 or 1]))
     fig.update_xaxes(nticks=8)
     return fig
 
 
-def money_bars(labels: list[str], cents: list[int], texts: list[str], *, horizontal: bool = False, height: int = 280):
+def money_bars(
+    labels: list[str],
+    cents: list[int],
+    texts: list[str],
+    *,
+    ticks: list[str] | None = None,
+    horizontal: bool = False,
+    height: int = 280,
+) -> go.Figure:
     """Amounts of money per category (revenue per month, usage charge per organisation). The axis is in dollars;
-    `texts` are the exact amounts, formatted from integer cents by the caller."""
+    `texts` are the exact amounts, formatted from integer cents by the caller: written on horizontal bars, in the
+    hover on vertical ones (too narrow to hold them at twelve months on a phone). `ticks` (optional) label the
+    categories on the axis in place of `labels`, which stay the hover's names."""
     dollars = [c / 100 for c in cents]  # plotting only: the amounts shown come from `texts`
     bar = go.Bar(
         x=dollars if horizontal else labels,
         y=labels if horizontal else dollars,
         orientation="h" if horizontal else "v",
         marker_color=ACCENT,
-        text=texts,
+        text=texts if horizontal else None,
         textposition="auto",
         customdata=texts,
         hovertemplate=("%{y}" if horizontal else "%{x}") + ": %{customdata}<extra></extra>",
     )
     fig = _layout(go.Figure(bar), height)
     money_axis = dict(tickprefix="$", tickformat=",.0f", rangemode="tozero", gridcolor="rgba(128,128,128,0.2)")
+    category_ticks = dict(tickvals=labels, ticktext=ticks) if ticks is not None else {}
     if horizontal:
         fig.update_yaxes(autorange="reversed", gridcolor="rgba(0,0,0,0)", tickformat=None, automargin=True)
+        fig.update_yaxes(**category_ticks)
         fig.update_xaxes(showgrid=True, **money_axis)
         fig.update_layout(margin=dict(l=16, r=16, t=8, b=32))
     else:
-        fig.update_yaxes(**money_axis)
+        fig.update_yaxes(automargin=True, **money_axis)
+        fig.update_xaxes(tickangle=0, **category_ticks)
     return fig

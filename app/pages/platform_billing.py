@@ -30,11 +30,18 @@ class RunPeriodRow:
     invoiced_total: str
 
 
-def _short_month(period: str) -> str:
-    """ "2026-11" -> "Nov 2026"."""
-    label = usage.period_label(period)
-    month, year = label.split(" ")
-    return f"{month[:3]} {year}"
+def _month_ticks(periods: list[str]) -> list[str]:
+    """Tick labels for twelve months that fit a phone without turning sideways: every other month, counted back
+    from the current one, with the year under the first label and wherever the year changes."""
+    ticks, last_year = [], ""
+    for i, period in enumerate(periods):
+        if (len(periods) - 1 - i) % 2:
+            ticks.append("")
+            continue
+        month, year = usage.period_label(period).split(" ")
+        ticks.append(f"{month[:3]}<br>{year}" if year != last_year else month[:3])
+        last_year = year
+    return ticks
 
 
 class PlatformBillingState(rx.State):
@@ -62,16 +69,18 @@ class PlatformBillingState(rx.State):
         self.past_due, self.canceled = counts.past_due, counts.canceled
         self.has_revenue = any(m.cents for m in board.revenue)
         self.revenue_figure = money_bars(
-            [_short_month(m.period) for m in board.revenue],
+            [usage.period_label(m.period) for m in board.revenue],
             [m.cents for m in board.revenue],
-            [usage.format_cents(m.cents) if m.cents else "" for m in board.revenue],
+            [usage.format_cents(m.cents) for m in board.revenue],
+            ticks=_month_ticks([m.period for m in board.revenue]),
         )
         self.usage_month = usage.period_label(board.usage_period)
         self.has_usage = bool(board.usage)
         self.usage_figure = money_bars(
-            [o.name + (" (demo)" if o.is_demo else "") for o in board.usage],
+            [f"{o.name} ({o.slug})" for o in board.usage],  # unique: two organisations may share a name
             [o.usage.usage_cents for o in board.usage],
             [usage.format_cents(o.usage.usage_cents) for o in board.usage],
+            ticks=[o.name + (" (demo)" if o.is_demo else "") for o in board.usage],
             horizontal=True,
             height=80 + 32 * len(board.usage),
         )
@@ -101,7 +110,10 @@ def _chart(figure, testid: str) -> rx.Component:
 def _tiles() -> rx.Component:
     s = PlatformBillingState
     return rx.grid(
-        stat_tile("MRR", s.mrr, "trending-up", "active subscriptions × $299"),
+        rx.box(
+            stat_tile("MRR", s.mrr, "trending-up", "active subscriptions × $299"),
+            grid_column=rx.breakpoints(initial="span 2", md="auto"),  # a row of its own on a phone
+        ),
         stat_tile("Active", s.active, "circle-check"),
         stat_tile("Trialing", s.trialing, "hourglass"),
         stat_tile("Past due", s.past_due, "circle-alert"),
@@ -116,18 +128,18 @@ def _tiles() -> rx.Component:
 def _period_row(row: RunPeriodRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(row.period, weight="medium")),
-        rx.table.cell(row.invoiced),
-        rx.table.cell(row.skipped),
-        rx.table.cell(rx.cond(row.failed > 0, rx.text(row.failed, color_scheme="red"), rx.text(row.failed))),
-        rx.table.cell(row.in_progress),
-        rx.table.cell(row.invoiced_total, text_align="right"),
+        rx.table.cell(rx.text(row.invoiced)),
+        rx.table.cell(rx.text(row.skipped)),
+        rx.table.cell(rx.text(row.failed, color_scheme=rx.cond(row.failed > 0, "red", "gray"))),
+        rx.table.cell(rx.text(row.in_progress)),
+        rx.table.cell(rx.text(row.invoiced_total), text_align="right"),
         align="center",
     )
 
 
 def _run_row(run: usage.BillingRunView) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(run.period),
+        rx.table.cell(run.period, white_space="nowrap"),
         rx.table.cell(
             rx.vstack(
                 rx.text(run.organisation, weight="medium"),
