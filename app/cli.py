@@ -10,6 +10,7 @@ show-quotas         an organisation's quotas (what it may use of the platform's 
 set-quota           change one quota of an organisation, or put it back to the default
 assign-number       route calls to a number to an organisation (checked against Twilio when configured)
 release-number      stop answering a number
+billing-run         invoice every organisation's usage of a month (default: the previous UTC month), once
 """
 
 from __future__ import annotations
@@ -276,6 +277,41 @@ def _cmd_release_number(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_billing_run(args: argparse.Namespace) -> int:
+    """Exit 0 when the period is fully done, 1 when some organisations failed (a re-run retries them) or the
+    run could not start, 2 when another runner is still working on part of it."""
+    from app.services.billing import monthly_run, usage
+    from app.services.errors import ServiceError
+
+    period = args.period or monthly_run.previous_period()
+
+    def progress(**fields) -> None:
+        print(
+            f"  {fields['period']}: {fields['done']:,}/{fields['total']:,} organisations worked "
+            f"({fields['invoiced']:,} invoiced, {fields['failed']:,} failed, {fields['taken']:,} with another runner)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    print(f"Billing run for {period}", file=sys.stderr, flush=True)
+    try:
+        result = monthly_run.run_period(period, progress=progress, workers=args.workers)
+    except ServiceError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    skipped = ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in sorted(result.skipped.items()))
+    print(
+        f"{result.period} {result.status} in {result.seconds:.1f}s: {result.organisations:,} organisations, "
+        f"{result.invoiced:,} invoiced ({result.worked:,} now), {sum(result.skipped.values()):,} skipped"
+        + (f" ({skipped})" if skipped else "")
+        + f", {result.failed:,} failed, {result.pending:,} still with another runner; "
+        f"usage invoiced {usage.format_cents(result.invoiced_cents)}."
+    )
+    for failure in result.failures:
+        print(f"  failed: {failure['organisation']}: {failure['error']}", file=sys.stderr)
+    return {"done": 0, "failed": 1}.get(result.status, 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description="Admin platform operator commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reset-password", help="set and print a new random password; signs the account out everywhere")
     p.add_argument("email")
     p.set_defaults(func=_cmd_reset_password)
+
+    p = sub.add_parser("billing-run", help="invoice a month's usage to every organisation, once (safe to re-run)")
+    p.add_argument("--period", help="the month, YYYY-MM (UTC); default: the previous month")
+    p.add_argument("--workers", type=int, default=8, help="organisations worked at once")
+    p.set_defaults(func=_cmd_billing_run)
     return parser
 
 

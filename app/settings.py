@@ -99,6 +99,9 @@ class Settings:
     stripe_price_id: str | None
     # Trial offered by the sign-up Checkout (0 = none): Checkout's `subscription_data.trial_period_days`.
     stripe_trial_days: int
+    # Stripe requests per second the monthly billing run allows itself in each process (a token bucket below
+    # Stripe's live limit of 100/s, so the limit is never the brake); 0 = unpaced (benchmarks against a fake).
+    stripe_requests_per_second: int
     # Process wiring
     run_jobs_in_app: bool
     log_level: str
@@ -221,6 +224,7 @@ def get_settings() -> Settings:
         stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET"),
         stripe_price_id=_env("STRIPE_PRICE_ID"),
         stripe_trial_days=max(0, min(730, _int(_env("STRIPE_TRIAL_DAYS"), 14))),
+        stripe_requests_per_second=max(0, _int(_env("STRIPE_REQUESTS_PER_SECOND"), 90)),
         run_jobs_in_app=_flag(_env("RUN_JOBS_IN_APP"), True),
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
         session_hours=_int(_env("SESSION_HOURS"), 12),

@@ -4,7 +4,7 @@ Importing this package registers every table on ``SQLModel.metadata``, which is 
 """
 
 from models.agents import ChatConversation, ChatMessage, Specialist
-from models.billing import BillingRun, StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription
+from models.billing import BillingPeriod, BillingRun, StripeCustomer, StripeEvent, StripeInvoice, StripeSubscription
 from models.crm import Contact, ContactInteraction, ContactStat, CustomField, ImportMapping
 from models.email import (
     CampaignLink,
@@ -25,6 +25,7 @@ from models.tenancy import LoginAttempt, Tenant, User, UserSession
 from models.voice import CallSession, CallTranscriptLine, PhoneNumber, UsageRecord, VoiceSettings
 
 __all__ = [
+    "BillingPeriod",
     "BillingRun",
     "CallSession",
     "CallTranscriptLine",

@@ -6,12 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import big_int, default_now, flag, json_dict, tenant_fk, timestamp, uuid_pk
 
 BILLING_RUN_STATUSES = ("pending", "running", "invoiced", "skipped", "failed")
+# Why an organisation got no usage invoice for a period.
+BILLING_SKIP_REASONS = ("demo", "no_customer", "no_usage")
+BILLING_PERIOD_STATUSES = ("running", "done", "failed")
 
 
 class StripeCustomer(SQLModel, table=True):
@@ -89,15 +92,21 @@ class BillingRun(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant_id", "period", name="uq_billing_runs_tenant_period"),
         CheckConstraint(f"status IN {BILLING_RUN_STATUSES!r}", name="ck_billing_runs_status"),
+        CheckConstraint(
+            f"skip_reason IS NULL OR skip_reason IN {BILLING_SKIP_REASONS!r}", name="ck_billing_runs_skip_reason"
+        ),
+        Index("ix_billing_runs_period_status", "period", "status"),
     )
 
     id: uuid.UUID = uuid_pk()
     tenant_id: uuid.UUID = tenant_fk(index=False)
     period: str = Field(max_length=7)  # YYYY-MM
     status: str = Field(default="pending", max_length=20)
+    skip_reason: str | None = Field(default=None, max_length=20)  # BILLING_SKIP_REASONS, when status is skipped
     stt_words: int = big_int()
     tts_words: int = big_int()
     calls: int = big_int()
+    call_seconds: int = big_int()  # shown on the invoice as minutes, not billed
     voice_cents: int = big_int()
     call_cents: int = big_int()
     subscription_cents: int = big_int()
@@ -105,5 +114,26 @@ class BillingRun(SQLModel, table=True):
     idempotency_key: str = Field(max_length=255)
     stripe_invoice_id: str | None = Field(default=None, max_length=255)
     error: str | None = Field(default=None, sa_type=Text)
+    attempts: int = big_int()  # times a runner took this organisation (more than one: an earlier one stopped)
     created_at: datetime = default_now()
+    finished_at: datetime | None = timestamp()
+
+
+class BillingPeriod(SQLModel, table=True):
+    """One monthly run per period, however many runners work on it: its state and, once finished, its counts
+    (the per-organisation rows are billing_runs)."""
+
+    __tablename__ = "billing_periods"
+    __table_args__ = (CheckConstraint(f"status IN {BILLING_PERIOD_STATUSES!r}", name="ck_billing_periods_status"),)
+
+    period: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    status: str = Field(default="running", max_length=20)
+    organisations: int = big_int()
+    invoiced: int = big_int()
+    skipped: int = big_int()  # demo, no Stripe customer, or nothing used
+    failed: int = big_int()
+    invoiced_cents: int = big_int()
+    runs: int = big_int()  # times a run of this period was started (re-runs and parallel runners included)
+    error: str | None = Field(default=None, sa_type=Text)
+    started_at: datetime = default_now()
     finished_at: datetime | None = timestamp()

@@ -121,3 +121,11 @@ def test_tracking_bench_stores_every_hit_it_answered_once():
     assert result["answered"] > 0 and result["wrong_answers"] == 0
     assert result["stored"] == result["answered"] and result["events_lost"] == 0 and result["counters_exact"] is True
     assert result["opens_per_s"] > 0 and result["clicks_per_s"] > 0 and result["bare_per_s"] > 0
+
+
+def test_billing_run_bench_invoices_every_organisation_once_in_both_parts():
+    result = run_bench("billing_run.py", "--tenants", "300", "--rows", "30000", "--limited-tenants", "40")
+    assert (result["tenants"], result["invoices"], result["limited_invoices"]) == (300, 300, 40)
+    assert result["duplicates"] == 0 and result["missing_or_wrong"] == 0 and result["limited_failed"] == 0
+    assert result["exit_codes"][1] == 0 and result["exit_codes"][0] in (0, 2)
+    assert result["rate_use"] > 0 and result["cpu_seconds"]["runner"] > 0

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -295,8 +296,9 @@ def test_job_reads_and_cancellation_are_tenant_scoped(make_org, make_user):
 
 
 def test_dedupe_key_makes_periodic_jobs_exist_once():
-    first = scheduler.enqueue_due()
-    second = scheduler.enqueue_due()
+    first_of_month = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)  # every periodic kind is due (billing: the 1st)
+    first = scheduler.enqueue_due(first_of_month)
+    second = scheduler.enqueue_due(first_of_month)
     assert len(first) == len(scheduler.PERIODIC) and second == []
     assert {job_row(j)["kind"] for j in first} == set(scheduler.PERIODIC)
 

@@ -303,6 +303,33 @@ def create_invoice(
     return _call(lambda c: c.v1.invoices.create, params=params, idempotency_key=_key(idempotency_key))
 
 
+def add_invoice_lines(
+    invoice_id: str,
+    lines: list[dict[str, Any]],
+    *,
+    idempotency_key: str,
+    period: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
+    """Several one-off lines on a draft invoice in one request (`POST /v1/invoices/{id}/add_lines`); each line
+    is `{"amount_cents", "description", "metadata"}`, all with `period` when given. Returns the invoice."""
+    params_lines = []
+    for line in lines:
+        entry: dict[str, Any] = {
+            "amount": int(line["amount_cents"]),
+            "description": line["description"],
+            "metadata": line.get("metadata") or {},
+        }
+        if period:
+            entry["period"] = {"start": int(period[0].timestamp()), "end": int(period[1].timestamp())}
+        params_lines.append(entry)
+    return _call(
+        lambda c: c.v1.invoices.add_lines,
+        invoice_id,
+        params={"lines": params_lines},
+        idempotency_key=_key(idempotency_key),
+    )
+
+
 def finalize_invoice(invoice_id: str, *, idempotency_key: str, auto_advance: bool | None = None) -> dict[str, Any]:
     """Draft -> open (numbered, with its hosted page and PDF). A zero total is paid at once."""
     params = {} if auto_advance is None else {"auto_advance": auto_advance}

@@ -1,6 +1,6 @@
 """Every module that defines job handlers, imported so they register. Each feature adds its module here."""
 
-from app.jobs import calls, csv_import, dunning, housekeeping, mail  # noqa: F401
+from app.jobs import billing, calls, csv_import, dunning, housekeeping, mail  # noqa: F401
 from app.jobs.registry import HANDLERS, Handler
 
 

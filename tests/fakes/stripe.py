@@ -13,7 +13,7 @@ under `parent.subscription_details`) or Stripe's error body `{"error": {"type", 
 
 Endpoints: customers (create, retrieve), checkout sessions (create, retrieve), billing portal sessions
 (create), subscriptions (retrieve, update `cancel_at_period_end`/`metadata`), invoice items (create), invoices
-(create, retrieve, list, finalize, pay, send).
+(create, retrieve, list, add_lines, finalize, pay, send).
 
 Idempotency as Stripe does it: a POST's `Idempotency-Key` with the same endpoint and parameters replays the
 first answer (header `Idempotent-Replayed: true`, no second object, no second event); with other parameters it
@@ -785,6 +785,7 @@ class FakeStripe:
             ("/v1/invoices", "POST", self.api_create_invoice),
             ("/v1/invoices", "GET", self.api_list_invoices),
             ("/v1/invoices/{id}", "GET", self.api_retrieve_invoice),
+            ("/v1/invoices/{id}/add_lines", "POST", self.api_add_lines),
             ("/v1/invoices/{id}/finalize", "POST", self.api_finalize_invoice),
             ("/v1/invoices/{id}/pay", "POST", self.api_pay_invoice),
             ("/v1/invoices/{id}/send", "POST", self.api_send_invoice),
@@ -1186,6 +1187,30 @@ class FakeStripe:
                 raise missing("invoice", after, "starting_after")
             found = found[ids.index(after) + 1 :]
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/invoices"}
+
+    def api_add_lines(self, params: dict, invoice_id: str) -> dict:
+        """Several one-off lines on a draft invoice in one request (each becomes an invoice item on it)."""
+        invoice = self._invoice(invoice_id)
+        lines = params.get("lines")
+        if not lines or not isinstance(lines, list):
+            raise required("lines")
+        if invoice["status"] != "draft":
+            raise StripeError(
+                400,
+                f"You can only add lines to draft invoices, and invoice {invoice_id} is {invoice['status']}.",
+                code="invoice_not_editable",
+            )
+        for n, line in enumerate(lines):
+            if not isinstance(line, dict) or "amount" not in line:
+                raise StripeError(
+                    400, "Each line needs an `amount` or `pricing`.", code="parameter_missing", param=f"lines[{n}]"
+                )
+            integer(line["amount"], f"lines[{n}][amount]")
+        for line in lines:
+            self.api_create_invoice_item(
+                {**line, "customer": invoice["customer"], "currency": invoice["currency"], "invoice": invoice_id}, None
+            )
+        return invoice
 
     def api_finalize_invoice(self, params: dict, invoice_id: str) -> dict:
         invoice = self._invoice(invoice_id)
