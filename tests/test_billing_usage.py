@@ -460,3 +460,19 @@ async def test_platform_billing_section_loads_for_a_super_admin(make_org, super_
     state = new_state(PlatformBillingState, auth.open_session(super_admin))
     await PlatformBillingState.load.fn(state)
     assert (state.mrr, state.active, state.has_usage) == ("$299.00", 1, True)
+
+
+async def test_a_super_admin_reruns_last_months_billing_from_the_platform_page(make_org, super_admin):
+    from app.services.billing import monthly_run
+    from models import Job
+
+    state = new_state(PlatformBillingState, auth.open_session(super_admin))
+    await PlatformBillingState.load.fn(state)
+    assert state.last_month == monthly_run.previous_period() and not state.running
+    await PlatformBillingState.run_last_month.fn(state)
+    with session_scope() as session:
+        jobs = session.exec(select(Job).where(Job.kind == monthly_run.JOB_KIND)).all()
+    assert [j.payload for j in jobs] == [{"period": state.last_month}]
+    assert state.running and state.last_month_label in state.progress_text
+    await PlatformBillingState.tick.fn(state)  # no runner has taken it yet: nothing is running
+    assert not state.running

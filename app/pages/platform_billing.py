@@ -12,9 +12,9 @@ import dataclasses
 import plotly.graph_objects as go
 import reflex as rx
 
-from app.components.cards import empty_state, section, stat_tile
+from app.components.cards import confirm, empty_state, section, stat_tile
 from app.components.charts import money_bars
-from app.services.billing import usage
+from app.services.billing import monthly_run, usage
 from app.session import require_scope
 
 RUN_COLORS = (("invoiced", "green"), ("skipped", "gray"), ("failed", "red"), ("running", "blue"), ("pending", "amber"))
@@ -58,10 +58,18 @@ class PlatformBillingState(rx.State):
     usage_figure: go.Figure = go.Figure()
     run_periods: list[RunPeriodRow] = []
     runs: list[usage.BillingRunView] = []
+    # the monthly run: re-run last month (harmless: nothing is invoiced twice) and watch it
+    last_month: str = ""
+    last_month_label: str = ""
+    running: bool = False
+    progress_percent: int = 0
+    progress_text: str = ""
 
     @rx.event
     async def load(self):
-        scope = await require_scope(self, super_admin=True)
+        await self._load(await require_scope(self, super_admin=True))
+
+    async def _load(self, scope) -> None:
         board = await asyncio.to_thread(usage.platform_billing, scope)
         counts = board.subscriptions
         self.mrr = usage.format_cents(board.mrr_cents)
@@ -96,7 +104,40 @@ class PlatformBillingState(rx.State):
             for p in board.run_periods
         ]
         self.runs = board.runs
+        self.last_month = monthly_run.previous_period()
+        self.last_month_label = usage.period_label(self.last_month)
+        await self._show_progress(scope)
         self.loaded = True
+
+    async def _show_progress(self, scope) -> None:
+        progress = await asyncio.to_thread(monthly_run.current_progress, scope)
+        self.running = progress is not None
+        if progress is not None:
+            self.progress_percent = progress.percent
+            self.progress_text = (
+                f"{usage.period_label(progress.period)}: {progress.done:,} of {progress.organisations:,} "
+                f"organisations done ({progress.invoiced:,} invoiced, {progress.skipped:,} skipped, "
+                f"{progress.failed:,} failed)"
+            )
+
+    @rx.event
+    async def run_last_month(self):
+        scope = await require_scope(self, super_admin=True)
+        await asyncio.to_thread(monthly_run.trigger_manual_billing, scope, self.last_month)
+        self.running, self.progress_percent = True, 0
+        self.progress_text = f"{self.last_month_label}: starting…"
+        return rx.toast.success(
+            f"Billing for {self.last_month_label} is queued: organisations already invoiced are left alone."
+        )
+
+    @rx.event
+    async def tick(self, _now: str = ""):
+        """The progress poll while a run is in progress; the tables once it has finished."""
+        scope = await require_scope(self, super_admin=True)
+        was_running = self.running
+        await self._show_progress(scope)
+        if was_running and not self.running:  # finished: its results in the tables and charts
+            await self._load(scope)
 
 
 def _chart(figure, testid: str) -> rx.Component:
@@ -175,9 +216,38 @@ def _table(headers: list[str], rows: rx.Var, render, testid: str) -> rx.Componen
     )
 
 
+def _run_controls() -> rx.Component:
+    """Run last month again (harmless: each organisation is invoiced once per month), and the run in progress."""
+    state = PlatformBillingState
+    return rx.vstack(
+        rx.cond(
+            state.running,
+            rx.vstack(
+                rx.progress(value=state.progress_percent, width="100%"),
+                rx.text(state.progress_text, size="2", color_scheme="gray"),
+                rx.moment(interval=1000, on_change=PlatformBillingState.tick, display="none"),
+                spacing="1",
+                width="100%",
+                data_testid="billing-run-progress",
+            ),
+            confirm(
+                rx.button(rx.icon("play", size=16), "Run billing for ", state.last_month_label, variant="soft"),
+                rx.text("Invoice ", state.last_month_label, "'s usage now?"),
+                "Organisations already invoiced for that month are left alone, demo organisations are skipped, "
+                "and the rest are invoiced through Stripe, which emails each invoice.",
+                "Run billing",
+                PlatformBillingState.run_last_month,
+                testid="confirm-billing-run",
+            ),
+        ),
+        width="100%",
+    )
+
+
 def _runs() -> rx.Component:
     return section(
         "Billing runs",
+        _run_controls(),
         rx.text(
             "On the 1st (UTC) each organisation's usage of the month before is invoiced once; demo organisations are "
             "skipped. Times are in UTC.",
