@@ -218,21 +218,22 @@ def _table(headers: list[str], rows: rx.Var, render, testid: str) -> rx.Componen
 
 def _run_controls() -> rx.Component:
     """Run last month again (harmless: each organisation is invoiced once per month), and the run in progress."""
-    state = PlatformBillingState
     return rx.vstack(
         rx.cond(
-            state.running,
+            PlatformBillingState.running,
             rx.vstack(
-                rx.progress(value=state.progress_percent, width="100%"),
-                rx.text(state.progress_text, size="2", color_scheme="gray"),
+                rx.progress(value=PlatformBillingState.progress_percent, width="100%"),
+                rx.text(PlatformBillingState.progress_text, size="2", color_scheme="gray"),
                 rx.moment(interval=1000, on_change=PlatformBillingState.tick, display="none"),
                 spacing="1",
                 width="100%",
                 data_testid="billing-run-progress",
             ),
             confirm(
-                rx.button(rx.icon("play", size=16), "Run billing for ", state.last_month_label, variant="soft"),
-                rx.text("Invoice ", state.last_month_label, "'s usage now?"),
+                rx.button(
+                    rx.icon("play", size=16), "Run billing for ", PlatformBillingState.last_month_label, variant="soft"
+                ),
+                rx.text("Invoice ", PlatformBillingState.last_month_label, "'s usage now?"),
                 "Organisations already invoiced for that month are left alone, demo organisations are skipped, "
                 "and the rest are invoiced through Stripe, which emails each invoice.",
                 "Run billing",
