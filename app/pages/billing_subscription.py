@@ -129,8 +129,10 @@ def subscription_panel() -> rx.Component:
         disabled=SubscriptionState.busy,
         data_testid="portal",
     )
+    # A plan that can still be cancelled or kept, and Stripe there to do it.
     live = (
-        (SubscriptionState.status != "none")
+        SubscriptionState.configured
+        & (SubscriptionState.status != "none")
         & (SubscriptionState.status != "canceled")
         & (SubscriptionState.status != "incomplete_expired")
     )
@@ -172,7 +174,7 @@ def subscription_panel() -> rx.Component:
                 ),
             ),
             rx.cond(
-                ~SubscriptionState.configured,
+                ~SubscriptionState.configured & (SubscriptionState.status == "none"),
                 rx.text("Subscribing opens once Stripe is configured.", size="2", color_scheme="gray"),
             ),
             rx.hstack(
