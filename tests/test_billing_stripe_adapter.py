@@ -239,3 +239,24 @@ def test_the_fakes_http_controls_for_runs_in_another_process(fake_stripe):
     assert httpx.get(f"{base}/_fake/events/{events[0]['id']}").json()["data"]["object"]["id"] == cid
     assert httpx.post(f"{base}/_fake/reset").json() == {"reset": True}
     assert fake_stripe.stats()["customers"] == 0
+
+
+def test_the_proxy_environment_is_read_once_and_still_applies(monkeypatch):
+    """The session ignores the environment on each request (that scan cost a fifth of a billing run's CPU), so
+    the proxy settings are taken when the client is made: HTTPS_PROXY applies, NO_PROXY exempts."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    through_proxy = stripe_billing._http_client("https://api.stripe.com")
+    assert through_proxy._proxy == {"https": "http://proxy.internal:3128"}
+    assert through_proxy._session.trust_env is False
+
+    monkeypatch.setenv("NO_PROXY", "api.stripe.com")
+    assert stripe_billing._http_client("https://api.stripe.com")._proxy is None
+
+
+def test_an_id_cannot_reach_another_route(fake_stripe):
+    customer = stripe_billing.create_customer(email=None, name=None, metadata={}, idempotency_key="path-1")
+    with pytest.raises(StripeFailed) as missing:
+        stripe_billing.retrieve_invoice(f"../customers/{customer['id']}")
+    assert missing.value.missing  # one quoted path segment: an unknown invoice, not the customer

@@ -338,8 +338,7 @@ def _bill(conn: Connection, run_id: uuid.UUID) -> str:
             conn.execute(_FAILED, {"id": row.id, "error": f"Stripe: {exc.message}"})
             log.warning("billing run: Stripe refused", extra={"tenant_id": str(row.tenant_id), "code": exc.code})
             return "failed"
-        with Session(bind=conn) as session:
-            stripe_mirror.invoice(session, row.tenant_id, invoice)
+        stripe_mirror.invoice(conn, row.tenant_id, invoice)
         conn.execute(_INVOICED, {"id": row.id, "usage": _usage_json(row), "invoice": invoice["id"]})
         return "invoiced"
     except StripeNotConfigured:

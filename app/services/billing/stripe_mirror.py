@@ -9,12 +9,14 @@ once cannot write their reads in the wrong order.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from app.integrations import stripe_billing
@@ -67,17 +69,33 @@ def tenant_for(session: Session, customer_id: str | None, meta: dict[str, Any] |
     return tenant_id if link_customer(session, tenant_id, customer_id, None) else None
 
 
-def _greatest(column: Any, value: datetime | None) -> Any:
-    return func.greatest(column, value) if value is not None else column
+@functools.cache
+def _upsert_statement(table: str, key: str, columns: tuple[str, ...], updated: tuple[str, ...], latest: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of `updated`, keeping the later of the stored and the new `latest`
+    (NULL never replaces a time), never moving a row to another organisation. Built once per shape: the billing
+    run writes one invoice per organisation, and composing the statement each time cost more than running it."""
+    sets = [f"{c} = EXCLUDED.{c}" for c in updated] + [f"{latest} = GREATEST({table}.{latest}, EXCLUDED.{latest})"]
+    return text(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {table}.tenant_id = EXCLUDED.tenant_id"
+    )
+
+
+def _upsert(
+    db: Session | Connection, model: Any, key: str, row: dict[str, Any], updated: dict[str, Any], latest: str
+) -> None:
+    values = {**row, **updated}
+    columns = tuple(values)
+    db.execute(_upsert_statement(model.__tablename__, key, columns, tuple(updated), latest), values)
 
 
 def subscription(
-    session: Session, tenant_id: uuid.UUID, sub: dict[str, Any], event_created: datetime | None = None
+    db: Session | Connection, tenant_id: uuid.UUID, sub: dict[str, Any], event_created: datetime | None = None
 ) -> None:
     """Write a subscription as Stripe returned it. `event_created`: the event that triggered the re-read
     (kept as `last_event_created`, so older events arriving later are recognised and skipped)."""
     start, end = stripe_billing.subscription_period(sub)
-    values = {
+    updated = {
         "status": sub.get("status") or "incomplete",
         "stripe_customer_id": sub.get("customer") or "",
         "price_id": stripe_billing.subscription_price(sub),
@@ -88,22 +106,14 @@ def subscription(
         "canceled_at": stripe_billing.timestamp(sub.get("canceled_at")),
         "updated_at": utcnow(),
     }
-    statement = insert(StripeSubscription).values(
-        id=uuid.uuid4(),
-        tenant_id=tenant_id,
-        stripe_subscription_id=sub["id"],
-        created_at=stripe_billing.timestamp(sub.get("created")) or utcnow(),
-        last_event_created=event_created,
-        **values,
-    )
-    table = StripeSubscription.__table__.c
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["stripe_subscription_id"],
-            set_={**values, "last_event_created": _greatest(table.last_event_created, event_created)},
-            where=table.tenant_id == tenant_id,  # a subscription never moves to another organisation
-        )
-    )
+    row = {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "stripe_subscription_id": sub["id"],
+        "created_at": stripe_billing.timestamp(sub.get("created")) or utcnow(),
+        "last_event_created": event_created,
+    }
+    _upsert(db, StripeSubscription, "stripe_subscription_id", row, updated, "last_event_created")
 
 
 def newer_event_applied(session: Session, subscription_id: str, event_created: datetime) -> bool:
@@ -116,9 +126,11 @@ def newer_event_applied(session: Session, subscription_id: str, event_created: d
     return last is not None and last > event_created
 
 
-def invoice(session: Session, tenant_id: uuid.UUID, inv: dict[str, Any], *, failed_at: datetime | None = None) -> None:
+def invoice(
+    db: Session | Connection, tenant_id: uuid.UUID, inv: dict[str, Any], *, failed_at: datetime | None = None
+) -> None:
     """Write an invoice as Stripe returned it; `failed_at` when a failed payment attempt was just reported."""
-    values: dict[str, Any] = {
+    updated: dict[str, Any] = {
         "stripe_customer_id": inv.get("customer"),
         "status": inv.get("status") or "draft",
         "amount_due_cents": int(inv.get("amount_due") or 0),
@@ -131,22 +143,14 @@ def invoice(session: Session, tenant_id: uuid.UUID, inv: dict[str, Any], *, fail
         "attempt_count": int(inv.get("attempt_count") or 0),
         "updated_at": utcnow(),
     }
-    statement = insert(StripeInvoice).values(
-        id=uuid.uuid4(),
-        tenant_id=tenant_id,
-        stripe_invoice_id=inv["id"],
-        created_at=stripe_billing.timestamp(inv.get("created")) or utcnow(),
-        payment_failed_at=failed_at,
-        **values,
-    )
-    table = StripeInvoice.__table__.c
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["stripe_invoice_id"],
-            set_={**values, "payment_failed_at": _greatest(table.payment_failed_at, failed_at)},
-            where=table.tenant_id == tenant_id,
-        )
-    )
+    row = {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "stripe_invoice_id": inv["id"],
+        "created_at": stripe_billing.timestamp(inv.get("created")) or utcnow(),
+        "payment_failed_at": failed_at,
+    }
+    _upsert(db, StripeInvoice, "stripe_invoice_id", row, updated, "payment_failed_at")
 
 
 def current_subscription(session: Session, tenant_id: uuid.UUID) -> StripeSubscription | None:
