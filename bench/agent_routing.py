@@ -29,15 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402
 from tests.agent_kit import large_team, routing_rows  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 BASELINE_MESSAGES = 10
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _stall_while(work) -> tuple[object, float]:

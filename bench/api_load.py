@@ -39,18 +39,12 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402
 from tests.fakes.server import free_port  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 SEARCHES = ["dental", "smile", "ortho", "clinic", "family", "care", "pediatric", "oral", "bay", "lake"]
 LISTINGS = ["?sort=name", "?status=lead", "?sort=recent&per_page=10&page=2", "?status=customer", "?sort=oldest"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def start_app(port: int, env: dict[str, str]) -> subprocess.Popen:

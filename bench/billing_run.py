@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -37,16 +35,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import postgres_cpu, process_cpu, reaped_children_cpu, start, stop  # noqa: E402
 from tests.fakes.server import free_port  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 KEY = "sk_test_bench_billing"
 PERIOD, LIMITED_PERIOD = "2026-10", "2026-11"
-
-
-def start(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "w")  # noqa: SIM115 (kept open for the child's life)
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def fake_call(url: str, path: str, body: dict | None = None) -> Any:
@@ -72,39 +66,6 @@ def wait_for_fake(url: str) -> None:
             time.sleep(0.05)
 
 
-def _cpu(pid: int, children: bool = False) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu(pgdata: Path) -> float:
-    """CPU seconds of the PostgreSQL server: the postmaster, its reaped children and its live ones."""
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    total = _cpu(postmaster, children=True)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    total += _cpu(int(entry.name))
-            except (OSError, ValueError):
-                continue
-    return total
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def make_tenants(conn, prefix: str, n: int) -> list[str]:
     rows = conn.execute(
         "INSERT INTO tenants (name, slug, is_demo, created_at) "
@@ -121,6 +82,7 @@ def make_customers(conn, tenant_ids: list[str], fake_url: str) -> None:
     from app.settings import get_settings
 
     os.environ["STRIPE_API_BASE"] = fake_url
+    os.environ["STRIPE_REQUESTS_PER_SECOND"] = "0"  # setting up, not what is measured
     get_settings.cache_clear()
 
     def create(tenant_id: str) -> tuple[str, str]:
@@ -186,18 +148,13 @@ def check(conn, fake_url: str, tenant_ids: list[str], start: str, end: str) -> d
     }
 
 
-def reaped_children_cpu() -> float:
-    fields = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_cli(period: str, env: dict, log: Path, workers: int, fake_pid: int, runners: int) -> tuple[float, int, dict]:
     """`runners` runner processes started together, until the last exits: wall seconds, the worst exit code
     (0 done, 2 another runner was finishing), CPU seconds per kind of process."""
     readers = {
         "runner": reaped_children_cpu,
-        "fake": lambda: _cpu(fake_pid),
-        "postgres": lambda: postgres_cpu(ROOT / "data" / "pg"),
+        "fake": lambda: process_cpu(fake_pid),
+        "postgres": postgres_cpu,
     }
     before = {name: read() for name, read in readers.items()}
     started = time.perf_counter()

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile, timed  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 LINKS = 5
@@ -127,22 +128,6 @@ SELECT gen_random_uuid(), %(t)s, (ARRAY['Spring offer', 'Check-up reminder', 'Ne
   now() - g * interval '1 day', now() - g * interval '1 day', now() - g * interval '1 day' + interval '1 hour'
 FROM (SELECT g, 100 + floor(random() * 5000)::int n, 0.2 + random() * 0.4 o FROM generate_series(1, %(n)s) g) s
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed(fn, samples: int, answers: list | None = None) -> list[float]:
-    out = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        answer = fn()
-        out.append((time.perf_counter() - started) * 1000)
-        if answers is not None:
-            answers.append(answer)
-    return out
 
 
 def load(conn, tenant_id: uuid.UUID, n_recipients: int, n_campaigns: int) -> tuple[uuid.UUID, list[uuid.UUID]]:

@@ -29,8 +29,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -40,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import CpuClock, peak_rss_mb, postgres_cpu, process_cpu, start, stop, wait_for_http  # noqa: E402
 from tests.fakes.server import free_port  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
@@ -83,82 +82,6 @@ def make_contacts(url: str, tenant_id, n: int) -> None:
             (tenant_id, CITIES, n),
         )
         conn.execute("ANALYZE contacts")
-
-
-def start(cmd: list[str], env: dict, ready: str, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "w")  # noqa: SIM115 (kept open for the child's life)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while ready not in log_path.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{cmd} did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.05)
-    return proc
-
-
-def wait_for_http(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds of a process (its threads included; `children`: and of its reaped children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu(pgdata: Path) -> float:
-    """CPU seconds of the PostgreSQL server: the postmaster, its reaped children and its live ones."""
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    total = _cpu(postmaster, children=True)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    total += _cpu(int(entry.name))
-            except (OSError, ValueError):
-                continue
-    return total
-
-
-class CpuClock:
-    def __init__(self, **pids: Any) -> None:
-        self.readers = pids
-
-    def read(self) -> dict[str, float]:
-        return {name: reader() for name, reader in self.readers.items()}
-
-    @staticmethod
-    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {name: round(after[name] - before[name], 2) for name in before}
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def bare_send(port: int, bodies: list[bytes]) -> float:
@@ -278,7 +201,6 @@ def main() -> None:
         fake = start(
             [sys.executable, "-m", "tests.fakes.sendgrid", "--port", str(fake_port), "--key", KEY, "--keep-bodies"],
             env,
-            "",
             work / "fake.log",
         )
         wait_for_http(f"{fake_url}/_fake/stats")
@@ -293,14 +215,14 @@ def main() -> None:
         with session_scope() as session:  # the rate is not what this measures
             quotas.set_quota(session, scope.tenant_id, "mail_messages_per_second", 10_000_000)
         make_contacts(libpq_url(db.url), scope.tenant_id, args.recipients)
-        runner = start([sys.executable, "-m", "app.jobs"], env, "job runner started", work / "runner.log")
+        runner = start([sys.executable, "-m", "app.jobs"], env, work / "runner.log", ready="job runner started")
         print(f"{args.recipients:,} contacts; runner pid {runner.pid}", file=sys.stderr, flush=True)
         me = os.getpid()
         clock = CpuClock(
-            runner=lambda: _cpu(runner.pid),
-            fake=lambda: _cpu(fake.pid),
-            postgres=lambda: postgres_cpu(ROOT / "data" / "pg"),
-            bench=lambda: _cpu(me),
+            runner=lambda: process_cpu(runner.pid),
+            fake=lambda: process_cpu(fake.pid),
+            postgres=postgres_cpu,
+            bench=lambda: process_cpu(me),
         )
         pairs = []
         for number in range(1, args.pairs + 1):

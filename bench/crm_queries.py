@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile, timed  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 FIRST = [
@@ -320,23 +321,6 @@ STATUSES = (
 )
 TYPES = ["phone_call", "email", "meeting", "note", "task", "follow_up"]
 SEARCH_TERMS = ["dental", "orthodontics", "smiles", "clinic", "family dentistry", "oral surgery", "periodontics"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed(fn, samples: int, answers: list | None = None) -> list[float]:
-    """Milliseconds per call of `fn`; what each call returned goes to `answers`."""
-    out = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        answer = fn()
-        out.append((time.perf_counter() - started) * 1000)
-        if answers is not None:
-            answers.append(answer)
-    return out
 
 
 def load(conn, tenant_id: uuid.UUID, n_contacts: int, n_interactions: int, rng: random.Random) -> list[str]:

@@ -38,18 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402
 from tests.fakes.server import free_port  # noqa: E402
 from tests.scratch_db import ScratchDatabase  # noqa: E402
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4"
 URLS = ("https://clinic.example/book", "https://clinic.example/faq", "https://clinic.example/offers?spring=1")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 # --- the app process -------------------------------------------------------------------------------------------

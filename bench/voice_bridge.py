@@ -53,6 +53,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402
+
 MARK = 0x01  # first payload byte of a timestamped frame (mulaw silence is 0xFF)
 AUTH_TOKEN = "bench-twilio-auth-token"
 NUMBER = "+15550107777"
@@ -61,13 +63,6 @@ NUMBER = "+15550107777"
 def frame(call: int, seq: int) -> bytes:
     head = bytes([MARK]) + time.monotonic_ns().to_bytes(8, "big") + call.to_bytes(4, "big") + seq.to_bytes(4, "big")
     return head + b"\xff" * (160 - len(head))
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
 def _by_second(arrivals: list[int], latencies: list[float]) -> list[tuple[int, int, float]]:

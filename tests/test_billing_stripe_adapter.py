@@ -260,3 +260,18 @@ def test_an_id_cannot_reach_another_route(fake_stripe):
     with pytest.raises(StripeFailed) as missing:
         stripe_billing.retrieve_invoice(f"../customers/{customer['id']}")
     assert missing.value.missing  # one quoted path segment: an unknown invoice, not the customer
+
+
+def test_every_attempt_takes_a_slot_of_the_bucket_retries_of_a_429_included(fake_stripe, monkeypatch):
+    """A retry sent outside the bucket lands in a window the bucket keeps full and is refused again: chains of
+    429s that held the end of a billing run back. Every attempt waits for its slot, so those chains are short."""
+    monkeypatch.setenv("STRIPE_REQUESTS_PER_SECOND", "1000")
+    stripe_billing.get_settings.cache_clear()
+    slots: list[str] = []
+    monkeypatch.setattr(stripe_billing._bucket(1000), "try_acquire", lambda name, *a, **k: slots.append(name) or True)
+    fake_stripe.configure(rate_limit=3)
+    for n in range(8):
+        stripe_billing.create_customer(email=None, name=None, metadata={}, idempotency_key=f"slot-{n}")
+    stats = fake_stripe.stats()
+    assert stats["customers"] == 8 and stats["throttled"] > 0
+    assert len(slots) == stats["requests"] + stats["throttled"]  # accepted and refused attempts alike

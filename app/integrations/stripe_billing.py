@@ -12,9 +12,12 @@ version's shape), so services never see SDK types.
   `customer-<tenant>`), so a retry after a timeout or a crash, by the SDK or by a re-run, replays Stripe's
   first answer instead of acting twice. Stripe keeps keys about 24 h and refuses a key reused with other
   parameters (IdempotencyError -> StripeFailed with code "idempotency_error").
-- The SDK retries network errors, 409 and 5xx itself (`max_network_retries`) with the same key. It does not
-  retry 429 (Stripe's answers carry no retry hint): `_call` does, with exponential backoff and full jitter, so
-  many runners hitting the limit together spread out instead of retrying in step.
+- Each process paces its requests with a token bucket at STRIPE_REQUESTS_PER_SECOND (default 90, under Stripe's
+  live limit of 100/s). The SDK retries network errors, 409 and 5xx itself (`max_network_retries`) with the same
+  key. It does not retry 429 (Stripe's answers carry no retry hint): `_call` does, after a wait with
+  exponential backoff and full jitter (so many runners hitting the limit together spread out instead of
+  retrying in step) and then a slot of the bucket like any request: a retry sent unpaced into a window the
+  bucket keeps full is refused again, and chains of refusals held the end of a run back.
 
 Without STRIPE_SECRET_KEY every call raises StripeNotConfigured, whose message says so in plain words.
 """
@@ -34,6 +37,7 @@ import requests
 import requests.adapters
 import requests.utils
 import stripe
+from pyrate_limiter import Duration, Limiter, limiter_factory
 
 from app.settings import get_settings
 
@@ -136,6 +140,20 @@ def _path(template: str, *ids: str) -> str:
     return template.format(*(quote(str(i), safe="") for i in ids))
 
 
+@functools.lru_cache(maxsize=8)
+def _bucket(per_second: int) -> Limiter:
+    # Requests evenly spaced, with a burst of two: a thread that wakes a few milliseconds late does not lose its
+    # slot (with a burst of one, late wake-ups cost a tenth of the rate on a busy machine).
+    return limiter_factory.create_token_bucket_limiter(per_second, Duration.SECOND, burst=2, buffer_ms=1)
+
+
+def _pace() -> None:
+    """Wait for this process's next slot under STRIPE_REQUESTS_PER_SECOND (0: unpaced)."""
+    per_second = get_settings().stripe_requests_per_second
+    if per_second:
+        _bucket(per_second).try_acquire("stripe")
+
+
 def _call(
     method: str,
     path: str,
@@ -149,6 +167,7 @@ def _call(
     that would only be turned back into dicts (most of the CPU of a request). 429 retried; StripeFailed otherwise."""
     options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
     for retry in range(RATE_LIMIT_RETRIES + 1):
+        _pace()
         try:
             return client().raw_request(method, path, **(params or {}), **options).data
         except stripe.RateLimitError as exc:

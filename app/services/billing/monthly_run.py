@@ -23,14 +23,13 @@
    taken before without a stored id (the runner died between Stripe's answer and our write) first looks for
    the invoice among the customer's invoices by its metadata.
 
-Stripe's rate limit: each process paces its Stripe requests with a token bucket at STRIPE_REQUESTS_PER_SECOND
-(default 90, under the live limit of 100/s); the adapter retries a 429 anyway, with backoff and jitter.
+Stripe's rate limit: the adapter paces each process's Stripe requests, retries of a 429 included, with a token
+bucket at STRIPE_REQUESTS_PER_SECOND (default 90, under the live limit of 100/s).
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import json
 import logging
 import queue
@@ -43,7 +42,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pyrate_limiter import Duration, Limiter, limiter_factory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
@@ -54,7 +52,6 @@ from app.services import job_queue
 from app.services.accounts.scope import Scope
 from app.services.billing import stripe_mirror, usage
 from app.services.errors import ServiceError
-from app.settings import get_settings
 from models.base import utcnow
 from models.db import get_engine, session_scope
 
@@ -211,25 +208,10 @@ def _metadata(row: _Row, **extra: str) -> dict[str, str]:
     return {"tenant_id": str(row.tenant_id), "billing_period": row.period, "kind": "usage", **extra}
 
 
-@functools.lru_cache(maxsize=8)
-def _bucket(per_second: int) -> Limiter:
-    # Requests evenly spaced, with a burst of two: a worker that wakes a few milliseconds late does not lose its
-    # slot (with a burst of one, late wake-ups cost a tenth of the rate on a busy machine), and no one-second
-    # window sees more than the rate plus one.
-    return limiter_factory.create_token_bucket_limiter(per_second, Duration.SECOND, burst=2, buffer_ms=1)
-
-
-def _paced(fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    per_second = get_settings().stripe_requests_per_second
-    if per_second:
-        _bucket(per_second).try_acquire("stripe")
-    return fn(*args, **kwargs)
-
-
 def _find_invoice(row: _Row) -> dict[str, Any] | None:
     """The usage invoice an earlier, interrupted take of this row created, if Stripe has one."""
     wanted = _metadata(row)
-    invoices = _paced(stripe_billing.list_invoices, row.customer_id, limit=100, max_pages=FIND_PAGES)
+    invoices = stripe_billing.list_invoices(row.customer_id, limit=100, max_pages=FIND_PAGES)
     for invoice in invoices:  # type: ignore[union-attr]
         meta = invoice.get("metadata") or {}
         if all(meta.get(k) == v for k, v in wanted.items()) and invoice.get("status") != "void":
@@ -269,12 +251,11 @@ def _invoice(conn: Connection, row: _Row) -> dict[str, Any]:
     """Create or continue the organisation's usage invoice and finalize it; returns it as Stripe has it."""
     invoice: dict[str, Any] | None = None
     if row.stripe_invoice_id:
-        invoice = _paced(stripe_billing.retrieve_invoice, row.stripe_invoice_id)
+        invoice = stripe_billing.retrieve_invoice(row.stripe_invoice_id)
     elif row.attempts > 1:
         invoice = _find_invoice(row)
     if invoice is None:
-        invoice = _paced(
-            stripe_billing.create_invoice,
+        invoice = stripe_billing.create_invoice(
             customer_id=row.customer_id,
             idempotency_key=f"{row.key}-invoice",
             metadata=_metadata(row, billing_run_id=str(row.id)),
@@ -286,8 +267,7 @@ def _invoice(conn: Connection, row: _Row) -> dict[str, Any]:
         present = {(line.get("metadata") or {}).get("line") for line in (invoice.get("lines") or {}).get("data", [])}
         missing = [line for line in _lines(row) if line.name not in present]
         if missing:  # all the lines in one request; the key names them, so adding a subset later is its own key
-            _paced(
-                stripe_billing.add_invoice_lines,
+            stripe_billing.add_invoice_lines(
                 invoice["id"],
                 [
                     {
@@ -300,8 +280,8 @@ def _invoice(conn: Connection, row: _Row) -> dict[str, Any]:
                 idempotency_key=f"{row.key}-lines-{'+'.join(line.name for line in missing)}",
                 period=usage.period_bounds(row.period),
             )
-        invoice = _paced(
-            stripe_billing.finalize_invoice, invoice["id"], idempotency_key=f"{row.key}-finalize", auto_advance=True
+        invoice = stripe_billing.finalize_invoice(
+            invoice["id"], idempotency_key=f"{row.key}-finalize", auto_advance=True
         )
     return invoice
 
