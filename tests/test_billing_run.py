@@ -330,7 +330,9 @@ def test_two_runner_processes_at_once_invoice_each_organisation_once(stripe_fake
     assert all(r.attempts == 1 for r in rows().values())  # no organisation was taken twice
 
 
-def test_killing_the_runner_at_random_points_invoices_everyone_exactly_once(stripe_fake, _stripe_server, tmp_path):
+def test_killing_the_runner_at_random_points_invoices_everyone_exactly_once(
+    stripe_fake, _stripe_server, tmp_path, make_org, make_user
+):
     """A real `python -m app.cli billing-run` process, SIGKILLed 20 times after random delays and started
     again; every other time Stripe has also forgotten the idempotency keys (as it does after a day)."""
     fake = stripe_fake
@@ -343,6 +345,8 @@ def test_killing_the_runner_at_random_points_invoices_everyone_exactly_once(stri
         expected[tenant] = expected_cents(stt=stt, tts=tts, calls=calls)
     env = runner_env(_stripe_server[1], STRIPE_REQUESTS_PER_SECOND="20")  # ~6 s of Stripe work in all
 
+    superadmin = make_user(make_org("Platform Org").tenant_id, role="super_admin")
+    interrupted_seen = 0
     for kill in range(20):
         log = tmp_path / f"runner-{kill}.log"
         runner = start_cli(env, log)
@@ -350,8 +354,13 @@ def test_killing_the_runner_at_random_points_invoices_everyone_exactly_once(stri
         time.sleep(rng.uniform(0.05, 0.6))
         os.killpg(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
+        if (stopped := monthly_run.current_progress(superadmin.scope)) is not None:
+            assert stopped.interrupted
+            interrupted_seen += 1
         if kill % 2:
             fake._keys.clear()
+
+    assert interrupted_seen  # the Platform page said so after a kill: marked running, no runner holds it
 
     log = tmp_path / "runner-last.log"
     last = start_cli(env, log)
@@ -363,6 +372,7 @@ def test_killing_the_runner_at_random_points_invoices_everyone_exactly_once(stri
         period_row = session.get(BillingPeriod, PERIOD)
     assert (period_row.status, period_row.invoiced, period_row.failed) == ("done", 30, 0)
     assert period_row.invoiced_cents == sum(expected.values())
+    assert monthly_run.current_progress(superadmin.scope) is None
     taken_again = sum(1 for r in rows().values() if r.attempts > 1)
     print(f"runs started: {period_row.runs}; organisations taken again after a kill: {taken_again}")
 
@@ -416,3 +426,12 @@ def test_lines_cannot_be_added_to_a_finalized_invoice(stripe_fake):
         )
     assert refused.value.status == 400 and refused.value.code == "invoice_not_editable"
     assert stripe_fake.invoices[invoice_id]["total"] == 200
+
+
+def test_a_run_in_progress_is_not_called_interrupted(stripe_fake, make_org, make_user):
+    superadmin = make_user(make_org("Platform Org").tenant_id, role="super_admin")
+    add_usage(make_tenant("Busy"), MID, stt_words=2_000, calls=1)
+    seen = []
+    monthly_run.run_period(PERIOD, progress=lambda **_: seen.append(monthly_run.current_progress(superadmin.scope)))
+    assert seen and all(p is not None and not p.interrupted for p in seen)
+    assert monthly_run.current_progress(superadmin.scope) is None  # done

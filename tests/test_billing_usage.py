@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import httpx
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from app.pages.billing import STRIPE_NOT_CONFIGURED, BillingState
@@ -18,7 +18,7 @@ from app.services.accounts import auth
 from app.services.billing import demo_billing, usage
 from app.services.errors import PermissionDenied, ValidationFailed
 from app.settings import get_settings
-from models import BillingRun, StripeInvoice, StripeSubscription, Tenant, UsageRecord
+from models import BillingPeriod, BillingRun, StripeInvoice, StripeSubscription, Tenant, UsageRecord
 from models.db import session_scope
 from tests.test_api import token_for
 from tests.test_page_guards import new_state
@@ -278,6 +278,13 @@ def test_subscription_counts_and_mrr(make_org, super_admin):
     assert (counts.active, counts.trialing, counts.past_due, counts.canceled, counts.other) == (2, 1, 1, 1, 1)
     assert counts.mrr_cents == 2 * 29_900
 
+    demo = make_org("Demo")  # billing-exempt: its subscription is counted, but it pays nothing
+    with session_scope() as session:
+        session.execute(text("UPDATE tenants SET is_demo = true WHERE id = :t"), {"t": demo.tenant_id})
+    subscription(demo.tenant_id, "active")
+    counts = usage.subscription_counts(super_admin.scope)
+    assert (counts.active, counts.active_demo, counts.mrr_cents) == (3, 1, 2 * 29_900)
+
 
 def test_revenue_by_month_counts_paid_invoices_in_their_utc_month(make_org, super_admin):
     a, b = make_org("A"), make_org("B")
@@ -476,3 +483,14 @@ async def test_a_super_admin_reruns_last_months_billing_from_the_platform_page(m
     assert state.running and state.last_month_label in state.progress_text
     await PlatformBillingState.tick.fn(state)  # no runner has taken it yet: nothing is running
     assert not state.running
+
+
+async def test_the_platform_page_says_when_a_run_stopped_part_way(make_org, super_admin):
+    """A period marked running that no runner works on (its process was stopped) and no queued job will continue."""
+    with session_scope() as session:
+        session.add(BillingPeriod(period="2026-10", status="running", runs=1))
+    state = new_state(PlatformBillingState, auth.open_session(super_admin))
+    await PlatformBillingState.load.fn(state)
+    assert not state.running  # the run button is offered again
+    assert state.interrupted_text.startswith("Billing for October 2026 stopped before it finished")
+    assert "already invoiced are left alone" in state.interrupted_text

@@ -64,6 +64,7 @@ class PlatformBillingState(rx.State):
     running: bool = False
     progress_percent: int = 0
     progress_text: str = ""
+    interrupted_text: str = ""  # a run that stopped part-way (its runner was stopped)
 
     @rx.event
     async def load(self):
@@ -111,8 +112,15 @@ class PlatformBillingState(rx.State):
 
     async def _show_progress(self, scope) -> None:
         progress = await asyncio.to_thread(monthly_run.current_progress, scope)
-        self.running = progress is not None
-        if progress is not None:
+        self.running = progress is not None and not progress.interrupted
+        self.interrupted_text = ""
+        if progress is not None and progress.interrupted:
+            self.interrupted_text = (
+                f"Billing for {usage.period_label(progress.period)} stopped before it finished "
+                f"({progress.done:,} of {progress.organisations:,} organisations done). Run it again to finish: "
+                "organisations already invoiced are left alone."
+            )
+        elif progress is not None:
             self.progress_percent = progress.percent
             self.progress_text = (
                 f"{usage.period_label(progress.period)}: {progress.done:,} of {progress.organisations:,} "
@@ -151,7 +159,12 @@ def _chart(figure, testid: str) -> rx.Component:
 def _tiles() -> rx.Component:
     return rx.grid(
         rx.box(
-            stat_tile("MRR", PlatformBillingState.mrr, "trending-up", "active subscriptions × $299"),
+            stat_tile(
+                "MRR",
+                PlatformBillingState.mrr,
+                "trending-up",
+                "paying subscriptions × $299 (demo organisations excluded)",
+            ),
             grid_column=rx.breakpoints(initial="span 2", md="auto"),  # a row of its own on a phone
         ),
         stat_tile("Active", PlatformBillingState.active, "circle-check"),
@@ -219,6 +232,16 @@ def _table(headers: list[str], rows: rx.Var, render, testid: str) -> rx.Componen
 def _run_controls() -> rx.Component:
     """Run last month again (harmless: each organisation is invoiced once per month), and the run in progress."""
     return rx.vstack(
+        rx.cond(
+            PlatformBillingState.interrupted_text != "",
+            rx.callout(
+                PlatformBillingState.interrupted_text,
+                icon="triangle-alert",
+                color_scheme="amber",
+                width="100%",
+                data_testid="billing-run-interrupted",
+            ),
+        ),
         rx.cond(
             PlatformBillingState.running,
             rx.vstack(

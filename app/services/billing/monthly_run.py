@@ -425,6 +425,26 @@ def run_period(period: str, *, progress: Progress | None = None, workers: int = 
     if not stripe_billing.configured():
         raise BillingRunUnavailable(stripe_billing.NOT_CONFIGURED)
     started = time.monotonic()
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as holder:
+        # Held (shared: any number of runners) for the whole run, and lost with the connection if the process
+        # dies: a period marked running that nobody holds was interrupted (see current_progress).
+        holder.execute(_HOLD_PERIOD, {"k": _period_key(period)})
+        try:
+            return _run(period, started, progress, workers)
+        finally:
+            holder.execute(_RELEASE_PERIOD, {"k": _period_key(period)})  # the connection goes back to the pool
+
+
+def _period_key(period: str) -> str:
+    return f"billing-period:{period}"
+
+
+_HOLD_PERIOD = text("SELECT pg_advisory_lock_shared(hashtextextended(:k, 0))")
+_RELEASE_PERIOD = text("SELECT pg_advisory_unlock_shared(hashtextextended(:k, 0))")
+_NOBODY_RUNS = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+def _run(period: str, started: float, progress: Progress | None, workers: int) -> RunResult:
     with session_scope() as session:
         session.execute(_START_PERIOD, {"period": period})
     with session_scope() as session:
@@ -558,14 +578,19 @@ class RunProgress:
     skipped: int
     failed: int
     started_at: datetime
+    interrupted: bool = False  # marked running, but no runner works on it (stopped or killed): run it again
 
     @property
     def percent(self) -> int:
         return 100 if not self.organisations else self.done * 100 // self.organisations
 
 
+_QUEUED = text("SELECT 1 FROM jobs WHERE kind = :kind AND status IN ('queued', 'running') LIMIT 1")
+
+
 def current_progress(scope: Scope) -> RunProgress | None:
-    """The run in progress now (counted live from its rows), or None (super admins only)."""
+    """The run in progress now (counted live from its rows), or None (super admins only). A run that no runner
+    works on and no queued job will continue is `interrupted`."""
     scope.require_super_admin()
     with session_scope() as session:
         running = session.execute(
@@ -574,6 +599,10 @@ def current_progress(scope: Scope) -> RunProgress | None:
         if running is None:
             return None
         counts = _counts(session, running.period)
+        interrupted = bool(
+            session.execute(_NOBODY_RUNS, {"k": _period_key(running.period)}).scalar()
+            and not session.execute(_QUEUED, {"kind": JOB_KIND}).first()
+        )
     skipped = sum(counts["skipped"].values())
     return RunProgress(
         period=running.period,
@@ -583,6 +612,7 @@ def current_progress(scope: Scope) -> RunProgress | None:
         skipped=skipped,
         failed=counts["failed"],
         started_at=running.started_at or utcnow(),
+        interrupted=interrupted,
     )
 
 

@@ -326,19 +326,26 @@ class SubscriptionCounts:
     past_due: int
     canceled: int
     other: int  # incomplete, unpaid, paused, ...
+    active_demo: int = 0  # active subscriptions of demo organisations, which are never billed
 
     @property
     def mrr_cents(self) -> int:
-        """Monthly recurring revenue: paying (active) subscriptions at the plan's price."""
-        return self.active * SUBSCRIPTION_CENTS
+        """Monthly recurring revenue: paying subscriptions (active, of organisations that are billed) at the
+        plan's price."""
+        return (self.active - self.active_demo) * SUBSCRIPTION_CENTS
 
 
 def subscription_counts(scope: Scope) -> SubscriptionCounts:
     scope.require_super_admin()
     with session_scope() as session:
-        by_status = dict(
-            session.execute(text("SELECT status, count(*) FROM stripe_subscriptions GROUP BY status")).all()
-        )
+        rows = session.execute(
+            text(
+                "SELECT s.status, count(*), count(*) FILTER (WHERE t.is_demo) FROM stripe_subscriptions AS s "
+                "JOIN tenants AS t ON t.id = s.tenant_id GROUP BY s.status"
+            )
+        ).all()
+    by_status = {status: n for status, n, _ in rows}
+    demo = {status: n for status, _, n in rows}
     named = ("active", "trialing", "past_due", "canceled")
     return SubscriptionCounts(
         active=int(by_status.get("active", 0)),
@@ -346,6 +353,7 @@ def subscription_counts(scope: Scope) -> SubscriptionCounts:
         past_due=int(by_status.get("past_due", 0)),
         canceled=int(by_status.get("canceled", 0)),
         other=int(sum(n for status, n in by_status.items() if status not in named)),
+        active_demo=int(demo.get("active", 0)),
     )
 
 
