@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,8 +27,8 @@ from app.services.errors import PermissionDenied
 from app.settings import get_settings
 from models import BillingPeriod, BillingRun, StripeInvoice, Tenant
 from models.db import read_session, session_scope
+from tests.process_kit import start_module, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 PERIOD = "2026-11"
 START, END = usage.period_bounds(PERIOD)
 MID = START + timedelta(days=14)
@@ -293,22 +292,7 @@ def runner_env(url: str, **extra: str) -> dict[str, str]:
 
 
 def start_cli(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "billing-run", "--period", PERIOD],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "a"),  # noqa: SIM115 (the child's for its life)
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return start_module("app.cli", "billing-run", "--period", PERIOD, env=env, log=log)
 
 
 def test_two_runner_processes_at_once_invoice_each_organisation_once(stripe_fake, _stripe_server, tmp_path):

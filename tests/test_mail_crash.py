@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from models.db import session_scope
 from tests.conftest import SENDGRID_TEST_KEY
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.server import serve
+from tests.process_kit import start_module, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = 3000
 KILLS = 5
 
@@ -37,22 +36,7 @@ def fake():
 
 
 def start_runner(env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.jobs", "--lease-seconds", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "a"),  # noqa: SIM115 (the child's for its life)
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return start_module("app.jobs", "--lease-seconds", "2", env=env, log=log)
 
 
 def test_killing_the_sender_at_random_points_never_sends_twice(make_org, fake, tmp_path):
