@@ -103,3 +103,15 @@ def test_a_caller_finds_their_contact_however_the_number_was_written(make_org, s
     with session_scope() as session:
         found = call_records.contact_for_number(session, Scope.system(org.tenant_id), caller)
         assert found is not None and found.id == contact_id
+
+
+def test_numbers_are_shown_in_the_national_format_and_foreign_ones_internationally():
+    from app.services.phone_rules import display_phone
+
+    assert display_phone("+14155550123") == "(415) 555-0123"
+    assert display_phone("+15552010134") == "(555) 201-0134"  # fictional 555 numbers too, as the demo uses them
+    assert display_phone("+442079460958") == "+44 20 7946 0958"
+    assert display_phone("+33142685300") == "+33 1 42 68 53 00"
+    assert display_phone("") == "" and display_phone(None) == ""
+    assert display_phone("call the front desk") == "call the front desk"  # unreadable: as it was
+    assert display_phone("+1 415") == "+1 415"  # not a possible number: as it was

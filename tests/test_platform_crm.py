@@ -149,3 +149,19 @@ def test_the_demo_seed_puts_the_super_admin_in_the_platform_and_the_demo_in_its_
     assert (contact.email_normalized, contact.status) == (ADMIN_EMAIL, "customer")
     payments = platform_crm.payment_history(platform_scope(), contact.id)
     assert payments and all(p.status == "paid" for p in payments)
+
+
+async def test_the_stripe_customer_field_is_offered_only_where_billing_links_apply(make_org, make_user):
+    from app.pages.contacts import ContactsState
+    from app.services.accounts import auth
+    from tests.test_page_guards import new_state
+
+    clinic = make_org("Quiet Clinic")
+    state = new_state(ContactsState, auth.open_session(clinic))
+    await ContactsState.open_new.fn(state)
+    assert state.form_open and not state.form_billing  # a clinic's contacts are its patients and suppliers
+
+    platform_admin = make_user(platform_scope().tenant_id, role="admin")
+    state = new_state(ContactsState, auth.open_session(platform_admin))
+    await ContactsState.open_new.fn(state)
+    assert state.form_open and state.form_billing  # the platform's contacts are organisations with Stripe customers

@@ -99,12 +99,16 @@ def _line(icon: str, value: rx.Var) -> rx.Component:
         value != "",
         rx.hstack(
             rx.icon(icon, size=14, color=rx.color("gray", 10)),
-            rx.text(value, size="2", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+            rx.text(value, size="2", title=value, **_ONE_LINE),
             spacing="2",
             align="center",
             min_width="0",
         ),
     )
+
+
+# Long names and addresses end in "…" on one line; the whole value shows on hover (title).
+_ONE_LINE = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap", "max_width": "100%"}
 
 
 def contact_card(card: ContactCardRow) -> rx.Component:
@@ -113,13 +117,15 @@ def contact_card(card: ContactCardRow) -> rx.Component:
             rx.vstack(
                 rx.hstack(
                     rx.vstack(
-                        rx.text(card.business_name, weight="bold", size="3"),
+                        rx.text(card.business_name, weight="bold", size="3", title=card.business_name, **_ONE_LINE),
                         rx.text(
                             card.contact_name,
                             rx.cond(
                                 card.contact_role != "", rx.text.span(" · ", card.contact_role, color_scheme="gray")
                             ),
                             size="2",
+                            title=card.contact_name,
+                            **_ONE_LINE,
                         ),
                         spacing="1",
                         min_width="0",

@@ -14,7 +14,7 @@ from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
-from app.services import platform_crm
+from app.services import phone_rules, platform_crm
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.services.mail import analytics
@@ -154,6 +154,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
         detail = detail or await asyncio.to_thread(contacts.get_contact, scope, self.current_id)
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
+        self.contact["phone_shown"] = phone_rules.display_phone(detail.card.phone)
         self.contact.update(
             status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card)
         )
@@ -299,14 +300,23 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
 
 
 def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> rx.Component:
-    shown = rx.link(value, href=href, is_external=True) if href is not None else rx.text(value, size="2")
+    # one line, ending in "…" when long; the whole value on hover
+    one_line = {"title": value, "overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap"}
+    shown = (
+        rx.link(value, href=href, is_external=True, **one_line)
+        if href is not None
+        else rx.text(value, size="2", **one_line)
+    )
     return rx.cond(
         value != "",
         rx.hstack(
             rx.icon(icon, size=16, color=rx.color("gray", 10)),
-            rx.vstack(rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0"),
+            rx.vstack(
+                rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0", max_width="100%"
+            ),
             spacing="3",
             align="start",
+            max_width="100%",
         ),
     )
 
@@ -319,7 +329,7 @@ def _details() -> rx.Component:
             _fact("user", "Contact person", contact["contact_name"]),
             _fact("briefcase", "Role", contact["contact_role"]),
             _fact("mail", "Email", contact["email"], "mailto:" + contact["email"]),
-            _fact("phone", "Phone", contact["phone"], "tel:" + contact["phone"]),
+            _fact("phone", "Phone", contact["phone_shown"], "tel:" + contact["phone"]),
             _fact("globe", "Website", contact["website"], contact["website"]),
             _fact("map-pin", "Location", contact["place"]),
             _fact("house", "Address", contact["address"]),

@@ -15,6 +15,7 @@ import reflex as rx
 
 from app.components.cards import field_error, form_field
 from app.components.form_dialog import form_columns, form_dialog
+from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.errors import Conflict, ValidationFailed
@@ -95,9 +96,15 @@ class ContactFormMixin(rx.State, mixin=True):
     form_errors: dict[str, str] = {}
     form_error: str = ""
     form_busy: bool = False
+    # The Stripe customer id only where billing links apply: the platform's CRM of customer organisations (or a
+    # contact that already has one).
+    form_billing: bool = False
 
     async def _show_form(self, scope: Scope, detail: contacts.ContactDetail | None) -> None:
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
+        self.form_billing = bool(detail and detail.stripe_customer_id) or await asyncio.to_thread(
+            tenants.is_platform, scope.tenant_id
+        )
         self.form_values = _form_values(detail, definitions)
         self.form_fields = _custom_inputs(definitions, self.form_values, {})
         self.form_errors, self.form_error = {}, ""
@@ -195,7 +202,7 @@ def contact_form_dialog(state) -> rx.Component:
             _input(state, "city", "City"),
             _input(state, "state", "State / region"),
             _input(state, "website", "Website", placeholder="bayview.example"),
-            _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…"),
+            rx.cond(state.form_billing, _input(state, "stripe_customer_id", "Stripe customer id", placeholder="cus_…")),
         ),
         _input(state, "address", "Address"),
         form_field(

@@ -13,6 +13,7 @@ from app.components.crm import ContactCardRow, contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import BulkEmailMixin, bulk_email_dialog, bulk_sent_notice
+from app.services import phone_rules
 from app.services.accounts import auth
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.crm.contact_search import ContactQuery
@@ -30,7 +31,7 @@ def card_row(card: contact_search.ContactCard) -> ContactCardRow:
         contact_name=card.contact_name,
         contact_role=card.contact_role,
         email=card.email,
-        phone=card.phone,
+        phone=phone_rules.display_phone(card.phone),
         place=place(card),
         status_label=card.status_label,
         status_color=contact_rules.STATUS_COLORS.get(card.status, "gray"),

@@ -74,6 +74,21 @@ def _possible(number: phonenumbers.PhoneNumber) -> bool:
     return phonenumbers.is_possible_number_with_reason(number) == ValidationResult.IS_POSSIBLE
 
 
+def display_phone(value: str | None, region: str = DEFAULT_REGION) -> str:
+    """A stored number as people read it: the region's own numbers in its national format ("(415) 555-0123"),
+    others in international format ("+44 20 7946 0958"); what cannot be read, as it was."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, region)
+    except NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    own = number.country_code == phonenumbers.country_code_for_region(region)
+    return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL if own else PhoneNumberFormat.INTERNATIONAL)
+
+
 def library_normalise(text: str) -> str | None:
     """`normalise_phone` without the shortcut: the library's E.164 of a possible number."""
     number, _ = _parse(text)
