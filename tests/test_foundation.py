@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         "models",
         "voice_service.server",
-        "app.services.accounts.auth, app.services.accounts.tenants, app.services.accounts.users, app.services.home_figures",
+        "app.services.accounts.auth, app.services.accounts.tenants, app.services.accounts.users, app.services.home_digest",
         "app.services.crm.contacts, app.services.crm.interactions, app.services.crm.custom_fields, app.services.crm.crm_dashboard",
         "app.services.agents, app.services.agents.router, app.integrations.llm, app.api.agents",
         "app.jobs.runner, app.jobs.handlers",

@@ -5,7 +5,17 @@ from __future__ import annotations
 import reflex as rx
 
 
-def stat_tile(label: str, value: rx.Var | str | int, icon: str, hint: rx.Var | str = "") -> rx.Component:
+def stat_tile(
+    label: str, value: rx.Var | str | int, icon: str, hint: rx.Var | str = "", href: str = "", testid: str = ""
+) -> rx.Component:
+    """A figure with its label; with `href`, the whole tile links to the page behind the figure."""
+    tile = _stat_card(label, value, icon, hint)
+    if not href:
+        return tile
+    return rx.link(tile, href=href, underline="none", color="inherit", width="100%", data_testid=testid or None)
+
+
+def _stat_card(label: str, value: rx.Var | str | int, icon: str, hint: rx.Var | str) -> rx.Component:
     return rx.card(
         rx.hstack(
             rx.box(

@@ -1,49 +1,226 @@
-"""Home: the organisation at a glance, with contacts created per week."""
+"""Home: what happened while you were away — calls today and this week, follow-ups due, the latest callers,
+this month's usage against the bill, new contacts — each linking to its page; and contacts created per week."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import plotly.graph_objects as go
 import reflex as rx
 
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
+from app.components.crm import when
 from app.components.layout import page_shell
-from app.services import home_figures
+from app.services import home_digest
+from app.services.billing import usage
+from app.services.crm.crm_dashboard import contact_growth
 from app.session import SessionState, require_scope
+
+
+@dataclasses.dataclass(frozen=True)
+class CallerRow:
+    href: str  # the call's page
+    who: str
+    started_at: str
+    line: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FollowUpRow:
+    href: str  # the contact's page
+    contact: str
+    subject: str
+    due_at: str
+    overdue: bool
+
+
+def _calls_hint(counts: home_digest.CallCounts) -> str:
+    return f"{counts.answered} answered · {counts.transferred} transferred · {counts.failed} failed"
 
 
 class HomeState(rx.State):
     loading: bool = True
-    contacts: int = 0
-    contacts_recent: int = 0
-    team_members: int = 0
-    calls_this_month: int = 0
+    calls_today: int = 0
+    calls_today_hint: str = ""
+    calls_week: int = 0
+    calls_week_hint: str = ""
+    follow_ups_due: int = 0
+    follow_ups_hint: str = ""
+    follow_ups: list[FollowUpRow] = []
+    callers: list[CallerRow] = []
+    new_contacts: int = 0
+    new_contacts_hint: str = ""
+    usage_so_far: str = ""
+    bill_hint: str = ""
     has_weekly_data: bool = False
     weekly_figure: go.Figure = go.Figure()
 
     @rx.event
     async def load(self):
         scope = await require_scope(self)
-        figures = await asyncio.to_thread(home_figures.home_stats, scope)
-        self.contacts = figures.contacts
-        self.contacts_recent = figures.contacts_last_30_days
-        self.team_members = figures.team_members
-        self.calls_this_month = figures.calls_this_month
-        self.has_weekly_data = any(count for _, count in figures.contacts_per_week)
-        self.weekly_figure = weekly_bars(figures.contacts_per_week, name="Contacts created")
+        digest = await asyncio.to_thread(home_digest.digest, scope)
+        growth = await asyncio.to_thread(contact_growth, scope)
+        self.calls_today, self.calls_today_hint = digest.calls_today.total, _calls_hint(digest.calls_today)
+        self.calls_week, self.calls_week_hint = digest.calls_this_week.total, _calls_hint(digest.calls_this_week)
+        self.follow_ups_due = digest.follow_ups_due
+        self.follow_ups_hint = (
+            f"{digest.follow_ups_overdue} overdue" if digest.follow_ups_overdue else "due today, none overdue"
+        )
+        self.follow_ups = [
+            FollowUpRow(f"/crm/contacts/{f.contact_id}", f.contact, f.subject, f.due_at, f.overdue)
+            for f in digest.follow_ups
+        ]
+        self.callers = [CallerRow(f"/calls/{c.call_id}", c.who, c.started_at, c.line) for c in digest.recent_callers]
+        self.new_contacts = digest.new_contacts
+        self.new_contacts_hint = ", ".join(digest.new_contact_names) + (
+            " and more" if digest.new_contacts > len(digest.new_contact_names) else ""
+        )
+        if digest.usage_cents is not None:
+            self.usage_so_far = usage.format_cents(digest.usage_cents)
+            self.bill_hint = (
+                f"{digest.voice_words:,} voice words, {digest.calls_billed:,} calls · "
+                f"bill so far {usage.format_cents(digest.estimate_cents or 0)}"
+            )
+        self.has_weekly_data = any(count for _, count in growth.per_week)
+        self.weekly_figure = weekly_bars(growth.per_week, name="Contacts created")
         self.loading = False
+
+
+def _follow_up(row: FollowUpRow) -> rx.Component:
+    return rx.link(
+        rx.hstack(
+            rx.icon("list-todo", size=14, color=rx.color("gray", 10)),
+            rx.text(rx.text.span(row.contact, weight="medium"), " · ", row.subject, size="2", **_ONE_LINE),
+            rx.spacer(),
+            rx.text(
+                when(row.due_at),
+                size="1",
+                color_scheme=rx.cond(row.overdue, "red", "gray"),
+                white_space="nowrap",
+            ),
+            width="100%",
+            align="center",
+            spacing="2",
+        ),
+        href=row.href,
+        underline="none",
+        color="inherit",
+        width="100%",
+    )
+
+
+def _caller(row: CallerRow) -> rx.Component:
+    return rx.link(
+        rx.vstack(
+            rx.hstack(
+                rx.text(row.who, weight="medium", size="2", **_ONE_LINE),
+                rx.spacer(),
+                rx.text(when(row.started_at), size="1", color_scheme="gray", white_space="nowrap"),
+                width="100%",
+                align="center",
+            ),
+            rx.text(row.line, size="2", color_scheme="gray", **_ONE_LINE, title=row.line),
+            spacing="0",
+            width="100%",
+        ),
+        href=row.href,
+        underline="none",
+        color="inherit",
+        width="100%",
+        data_testid="recent-caller",
+    )
+
+
+_ONE_LINE = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap", "min_width": "0"}
+
+
+def _admin_tiles() -> rx.Component:
+    return rx.fragment(
+        stat_tile(
+            "Follow-ups due",
+            HomeState.follow_ups_due,
+            "list-todo",
+            HomeState.follow_ups_hint,
+            href="/crm",
+            testid="tile-follow-ups",
+        ),
+        stat_tile(
+            "Usage this month",
+            HomeState.usage_so_far,
+            "receipt",
+            HomeState.bill_hint,
+            href="/billing",
+            testid="tile-usage",
+        ),
+        stat_tile(
+            "New contacts (7 days)",
+            HomeState.new_contacts,
+            "user-plus",
+            HomeState.new_contacts_hint,
+            href="/crm/contacts",
+            testid="tile-new-contacts",
+        ),
+    )
 
 
 def home_page() -> rx.Component:
     return page_shell(
         "Home",
         rx.grid(
-            stat_tile("Contacts", HomeState.contacts, "contact", f"+{HomeState.contacts_recent} in 30 days"),
-            stat_tile("Calls this month", HomeState.calls_this_month, "phone"),
-            stat_tile("Team members", HomeState.team_members, "users"),
-            columns=rx.breakpoints(initial="1", sm="3"),
+            stat_tile(
+                "Calls today",
+                HomeState.calls_today,
+                "phone",
+                HomeState.calls_today_hint,
+                href="/calls",
+                testid="tile-calls-today",
+            ),
+            stat_tile(
+                "Calls this week",
+                HomeState.calls_week,
+                "phone-call",
+                HomeState.calls_week_hint,
+                href="/calls",
+                testid="tile-calls-week",
+            ),
+            rx.cond(SessionState.is_admin, _admin_tiles()),
+            columns=rx.breakpoints(initial="1", sm="2", lg="3"),
+            spacing="4",
+            width="100%",
+        ),
+        rx.grid(
+            section(
+                "Latest callers",
+                rx.cond(
+                    HomeState.callers.length() > 0,
+                    rx.vstack(rx.foreach(HomeState.callers, _caller), spacing="3", width="100%"),
+                    rx.text(
+                        "No calls yet. When your voice agent answers, each caller shows here with what they wanted.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                ),
+                action=rx.link("All calls", href="/calls", size="2"),
+            ),
+            rx.cond(
+                SessionState.is_admin,
+                section(
+                    "Follow-ups due",
+                    rx.cond(
+                        HomeState.follow_ups.length() > 0,
+                        rx.vstack(rx.foreach(HomeState.follow_ups, _follow_up), spacing="3", width="100%"),
+                        rx.text(
+                            "Nothing due today. Tasks and follow-ups with a due date show here.",
+                            size="2",
+                            color_scheme="gray",
+                        ),
+                    ),
+                    action=rx.link("CRM", href="/crm", size="2"),
+                ),
+            ),
+            columns=rx.breakpoints(initial="1", md="2"),
             spacing="4",
             width="100%",
         ),
@@ -73,5 +250,5 @@ def home_page() -> rx.Component:
                 ),
             ),
         ),
-        subtitle="Your organisation at a glance",
+        subtitle="What happened while you were away",
     )
