@@ -90,24 +90,29 @@ class HomeState(rx.State):
 
 def _follow_up(row: FollowUpRow) -> rx.Component:
     return rx.link(
-        rx.hstack(
-            rx.icon("list-todo", size=14, color=rx.color("gray", 10)),
-            rx.text(rx.text.span(row.contact, weight="medium"), " · ", row.subject, size="2", **_ONE_LINE),
-            rx.spacer(),
-            rx.text(
-                when(row.due_at),
-                size="1",
-                color_scheme=rx.cond(row.overdue, "red", "gray"),
-                white_space="nowrap",
+        rx.vstack(
+            rx.hstack(
+                rx.text(row.contact, weight="medium", size="2", **_ONE_LINE),
+                rx.spacer(),
+                rx.text(
+                    rx.cond(row.overdue, "overdue, due ", "due "),
+                    when(row.due_at),
+                    size="1",
+                    color_scheme=rx.cond(row.overdue, "red", "gray"),
+                    white_space="nowrap",
+                ),
+                width="100%",
+                align="center",
             ),
+            rx.text(row.subject, size="2", color_scheme="gray", width="100%", title=row.subject, **_ONE_LINE),
+            spacing="0",
             width="100%",
-            align="center",
-            spacing="2",
         ),
         href=row.href,
         underline="none",
         color="inherit",
         width="100%",
+        data_testid="follow-up-due",
     )
 
 
@@ -121,7 +126,7 @@ def _caller(row: CallerRow) -> rx.Component:
                 width="100%",
                 align="center",
             ),
-            rx.text(row.line, size="2", color_scheme="gray", **_ONE_LINE, title=row.line),
+            rx.text(row.line, size="2", color_scheme="gray", width="100%", **_ONE_LINE, title=row.line),
             spacing="0",
             width="100%",
         ),
