@@ -78,7 +78,32 @@ def field_error(message: rx.Var) -> rx.Component:
     return rx.cond(message != "", rx.text(message, color_scheme="red", size="1"))
 
 
+# A field the server refused: its control outlined in red (Radix's own roots, so the outline follows their corners).
+INVALID_FIELD_STYLE = {
+    "&[data-invalid=true] .rt-TextFieldRoot, &[data-invalid=true] .rt-TextAreaRoot, "
+    "&[data-invalid=true] .rt-SelectTrigger": {"box_shadow": f"inset 0 0 0 2px {rx.color('red', 8)}"},
+}
+_FOCUS_FIRST_ERROR = (
+    "setTimeout(() => { const f = document.querySelector('[data-invalid=true] input, "
+    "[data-invalid=true] textarea, [data-invalid=true] button'); if (f) { f.focus(); "
+    "f.scrollIntoView({block: 'center'}); } }, 80)"
+)
+
+
+def focus_first_error() -> rx.event.EventSpec:
+    """After the server refused a form: the first field in error takes the focus (once the page shows the
+    messages), so the admin types the fix where it is needed."""
+    return rx.call_script(_FOCUS_FIRST_ERROR)
+
+
 def form_field(label: str, control: rx.Component, error: rx.Var | None = None, hint: str = "") -> rx.Component:
+    """A labelled control with its hint and, when the server refused it, its message (the app's own words: forms
+    are `no_validate`, so the browser's tooltips never stand in for them)."""
+    marks = (
+        {"data_invalid": rx.cond(error != "", "true", "false"), "style": INVALID_FIELD_STYLE}
+        if error is not None
+        else {}
+    )
     return rx.vstack(
         rx.text(label, size="2", weight="medium"),
         control,
@@ -86,6 +111,7 @@ def form_field(label: str, control: rx.Component, error: rx.Var | None = None, h
         field_error(error) if error is not None else rx.fragment(),
         spacing="1",
         width="100%",
+        **marks,
     )
 
 

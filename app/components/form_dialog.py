@@ -10,6 +10,12 @@ from __future__ import annotations
 import reflex as rx
 
 
+def app_form(*children: rx.Component, **props) -> rx.Component:
+    """Every form of the app: `no_validate`, so a field's problem is told in the app's words next to the field
+    (after the server checked it) instead of in the browser's tooltip."""
+    return rx.form(*children, no_validate=True, **props)
+
+
 def form_columns(*fields: rx.Component) -> rx.Component:
     """Fields side by side on a wide screen, one under the other on a phone."""
     return rx.grid(*fields, columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%")
@@ -60,7 +66,7 @@ def form_dialog(
         *([rx.dialog.trigger(trigger)] if trigger is not None else []),
         rx.dialog.content(
             *head,
-            rx.form(
+            app_form(
                 rx.vstack(
                     *fields,
                     _actions(submit_label, busy, submit_testid),

@@ -10,7 +10,7 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section
+from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.services.agents import specialists
@@ -106,7 +106,7 @@ class AgentsState(rx.State):
                 view = await asyncio.to_thread(lambda: specialists.create_specialist(scope, **fields))
         except ValidationFailed as exc:
             self.errors, self.form = exc.fields, fields
-            return
+            return focus_first_error()
         except ServiceError as exc:  # a slug taken, the organisation's specialist limit reached
             self.error, self.form = exc.message, fields
             return

@@ -6,7 +6,8 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import form_field
+from app.components.cards import focus_first_error, form_field
+from app.components.form_dialog import app_form
 from app.edge import proxies
 from app.services import organisations
 from app.services.accounts import auth
@@ -74,6 +75,7 @@ class SignUpState(rx.State):
         except ValidationFailed as exc:
             self.errors = exc.fields
             self.busy = False
+            yield focus_first_error()
             return
         except Conflict as exc:
             self.error = exc.message
@@ -139,7 +141,7 @@ def _alert(message: rx.Var) -> rx.Component:
 
 
 def sign_in_page() -> rx.Component:
-    form = rx.form(
+    form = app_form(
         rx.vstack(
             _alert(SignInState.error),
             form_field(
@@ -172,7 +174,7 @@ def sign_in_page() -> rx.Component:
 
 def sign_up_page() -> rx.Component:
     errors = SignUpState.errors
-    form = rx.form(
+    form = app_form(
         rx.vstack(
             _alert(SignUpState.error),
             form_field(

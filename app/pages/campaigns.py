@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from app.api.downloads import campaign_analytics_path, campaign_recipients_path
-from app.components.cards import confirm, empty_state, form_field, section, stat_tile
+from app.components.cards import confirm, empty_state, focus_first_error, form_field, section, stat_tile
 from app.components.charts import activity_lines
 from app.components.crm import pager, when
 from app.components.form_dialog import form_columns, form_dialog
@@ -451,6 +451,7 @@ class CampaignsState(PagedList, rx.State):
         except ValidationFailed as exc:
             self.errors, self.busy = dict(exc.fields), False
             self.error = exc.fields.get("audience", "") or exc.fields.get("template_id", "")
+            yield focus_first_error()
             return
         self.busy, self.dialog_open = False, False
         yield rx.redirect(f"/campaigns/{created.id}")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import reflex as rx
 
 from app.components.cards import confirm, empty_state
+from app.components.form_dialog import app_form
 from app.components.layout import page_shell
 from app.components.markdown import safe_markdown
 from app.integrations.llm import llm_configured
@@ -466,7 +467,7 @@ def _empty() -> rx.Component:
 
 
 def _composer() -> rx.Component:
-    return rx.form(
+    return app_form(
         rx.hstack(
             rx.text_area(
                 name="message",

@@ -8,7 +8,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section
+from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
 from app.components.crm import TimelineEntry, crm_tabs, day, status_badge, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
@@ -277,6 +277,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             self.entry_errors = exc.fields
             self.entry_key += 1
             self.entry_busy = False
+            yield focus_first_error()
             return
         self.entry_busy, self.entry_open = False, False
         await self._load_timeline(scope, max(PAGE, len(self.entries) + 1))  # (the card itself does not change)

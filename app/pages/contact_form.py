@@ -13,7 +13,7 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import field_error, form_field
+from app.components.cards import INVALID_FIELD_STYLE, field_error, focus_first_error, form_field
 from app.components.form_dialog import form_columns, form_dialog
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
@@ -138,6 +138,7 @@ class ContactFormMixin(rx.State, mixin=True):
             self.form_fields = _custom_inputs(definitions, self.form_values, self.form_errors)
             self.form_key += 1
             self.form_busy = False
+            yield focus_first_error()
             return
         self.form_busy = False
         self.form_open = False
@@ -174,6 +175,8 @@ def _custom_input(field: CustomInput) -> rx.Component:
         spacing="1",
         width="100%",
         data_testid="custom-field-input",
+        data_invalid=rx.cond(field.error != "", "true", "false"),
+        style=INVALID_FIELD_STYLE,
     )
 
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, field_error, form_field, section
+from app.components.cards import confirm, empty_state, field_error, focus_first_error, form_field, section
 from app.components.crm import crm_tabs
 from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
@@ -121,7 +121,7 @@ class CustomFieldsState(rx.State):
             self.errors = exc.fields if isinstance(exc, ValidationFailed) else {}
             self.error = "" if isinstance(exc, ValidationFailed) else exc.message
             self.dialog_key += 1
-            return
+            return focus_first_error()
         self.dialog_open = False
         await self._refresh(scope)
         return rx.toast.success(

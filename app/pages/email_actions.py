@@ -12,7 +12,7 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import form_field
+from app.components.cards import focus_first_error, form_field
 from app.components.form_dialog import form_dialog
 from app.services.errors import ServiceError, ValidationFailed
 from app.services.mail import campaigns, delivery, templates
@@ -86,6 +86,7 @@ class SendEmailMixin(rx.State, mixin=True):
         except ValidationFailed as exc:
             self.email_errors, self.email_busy = dict(exc.fields), False
             self.email_error = exc.fields.get("contact", "") or exc.fields.get("template_id", "")
+            yield focus_first_error()
             return
         except ServiceError as exc:
             self.email_errors, self.email_error, self.email_busy = {}, exc.message, False
@@ -226,6 +227,7 @@ class BulkEmailMixin(rx.State, mixin=True):
             )
             if not self.bulk_error and not ({"subject", "html_content"} & set(exc.fields)):
                 self.bulk_error = exc.message
+            yield focus_first_error()
             return
         except ServiceError as exc:
             self.bulk_errors, self.bulk_error, self.bulk_busy = {}, exc.message, False

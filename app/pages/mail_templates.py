@@ -13,9 +13,9 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section
+from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
 from app.components.crm import when
-from app.components.form_dialog import form_columns
+from app.components.form_dialog import app_form, form_columns
 from app.components.layout import page_shell
 from app.components.mail import PREVIEW_SANDBOX, email_frame, mail_tabs, text_part
 from app.services.crm import contact_search
@@ -240,6 +240,7 @@ class TemplatesState(rx.State):
         except ValidationFailed as exc:
             self.errors, self.error, self.saving = dict(exc.fields), "", False
             yield rx.toast.error("The template was not saved: fix the problems marked in red.")
+            yield focus_first_error()
             return
         except Conflict as exc:
             self.errors, self.error, self.saving = {"name": exc.message}, "", False
@@ -287,7 +288,7 @@ class TemplatesState(rx.State):
         except ValidationFailed as exc:
             self.sender, self.sender_errors = data, dict(exc.fields)
             self.sender_key += 1
-            return rx.toast.error("The sender was not saved: fix the problems marked in red.")
+            return [rx.toast.error("The sender was not saved: fix the problems marked in red."), focus_first_error()]
         self.sender, self.sender_default, self.sender_errors = _sender_values(sender), False, {}
         self.sender_key += 1
         return rx.toast.success(f"Email now comes from {sender.from_name} <{sender.from_email}>.")
@@ -406,7 +407,7 @@ def _sender_card() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
-        rx.form(
+        app_form(
             rx.vstack(
                 form_columns(
                     _sender_input("from_name", "From name", "Bright Smiles Dental"),
@@ -442,7 +443,7 @@ def _draft_field(name: str, label: str, control, hint: str = "") -> rx.Component
 
 def _editor_form() -> rx.Component:
     draft = TemplatesState.draft
-    return rx.form(
+    return app_form(
         rx.vstack(
             _draft_field(
                 "name",

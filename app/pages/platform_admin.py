@@ -9,7 +9,8 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, form_field, section, stat_tile
+from app.components.cards import confirm, empty_state, focus_first_error, form_field, section, stat_tile
+from app.components.form_dialog import app_form
 from app.components.layout import page_shell
 from app.pages.platform_billing import billing_section
 from app.pages.platform_quotas import quotas_section
@@ -89,7 +90,7 @@ class PlatformState(rx.State):
             )
         except ValidationFailed as exc:
             self.number_errors = exc.fields
-            return
+            return focus_first_error()
         except ServiceError as exc:  # taken, a vanished organisation, Twilio unavailable
             self.number_error = exc.message
             return
@@ -232,7 +233,7 @@ def _numbers_section() -> rx.Component:
             PlatformState.number_error != "",
             rx.callout(PlatformState.number_error, color_scheme="red", icon="triangle-alert", width="100%"),
         ),
-        rx.form(
+        app_form(
             rx.grid(
                 form_field(
                     "Organisation",

@@ -7,7 +7,7 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import form_field, section
+from app.components.cards import focus_first_error, form_field, section
 from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
 from app.services.accounts import users
@@ -77,7 +77,7 @@ class TeamState(rx.State):
             )
         except ValidationFailed as exc:
             self.errors = exc.fields
-            return
+            return focus_first_error()
         except Conflict as exc:
             self.error = exc.message
             return

@@ -7,7 +7,8 @@ import asyncio
 
 import reflex as rx
 
-from app.components.cards import empty_state, form_field, section
+from app.components.cards import empty_state, focus_first_error, form_field, section
+from app.components.form_dialog import app_form
 from app.components.layout import page_shell
 from app.services.calls import voice_settings
 from app.services.errors import ValidationFailed
@@ -63,7 +64,7 @@ class VoiceSettingsState(rx.State):
             )
         except ValidationFailed as exc:
             self.errors = exc.fields
-            return rx.toast.error("Some fields need a fix; nothing was saved.")
+            return [rx.toast.error("Some fields need a fix; nothing was saved."), focus_first_error()]
         self._show_agent(agent)
         self.form_key += 1
         return rx.toast.success("Saved. The next call uses the new settings.")
@@ -109,7 +110,7 @@ def _agent_section() -> rx.Component:
     errors = VoiceSettingsState.errors
     return section(
         "Phone agent",
-        rx.form(
+        app_form(
             rx.vstack(
                 form_field(
                     "Instructions",
