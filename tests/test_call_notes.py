@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from app.jobs.runner import Runner
 from app.services.accounts.scope import Scope
-from app.services.calls import call_records
+from app.services.calls import call_records, calls
 from app.services.calls.call_requests import MAX_FIELD, MAX_FOLLOW_UPS, offline_follow_ups
 from app.services.calls.call_summary import MAX_SUMMARY_CHARS, extractive_summary, summarise_call
 from app.services.crm import interactions
@@ -240,6 +240,10 @@ def test_an_unknown_callers_follow_up_waits_on_the_call_and_joins_the_contact_on
         kept = s.get(CallSession, call_id).follow_ups
     assert [f["kind"] for f in kept] == ["callback"] and "braces" in kept[0]["request"]
     assert _follow_ups(org.tenant_id) == []
+    # The call page shows it meanwhile, in plain words.
+    (shown,) = calls.call_detail(org.scope, str(call_id)).follow_ups
+    assert shown["label"] == "Call back" and "call me back tomorrow morning" in shown["request"]
+    assert shown["when"].startswith("tomorrow morning (") and shown["when"].endswith(", 9:00 AM)")
 
     contact_id = add_contact(org.tenant_id, phone="+1 555 555 0177", name="Omar Haddad", business="Haddad family")
     assert summarise_call(Scope.system(org.tenant_id), call_id)["timeline"] is True  # the call and its task

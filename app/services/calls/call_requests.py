@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, tzinfo
 
 from app.services.calls import transcript_facts
 
@@ -207,16 +207,30 @@ def task_subject(follow_ups: list[FollowUp]) -> str:
     return " · ".join(dict.fromkeys(f.label for f in follow_ups))[:255]
 
 
-def task_content(follow_ups: list[FollowUp], zone) -> str:
+def describe(follow_up: FollowUp, zone: tzinfo) -> dict[str, str]:
+    """A follow-up as the call page and the task show it: what to do, what was asked and said, for when."""
+    due = transcript_facts.day_label(datetime.fromisoformat(follow_up.due_at).astimezone(zone))
+    return {
+        "label": follow_up.label,
+        "request": follow_up.request,
+        "promised": follow_up.promised,
+        "when": f"{follow_up.when} ({due})" if follow_up.when else f"no day was mentioned; due {due}",
+    }
+
+
+def stored(call_follow_ups: list[dict] | None) -> list[FollowUp]:
+    return [FollowUp.from_json(f) for f in call_follow_ups or []]
+
+
+def task_content(follow_ups: list[FollowUp], zone: tzinfo) -> str:
     """The task in plain words: what was asked, what the agent said, and for when."""
     blocks = []
-    for f in follow_ups:
-        lines = [f"{f.label}."]
-        if f.request:
-            lines.append(f"Asked: {f.request}")
-        if f.promised:
-            lines.append(f"The agent said: {f.promised}")
-        due = transcript_facts.day_label(datetime.fromisoformat(f.due_at).astimezone(zone))
-        lines.append(f"When: {f.when} ({due})." if f.when else f"When: no day was mentioned; due {due}.")
+    for shown in (describe(f, zone) for f in follow_ups):
+        lines = [f"{shown['label']}."]
+        if shown["request"]:
+            lines.append(f"Asked: {shown['request']}")
+        if shown["promised"]:
+            lines.append(f"The agent said: {shown['promised']}")
+        lines.append(f"When: {shown['when']}.")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

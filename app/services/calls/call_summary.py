@@ -18,6 +18,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -157,7 +158,7 @@ def add_call_to_timeline(session: Session, scope: Scope, contact: Contact, call:
             session=session,
         )
         added = True
-    follow_ups = [call_requests.FollowUp.from_json(f) for f in call.follow_ups or []]
+    follow_ups = call_requests.stored(call.follow_ups)
     if follow_ups and not _entry_exists(session, scope, contact, call, interactions.DUE_TYPES):
         interactions.add_interaction(
             scope,
@@ -167,7 +168,7 @@ def add_call_to_timeline(session: Session, scope: Scope, contact: Contact, call:
                 "subject": call_requests.task_subject(follow_ups),
                 "content": call_requests.task_content(follow_ups, tenants.time_zone(session, scope.tenant_id)),
                 "interaction_date": call.ended_at or call.started_at,
-                "due_at": min(f.due_at for f in follow_ups),
+                "due_at": min(datetime.fromisoformat(f.due_at) for f in follow_ups),
                 "meta": {"call_id": str(call.id), "from_call": True, "summary_source": call.summary_source},
             },
             session=session,
