@@ -6,7 +6,9 @@ the rules were run on them; their first run passed ten and led to four general f
 is a fact, not a sign-off; a weekday said with its date is that date; the action asked for names the request
 before the thing asked about; beyond the request and the answer a summary keeps only sentences with a fact or
 above the call's median score, within a character budget rather than a sentence count). The last four were
-written after those fixes and run once, unchanged. Each entry: the caller's and agent's lines after the greeting, the facts
+written after those fixes and passed on their first run. One later change, a sentence that adds a new fact is
+kept even when its words repeat chosen ones, fixed a regression ("numbers said as words" lost its amount) that
+merging two ways of spotting a self-introduction had caused. Each entry: the caller's and agent's lines after the greeting, the facts
 the summary must contain (a phone number is compared by its digits), text it must not contain (filler), the
 kinds of follow-up expected (empty: none may be made), and the day the follow-up is due as days after the call
 (None: not checked). Every call is made on Wednesday 11 March 2026 at 10:15 in the organisation's zone.

@@ -14,7 +14,6 @@ unknown caller's follow-ups stay on the call, for the call page to show, and are
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from models import CallSession, Contact, ContactInteraction
 from models.db import session_scope
 
 MAX_SUMMARY_CHARS = 700  # five or six sentences: read at a glance on the call and on the contact's timeline
-# A caller introducing themselves with nothing else ("Hi, this is Priya from Bayview.") is not the request.
-_INTRODUCTION = re.compile(r"^(hi|hello|hey)?[,!.\s]*(this is|it's|it is|my name is|i'm|i am)\b[^?]*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,8 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
     weights: Counter[str] = Counter()
     for s in candidates:
         weights.update(dict.fromkeys(words[s.position], 2 if s.speaker == "Caller" else 1))
-    facts = {s.position: transcript_facts.facts(s.text).kinds for s in candidates}
+    found = {s.position: transcript_facts.facts(s.text) for s in candidates}
+    facts = {position: f.kinds for position, f in found.items()}
 
     def score(s: _Sentence) -> float:
         own = words[s.position]
@@ -86,7 +84,7 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
 
     caller = [s for s in candidates if s.speaker == "Caller"]
     request = next((s for s in caller if call_requests.is_request(s.text)), None) or next(
-        (s for s in caller if len(words[s.position]) >= 2 and not _INTRODUCTION.match(s.text)), caller[0]
+        (s for s in caller if len(words[s.position]) >= 2 and not transcript_facts.introduces(s.text)), caller[0]
     )
     promise = next((s for s in reversed(candidates) if s.speaker == "Agent" and call_requests.is_promise(s.text)), None)
     answer = promise or next(
@@ -94,6 +92,7 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
     )
     chosen = [request] + ([answer] if answer and answer != request else [])
     covered = set().union(*(words[s.position] for s in chosen))
+    known = set().union(*(found[s.position].said for s in chosen))
     ranked = sorted(candidates, key=lambda s: (-score(s), s.position))
     # Beyond the request and the answer, only sentences with a fact or above the call's median score: "Take
     # care" and "I'm sorry to hear that" are words, not information.
@@ -103,11 +102,12 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
             break
         if sum(len(c.text) + 1 for c in chosen) + len(s.text) > MAX_SUMMARY_CHARS:
             continue
-        new = words[s.position] - covered
-        if s in chosen or (not facts[s.position] and len(new) < 2) or not new:
+        new, news = words[s.position] - covered, found[s.position].said - known
+        if s in chosen or (len(new) < 2 and not news):
             continue  # nothing the chosen sentences do not already say
         chosen.append(s)
         covered |= words[s.position]
+        known |= found[s.position].said
     parts: list[tuple[str, list[str]]] = []
     for s in sorted(chosen, key=lambda s: s.position):
         if parts and parts[-1][0] == s.speaker:

@@ -132,7 +132,7 @@ _MONTH = (
 )
 _CLOCK = r"\b\d{1,2}(?::\d{2})?\s?(?:[ap]\.?\s?m\b\.?|o'clock)|\b\d{1,2}:\d{2}\b|\bnoon\b|\bmidday\b"
 _ORDINAL = r"\b(?:the )?\d{1,2}(?:st|nd|rd|th)\b|\b\d{1,2}/\d{1,2}\b"
-# A match from dateparser's search counts only when it says one of these (months are names: capitalised).
+# What names a day or a time (months are names: capitalised, so "I may be late" is no date); dateparser reads it.
 _WHEN = re.compile(
     rf"(?i:\b(?:{_WEEKDAY}|{_RELATIVE})\b|{_CLOCK}|{_ORDINAL})"
     rf"|\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s\d{{4}}\b)?|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s\d{{4}}\b)?"
@@ -168,6 +168,12 @@ class Facts:
     spelled: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
+
+    @property
+    def said(self) -> set[str]:
+        """The facts themselves, to tell a sentence that adds one from one that repeats them."""
+        parts = (self.when, self.phones, self.amounts, self.names, self.spelled, self.numbers, self.emails)
+        return {re.sub(r"\W", "", fact).lower() for part in parts for fact in part}
 
     @property
     def kinds(self) -> int:
@@ -234,10 +240,15 @@ def facts(sentence: str) -> Facts:
     return Facts(when, phones, amounts, names, spelled, numbers, emails)
 
 
+def introduces(sentence: str) -> bool:
+    """The caller saying who they are: "Hi, it's Laura Chen from Oakwood Pediatrics." """
+    return bool(_INTRODUCES.search(sentence))
+
+
 def is_filler(sentence: str) -> bool:
     """Greetings, thanks, "um", "okay", "yes that's right", "You're welcome, Priya": no word beyond small talk
     and names, and no fact."""
-    named = sentence if _INTRODUCES.search(sentence) else _NAME.sub("", sentence)  # "It's Sandra Okoye." is a fact
+    named = sentence if introduces(sentence) else _NAME.sub("", sentence)  # "It's Sandra Okoye." is a fact
     words = [w for w in content_words(named) if w not in _FILLER_WORDS]
     return not words and not re.search(r"\d", sentence) and not _WHEN.search(sentence)
 
