@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ from sqlmodel import select
 from app.jobs.runner import Runner
 from app.services.accounts.scope import Scope
 from app.services.calls import call_records, calls
-from app.services.calls.call_requests import MAX_FIELD, MAX_FOLLOW_UPS, offline_follow_ups
+from app.services.calls.call_requests import MAX_FIELD, MAX_FOLLOW_UPS, describe, offline_follow_ups
 from app.services.calls.call_summary import MAX_SUMMARY_CHARS, extractive_summary, summarise_call
 from app.services.crm import interactions
 from models import CallSession, ContactInteraction
@@ -77,6 +78,18 @@ def test_a_callback_the_caller_declines_or_a_day_already_past_is_not_a_due_date(
     (follow_up,) = offline_follow_ups(lines, CALL_TIME)
     assert follow_up.kind == "send" and follow_up.when == ""
     assert datetime.fromisoformat(follow_up.due_at).date() == CALL_TIME.date()  # the day of the call
+
+
+def test_the_day_said_is_read_in_the_organisations_time_zone():
+    # 11:30 pm in California is already the 12th in UTC: "tomorrow" there is the 12th, not the 13th.
+    evening = datetime(2026, 3, 11, 23, 30, tzinfo=ZoneInfo("America/Los_Angeles"))
+    lines = [GREETING, ("user", "Please call me back tomorrow, it's about my crown.")]
+    (follow_up,) = offline_follow_ups(lines, evening)
+    due = datetime.fromisoformat(follow_up.due_at)
+    assert due.astimezone(evening.tzinfo) == datetime(2026, 3, 12, 12, 0, tzinfo=evening.tzinfo)  # noon, that day
+    assert describe(follow_up, evening.tzinfo)["when"] == "tomorrow (Thursday 12 March)"
+    (follow_up,) = offline_follow_ups([GREETING, ("user", "Please call me back.")], evening)
+    assert describe(follow_up, evening.tzinfo)["when"] == "no day was mentioned; due Wednesday 11 March"
 
 
 _turns = st.lists(
