@@ -98,9 +98,8 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
     # care" and "I'm sorry to hear that" are words, not information.
     bar = score(ranked[len(ranked) // 2])
     for s in ranked:
-        if not facts[s.position] and score(s) < bar:
-            break
-        if sum(len(c.text) + 1 for c in chosen) + len(s.text) > MAX_SUMMARY_CHARS:
+        length = sum(len(c.text) + 1 for c in chosen) + len(s.text)
+        if (not facts[s.position] and score(s) < bar) or length > MAX_SUMMARY_CHARS:
             continue
         new, news = words[s.position] - covered, found[s.position].said - known
         if s in chosen or (len(new) < 2 and not news):
