@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstrain
 from sqlalchemy.dialects.postgresql import UUID
 from sqlmodel import Field, SQLModel
 
-from models.base import bigint_pk, default_now, fk, flag, json_dict, tenant_fk, timestamp, uuid_pk
+from models.base import bigint_pk, default_now, fk, flag, json_dict, json_list, tenant_fk, timestamp, uuid_pk
 
 USAGE_KINDS = ("stt_words", "tts_words", "call", "call_seconds")
 PIPELINES = ("voice_agent", "classic")
@@ -75,6 +75,9 @@ class CallSession(SQLModel, table=True):
     latency: dict[str, Any] = json_dict()
     summary: str | None = Field(default=None, sa_type=Text)
     summary_source: str | None = Field(default=None, max_length=20)
+    # What the caller asked to be done after the call (app/services/calls/call_requests.FollowUp), kept on the
+    # call whether or not the caller is a contact yet: a contact's timeline gets them as one follow-up task.
+    follow_ups: list[dict[str, Any]] = json_list()
     # Set when the media stream binds to this call: a per-call token works once.
     stream_bound_at: datetime | None = timestamp()
     # The last sign of life recorded for the call (media about every 30 s, transcript lines, Twilio status

@@ -112,11 +112,18 @@ async def test_a_call_is_answered_recorded_summarised_and_added_to_the_callers_t
     assert row.summary_source == "offline"
     assert "move my cleaning appointment to Friday morning" in row.summary
     with session_scope() as s:
-        entry = s.exec(select(ContactInteraction).where(ContactInteraction.contact_id == contact_id)).one()
+        entry, task = s.exec(
+            select(ContactInteraction)
+            .where(ContactInteraction.contact_id == contact_id)
+            .order_by(ContactInteraction.interaction_type.desc())
+        ).all()
         contact = s.get(Contact, contact_id)
     assert entry.interaction_type == "phone_call" and entry.content == row.summary
+    # What the caller asked for is a follow-up task, so the agent's "I've noted that" is true.
+    assert task.interaction_type == "follow_up" and task.subject == "Move an appointment"
+    assert "move my cleaning appointment to Friday morning" in task.content and task.due_at.weekday() == 4
     assert entry.meta["call_id"] == str(row.id) and entry.subject.startswith("Inbound call")
-    assert contact.last_interaction_at == row.started_at
+    assert contact.last_interaction_at == row.ended_at  # the task, logged as the call ended
 
     # Running the summary again (a retried job) adds nothing twice.
     from app.services.accounts.scope import Scope

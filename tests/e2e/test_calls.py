@@ -64,7 +64,10 @@ def test_a_live_call_then_its_transcript_and_summary_on_the_calls_page(ui, make_
     # The app under test has an LLM (the fake): the post-call summary job asks it for the summary.
     fake_llm.script(
         "Summarise this phone call",
-        reply="Priya asked to move the team cleaning to Friday morning; the agent moved it and confirmed by text.",
+        reply={
+            "summary": "Priya asked to move the team cleaning to Friday morning; the agent moved it and confirmed by text.",
+            "follow_ups": [],
+        },
     )
     org = make_org("Harbor Dental", email="owner@example.com")
     add_contact(org.tenant_id)

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
+from app.services.calls import call_requests
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
 from app.services.validation import parse_uuid
@@ -62,6 +64,8 @@ class CallDetail(CallRow):
     transcript: list[dict[str, str]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    # What the caller asked to be done (call_requests.describe), whether or not they are a contact yet.
+    follow_ups: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             .order_by(CallTranscriptLine.seq)
             .limit(2000)
         ).all()
+        zone = tenants.time_zone(session, scope.tenant_id)
         usage = session.exec(
             select(UsageRecord.kind, UsageRecord.quantity).where(
                 UsageRecord.tenant_id == scope.tenant_id, UsageRecord.source_id == str(uid)
@@ -154,6 +159,7 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             ],
             usage={kind: int(quantity) for kind, quantity in usage},
             latency=dict(call.latency or {}),
+            follow_ups=[call_requests.describe(f, zone) for f in call_requests.stored(call.follow_ups)],
         )
 
 

@@ -1,5 +1,6 @@
-"""Past phone calls of the demo organisation: transcripts, summaries, usage and CRM timeline entries, so the
-Calls page and billing have something real to show right after `make run`."""
+"""Past phone calls of the demo organisation: transcripts, summaries, follow-ups, usage and CRM timeline entries
+(the call, and a follow-up task where the caller asked for something), so the Calls page, the contacts' timelines
+and billing have something real to show right after `make run`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.calls.call_records import usage_quantities, word_count
+from app.services.calls.call_requests import offline_follow_ups
 from app.services.calls.call_summary import add_call_to_timeline, extractive_summary
 from app.services.calls.voice_settings import DEFAULT_GREETING
-from models import CallSession, CallTranscriptLine, Contact, Tenant, UsageRecord
+from models import CallSession, CallTranscriptLine, Contact, ContactInteraction, Tenant, UsageRecord
 from models.base import utcnow
 
 # (hours ago, the caller's business when a CRM contact, end reason, transcript after the greeting)
@@ -52,6 +55,27 @@ CALLS = [
             ),
             ("user", "Yes please, call me back this afternoon."),
             ("assistant", "I've asked the front desk to call you back this afternoon. Thanks for calling, goodbye!"),
+        ],
+    ),
+    (
+        20,
+        "Maple Street Dental",
+        "agent_ended_call",
+        [
+            (
+                "user",
+                "Hi, George Okafor from Maple Street Dental. Could you book Dr. Shah for our staff check-ups next "
+                "Tuesday afternoon?",
+            ),
+            ("assistant", "I can ask the scheduling team for next Tuesday afternoon. How many people is it for?"),
+            ("user", "Six of us. And please send me the invoice for October, it was four hundred and twenty dollars."),
+            (
+                "assistant",
+                "I've noted six check-ups for next Tuesday afternoon, and the billing team will email you the "
+                "October invoice for $420.",
+            ),
+            ("user", "Great, thanks."),
+            ("assistant", "You're welcome, George. Goodbye!"),
         ],
     ),
     (
@@ -132,6 +156,7 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
     by_business = {c.business_name: c for c in contacts}
     now = utcnow()
     greeting = DEFAULT_GREETING.format(organisation=tenant.name)
+    zone = tenants.time_zone(session, tenant.id)
     for n, (hours_ago, business, reason, lines) in enumerate(CALLS):
         started = (now - timedelta(hours=hours_ago, minutes=7 * n)).replace(second=12, microsecond=0)
         contact = by_business.get(business) if business else None
@@ -166,6 +191,8 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
             },
             summary=extractive_summary(transcript),
             summary_source="offline",
+            # as the post-call job finds them: the contacts' calls get a follow-up task on their timelines
+            follow_ups=[f.as_json() for f in offline_follow_ups(transcript, started.astimezone(zone))],
         )
         session.add(call)
         session.flush()
@@ -193,3 +220,13 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
             )
         if contact is not None:
             add_call_to_timeline(session, scope, contact, call)
+            if hours_ago > 72:  # older follow-ups were seen to, as a front desk does
+                for entry in session.exec(
+                    select(ContactInteraction).where(
+                        ContactInteraction.tenant_id == tenant.id,
+                        ContactInteraction.interaction_type == "follow_up",
+                        ContactInteraction.meta["call_id"].astext == str(call.id),
+                    )
+                ):
+                    entry.completed_at = call.ended_at + timedelta(hours=5)
+                    session.add(entry)

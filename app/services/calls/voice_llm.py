@@ -1,11 +1,11 @@
-"""The two places calls use an LLM: a classic-pipeline reply and the post-call summary.
+"""The two places calls use an LLM: a classic-pipeline reply and the post-call notes (summary and follow-ups).
 
 Both go through the LLM adapter (`app/integrations/llm.py`). Without an LLM configured, or when it fails,
 they return None and their callers use the offline modes, labelled as such: the classic pipeline takes a
-message, and the summary is extractive (`summary_source = "offline"`).
+message, and the summary is extractive and the follow-ups come from rules (`summary_source = "offline"`).
 
 `phone_reply` is a coroutine: the sidecar awaits it on its event loop, so a slow model holds no thread (the
-sidecar's database threads are for database work). `call_summary` is called by the summary job in a worker
+sidecar's database threads are for database work). `call_notes` is called by the summary job in a worker
 thread, so it runs the adapter's coroutine to completion there.
 """
 
@@ -13,35 +13,71 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from app.integrations import llm
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUMMARY_INSTRUCTIONS = (
-    "Summarise this phone call for the organisation's CRM in at most three sentences: why the caller called, "
-    "what was agreed or answered, and any follow-up needed."
+    "Summarise this phone call for the organisation's CRM. `summary`: at most three plain sentences: why the "
+    "caller called, what was agreed or answered, keeping names, dates, times and numbers exactly as said, and no "
+    "greetings or small talk. `follow_ups`: each thing the caller asked the organisation to do after the call, or "
+    "the agent promised would be done (call back, book, move or cancel an appointment, send something, a quote, a "
+    "billing question, a message to pass on); none for a question answered during the call. For each: `kind`; "
+    "`request`: what to do, in plain words a receptionist would write; `promised`: what the agent told the "
+    'caller would happen, or ""; `when`: the day or time the caller or agent named, as said ("next Tuesday at '
+    '3 pm", "this afternoon"), or "".'
 )
+FOLLOW_UP_KINDS = ("callback", "booking", "reschedule", "cancel", "send", "quote", "billing", "message", "other")
+NOTES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["summary", "follow_ups"],
+    "properties": {
+        "summary": {"type": "string"},
+        "follow_ups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["kind", "request", "promised", "when"],
+                "properties": {
+                    "kind": {"type": "string", "enum": list(FOLLOW_UP_KINDS)},
+                    "request": {"type": "string"},
+                    "promised": {"type": "string"},
+                    "when": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 PHONE_STYLE = "You are speaking on the phone: answer in one or two short plain sentences, no lists or markup."
 # Twilio waits 15 s for the answer to a <Gather> turn; the reply, retries included, gets 12 of them, leaving
 # the rest for the turn's database work before the caller would hear an application error.
 PHONE_REPLY_SECONDS = 12.0
 
 
+async def _within(request: Awaitable[T], timeout: float, what: str) -> T | None:
+    """The model's reply, or None (logged) when it is too slow or fails: the caller then uses its offline mode."""
+    try:
+        return await asyncio.wait_for(request, timeout)
+    except TimeoutError:
+        log.warning("LLM too slow for %s; using the offline mode", what)
+    except llm.LLMError as exc:
+        log.warning("LLM unavailable for %s; using the offline mode", what, extra={"error": exc.message})
+    return None
+
+
 async def _complete(messages: list[dict[str, str]], *, max_tokens: int, timeout: float) -> str | None:
     if not llm.llm_configured():
         return None
-    try:
-        reply = await asyncio.wait_for(
-            llm.complete(messages, max_tokens=max_tokens, temperature=0.3, timeout=timeout), timeout
-        )
-    except TimeoutError:
-        log.warning("LLM too slow for a call; using the offline mode")
-        return None
-    except llm.LLMError as exc:
-        log.warning("LLM unavailable for a call; using the offline mode", extra={"error": exc.message})
-        return None
-    text = reply.text.strip()
+    reply = await _within(
+        llm.complete(messages, max_tokens=max_tokens, temperature=0.3, timeout=timeout), timeout, "a call"
+    )
+    text = reply.text.strip() if reply else ""
     return text or None
 
 
@@ -52,10 +88,31 @@ async def phone_reply(prompt: str, history: list[tuple[str, str]]) -> str | None
     return await _complete(messages, max_tokens=120, timeout=PHONE_REPLY_SECONDS)
 
 
-def call_summary(transcript: str) -> str | None:
-    """A CRM summary of the transcript following SUMMARY_INSTRUCTIONS, or None (offline). Synchronous: the
-    summary job runs in a worker thread with no event loop of its own."""
+def _valid_notes(data: dict) -> dict | None:
+    """The reply when it has the schema's shape (a model may still stray from it), else None."""
+    summary, items = data.get("summary"), data.get("follow_ups")
+    if not isinstance(summary, str) or not summary.strip() or not isinstance(items, list):
+        return None
+    fields = ("kind", "request", "promised", "when")
+    if not all(isinstance(i, dict) and all(isinstance(i.get(f), str) for f in fields) for i in items):
+        return None
+    return {"summary": summary.strip()[:2000], "follow_ups": items}
+
+
+def call_notes(transcript: str, call_time: str) -> dict | None:
+    """The call's summary and follow-ups (NOTES_SCHEMA, strict JSON) from the LLM, or None (offline, or the
+    model failed or strayed). `call_time` says when the call was made, so "tomorrow" means something to the
+    model. Synchronous: the summary job runs in a worker thread with no event loop of its own."""
     if not llm.llm_configured():
         return None
-    messages = [{"role": "system", "content": SUMMARY_INSTRUCTIONS}, {"role": "user", "content": transcript[:24_000]}]
-    return asyncio.run(_complete(messages, max_tokens=200, timeout=30))
+    messages = [
+        {"role": "system", "content": f"{SUMMARY_INSTRUCTIONS}\n\nThe call was made on {call_time}."},
+        {"role": "user", "content": transcript[:24_000]},
+    ]
+
+    async def ask() -> dict | None:
+        request = llm.complete_json(messages, NOTES_SCHEMA, name="call_notes", timeout=30)
+        reply = await _within(request, 30, "a call summary")
+        return _valid_notes(reply.data) if reply else None
+
+    return asyncio.run(ask())
