@@ -38,7 +38,7 @@ def change_password(
         user = session.exec(select(User).where(User.id == scope.user_id, User.tenant_id == scope.tenant_id)).first()
         if user is None or not user.is_active:
             raise NotAuthenticated("This account is no longer active.")
-        email = user.email
+        email, password_hash = user.email, user.password_hash
     problems: dict[str, str] = {}
     if problem := password_problem(new, email):
         problems["new_password"] = problem
@@ -48,7 +48,7 @@ def change_password(
         problems["confirm_password"] = "The two new passwords are not the same."
     if not current:
         problems["current_password"] = "Enter your current password."
-    elif not _current_matches(email, current, client_key):
+    elif not _current_matches(email, password_hash, current, client_key):
         problems["current_password"] = WRONG_CURRENT
     if problems:
         raise ValidationFailed(problems)
@@ -58,13 +58,11 @@ def change_password(
         auth.revoke_credentials(session, user, keep_session=keep_session)
 
 
-def _current_matches(email: str, password: str, client_key: str) -> bool:
+def _current_matches(email: str, password_hash: str, password: str, client_key: str) -> bool:
     """Check the current password under the sign-in limits (raises RateLimited when this client guessed too much)."""
     reservation = signin_limits.reserve(email, client_key or "unknown")
     ok = False
     try:
-        with session_scope() as session:
-            password_hash = session.exec(select(User.password_hash).where(User.email == email)).one()
         ok = auth.verify_password(password_hash, password)
     finally:
         signin_limits.settle(reservation, ok)
