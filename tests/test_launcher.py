@@ -67,8 +67,21 @@ def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         sign_in = wait_for(f"http://127.0.0.1:{app_port}/sign-in", proc, 600)
         assert "<html" in sign_in.text.lower()
         assert wait_for(f"http://127.0.0.1:{app_port}/api/v1/health", proc, 30).json()["database"] == "ok"
-        output = (tmp_path / "launcher.log").read_text()
+        deadline = time.monotonic() + 30  # the block is printed right after both answer
+        while "Press Ctrl-C to stop." not in (output := (tmp_path / "launcher.log").read_text()):
+            assert time.monotonic() < deadline, output
+            time.sleep(0.2)
         assert "Demo accounts (shown this once" in output and "admin@demo.example" in output
+        # One clean block: each address once, no log lines or build output mixed in; the logs are in data/logs.
+        assert output.count(f"http://localhost:{app_port}/api/v1/docs") == 1
+        assert output.count(f"http://localhost:{voice_port}/healthz") == 1
+        assert f"localhost:{app_port}\n" in output and f"127.0.0.1:{app_port}" not in output
+        assert not [line for line in output.splitlines() if line.lstrip().startswith("{")]
+        logs = tmp_path / "data" / "logs"
+        for name in ("app", "voice_service"):  # each process has its file (the app may have logged nothing yet)
+            lines = (logs / f"{name}.log").read_text().splitlines()
+            assert all(json.loads(line)["service"] == name for line in lines)
+        assert (logs / "voice_service.log").read_text()  # uvicorn's start lines, as JSON
         pgdata = tmp_path / "data" / "pg"
         assert (pgdata / "postmaster.pid").exists()
         family = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
