@@ -147,8 +147,8 @@ def test_make_run_sends_every_process_json_logs_to_data_logs_and_its_chatter_bes
     from app.settings import get_settings
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LOG_DIR", raising=False)
-    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    monkeypatch.setenv("LOG_DIR", "")  # unset (empty), and put back afterwards: the launcher exports its own
+    monkeypatch.setenv("LOG_FORMAT", "")
     get_settings.cache_clear()
     try:
         log_dir = launcher._log_dir()
