@@ -108,23 +108,33 @@ class TeamState(rx.State):
         return rx.toast.success(f"{view.name} is now {'an admin' if role == 'admin' else 'a member'}.")
 
 
+# Below the `sm` breakpoint (a phone) the table is one column: each person with their badges and buttons under
+# the name, so nothing that matters is scrolled out of sight; wider screens get the columns.
+_WIDE = rx.breakpoints(initial="none", sm="table-cell")
+_NARROW = rx.breakpoints(initial="flex", sm="none")
+
+
+def _badges(user: MemberRow) -> tuple[rx.Component, rx.Component]:
+    return rx.badge(user.role_label, variant="soft"), rx.cond(
+        user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray")
+    )
+
+
 def _row(user: MemberRow) -> rx.Component:
+    role, status = _badges(user)
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
                 rx.text(user.name, rx.cond(user.is_self, " (you)", ""), weight="medium"),
                 rx.text(user.email, size="1", color_scheme="gray"),
-                spacing="0",
+                rx.vstack(rx.hstack(*_badges(user), spacing="2"), _actions(user), spacing="2", display=_NARROW),
+                spacing="1",
             )
         ),
-        rx.table.cell(rx.badge(user.role_label, variant="soft")),
-        rx.table.cell(
-            rx.cond(
-                user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray")
-            )
-        ),
-        rx.table.cell(user.last_login_at),
-        rx.table.cell(_actions(user)),
+        rx.table.cell(role, display=_WIDE),
+        rx.table.cell(status, display=_WIDE),
+        rx.table.cell(user.last_login_at, display=_WIDE),
+        rx.table.cell(_actions(user), display=_WIDE),
         align="center",
     )
 
@@ -198,10 +208,10 @@ def team_page() -> rx.Component:
                     rx.table.header(
                         rx.table.row(
                             rx.table.column_header_cell("Person"),
-                            rx.table.column_header_cell("Role"),
-                            rx.table.column_header_cell("Status"),
-                            rx.table.column_header_cell("Last sign-in"),
-                            rx.table.column_header_cell(""),
+                            rx.table.column_header_cell("Role", display=_WIDE),
+                            rx.table.column_header_cell("Status", display=_WIDE),
+                            rx.table.column_header_cell("Last sign-in", display=_WIDE),
+                            rx.table.column_header_cell("", display=_WIDE),
                         )
                     ),
                     rx.table.body(rx.foreach(TeamState.rows, _row)),
