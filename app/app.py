@@ -25,6 +25,7 @@ from app.pages import (
     mail_templates,
     outbox,
     platform_admin,
+    profile,
     team,
     voice_settings,
 )
@@ -120,6 +121,7 @@ app.add_page(
     on_load=[*signed_in, voice_settings.VoiceSettingsState.load],
 )
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
+app.add_page(profile.profile_page, route="/profile", title="Profile", on_load=signed_in)
 app.add_page(
     platform_admin.platform_page,
     route="/platform",

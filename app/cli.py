@@ -35,10 +35,10 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed_demo(args: argparse.Namespace) -> int:
-    from app.launcher import _print_credentials
+    from app.launcher import credential_lines
     from app.services.demo import seed_demo
 
-    _print_credentials(seed_demo())
+    print("\n".join(credential_lines(seed_demo())))
     return 0
 
 

@@ -1,9 +1,15 @@
-"""Structured logs: one JSON object per line on stderr, with secrets scrubbed before anything is written."""
+"""Logs: one JSON object per line, with secrets scrubbed before anything is written.
+
+Where they go is the operator's choice (settings): stderr by default (containers, collectors); rotating files
+under LOG_DIR, which `make run` sets to data/logs so the console keeps only its start-up block; or, with
+LOG_FORMAT=text, readable lines on the console for someone watching it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import re
 import sys
 from datetime import UTC, datetime
@@ -38,11 +44,16 @@ _PATTERNS = [
 ]
 
 
+REDACTED = "[redacted]"
+
+
 def _hide_named_values(text: str) -> str:
     # Names are found without consuming what follows them, so a value can itself hold `name: value`.
     out, pos = [], 0
     for name in _NAME_SEP.finditer(text):
         if name.start() < pos or not _SENSITIVE_NAME.fullmatch(name.group(1)):
+            continue
+        if text.startswith(REDACTED, name.end()):  # hidden already (the line is scrubbed after its values)
             continue
         value = (_VALUE_IN_JSON if name.group(3) else _VALUE).match(text, name.end())
         if value:
@@ -106,12 +117,44 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
+class TextFormatter(logging.Formatter):
+    """`12:04:05 WARNING voice_service voice_service.bridge: message`, scrubbed like the JSON lines."""
+
+    def __init__(self, service: str):
+        super().__init__(f"%(asctime)s %(levelname)-7s {service} %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
 def configure(service: str) -> None:
-    """Send this process's logs to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    """Send this process's logs where the settings say (module docstring)."""
+    settings = get_settings()
+    if settings.log_format == "text":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(TextFormatter(service))
+    elif settings.log_dir is not None:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        # One file per process kind; rotation keeps data/ from growing without bound on a long-running demo.
+        handler = logging.handlers.RotatingFileHandler(
+            settings.log_dir / f"{service}.log",
+            maxBytes=LOG_FILE_BYTES,
+            backupCount=LOG_FILE_BACKUPS,
+            encoding="utf-8",
+        )
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, logging.FileHandler):  # ours from an earlier call; leave test harness handlers open
+            old.close()
     root.handlers[:] = [handler]
-    root.setLevel(get_settings().log_level)
+    root.setLevel(settings.log_level)
     for noisy in ("httpx", "httpcore", "websockets", "urllib3", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

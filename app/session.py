@@ -11,6 +11,7 @@ import asyncio
 
 import reflex as rx
 
+from app.edge import proxies
 from app.services.accounts import auth
 from app.services.accounts.scope import Scope
 from app.services.billing import subscriptions
@@ -113,6 +114,12 @@ async def require_principal(state: rx.State, *, admin: bool = False, super_admin
 async def require_scope(state: rx.State, *, admin: bool = False, super_admin: bool = False) -> Scope:
     """The caller's scope (see require_principal); what every protected handler calls first."""
     return (await require_principal(state, admin=admin, super_admin=super_admin)).scope
+
+
+def client_ip(state: rx.State) -> str:
+    """The browser's address for rate limits and the session record: the socket's peer, or X-Forwarded-For
+    through TRUSTED_PROXY_HOPS trusted proxies (the socket connection's own request headers)."""
+    return proxies.client_ip_of_reflex(state.router.headers.raw_headers, state.router.session.client_ip)
 
 
 class PageGuard(rx.State):

@@ -105,6 +105,10 @@ class Settings:
     # Process wiring
     run_jobs_in_app: bool
     log_level: str
+    # `json` (one object per line, for collectors) or `text` (readable, on the console).
+    log_format: str
+    # JSON logs go to rotating files here instead of stderr (`make run` sets it to data/logs); unset = stderr.
+    log_dir: Path | None
     session_hours: int
     api_token_minutes: int
     # How long a process trusts its last check of an API token's user row (app/services/accounts/api_principals.py).
@@ -227,6 +231,8 @@ def get_settings() -> Settings:
         stripe_requests_per_second=max(0, _int(_env("STRIPE_REQUESTS_PER_SECOND"), 90)),
         run_jobs_in_app=_flag(_env("RUN_JOBS_IN_APP"), True),
         log_level=(_env("LOG_LEVEL") or "INFO").upper(),
+        log_format="text" if (_env("LOG_FORMAT") or "").strip().lower() == "text" else "json",
+        log_dir=Path(_env("LOG_DIR")).resolve() if _env("LOG_DIR") else None,
         session_hours=_int(_env("SESSION_HOURS"), 12),
         api_token_minutes=_int(_env("API_TOKEN_MINUTES"), 60),
         api_auth_cache_seconds=max(0.0, _float(_env("API_AUTH_CACHE_SECONDS"), 2.0)),

@@ -344,4 +344,4 @@ def test_expired_api_token_says_so(make_org):
 def test_password_hashing_is_salted_argon2():
     a, b = auth.hash_password("same-password-1"), auth.hash_password("same-password-1")
     assert a != b and a.startswith("$argon2id$")
-    assert auth._verify(a, "same-password-1") and not auth._verify(a, "other-password-1")
+    assert auth.verify_password(a, "same-password-1") and not auth.verify_password(a, "other-password-1")

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from app.services.accounts import auth
+from app.services.accounts import auth, users
 from app.services.demo import ADMIN_EMAIL, DEMO_NUMBER, DEMO_SLUG, MEMBER_EMAIL, SUPER_ADMIN_EMAIL, seed_demo
 from models import Contact, PhoneNumber, Tenant
 from models.db import get_engine, session_scope
@@ -94,6 +94,15 @@ def test_demo_seed_is_idempotent_and_prints_credentials_once():
         assert tenant.is_demo
         assert s.exec(select(PhoneNumber).where(PhoneNumber.number == DEMO_NUMBER)).one().tenant_id == tenant.id
         assert s.execute(text("SELECT count(*) FROM contacts WHERE tenant_id = :t"), {"t": tenant.id}).scalar() >= 20
+    # The Team page's mix: Dana the only active admin (protected), Sam at the front desk, Lena who left.
+    dana = auth.authenticate(ADMIN_EMAIL, by_role["admin"].password, "seed-test").scope
+    team = {u.name: u for u in users.list_users(dana)}
+    assert {n: (u.role, u.is_active) for n, u in team.items()} == {
+        "Dana Whitfield": ("admin", True),
+        "Sam Ortega": ("member", True),
+        "Lena Park": ("member", False),
+    }
+    assert users.protections(dana, list(team.values())) == {team["Dana Whitfield"].id: users.LAST_OF_ROLE["admin"]}
 
 
 def test_cli_seed_demo_and_create_superadmin():

@@ -3,6 +3,7 @@ and voice_service up, and Ctrl-C stopping all of it, the database included."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,8 +67,21 @@ def test_launcher_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         sign_in = wait_for(f"http://127.0.0.1:{app_port}/sign-in", proc, 600)
         assert "<html" in sign_in.text.lower()
         assert wait_for(f"http://127.0.0.1:{app_port}/api/v1/health", proc, 30).json()["database"] == "ok"
-        output = (tmp_path / "launcher.log").read_text()
-        assert "Demo accounts (shown once" in output and "admin@demo.example" in output
+        deadline = time.monotonic() + 30  # the block is printed right after both answer
+        while "Press Ctrl-C to stop." not in (output := (tmp_path / "launcher.log").read_text()):
+            assert time.monotonic() < deadline, output
+            time.sleep(0.2)
+        assert "Demo accounts (shown this once" in output and "admin@demo.example" in output
+        # One clean block: each address once, no log lines or build output mixed in; the logs are in data/logs.
+        assert output.count(f"http://localhost:{app_port}/api/v1/docs") == 1
+        assert output.count(f"http://localhost:{voice_port}/healthz") == 1
+        assert f"localhost:{app_port}\n" in output and f"127.0.0.1:{app_port}" not in output
+        assert not [line for line in output.splitlines() if line.lstrip().startswith("{")]
+        logs = tmp_path / "data" / "logs"
+        for name in ("app", "voice_service"):  # each process has its file (the app may have logged nothing yet)
+            lines = (logs / f"{name}.log").read_text().splitlines()
+            assert all(json.loads(line)["service"] == name for line in lines)
+        assert (logs / "voice_service.log").read_text()  # uvicorn's start lines, as JSON
         pgdata = tmp_path / "data" / "pg"
         assert (pgdata / "postmaster.pid").exists()
         family = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
@@ -98,3 +112,84 @@ def test_the_database_stops_even_when_a_child_was_killed_before_it_could_unregis
     server.global_process_id_list.get_and_add(gone.pid)  # as a SIGKILLed app worker leaves its registration
     embedded_pg.stop(server)
     assert not (tmp_path / "pg" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
+
+
+# --- what the console shows, and where the logs go ------------------------------------------------------------
+
+
+def test_the_ready_block_names_each_address_once_the_demo_accounts_and_how_to_stop():
+    from app import launcher
+    from app.services.demo import Credential
+
+    accounts = [Credential(role="admin", email="admin@demo.example", password="first-start-pw-1")]
+    block = launcher.ready_block(
+        app_port=3000,
+        voice_port=8081,
+        seconds=41.6,
+        database="embedded PostgreSQL in data/pg",
+        log_dir=ROOT / "data" / "logs",
+        credentials=accounts,
+    )
+    assert block.startswith("VoiceDesk is ready (started in 42s)")
+    for url in ("http://localhost:3000", "http://localhost:3000/api/v1/docs", "http://localhost:8081/healthz"):
+        assert block.count(url + "\n") + block.count(url + " ") == 1, url
+    assert "admin@demo.example" in block and "first-start-pw-1" in block
+    assert "data/logs/ (JSON lines; LOG_FORMAT=text shows them here)" in block
+    assert block.endswith("Press Ctrl-C to stop.")
+    # Later starts do not have the passwords any more, and say how to get a new one.
+    later = launcher.ready_block(app_port=3000, voice_port=8081, seconds=5, database="x", log_dir=None, credentials=[])
+    assert "reset-password EMAIL" in later and "first-start-pw-1" not in later
+    assert "Logs           on this console" in later
+
+
+def test_make_run_sends_every_process_json_logs_to_data_logs_and_its_chatter_beside_them(tmp_path, monkeypatch):
+    from app import launcher
+    from app.settings import get_settings
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOG_DIR", "")  # unset (empty), and put back afterwards: the launcher exports its own
+    monkeypatch.setenv("LOG_FORMAT", "")
+    get_settings.cache_clear()
+    try:
+        log_dir = launcher._log_dir()
+        env = launcher._child_env(os.environ.get("DATABASE_URL", ""))
+    finally:
+        get_settings.cache_clear()
+    assert log_dir == tmp_path / "data" / "logs" and env["LOG_DIR"] == str(log_dir)
+    log_dir.mkdir(parents=True)
+    child = (
+        "import logging, sys\n"
+        "from app import logs\n"
+        "logs.configure('voice_service')\n"
+        "print('Uvicorn running on http://0.0.0.0:8081')\n"
+        "logging.getLogger('voice_service.bridge').warning('call ended, password=hunter2-secret')\n"
+    )
+    proc = launcher._start([sys.executable, "-c", child], env, log_dir / "voice_service.out", errors_to_console=False)
+    assert proc.wait(timeout=60) == 0
+    (line,) = (log_dir / "voice_service.log").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["service"] == "voice_service" and entry["level"] == "warning"
+    assert entry["msg"] == "call ended, password=[redacted]"
+    assert (log_dir / "voice_service.out").read_text() == "Uvicorn running on http://0.0.0.0:8081\n"
+
+
+def test_log_format_text_prints_readable_scrubbed_lines_on_the_console(monkeypatch, capsys):
+    import logging
+
+    from app import logs
+    from app.settings import get_settings
+
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    get_settings.cache_clear()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("app")
+        logging.getLogger("app.jobs").warning("import finished, token=abc123def456")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert " WARNING app app.jobs: import finished, token=[redacted]\n" in err
+    assert not err.lstrip().startswith("{")

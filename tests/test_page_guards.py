@@ -36,6 +36,7 @@ from app.pages.outbox import OutboxState
 from app.pages.platform_admin import PlatformState
 from app.pages.platform_billing import PlatformBillingState
 from app.pages.platform_quotas import QuotaState
+from app.pages.profile import ProfileState
 from app.pages.team import TeamState
 from app.pages.voice_settings import VoiceSettingsState
 from app.services.accounts import auth
@@ -68,6 +69,7 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     BillingState: "admin",
     SubscriptionState: "admin",
     PlatformBillingState: "super_admin",
+    ProfileState: "signed_in",
 }
 PUBLIC = {SessionState, SignInState, SignUpState}
 SAMPLE_FORM = {"name": "Mallory", "email": "mallory@example.com", "role": "admin", "password": "long-password-123"}

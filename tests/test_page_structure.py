@@ -105,3 +105,26 @@ def test_outbox_links_open_outside_the_frame():
     )
     assert links_open_in_new_tab("<p>hi</p>") == '<base target="_blank"><p>hi</p>'
     assert links_open_in_new_tab("<header>x</header>").startswith('<base target="_blank"><header>')
+
+
+def _menu_destinations() -> set[str]:
+    """Every path the shared layout links or redirects to: the sidebar, the phone menu and the user menu."""
+    import re
+
+    from app.components.layout import page_shell
+
+    rendered = str(page_shell("Any page"))
+    links = re.findall(r'ReactRouterLink,\{to:"(/[^"]*)"', rendered)
+    redirects = re.findall(r'"_redirect", \(\{ \["path"\] : "(/[^"]*)"', rendered)
+    return set(links) | set(redirects)
+
+
+def test_every_menu_entry_opens_a_page_that_exists():
+    """No placeholder entry: whatever the menus offer is a page of the app (a feature that does not exist yet
+    has no entry, and an entry's feature, once built, is that page)."""
+    from app.app import app
+
+    routes = {"/" + ("" if route == "index" else route) for route in app._unevaluated_pages}
+    destinations = _menu_destinations()
+    assert {"/", "/team", "/profile", "/platform"} <= destinations  # the check sees the menus it is meant to
+    assert destinations <= routes, f"menu entries without a page: {destinations - routes}"

@@ -148,6 +148,12 @@ def user_menu() -> rx.Component:
             ),
             rx.menu.separator(),
             rx.menu.item(
+                rx.icon("user-round-cog", size=14),
+                "Profile and password",
+                on_click=rx.redirect("/profile"),
+                data_testid="profile",
+            ),
+            rx.menu.item(
                 rx.icon("log-out", size=14), "Sign out", on_click=SessionState.sign_out, data_testid="sign-out"
             ),
         ),

@@ -8,23 +8,17 @@ import reflex as rx
 
 from app.components.cards import focus_first_error, form_field
 from app.components.form_dialog import app_form
-from app.edge import proxies
 from app.services import organisations
 from app.services.accounts import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
-from app.session import SessionState
+from app.services.validation import PASSWORD_HINT
+from app.session import SessionState, client_ip
 from app.settings import get_settings
 
 
 def _safe_next(path: str) -> str:
     """Only same-site paths: the `next` parameter must not become an open redirect."""
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
-
-
-def _client_ip(state: rx.State) -> str:
-    """The browser's address for rate limits and the session record: the socket's peer, or X-Forwarded-For
-    through TRUSTED_PROXY_HOPS trusted proxies (the socket connection's own request headers)."""
-    return proxies.client_ip_of_reflex(state.router.headers.raw_headers, state.router.session.client_ip)
 
 
 class SignInState(rx.State):
@@ -37,11 +31,11 @@ class SignInState(rx.State):
         self.error = ""
         yield
         try:
-            client_ip = _client_ip(self)
+            address = client_ip(self)
             principal = await asyncio.to_thread(
-                auth.authenticate, form.get("email", ""), form.get("password", ""), client_ip
+                auth.authenticate, form.get("email", ""), form.get("password", ""), address
             )
-            token = await asyncio.to_thread(auth.open_session, principal, client_ip)
+            token = await asyncio.to_thread(auth.open_session, principal, address)
         except (NotAuthenticated, RateLimited) as exc:
             self.error = exc.message
             self.busy = False
@@ -71,7 +65,7 @@ class SignUpState(rx.State):
                 form.get("email", ""),
                 form.get("password", ""),
             )
-            token = await asyncio.to_thread(auth.open_session, principal, _client_ip(self))
+            token = await asyncio.to_thread(auth.open_session, principal, client_ip(self))
         except ValidationFailed as exc:
             self.errors = exc.fields
             self.busy = False
@@ -198,7 +192,7 @@ def sign_up_page() -> rx.Component:
                 "Password",
                 rx.input(name="password", type="password", width="100%", auto_complete="new-password"),
                 errors.get("password", ""),
-                hint="At least 10 characters, mixing letters with digits or symbols.",
+                hint=PASSWORD_HINT,
             ),
             rx.button(
                 "Create organisation",

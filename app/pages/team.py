@@ -1,4 +1,8 @@
-"""Team: the organisation's users. Admins add members and deactivate accounts."""
+"""Team: the organisation's users. Admins add members, make them admins or members, and deactivate accounts.
+
+A super admin's account and the organisation's only active admin are protected (users.protections): their row
+says why instead of offering buttons the server would refuse.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ class MemberRow:
     is_active: bool
     last_login_at: str
     is_self: bool  # the signed-in admin: no button to deactivate themselves
+    protected: str  # why this account cannot be deactivated or demoted by the caller, or ""
 
 
-def _member_row(user: users.UserView, self_id: str) -> MemberRow:
+def _member_row(user: users.UserView, self_id: str, protected: dict[str, str]) -> MemberRow:
     return MemberRow(
         user.id,
         user.name,
@@ -37,6 +42,7 @@ def _member_row(user: users.UserView, self_id: str) -> MemberRow:
         user.is_active,
         user.last_login_at,
         user.id == self_id,
+        protected.get(user.id, ""),
     )
 
 
@@ -48,7 +54,9 @@ class TeamState(rx.State):
     error: str = ""
 
     async def _refresh(self, scope) -> None:
-        self.rows = [_member_row(u, str(scope.user_id)) for u in await asyncio.to_thread(users.list_users, scope)]
+        views = await asyncio.to_thread(users.list_users, scope)
+        protected = users.protections(scope, views)
+        self.rows = [_member_row(u, str(scope.user_id), protected) for u in views]
         self.loading = False
 
     @rx.event
@@ -92,39 +100,75 @@ class TeamState(rx.State):
         await self._refresh(scope)
         return rx.toast.success(f"{view.name} is {'active' if active else 'deactivated'}.")
 
+    @rx.event
+    async def set_role(self, user_id: str, role: str):
+        scope = await require_scope(self, admin=True)
+        view = await asyncio.to_thread(users.set_role, scope, user_id, role)
+        await self._refresh(scope)
+        return rx.toast.success(f"{view.name} is now {'an admin' if role == 'admin' else 'a member'}.")
+
+
+# Below the `sm` breakpoint (a phone) the table is one column: each person with their badges and buttons under
+# the name, so nothing that matters is scrolled out of sight; wider screens get the columns.
+_WIDE = rx.breakpoints(initial="none", sm="table-cell")
+_NARROW = rx.breakpoints(initial="flex", sm="none")
+
+
+def _badges(user: MemberRow) -> tuple[rx.Component, rx.Component]:
+    return rx.badge(user.role_label, variant="soft"), rx.cond(
+        user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray")
+    )
+
 
 def _row(user: MemberRow) -> rx.Component:
+    role, status = _badges(user)
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color_scheme="gray"), spacing="0"
+                rx.text(user.name, rx.cond(user.is_self, " (you)", ""), weight="medium"),
+                rx.text(user.email, size="1", color_scheme="gray"),
+                rx.vstack(rx.hstack(*_badges(user), spacing="2"), _actions(user), spacing="2", display=_NARROW),
+                spacing="1",
             )
         ),
-        rx.table.cell(rx.badge(user.role_label, variant="soft")),
-        rx.table.cell(
-            rx.cond(
-                user.is_active, rx.badge("active", color_scheme="green"), rx.badge("deactivated", color_scheme="gray")
-            )
-        ),
-        rx.table.cell(user.last_login_at),
-        rx.table.cell(
-            rx.cond(
-                user.is_self,
-                rx.text("you", size="1", color_scheme="gray"),
-                rx.cond(
-                    user.is_active,
-                    rx.button(
-                        "Deactivate",
-                        size="1",
-                        variant="soft",
-                        color_scheme="red",
-                        on_click=TeamState.set_active(user.id, False),
-                    ),
-                    rx.button("Reactivate", size="1", variant="soft", on_click=TeamState.set_active(user.id, True)),
-                ),
-            )
-        ),
+        rx.table.cell(role, display=_WIDE),
+        rx.table.cell(status, display=_WIDE),
+        rx.table.cell(user.last_login_at, display=_WIDE),
+        rx.table.cell(_actions(user), display=_WIDE),
         align="center",
+    )
+
+
+def _actions(user: MemberRow) -> rx.Component:
+    """The buttons for one account, or why it is protected."""
+    role_button = rx.cond(
+        user.role == "member",
+        rx.button("Make admin", size="1", variant="soft", on_click=TeamState.set_role(user.id, "admin")),
+        rx.button("Make member", size="1", variant="soft", on_click=TeamState.set_role(user.id, "member")),
+    )
+    active_button = rx.cond(
+        user.is_active,
+        rx.button(
+            "Deactivate", size="1", variant="soft", color_scheme="red", on_click=TeamState.set_active(user.id, False)
+        ),
+        rx.button("Reactivate", size="1", variant="soft", on_click=TeamState.set_active(user.id, True)),
+    )
+    return rx.cond(
+        user.protected != "",
+        rx.hstack(
+            rx.icon("lock", size=14, flex_shrink="0"),
+            rx.text(user.protected, size="1"),
+            spacing="2",
+            align="center",
+            color=rx.color("gray", 11),
+            max_width="280px",
+            data_testid="protected",
+        ),
+        rx.cond(
+            user.is_self,
+            rx.text("you", size="1", color_scheme="gray"),
+            rx.hstack(rx.cond(user.is_active, role_button), active_button, spacing="2"),
+        ),
     )
 
 
@@ -164,10 +208,10 @@ def team_page() -> rx.Component:
                     rx.table.header(
                         rx.table.row(
                             rx.table.column_header_cell("Person"),
-                            rx.table.column_header_cell("Role"),
-                            rx.table.column_header_cell("Status"),
-                            rx.table.column_header_cell("Last sign-in"),
-                            rx.table.column_header_cell(""),
+                            rx.table.column_header_cell("Role", display=_WIDE),
+                            rx.table.column_header_cell("Status", display=_WIDE),
+                            rx.table.column_header_cell("Last sign-in", display=_WIDE),
+                            rx.table.column_header_cell("", display=_WIDE),
                         )
                     ),
                     rx.table.body(rx.foreach(TeamState.rows, _row)),

@@ -58,6 +58,20 @@ def _ensure_user(session: Session, tenant: Tenant, email: str, name: str, role: 
     return Credential(role=role, email=email, password=password)
 
 
+FORMER_EMAIL = "lena.park@demo.example"
+
+
+def _seed_former_colleague(session: Session, tenant: Tenant) -> None:
+    """A receptionist who left, deactivated: the Team page shows a real mix (and Dana as its only active admin).
+    Nobody signs in as her, so her random password is not printed."""
+    if session.exec(select(User.id).where(User.email == FORMER_EMAIL)).first() is None:
+        user = auth.create_user(
+            session, tenant, email=FORMER_EMAIL, name="Lena Park", password=generate_password(), role="member"
+        )
+        user.is_active = False
+        session.add(user)
+
+
 def seed_demo() -> list[Credential]:
     """Create the demo organisation and its data if missing. Returns credentials created in this run."""
     created: list[Credential] = []
@@ -74,6 +88,7 @@ def seed_demo() -> list[Credential]:
         ):
             if credential := _ensure_user(session, home, email, name, role):
                 created.append(credential)
+        _seed_former_colleague(session, tenant)
         if "platform_contact_id" not in (tenant.settings or {}):  # the demo as the platform's CRM shows it
             platform_crm.add_signup(session, platform.id, tenant, "Dana Whitfield", ADMIN_EMAIL)
         if session.exec(select(PhoneNumber.id).where(PhoneNumber.number == DEMO_NUMBER)).first() is None:

@@ -16,6 +16,8 @@ _EMAIL_RE = re.compile(
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
+# What password_problem asks for, in a sentence for the forms that set a password.
+PASSWORD_HINT = f"At least {MIN_PASSWORD_LENGTH} characters, mixing letters with digits or symbols."
 _COMMON_PASSWORDS = frozenset(
     {
         "password",

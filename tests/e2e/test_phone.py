@@ -82,7 +82,12 @@ def test_every_page_and_dialog_fits_a_phone(ui, make_org, make_user, tmp_path):
     page.get_by_test_id("edit-specialist").first.wait_for()
     fits(ui, "agents")
     open_dialog(ui, "add-specialist", "add-specialist")
-    for route, title in (("/chat", "Agent chat"), ("/calls", "Calls"), ("/voice", "Voice settings")):
+    for route, title in (
+        ("/chat", "Agent chat"),
+        ("/calls", "Calls"),
+        ("/voice", "Voice settings"),
+        ("/profile", "Profile"),
+    ):
         ui.open(route)
         page.get_by_role("heading", name=title, exact=True).wait_for()
         fits(ui, route.strip("/"))

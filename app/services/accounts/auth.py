@@ -42,7 +42,7 @@ def _dummy_hash() -> str:
     return _hasher.hash("placeholder-password-for-unknown-accounts")
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -113,10 +113,10 @@ def authenticate(email: str, password: str, client_key: str) -> Principal:
                 select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.email == address)
             ).first()
             if row is None:
-                _verify(_dummy_hash(), password)
+                verify_password(_dummy_hash(), password)
             else:
                 user, tenant = row
-                ok = _verify(user.password_hash, password) and user.is_active
+                ok = verify_password(user.password_hash, password) and user.is_active
                 if ok:
                     if _hasher.check_needs_rehash(user.password_hash):
                         user.password_hash = hash_password(password)
@@ -130,14 +130,18 @@ def authenticate(email: str, password: str, client_key: str) -> Principal:
     return principal
 
 
-def revoke_credentials(session: Session, user: User) -> None:
+def revoke_credentials(session: Session, user: User, keep_session: uuid.UUID | None = None) -> None:
     """Sign the user out everywhere: end their browser sessions and refuse API tokens issued until now
-    (a password reset, a deactivation or a reactivation must not leave an old session or token working)."""
+    (a password reset, a deactivation or a reactivation must not leave an old session or token working).
+    `keep_session` spares the browser session that made the change (a password change signs out the others)."""
     user.tokens_valid_after = utcnow()
     session.add(user)
     session.execute(
-        text("UPDATE user_sessions SET revoked_at = now() WHERE user_id = :id AND revoked_at IS NULL"),
-        {"id": user.id},
+        text(
+            "UPDATE user_sessions SET revoked_at = now() WHERE user_id = :id AND revoked_at IS NULL "
+            "AND id IS DISTINCT FROM :keep"
+        ),
+        {"id": user.id, "keep": keep_session},
     )
     api_principals.forget_after_commit(session)
 
