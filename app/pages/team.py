@@ -10,6 +10,7 @@ import reflex as rx
 from app.components.cards import form_field, section
 from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
+from app.services import local_time
 from app.services.accounts import users
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
@@ -27,7 +28,7 @@ class MemberRow:
     is_self: bool  # the signed-in admin: no button to deactivate themselves
 
 
-def _member_row(user: users.UserView, self_id: str) -> MemberRow:
+def _member_row(user: users.UserView, self_id: str, zone: str) -> MemberRow:
     return MemberRow(
         user.id,
         user.name,
@@ -35,7 +36,8 @@ def _member_row(user: users.UserView, self_id: str) -> MemberRow:
         user.role,
         user.role.replace("_", " "),
         user.is_active,
-        user.last_login_at,
+        # The API's UTC "2026-12-04 14:05" (or "never"), as the organisation's clock reads it.
+        local_time.moment(user.last_login_at, zone) if user.last_login_at != "never" else "Never",
         user.id == self_id,
     )
 
@@ -48,7 +50,10 @@ class TeamState(rx.State):
     error: str = ""
 
     async def _refresh(self, scope) -> None:
-        self.rows = [_member_row(u, str(scope.user_id)) for u in await asyncio.to_thread(users.list_users, scope)]
+        self.rows = [
+            _member_row(u, str(scope.user_id), scope.time_zone)
+            for u in await asyncio.to_thread(users.list_users, scope)
+        ]
         self.loading = False
 
     @rx.event

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound
 from app.services.validation import parse_uuid, slugify
@@ -51,8 +52,18 @@ def unique_slug(session: Session, name: str) -> str:
     return slug
 
 
-def create_tenant(session: Session, name: str, *, slug: str | None = None, is_demo: bool = False) -> Tenant:
-    tenant = Tenant(name=name, slug=slug or unique_slug(session, name), is_demo=is_demo)
+def create_tenant(
+    session: Session,
+    name: str,
+    *,
+    slug: str | None = None,
+    is_demo: bool = False,
+    industry: str = "other",
+    time_zone: str = "UTC",
+) -> Tenant:
+    tenant = Tenant(
+        name=name, slug=slug or unique_slug(session, name), is_demo=is_demo, industry=industry, time_zone=time_zone
+    )
     session.add(tenant)
     session.flush()
     return tenant
@@ -98,7 +109,7 @@ def platform_overview(scope: Scope) -> list[TenantOverview]:
                 users=int(u),
                 contacts=int(c),
                 calls=int(k),
-                created_at=t.created_at.strftime("%Y-%m-%d"),
+                created_at=local_time.day(t.created_at, scope.time_zone),
             )
             for t, u, c, k in session.exec(query).all()
         ]
