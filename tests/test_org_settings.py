@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from app.services import organisations
+from app.services import local_time, organisations
 from app.services.accounts import auth
 from app.services.agents import industries, specialists
 from app.services.calls import calls
@@ -156,3 +156,17 @@ def test_the_demo_is_a_dental_practice_on_new_york_time_with_the_dental_speciali
         assert (tenant.name, tenant.industry, tenant.time_zone) == ("Harbor Dental Group", "dental", "America/New_York")
     on, off = enabled_specialists(tenant.id)
     assert on == industries.starting_specialists("dental") and {"veterinary", "restaurant-reservations"} <= off
+
+
+def test_a_timeline_entry_logged_for_a_day_lands_on_that_day_on_the_organisation_clock():
+    from app.services.crm import interactions
+
+    admin = sign_up("dental", "Pacific/Auckland")  # UTC+13 in December: noon UTC would be the next morning
+    contact = contacts.create_contact(admin.scope, {"business_name": "Bayview", "contact_name": "Priya Raman"})
+    entry = interactions.add_interaction(
+        admin.scope,
+        contact.card.id,
+        {"interaction_type": "note", "content": "Called", "interaction_date": "2026-12-01"},
+    )
+    assert datetime.fromisoformat(entry.interaction_date) == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    assert local_time.moment(entry.interaction_date, admin.time_zone) == "1 Dec 2026, 12:00 NZDT"

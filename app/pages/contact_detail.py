@@ -235,7 +235,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
 
     @rx.event
     async def edit_entry(self, entry_id: str):
-        await require_scope(self, admin=True)
+        scope = await require_scope(self, admin=True)
         entry = next((e for e in self.entries if e.id == entry_id), None)
         if entry is None:
             return
@@ -244,7 +244,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             "interaction_type": entry.type,
             "subject": entry.subject,
             "content": entry.content,
-            "interaction_date": entry.interaction_date[:10],
+            "interaction_date": local_time.form_value(entry.interaction_date, scope.time_zone)[:10],  # its day there
             "due_at": entry.due_at,
         }
         self.entry_errors = {}
