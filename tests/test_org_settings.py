@@ -103,7 +103,7 @@ def test_an_admin_changes_the_zone_and_industry_and_the_specialists_stay_as_they
     assert (saved.time_zone, saved.industry, saved.industry_label) == ("Europe/London", "veterinary", "Veterinary")
     assert saved.now.endswith(("GMT", "BST"))  # the time now, as pages will show it
     member = make_user(admin.tenant_id, "member")  # everyone in the organisation reads times in the new zone
-    assert organisations.get_settings(member.scope).time_zone == "Europe/London"
+    assert organisations.current_settings(member.scope).time_zone == "Europe/London"
     assert auth.resolve_session(auth.open_session(member)).scope.time_zone == "Europe/London"
     assert enabled_specialists(admin.tenant_id) == before
 
@@ -116,7 +116,7 @@ def test_only_admins_change_the_settings_and_bad_values_change_nothing(make_user
     with pytest.raises(ValidationFailed) as info:
         organisations.save_settings(admin.scope, time_zone="Europe/Atlantis", industry="bakery")
     assert set(info.value.fields) == {"time_zone", "industry"}
-    found = organisations.get_settings(admin.scope)
+    found = organisations.current_settings(admin.scope)
     assert (found.time_zone, found.industry) == ("America/New_York", "dental")
 
 
@@ -124,7 +124,7 @@ def test_settings_are_the_callers_own_organisation(make_org):
     mine = sign_up("dental", "America/New_York")
     other = make_org("Other Practice")
     organisations.save_settings(other.scope, time_zone="Asia/Tokyo", industry="legal")
-    assert organisations.get_settings(mine.scope).time_zone == "America/New_York"
+    assert organisations.current_settings(mine.scope).time_zone == "America/New_York"
 
 
 # --- what the zone changes ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class OrgSettingsState(rx.State):
     @rx.event
     async def load(self):
         scope = await require_scope(self, admin=True)
-        self._show(await asyncio.to_thread(organisations.get_settings, scope))
+        self._show(await asyncio.to_thread(organisations.current_settings, scope))
         self.errors = {}
         self.loading = False
 

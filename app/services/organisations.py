@@ -131,7 +131,7 @@ def _settings_of(tenant: Tenant) -> OrganisationSettings:
     )
 
 
-def get_settings(scope: Scope) -> OrganisationSettings:
+def current_settings(scope: Scope) -> OrganisationSettings:
     with session_scope() as session:
         tenant = session.get(Tenant, scope.tenant_id)
         if tenant is None:
