@@ -68,10 +68,16 @@ class SignUpState(rx.State):
     def use_zone(self, name: str):
         if isinstance(name, str) and name in local_time.zone_choices():
             self.time_zone = name
+            self._answered("time_zone")
 
     @rx.event
     def set_industry(self, value: str):
         self.industry = value
+        self._answered("industry")
+
+    def _answered(self, field: str) -> None:
+        """A field's message goes once it is answered, not at the next submit."""
+        self.errors = {k: v for k, v in self.errors.items() if k != field}
 
     @rx.event
     async def submit(self, form: dict):

@@ -34,6 +34,7 @@ def test_sign_up_with_a_zone_and_industry_see_times_in_it_and_change_it(ui):
     page.click("[data-testid=sign-up-submit]")
     page.get_by_text("Choose what your organisation does.").wait_for()  # asked, not assumed
     ui.choose("industry", "Veterinary")
+    expect(page.get_by_text("Choose what your organisation does.")).to_have_count(0)  # answered: the message goes
     ui.shot("sign-up-zone-industry")
     page.set_viewport_size(PHONE)
     no_sideways_scroll(page)
