@@ -93,7 +93,7 @@ def when(shown: rx.Var) -> rx.Component:
 
 def day(iso_date: rx.Var) -> rx.Component:
     """A calendar date stored as a date (due dates): shown as that date, whatever the viewer's zone."""
-    return rx.moment(iso_date, format="ddd, MMM D, YYYY", utc=True)
+    return rx.moment(iso_date, format="ddd D MMM YYYY", utc=True)  # as local_time writes dates: "Tue 15 Jan 2030"
 
 
 def _line(icon: str, value: rx.Var) -> rx.Component:
