@@ -23,6 +23,7 @@ from app.pages import (
     custom_fields,
     home,
     mail_templates,
+    org_settings,
     outbox,
     platform_admin,
     profile,
@@ -56,7 +57,10 @@ signed_in = [SessionState.require_signed_in]
 
 app.add_page(auth.sign_in_page, route="/sign-in", title="Sign in", on_load=SessionState.redirect_if_signed_in)
 app.add_page(
-    auth.sign_up_page, route="/sign-up", title="Create your organisation", on_load=SessionState.redirect_if_signed_in
+    auth.sign_up_page,
+    route="/sign-up",
+    title="Create your organisation",
+    on_load=[SessionState.redirect_if_signed_in, auth.SignUpState.guess_zone],
 )
 app.add_page(home.home_page, route="/", title="Home", on_load=[*signed_in, home.HomeState.load])
 app.add_page(crm.crm_page, route="/crm", title="CRM", on_load=[*signed_in, crm.CrmDashboardState.load])
@@ -122,6 +126,12 @@ app.add_page(
 )
 app.add_page(team.team_page, route="/team", title="Team", on_load=[*signed_in, team.TeamState.load])
 app.add_page(profile.profile_page, route="/profile", title="Profile", on_load=signed_in)
+app.add_page(
+    org_settings.org_settings_page,
+    route="/settings",
+    title="Settings",
+    on_load=[*signed_in, org_settings.OrgSettingsState.load],
+)
 app.add_page(
     platform_admin.platform_page,
     route="/platform",

@@ -23,6 +23,10 @@ class Tenant(SQLModel, table=True):
     # Demo organisations are exempt from billing.
     is_demo: bool = flag(False)
     settings: dict[str, Any] = json_dict()
+    # An IANA zone name: every time the app shows this organisation is in it (stored times stay UTC).
+    time_zone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    # What the organisation does (assets/industries.toml): which specialists start enabled.
+    industry: str = Field(default="other", max_length=40, sa_column_kwargs={"server_default": "other"})
     created_at: datetime = default_now()
     updated_at: datetime | None = timestamp()
 

@@ -235,7 +235,7 @@ def test_invoice_history_is_newest_first_with_stripes_links(make_org):
     invoice(org.tenant_id, "in_old", "paid", 31_234, datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     invoice(org.tenant_id, "in_new", "open", 30_100, datetime(2026, 11, 1, 0, 5, tzinfo=UTC))
     new, old = usage.invoice_history(org.scope)
-    assert (new.stripe_invoice_id, new.status, new.amount, new.issued) == ("in_new", "open", "$301.00", "2026-11-01")
+    assert (new.stripe_invoice_id, new.status, new.amount, new.issued) == ("in_new", "open", "$301.00", "1 Nov 2026")
     assert (old.period, old.amount, old.hosted_url) == (
         "September 2026",
         "$312.34",
@@ -345,7 +345,7 @@ def test_billing_runs_and_their_results_per_period(make_org, super_admin):
     assert (failed.organisation, failed.error, failed.finished) == (
         "B",
         "Stripe answered 402: card declined.",
-        "2026-10-01 00:03 UTC",
+        "1 Oct 2026, 00:03 UTC",  # the platform organisation's zone: UTC
     )
 
 

@@ -32,6 +32,7 @@ from app.pages.csv_import import ImportState
 from app.pages.custom_fields import CustomFieldsState
 from app.pages.home import HomeState
 from app.pages.mail_templates import TemplatesState
+from app.pages.org_settings import OrgSettingsState
 from app.pages.outbox import OutboxState
 from app.pages.platform_admin import PlatformState
 from app.pages.platform_billing import PlatformBillingState
@@ -50,6 +51,7 @@ from models.db import session_scope
 REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     HomeState: "signed_in",
     TeamState: "admin",
+    OrgSettingsState: "admin",
     ChatState: "signed_in",
     AgentsState: "admin",
     PlatformState: "super_admin",
@@ -220,6 +222,7 @@ def _customers(admin, n: int = 2) -> None:
 
 async def test_campaign_is_created_counted_and_scheduled_through_its_pages(make_org):
     from app.pages.campaigns import WRITE
+    from app.services import local_time, organisations
     from app.services.mail import campaigns, senders
 
     admin = make_org()
@@ -249,10 +252,15 @@ async def test_campaign_is_created_counted_and_scheduled_through_its_pages(make_
     )
     await CampaignState.schedule.fn(page, {"send_at": "2099-01-01T10:00"})
     assert "a year ahead" in page.schedule_error
-    soon = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
-    await CampaignState.schedule.fn(page, {"send_at": soon})
+    # "send at" is typed on the organisation's clock, shown in its zone, and stored as the UTC instant
+    organisations.save_settings(admin.scope, time_zone="America/New_York", industry="other")
+    soon = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    typed = local_time.form_value(soon, "America/New_York")
+    await CampaignState.schedule.fn(page, {"send_at": typed})
     assert page.schedule_error == "" and page.campaign.status == "scheduled"
-    assert page.campaign.scheduled_at.startswith(soon)  # the time given is UTC, as the page says
+    assert page.campaign.scheduled_at == local_time.moment(soon, "America/New_York")
+    assert page.campaign.scheduled_at.endswith(("EST", "EDT")) and page.zone == "America/New York"
+    assert datetime.fromisoformat(campaigns.get_campaign(admin.scope, created.id).scheduled_at) == soon
     for handler, status in [
         (CampaignState.unschedule, "draft"),
         (CampaignState.send_now, "sending"),

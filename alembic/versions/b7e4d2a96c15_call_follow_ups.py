@@ -1,7 +1,7 @@
 """call follow-ups: what the caller asked to be done after the call, kept on the call
 
 Revision ID: b7e4d2a96c15
-Revises: c5d9e3b71a24
+Revises: 0b7e4d2a9c15
 Create Date: 2026-12-04 21:00:00.000000
 
 `call_sessions.follow_ups` holds the follow-ups the post-call job found (a JSON list), so a caller who is not
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision: str = "b7e4d2a96c15"
-down_revision: Union[str, Sequence[str], None] = "c5d9e3b71a24"
+down_revision: Union[str, Sequence[str], None] = "0b7e4d2a9c15"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

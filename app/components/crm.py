@@ -43,6 +43,7 @@ class TimelineEntry:
     subject: str
     content: str
     interaction_date: str  # ISO 8601
+    shown_at: str  # interaction_date in the organisation's zone, as the page shows it
     due_at: str  # ISO date, "" when none
     done: bool
     overdue: bool
@@ -84,14 +85,15 @@ def status_badge(label: rx.Var | str, color: rx.Var | str) -> rx.Component:
     return rx.badge(label, color_scheme=color, variant="soft", radius="full", size="1", white_space="nowrap")
 
 
-def when(iso: rx.Var) -> rx.Component:
-    """A timestamp in the viewer's local time ("3 days ago"; the exact time on hover)."""
-    return rx.moment(iso, from_now=True, with_title=True, title_format="LLLL")
+def when(shown: rx.Var) -> rx.Component:
+    """A time as the organisation reads it ("4 Dec 2026, 14:05 EST"), formatted on the server in its time zone
+    (app/services/local_time.py)."""
+    return rx.text.span(shown, white_space="nowrap")
 
 
 def day(iso_date: rx.Var) -> rx.Component:
     """A calendar date stored as a date (due dates): shown as that date, whatever the viewer's zone."""
-    return rx.moment(iso_date, format="ddd, MMM D, YYYY", utc=True)
+    return rx.moment(iso_date, format="ddd D MMM YYYY", utc=True)  # as local_time writes dates: "Tue 15 Jan 2030"
 
 
 def _line(icon: str, value: rx.Var) -> rx.Component:
@@ -242,7 +244,7 @@ def activity_row(entry: TimelineEntry) -> rx.Component:
                     color_scheme=rx.cond(entry.done, "green", rx.cond(entry.overdue, "red", "gray")),
                     variant="soft",
                 ),
-                rx.text(when(entry.interaction_date), size="1", color_scheme="gray", white_space="nowrap"),
+                rx.text(when(entry.shown_at), size="1", color_scheme="gray", white_space="nowrap"),
             ),
             width="100%",
             align="center",

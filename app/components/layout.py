@@ -21,6 +21,7 @@ NAV = [
     ("Calls", "phone", "/calls", "all"),
     ("Voice settings", "audio-lines", "/voice", "admin"),
     ("Team", "users", "/team", "admin"),
+    ("Settings", "settings", "/settings", "admin"),
     ("Platform admin", "shield", "/platform", "super"),
 ]
 

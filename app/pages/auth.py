@@ -8,7 +8,8 @@ import reflex as rx
 
 from app.components.cards import focus_first_error, form_field
 from app.components.form_dialog import app_form
-from app.services import organisations
+from app.components.org_fields import industry_select, zone_select
+from app.services import local_time, organisations
 from app.services.accounts import auth
 from app.services.errors import Conflict, NotAuthenticated, RateLimited, ValidationFailed
 from app.services.validation import PASSWORD_HINT
@@ -50,6 +51,28 @@ class SignUpState(rx.State):
     errors: dict[str, str] = {}
     error: str = ""
     busy: bool = False
+    industry: str = ""
+    time_zone: str = local_time.DEFAULT_ZONE
+
+    @rx.event
+    def guess_zone(self):
+        """on_load: start from the zone this browser is set to (the person can change it)."""
+        return rx.call_script("Intl.DateTimeFormat().resolvedOptions().timeZone", callback=SignUpState.use_zone)
+
+    @rx.event
+    def use_zone(self, name: str):
+        if isinstance(name, str) and name in local_time.zone_choices():
+            self.time_zone = name
+            self._answered("time_zone")
+
+    @rx.event
+    def set_industry(self, value: str):
+        self.industry = value
+        self._answered("industry")
+
+    def _answered(self, field: str) -> None:
+        """A field's message goes once it is answered, not at the next submit."""
+        self.errors = {k: v for k, v in self.errors.items() if k != field}
 
     @rx.event
     async def submit(self, form: dict):
@@ -64,6 +87,8 @@ class SignUpState(rx.State):
                 form.get("name", ""),
                 form.get("email", ""),
                 form.get("password", ""),
+                industry=self.industry,
+                time_zone=self.time_zone,
             )
             token = await asyncio.to_thread(auth.open_session, principal, client_ip(self))
         except ValidationFailed as exc:
@@ -175,6 +200,18 @@ def sign_up_page() -> rx.Component:
                 "Organisation name",
                 rx.input(name="org_name", placeholder="Harbor Dental Group", width="100%"),
                 errors.get("org_name", ""),
+            ),
+            form_field(
+                "What your organisation does",
+                industry_select(SignUpState.industry, SignUpState.set_industry),
+                errors.get("industry", ""),
+                hint="We switch on the specialist agents that fit it. You can change them later.",
+            ),
+            form_field(
+                "Time zone",
+                zone_select(SignUpState.time_zone, SignUpState.use_zone),
+                errors.get("time_zone", ""),
+                hint="Taken from this device. Every time in VoiceDesk is shown in it.",
             ),
             form_field(
                 "Your name",

@@ -13,6 +13,7 @@ from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import daily_usage_bars
 from app.components.layout import page_shell
 from app.pages.billing_subscription import subscription_panel
+from app.services import local_time
 from app.services.billing import usage
 from app.session import require_scope
 
@@ -71,7 +72,7 @@ class BillingState(rx.State):
         )
         month = found.usage
         self.period_label = found.period_label
-        self.as_of = found.as_of.strftime("%d %b %Y, %H:%M UTC")
+        self.as_of = local_time.moment(found.as_of, scope.time_zone)
         self.stripe_configured = found.stripe_configured
         self.is_demo = found.is_demo
         self.voice_words = f"{month.voice_words:,}"
@@ -220,7 +221,7 @@ def _invoice_row(invoice: usage.InvoiceView) -> rx.Component:
         rx.table.cell(
             rx.vstack(
                 rx.text(rx.cond(invoice.period != "", invoice.period, invoice.issued), weight="medium"),
-                rx.text("issued ", invoice.issued, " (UTC)", size="1", color_scheme="gray"),
+                rx.text("issued ", invoice.issued, size="1", color_scheme="gray"),
                 spacing="0",
             )
         ),

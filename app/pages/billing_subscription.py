@@ -9,6 +9,7 @@ import asyncio
 import reflex as rx
 
 from app.components.cards import confirm, section
+from app.services import local_time
 from app.services.billing import subscriptions
 from app.services.errors import ServiceError
 from app.session import require_scope
@@ -16,10 +17,6 @@ from app.settings import get_settings
 
 PLAN = "$299 per month, plus $1 per 1,000 voice words and $1 per call, invoiced monthly."
 STATUS_COLORS = {"active": "green", "trialing": "blue", "past_due": "red", "unpaid": "red", "canceled": "gray"}
-
-
-def _day(value) -> str:
-    return value.strftime("%-d %b %Y") if value else ""
 
 
 class SubscriptionState(rx.State):
@@ -36,9 +33,12 @@ class SubscriptionState(rx.State):
     busy: bool = False
     trial_days: int = 0
 
-    def _show(self, view: subscriptions.SubscriptionView) -> None:
+    def _show(self, view: subscriptions.SubscriptionView, zone: str) -> None:
         self.configured, self.status, self.status_label = view.configured, view.status, view.status_label
-        self.trial_end, self.next_renewal = _day(view.trial_end), _day(view.next_renewal)
+        self.trial_end, self.next_renewal = (
+            local_time.day(view.trial_end, zone),
+            local_time.day(view.next_renewal, zone),
+        )
         self.cancelling, self.can_subscribe = view.cancel_at_period_end, view.can_subscribe
         self.has_customer, self.problem = view.has_customer, view.payment_problem or ""
         self.loaded, self.busy = True, False
@@ -47,14 +47,14 @@ class SubscriptionState(rx.State):
     @rx.event
     async def load(self):
         scope = await require_scope(self, admin=True)
-        self._show(await asyncio.to_thread(subscriptions.subscription_view, scope))
+        self._show(await asyncio.to_thread(subscriptions.subscription_view, scope), scope.time_zone)
 
     async def _act(self, action, done: str):
         scope = await require_scope(self, admin=True)
         self.busy = True
         yield
         try:
-            self._show(await asyncio.to_thread(action, scope))
+            self._show(await asyncio.to_thread(action, scope), scope.time_zone)
         except ServiceError as exc:
             self.busy = False
             yield rx.toast.error(exc.message)

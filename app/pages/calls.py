@@ -13,6 +13,7 @@ import reflex as rx
 from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
 from app.components.layout import page_shell
+from app.services import local_time
 from app.services.calls import calls
 from app.session import SessionState, require_scope
 
@@ -101,7 +102,7 @@ class CallsState(rx.State):
         if overview.per_week != self._per_week:
             self._per_week = overview.per_week
             self.weekly_figure = weekly_bars(overview.per_week, name="Calls")
-        self.updated_at = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        self.updated_at = local_time.clock(datetime.now(UTC), scope.time_zone)
         self.loading = False
 
     async def _show_detail(self, scope, call_id: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import datetime
 from typing import ClassVar
 
 import plotly.graph_objects as go
@@ -24,6 +25,7 @@ from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.components.mail import RECIPIENT_COLORS, STATUS_COLORS, mail_tabs
 from app.pages.paging import PagedList
+from app.services import local_time
 from app.services.accounts import auth
 from app.services.crm import contact_rules, custom_fields
 from app.services.errors import NotFound, ValidationFailed
@@ -32,7 +34,6 @@ from app.session import require_principal, require_scope
 
 ANY = "__any__"
 WRITE = "__write__"
-TIME_ZONE_NOTE = "Times are in UTC: your organisation has no time zone set yet."
 RECIPIENTS_PER_PAGE = 25
 CAMPAIGNS_PER_PAGE = 20
 SORT_LABELS = {
@@ -68,11 +69,11 @@ class ListRow:
     click_rate: str
     click_color: str
     human_click_rate: str
-    when: str  # ISO time shown: scheduled, finished, started or created
+    when: str  # shown in the organisation's zone: scheduled, finished, started or created
     scheduled: bool
 
 
-def list_row(m: analytics.CampaignMetrics) -> ListRow:
+def list_row(m: analytics.CampaignMetrics, zone: str) -> ListRow:
     sent = m.sent > 0
     when_ = m.scheduled_at if m.status == "scheduled" else (m.finished_at or m.started_at or m.created_at)
     return ListRow(
@@ -90,7 +91,7 @@ def list_row(m: analytics.CampaignMetrics) -> ListRow:
         click_rate=f"{m.click_rate:.1f} %" if sent else "—",
         click_color=rate_color(m.human_click_rate, analytics.GOOD_CLICK_RATE) if sent else "gray",
         human_click_rate=f"{m.human_click_rate:.1f} % human" if sent else "",
-        when=when_,
+        when=local_time.moment(when_, zone),
         scheduled=m.status == "scheduled",
     )
 
@@ -138,7 +139,7 @@ class RecipientRow:
     flag: str  # "Bounced (hard)", "Unsubscribed", "Reported spam", ""
 
 
-def recipient_row(r: analytics.RecipientActivity) -> RecipientRow:
+def recipient_row(r: analytics.RecipientActivity, zone: str) -> RecipientRow:
     opened = f"{r.human_opens:,} open{'s' if r.human_opens != 1 else ''}" if r.human_opens else ""
     if not opened and r.machine_opens:
         opened = "machine only"
@@ -154,7 +155,7 @@ def recipient_row(r: analytics.RecipientActivity) -> RecipientRow:
         r.status,
         label,
         RECIPIENT_COLORS.get(r.status, "gray"),
-        r.sent_at,
+        local_time.moment(r.sent_at, zone),
         r.error,
         opened,
         clicked,
@@ -262,20 +263,21 @@ def rate_row(rate: analytics.Rate) -> RateRow:
     )
 
 
-def activity_figure(buckets: list[analytics.ActivityBucket], *, hourly: bool) -> go.Figure:
+def activity_figure(buckets: list[analytics.ActivityBucket], zone: str, *, hourly: bool) -> go.Figure:
+    abbreviation = local_time.zone_label(datetime.now(local_time.zone(zone)))
     return activity_lines(
-        [b.start.replace(tzinfo=None) for b in buckets],  # UTC, as the section says
+        [local_time.wall_clock(b.start, zone) for b in buckets],  # the organisation's clock, as the axis says
         [
             ("Opens", [b.opens for b in buckets], "blue", True),
             ("Human opens", [b.human_opens for b in buckets], "blue", False),
             ("Clicks", [b.clicks for b in buckets], "violet", True),
             ("Human clicks", [b.human_clicks for b in buckets], "violet", False),
         ],
-        hover="%{x|%d %b %H:00} UTC" if hourly else "%{x|%d %b}",
+        hover=f"%{{x|%d %b %H:%M}} {abbreviation}" if hourly else "%{x|%d %b}",
     )
 
 
-def campaign_row(view: campaigns.CampaignView) -> CampaignRow:
+def campaign_row(view: campaigns.CampaignView, zone: str) -> CampaignRow:
     return CampaignRow(
         id=view.id,
         name=view.name,
@@ -291,10 +293,10 @@ def campaign_row(view: campaigns.CampaignView) -> CampaignRow:
         pending_count=view.pending_count,
         percent=round(view.progress * 100),
         pause_reason=view.pause_reason,
-        scheduled_at=view.scheduled_at,
-        started_at=view.started_at,
-        finished_at=view.finished_at,
-        created_at=view.created_at,
+        scheduled_at=local_time.moment(view.scheduled_at, zone),
+        started_at=local_time.moment(view.started_at, zone),
+        finished_at=local_time.moment(view.finished_at, zone),
+        created_at=local_time.moment(view.created_at, zone),
     )
 
 
@@ -349,7 +351,7 @@ class CampaignsState(PagedList, rx.State):
             analytics.list_campaigns, scope, q=self.q, sort=self.sort, page=self.page, per_page=self.per_page
         )
         stats = await asyncio.to_thread(analytics.aggregate_stats, scope)
-        self.rows, self.total = [list_row(m) for m in result.items], result.total
+        self.rows, self.total = [list_row(m, scope.time_zone) for m in result.items], result.total
         self.stat_campaigns, self.stat_sent = stats.campaigns, f"{stats.emails_sent:,}"
         self.stat_open, self.stat_click = f"{stats.average_open_rate:.1f} %", f"{stats.average_click_rate:.1f} %"
         self.stat_open_human = f"{stats.average_human_open_rate:.1f} % by people"
@@ -463,6 +465,7 @@ class CampaignState(rx.State):
 
     current_id: str = ""
     campaign: CampaignRow = NO_CAMPAIGN
+    zone: str = "UTC"  # the organisation's time zone, named where times are typed or charted
     loading: bool = True
     missing: bool = False
     audience_count: str = ""
@@ -500,7 +503,8 @@ class CampaignState(rx.State):
 
     async def _refresh(self, scope) -> None:
         view = await asyncio.to_thread(campaigns.get_campaign, scope, self.current_id)
-        self.campaign = campaign_row(view)
+        self.campaign = campaign_row(view, scope.time_zone)
+        self.zone = local_time.zone_title(scope.time_zone)
         if view.status in campaigns.EDITABLE:
             count = await asyncio.to_thread(campaigns.count_audience, scope, view.audience)
             self.audience_count = audience_words(count)
@@ -517,9 +521,11 @@ class CampaignState(rx.State):
         self.rates = [rate_row(r) for r in report.rates]
         self.benchmarks = [BenchmarkRow(b.metric, f"{b.percent:.1f} %", b.label) for b in report.benchmarks]
         self.high_bounce_advice = report.high_bounce_advice
-        self.hourly_figure = activity_figure(series.hourly, hourly=True)
+        self.hourly_figure = activity_figure(series.hourly, scope.time_zone, hourly=True)
         self.has_daily = bool(series.daily)
-        self.daily_figure = activity_figure(series.daily, hourly=False) if series.daily else go.Figure()
+        self.daily_figure = (
+            activity_figure(series.daily, scope.time_zone, hourly=False) if series.daily else go.Figure()
+        )
         self.links = [
             LinkRow(lk.url, lk.clicks, lk.human_clicks, lk.clicked, lk.human_clicked, round(lk.share)) for lk in links
         ]
@@ -537,7 +543,7 @@ class CampaignState(rx.State):
         self.filter_choices = [
             Choice(key, f"{label} {page.counts[key]:,}") for key, (label, _) in analytics.FILTERS.items()
         ]
-        self.recipients = [recipient_row(r) for r in page.items]
+        self.recipients = [recipient_row(r, scope.time_zone) for r in page.items]
 
     @rx.event
     async def set_show(self, show: str | list[str]):
@@ -558,7 +564,13 @@ class CampaignState(rx.State):
             else "Nothing recorded yet: no open, click or delivery event."
         )
         self.timeline_events = [
-            EventRow(e.label, e.occurred_at, e.verdict_label, e.url, EVENT_COLORS.get(e.kind, "gray"))
+            EventRow(
+                e.label,
+                local_time.moment(e.occurred_at, scope.time_zone, seconds=True),
+                e.verdict_label,
+                e.url,
+                EVENT_COLORS.get(e.kind, "gray"),
+            )
             for e in timeline.events
         ]
         self.timeline_open = True
@@ -662,15 +674,23 @@ class CampaignState(rx.State):
     @rx.event
     async def schedule(self, form: dict):
         scope = await require_scope(self, admin=True)
-        send_at = str(form.get("send_at", "")).strip()
+        typed = str(form.get("send_at", "")).strip()
+        try:  # typed on the organisation's clock; the campaign stores the UTC instant
+            send_at = local_time.from_form(typed, scope.time_zone) if typed else None
+        except local_time.NoSuchLocalTime as exc:
+            self.schedule_error = str(exc)
+            return
+        except ValueError:
+            self.schedule_error = "Give the date and time to send at."
+            return
         try:
-            view = await asyncio.to_thread(campaigns.schedule, scope, self.current_id, send_at or None)
+            view = await asyncio.to_thread(campaigns.schedule, scope, self.current_id, send_at)
         except ValidationFailed as exc:
             self.schedule_error = next(iter(exc.fields.values()), exc.message)
             return
         self.schedule_open, self.schedule_error = False, ""
         await self._refresh(scope)
-        return rx.toast.success(f"Scheduled for {view.scheduled_at[:16].replace('T', ' ')} UTC.")
+        return rx.toast.success(f"Scheduled for {local_time.moment(view.scheduled_at, scope.time_zone)}.")
 
     @rx.event
     async def next_recipients(self):
@@ -735,7 +755,7 @@ def _row(row: ListRow) -> rx.Component:
             rx.text(
                 rx.cond(
                     row.scheduled,
-                    rx.text.span(rx.moment(row.when, format="MMM D, HH:mm", utc=True), " UTC"),
+                    rx.text.span("Scheduled for ", row.when),
                     when(row.when),
                 ),
                 size="2",
@@ -996,8 +1016,8 @@ def _fact(label: str, value) -> rx.Component:
     )
 
 
-def _utc(iso) -> rx.Component:
-    return rx.text(rx.moment(iso, format="ddd, MMM D YYYY, HH:mm", utc=True), " UTC", size="2", weight="medium")
+def _scheduled_for(shown) -> rx.Component:
+    return rx.text(shown, size="2", weight="medium")
 
 
 def _actions(c: CampaignRow) -> rx.Component:
@@ -1261,8 +1281,7 @@ def _timeline_dialog() -> rx.Component:
                                 wrap="wrap",
                             ),
                             rx.cond(e.url != "", rx.text(e.url, size="1", color_scheme="gray", word_break="break-all")),
-                            rx.text(rx.moment(e.occurred_at, format="ddd, MMM D YYYY, HH:mm:ss", utc=True), " UTC",
-                                    size="1", color_scheme="gray"),
+                            rx.text(e.occurred_at, size="1", color_scheme="gray"),
                             spacing="0",
                         ),
                         spacing="2",
@@ -1401,7 +1420,11 @@ def _analytics() -> rx.Component:
         ),
         section(
             "Opens and clicks over time",
-            rx.text("Hourly for the first 48 hours after sending started (UTC)", size="1", color_scheme="gray"),
+            rx.text(
+                "Hourly for the first 48 hours after sending started (", CampaignState.zone, " time)",
+                size="1",
+                color_scheme="gray",
+            ),
             rx.box(_chart(CampaignState.hourly_figure), width="100%", data_testid="activity-chart"),
             rx.cond(
                 CampaignState.has_daily,
@@ -1467,10 +1490,13 @@ def _schedule_dialog() -> rx.Component:
     return form_dialog(
         "Schedule the campaign",
         form_field(
-            "Send at (UTC)",
-            rx.input(name="send_at", type="datetime-local", width="100%", data_testid="send-at"),
-            None,
-            TIME_ZONE_NOTE,
+            "Send at",
+            rx.vstack(
+                rx.input(name="send_at", type="datetime-local", width="100%", data_testid="send-at"),
+                rx.text("Your organisation's time (", CampaignState.zone, ")", size="1", color_scheme="gray"),
+                spacing="1",
+                width="100%",
+            ),
         ),
         error=CampaignState.schedule_error,
         key=CampaignState.schedule_key,
@@ -1515,7 +1541,9 @@ def _campaign(c: CampaignRow) -> rx.Component:
                 rx.cond(
                     c.scheduled_at != "",
                     rx.vstack(
-                        rx.text("Scheduled for", size="1", color_scheme="gray"), _utc(c.scheduled_at), spacing="0"
+                        rx.text("Scheduled for", size="1", color_scheme="gray"),
+                        _scheduled_for(c.scheduled_at),
+                        spacing="0",
                     ),
                     _fact("Scheduled for", "Not scheduled"),
                 ),
@@ -1528,9 +1556,7 @@ def _campaign(c: CampaignRow) -> rx.Component:
             rx.cond(c.recipient_count > 0, _progress(c)),
             rx.cond(
                 (c.status == "draft") | (c.status == "scheduled"),
-                rx.text(
-                    "Would go to ", CampaignState.audience_count, ". ", TIME_ZONE_NOTE, size="2", color_scheme="gray"
-                ),
+                rx.text("Would go to ", CampaignState.audience_count, ".", size="2", color_scheme="gray"),
             ),
         ),
         rx.cond(CampaignState.has_activity, _analytics()),

@@ -14,7 +14,7 @@ from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
-from app.services import phone_rules, platform_crm
+from app.services import local_time, phone_rules, platform_crm
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.services.mail import analytics
@@ -24,7 +24,7 @@ PAGE = 30
 META_FIELDS = ("direction", "duration_minutes", "location")
 
 
-def timeline_entry(view: interactions.InteractionView) -> TimelineEntry:
+def timeline_entry(view: interactions.InteractionView, zone: str) -> TimelineEntry:
     return TimelineEntry(
         id=view.id,
         contact_id=view.contact_id,
@@ -34,6 +34,7 @@ def timeline_entry(view: interactions.InteractionView) -> TimelineEntry:
         subject=view.subject,
         content=view.content,
         interaction_date=view.interaction_date,
+        shown_at=local_time.moment(view.interaction_date, zone),
         due_at=view.due_at,
         done=view.done,
         overdue=view.overdue,
@@ -82,7 +83,7 @@ class MailActivity:
     color: str
 
 
-def mail_activity(a: analytics.ContactCampaignActivity) -> MailActivity:
+def mail_activity(a: analytics.ContactCampaignActivity, zone: str) -> MailActivity:
     if a.bounced_at or a.spam_reported_at:
         icon, color = "mail-x", "red"
     elif a.unsubscribed_at:
@@ -93,7 +94,7 @@ def mail_activity(a: analytics.ContactCampaignActivity) -> MailActivity:
         icon, color = "mail-open", "blue"
     else:
         icon, color = "mail", "gray"
-    return MailActivity(a.campaign_id, a.campaign_name, a.sent_at, a.summary, icon, color)
+    return MailActivity(a.campaign_id, a.campaign_name, local_time.moment(a.sent_at, zone), a.summary, icon, color)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,14 +113,14 @@ class PaymentRow:
 _INVOICE_COLORS = {"paid": "green", "open": "orange", "uncollectible": "red", "void": "gray", "draft": "gray"}
 
 
-def payment_row(p: platform_crm.Payment) -> PaymentRow:
+def payment_row(p: platform_crm.Payment, zone: str) -> PaymentRow:
     amount = f"${p.amount_cents / 100:,.2f}" if p.currency == "usd" else f"{p.amount_cents / 100:,.2f} {p.currency}"
     return PaymentRow(
         p.number,
         p.status.replace("_", " "),
         _INVOICE_COLORS.get(p.status, "gray"),
         amount,
-        p.created_at.isoformat(),
+        local_time.day(p.created_at, zone),
         p.hosted_invoice_url,
         p.invoice_pdf,
     )
@@ -156,7 +157,9 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
         self.contact = {k: str(v) for k, v in detail.as_dict().items() if k != "custom_fields"}
         self.contact["phone_shown"] = phone_rules.display_phone(detail.card.phone)
         self.contact.update(
-            status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"), place=place(detail.card)
+            created_at=local_time.moment(detail.card.created_at, scope.time_zone),
+            status_color=contact_rules.STATUS_COLORS.get(detail.card.status, "gray"),
+            place=place(detail.card),
         )
         self.custom_facts = [
             Fact(d.label, custom_fields.display_value(d, detail.custom_fields.get(d.name)) or "—") for d in definitions
@@ -164,7 +167,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
 
     async def _load_timeline(self, scope, count: int = PAGE) -> None:
         rows = await asyncio.to_thread(interactions.timeline, scope, self.current_id, limit=count + 1)
-        self.entries = [timeline_entry(r) for r in rows[:count]]
+        self.entries = [timeline_entry(r, scope.time_zone) for r in rows[:count]]
         self.more = len(rows) > count
 
     def _email_contact_id(self) -> str:
@@ -183,10 +186,10 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             await self._load_contact(scope)
             await self._load_timeline(scope)
             rows = await asyncio.to_thread(analytics.contact_activity, scope, self.current_id)
-            self.mail = [mail_activity(a) for a in rows]
+            self.mail = [mail_activity(a, scope.time_zone) for a in rows]
             payments = await asyncio.to_thread(platform_crm.payment_history, scope, self.current_id)
             self.shows_payments = payments is not None
-            self.payments = [payment_row(p) for p in payments or []]
+            self.payments = [payment_row(p, scope.time_zone) for p in payments or []]
         except NotFound:
             self.missing = True
         self.loading = False
@@ -233,7 +236,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
 
     @rx.event
     async def edit_entry(self, entry_id: str):
-        await require_scope(self, admin=True)
+        scope = await require_scope(self, admin=True)
         entry = next((e for e in self.entries if e.id == entry_id), None)
         if entry is None:
             return
@@ -242,7 +245,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             "interaction_type": entry.type,
             "subject": entry.subject,
             "content": entry.content,
-            "interaction_date": entry.interaction_date[:10],
+            "interaction_date": local_time.form_value(entry.interaction_date, scope.time_zone)[:10],  # its day there
             "due_at": entry.due_at,
         }
         self.entry_errors = {}
@@ -393,7 +396,7 @@ def _entry(e: TimelineEntry) -> rx.Component:
                     ),
                 ),
                 rx.spacer(),
-                rx.text(when(e.interaction_date), size="1", color_scheme="gray"),
+                rx.text(when(e.shown_at), size="1", color_scheme="gray"),
                 width="100%",
                 align="center",
                 spacing="2",

@@ -13,7 +13,7 @@ from app.components.crm import ContactCardRow, contact_card, crm_tabs, pager
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import BulkEmailMixin, bulk_email_dialog, bulk_sent_notice
-from app.services import phone_rules
+from app.services import local_time, phone_rules
 from app.services.accounts import auth
 from app.services.crm import contact_rules, contact_search, contacts, custom_fields
 from app.services.crm.contact_search import ContactQuery
@@ -24,7 +24,7 @@ PER_PAGE = 24
 ANY = "any"  # Radix selects cannot hold an empty value
 
 
-def card_row(card: contact_search.ContactCard) -> ContactCardRow:
+def card_row(card: contact_search.ContactCard, zone: str) -> ContactCardRow:
     return ContactCardRow(
         id=card.id,
         business_name=card.business_name,
@@ -35,7 +35,7 @@ def card_row(card: contact_search.ContactCard) -> ContactCardRow:
         place=place(card),
         status_label=card.status_label,
         status_color=contact_rules.STATUS_COLORS.get(card.status, "gray"),
-        last_interaction_at=card.last_interaction_at,
+        last_interaction_at=local_time.moment(card.last_interaction_at, zone),
         subscription_status=card.subscription_status,
     )
 
@@ -108,7 +108,7 @@ class ContactsState(ContactFormMixin, BulkEmailMixin, rx.State):
             self.loading = False
             yield rx.toast.error(exc.message)
             return
-        self.items = [card_row(c) for c in result.items]
+        self.items = [card_row(c, scope.time_zone) for c in result.items]
         self.total, self.exact, self.pages, self.has_next = (
             result.total,
             result.total_exact,

@@ -43,8 +43,8 @@ class CrmDashboardState(rx.State):
             [t.label for t in board.totals], [t.count for t in board.totals], [t.color for t in board.totals]
         )
         self.weekly_figure = weekly_bars(board.growth.per_week, name="Contacts created")
-        self.recent = [timeline_entry(e) for e in board.recent]
-        self.follow_ups = [timeline_entry(e) for e in board.follow_ups]
+        self.recent = [timeline_entry(e, scope.time_zone) for e in board.recent]
+        self.follow_ups = [timeline_entry(e, scope.time_zone) for e in board.follow_ups]
         self.loading = False
 
     @rx.event

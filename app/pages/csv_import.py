@@ -17,6 +17,7 @@ from app.api.downloads import error_report_path
 from app.components.cards import empty_state, section, stat_tile
 from app.components.crm import crm_tabs, when
 from app.components.layout import page_shell
+from app.services import local_time
 from app.services.accounts import auth
 from app.services.accounts.quotas import QuotaReached
 from app.services.crm import custom_fields
@@ -84,12 +85,13 @@ class ImportRow:
     created: int
     updated: int
     failed: int
-    started_at: str  # ISO 8601
+    started_at: str  # in the organisation's zone, as shown
 
 
-def _import_row(view: csv_import.ImportView) -> ImportRow:
+def _import_row(view: csv_import.ImportView, zone: str) -> ImportRow:
+    started = local_time.moment(view.created_at, zone)
     return ImportRow(
-        view.id, view.filename, view.status, view.status_label, view.created, view.updated, view.failed, view.created_at
+        view.id, view.filename, view.status, view.status_label, view.created, view.updated, view.failed, started
     )
 
 
@@ -187,7 +189,9 @@ class ImportState(rx.State):
         definitions = await asyncio.to_thread(custom_fields.list_fields, scope)
         self.targets = cm.targets(definitions)
         self.saved = [SavedMappingChoice(m.id, m.name) for m in await asyncio.to_thread(cm.saved_mappings, scope)]
-        self.history = [_import_row(v) for v in await asyncio.to_thread(csv_import.list_imports, scope, 8)]
+        self.history = [
+            _import_row(v, scope.time_zone) for v in await asyncio.to_thread(csv_import.list_imports, scope, 8)
+        ]
 
     def _reset(self) -> None:
         self.import_id, self.info, self.headers, self.preview, self.mapping = "", ImportInfo(), [], [], []

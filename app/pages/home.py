@@ -13,7 +13,7 @@ from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
 from app.components.crm import when
 from app.components.layout import page_shell
-from app.services import home_digest
+from app.services import home_digest, local_time
 from app.services.billing import usage
 from app.services.crm.crm_dashboard import contact_growth
 from app.session import SessionState, require_scope
@@ -23,7 +23,7 @@ from app.session import SessionState, require_scope
 class CallerRow:
     href: str  # the call's page
     who: str
-    started_at: str
+    started_at: str  # on the organisation's clock, named
     line: str
 
 
@@ -32,7 +32,7 @@ class FollowUpRow:
     href: str  # the contact's page
     contact: str
     subject: str
-    due_at: str
+    due_at: str  # on the organisation's clock, named
     overdue: bool
 
 
@@ -60,7 +60,7 @@ class HomeState(rx.State):
     @rx.event
     async def load(self):
         scope = await require_scope(self)
-        digest = await asyncio.to_thread(home_digest.digest, scope)
+        digest = await asyncio.to_thread(home_digest.digest, scope, local_time.zone(scope.time_zone))
         growth = await asyncio.to_thread(contact_growth, scope)
         self.calls_today, self.calls_today_hint = digest.calls_today.total, _calls_hint(digest.calls_today)
         self.calls_week, self.calls_week_hint = digest.calls_this_week.total, _calls_hint(digest.calls_this_week)
@@ -69,10 +69,19 @@ class HomeState(rx.State):
             f"{digest.follow_ups_overdue} overdue" if digest.follow_ups_overdue else "due today, none overdue"
         )
         self.follow_ups = [
-            FollowUpRow(f"/crm/contacts/{f.contact_id}", f.contact, f.subject, f.due_at, f.overdue)
+            FollowUpRow(
+                f"/crm/contacts/{f.contact_id}",
+                f.contact,
+                f.subject,
+                local_time.moment(f.due_at, scope.time_zone),
+                f.overdue,
+            )
             for f in digest.follow_ups
         ]
-        self.callers = [CallerRow(f"/calls/{c.call_id}", c.who, c.started_at, c.line) for c in digest.recent_callers]
+        self.callers = [
+            CallerRow(f"/calls/{c.call_id}", c.who, local_time.moment(c.started_at, scope.time_zone), c.line)
+            for c in digest.recent_callers
+        ]
         self.new_contacts = digest.new_contacts
         self.new_contacts_hint = ", ".join(digest.new_contact_names) + (
             " and more" if digest.new_contacts > len(digest.new_contact_names) else ""
@@ -95,7 +104,7 @@ def _follow_up(row: FollowUpRow) -> rx.Component:
                 rx.text(row.contact, weight="medium", size="2", **_ONE_LINE),
                 rx.spacer(),
                 rx.text(
-                    rx.cond(row.overdue, "overdue, due ", "due "),
+                    rx.cond(row.overdue, "overdue since ", "due "),
                     when(row.due_at),
                     size="1",
                     color_scheme=rx.cond(row.overdue, "red", "gray"),

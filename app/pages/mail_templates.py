@@ -18,6 +18,7 @@ from app.components.crm import when
 from app.components.form_dialog import app_form, form_columns
 from app.components.layout import page_shell
 from app.components.mail import PREVIEW_SANDBOX, email_frame, mail_tabs, text_part
+from app.services import local_time
 from app.services.crm import contact_search
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.mail import senders, templates
@@ -52,8 +53,9 @@ class ContactChoice:
     label: str  # "Bright Smiles Dental · Ana Ruiz"
 
 
-def _template_row(view: templates.TemplateView) -> TemplateRow:
-    return TemplateRow(view.id, view.name, view.subject, view.is_active, view.updated_at or view.created_at)
+def _template_row(view: templates.TemplateView, zone: str) -> TemplateRow:
+    shown = local_time.moment(view.updated_at or view.created_at, zone)
+    return TemplateRow(view.id, view.name, view.subject, view.is_active, shown)
 
 
 def _choice(card: contact_search.ContactCard) -> ContactChoice:
@@ -102,7 +104,7 @@ class TemplatesState(rx.State):
 
     async def _refresh(self, scope) -> None:
         views = await asyncio.to_thread(templates.list_templates, scope, include_inactive=True)
-        self.rows = [_template_row(v) for v in views]
+        self.rows = [_template_row(v, scope.time_zone) for v in views]
         self.loading = False
 
     async def _load_sender(self, scope) -> None:

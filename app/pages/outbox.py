@@ -16,6 +16,7 @@ from app.components.crm import pager, when
 from app.components.layout import page_shell
 from app.components.mail import OUTBOX_SANDBOX, email_frame, mail_tabs, text_part
 from app.pages.paging import PagedList
+from app.services import local_time
 from app.services.errors import NotFound, ServiceError
 from app.services.mail import outbox, transport
 from app.session import require_scope
@@ -52,7 +53,7 @@ class HeaderRow:
     value: str
 
 
-def _row(item: outbox.OutboxItem) -> MessageRow:
+def _row(item: outbox.OutboxItem, zone: str) -> MessageRow:
     return MessageRow(
         item.id,
         KIND_LABELS.get(item.kind, item.kind),
@@ -60,7 +61,7 @@ def _row(item: outbox.OutboxItem) -> MessageRow:
         item.to_name,
         item.subject,
         item.campaign_id,
-        item.created_at,
+        local_time.moment(item.created_at, zone),
     )
 
 
@@ -79,7 +80,7 @@ class OutboxState(PagedList, rx.State):
 
     async def _refresh(self, scope) -> None:
         result = await asyncio.to_thread(outbox.list_messages, scope, page=self.page, per_page=self.per_page)
-        self.rows, self.total = [_row(i) for i in result.items], result.total
+        self.rows, self.total = [_row(i, scope.time_zone) for i in result.items], result.total
         self.loading = False
 
     @rx.event
@@ -100,7 +101,7 @@ class OutboxState(PagedList, rx.State):
         except NotFound:
             self.missing, self.loading = True, False
             return
-        self.message = _row(view)
+        self.message = _row(view, scope.time_zone)
         sender = f"{view.from_name} <{view.from_email}>" if view.from_name else view.from_email
         shown = {"From": sender, "To": f"{view.to_name} <{view.to_email}>" if view.to_name else view.to_email}
         if view.reply_to:

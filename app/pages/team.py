@@ -14,6 +14,7 @@ import reflex as rx
 from app.components.cards import focus_first_error, form_field, section
 from app.components.form_dialog import form_dialog
 from app.components.layout import page_shell
+from app.services import local_time
 from app.services.accounts import users
 from app.services.errors import Conflict, ValidationFailed
 from app.session import require_scope
@@ -32,7 +33,7 @@ class MemberRow:
     protected: str  # why this account cannot be deactivated or demoted by the caller, or ""
 
 
-def _member_row(user: users.UserView, self_id: str, protected: dict[str, str]) -> MemberRow:
+def _member_row(user: users.UserView, self_id: str, protected: dict[str, str], zone: str) -> MemberRow:
     return MemberRow(
         user.id,
         user.name,
@@ -40,7 +41,8 @@ def _member_row(user: users.UserView, self_id: str, protected: dict[str, str]) -
         user.role,
         user.role.replace("_", " "),
         user.is_active,
-        user.last_login_at,
+        # The API's UTC "2026-12-04 14:05" (or "never"), as the organisation's clock reads it.
+        local_time.moment(user.last_login_at, zone) if user.last_login_at != "never" else "Never",
         user.id == self_id,
         protected.get(user.id, ""),
     )
@@ -56,7 +58,7 @@ class TeamState(rx.State):
     async def _refresh(self, scope) -> None:
         views = await asyncio.to_thread(users.list_users, scope)
         protected = users.protections(scope, views)
-        self.rows = [_member_row(u, str(scope.user_id), protected) for u in views]
+        self.rows = [_member_row(u, str(scope.user_id), protected, scope.time_zone) for u in views]
         self.loading = False
 
     @rx.event

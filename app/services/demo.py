@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from app.services import organisations, platform_crm
 from app.services.accounts import auth, tenants
 from app.services.accounts.scope import Scope
-from app.services.agents import conversations, run_turn, specialists
+from app.services.agents import conversations, industries, run_turn, specialists
 from app.services.agents.collaboration import CollaborationManager
 from app.services.billing import demo_billing
 from app.services.calls import demo_calls
@@ -31,6 +31,8 @@ from models.db import session_scope
 DEMO_SLUG = "demo"
 DEMO_NAME = "Harbor Dental Group"
 DEMO_NUMBER = "+15550100000"
+DEMO_INDUSTRY = "dental"
+DEMO_ZONE = "America/New_York"  # a practice on the US east coast: its pages show EST / EDT
 ADMIN_EMAIL = "admin@demo.example"
 MEMBER_EMAIL = "frontdesk@demo.example"
 SUPER_ADMIN_EMAIL = "superadmin@platform.example"
@@ -78,7 +80,12 @@ def seed_demo() -> list[Credential]:
     with session_scope() as session:
         tenant = tenants.get_by_slug(session, DEMO_SLUG)
         if tenant is None:
-            tenant = organisations.create_organisation(session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True)
+            tenant = organisations.create_organisation(
+                session, DEMO_NAME, slug=DEMO_SLUG, is_demo=True, industry=DEMO_INDUSTRY, time_zone=DEMO_ZONE
+            )
+        elif tenant.industry == industries.DEFAULT_INDUSTRY:  # a demo made before organisations had an industry
+            tenant.industry, tenant.time_zone = DEMO_INDUSTRY, DEMO_ZONE
+            specialists.start_with(session, tenant.id, industries.starting_specialists(DEMO_INDUSTRY))
         mail_templates.seed_defaults(session, tenant.id)  # a demo made before email templates existed gets them
         platform = organisations.platform_organisation(session)
         for home, email, name, role in (
@@ -104,7 +111,7 @@ def seed_demo() -> list[Credential]:
     # The platform's CRM shows the demo as a customer with its (sample) invoices.
     platform_crm.customer_linked(tenant.id, demo_billing.sample_customer_id(tenant), "active")
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones
-    admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id)
+    admin = Scope(tenant_id=tenant.id, role="admin", user_id=admin_id, time_zone=tenant.time_zone)
     _seed_conversation(admin)
     _seed_import(admin)
     demo_mail.seed_email(admin)

@@ -4,26 +4,45 @@ added in one place without the account code depending on the domains."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.services import platform_crm
+from app.services import local_time, platform_crm
 from app.services.accounts import auth, tenants
+from app.services.accounts.scope import Scope
+from app.services.agents.industries import DEFAULT_INDUSTRY, industry_problem, starting_specialists
+from app.services.agents.industries import label as industry_label
 from app.services.agents.specialists import seed_defaults
 from app.services.calls.voice_settings import default_voice_settings
-from app.services.errors import Conflict, ValidationFailed
+from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.mail import templates as mail_templates
 from app.services.validation import clean_text, email_problem, normalise_email, password_problem
 from models import Tenant, User
+from models.base import utcnow
 from models.db import session_scope
 
 
-def create_organisation(session: Session, name: str, *, slug: str | None = None, is_demo: bool = False) -> Tenant:
-    """The organisation's row and its defaults. Each feature adds its defaults here."""
-    tenant = tenants.create_tenant(session, name, slug=slug, is_demo=is_demo)
+def create_organisation(
+    session: Session,
+    name: str,
+    *,
+    slug: str | None = None,
+    is_demo: bool = False,
+    industry: str | None = None,
+    time_zone: str = local_time.DEFAULT_ZONE,
+) -> Tenant:
+    """The organisation's row and its defaults. Each feature adds its defaults here. With an `industry`, only the
+    specialists that fit it start enabled (the rest are there, disabled); without one (the CLI's organisations)
+    every specialist starts enabled."""
+    tenant = tenants.create_tenant(
+        session, name, slug=slug, is_demo=is_demo, industry=industry or DEFAULT_INDUSTRY, time_zone=time_zone
+    )
     session.add(default_voice_settings(tenant))
     session.flush()
-    seed_defaults(session, tenant.id)  # the default specialist agents
+    enabled = starting_specialists(industry) if industry else None
+    seed_defaults(session, tenant.id, enabled)  # the default specialist agents
     mail_templates.seed_defaults(session, tenant.id)  # welcome, follow-up, invoice reminder
     return tenant
 
@@ -45,9 +64,23 @@ def platform_organisation(session: Session) -> Tenant:
     return tenant
 
 
-def register_organisation(org_name: str, name: str, email: str, password: str) -> auth.Principal:
-    """Create an organisation and its first admin. Nothing is written unless every field is valid."""
+def register_organisation(
+    org_name: str,
+    name: str,
+    email: str,
+    password: str,
+    *,
+    industry: str | None = None,
+    time_zone: str = local_time.DEFAULT_ZONE,
+) -> auth.Principal:
+    """Create an organisation and its first admin. Nothing is written unless every field is valid. The sign-up
+    page always asks the industry and the time zone; callers that do not (tests, scripts) get every specialist
+    and UTC."""
     problems: dict[str, str] = {}
+    if industry is not None and (problem := industry_problem(industry)):
+        problems["industry"] = problem
+    if problem := local_time.zone_problem(time_zone):
+        problems["time_zone"] = problem
     org, problem = clean_text(org_name, max_length=200, label="Organisation name", required=True)
     if problem:
         problems["org_name"] = problem
@@ -65,7 +98,7 @@ def register_organisation(org_name: str, name: str, email: str, password: str) -
     with session_scope() as session:
         if session.exec(select(User.id).where(User.email == address)).first() is not None:
             raise Conflict("An account with this email already exists. Sign in instead.")
-        tenant = create_organisation(session, org)
+        tenant = create_organisation(session, org, industry=industry, time_zone=time_zone.strip())
         user = User(
             tenant_id=tenant.id, email=address, name=person, password_hash=auth.hash_password(password), role="admin"
         )
@@ -74,3 +107,54 @@ def register_organisation(org_name: str, name: str, email: str, password: str) -
         if (platform := tenants.get_by_slug(session, tenants.PLATFORM_SLUG)) is not None:
             platform_crm.add_signup(session, platform.id, tenant, person, address)
         return auth.principal_of(user, tenant)
+
+
+# --- the organisation's settings page ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganisationSettings:
+    name: str
+    time_zone: str
+    industry: str
+    industry_label: str
+    now: str  # the time it is now, as every page will show it: the admin sees what the zone means
+
+
+def _settings_of(tenant: Tenant) -> OrganisationSettings:
+    return OrganisationSettings(
+        name=tenant.name,
+        time_zone=tenant.time_zone,
+        industry=tenant.industry,
+        industry_label=industry_label(tenant.industry),
+        now=local_time.moment(utcnow(), tenant.time_zone),
+    )
+
+
+def current_settings(scope: Scope) -> OrganisationSettings:
+    with session_scope() as session:
+        tenant = session.get(Tenant, scope.tenant_id)
+        if tenant is None:
+            raise NotFound("Your organisation no longer exists.")
+        return _settings_of(tenant)
+
+
+def save_settings(scope: Scope, *, time_zone: str, industry: str) -> OrganisationSettings:
+    """Admins change the organisation's time zone (every page shows times in it from the next page load) and its
+    industry (the specialists that are enabled stay as they are: the Agents page turns others on)."""
+    scope.require_admin()
+    problems = {}
+    if problem := local_time.zone_problem(time_zone):
+        problems["time_zone"] = problem
+    if problem := industry_problem(industry):
+        problems["industry"] = problem
+    if problems:
+        raise ValidationFailed(problems)
+    with session_scope() as session:
+        tenant = session.get(Tenant, scope.tenant_id, with_for_update=True)
+        if tenant is None:
+            raise NotFound("Your organisation no longer exists.")
+        tenant.time_zone, tenant.industry, tenant.updated_at = time_zone.strip(), industry, utcnow()
+        session.add(tenant)
+        session.flush()
+        return _settings_of(tenant)

@@ -230,6 +230,11 @@ class UI:
         self.page.click("[data-testid=sign-out]")
         self.at("/sign-in")
 
+    def choose(self, testid: str, option: str) -> None:
+        """Pick `option` from the select whose trigger has this test id."""
+        self.page.click(f"[data-testid={testid}]")
+        self.page.get_by_role("option", name=option, exact=True).click()
+
     def toast(self, text: str) -> None:
         self.page.locator("[data-sonner-toast]", has_text=text).first.wait_for()
 

@@ -33,6 +33,7 @@ def test_sign_up_subscribes_through_checkout_and_manages_the_plan(page, app_serv
     ui.open("/sign-up")
     expect(page.get_by_text("$299 per month", exact=False)).to_be_visible()
     page.fill("input[name=org_name]", "Lakeside Family Dental")
+    ui.choose("industry", "Dental")
     page.fill("input[name=name]", "Priya Raman")
     page.fill("input[name=email]", "priya@lakeside.example")
     page.fill("input[name=password]", PASSWORD)

@@ -20,6 +20,7 @@ SIDEBAR = [
     ("calls", "Calls"),
     ("voice", "Voice settings"),
     ("team", "Team"),
+    ("settings", "Settings"),
 ]
 
 
@@ -27,6 +28,7 @@ def test_new_organisation_signs_up_out_and_in_and_visits_every_page(ui):
     page = ui.page
     ui.open("/sign-up")
     page.fill("input[name=org_name]", "Sunrise Pediatrics")
+    ui.choose("industry", "Medical")
     page.fill("input[name=name]", "Nora Quinn")
     page.fill("input[name=email]", "nora@sunrise.example")
     page.fill("input[name=password]", "short")
@@ -71,6 +73,7 @@ def test_duplicate_sign_up_email_is_explained(ui, make_org):
     make_org(email="taken@example.com")
     ui.open("/sign-up")
     ui.page.fill("input[name=org_name]", "Copycat Dental")
+    ui.choose("industry", "Dental")
     ui.page.fill("input[name=name]", "Carl")
     ui.page.fill("input[name=email]", "taken@example.com")
     ui.page.fill("input[name=password]", "copycat-dental-1")
@@ -91,7 +94,7 @@ def test_member_cannot_open_admin_pages(ui, make_org, make_user):
     make_user(admin.tenant_id, email="member@example.com")
     ui.sign_in("member@example.com", PASSWORD)
     expect(ui.page.get_by_test_id("nav-chat")).to_be_visible()  # the member's own links are drawn by now
-    for route in ("crm", "team", "billing", "campaigns"):
+    for route in ("crm", "team", "billing", "campaigns", "settings"):
         assert ui.page.locator(f"[data-testid=nav-{route}]").count() == 0
     ui.open("/team")
     ui.toast("Only organisation admins can open that page.")

@@ -61,10 +61,11 @@ class Principal:
     tenant_name: str
     tenant_slug: str
     session_id: uuid.UUID | None = None
+    time_zone: str = "UTC"
 
     @property
     def scope(self) -> Scope:
-        return Scope(tenant_id=self.tenant_id, role=self.role, user_id=self.user_id)
+        return Scope(tenant_id=self.tenant_id, role=self.role, user_id=self.user_id, time_zone=self.time_zone)
 
 
 def principal_of(user: User, tenant: Tenant, session_id: uuid.UUID | None = None) -> Principal:
@@ -77,6 +78,7 @@ def principal_of(user: User, tenant: Tenant, session_id: uuid.UUID | None = None
         tenant_name=tenant.name,
         tenant_slug=tenant.slug,
         session_id=session_id,
+        time_zone=tenant.time_zone,
     )
 
 
@@ -248,6 +250,7 @@ def resolve_api_token(token: str) -> Principal:
         name=row.name,
         tenant_name=row.tenant_name,
         tenant_slug=row.tenant_slug,
+        time_zone=row.time_zone,
     )
     api_principals.remember(token, principal, claims["exp"], remembered_at)
     return principal
@@ -269,6 +272,7 @@ _API_PRINCIPAL = (
         User.tokens_valid_after,
         Tenant.name.label("tenant_name"),
         Tenant.slug.label("tenant_slug"),
+        Tenant.time_zone,
     )
     .join(Tenant, Tenant.id == User.tenant_id)
     .where(User.id == bindparam("uid"))

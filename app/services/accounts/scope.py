@@ -17,6 +17,8 @@ class Scope:
     tenant_id: uuid.UUID
     role: str
     user_id: uuid.UUID | None = None
+    # The organisation's IANA zone: the zone the times a page shows are in (app/services/local_time.py).
+    time_zone: str = "UTC"
 
     @classmethod
     def system(cls, tenant_id: uuid.UUID | str) -> Scope:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from datetime import tzinfo
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound
 from app.services.validation import parse_uuid, slugify
@@ -43,12 +44,11 @@ def forget_platform() -> None:
     _platform.clear()
 
 
-def time_zone(session: Session, tenant_id: uuid.UUID) -> ZoneInfo:
-    """The organisation's time zone, where what its callers say ("tomorrow", "at 3") is read. UTC for every
-    organisation until organisations have a time zone of their own (issue 15, item 3): this is the one place
-    that changes then. The session is where that setting will be read."""
-    del session, tenant_id
-    return ZoneInfo("UTC")
+def time_zone(session: Session, tenant_id: uuid.UUID) -> tzinfo:
+    """The organisation's time zone, where what its callers say ("tomorrow", "at 3") is read (UTC for a name
+    this machine does not know)."""
+    name = session.exec(select(Tenant.time_zone).where(Tenant.id == tenant_id)).first()
+    return local_time.zone(name or local_time.DEFAULT_ZONE)
 
 
 def unique_slug(session: Session, name: str) -> str:
@@ -60,8 +60,18 @@ def unique_slug(session: Session, name: str) -> str:
     return slug
 
 
-def create_tenant(session: Session, name: str, *, slug: str | None = None, is_demo: bool = False) -> Tenant:
-    tenant = Tenant(name=name, slug=slug or unique_slug(session, name), is_demo=is_demo)
+def create_tenant(
+    session: Session,
+    name: str,
+    *,
+    slug: str | None = None,
+    is_demo: bool = False,
+    industry: str = "other",
+    time_zone: str = "UTC",
+) -> Tenant:
+    tenant = Tenant(
+        name=name, slug=slug or unique_slug(session, name), is_demo=is_demo, industry=industry, time_zone=time_zone
+    )
     session.add(tenant)
     session.flush()
     return tenant
@@ -107,7 +117,7 @@ def platform_overview(scope: Scope) -> list[TenantOverview]:
                 users=int(u),
                 contacts=int(c),
                 calls=int(k),
-                created_at=t.created_at.strftime("%Y-%m-%d"),
+                created_at=local_time.day(t.created_at, scope.time_zone),
             )
             for t, u, c, k in session.exec(query).all()
         ]

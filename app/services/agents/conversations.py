@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.agents.events import Done, UsageReport
 from app.services.errors import NotFound, ValidationFailed
@@ -54,7 +55,7 @@ def _message_view(m: ChatMessage) -> MessageView:
         m.timings,
         m.usage,
         m.offline,
-        m.created_at.strftime("%Y-%m-%d %H:%M"),
+        m.created_at.isoformat(),
     )
 
 
@@ -102,7 +103,7 @@ def list_conversations(scope: Scope, limit: int = 50) -> list[ConversationView]:
     )
     with session_scope() as session:
         return [
-            ConversationView(str(c.id), c.title, c.updated_at.strftime("%d %b %H:%M"), int(n))
+            ConversationView(str(c.id), c.title, local_time.moment(c.updated_at, scope.time_zone), int(n))
             for c, n in session.exec(query).all()
         ]
 

@@ -92,17 +92,30 @@ def load_catalogue() -> tuple[dict[str, str], ...]:
     return tuple(entries)
 
 
-def seed_defaults(session: Session, tenant_id: uuid.UUID) -> int:
+def seed_defaults(session: Session, tenant_id: uuid.UUID, enabled: frozenset[str] | None = None) -> int:
     """Add the catalogue's specialists an organisation does not have yet (by slug). Edits are never overwritten,
-    and a specialist an admin disabled stays disabled. Returns how many were added."""
+    and a specialist an admin disabled stays disabled. `enabled`, when given, names the ones that start enabled
+    (those that fit the organisation's industry); the others are added disabled. Returns how many were added."""
     existing = set(session.exec(select(Specialist.slug).where(Specialist.tenant_id == tenant_id)).all())
     added = 0
     for entry in load_catalogue():
         if entry["slug"] not in existing:
-            session.add(Specialist(tenant_id=tenant_id, is_default=True, **entry))
+            active = enabled is None or entry["slug"] in enabled
+            session.add(Specialist(tenant_id=tenant_id, is_default=True, is_active=active, **entry))
             added += 1
     session.flush()
     return added
+
+
+def start_with(session: Session, tenant_id: uuid.UUID, enabled: frozenset[str]) -> None:
+    """Enable exactly the catalogue specialists in `enabled` (the organisation's own additions are left alone)."""
+    rows = session.exec(
+        select(Specialist).where(Specialist.tenant_id == tenant_id, Specialist.is_default.is_(True))
+    ).all()
+    for row in rows:
+        row.is_active = row.slug in enabled
+        session.add(row)
+    session.flush()
 
 
 def seed_all_organisations() -> int:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlmodel import Session
 
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.errors import NotFound, ValidationFailed
 from app.settings import get_settings
@@ -304,7 +305,7 @@ def invoice_history(scope: Scope, limit: int = 36) -> list[InvoiceView]:
             stripe_invoice_id=r.stripe_invoice_id,
             status=r.status,
             period=period_label(period_of(r.period_start)) if r.period_start else "",
-            issued=r.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
+            issued=local_time.day(r.created_at, scope.time_zone),
             amount_due_cents=int(r.amount_due_cents),
             amount_paid_cents=int(r.amount_paid_cents),
             amount=format_cents(int(r.amount_paid_cents if r.status == "paid" else r.amount_due_cents)),
@@ -461,10 +462,6 @@ _RUNS = text(
 )
 
 
-def _utc_minute(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
-
-
 def billing_runs(scope: Scope, limit: int = 50) -> list[BillingRunView]:
     """The monthly runs' rows (one per organisation and period), newest period first."""
     scope.require_super_admin()
@@ -480,8 +477,8 @@ def billing_runs(scope: Scope, limit: int = 50) -> list[BillingRunView]:
             total=format_cents(int(r.total_cents)),
             stripe_invoice_id=r.stripe_invoice_id or "",
             error=r.error or "",
-            started=_utc_minute(r.created_at),
-            finished=_utc_minute(r.finished_at),
+            started=local_time.moment(r.created_at, scope.time_zone),
+            finished=local_time.moment(r.finished_at, scope.time_zone),
         )
         for r in rows
     ]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.services import local_time
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.calls import call_requests
@@ -39,10 +40,6 @@ END_REASONS = {
     "server_shutdown": "Service restarted",
     "internal_error": "Internal error",
 }
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
 @dataclass(frozen=True)
@@ -90,12 +87,12 @@ def _status(call: CallSession, now: datetime) -> str:
     return call.status
 
 
-def _row_fields(call: CallSession, name: str | None, business: str | None, now: datetime) -> dict[str, str]:
+def _row_fields(call: CallSession, name: str | None, business: str | None, now: datetime, zone: str) -> dict[str, str]:
     return dict(
         id=str(call.id),
         caller=call.from_number or "Unknown",
         contact=f"{name} · {business}" if name else "",
-        started=_when(call.started_at),
+        started=local_time.moment(call.started_at, zone),
         duration=format_duration(call.duration_seconds) if call.ended_at else "live",
         pipeline="Voice Agent" if call.pipeline == "voice_agent" else "Classic",
         status=_status(call, now),
@@ -124,7 +121,8 @@ def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple
             .offset((page - 1) * page_size)
             .limit(page_size)
         ).all()
-        return [CallRow(**_row_fields(call, name, business, now)) for call, name, business in rows], int(total)
+        rows = [CallRow(**_row_fields(call, name, business, now, scope.time_zone)) for call, name, business in rows]
+        return rows, int(total)
 
 
 def call_detail(scope: Scope, call_id: str) -> CallDetail:
@@ -150,11 +148,11 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             )
         ).all()
         return CallDetail(
-            **_row_fields(call, name, business, now),
+            **_row_fields(call, name, business, now, scope.time_zone),
             summary=call.summary or "",
             summary_source=call.summary_source or "",
             transcript=[
-                {"role": line.role, "content": line.content, "at": line.spoken_at.strftime("%H:%M:%S")}
+                {"role": line.role, "content": line.content, "at": local_time.clock(line.spoken_at, scope.time_zone)}
                 for line in lines
             ],
             usage={kind: int(quantity) for kind, quantity in usage},

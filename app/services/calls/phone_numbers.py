@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.integrations import twilio
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.services.phone_rules import normalise_phone, required_phone
@@ -51,7 +52,7 @@ def _query():
     )
 
 
-def _view(row: PhoneNumber, organisation: str, slug: str, assigned_by: str | None) -> AssignedNumber:
+def _view(zone: str, row: PhoneNumber, organisation: str, slug: str, assigned_by: str | None) -> AssignedNumber:
     return AssignedNumber(
         id=str(row.id),
         number=row.number,
@@ -59,7 +60,7 @@ def _view(row: PhoneNumber, organisation: str, slug: str, assigned_by: str | Non
         organisation_id=str(row.tenant_id),
         organisation=organisation,
         slug=slug,
-        assigned=row.created_at.strftime("%Y-%m-%d"),
+        assigned=local_time.day(row.created_at, zone),
         assigned_by=assigned_by or "",
     )
 
@@ -69,7 +70,7 @@ def list_assigned(scope: Scope) -> list[AssignedNumber]:
     scope.require_super_admin()
     with session_scope() as session:
         rows = session.exec(_query().order_by(Tenant.name, PhoneNumber.number)).all()
-        return [_view(*row) for row in rows]
+        return [_view(scope.time_zone, *row) for row in rows]
 
 
 def assign(scope: Scope, organisation_id: str, number: str, label: str = "") -> AssignedNumber:
@@ -108,7 +109,7 @@ def assign(scope: Scope, organisation_id: str, number: str, label: str = "") -> 
             )
             session.add(row)
             session.flush()
-            return _view(row, tenant.name, tenant.slug, _email(session, scope))
+            return _view(scope.time_zone, row, tenant.name, tenant.slug, _email(session, scope))
     except IntegrityError:  # assigned by someone else meanwhile
         raise Conflict(f"{normalised} was just assigned by someone else. Reload to see where it went.") from None
 
@@ -146,6 +147,6 @@ def release(scope: Scope, number: str) -> AssignedNumber:
         found = session.exec(_query().where(PhoneNumber.number == normalised).with_for_update(of=PhoneNumber)).first()
         if found is None:
             raise NotFound(missing)
-        view = _view(*found)
+        view = _view(scope.time_zone, *found)
         session.delete(found[0])
         return view

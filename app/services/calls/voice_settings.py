@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope
 from app.services.errors import ValidationFailed
 from app.services.phone_rules import transfer_number_problem
@@ -54,8 +55,8 @@ def default_voice_settings(tenant: Tenant) -> VoiceSettings:
     )
 
 
-def _number_view(n: PhoneNumber) -> NumberView:
-    return NumberView(id=str(n.id), number=n.number, label=n.label or "", added=n.created_at.strftime("%Y-%m-%d"))
+def _number_view(n: PhoneNumber, zone: str) -> NumberView:
+    return NumberView(id=str(n.id), number=n.number, label=n.label or "", added=local_time.day(n.created_at, zone))
 
 
 def list_numbers(scope: Scope) -> list[NumberView]:
@@ -64,7 +65,7 @@ def list_numbers(scope: Scope) -> list[NumberView]:
         rows = session.exec(
             select(PhoneNumber).where(PhoneNumber.tenant_id == scope.tenant_id).order_by(PhoneNumber.created_at)
         ).all()
-        return [_number_view(n) for n in rows]
+        return [_number_view(n, scope.time_zone) for n in rows]
 
 
 def _settings(session, scope: Scope) -> VoiceSettings:
@@ -72,20 +73,20 @@ def _settings(session, scope: Scope) -> VoiceSettings:
     return session.get(VoiceSettings, scope.tenant_id) or default_voice_settings(session.get(Tenant, scope.tenant_id))
 
 
-def _settings_view(settings: VoiceSettings) -> AgentSettingsView:
+def _settings_view(settings: VoiceSettings, zone: str) -> AgentSettingsView:
     return AgentSettingsView(
         prompt=settings.agent_prompt,
         greeting=settings.greeting,
         transfer_number=settings.transfer_number or "",
         consult_specialists=settings.consult_specialists,
-        updated=settings.updated_at.strftime("%Y-%m-%d %H:%M UTC") if settings.updated_at else "never",
+        updated=local_time.moment(settings.updated_at, zone) or "never",
     )
 
 
 def get_agent_settings(scope: Scope) -> AgentSettingsView:
     scope.require_admin()
     with session_scope() as session:
-        return _settings_view(_settings(session, scope))
+        return _settings_view(_settings(session, scope), scope.time_zone)
 
 
 def save_agent_settings(
@@ -114,4 +115,4 @@ def save_agent_settings(
         settings.transfer_number, settings.consult_specialists = transfer, bool(consult_specialists)
         settings.updated_at = utcnow()
         session.add(settings)
-        return _settings_view(settings)
+        return _settings_view(settings, scope.time_zone)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope, owned_row
 from app.services.crm.contacts import load_contact
 from app.services.errors import ValidationFailed
@@ -127,15 +128,22 @@ def parse_when(value: Any, label: str, *, date_only_at: time | None = None) -> d
     return moment.astimezone(UTC)
 
 
-def _when_logged(value: Any) -> datetime:
-    """When the interaction happened: now by default; a bare date of today also means now."""
+def _when_logged(value: Any, zone_name: str) -> datetime:
+    """When the interaction happened: now by default; a bare date is noon that day on the organisation's clock
+    (so it shows on that day, at a sensible hour), and today's date means now."""
     moment = parse_when(value, "interaction_date", date_only_at=time(12))
-    if moment is None or (isinstance(value, str) and len(value.strip()) == 10 and moment.date() == utcnow().date()):
+    if moment is None:
         return utcnow()
+    if isinstance(value, str) and len(value.strip()) == 10:
+        zone = local_time.zone(zone_name)
+        day = date.fromisoformat(value.strip())
+        if day == utcnow().astimezone(zone).date():
+            return utcnow()
+        return datetime.combine(day, time(12), tzinfo=zone).astimezone(UTC)
     return moment
 
 
-def _clean(data: dict[str, Any], *, existing: ContactInteraction | None = None) -> dict[str, Any]:
+def _clean(data: dict[str, Any], zone_name: str, *, existing: ContactInteraction | None = None) -> dict[str, Any]:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
     kind = data.get("interaction_type", existing.interaction_type if existing else None)
@@ -153,7 +161,7 @@ def _clean(data: dict[str, Any], *, existing: ContactInteraction | None = None) 
     values["content"] = content
     try:
         if "interaction_date" in data or existing is None:
-            values["interaction_date"] = _when_logged(data.get("interaction_date"))
+            values["interaction_date"] = _when_logged(data.get("interaction_date"), zone_name)
     except ValidationFailed as exc:
         errors.update(exc.fields)
     try:
@@ -288,7 +296,7 @@ def add_interaction(
 
     with use_session(session) as s:
         contact = load_contact(s, scope, contact_id, lock=True)
-        values = _clean(data)
+        values = _clean(data, scope.time_zone)
         row = ContactInteraction(tenant_id=scope.tenant_id, contact_id=contact.id, user_id=scope.user_id, **values)
         s.add(row)
         _touch(s, scope, contact.id)
@@ -307,7 +315,7 @@ def update_interaction(
             "content": row.content,
             "due_at": row.due_at,
         }
-        values = _clean({**current, **data}, existing=row)
+        values = _clean({**current, **data}, scope.time_zone, existing=row)
         for key, value in values.items():
             setattr(row, key, value)
         row.updated_at = utcnow()

@@ -29,13 +29,13 @@ import contextlib
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from app.services import job_queue
+from app.services import job_queue, local_time
 from app.services.accounts.scope import Scope, owned_row
 from app.services.crm.interactions import parse_when
 from app.services.errors import Conflict, ValidationFailed
@@ -580,7 +580,7 @@ def bulk_send(
     unsubscribe links, honouring suppressions, like any other)."""
     scope.require_admin()
     summary = audiences.Audience.from_dict(audience).summary()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = local_time.moment(utcnow(), scope.time_zone)
     data = {
         "name": (name or f"Bulk email: {summary} ({stamp})")[:200],
         "audience": audience or {},
