@@ -8,13 +8,15 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
+from app.components.calls import call_line
+from app.components.cards import confirm, empty_state, fact, focus_first_error, form_field, section
 from app.components.crm import TimelineEntry, crm_tabs, day, status_badge, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
 from app.services import phone_rules, platform_crm
+from app.services.calls import calls
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.services.mail import analytics
@@ -144,6 +146,8 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     mail: list[MailActivity] = []
     payments: list[PaymentRow] = []
     shows_payments: bool = False  # a platform contact linked to a Stripe customer
+    call_rows: list[calls.CallRow] = []
+    calls_total: int = 0
 
     @rx.var
     def entry_has_due(self) -> bool:
@@ -184,6 +188,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             await self._load_timeline(scope)
             rows = await asyncio.to_thread(analytics.contact_activity, scope, self.current_id)
             self.mail = [mail_activity(a) for a in rows]
+            self.call_rows, self.calls_total = await asyncio.to_thread(calls.contact_calls, scope, self.current_id)
             payments = await asyncio.to_thread(platform_crm.payment_history, scope, self.current_id)
             self.shows_payments = payments is not None
             self.payments = [payment_row(p) for p in payments or []]
@@ -308,18 +313,7 @@ def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> r
         if href is not None
         else rx.text(value, size="2", **one_line)
     )
-    return rx.cond(
-        value != "",
-        rx.hstack(
-            rx.icon(icon, size=16, color=rx.color("gray", 10)),
-            rx.vstack(
-                rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0", max_width="100%"
-            ),
-            spacing="3",
-            align="start",
-            max_width="100%",
-        ),
-    )
+    return rx.cond(value != "", fact(icon, label, shown))
 
 
 def _details() -> rx.Component:
@@ -533,6 +527,26 @@ def _mail() -> rx.Component:
     )
 
 
+def _calls() -> rx.Component:
+    """The contact's calls, newest first; each opens the call's page."""
+    return section(
+        "Calls",
+        rx.vstack(rx.foreach(ContactDetailState.call_rows, call_line), spacing="0", width="100%"),
+        rx.cond(
+            ContactDetailState.calls_total > ContactDetailState.call_rows.length(),
+            rx.text(
+                "The ",
+                ContactDetailState.call_rows.length(),
+                " most recent of ",
+                ContactDetailState.calls_total,
+                " calls.",
+                size="1",
+                color_scheme="gray",
+            ),
+        ),
+    )
+
+
 def _payment_row(p: PaymentRow) -> rx.Component:
     link = {"href": p.url, "is_external": True}
     return rx.hstack(
@@ -712,6 +726,7 @@ def contact_detail_page() -> rx.Component:
                         _details(),
                         rx.vstack(
                             rx.cond(ContactDetailState.shows_payments, _payments()),
+                            rx.cond(ContactDetailState.call_rows.length() > 0, _calls()),
                             rx.cond(ContactDetailState.mail.length() > 0, _mail()),
                             _timeline(),
                             spacing="4",

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from app.services.accounts.scope import Scope
+from app.services.billing.usage import call_minutes
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
 from app.services.validation import parse_uuid
@@ -39,15 +40,21 @@ END_REASONS = {
 }
 
 
+# Every time the call pages show goes through one of these two.
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def _clock(value: datetime) -> str:
+    return value.strftime("%H:%M:%S")
 
 
 @dataclass(frozen=True)
 class CallRow:
     id: str
     caller: str
-    contact: str
+    contact: str  # "Priya Raman · Bayview Orthodontics", or "" when the caller is not a contact
+    contact_id: str
     started: str
     duration: str
     pipeline: str
@@ -91,6 +98,7 @@ def _row_fields(call: CallSession, name: str | None, business: str | None, now: 
         id=str(call.id),
         caller=call.from_number or "Unknown",
         contact=f"{name} · {business}" if name else "",
+        contact_id=str(call.contact_id) if name else "",
         started=_when(call.started_at),
         duration=format_duration(call.duration_seconds) if call.ended_at else "live",
         pipeline="Voice Agent" if call.pipeline == "voice_agent" else "Classic",
@@ -148,13 +156,23 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             **_row_fields(call, name, business, now),
             summary=call.summary or "",
             summary_source=call.summary_source or "",
-            transcript=[
-                {"role": line.role, "content": line.content, "at": line.spoken_at.strftime("%H:%M:%S")}
-                for line in lines
-            ],
+            transcript=[{"role": line.role, "content": line.content, "at": _clock(line.spoken_at)} for line in lines],
             usage={kind: int(quantity) for kind, quantity in usage},
             latency=dict(call.latency or {}),
         )
+
+
+def contact_calls(scope: Scope, contact_id: str, limit: int = 20) -> tuple[list[CallRow], int]:
+    """A contact's calls, newest first (at most `limit`), and how many there are."""
+    uid = parse_uuid(contact_id, "That contact does not exist.")
+    mine = (CallSession.tenant_id == scope.tenant_id, CallSession.contact_id == uid)
+    with session_scope() as session:
+        total = session.exec(select(func.count()).select_from(CallSession).where(*mine)).one()
+        now = session.execute(text("SELECT now()")).scalar()
+        rows = session.exec(
+            _with_contact(scope).where(*mine).order_by(CallSession.started_at.desc(), CallSession.id).limit(limit)
+        ).all()
+        return [CallRow(**_row_fields(call, name, business, now)) for call, name, business in rows], int(total)
 
 
 def in_progress_count(scope: Scope) -> int:
@@ -177,7 +195,7 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
         month = session.execute(
             text(
                 """
-                SELECT count(*), COALESCE(sum(duration_seconds), 0), avg(duration_seconds),
+                SELECT count(*), COALESCE(sum(ceil(duration_seconds)), 0), avg(duration_seconds),
                   (SELECT COALESCE(sum(quantity), 0) FROM usage_records WHERE tenant_id = :t
                      AND kind IN ('stt_words', 'tts_words') AND occurred_at >= date_trunc('month', now()))
                 FROM call_sessions WHERE tenant_id = :t AND started_at >= date_trunc('month', now())
@@ -199,7 +217,7 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
     return CallsOverview(
         in_progress=in_progress_count(scope),
         calls_this_month=int(month[0]),
-        minutes_this_month=int(round(float(month[1]) / 60)),
+        minutes_this_month=call_minutes(int(month[1])),  # the seconds as billed, shown as billing shows them
         words_this_month=int(month[3]),
         average_duration=format_duration(month[2]),
         per_week=series,
