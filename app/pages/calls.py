@@ -115,7 +115,13 @@ def _row(call: calls.CallRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.link(call.caller, href=href, weight="medium", data_testid="call-link"),
+                rx.link(
+                    call.caller,
+                    href=href,
+                    weight="medium",
+                    on_click=rx.stop_propagation,  # the link navigates; the row's click is for the rest of it
+                    data_testid="call-link",
+                ),
                 rx.text(
                     rx.cond(call.contact != "", call.contact, "Not in your contacts"), size="1", color_scheme="gray"
                 ),
