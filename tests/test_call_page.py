@@ -178,6 +178,7 @@ async def test_an_admin_adds_the_caller_from_the_call_page_and_the_contact_lists
     contact_page = new_state(ContactDetailState, token)
     await _drain(ContactDetailState.load.fn(_at(contact_page, f"/crm/contacts/{page.call['contact_id']}")))
     assert [c.id for c in contact_page.call_rows] == [call_id] and contact_page.calls_total == 1
+    assert [e.call_id for e in contact_page.entries] == [call_id]  # the timeline entry links to the call too
 
 
 async def test_the_calls_list_keeps_its_page_in_the_address(make_org):

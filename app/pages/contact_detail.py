@@ -45,6 +45,7 @@ def timeline_entry(view: interactions.InteractionView) -> TimelineEntry:
         can_complete=view.type in interactions.DUE_TYPES,
         contact_name=view.contact_name,
         business_name=view.business_name,
+        call_id=str(view.meta.get("call_id") or ""),
     )
 
 
@@ -397,6 +398,7 @@ def _entry(e: TimelineEntry) -> rx.Component:
             rx.hstack(
                 rx.cond(e.facts != "", rx.text(e.facts, size="1", color_scheme="gray")),
                 rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray")),
+                rx.cond(e.call_id != "", rx.link("Open the call", href="/calls/" + e.call_id, size="1")),
                 rx.spacer(),
                 rx.cond(
                     e.can_complete,

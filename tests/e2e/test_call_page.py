@@ -87,6 +87,7 @@ def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org):
     expect(lines).to_have_count(2)
     expect(lines.nth(0)).to_contain_text("1m 16s")
     expect(lines.nth(1)).to_contain_text("1s")
+    expect(page.get_by_role("link", name="Open the call")).to_have_count(2)  # the calls' timeline entries
     at_both_widths(ui, "contact-calls")
     lines.nth(0).click()
     page.wait_for_url("**/calls/*")
