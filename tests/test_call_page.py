@@ -26,6 +26,7 @@ from tests.test_page_guards import new_state
 from tests.voice_kit import add_contact
 
 CALLER = "+15555550123"
+SHOWN = "(555) 555-0123"  # the number in its national format, as every page shows phone numbers
 PRIYA = {"business_name": "Bayview Orthodontics", "contact_name": "Priya Raman", "contact_email": ""}
 
 
@@ -148,7 +149,7 @@ async def test_the_call_page_shows_a_call_and_says_not_found_for_others(make_org
     call_id = _call(org.tenant_id, 12)
     member = new_state(CallDetailState, auth.open_session(make_user(org.tenant_id)))
     await _drain(CallDetailState.load.fn(_at(member, f"/calls/{call_id}?page=3")))
-    assert (member.missing, member.back_href, member.call["caller"]) == (False, "/calls?page=3", CALLER)
+    assert (member.missing, member.back_href, member.call["caller"]) == (False, "/calls?page=3", SHOWN)
     assert member.call["summary"] and [line.role for line in member.transcript] == ["assistant", "user"]
     assert [f.label for f in member.usage] == ["Words the caller said", "Words the agent said", "Billed length"]
     technical = {f.label: f.value for f in member.technical}
@@ -169,10 +170,10 @@ async def test_an_admin_adds_the_caller_from_the_call_page_and_the_contact_lists
     page = new_state(CallDetailState, token)
     await _drain(CallDetailState.load.fn(_at(page, f"/calls/{call_id}")))
     await CallDetailState.open_add_contact.fn(page)
-    assert page.form_open and page.form_values["phone"] == CALLER
+    assert page.form_open and page.form_values["phone"] == SHOWN
     await _drain(CallDetailState.submit_contact.fn(page, {"business_name": "", "contact_name": "Priya"}))
     assert page.form_open and "business_name" in page.form_errors and page.call["contact"] == ""
-    await _drain(CallDetailState.submit_contact.fn(page, {**PRIYA, "phone": CALLER}))
+    await _drain(CallDetailState.submit_contact.fn(page, {**PRIYA, "phone": SHOWN}))
     assert not page.form_open and page.call["contact"] == "Priya Raman · Bayview Orthodontics"
 
     contact_page = new_state(ContactDetailState, token)

@@ -14,6 +14,7 @@ from app.services.accounts.scope import Scope
 from app.services.billing.usage import call_minutes
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
+from app.services.phone_rules import display_phone
 from app.services.validation import parse_uuid
 from models import CallSession, CallTranscriptLine, Contact, UsageRecord
 from models.db import session_scope
@@ -96,7 +97,7 @@ def _status(call: CallSession, now: datetime) -> str:
 def _row_fields(call: CallSession, name: str | None, business: str | None, now: datetime) -> dict[str, str]:
     return dict(
         id=str(call.id),
-        caller=call.from_number or "Unknown",
+        caller=display_phone(call.from_number) or "Unknown",
         contact=f"{name} · {business}" if name else "",
         contact_id=str(call.contact_id) if name else "",
         started=_when(call.started_at),
