@@ -110,6 +110,10 @@ class CallsState(rx.State):
                 self._polling = False
 
 
+# On a phone the table keeps the caller and the status; when and how long go under the caller.
+WIDE_ONLY = {"display": rx.breakpoints(initial="none", sm="table-cell")}
+
+
 def _row(call: calls.CallRow) -> rx.Component:
     href = "/calls/" + call.id + "?page=" + CallsState.page.to_string()
     return rx.table.row(
@@ -119,19 +123,28 @@ def _row(call: calls.CallRow) -> rx.Component:
                     call.caller,
                     href=href,
                     weight="medium",
+                    white_space="nowrap",
                     on_click=rx.stop_propagation,  # the link navigates; the row's click is for the rest of it
                     data_testid="call-link",
                 ),
                 rx.text(
                     rx.cond(call.contact != "", call.contact, "Not in your contacts"), size="1", color_scheme="gray"
                 ),
+                rx.text(
+                    call.started,
+                    " · ",
+                    call.duration,
+                    size="1",
+                    color_scheme="gray",
+                    display=rx.breakpoints(initial="block", sm="none"),
+                ),
                 spacing="0",
             )
         ),
-        rx.table.cell(call.started, white_space="nowrap"),
-        rx.table.cell(call.duration),
+        rx.table.cell(call.started, white_space="nowrap", **WIDE_ONLY),
+        rx.table.cell(call.duration, white_space="nowrap", **WIDE_ONLY),
         rx.table.cell(call_status_badge(call.status)),
-        rx.table.cell(rx.text(call.outcome, size="2")),
+        rx.table.cell(rx.text(call.outcome, size="2"), **WIDE_ONLY),
         align="center",
         style={"cursor": "pointer"},
         on_click=rx.redirect(href),
@@ -144,7 +157,11 @@ def _calls_table() -> rx.Component:
         rx.table.root(
             rx.table.header(
                 rx.table.row(
-                    *[rx.table.column_header_cell(h) for h in ("Caller", "When", "Length", "Status", "How it ended")]
+                    rx.table.column_header_cell("Caller"),
+                    rx.table.column_header_cell("When", **WIDE_ONLY),
+                    rx.table.column_header_cell("Length", **WIDE_ONLY),
+                    rx.table.column_header_cell("Status"),
+                    rx.table.column_header_cell("How it ended", **WIDE_ONLY),
                 )
             ),
             rx.table.body(rx.foreach(CallsState.rows, _row)),

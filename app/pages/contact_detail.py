@@ -397,8 +397,11 @@ def _entry(e: TimelineEntry) -> rx.Component:
             rx.cond(~e.is_status_change, rx.text(e.content, size="2", white_space="pre-wrap")),
             rx.hstack(
                 rx.cond(e.facts != "", rx.text(e.facts, size="1", color_scheme="gray")),
-                rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray")),
-                rx.cond(e.call_id != "", rx.link("Open the call", href="/calls/" + e.call_id, size="1")),
+                rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray", white_space="nowrap")),
+                rx.cond(
+                    e.call_id != "",
+                    rx.link("Open the call", href="/calls/" + e.call_id, size="1", white_space="nowrap"),
+                ),
                 rx.spacer(),
                 rx.cond(
                     e.can_complete,
@@ -437,6 +440,7 @@ def _entry(e: TimelineEntry) -> rx.Component:
                 width="100%",
                 align="center",
                 spacing="3",
+                wrap="wrap",  # on a phone the facts and the buttons take lines of their own
             ),
             spacing="1",
             width="100%",

@@ -30,7 +30,9 @@ def at_both_widths(ui, name: str) -> None:
     ui.page.set_viewport_size(LAPTOP)
 
 
-def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org):
+def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org, fake_llm):
+    # The app's job runner summarises each finished call with its LLM (the fake).
+    fake_llm.script("Summarise this phone call", reply="The caller asked to be called back on Tuesday.")
     org = make_org("Harbor Dental", email="owner@example.com")
     add_contact(org.tenant_id)  # Priya, the number _call uses by default
     _call(org.tenant_id, 600, from_number=UNKNOWN, seconds=0.4)  # the oldest call: on the list's second page
@@ -42,16 +44,18 @@ def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org):
     ui.sign_in("owner@example.com", PASSWORD)
 
     ui.open("/calls")
+    page.locator(".js-plotly-plot").wait_for()  # the weekly chart, drawn in the browser
     at_both_widths(ui, "call-list")
     expect(page.get_by_role("columnheader", name="Pipeline")).to_have_count(0)  # engineering words are gone
     page.get_by_role("button", name="Older").click()
     page.get_by_text("16–17 of 17").wait_for()
     short = page.get_by_test_id("call-row").filter(has_text=SHOWN)
-    short.get_by_text("1s").wait_for()  # a 0.4 s call shows the second it is billed
+    short.get_by_text("1s", exact=True).wait_for()  # a 0.4 s call shows the second it is billed
     short.get_by_test_id("call-link").click()
     page.wait_for_url("**/calls/*?page=2")
     page.get_by_test_id("call-title").get_by_text(SHOWN).wait_for()
     expect(page.get_by_test_id("call-duration")).to_have_text("1s")
+    page.get_by_test_id("call-summary").get_by_text("called back on Tuesday").wait_for()
     page.get_by_text("Billed length").wait_for()
     expect(page.get_by_text("Voice-to-voice, median")).not_to_be_visible()  # folded under Technical details
     page.get_by_test_id("technical-summary").click()
