@@ -13,6 +13,7 @@ from app.pages import (
     auth,
     billing,
     billing_subscription,
+    call_detail,
     calls,
     campaigns,
     chat,
@@ -118,6 +119,12 @@ app.add_page(
 app.add_page(chat.chat_page, route="/chat", title="Agent chat", on_load=[*signed_in, chat.ChatState.load])
 app.add_page(agents.agents_page, route="/agents", title="Agents", on_load=[*signed_in, agents.AgentsState.load])
 app.add_page(calls.calls_page, route="/calls", title="Calls", on_load=[*signed_in, calls.CallsState.load])
+app.add_page(
+    call_detail.call_detail_page,
+    route="/calls/[call_id]",
+    title="Call",
+    on_load=[*signed_in, call_detail.CallDetailState.load],
+)
 app.add_page(
     voice_settings.voice_settings_page,
     route="/voice",

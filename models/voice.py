@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlmodel import Field, SQLModel
 
@@ -54,6 +54,13 @@ class CallSession(SQLModel, table=True):
     __tablename__ = "call_sessions"
     __table_args__ = (
         Index("ix_call_sessions_tenant_started", "tenant_id", "started_at"),
+        # A contact's calls, newest first (their page); also what deleting a contact reads to unlink its calls.
+        Index(
+            "ix_call_sessions_contact_started",
+            "contact_id",
+            "started_at",
+            postgresql_where=text("contact_id IS NOT NULL"),
+        ),
         CheckConstraint(f"pipeline IN {PIPELINES!r}", name="ck_call_sessions_pipeline"),
     )
 

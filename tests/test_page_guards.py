@@ -22,6 +22,7 @@ from app.pages.agents import AgentsState
 from app.pages.auth import SignInState, SignUpState
 from app.pages.billing import BillingState
 from app.pages.billing_subscription import SubscriptionState
+from app.pages.call_detail import CallDetailState
 from app.pages.calls import CallsState
 from app.pages.campaigns import CampaignsState, CampaignState
 from app.pages.chat import ChatState
@@ -63,6 +64,15 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     ImportState: "admin",
     PageGuard: {"admin_page": "admin", "super_admin_page": "super_admin"},
     CallsState: "signed_in",
+    # Members read calls; adding the caller to the contacts is a contact change (admins only).
+    CallDetailState: {
+        "load": "signed_in",
+        "follow": "signed_in",
+        "stop_following": "signed_in",
+        "open_add_contact": "admin",
+        "set_form_open": "admin",
+        "submit_contact": "admin",
+    },
     VoiceSettingsState: "admin",
     CampaignsState: "admin",
     CampaignState: "admin",

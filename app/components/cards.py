@@ -62,6 +62,17 @@ def empty_state(icon: str, title: str, text: str, *actions: rx.Component) -> rx.
     )
 
 
+def fact(icon: str, label: str, value: rx.Component) -> rx.Component:
+    """A labelled fact with its icon, as on a contact's or a call's page: "Phone" over the number."""
+    return rx.hstack(
+        rx.icon(icon, size=16, color=rx.color("gray", 10)),
+        rx.vstack(rx.text(label, size="1", color_scheme="gray"), value, spacing="0", min_width="0", max_width="100%"),
+        spacing="3",
+        align="start",
+        max_width="100%",  # a long value ends in "…" instead of widening its card
+    )
+
+
 def section(title: str, *children: rx.Component, action: rx.Component | None = None) -> rx.Component:
     return rx.card(
         rx.vstack(

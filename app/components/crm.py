@@ -53,6 +53,7 @@ class TimelineEntry:
     can_complete: bool  # tasks and follow-ups can be marked done
     contact_name: str
     business_name: str
+    call_id: str = ""  # an entry left by a phone call links to the call's page
 
 
 def crm_tabs(active: str) -> rx.Component:

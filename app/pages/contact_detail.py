@@ -8,13 +8,15 @@ from typing import Any
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
+from app.components.calls import call_line
+from app.components.cards import confirm, empty_state, fact, focus_first_error, form_field, section
 from app.components.crm import TimelineEntry, crm_tabs, day, status_badge, when
 from app.components.form_dialog import form_columns, form_dialog
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog, place
 from app.pages.email_actions import SendEmailMixin, send_email_dialog
 from app.services import local_time, phone_rules, platform_crm
+from app.services.calls import calls
 from app.services.crm import contact_rules, contacts, custom_fields, interactions
 from app.services.errors import NotFound, ValidationFailed
 from app.services.mail import analytics
@@ -44,6 +46,7 @@ def timeline_entry(view: interactions.InteractionView, zone: str) -> TimelineEnt
         can_complete=view.type in interactions.DUE_TYPES,
         contact_name=view.contact_name,
         business_name=view.business_name,
+        call_id=str(view.meta.get("call_id") or ""),
     )
 
 
@@ -145,6 +148,8 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
     mail: list[MailActivity] = []
     payments: list[PaymentRow] = []
     shows_payments: bool = False  # a platform contact linked to a Stripe customer
+    call_rows: list[calls.CallRow] = []
+    calls_total: int = 0
 
     @rx.var
     def entry_has_due(self) -> bool:
@@ -187,6 +192,7 @@ class ContactDetailState(ContactFormMixin, SendEmailMixin, rx.State):
             await self._load_timeline(scope)
             rows = await asyncio.to_thread(analytics.contact_activity, scope, self.current_id)
             self.mail = [mail_activity(a, scope.time_zone) for a in rows]
+            self.call_rows, self.calls_total = await asyncio.to_thread(calls.contact_calls, scope, self.current_id)
             payments = await asyncio.to_thread(platform_crm.payment_history, scope, self.current_id)
             self.shows_payments = payments is not None
             self.payments = [payment_row(p, scope.time_zone) for p in payments or []]
@@ -311,18 +317,7 @@ def _fact(icon: str, label: str, value: rx.Var, href: rx.Var | None = None) -> r
         if href is not None
         else rx.text(value, size="2", **one_line)
     )
-    return rx.cond(
-        value != "",
-        rx.hstack(
-            rx.icon(icon, size=16, color=rx.color("gray", 10)),
-            rx.vstack(
-                rx.text(label, size="1", color_scheme="gray"), shown, spacing="0", min_width="0", max_width="100%"
-            ),
-            spacing="3",
-            align="start",
-            max_width="100%",
-        ),
-    )
+    return rx.cond(value != "", fact(icon, label, shown))
 
 
 def _details() -> rx.Component:
@@ -405,7 +400,11 @@ def _entry(e: TimelineEntry) -> rx.Component:
             rx.cond(~e.is_status_change, rx.text(e.content, size="2", white_space="pre-wrap")),
             rx.hstack(
                 rx.cond(e.facts != "", rx.text(e.facts, size="1", color_scheme="gray")),
-                rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray")),
+                rx.cond(e.author != "", rx.text("by ", e.author, size="1", color_scheme="gray", white_space="nowrap")),
+                rx.cond(
+                    e.call_id != "",
+                    rx.link("Open the call", href="/calls/" + e.call_id, size="1", white_space="nowrap"),
+                ),
                 rx.spacer(),
                 rx.cond(
                     e.can_complete,
@@ -444,6 +443,7 @@ def _entry(e: TimelineEntry) -> rx.Component:
                 width="100%",
                 align="center",
                 spacing="3",
+                wrap="wrap",  # on a phone the facts and the buttons take lines of their own
             ),
             spacing="1",
             width="100%",
@@ -532,6 +532,26 @@ def _mail() -> rx.Component:
             "Opens and clicks by the person (privacy proxies and link scanners left out).",
             size="1",
             color_scheme="gray",
+        ),
+    )
+
+
+def _calls() -> rx.Component:
+    """The contact's calls, newest first; each opens the call's page."""
+    return section(
+        "Calls",
+        rx.vstack(rx.foreach(ContactDetailState.call_rows, call_line), spacing="0", width="100%"),
+        rx.cond(
+            ContactDetailState.calls_total > ContactDetailState.call_rows.length(),
+            rx.text(
+                "The ",
+                ContactDetailState.call_rows.length(),
+                " most recent of ",
+                ContactDetailState.calls_total,
+                " calls.",
+                size="1",
+                color_scheme="gray",
+            ),
         ),
     )
 
@@ -715,6 +735,7 @@ def contact_detail_page() -> rx.Component:
                         _details(),
                         rx.vstack(
                             rx.cond(ContactDetailState.shows_payments, _payments()),
+                            rx.cond(ContactDetailState.call_rows.length() > 0, _calls()),
                             rx.cond(ContactDetailState.mail.length() > 0, _mail()),
                             _timeline(),
                             spacing="4",

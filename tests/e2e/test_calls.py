@@ -1,4 +1,5 @@
-"""A simulated phone call through the real sidecar, seen on the Calls page while it is live and afterwards; the
+"""A simulated phone call through the real sidecar, seen on the Calls page while it is live and afterwards on its own
+page; the
 Voice settings page as an admin uses it; numbers assigned and released on the Platform admin page."""
 
 from __future__ import annotations
@@ -83,23 +84,24 @@ def test_a_live_call_then_its_transcript_and_summary_on_the_calls_page(ui, make_
     try:
         live = page.get_by_test_id("live-calls")
         live.get_by_text("1", exact=True).wait_for(timeout=30_000)  # the page polls every few seconds
-        page.get_by_test_id("call-row").first.get_by_text("live").first.wait_for(timeout=30_000)
+        page.get_by_test_id("call-row").first.get_by_text("On the line").first.wait_for(timeout=30_000)
         ui.shot("calls-live")
     finally:
         call.hang_up()
 
     live.get_by_text("0", exact=True).wait_for(timeout=30_000)
     row = page.get_by_test_id("call-row").first
-    row.get_by_text("completed").wait_for(timeout=30_000)
+    row.get_by_text("Answered").wait_for(timeout=30_000)
     row.get_by_text("Priya Raman · Bayview Orthodontics").wait_for()
-    row.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_test_id("call-transcript").get_by_text("move our team cleaning to Friday morning").wait_for()
-    # The post-call summary is written by a job in the app's runner; the open dialog picks it up by itself.
-    dialog.get_by_text("Summary written by the LLM.").wait_for(timeout=60_000)
-    dialog.get_by_test_id("call-summary").get_by_text("moved it and confirmed by text").wait_for()
-    dialog.get_by_text("Caller words (STT)").wait_for()
-    dialog.get_by_text("Voice-to-voice, median").wait_for()
+    row.get_by_test_id("call-link").click()
+    page.wait_for_url("**/calls/*")
+    page.get_by_text("move our team cleaning to Friday morning").wait_for()
+    # The post-call summary is written by a job in the app's runner; the open call page picks it up by itself.
+    page.get_by_text("Written by the AI assistant.").wait_for(timeout=60_000)
+    page.get_by_test_id("call-summary").get_by_text("moved it and confirmed by text").wait_for()
+    page.get_by_text("Words the caller said").wait_for()
+    page.get_by_test_id("technical-summary").click()
+    page.get_by_text("Voice-to-voice, median").wait_for()
     ui.shot("calls-detail")
 
 

@@ -10,7 +10,8 @@ Rounding rule, applied ONCE per organisation and month, to the month's total of 
 or per day): the word charge is rounded half up to the cent, `cents = (words * 100 + 500) // 1000`. So 4 words
 cost 0 cents, 5 words 1 cent, 999 words $1.00, 1,000 words $1.00, 1,001 words $1.00 and 1,500 words $1.50, and a
 thousand one-word calls cost what one 1,000-word call costs. Calls are whole dollars and need no rounding.
-Call minutes are shown, never billed.
+A call's seconds are rounded up to the whole second (`billed_seconds`: 0.4 s is 1 s), and every page shows a call's
+length that way too. Call minutes (the month's seconds rounded up) are shown, never billed.
 
 A month is `[first instant of the month, first instant of the next)` in UTC: a record at 23:59:59.999999 on the
 31st belongs to that month, one at 00:00:00 on the 1st to the next.
@@ -49,6 +50,16 @@ _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 def word_cents(words: int) -> int:
     """The charge for a month's voice words, rounded half up to the cent (the one rounding rule)."""
     return (words * CENTS_PER_THOUSAND_WORDS + 500) // 1000
+
+
+def billed_seconds(duration_seconds: float | None) -> int:
+    """A call's length as usage counts it, whole seconds rounded up (0.4 s -> 1 s); pages show the same."""
+    return math.ceil(duration_seconds or 0)
+
+
+def call_minutes(call_seconds: int) -> int:
+    """Billed seconds shown as minutes, rounded up."""
+    return math.ceil(call_seconds / 60)
 
 
 def format_cents(cents: int) -> str:
@@ -130,7 +141,7 @@ def price(period: str, stt_words: int, tts_words: int, calls: int, call_seconds:
         calls=calls,
         call_seconds=call_seconds,
         voice_words=voice_words,
-        call_minutes=math.ceil(call_seconds / 60),
+        call_minutes=call_minutes(call_seconds),
         voice_cents=voice_cents,
         call_cents=call_cents,
         usage_cents=usage_cents,

@@ -11,7 +11,6 @@ billed up to that, never up to the moment the write happened.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from sqlmodel import Session, select
 
 from app.services import job_queue
 from app.services.accounts.scope import Scope
+from app.services.billing.usage import billed_seconds
 from app.services.crm.contact_search import phone_terms
 from app.services.phone_rules import normalise_phone, transfer_number_problem
 from app.settings import get_settings
@@ -276,7 +276,7 @@ def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | Non
         "stt_words": words["user"],
         "tts_words": words["assistant"],
         "call": 1,
-        "call_seconds": math.ceil(duration_seconds or 0),
+        "call_seconds": billed_seconds(duration_seconds),
     }
 
 

@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
+from app.services.billing.usage import billed_seconds
 from app.services.calls import call_requests, transcript_facts, voice_llm
 from app.services.calls.call_records import contact_for_number, transcript_history
 from app.services.crm import interactions
@@ -41,9 +42,10 @@ class _Sentence:
 
 
 def format_duration(seconds: float | None) -> str:
+    """A call's length as it is billed (whole seconds, rounded up): "1m 05s", "1s" for a 0.4 s call."""
     if seconds is None:
         return "—"
-    seconds = int(round(seconds))
+    seconds = billed_seconds(seconds)
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 

@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from app.services import local_time
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
+from app.services.billing.usage import call_minutes
 from app.services.calls import call_requests
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
+from app.services.phone_rules import display_phone
 from app.services.validation import parse_uuid
 from models import CallSession, CallTranscriptLine, Contact, UsageRecord
 from models.db import session_scope
@@ -46,7 +48,8 @@ END_REASONS = {
 class CallRow:
     id: str
     caller: str
-    contact: str
+    contact: str  # "Priya Raman · Bayview Orthodontics", or "" when the caller is not a contact
+    contact_id: str
     started: str
     duration: str
     pipeline: str
@@ -90,8 +93,9 @@ def _status(call: CallSession, now: datetime) -> str:
 def _row_fields(call: CallSession, name: str | None, business: str | None, now: datetime, zone: str) -> dict[str, str]:
     return dict(
         id=str(call.id),
-        caller=call.from_number or "Unknown",
+        caller=display_phone(call.from_number) or "Unknown",
         contact=f"{name} · {business}" if name else "",
+        contact_id=str(call.contact_id) if name else "",
         started=local_time.moment(call.started_at, zone),
         duration=format_duration(call.duration_seconds) if call.ended_at else "live",
         pipeline="Voice Agent" if call.pipeline == "voice_agent" else "Classic",
@@ -161,6 +165,20 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
         )
 
 
+def contact_calls(scope: Scope, contact_id: str, limit: int = 20) -> tuple[list[CallRow], int]:
+    """A contact's calls, newest first (at most `limit`), and how many there are."""
+    uid = parse_uuid(contact_id, "That contact does not exist.")
+    mine = (CallSession.tenant_id == scope.tenant_id, CallSession.contact_id == uid)
+    with session_scope() as session:
+        total = session.exec(select(func.count()).select_from(CallSession).where(*mine)).one()
+        now = session.execute(text("SELECT now()")).scalar()
+        rows = session.exec(
+            _with_contact(scope).where(*mine).order_by(CallSession.started_at.desc(), CallSession.id).limit(limit)
+        ).all()
+        rows_ = [CallRow(**_row_fields(call, name, business, now, scope.time_zone)) for call, name, business in rows]
+        return rows_, int(total)
+
+
 def in_progress_count(scope: Scope) -> int:
     with session_scope() as session:
         return int(
@@ -181,7 +199,7 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
         month = session.execute(
             text(
                 """
-                SELECT count(*), COALESCE(sum(duration_seconds), 0), avg(duration_seconds),
+                SELECT count(*), COALESCE(sum(ceil(duration_seconds)), 0), avg(duration_seconds),
                   (SELECT COALESCE(sum(quantity), 0) FROM usage_records WHERE tenant_id = :t
                      AND kind IN ('stt_words', 'tts_words') AND occurred_at >= date_trunc('month', now()))
                 FROM call_sessions WHERE tenant_id = :t AND started_at >= date_trunc('month', now())
@@ -203,7 +221,7 @@ def overview(scope: Scope, weeks: int = 12) -> CallsOverview:
     return CallsOverview(
         in_progress=in_progress_count(scope),
         calls_this_month=int(month[0]),
-        minutes_this_month=int(round(float(month[1]) / 60)),
+        minutes_this_month=call_minutes(int(month[1])),  # the seconds as billed, shown as billing shows them
         words_this_month=int(month[3]),
         average_duration=format_duration(month[2]),
         per_week=series,

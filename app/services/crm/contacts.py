@@ -106,22 +106,25 @@ def _status_note(scope: Scope, contact: Contact, old: str, new: str) -> ContactI
     )
 
 
-def create_contact(scope: Scope, data: dict[str, Any]) -> ContactDetail:
+def insert_contact(session: Session, scope: Scope, data: dict[str, Any]) -> Contact:
+    """A new contact inside the caller's transaction, after the contact rules and the duplicate email check."""
     scope.require_admin()
+    definitions = cf.list_fields(scope, session=session)
+    values = clean_contact(data, definitions)
+    if values.get("email_normalized") and (message := _duplicate_message(session, scope, values["email_normalized"])):
+        raise Conflict(message)
+    row = Contact(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id, **values)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
+    return row
+
+
+def create_contact(scope: Scope, data: dict[str, Any]) -> ContactDetail:
     with session_scope() as session:
-        definitions = cf.list_fields(scope, session=session)
-        values = clean_contact(data, definitions)
-        if values.get("email_normalized") and (
-            message := _duplicate_message(session, scope, values["email_normalized"])
-        ):
-            raise Conflict(message)
-        row = Contact(tenant_id=scope.tenant_id, created_by_user_id=scope.user_id, **values)
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"Another contact already uses {values.get('email_normalized')}.") from None
-        return _detail(row)
+        return _detail(insert_contact(session, scope, data))
 
 
 def update_contact(scope: Scope, contact_id: Any, data: dict[str, Any], *, partial: bool = False) -> ContactDetail:

@@ -50,9 +50,7 @@ _META_LABELS = {
     "duration_minutes": "Minutes",
     "location": "Location",
     "outcome": "Outcome",
-    "duration_seconds": "Seconds",
-    "pipeline": "Pipeline",
-}
+}  # a call's length is in its subject as billed, its pipeline on the call's page (Technical details)
 
 
 @dataclass(frozen=True)
