@@ -84,7 +84,10 @@ def test_adding_the_caller_creates_the_contact_and_links_all_their_calls(make_or
     assert calls.call_detail(other.scope, elsewhere).contact == ""
     with session_scope() as s:  # both calls reach the new contact's timeline, once each
         entries = s.exec(select(ContactInteraction).where(ContactInteraction.tenant_id == org.tenant_id)).all()
-    assert sorted(e.meta["call_id"] for e in entries) == sorted([first, second])
+    assert sorted(e.meta["call_id"] for e in entries if e.interaction_type == "phone_call") == sorted([first, second])
+    # "Can you call me back on Tuesday?": each call's request waited on the call and joins the contact as a task
+    tasks = [e for e in entries if e.interaction_type == "follow_up"]
+    assert sorted(e.meta["call_id"] for e in tasks) == sorted([first, second])
     with pytest.raises(Conflict, match="already one of your contacts"):
         caller_contact.add_caller_as_contact(org.scope, first, PRIYA)
 
@@ -179,7 +182,8 @@ async def test_an_admin_adds_the_caller_from_the_call_page_and_the_contact_lists
     contact_page = new_state(ContactDetailState, token)
     await _drain(ContactDetailState.load.fn(_at(contact_page, f"/crm/contacts/{page.call['contact_id']}")))
     assert [c.id for c in contact_page.call_rows] == [call_id] and contact_page.calls_total == 1
-    assert [e.call_id for e in contact_page.entries] == [call_id]  # the timeline entry links to the call too
+    # the call's entry and the task made from its request both link to the call
+    assert [e.call_id for e in contact_page.entries] == [call_id, call_id]
 
 
 async def test_the_calls_list_keeps_its_page_in_the_address(make_org):
