@@ -118,6 +118,8 @@ def _settle(ui: UI) -> None:
     """Wait until the page has drawn its data: the session check and each panel's loading spinner are gone."""
     ui.page.wait_for_load_state("networkidle")
     expect(ui.page.locator(".rt-Spinner:visible")).to_have_count(0)
+    for frame in ui.page.locator("iframe").all():  # an email's HTML, drawn in its sandboxed frame
+        frame.content_frame.locator("body *").first.wait_for(state="attached")
 
 
 def _check(ui: UI, problems: Problems, width: str, route: str) -> None:
