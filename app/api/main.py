@@ -12,6 +12,7 @@ from app.api import (
     agents,
     billing,
     contacts,
+    docs,
     downloads,
     errors,
     mail,
@@ -59,12 +60,13 @@ def create_api() -> FastAPI:
         title="Voice Agent Admin Platform API",
         version="1.0",
         description="REST API. Authenticate with POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'.",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served from local files by app/api/docs.py
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
 
     errors.install(api)
+    docs.install(api)
 
     # Reflex mounts its own routes (the socket, /_upload, the pages) inside this app, so this middleware sees
     # every request the backend serves. Reflex's chunked CSV upload keeps its 200 MB limit, checked by the

@@ -94,7 +94,7 @@ def mobile_nav() -> rx.Component:
 
 def sidebar() -> rx.Component:
     links = [_for(who, _nav_link(label, icon, route)) for label, icon, route, who in NAV]
-    return rx.vstack(
+    links_column = rx.vstack(
         rx.hstack(
             rx.box(
                 rx.icon("audio-waveform", size=20),
@@ -117,15 +117,23 @@ def sidebar() -> rx.Component:
         rx.spacer(),
         rx.text(SessionState.tenant_name, size="1", color_scheme="gray", padding_x="12px"),
         spacing="1",
-        width="230px",
-        min_width="230px",
+        width="100%",
         height="100vh",
-        position="sticky",
+        position="sticky",  # the links stay in view while a long page scrolls
         top="0",
         padding="16px 10px",
+    )
+    # The column's background and border are a box of their own that stretches to the page's full height, so a
+    # long page (the CRM dashboard, Calls) keeps its left column drawn down to the bottom.
+    return rx.box(
+        links_column,
+        width="230px",
+        min_width="230px",
+        align_self="stretch",
         border_right=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 2),
-        display=rx.breakpoints(initial="none", md="flex"),
+        display=rx.breakpoints(initial="none", md="block"),
+        data_testid="sidebar",
     )
 
 

@@ -446,10 +446,18 @@ def _sidebar() -> rx.Component:
     )
 
 
+# (what the button says, the question it puts in the box): a short label reads better than a cut-off question.
 _EXAMPLES = [
-    "A patient's wife wants to know when his appointment is. What can we tell her, and can we reschedule it for her?",
-    "Can our AI agent call patients with appointment reminders? What do the robocall rules say?",
-    "A Spanish-speaking caller wants to book a cleaning for her son.",
+    (
+        "A relative asks about an appointment",
+        "A patient's wife wants to know when his appointment is. What can we tell her, and can we reschedule it for "
+        "her?",
+    ),
+    (
+        "Reminder calls and robocall rules",
+        "Can our AI agent call patients with appointment reminders? What do the robocall rules say?",
+    ),
+    ("A Spanish-speaking caller", "A Spanish-speaking caller wants to book a cleaning for her son."),
 ]
 
 
@@ -460,8 +468,8 @@ def _empty() -> rx.Component:
         "A moderator sends your question to the right specialists (privacy, scheduling, billing, languages and "
         "more); they answer in parallel and you get one combined answer.",
         *[
-            rx.button(text[:48] + "…", variant="outline", size="1", on_click=ChatState.set_draft(text))
-            for text in _EXAMPLES
+            rx.button(label, variant="outline", size="1", on_click=ChatState.set_draft(question), max_width="100%")
+            for label, question in _EXAMPLES
         ],
     )
 
