@@ -32,15 +32,8 @@ def at_both_widths(ui, name: str) -> None:
 
 def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org, fake_llm):
     # The app's job runner summarises each finished call with its LLM (the fake).
-    fake_llm.script(
-        "Summarise this phone call",
-        reply={
-            "summary": "The caller asked to be called back on Tuesday.",
-            "follow_ups": [
-                {"kind": "callback", "request": "Call the caller back", "promised": "", "when": "on Tuesday"}
-            ],
-        },
-    )
+    # The calls are summarised as they are made here, offline (this process has no LLM): the caller's request
+    # is kept in the summary and becomes a follow-up ("Can you call me back on Tuesday?").
     org = make_org("Harbor Dental", email="owner@example.com")
     add_contact(org.tenant_id)  # Priya, the number _call uses by default
     _call(org.tenant_id, 600, from_number=UNKNOWN, seconds=0.4)  # the oldest call: on the list's second page
@@ -63,8 +56,8 @@ def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org, fake
     page.wait_for_url("**/calls/*?page=2")
     page.get_by_test_id("call-title").get_by_text(SHOWN).wait_for()
     expect(page.get_by_test_id("call-duration")).to_have_text("1s")
-    page.get_by_test_id("call-summary").get_by_text("called back on Tuesday").wait_for()
-    page.get_by_test_id("call-requests").get_by_text("Call the caller back").wait_for()  # what is to be done
+    page.get_by_test_id("call-summary").get_by_text("call me back on Tuesday").wait_for()
+    page.get_by_test_id("call-requests").get_by_text("Call back").first.wait_for()  # what is to be done
     page.get_by_text("Billed length").wait_for()
     expect(page.get_by_text("Voice-to-voice, median")).not_to_be_visible()  # folded under Technical details
     page.get_by_test_id("technical-summary").click()
@@ -104,7 +97,7 @@ def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org, fake
     # each call's entry and the follow-up task made from its request ("call me back on Tuesday"), each
     # linking to its call: what the agent said it wrote down is on the contact's timeline
     expect(page.get_by_role("link", name="Open the call")).to_have_count(4)
-    page.get_by_text("Call the caller back").first.wait_for()
+    page.get_by_text("Call back").first.wait_for()
     at_both_widths(ui, "contact-calls")
     lines.nth(0).click()
     page.wait_for_url("**/calls/*")
