@@ -247,7 +247,7 @@ def _summary() -> rx.Component:
                     CallDetailState.requests,
                     lambda r: rx.vstack(
                         rx.text(rx.text.span(r.label, weight="medium"), " · ", r.when, size="2"),
-                        rx.text("“", r.request, "”", size="2", color_scheme="gray"),
+                        rx.text(r.request, size="2", color_scheme="gray"),
                         spacing="0",
                         width="100%",
                     ),

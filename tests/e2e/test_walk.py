@@ -24,7 +24,7 @@ from app.services.accounts import tenants
 from app.services.demo import ADMIN_EMAIL, DEMO_SLUG, SUPER_ADMIN_EMAIL, seed_demo
 from app.session import SessionState
 from app.settings import get_settings
-from models import Contact, ContactInteraction, EmailCampaign, OutboxMessage
+from models import CallSession, Contact, ContactInteraction, EmailCampaign, OutboxMessage
 from models.db import session_scope
 from tests.e2e.conftest import UI
 
@@ -98,8 +98,14 @@ def _example_ids() -> dict[str, str]:
         message = session.exec(
             select(OutboxMessage.id).where(OutboxMessage.tenant_id == tenant_id).order_by(OutboxMessage.id)
         ).first()
-        assert session.get(Contact, contact) is not None
-    return {"contact_id": str(contact), "campaign_id": str(campaign), "message_id": str(message)}
+        call = session.exec(  # the latest call with a summary: the call page at its fullest
+            select(CallSession.id)
+            .where(CallSession.tenant_id == tenant_id, CallSession.summary.is_not(None))
+            .order_by(CallSession.started_at.desc())
+        ).first()
+        assert session.get(Contact, contact) is not None and call is not None
+    ids = {"contact_id": contact, "campaign_id": campaign, "message_id": message, "call_id": call}
+    return {name: str(value) for name, value in ids.items()}
 
 
 def _concrete(route: str, ids: dict[str, str]) -> str:
