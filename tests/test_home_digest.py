@@ -113,7 +113,10 @@ def test_the_digest_counts_the_local_day_and_week_and_nothing_of_other_organisat
     latest = digest.recent_callers
     assert len(latest) == home_digest.RECENT_CALLERS
     first_call = next(c for c in latest if c.who == "Maria Lopez")
-    assert first_call.line == "Wants a cleaning on Tuesday at 3 pm" and first_call.contact_id == maria.card.id
+    assert (
+        first_call.line == "Wants a cleaning on Tuesday at 3 pm. Said thanks."
+        and first_call.contact_id == maria.card.id
+    )
     assert {c.line for c in latest if c.who == "(415) 555-0123"} >= {"Transferred to staff", "Agent error"}
     assert digest.new_contacts >= 1 and "Maria Lopez" in digest.new_contact_names
     assert (digest.usage_cents, digest.voice_words, digest.calls_billed) == (250, 1_500, 1)
@@ -126,10 +129,13 @@ def test_the_digest_counts_the_local_day_and_week_and_nothing_of_other_organisat
     assert seen_by_member.new_contacts == 0
 
 
-def test_a_call_s_line_is_its_first_sentence_cut_at_a_word():
+def test_a_call_s_line_is_its_summary_cut_at_a_word():
     long = "The caller asked " + "about the new whitening offer and the payment plan " * 4 + ". Then hung up."
     line = home_digest.summary_line(long, None, True)
     assert line.endswith("…") and len(line) <= home_digest.SUMMARY_LINE_CHARS + 1 and " " in line
+    assert home_digest.summary_line("Caller: Could you book Dr. Patel for Tuesday?", None, True) == (
+        "Could you book Dr. Patel for Tuesday?"
+    )
     assert home_digest.summary_line(None, "silence", True) == "Ended after silence"
     assert home_digest.summary_line("", None, False) == "In progress"
 
@@ -140,7 +146,7 @@ async def test_the_home_page_shows_the_digest_with_links(make_org, make_user):
     state = new_state(HomeState, auth.open_session(org))
     await HomeState.load.fn(state)
     assert state.calls_today == 1 and state.calls_today_hint == "1 answered · 0 transferred · 0 failed"
-    assert state.callers[0].href.startswith("/calls/") and state.callers[0].line == "Asked for a callback"
+    assert state.callers[0].href.startswith("/calls/") and state.callers[0].line == "Asked for a callback."
     assert state.usage_so_far == "$0.00" and "bill so far" in state.bill_hint
 
     member = make_user(org.scope.tenant_id, role="member")

@@ -88,10 +88,12 @@ class HomeState(rx.State):
         )
         if digest.usage_cents is not None:
             self.usage_so_far = usage.format_cents(digest.usage_cents)
-            self.bill_hint = (
-                f"{digest.voice_words:,} voice words, {digest.calls_billed:,} calls · "
-                f"bill so far {usage.format_cents(digest.estimate_cents or 0)}"
+            bill = (
+                "a demo organisation: not billed"
+                if digest.billing_exempt
+                else f"bill so far {usage.format_cents(digest.estimate_cents or 0)}"
             )
+            self.bill_hint = f"{digest.voice_words:,} voice words, {digest.calls_billed:,} calls · {bill}"
         self.has_weekly_data = any(count for _, count in growth.per_week)
         self.weekly_figure = weekly_bars(growth.per_week, name="Contacts created")
         self.loading = False

@@ -68,6 +68,7 @@ class HomeDigest:
     estimate_cents: int | None = None  # what this month will be invoiced so far (plan + usage); None for members
     voice_words: int = 0
     calls_billed: int = 0
+    billing_exempt: bool = False  # a demo organisation: usage is recorded, never invoiced
 
 
 def local_day_and_week(now: datetime, zone: tzinfo) -> tuple[datetime, datetime, datetime]:
@@ -131,13 +132,14 @@ _NEW_CONTACTS = text(
 
 
 def summary_line(summary: str | None, end_reason: str | None, ended: bool) -> str:
-    """A call in one line: its summary's first sentence (cut at a word), else how it ended."""
-    text_ = " ".join((summary or "").split())
+    """A call in one line: its summary from the start, cut at a word (the page ends it with "…" where it does not
+    fit; no sentence splitting, which "Dr. Patel" defeats), without the "Caller:" label of offline summaries;
+    else how it ended."""
+    text_ = " ".join((summary or "").split()).removeprefix("Caller: ")
     if text_:
-        first = text_.split(". ")[0].rstrip(".")
-        if len(first) > SUMMARY_LINE_CHARS:
-            first = first[:SUMMARY_LINE_CHARS].rsplit(" ", 1)[0] + "…"
-        return first
+        if len(text_) > SUMMARY_LINE_CHARS:
+            text_ = text_[:SUMMARY_LINE_CHARS].rsplit(" ", 1)[0] + "…"
+        return text_
     if not ended:
         return "In progress"
     return END_REASONS.get(end_reason or "", "Ended")
@@ -181,4 +183,5 @@ def digest(scope: Scope, zone: tzinfo = UTC, now: datetime | None = None) -> Hom
         estimate_cents=bill.estimated_cents if bill else None,
         voice_words=bill.usage.voice_words if bill else 0,
         calls_billed=bill.usage.calls if bill else 0,
+        billing_exempt=bool(bill and bill.is_demo),
     )

@@ -38,7 +38,9 @@ def test_home_tiles_say_what_happened_and_lead_to_their_pages(ui, make_org, make
     page.locator("[data-testid=tile-new-contacts]").get_by_text("Rosa Delgado").wait_for()
     page.locator("[data-testid=tile-usage]").get_by_text("bill so far").wait_for()
     callers = page.locator("[data-testid=recent-caller]")
-    callers.filter(has_text="Rosa Delgado").get_by_text("Rosa asked to move her cleaning to Tuesday at 3 pm").wait_for()
+    callers.filter(has_text="Rosa Delgado").get_by_text(
+        "Rosa asked to move her cleaning to Tuesday at 3 pm", exact=False
+    ).wait_for()
     callers.filter(has_text="(415) 555-0123").get_by_text("Transferred to staff").wait_for()
     page.get_by_text("Call Rosa back about Tuesday").wait_for()
     ui.shot("home-digest-1366")
