@@ -185,7 +185,7 @@ EVALUATION = [
         facts=["Robert Hughes", "April 9th", "2 pm"],
         filler=["Good morning", "Thank you, bye"],
         follow_ups={"reschedule"},
-        due_in_days=22,
+        due_in_days=29,  # April 9th, the day agreed (April 2nd is the appointment being moved)
     ),
     Transcript(
         "question answered on the call",

@@ -139,13 +139,14 @@ def _clause(sentence: str, kind: str) -> str:
     return next((p for p in parts if KINDS.get(kind, ("", _NOTHING))[1].search(p)), sentence)
 
 
-def _due(texts: list[str], started_local: datetime) -> tuple[str, str]:
-    """(the day or time said in the first of `texts` that names one, the earliest moment it asks for as UTC ISO
-    8601); the day of the call when none does."""
+def _due(texts: list[str], started_local: datetime, *, last: bool = False) -> tuple[str, str]:
+    """(the day or time said in the first of `texts` that names one, the moment it asks for as UTC ISO 8601: the
+    first said, or with `last` the last said, as in "from Thursday to Friday"); the day of the call when none
+    does."""
     for text in texts:
         found = transcript_facts.moments(text, started_local)
         if found:
-            phrase, moment = found[0]
+            phrase, moment = found[-1 if last else 0]
             return phrase, moment.astimezone(UTC).isoformat()
     return "", day_of_call(started_local).astimezone(UTC).isoformat()
 
@@ -187,7 +188,9 @@ def offline_follow_ups(lines: list[tuple[str, str]], started_local: datetime) ->
     for kind in dict.fromkeys([*asks, *kept]):
         request = asks.get(kind, [""])
         promised = kept.get(kind, "")
-        when, due_at = _due([*asks.get(kind, []), _clause(promised, kind)], started_local)
+        # What the agent confirmed names the day agreed ("I've noted Friday at 10:30"); a request to move an
+        # appointment names the old day first.
+        when, due_at = _due([_clause(promised, kind), *asks.get(kind, [])], started_local, last=kind == "reschedule")
         follow_ups.append(FollowUp(kind, _clip(request[0]), _clip(f"“{promised}”" if promised else ""), when, due_at))
     return follow_ups[:MAX_FOLLOW_UPS]
 

@@ -161,7 +161,7 @@ def seed_calls(session: Session, tenant: Tenant, to_number: str) -> None:
         started = (now - timedelta(hours=hours_ago, minutes=7 * n)).replace(second=12, microsecond=0)
         contact = by_business.get(business) if business else None
         transcript = [("assistant", greeting), *lines]
-        seconds = 14.0 + sum(3.2 * word_count(text) / 8 for _, text in transcript)
+        seconds = round(14.0 + sum(3.2 * word_count(text) / 8 for _, text in transcript), 1)  # as stored, as billed
         failed = reason == "agent_error"
         call = CallSession(
             tenant_id=tenant.id,
