@@ -99,54 +99,43 @@ class HomeState(rx.State):
         self.loading = False
 
 
-def _follow_up(row: FollowUpRow) -> rx.Component:
+def _two_lines(href: rx.Var, who: rx.Var, when_: rx.Component, line: rx.Var, testid: str) -> rx.Component:
+    """A line of the digest: who and when, then what, each on one line ending in "…" when long."""
     return rx.link(
         rx.vstack(
             rx.hstack(
-                rx.text(row.contact, weight="medium", size="2", **_ONE_LINE),
+                rx.text(who, weight="medium", size="2", **_ONE_LINE),
                 rx.spacer(),
-                rx.text(
-                    rx.cond(row.overdue, "overdue since ", "due "),
-                    when(row.due_at),
-                    size="1",
-                    color_scheme=rx.cond(row.overdue, "red", "gray"),
-                    white_space="nowrap",
-                ),
+                when_,
                 width="100%",
                 align="center",
             ),
-            rx.text(row.subject, size="2", color_scheme="gray", width="100%", title=row.subject, **_ONE_LINE),
+            rx.text(line, size="2", color_scheme="gray", width="100%", title=line, **_ONE_LINE),
             spacing="0",
             width="100%",
         ),
-        href=row.href,
+        href=href,
         underline="none",
         color="inherit",
         width="100%",
-        data_testid="follow-up-due",
+        data_testid=testid,
     )
+
+
+def _follow_up(row: FollowUpRow) -> rx.Component:
+    due = rx.text(
+        rx.cond(row.overdue, "overdue since ", "due "),
+        when(row.due_at),
+        size="1",
+        color_scheme=rx.cond(row.overdue, "red", "gray"),
+        white_space="nowrap",
+    )
+    return _two_lines(row.href, row.contact, due, row.subject, "follow-up-due")
 
 
 def _caller(row: CallerRow) -> rx.Component:
-    return rx.link(
-        rx.vstack(
-            rx.hstack(
-                rx.text(row.who, weight="medium", size="2", **_ONE_LINE),
-                rx.spacer(),
-                rx.text(when(row.started_at), size="1", color_scheme="gray", white_space="nowrap"),
-                width="100%",
-                align="center",
-            ),
-            rx.text(row.line, size="2", color_scheme="gray", width="100%", **_ONE_LINE, title=row.line),
-            spacing="0",
-            width="100%",
-        ),
-        href=row.href,
-        underline="none",
-        color="inherit",
-        width="100%",
-        data_testid="recent-caller",
-    )
+    started = rx.text(when(row.started_at), size="1", color_scheme="gray", white_space="nowrap")
+    return _two_lines(row.href, row.who, started, row.line, "recent-caller")
 
 
 _ONE_LINE = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap", "min_width": "0"}
