@@ -64,7 +64,7 @@ def test_sign_up_with_a_zone_and_industry_see_times_in_it_and_change_it(ui):
         )
 
     ui.open("/calls")
-    page.get_by_text("1 Dec 2026, 09:05 CST").first.wait_for()  # 15:05 UTC on Chicago's clock, named
+    page.get_by_text("1 Dec 2026, 09:05 CST", exact=True).first.wait_for()  # 15:05 UTC on Chicago's clock, named
     ui.shot("calls-in-chicago-time")
 
     page.click("[data-testid=nav-settings]")
@@ -82,6 +82,6 @@ def test_sign_up_with_a_zone_and_industry_see_times_in_it_and_change_it(ui):
     page.set_viewport_size(LAPTOP)
 
     ui.open("/calls")
-    page.get_by_text("2 Dec 2026, 00:05 JST").first.wait_for()  # the same call, now on Tokyo's clock
+    page.get_by_text("2 Dec 2026, 00:05 JST", exact=True).first.wait_for()  # the same call, now on Tokyo's clock
     with session_scope() as session:
         assert session.get(Tenant, tenant.id).time_zone == "Asia/Tokyo"
