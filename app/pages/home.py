@@ -141,6 +141,15 @@ def _caller(row: CallerRow) -> rx.Component:
 _ONE_LINE = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap", "min_width": "0"}
 
 
+def _listing(title: str, rows: rx.Component, any_rows: rx.Var, empty: str, action: rx.Component) -> rx.Component:
+    """A section of the digest: its entries, or what will show there once there are some."""
+    return section(
+        title,
+        rx.cond(any_rows, rx.vstack(rows, spacing="3", width="100%"), rx.text(empty, size="2", color_scheme="gray")),
+        action=action,
+    )
+
+
 def _admin_tiles() -> rx.Component:
     return rx.fragment(
         stat_tile(
@@ -196,33 +205,21 @@ def home_page() -> rx.Component:
             width="100%",
         ),
         rx.grid(
-            section(
+            _listing(
                 "Latest callers",
-                rx.cond(
-                    HomeState.callers.length() > 0,
-                    rx.vstack(rx.foreach(HomeState.callers, _caller), spacing="3", width="100%"),
-                    rx.text(
-                        "No calls yet. When your voice agent answers, each caller shows here with what they wanted.",
-                        size="2",
-                        color_scheme="gray",
-                    ),
-                ),
-                action=rx.link("All calls", href="/calls", size="2"),
+                rx.foreach(HomeState.callers, _caller),
+                HomeState.callers.length() > 0,
+                "No calls yet. When your voice agent answers, each caller shows here with what they wanted.",
+                rx.link("All calls", href="/calls", size="2"),
             ),
             rx.cond(
                 SessionState.is_admin,
-                section(
+                _listing(
                     "Follow-ups due",
-                    rx.cond(
-                        HomeState.follow_ups.length() > 0,
-                        rx.vstack(rx.foreach(HomeState.follow_ups, _follow_up), spacing="3", width="100%"),
-                        rx.text(
-                            "Nothing due today. Tasks and follow-ups with a due date show here.",
-                            size="2",
-                            color_scheme="gray",
-                        ),
-                    ),
-                    action=rx.link("CRM", href="/crm", size="2"),
+                    rx.foreach(HomeState.follow_ups, _follow_up),
+                    HomeState.follow_ups.length() > 0,
+                    "Nothing due today. Tasks and follow-ups with a due date show here.",
+                    rx.link("CRM", href="/crm", size="2"),
                 ),
             ),
             columns=rx.breakpoints(initial="1", md="2"),
