@@ -72,6 +72,11 @@ class Settings:
     twilio_api_base: str | None
     use_voice_agent: bool
     voice_agent_rollout_percentage: int
+    # Consulting the specialist team from a call (on top of each organisation's switch): the global switch, the
+    # share of calls (stable hash of the CallSid) and the telephony budget of one consultation.
+    use_voice_consult: bool
+    voice_consult_rollout_percentage: int
+    voice_consult_budget_seconds: float
     # ISO country codes a call may be transferred to (the platform's Twilio account pays for the transfer leg).
     transfer_allowed_countries: tuple[str, ...]
     # SendGrid. No key = local outbox.
@@ -212,6 +217,9 @@ def get_settings() -> Settings:
         twilio_api_base=_env("TWILIO_API_BASE"),
         use_voice_agent=_flag(_env("USE_VOICE_AGENT"), True),
         voice_agent_rollout_percentage=max(0, min(100, _int(_env("VOICE_AGENT_ROLLOUT_PERCENTAGE"), 100))),
+        use_voice_consult=_flag(_env("USE_VOICE_CONSULT"), True),
+        voice_consult_rollout_percentage=max(0, min(100, _int(_env("VOICE_CONSULT_ROLLOUT_PERCENTAGE"), 100))),
+        voice_consult_budget_seconds=max(2.0, min(120.0, _float(_env("VOICE_CONSULT_BUDGET_SECONDS"), 30.0))),
         transfer_allowed_countries=_codes(_env("TRANSFER_ALLOWED_COUNTRIES") or "US,CA"),
         sendgrid_api_key=_env("SENDGRID_API_KEY"),
         sendgrid_api_host=_env("SENDGRID_API_HOST") or "https://api.sendgrid.com",

@@ -22,11 +22,12 @@ from models.email_analytics import EmailActivityHourly
 from models.jobs import ImportJob, ImportRowError, Job
 from models.rate_limits import RateLimit
 from models.tenancy import LoginAttempt, Tenant, User, UserSession
-from models.voice import CallSession, CallTranscriptLine, PhoneNumber, UsageRecord, VoiceSettings
+from models.voice import CallConsultation, CallSession, CallTranscriptLine, PhoneNumber, UsageRecord, VoiceSettings
 
 __all__ = [
     "BillingPeriod",
     "BillingRun",
+    "CallConsultation",
     "CallSession",
     "CallTranscriptLine",
     "CampaignLink",

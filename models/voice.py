@@ -12,7 +12,23 @@ from sqlmodel import Field, SQLModel
 
 from models.base import bigint_pk, default_now, fk, flag, json_dict, json_list, tenant_fk, timestamp, uuid_pk
 
-USAGE_KINDS = ("stt_words", "tts_words", "call", "call_seconds")
+USAGE_KINDS = ("stt_words", "tts_words", "call", "call_seconds", "consult_tokens")
+# Usage recorded to be shown, never billed: the specialist team's language-model tokens on calls.
+UNBILLED_USAGE_KINDS = ("consult_tokens",)
+CONSENTS = ("pending", "yes", "no", "unclear")
+# What became of an offer to consult the specialist team during a call.
+CONSULTATION_OUTCOMES = (
+    "pending",  # offered, no answer yet (or the call is still on hold)
+    "declined",  # the caller said no (or stayed unclear when asked twice)
+    "answered",  # every chosen specialist answered within the budget
+    "partial",  # the budget ran out: the answer uses the specialists who finished
+    "timed_out",  # the budget ran out with nothing finished
+    "failed",  # every specialist failed, or the team could not be reached
+    "busy",  # the organisation's consultations per minute were used up
+    "cancelled",  # the agent withdrew the request (FunctionCallCancelled)
+    "caller_stopped",  # the caller asked to stop waiting
+    "caller_hung_up",  # the call ended during the offer or the hold
+)
 PIPELINES = ("voice_agent", "classic")
 
 
@@ -47,6 +63,8 @@ class VoiceSettings(SQLModel, table=True):
     greeting: str = Field(max_length=1000)
     transfer_number: str | None = Field(default=None, max_length=32)
     consult_specialists: bool = flag(True)
+    # What the agent says to offer a consultation; empty: the default wording (voice_service.consultation).
+    consult_offer: str | None = Field(default=None, max_length=600)
     updated_at: datetime | None = timestamp()
 
 
@@ -122,3 +140,38 @@ class UsageRecord(SQLModel, table=True):
     occurred_at: datetime = default_now()
     source_type: str = Field(default="call", max_length=20)
     source_id: str = Field(max_length=128)
+
+
+class CallConsultation(SQLModel, table=True):
+    """One offer to consult the specialist team during a call, and what became of it: the caller's consent,
+    the specialists asked (each with its status and time), the tokens they used and the outcome."""
+
+    __tablename__ = "call_consultations"
+    __table_args__ = (
+        Index("ix_call_consultations_call", "call_id", "offered_at"),
+        Index("ix_call_consultations_tenant_time", "tenant_id", "offered_at"),
+        CheckConstraint(f"consent IN {CONSENTS!r}", name="ck_call_consultations_consent"),
+        CheckConstraint(f"outcome IN {CONSULTATION_OUTCOMES!r}", name="ck_call_consultations_outcome"),
+    )
+
+    # Made by the bridge, so its writes can be queued before the row exists.
+    id: uuid.UUID = Field(primary_key=True, sa_type=UUID(as_uuid=True))
+    tenant_id: uuid.UUID = tenant_fk(index=False)
+    call_id: uuid.UUID = fk("call_sessions.id", nullable=False, ondelete="CASCADE")
+    question: str = Field(sa_type=Text)
+    reason: str = Field(default="", sa_type=Text)  # why it was offered, in plain words
+    topic: str = Field(default="", max_length=200)  # offered at most once per topic per call
+    source: str = Field(default="detected", max_length=20)  # detected (the bridge's rules) | agent (asked for it)
+    offered_at: datetime = default_now()
+    consent: str = Field(default="pending", max_length=10)
+    consent_source: str | None = Field(default=None, max_length=10)  # llm | rules
+    consent_at: datetime | None = timestamp()
+    started_at: datetime | None = timestamp()  # the hold began
+    finished_at: datetime | None = timestamp()
+    duration_ms: int | None = Field(default=None)  # from the caller's yes to the answer (or the fallback)
+    outcome: str = Field(default="pending", max_length=20)
+    partial: bool = flag(False)
+    # [{"slug", "name", "status" (done | timeout | error | cancelled), "ms"}]
+    specialists: list[dict[str, Any]] = json_list()
+    tokens: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    answer: str | None = Field(default=None, sa_type=Text)  # what the caller was told

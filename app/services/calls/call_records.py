@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 from app.services import job_queue
 from app.services.accounts.scope import Scope
 from app.services.billing.usage import billed_seconds
+from app.services.calls import consultations
 from app.services.crm.contact_search import phone_terms
 from app.services.phone_rules import normalise_phone, transfer_number_problem
 from app.settings import get_settings
@@ -281,6 +282,10 @@ def usage_quantities(lines: list[tuple[str, str]], duration_seconds: float | Non
 
 
 _USAGE = insert(UsageRecord.__table__).on_conflict_do_nothing(index_elements=["source_id", "kind"])
+_HUNG_UP_CONSULTATIONS = text(
+    "UPDATE call_consultations SET outcome = 'caller_hung_up', finished_at = :at "
+    "WHERE call_id = :call AND tenant_id = :tenant AND outcome = 'pending'"
+)
 
 
 # When the call ended: what the sidecar saw (`ended_at`), or, for the sweep, the last sign of life recorded;
@@ -341,6 +346,11 @@ def finish_call(
             ).all(),
             duration,
         )
+        # An offer or a hold the call ended in: the caller hung up during it (the bridge records the same first
+        # when it saw the hang-up; this also covers calls the stale-call sweep ends).
+        session.execute(_HUNG_UP_CONSULTATIONS, {"call": call_id, "tenant": scope.tenant_id, "at": ended_at})
+        if tokens := consultations.tokens_of_call(session, scope.tenant_id, call_id):
+            quantities["consult_tokens"] = tokens  # shown, not billed
         session.execute(
             _USAGE,
             [
