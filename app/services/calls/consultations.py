@@ -131,9 +131,7 @@ def record_outcome(
             {
                 "outcome": outcome,
                 "partial": partial,
-                "specialists": [
-                    {k: s.get(k) for k in ("slug", "name", "status", "ms") if k in s} for s in specialists
-                ],
+                "specialists": [{k: s.get(k) for k in ("slug", "name", "status", "ms") if k in s} for s in specialists],
                 "tokens": max(0, int(tokens)),
                 "duration_ms": duration_ms,
                 "answer": (answer or None) and answer[:4000],
