@@ -56,6 +56,7 @@ class CallContext:
     transfer_number: str | None
     consult_enabled: bool
     contact_name: str | None = None
+    contact_id: uuid.UUID | None = None  # the caller's contact card, when the number is known
 
 
 def word_count(text_: str) -> int:
@@ -183,6 +184,7 @@ def _context(session: Session, call: Any) -> CallContext:
         transfer_number=_dialable(settings.transfer_number) if settings else None,
         consult_enabled=bool(settings and settings.consult_specialists),
         contact_name=f"{contact_name} of {business_name}" if contact_id is not None else None,
+        contact_id=contact_id,
     )
 
 
