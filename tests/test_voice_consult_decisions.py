@@ -17,6 +17,7 @@ from app.services.agents import complexity, consent
 from app.services.agents.complexity import assess
 from app.services.agents.consent import ANSWERS, read_consent, wants_to_stop
 from app.services.agents.team import Team, load_team
+from app.services.agents.utterances import normalise
 from app.settings import get_settings
 from tests.agent_kit import catalogue_views
 
@@ -33,6 +34,24 @@ def team(make_org) -> Team:
     loaded = load_team(make_org().scope)
     assert len(loaded.specialists) == 22
     return loaded
+
+
+@pytest.mark.parametrize(
+    "spoken, normalised",
+    [
+        ("Don’t BOTHER!!", "do not bother"),
+        ("I can't wait", "i cannot wait"),
+        ("I cant wait", "i cannot wait"),
+        ("yesss pleeease", "yes please"),
+        ("That'd be great", "that would be great"),
+        ("It's an emergency.", "it is an emergency"),
+        ("I'm gonna sue", "i am going to sue"),
+        ("I won't, I'll call back", "i will not i will call back"),
+        ("  ", ""),
+    ],
+)
+def test_spoken_text_is_normalised_for_the_phrase_rules(spoken, normalised):
+    assert normalise(spoken) == normalised
 
 
 # --- complexity: when to offer --------------------------------------------------------------------------------
@@ -114,6 +133,9 @@ NOT_OFFERED = [
     # a name is not a lawsuit, and a referral is not a request for our experts
     "Is Sue there? I need to talk to her about my appointment",
     "Can you send my referral to the cardiologist?",
+    # asking about the emergency service is not an emergency
+    "Is there an emergency line after hours?",
+    "Do you charge an emergency fee on weekends?",
 ]
 
 

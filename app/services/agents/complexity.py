@@ -100,7 +100,9 @@ _EMERGENCY: list[tuple[str, re.Pattern[str]]] = [
         "an emergency",
         phrases(
             r"call (911|9 1 1|nine one one|an ambulance)|need an ambulance|dial 911|"
-            r"(a|an) (\w+ )?emergency",
+            # "an emergency" but not "an emergency line / appointment / fee" (asking about the service)
+            r"(a|an) (\w+ )?emergency(?! (line|number|appointment|appointments|contact|fee|fees|visit|slot|plan|"
+            r"policy|service|services|kit|hours))",
         ),
     ),
 ]
