@@ -403,6 +403,7 @@ KEEP_WAITING = [
     "how much longer?",
     "can you also cancel my appointment for Friday",
     "I'll stop by the office tomorrow",
+    "I need to go over my bill with you too",
     "ok",
     "thanks",
     "",

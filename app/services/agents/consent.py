@@ -169,9 +169,9 @@ _STOP = phrases(
     r"stop|stop (it|that|this|checking|looking|waiting)|never mind|nevermind|forget (it|about it|that)",
     r"cancel( (it|that|this|the (consultation|request|check)))?$|cancel (it|that|this)",
     r"(cannot|can not|could not) (wait|hold)|do not (bother|worry about it)|no time|(i am )?in a (hurry|rush)",
-    r"(i will|i am going to|i have to|i need to|let me) (call (you )?back|hang up|go)|call (me )?back later|"
-    r"hang up|call (you |me )?back|got to go|have to run|i am done waiting|taking too long|"
-    r"just give me (the )?(quick|short) answer",
+    # "I have to go", but not "I need to go over my bill"
+    r"(have|need|got) to (go|run)(?! (over|through|to|ahead|with|for|in|on)\b)|hang up|call (you |me )?back",
+    r"i am done waiting|taking too long|just give me (the )?(quick|short) answer",
     r"skip (it|that)",
 )
 
