@@ -14,6 +14,7 @@ from app.services.agents import ConsultResult
 from app.services.calls import consultations
 from models import VoiceSettings
 from models.db import session_scope
+from tests.test_agents_collaboration import script_team
 from tests.test_voice_calls import transcript
 from tests.voice_kit import FAST, add_contact, call_row, phone_line, usage_of
 from voice_service.consult import ConsultRequest
@@ -24,12 +25,14 @@ from voice_service.consultation import (
     DEFAULT_OFFER,
     HOLD_INSTRUCTION,
     HOLD_MESSAGE,
+    REASSURANCE,
     SPOKEN,
 )
 from voice_service.metrics import REGISTRY
 
 QUESTION = "Can we send appointment reminders by text without breaking HIPAA, and do patients need to opt in to SMS?"
 ANSWER = "Yes, with the patient's written consent; keep reminders free of health details."
+SLOW_BILLING = {"billing": {"delay": 10.0}}  # far past the budget
 AGENTS = [
     {"slug": "hipaa-privacy", "name": "HIPAA & Patient Privacy", "status": "done", "ms": 900},
     {"slug": "tcpa-compliance", "name": "TCPA & Outbound Calling Rules", "status": "done", "ms": 1100},
@@ -97,6 +100,23 @@ async def talk(line, done: asyncio.Event, *, keys: dict[str, asyncio.Event] | No
     return caller
 
 
+async def call_with(monkeypatch, tenant_id, steps, *, keys=None, **options):
+    """A call whose agent runs `steps` (the script), then the caller hangs up; the agent saw only valid
+    messages. Returns (line, caller)."""
+    done = asyncio.Event()
+
+    async def script(s):
+        try:
+            await steps(s)
+        finally:
+            done.set()
+
+    async with phone_line(monkeypatch, tenant_id, script, greet=False, **options) as line:
+        caller = await talk(line, done, keys=keys)
+    line.assert_agent_saw_only_valid_messages()
+    return line, caller
+
+
 def injected(session) -> list[str]:
     return [m["message"] for m in session.messages if m["type"] == "InjectAgentMessage"]
 
@@ -113,31 +133,23 @@ async def test_a_caller_who_says_yes_holds_and_hears_the_teams_answer(monkeypatc
     org = make_org()
     add_contact(org.tenant_id)
     team = Team(gate=asyncio.Event())  # answers once caller audio has flowed on hold
-    done = asyncio.Event()
     before = outcomes()
     yes_before = metric("voice_consult_consents_total", answer="yes")
     offers_before = metric("voice_consult_offers_total", source="detected")
-    frames_on_hold = []
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await s.wait_for("InjectAgentMessage")  # the offer
-            await s.hear("Yes please, check with them.")
-            await s.wait_for("UpdatePrompt")
-            frames = s.frames
-            while s.frames - frames < 10:  # caller audio keeps flowing on hold
-                await asyncio.sleep(0.02)
-            frames_on_hold.append(True)
-            team.gate.set()
-            await s.wait_for("InjectAgentMessage")  # hold message
-            await s.wait_for("InjectAgentMessage")  # the answer
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")  # the offer
+        await s.hear("Yes please, check with them.")
+        await s.wait_for("UpdatePrompt")
+        frames = s.frames
+        while s.frames - frames < 10:  # caller audio keeps flowing on hold (else no answer ever comes)
+            await asyncio.sleep(0.02)
+        team.gate.set()
+        await s.wait_for("InjectAgentMessage")  # hold message
+        await s.wait_for("InjectAgentMessage")  # the answer
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     session = line.agent.sessions[0]
     assert injected(session) == [DEFAULT_OFFER, HOLD_MESSAGE, ANSWER]
     # Resume: the prompt's context is replaced (base prompt + this answer), then the answer is said.
@@ -152,7 +164,6 @@ async def test_a_caller_who_says_yes_holds_and_hears_the_teams_answer(monkeypatc
     base = session.settings["agent"]["think"]
     assert think["prompt"] == base["prompt"] + CONTEXT.format(answer=ANSWER.rstrip("."))
     assert think["functions"] == base["functions"] and think["provider"] == base["provider"]
-    assert frames_on_hold == [True]
 
     (request,) = team.requests
     assert request.question == QUESTION and request.budget == FAST.consult_timeout
@@ -187,26 +198,20 @@ async def test_a_caller_who_says_no_is_not_put_on_hold_and_a_topic_is_offered_on
     org = make_org()
     set_voice(org.tenant_id, consult_offer="Shall I ask our compliance team? It takes half a minute.")
     team = Team()
-    done = asyncio.Event()
     before = outcomes()
     no_before = metric("voice_consult_consents_total", answer="no")
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await s.wait_for("InjectAgentMessage")
-            await s.hear("No thanks, not now.")
-            await s.say("Of course. In short, you need the patient's consent for text reminders.")
-            await s.hear(QUESTION)  # the same topic again: not offered twice
-            await s.say("As I said, consent comes first.")
-            await s.hear("Thanks, bye.")
-            await asyncio.sleep(0.5)
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")
+        await s.hear("No thanks, not now.")
+        await s.say("Of course. In short, you need the patient's consent for text reminders.")
+        await s.hear(QUESTION)  # the same topic again: not offered twice
+        await s.say("As I said, consent comes first.")
+        await s.hear("Thanks, bye.")
+        await asyncio.sleep(0.5)
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     session = line.agent.sessions[0]
     assert injected(session) == ["Shall I ask our compliance team? It takes half a minute."]  # the organisation's
     assert kinds(session, "UpdatePrompt", "UpdateThink") == [] and team.requests == []
@@ -221,25 +226,19 @@ async def test_a_caller_who_says_no_is_not_put_on_hold_and_a_topic_is_offered_on
 async def test_an_unclear_answer_is_asked_once_more(monkeypatch, make_org):
     org = make_org()
     team = Team()
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await s.wait_for("InjectAgentMessage")
-            await s.hear("Hmm, what was that about the weather?")
-            again = await s.wait_for("InjectAgentMessage")
-            assert again["message"] == ASK_AGAIN
-            await s.hear("Yes, go ahead.")
-            await s.wait_for("UpdateThink")
-            await s.wait_for("InjectAgentMessage")  # hold message
-            await s.wait_for("InjectAgentMessage")  # the answer
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")
+        await s.hear("Hmm, what was that about the weather?")
+        again = await s.wait_for("InjectAgentMessage")
+        assert again["message"] == ASK_AGAIN
+        await s.hear("Yes, go ahead.")
+        await s.wait_for("UpdateThink")
+        await s.wait_for("InjectAgentMessage")  # hold message
+        await s.wait_for("InjectAgentMessage")  # the answer
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert injected(line.agent.sessions[0]) == [DEFAULT_OFFER, ASK_AGAIN, HOLD_MESSAGE, ANSWER]
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.consent, c.outcome) == ("yes", "answered")
@@ -248,22 +247,16 @@ async def test_an_unclear_answer_is_asked_once_more(monkeypatch, make_org):
 async def test_two_unclear_answers_count_as_declined(monkeypatch, make_org):
     org = make_org()
     team = Team()
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await s.wait_for("InjectAgentMessage")
-            await s.hear("Hmm, what was that about the weather?")
-            await s.wait_for("InjectAgentMessage")
-            await s.hear("The weather, I said.")
-            await asyncio.sleep(0.5)
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")
+        await s.hear("Hmm, what was that about the weather?")
+        await s.wait_for("InjectAgentMessage")
+        await s.hear("The weather, I said.")
+        await asyncio.sleep(0.5)
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert injected(line.agent.sessions[0]) == [DEFAULT_OFFER, ASK_AGAIN] and team.requests == []
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.consent, c.outcome) == ("unclear", "declined")
@@ -287,45 +280,35 @@ async def test_a_partial_answer_is_given_and_named_as_such(monkeypatch, make_org
     )
     late = [AGENTS[0], {**AGENTS[1], "status": "timeout"}]
     team = Team(spoken, agents=late, outcome="partial", tokens=90)
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await yes_then(s)
-            await s.wait_for("InjectAgentMessage")
-        finally:
-            done.set()
+        await yes_then(s)
+        await s.wait_for("InjectAgentMessage")
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert injected(line.agent.sessions[0])[-1] == spoken
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.outcome, c.partial, c.tokens) == ("partial", True, 90)
     assert [s["status"] for s in c.specialists] == ["done", "timeout"]
-    line_ = next(t for r, t in transcript(call_row(caller.call_sid).id) if t.startswith("The specialist team answered"))
-    assert line_.endswith("Partial answer: TCPA & Outbound Calling Rules did not finish in time.")
+    answered = next(
+        t for _, t in transcript(call_row(caller.call_sid).id) if t.startswith("The specialist team answered")
+    )
+    assert answered.endswith("Partial answer: TCPA & Outbound Calling Rules did not finish in time.")
     assert usage_of(call_row(caller.call_sid).id)["consult_tokens"] == 90
 
 
 async def test_when_nothing_finishes_in_the_budget_the_caller_is_told(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())  # never answers
-    done = asyncio.Event()
     before = outcomes()
 
     async def script(s):
-        try:
-            await yes_then(s)
-            await s.wait_for("UpdateThink")
-            await s.wait_for("InjectAgentMessage")
-        finally:
-            done.set()
+        await yes_then(s)
+        await s.wait_for("UpdateThink")
+        await s.wait_for("InjectAgentMessage")
 
     timings = replace(FAST, consult_timeout=0.5)
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, timings=timings, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team, timings=timings)
     session = line.agent.sessions[0]
     assert injected(session)[-1] == SPOKEN["timed_out"] and team.cancelled == 1
     think = next(m for m in session.messages if m["type"] == "UpdateThink")["think"]
@@ -339,7 +322,6 @@ async def test_when_nothing_finishes_in_the_budget_the_caller_is_told(monkeypatc
 async def test_a_caller_speaking_on_hold_still_gets_the_answer(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())
-    done = asyncio.Event()
 
     async def script(s):
         async def speak():
@@ -348,15 +330,10 @@ async def test_a_caller_speaking_on_hold_still_gets_the_answer(monkeypatch, make
             await asyncio.sleep(0.3)
             team.gate.set()
 
-        try:
-            await yes_then(s, after_hold=speak)
-            await s.wait_for("InjectAgentMessage")
-        finally:
-            done.set()
+        await yes_then(s, after_hold=speak)
+        await s.wait_for("InjectAgentMessage")
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert injected(line.agent.sessions[0]) == [DEFAULT_OFFER, HOLD_MESSAGE, ANSWER]
     (c,) = the_consultations(org.tenant_id, caller)
     assert c.outcome == "answered" and team.cancelled == 0
@@ -365,20 +342,14 @@ async def test_a_caller_speaking_on_hold_still_gets_the_answer(monkeypatch, make
 async def test_a_caller_who_asks_to_stop_waiting_is_taken_off_hold(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())  # would never answer
-    done = asyncio.Event()
     before = outcomes()
 
     async def script(s):
-        try:
-            await yes_then(s, after_hold=lambda: s.hear("Actually never mind, forget it."))
-            await s.wait_for("UpdateThink")
-            await s.wait_for("InjectAgentMessage")
-        finally:
-            done.set()
+        await yes_then(s, after_hold=lambda: s.hear("Actually never mind, forget it."))
+        await s.wait_for("UpdateThink")
+        await s.wait_for("InjectAgentMessage")
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert injected(line.agent.sessions[0])[-1] == SPOKEN["caller_stopped"] and team.cancelled == 1
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.consent, c.outcome) == ("yes", "caller_stopped")
@@ -389,7 +360,7 @@ async def test_a_caller_who_asks_to_stop_waiting_is_taken_off_hold(monkeypatch, 
 async def test_keys_pressed_on_hold_reach_the_agent_after_the_answer(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())
-    done, on_hold = asyncio.Event(), asyncio.Event()
+    on_hold = asyncio.Event()
     pressed_on_hold = []
 
     async def script(s):
@@ -399,15 +370,10 @@ async def test_keys_pressed_on_hold_reach_the_agent_after_the_answer(monkeypatch
             pressed_on_hold.append(kinds(s, "InjectUserMessage"))
             team.gate.set()
 
-        try:
-            await yes_then(s, after_hold=hold)
-            await s.wait_for("InjectUserMessage")
-        finally:
-            done.set()
+        await yes_then(s, after_hold=hold)
+        await s.wait_for("InjectUserMessage")
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done, keys={"5": on_hold})
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team, keys={"5": on_hold})
     session = line.agent.sessions[0]
     assert pressed_on_hold == [[]]  # kept during the hold
     order = [m.get("message") or m.get("content") for m in session.messages if m["type"].startswith("Inject")]
@@ -418,20 +384,14 @@ async def test_keys_pressed_on_hold_reach_the_agent_after_the_answer(monkeypatch
 async def test_a_caller_who_hangs_up_during_the_consultation(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())  # still working when the caller hangs up
-    done = asyncio.Event()
     before = outcomes()
 
     async def script(s):
-        try:
-            await yes_then(s)
-            while not team.requests:
-                await asyncio.sleep(0.02)
-        finally:
-            done.set()
+        await yes_then(s)
+        while not team.requests:
+            await asyncio.sleep(0.02)
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert team.cancelled == 1
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.consent, c.outcome) == ("yes", "caller_hung_up") and c.duration_ms is not None
@@ -445,28 +405,22 @@ async def test_a_caller_who_hangs_up_during_the_consultation(monkeypatch, make_o
 async def test_the_agent_asking_without_consent_is_told_to_ask_first(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())
-    done = asyncio.Event()
     responses = []
     agent_offers = metric("voice_consult_offers_total", source="agent")
 
     async def script(s):
-        try:
-            await s.hear("Is parking free?")
-            responses.append(await s.call_function("consult_specialists", {"question": "Is parking free?"}))
-            await s.say("I can check that with our specialist team; it takes about thirty seconds. Shall I?")
-            await s.hear("Sure, go ahead.")
-            await s.wait_for("InjectAgentMessage")  # hold message
-            # The agent calls again now that the caller agreed: the call waits for the team's answer.
-            await request(s, "fc_after_yes")
-            await asyncio.sleep(0.2)
-            team.gate.set()
-            responses.append(await s.wait_for("FunctionCallResponse"))
-        finally:
-            done.set()
+        await s.hear("Is parking free?")
+        responses.append(await s.call_function("consult_specialists", {"question": "Is parking free?"}))
+        await s.say("I can check that with our specialist team; it takes about thirty seconds. Shall I?")
+        await s.hear("Sure, go ahead.")
+        await s.wait_for("InjectAgentMessage")  # hold message
+        # The agent calls again now that the caller agreed: the call waits for the team's answer.
+        await request(s, "fc_after_yes")
+        await asyncio.sleep(0.2)
+        team.gate.set()
+        responses.append(await s.wait_for("FunctionCallResponse"))
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     assert [r["content"] for r in responses] == [ASK_FIRST, ANSWER] and responses[1]["id"] == "fc_after_yes"
     assert injected(line.agent.sessions[0]) == [HOLD_MESSAGE]  # the answer came as the function's response
     assert [r.question for r in team.requests] == ["Is parking free?"]
@@ -499,7 +453,6 @@ async def request(s, fid: str, question: str = "Is parking free?") -> None:
 async def test_a_cancelled_function_call_still_gets_the_answer_said(monkeypatch, make_org):
     org = make_org()
     team = Team(gate=asyncio.Event())
-    done = asyncio.Event()
 
     async def script(s):
         async def attach_then_cancel():
@@ -509,15 +462,10 @@ async def test_a_cancelled_function_call_still_gets_the_answer_said(monkeypatch,
             await asyncio.sleep(0.2)
             team.gate.set()
 
-        try:
-            await yes_then(s, after_hold=attach_then_cancel)
-            await s.wait_for("InjectAgentMessage")
-        finally:
-            done.set()
+        await yes_then(s, after_hold=attach_then_cancel)
+        await s.wait_for("InjectAgentMessage")
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     session = line.agent.sessions[0]
     assert injected(session)[-1] == ANSWER and kinds(session, "FunctionCallResponse") == []
     assert the_consultations(org.tenant_id, caller)[0].outcome == "answered"
@@ -526,40 +474,28 @@ async def test_a_cancelled_function_call_still_gets_the_answer_said(monkeypatch,
 async def test_a_withdrawn_agent_request_cancels_its_offer(monkeypatch, make_org):
     org = make_org()
     team = Team()
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await s.hear("Is parking free?")
-            response = await s.call_function("consult_specialists", {"question": "Is parking free?"})
-            await cancel(s, response["id"])
-            await asyncio.sleep(0.3)
-        finally:
-            done.set()
+        await s.hear("Is parking free?")
+        response = await s.call_function("consult_specialists", {"question": "Is parking free?"})
+        await cancel(s, response["id"])
+        await asyncio.sleep(0.3)
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     (c,) = the_consultations(org.tenant_id, caller)
     assert (c.source, c.consent, c.outcome) == ("agent", "pending", "cancelled") and team.requests == []
 
 
 async def test_a_refused_offer_is_queued_and_still_said(monkeypatch, make_org):
     org = make_org()
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await s.wait_for("InjectAgentMessage")
-            await s.wait_for("InjectAgentMessage")  # sent again, queued behind the agent's turn
-            await asyncio.sleep(0.3)
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")
+        await s.wait_for("InjectAgentMessage")  # sent again, queued behind the agent's turn
+        await asyncio.sleep(0.3)
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=Team(), refuse_injections=1, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=Team(), refuse_injections=1)
     session = line.agent.sessions[0]
     offers = [m for m in session.messages if m["type"] == "InjectAgentMessage"]
     assert [(m["message"], m.get("behavior")) for m in offers] == [(DEFAULT_OFFER, None), (DEFAULT_OFFER, "queue")]
@@ -572,24 +508,18 @@ async def test_a_second_consultation_replaces_the_first_in_the_prompt(monkeypatc
     org = make_org()
     first, second = "Reminders need written consent.", "Parking is free after six."
     team = Team(first)
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await yes_then(s)
-            await s.wait_for("InjectAgentMessage")  # the first answer
-            team.result = replace(team.result, answer=second, spoken=second)
-            await s.hear("And is parking free?")
-            await s.call_function("consult_specialists", {"question": "Is parking free?"})  # ask first
-            await s.hear("Yes.")
-            await s.wait_for("InjectAgentMessage")  # hold message
-            await s.wait_for("InjectAgentMessage")  # the second answer
-        finally:
-            done.set()
+        await yes_then(s)
+        await s.wait_for("InjectAgentMessage")  # the first answer
+        team.result = replace(team.result, answer=second, spoken=second)
+        await s.hear("And is parking free?")
+        await s.call_function("consult_specialists", {"question": "Is parking free?"})  # ask first
+        await s.hear("Yes.")
+        await s.wait_for("InjectAgentMessage")  # hold message
+        await s.wait_for("InjectAgentMessage")  # the second answer
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=team, greet=False) as line:
-        caller = await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
     session = line.agent.sessions[0]
     base = session.settings["agent"]["think"]["prompt"]
     prompts = [m["think"]["prompt"] for m in session.messages if m["type"] == "UpdateThink"]
@@ -603,18 +533,12 @@ async def test_a_second_consultation_replaces_the_first_in_the_prompt(monkeypatc
 
 async def offered_anything(monkeypatch, tenant_id, number: str) -> tuple[list[str], list[str]]:
     """(the agent's functions, what was injected) on a call where the caller asks a complex question."""
-    done = asyncio.Event()
 
     async def script(s):
-        try:
-            await s.hear(QUESTION)
-            await asyncio.sleep(0.5)
-        finally:
-            done.set()
+        await s.hear(QUESTION)
+        await asyncio.sleep(0.5)
 
-    async with phone_line(monkeypatch, tenant_id, script, consult=Team(), number=number, greet=False) as line:
-        await talk(line, done)
-    line.assert_agent_saw_only_valid_messages()
+    line, caller = await call_with(monkeypatch, tenant_id, script, consult=Team(), number=number)
     session = line.agent.sessions[0]
     return [f["name"] for f in session.settings["agent"]["think"]["functions"]], injected(session)
 
@@ -635,3 +559,78 @@ async def test_consultations_follow_the_rollout_switches(monkeypatch, make_org):
     set_voice(org.tenant_id, consult_specialists=False)  # the organisation's own switch
     functions, said = await offered_anything(monkeypatch, org.tenant_id, "+15550109004")
     assert "consult_specialists" not in functions and said == []
+
+
+async def test_at_most_three_offers_a_call_and_never_in_an_emergency(monkeypatch, make_org):
+    org = make_org()
+    questions = [
+        "Can my wife pick up my medical records for me?",
+        "Can I just read you my credit card number over the phone?",
+        "Is it legal to record calls with customers without telling them?",
+    ]
+
+    async def script(s):
+        await s.hear("It's an emergency, please hurry")
+        await s.say("Please hang up and call 911 now.")
+        for question in questions:
+            await s.hear(question)
+            await s.wait_for("InjectAgentMessage")
+            await s.hear("No thanks.")
+        await s.hear("A patient slipped in our waiting room and says she's gonna sue us.")  # a fourth topic
+        await asyncio.sleep(0.5)
+
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=Team())
+    assert injected(line.agent.sessions[0]) == [DEFAULT_OFFER] * 3
+    rows = the_consultations(org.tenant_id, caller)
+    assert [(c.question, c.consent, c.outcome) for c in rows] == [(q, "no", "declined") for q in questions]
+
+
+async def test_a_long_hold_is_reassured_until_the_answer(monkeypatch, make_org):
+    org = make_org()
+    team = Team(gate=asyncio.Event())
+
+    async def script(s):
+        async def reassured_twice():
+            while injected(s).count(REASSURANCE) < 2:
+                await asyncio.sleep(0.05)
+            team.gate.set()
+
+        await yes_then(s, after_hold=reassured_twice)
+        while ANSWER not in injected(s):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.8)  # longer than the reassurance interval: none after the answer
+
+    timings = replace(FAST, reassure_seconds=0.3)
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team, timings=timings)
+    said = injected(line.agent.sessions[0])
+    assert said[-1] == ANSWER and said.count(REASSURANCE) >= 2
+
+
+async def test_the_llm_reads_consent_and_the_team_answers_with_what_finished_in_the_budget(
+    monkeypatch, make_org, fake_llm
+):
+    """The real consultation (the fake LLM behind it): billing is far slower than the budget, so the caller
+    hears what the other two said, named as partial."""
+    org = make_org()
+    fake_llm.script("You read a phone caller's reply", where="system", reply={"answer": "yes", "reason": "Accepts."})
+    script_team(fake_llm, agents=("hipaa-privacy", "appointment-scheduling", "medical-billing"), slow=SLOW_BILLING)
+
+    async def script(s):
+        await s.hear(QUESTION)
+        await s.wait_for("InjectAgentMessage")
+        await s.hear("Oh, that would be lovely actually.")
+        await s.wait_for("UpdateThink")
+        await s.wait_for("InjectAgentMessage")  # hold message
+        await s.wait_for("InjectAgentMessage")  # the answer
+
+    timings = replace(FAST, consult_timeout=3.0)
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, timings=timings)  # the default consult
+    spoken = injected(line.agent.sessions[0])[-1]
+    assert spoken.startswith("Here is what the specialist team has so far: Insurance & Medical Billing did not")
+    (c,) = the_consultations(org.tenant_id, caller)
+    assert (c.consent, c.consent_source, c.outcome, c.partial) == ("yes", "llm", "partial", True)
+    assert [s["status"] for s in c.specialists] == ["done", "done", "timeout"] and c.tokens > 0
+    lines = transcript(call_row(caller.call_sid).id)
+    answered = next(text for role, text in lines if text.startswith("The specialist team answered"))
+    assert answered.endswith("Partial answer: Insurance & Medical Billing did not finish in time.")
+    assert usage_of(call_row(caller.call_sid).id)["consult_tokens"] == c.tokens

@@ -275,7 +275,9 @@ class ConsultationFlow:
         self.offers += 1
         self.topics.add(c.topic)
         self.recorder.consultation_offered(c.id, question=c.question, reason=c.reason, topic=c.topic, source=c.source)
-        self.recorder.transcript("system", f"Offered to check with the specialist team ({_sentence(c.reason)}).")
+        self.recorder.transcript(
+            "system", f"Offered to check with the specialist team ({_sentence(c.reason).rstrip('.')})."
+        )
         metrics.CONSULT_OFFERS.labels(c.source).inc()
         self._decision("offered", c.reason, source=c.source, topic=c.topic)
 
