@@ -634,3 +634,23 @@ async def test_the_llm_reads_consent_and_the_team_answers_with_what_finished_in_
     answered = next(text for role, text in lines if text.startswith("The specialist team answered"))
     assert answered.endswith("Partial answer: Insurance & Medical Billing did not finish in time.")
     assert usage_of(call_row(caller.call_sid).id)["consult_tokens"] == c.tokens
+
+
+async def test_an_emergency_on_hold_ends_the_wait_and_leaves_the_caller_to_the_agent(monkeypatch, make_org):
+    org = make_org()
+    team = Team(gate=asyncio.Event())  # would never answer
+
+    async def script(s):
+        await yes_then(s, after_hold=lambda: s.hear("Oh no, it's an emergency, please hurry"))
+        await s.wait_for("UpdateThink")
+        await asyncio.sleep(0.3)
+
+    line, caller = await call_with(monkeypatch, org.tenant_id, script, consult=team)
+    session = line.agent.sessions[0]
+    assert injected(session) == [DEFAULT_OFFER, HOLD_MESSAGE] and team.cancelled == 1  # the agent answers it
+    think = next(m for m in session.messages if m["type"] == "UpdateThink")["think"]
+    assert think["prompt"] == session.settings["agent"]["think"]["prompt"]  # no more "still checking"
+    (c,) = the_consultations(org.tenant_id, caller)
+    assert (c.consent, c.outcome) == ("yes", "cancelled")
+    lines = transcript(call_row(caller.call_sid).id)
+    assert ("system", "The consultation was withdrawn: the caller described an emergency.") in lines

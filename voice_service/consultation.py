@@ -31,7 +31,8 @@ from typing import Any
 
 from app.services.accounts.quotas import QuotaReached
 from app.services.accounts.scope import Scope
-from app.services.agents.complexity import assess
+from app.services.agents import ConsultResult
+from app.services.agents.complexity import Assessment, assess
 from app.services.agents.consent import read_consent, wants_to_stop
 from app.services.agents.team import Team, load_team
 from app.services.calls.call_records import CallContext
@@ -63,6 +64,7 @@ ASK_FIRST = (
     "which takes about 30 seconds on hold, and wait for their answer."
 )
 ALREADY_CHECKING = "The specialist team is already checking this; their answer comes shortly."
+EMERGENCY = "The caller described an emergency: the consultation is stopped. Help them with it now."
 NO_MORE = "The specialist team cannot be consulted again on this call. Give the best short answer you can."
 # What the caller hears when there is no answer to give (said word for word).
 SPOKEN = {
@@ -243,7 +245,9 @@ class ConsultationFlow:
 
     async def _utterance(self, n: int, text: str, before: list[dict[str, str]]) -> None:
         c = self.current
-        if c is not None and c.holding:
+        if c is not None and (await self._assessed(text, before)).emergency:
+            await self._withdraw(c)
+        elif c is not None and c.holding:
             if wants_to_stop(text):
                 await self._stop(c)
         elif c is not None:
@@ -255,9 +259,7 @@ class ConsultationFlow:
     async def _assess(self, text: str, before: list[dict[str, str]]) -> None:
         if self.offers >= MAX_OFFERS:
             return self._decision("not offered", "already offered three times on this call")
-        if self._team is None:
-            self._team = await in_db_thread(load_team, self.scope)
-        found = await asyncio.to_thread(assess, text, self._team, before)
+        found = await self._assessed(text, before)
         if found.emergency:
             return self._decision("not offered", f"emergency, no hold: {found.reason}")
         if not found.offer:
@@ -268,6 +270,27 @@ class ConsultationFlow:
             return self._decision("not offered", "an offer is already waiting for the caller")
         self._offered(Consultation(question=text, source="detected", reason=found.reason, topic=found.topic))
         await self.agent.inject_message(self.offer)
+
+    async def _assessed(self, text: str, before: list[dict[str, str]]) -> Assessment:
+        if self._team is None:
+            self._team = await in_db_thread(load_team, self.scope)
+        return await asyncio.to_thread(assess, text, self._team, before)
+
+    async def _withdraw(self, c: Consultation) -> None:
+        """Emergency wording during an offer or a hold: no more waiting or asking; the agent deals with it."""
+        self._decision("withdrawn", "emergency wording from the caller", source=c.source)
+        if c.holding:
+            await self._cancel(c)
+            if self.current is not c:
+                return
+            await self.agent.update_think(self.agent.config.prompt + self.paragraph)
+            self.state.on_hold = False
+            if c.attached is not None:
+                await self._respond(c.attached, EMERGENCY)
+            await self._hand_over_keys()
+        if self.current is c:
+            self.current = None
+            self._ended(c, "cancelled", "The consultation was withdrawn: the caller described an emergency.")
 
     def _offered(self, c: Consultation) -> None:
         c.offered_after = self._heard
@@ -324,7 +347,7 @@ class ConsultationFlow:
             await asyncio.sleep(self.timings.reassure_seconds)
             await self.agent.inject_message(REASSURANCE)
 
-    async def _ask(self, c: Consultation) -> tuple[str, Any]:
+    async def _ask(self, c: Consultation) -> tuple[str, ConsultResult | None]:
         budget = self.timings.consult_timeout
         try:
             caller = await self._caller_card()
@@ -344,10 +367,8 @@ class ConsultationFlow:
         except Exception as exc:
             log.warning("specialist consult failed", extra={"call_sid": self.context.call_sid, "error": repr(exc)})
             return "failed", None
-        outcome = getattr(result, "outcome", "answered")
-        if outcome == "answered" and getattr(result, "partial", False):
-            outcome = "partial"
-        if outcome in ("answered", "partial") and not (result.spoken or "").strip():
+        outcome = "partial" if result.outcome == "answered" and result.partial else result.outcome
+        if outcome in ("answered", "partial") and not result.spoken.strip():
             outcome = "failed"
         return outcome, result
 
@@ -362,13 +383,17 @@ class ConsultationFlow:
 
     async def _stop(self, c: Consultation) -> None:
         """The caller asked to stop waiting: the consultation is cancelled and the call goes on."""
-        if c.task is not None:
-            c.task.cancel()
-            await asyncio.gather(c.task, return_exceptions=True)
+        await self._cancel(c)
         if self.current is c:
             await self._finish(c, "caller_stopped", None)
 
-    async def _finish(self, c: Consultation, outcome: str, result: Any) -> None:
+    @staticmethod
+    async def _cancel(c: Consultation) -> None:
+        if c.task is not None:
+            c.task.cancel()
+            await asyncio.gather(c.task, return_exceptions=True)
+
+    async def _finish(self, c: Consultation, outcome: str, result: ConsultResult | None) -> None:
         """Resume: the prompt's consultation context is replaced, then the answer (or why there is none) is said."""
         self.current = None
         seconds = time.perf_counter() - c.agreed_at
@@ -386,17 +411,21 @@ class ConsultationFlow:
             self.state.awaiting_reply = time.perf_counter()
         else:
             await self.agent.inject_message(spoken)
+        await self._hand_over_keys()
+        if outcome in ("answered", "partial"):
+            metrics.CONSULT_SECONDS.observe(seconds)
+        self._ended(c, outcome, self._outcome_line(outcome, result, seconds), result=result, seconds=seconds)
+
+    async def _hand_over_keys(self) -> None:
         keys, self.keys = self.keys, []
         for digit in keys:
             await self.agent.inject_user_message(f"The caller pressed {digit} on the keypad.")
-        metrics.CONSULT_SECONDS.observe(seconds)
-        self._ended(c, outcome, self._outcome_line(outcome, result, seconds), result=result, seconds=seconds)
 
     @staticmethod
-    def _outcome_line(outcome: str, result: Any, seconds: float) -> str:
+    def _outcome_line(outcome: str, result: ConsultResult | None, seconds: float) -> str:
         if outcome not in ("answered", "partial"):
             return TRANSCRIPT[outcome]
-        agents = list(getattr(result, "agents", None) or [])
+        agents = result.agents
 
         def named(status: str) -> str:
             return ", ".join(a.get("name") or a.get("slug") for a in agents if a.get("status", "done") == status)
@@ -409,14 +438,16 @@ class ConsultationFlow:
             line += f" {broken} could not answer."
         return line
 
-    def _ended(self, c: Consultation, outcome: str, line: str, *, result: Any = None, seconds: float = 0.0) -> None:
+    def _ended(
+        self, c: Consultation, outcome: str, line: str, *, result: ConsultResult | None = None, seconds: float = 0.0
+    ) -> None:
         details: dict[str, Any] = {}
         if result is not None:
             details = {
                 "partial": outcome == "partial",
-                "specialists": list(getattr(result, "agents", None) or []),
-                "tokens": int(getattr(result, "tokens", 0) or 0),
-                "answer": (result.spoken or "").strip() or None,
+                "specialists": result.agents,
+                "tokens": result.tokens,
+                "answer": result.spoken.strip() or None,
             }
         if c.holding:
             details["duration_ms"] = round((seconds or time.perf_counter() - c.agreed_at) * 1000)
