@@ -43,7 +43,7 @@ def _offer(scope: Scope, call_id, question: str = QUESTION, **outcome) -> uuid.U
         call_id,
         consultation_id=consultation_id,
         question=question,
-        reason="Several specialists: HIPAA & Patient Privacy, TCPA & Outbound Calling Rules",
+        reason=outcome.pop("reason", "Several specialists: HIPAA & Patient Privacy, TCPA & Outbound Calling Rules"),
         topic="hipaa-privacy,tcpa-compliance",
     )
     consultations.record_consent(scope, consultation_id, consent=consent, source=outcome.pop("source", "llm"))
@@ -75,7 +75,9 @@ def _call(tenant_id, n: int, *offers: dict, summarise: bool = True) -> str:
 PARTIAL = dict(
     outcome="partial", partial=True, specialists=SPECIALISTS, tokens=1_234, duration_ms=30_400, answer=ANSWER
 )
-DECLINED = dict(question=CARD, consent="no", source="rules", outcome="declined")
+DECLINED = dict(
+    question=CARD, reason="Card payments by phone (PCI DSS)", consent="no", source="rules", outcome="declined"
+)
 
 
 # --- the Calls list ---------------------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_the_offline_summary_says_what_came_of_each_consultation(make_org):
         call = s.get(CallSession, uuid.UUID(call_id))
     assert call.summary_source == "offline"
     assert call.summary.endswith(
-        f"The caller declined an offer to consult the specialist team about “{CARD}”. The caller agreed to a "
+        f"The caller declined an offer to consult the specialist team about “{CARD}” The caller agreed to a "
         f"consultation with the specialist team about “{QUESTION}”; the team answered (partial: TCPA & Outbound "
         "Calling Rules did not finish)."
     )
@@ -218,12 +220,14 @@ def test_the_summary_words_every_outcome_plainly():
     assert said == [
         f"The caller agreed to a consultation with the specialist team {about}; the team answered.",
         f"The caller agreed to a consultation with the specialist team {about}; the team did not answer in time.",
-        f"The caller declined an offer to consult the specialist team {about}.",
-        f"The caller hung up before answering an offer to consult the specialist team {about}.",
+        f"The caller declined an offer to consult the specialist team {about}",  # the question ends it
+        f"The caller hung up before answering an offer to consult the specialist team {about}",
         f"An offer to consult the specialist team {about} was withdrawn.",
     ]
+    said = consultations.sentences([view(consent="no", outcome="declined", question="Can you pay by card")])
+    assert said == ["The caller declined an offer to consult the specialist team about “Can you pay by card”."]
     long = consultations.sentences([view(question="word " * 100)])[0]
-    assert "…”" in long and len(long) < 260  # a long question is cut, never the whole utterance
+    assert long.endswith("about “" + "word " * 23 + "word…”; the team answered.")  # cut at a word, not the whole
 
 
 def test_the_llm_summary_is_given_the_consultations_from_the_records(make_org, fake_llm):

@@ -343,14 +343,14 @@ def _labelled(label: str, value: rx.Component, testid: str = "") -> rx.Component
 
 
 def _specialist(line: SpecialistLine) -> rx.Component:
-    return rx.hstack(
+    """The specialist, then what it did: side by side on a wide screen, one under the other on a phone."""
+    return rx.flex(
         rx.text(line.name, size="2", weight="medium", min_width="0", overflow_wrap="anywhere"),
-        rx.spacer(),
         rx.text(line.status, rx.cond(line.seconds != "", " · " + line.seconds, ""), size="2", color_scheme="gray"),
+        direction=rx.breakpoints(initial="column", sm="row"),
+        justify="between",
+        gap=rx.breakpoints(initial="0", sm="2"),
         width="100%",
-        align="baseline",
-        wrap="wrap",
-        spacing="2",
         data_testid="consultation-specialist",
     )
 

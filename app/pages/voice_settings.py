@@ -164,13 +164,14 @@ def _agent_section() -> rx.Component:
                         name="consult_offer",
                         default_value=VoiceSettingsState.consult_offer,
                         placeholder=voice_settings.DEFAULT_CONSULT_OFFER,
-                        rows="3",
+                        rows="4",
                         width="100%",
                         data_testid="consult-offer",
                     ),
                     errors.get("consult_offer", ""),
                     "Said when a caller's question is one for your specialists; the caller answers yes or no. "
-                    f"Up to {voice_settings.MAX_CONSULT_OFFER} characters. Leave it empty to use the wording shown.",
+                    f"Up to {voice_settings.MAX_CONSULT_OFFER} characters. Left empty, the agent uses the standard wording, "
+                    "shown in the empty box.",
                 ),
                 rx.hstack(
                     rx.text("Last saved: ", VoiceSettingsState.updated, size="1", color_scheme="gray"),

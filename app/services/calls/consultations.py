@@ -237,9 +237,12 @@ def unfinished(view: ConsultationView) -> list[str]:
     return [s.get("name") or s.get("slug") or "A specialist" for s in view.specialists if s.get("status") != "done"]
 
 
-def _about(question: str) -> str:
+def _about(question: str, limit: int = 120) -> str:
+    """The caller's question, quoted; a long one cut at a word, so the summary stays short."""
     question = " ".join(question.split())
-    return f"“{question[:157]}…”" if len(question) > 160 else f"“{question}”"
+    if len(question) <= limit:
+        return f"“{question}”"
+    return f"“{question[:limit].rsplit(' ', 1)[0].rstrip(',;:')}…”"
 
 
 # What became of an agreed consultation, after "the team ...".
@@ -275,7 +278,12 @@ def sentences(views: Sequence[ConsultationView]) -> list[str]:
             said.append(f"An offer to consult the specialist team about {about} was withdrawn.")
         else:
             said.append(f"The agent offered to consult the specialist team about {about}.")
-    return said
+    return [_ended(sentence) for sentence in said]
+
+
+def _ended(sentence: str) -> str:
+    """No full stop after a quoted question that ends its own sentence: “... over the phone?”"""
+    return sentence[:-1] if sentence.endswith(("?”.", "!”.", ".”.", "…”.")) else sentence
 
 
 def tokens_of_call(session: Session, tenant_id: uuid.UUID, call_id: uuid.UUID) -> int:
