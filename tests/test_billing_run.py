@@ -188,6 +188,24 @@ def test_amounts_lines_and_who_is_skipped(stripe_fake, make_org, make_user):
         monthly_run.period_rows(admin.scope, PERIOD)
 
 
+def test_the_specialist_teams_tokens_on_calls_are_shown_never_invoiced(stripe_fake):
+    """consult_tokens usage (models.voice.UNBILLED_USAGE_KINDS) moves neither an invoice nor who is invoiced."""
+    consulted = make_tenant("Consulting Dental")
+    add_usage(consulted, MID, stt_words=1_000, tts_words=500, calls=2, call_seconds=90, consult_tokens=250_000)
+    tokens_only = make_tenant("Tokens Only")
+    add_usage(tokens_only, MID, consult_tokens=1_000_000)
+
+    result = monthly_run.run_period(PERIOD)
+
+    cents = expected_cents(stt=1_000, tts=500, calls=2)
+    assert cents == 150 + 200
+    assert result.invoiced == 1 and result.skipped == {"no_usage": 1}
+    assert_invoiced_once(stripe_fake, {consulted: cents})
+    invoice = stripe_fake.invoices[rows()[consulted].stripe_invoice_id]
+    assert sorted(line["metadata"]["line"] for line in invoice["lines"]["data"]) == ["calls", "voice"]
+    assert (rows()[tokens_only].status, rows()[tokens_only].skip_reason) == ("skipped", "no_usage")
+
+
 def test_rerun_changes_nothing_even_after_stripe_forgot_the_keys(stripe_fake):
     fake = stripe_fake
     tenants = [make_tenant(f"Org {n}") for n in range(4)]

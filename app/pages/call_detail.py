@@ -13,7 +13,8 @@ from app.components.calls import call_status_badge
 from app.components.cards import empty_state, fact, section
 from app.components.layout import page_shell
 from app.pages.contact_form import ContactFormMixin, contact_form_dialog
-from app.services.calls import caller_contact, calls
+from app.services import local_time
+from app.services.calls import caller_contact, calls, consultations
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
 from app.session import SessionState, require_scope
@@ -21,6 +22,15 @@ from app.session import SessionState, require_scope
 POLL_SECONDS = 3
 FOLLOW_MINUTES = 10  # then the page stops following the call (a reload picks it up again)
 WORDS = [("stt_words", "Words the caller said"), ("tts_words", "Words the agent said")]
+CONSULT_TOKENS = "Specialist team tokens (not billed)"
+OUTCOME_COLORS = {
+    "answered": "green",
+    "partial": "amber",
+    "pending": "blue",
+    "timed_out": "orange",
+    "busy": "orange",
+    "failed": "red",
+}  # the rest (declined, withdrawn, the caller stopped or hung up) in gray
 TECHNICAL = [
     ("turns", "Agent turns", ""),
     ("total_p50_ms", "Voice-to-voice, median", " ms"),
@@ -54,7 +64,65 @@ def _usage(detail: calls.CallDetail) -> list[CallFigure]:
     figures = [CallFigure(label, f"{detail.usage[k]:,}") for k, label in WORDS if k in detail.usage]
     if "call_seconds" in detail.usage:
         figures.append(CallFigure("Billed length", format_duration(detail.usage["call_seconds"])))
+    if detail.usage.get("consult_tokens"):
+        figures.append(CallFigure(CONSULT_TOKENS, f"{detail.usage['consult_tokens']:,}"))
     return figures
+
+
+def _seconds(ms: int | None) -> str:
+    return "" if ms is None else f"{ms / 1000:.1f} s"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialistLine:
+    name: str
+    status: str  # "Answered", "Did not finish in time"
+    seconds: str  # "3.1 s", or "" when not measured
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsultationCard:
+    """One offer to consult the specialist team, in the front desk's words (all plain text)."""
+
+    offered: str  # "14:03:12 EST"
+    question: str
+    reason: str  # why it was offered
+    answer: str  # "Yes, understood by the AI assistant"
+    outcome: str  # "Answered", "Partly answered", "Declined"
+    color: str
+    partial_note: str  # "Partial answer: Dental Care Guidance did not finish, so the answer was made without them."
+    waited: str  # how long the caller was on hold, or ""
+    specialists: list[SpecialistLine]
+    tokens: str  # "1,234 (not billed)", or "" when the team was not asked
+    told: str  # what the caller was told
+
+
+def _consultation(view: consultations.ConsultationView, zone: str) -> ConsultationCard:
+    understood = consultations.CONSENT_SOURCE_LABELS.get(view.consent_source or "", "")
+    missing = consultations.unfinished(view) if view.partial or view.outcome == "partial" else []
+    asked = view.consent == "yes"
+    return ConsultationCard(
+        offered=local_time.clock(view.offered_at, zone),
+        question=view.question,
+        reason=view.reason or ("The agent asked for the specialist team." if view.source == "agent" else ""),
+        answer=f"{view.consent_label}, {understood}" if understood else view.consent_label,
+        outcome=view.outcome_label,
+        color=OUTCOME_COLORS.get(view.outcome, "gray"),
+        partial_note=f"Partial answer: {', '.join(missing)} did not finish, so the answer was made without them."
+        if missing
+        else "",
+        waited=_seconds(view.duration_ms) if asked else "",
+        specialists=[
+            SpecialistLine(
+                s.get("name") or s.get("slug") or "Specialist",
+                consultations.SPECIALIST_STATUS_LABELS.get(s.get("status") or "", "Asked"),
+                _seconds(s.get("ms")),
+            )
+            for s in view.specialists
+        ],
+        tokens=f"{view.tokens:,} (not billed)" if asked else "",
+        told=view.answer or "",
+    )
 
 
 def _technical(detail: calls.CallDetail) -> list[CallFigure]:
@@ -82,6 +150,7 @@ class CallDetailState(ContactFormMixin, rx.State):
     usage: list[CallFigure] = []
     technical: list[CallFigure] = []
     requests: list[CallRequest] = []  # what the caller asked to be done, and for when
+    consultations: list[ConsultationCard] = []
     following: bool = False
 
     @rx.var
@@ -96,6 +165,7 @@ class CallDetailState(ContactFormMixin, rx.State):
         self.usage = _usage(detail)
         self.technical = _technical(detail)
         self.requests = [CallRequest(f["label"], f["request"], f["when"]) for f in detail.follow_ups]
+        self.consultations = [_consultation(c, scope.time_zone) for c in detail.consultations]
 
     @rx.event
     async def load(self):
@@ -109,6 +179,7 @@ class CallDetailState(ContactFormMixin, rx.State):
             await self._show(scope)
         except NotFound:
             self.missing, self.call, self.transcript, self.usage, self.technical = True, {}, [], [], []
+            self.consultations = []
         self.loading = False
         if not self.missing and self.changing:
             yield CallDetailState.follow
@@ -260,6 +331,79 @@ def _summary() -> rx.Component:
     )
 
 
+def _labelled(label: str, value: rx.Component, testid: str = "") -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray"),
+        value,
+        spacing="0",
+        width="100%",
+        min_width="0",
+        data_testid=testid,
+    )
+
+
+def _specialist(line: SpecialistLine) -> rx.Component:
+    """The specialist, then what it did: side by side on a wide screen, one under the other on a phone."""
+    return rx.flex(
+        rx.text(line.name, size="2", weight="medium", min_width="0", overflow_wrap="anywhere"),
+        rx.text(line.status, rx.cond(line.seconds != "", " · " + line.seconds, ""), size="2", color_scheme="gray"),
+        direction=rx.breakpoints(initial="column", sm="row"),
+        justify="between",
+        gap=rx.breakpoints(initial="0", sm="2"),
+        width="100%",
+        data_testid="consultation-specialist",
+    )
+
+
+def _consultation_section(card: ConsultationCard) -> rx.Component:
+    """What the agent offered, what the caller said, who was asked and what the caller heard back."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.heading("Specialist consultation", size="4"),
+                rx.spacer(),
+                rx.badge(card.outcome, color_scheme=card.color, data_testid="consultation-outcome"),
+                width="100%",
+                align="center",
+                wrap="wrap",
+            ),
+            _labelled("The caller asked", rx.text(card.question, size="2", overflow_wrap="anywhere")),
+            rx.cond(card.reason != "", _labelled("Why the agent offered", rx.text(card.reason, size="2"))),
+            rx.grid(
+                _labelled("Offered at", rx.text(card.offered, size="2")),
+                _labelled("The caller's answer", rx.text(card.answer, size="2"), "consultation-answer"),
+                rx.cond(card.waited != "", _labelled("The caller waited", rx.text(card.waited, size="2"))),
+                rx.cond(card.tokens != "", _labelled("Specialist team tokens", rx.text(card.tokens, size="2"))),
+                columns=rx.breakpoints(initial="1", sm="2"),
+                spacing="3",
+                width="100%",
+            ),
+            rx.cond(
+                card.specialists.length() > 0,
+                _labelled(
+                    "Specialists asked",
+                    rx.vstack(rx.foreach(card.specialists, _specialist), spacing="1", width="100%"),
+                ),
+            ),
+            rx.cond(
+                card.partial_note != "", rx.callout(card.partial_note, icon="info", color_scheme="amber", size="1")
+            ),
+            rx.cond(
+                card.told != "",
+                _labelled(
+                    "What the caller was told",
+                    rx.blockquote(card.told, size="2", overflow_wrap="anywhere"),
+                    "consultation-told",
+                ),
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        data_testid="consultation",
+    )
+
+
 def _transcript() -> rx.Component:
     return section(
         "Conversation",
@@ -341,7 +485,14 @@ def call_detail_page() -> rx.Component:
                         wrap="wrap",
                     ),
                     rx.grid(
-                        rx.vstack(_summary(), _transcript(), spacing="4", width="100%", min_width="0"),
+                        rx.vstack(
+                            _summary(),
+                            rx.foreach(CallDetailState.consultations, _consultation_section),
+                            _transcript(),
+                            spacing="4",
+                            width="100%",
+                            min_width="0",
+                        ),
                         _side(),
                         columns=rx.breakpoints(initial="1", md="3fr 2fr"),
                         spacing="4",

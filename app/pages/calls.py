@@ -15,7 +15,7 @@ from app.components.cards import empty_state, section, stat_tile
 from app.components.charts import weekly_bars
 from app.components.layout import page_shell
 from app.services import local_time
-from app.services.calls import calls
+from app.services.calls import calls, consultations
 from app.session import SessionState, require_scope
 
 POLL_SECONDS = 3
@@ -115,6 +115,22 @@ class CallsState(rx.State):
 WIDE_ONLY = {"display": rx.breakpoints(initial="none", sm="table-cell")}
 
 
+def _consultation_badge(label: rx.Var) -> rx.Component:
+    """The call had consultations: the specialist team was asked, or the caller turned the offer down."""
+    return rx.cond(
+        label != "",
+        rx.badge(
+            rx.icon("users", size=12),
+            label,
+            color_scheme=rx.cond(label == consultations.BADGE_CONSULTED, "violet", "gray"),
+            variant="soft",
+            size="1",
+            margin_top="4px",
+            data_testid="consultation-badge",
+        ),
+    )
+
+
 def _row(call: calls.CallRow) -> rx.Component:
     href = "/calls/" + call.id + "?page=" + CallsState.page.to_string()
     return rx.table.row(
@@ -139,6 +155,7 @@ def _row(call: calls.CallRow) -> rx.Component:
                     color_scheme="gray",
                     display=rx.breakpoints(initial="block", sm="none"),
                 ),
+                _consultation_badge(call.consultation),
                 spacing="0",
             )
         ),

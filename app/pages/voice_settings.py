@@ -22,6 +22,7 @@ class VoiceSettingsState(rx.State):
     greeting: str = ""
     transfer_number: str = ""
     consult: bool = True
+    consult_offer: str = ""
     updated: str = ""
     errors: dict[str, str] = {}
     form_key: int = 0  # bumped to remount the form with fresh values
@@ -36,6 +37,7 @@ class VoiceSettingsState(rx.State):
             agent.consult_specialists,
             agent.updated,
         )
+        self.consult_offer = agent.consult_offer
 
     @rx.event
     async def load(self):
@@ -61,6 +63,7 @@ class VoiceSettingsState(rx.State):
                 greeting=form.get("greeting", ""),
                 transfer_number=form.get("transfer_number", ""),
                 consult_specialists=self.consult,
+                consult_offer=form.get("consult_offer", ""),
             )
         except ValidationFailed as exc:
             self.errors = exc.fields
@@ -154,6 +157,21 @@ def _agent_section() -> rx.Component:
                     ),
                     align="center",
                     spacing="3",
+                ),
+                form_field(
+                    "What the agent says to offer a consultation",
+                    rx.text_area(
+                        name="consult_offer",
+                        default_value=VoiceSettingsState.consult_offer,
+                        placeholder=voice_settings.DEFAULT_CONSULT_OFFER,
+                        rows="4",
+                        width="100%",
+                        data_testid="consult-offer",
+                    ),
+                    errors.get("consult_offer", ""),
+                    "Said when a caller's question is one for your specialists; the caller answers yes or no. "
+                    f"Up to {voice_settings.MAX_CONSULT_OFFER} characters. Left empty, the agent uses the standard wording, "
+                    "shown in the empty box.",
                 ),
                 rx.hstack(
                     rx.text("Last saved: ", VoiceSettingsState.updated, size="1", color_scheme="gray"),

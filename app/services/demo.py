@@ -108,6 +108,7 @@ def seed_demo() -> list[Credential]:
         demo_calls.seed_calls(session, tenant, DEMO_NUMBER)
         demo_billing.seed_billing(session, tenant, utcnow())
         admin_id = session.exec(select(User.id).where(User.email == ADMIN_EMAIL)).one()
+    demo_calls.seed_consultation_calls(tenant.id, DEMO_NUMBER)  # after the commit: the records refer to calls
     # The platform's CRM shows the demo as a customer with its (sample) invoices.
     platform_crm.customer_linked(tenant.id, demo_billing.sample_customer_id(tenant), "active")
     specialists.seed_all_organisations()  # organisations created before a catalogue update get the new ones

@@ -4,6 +4,7 @@ the contact's page listing their calls; at 1366x768 and 390x844."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from playwright.sync_api import expect
@@ -109,3 +110,81 @@ def test_a_call_page_adding_the_caller_and_the_contacts_calls(ui, make_org, fake
     ui.open(f"/calls/{uuid.uuid4()}")
     page.get_by_text("We could not find this call").wait_for()
     at_both_widths(ui, "call-not-found")
+
+
+def test_a_call_with_a_consultation_in_the_list_and_on_its_page(ui, make_org, fake_llm):
+    """The Calls list badges the calls whose callers were offered the specialist team; the call's page tells
+    what was asked, what the caller said, who answered in time and what the caller heard back."""
+    from tests.test_call_consultations import ANSWER, CARD, DECLINED, PARTIAL, QUESTION
+    from tests.test_call_consultations import _call as consulted_call
+
+    org = make_org("Harbor Dental", email="consult@example.com")
+    _call(org.tenant_id, 700)  # a call without any
+    consulted_call(org.tenant_id, 701, DECLINED)
+    call_id = consulted_call(org.tenant_id, 702, DECLINED, PARTIAL)
+    page = ui.page
+    page.set_viewport_size(LAPTOP)
+    ui.sign_in("consult@example.com", PASSWORD)
+
+    ui.open("/calls")
+    badges = page.get_by_test_id("consultation-badge")
+    expect(badges).to_have_count(2)
+    expect(badges.nth(0)).to_have_text("Specialists consulted")  # newest first
+    expect(badges.nth(1)).to_have_text("Consultation offered")
+    page.locator(".js-plotly-plot").wait_for()
+    at_both_widths(ui, "consultation-list")
+
+    page.get_by_test_id("call-row").filter(has_text="Specialists consulted").get_by_test_id("call-link").click()
+    page.wait_for_url(f"**/calls/{call_id}?page=1")
+    cards = page.get_by_test_id("consultation")
+    expect(cards).to_have_count(2)
+    declined, consulted = cards.nth(0), cards.nth(1)
+    expect(declined.get_by_test_id("consultation-outcome")).to_have_text("Declined")
+    declined.get_by_text(CARD).wait_for()
+    expect(declined.get_by_test_id("consultation-answer")).to_contain_text("No, understood by the built-in word rules")
+    expect(consulted.get_by_test_id("consultation-outcome")).to_have_text("Partly answered")
+    consulted.get_by_text(QUESTION).wait_for()
+    expect(consulted.get_by_test_id("consultation-specialist")).to_have_count(2)
+    consulted.get_by_text("Did not finish in time · 30.0 s").wait_for()
+    consulted.get_by_text("1,234 (not billed)").wait_for()
+    expect(consulted.get_by_test_id("consultation-told")).to_contain_text(ANSWER)
+    page.get_by_text("Specialist team tokens (not billed)").last.wait_for()  # the call's usage
+    page.get_by_test_id("call-summary").get_by_text("declined an offer to consult the specialist team").wait_for()
+    at_both_widths(ui, "consultation-call")
+
+    ui.open("/voice")
+    field = page.get_by_test_id("consult-offer")
+    expect(field).to_have_attribute("placeholder", re.compile("^I can give you a quick response"))
+    at_both_widths(ui, "consultation-offer-setting")  # empty: the standard wording shows in the box
+    field.fill("x" * 601)
+    page.get_by_test_id("save-agent").click()
+    page.get_by_text("The consultation offer is at most 600 characters (got 601).").wait_for()
+    ui.shot("consultation-offer-error-1366")
+    field.fill("Shall I check with our specialists? It takes about half a minute.")
+    page.get_by_test_id("save-agent").click()
+    ui.toast("Saved. The next call uses the new settings.")
+    expect(page.get_by_text("The consultation offer is at most 600 characters (got 601).")).to_have_count(0)
+
+
+def test_the_demo_shows_an_answered_and_a_declined_consultation(ui, make_org, fake_llm):
+    """What `make run` shows: the demo's calls with a consultation (seeded here without the rest of the demo,
+    whose campaign sending races the running app's job runner), badged in the list, told on their pages."""
+    from app.services.calls.demo_calls import seed_consultation_calls
+
+    org = make_org("Harbor Dental Group", email="front-desk@example.com")
+    seed_consultation_calls(org.tenant_id, "+15550100000")
+    page = ui.page
+    page.set_viewport_size(LAPTOP)
+    ui.sign_in("front-desk@example.com", PASSWORD)
+
+    ui.open("/calls")
+    page.get_by_test_id("consultation-badge").filter(has_text="Consultation offered").wait_for()
+    consulted = page.get_by_test_id("call-row").filter(has_text="Specialists consulted")
+    consulted.get_by_test_id("call-link").click()
+    page.wait_for_url("**/calls/*")
+    card = page.get_by_test_id("consultation")
+    expect(card.get_by_test_id("consultation-outcome")).to_have_text("Partly answered")
+    expect(card.get_by_test_id("consultation-specialist")).to_have_count(3)
+    card.get_by_text("Dental Care Guidance did not finish").wait_for()
+    page.get_by_text("The caller agreed.").wait_for()  # the transcript's own note
+    at_both_widths(ui, "consultation-demo-call")

@@ -4,7 +4,9 @@ caller's CRM timeline.
 The notes come from the LLM when one is configured (`voice_llm.call_notes`, strict JSON), otherwise offline: an
 extractive summary of the transcript (the caller's request, what the agent promised, the sentences carrying the
 call's facts, never filler) and the follow-up rules of `call_requests`. `call_sessions.summary_source` says
-which ("llm" or "offline") and the Calls page shows it.
+which ("llm" or "offline") and the Calls page shows it. Either way the summary mentions the call's consultations
+with the specialist team, read from their records (`consultations.sentences`), not from the transcript's notes:
+the LLM is given them, and the offline summary ends with them.
 
 Follow-ups are kept on the call (`call_sessions.follow_ups`). When the caller is a contact they become one
 `follow_up` task on the contact's timeline, due at the earliest day said (in the organisation's time zone). An
@@ -24,7 +26,7 @@ from sqlmodel import Session, select
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.billing.usage import billed_seconds
-from app.services.calls import call_requests, transcript_facts, voice_llm
+from app.services.calls import call_requests, consultations, transcript_facts, voice_llm
 from app.services.calls.call_records import contact_for_number, transcript_history
 from app.services.crm import interactions
 from app.services.errors import NotFound
@@ -118,6 +120,11 @@ def extractive_summary(lines: list[tuple[str, str]]) -> str:
     return " ".join(f"{speaker}: {' '.join(transcript_facts.readable(t) for t in texts)}" for speaker, texts in parts)
 
 
+def with_consultations(summary: str, views: list[consultations.ConsultationView]) -> str:
+    """The offline summary, then a sentence for each offer to consult the specialist team."""
+    return " ".join([summary, *consultations.sentences(views)])
+
+
 def _entry_exists(session: Session, scope: Scope, contact: Contact, call: CallSession, types: tuple[str, ...]) -> bool:
     return (
         session.exec(
@@ -183,17 +190,20 @@ def _notes(scope: Scope, call: CallSession, lines: list[tuple[str, str]]) -> tup
     with session_scope() as session:
         zone = tenants.time_zone(session, scope.tenant_id)
     started_local = call.started_at.astimezone(zone)
+    consulted = consultations.for_call(scope, call.id)
     notes = None
     if lines:
         transcript = "\n".join(
             f"{'Caller' if r == 'user' else 'Agent' if r == 'assistant' else 'Note'}: {c}" for r, c in lines
         )
-        notes = voice_llm.call_notes(transcript, f"{started_local:%A %d %B %Y, %H:%M} ({zone.key})")
+        notes = voice_llm.call_notes(
+            transcript, f"{started_local:%A %d %B %Y, %H:%M} ({zone.key})", consultations.sentences(consulted)
+        )
     if notes is not None:
         follow_ups = call_requests.from_llm(notes["follow_ups"], started_local)
         return notes["summary"], "llm", [f.as_json() for f in follow_ups]
     follow_ups = call_requests.offline_follow_ups(lines, started_local)
-    return extractive_summary(lines), "offline", [f.as_json() for f in follow_ups]
+    return with_consultations(extractive_summary(lines), consulted), "offline", [f.as_json() for f in follow_ups]
 
 
 def summarise_call(scope: Scope, call_id: uuid.UUID | str) -> dict:

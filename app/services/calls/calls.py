@@ -14,7 +14,7 @@ from app.services import local_time
 from app.services.accounts import tenants
 from app.services.accounts.scope import Scope
 from app.services.billing.usage import call_minutes
-from app.services.calls import call_requests
+from app.services.calls import call_requests, consultations
 from app.services.calls.call_summary import format_duration
 from app.services.errors import NotFound
 from app.services.phone_rules import display_phone
@@ -55,6 +55,7 @@ class CallRow:
     pipeline: str
     status: str
     outcome: str
+    consultation: str = ""  # the list's badge: "Specialists consulted", "Consultation offered", or ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class CallDetail(CallRow):
     latency: dict[str, Any] = field(default_factory=dict)
     # What the caller asked to be done (call_requests.describe), whether or not they are a contact yet.
     follow_ups: list[dict[str, str]] = field(default_factory=list)
+    # Each offer to consult the specialist team, and what became of it, oldest first.
+    consultations: list[consultations.ConsultationView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,12 @@ def list_calls(scope: Scope, page: int = 1, page_size: int = PAGE_SIZE) -> tuple
             .offset((page - 1) * page_size)
             .limit(page_size)
         ).all()
-        rows = [CallRow(**_row_fields(call, name, business, now, scope.time_zone)) for call, name, business in rows]
-        return rows, int(total)
+    badges = consultations.badges_for_calls(scope, [call.id for call, _, _ in rows])
+    listed = [
+        CallRow(**_row_fields(call, name, business, now, scope.time_zone), consultation=badges.get(str(call.id), ""))
+        for call, name, business in rows
+    ]
+    return listed, int(total)
 
 
 def call_detail(scope: Scope, call_id: str) -> CallDetail:
@@ -162,6 +169,7 @@ def call_detail(scope: Scope, call_id: str) -> CallDetail:
             usage={kind: int(quantity) for kind, quantity in usage},
             latency=dict(call.latency or {}),
             follow_ups=[call_requests.describe(f, zone) for f in call_requests.stored(call.follow_ups)],
+            consultations=consultations.for_call(scope, uid),
         )
 
 

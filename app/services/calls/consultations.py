@@ -10,7 +10,9 @@ The voice bridge writes them through its record writer thread, in order, with id
 and the pages read them:
 
     for_call(scope, call_id) -> [ConsultationView]             # the call's page
-    counts_for_calls(scope, call_ids) -> {call_id: n}          # the badge in the calls list
+    counts_for_calls(scope, call_ids) -> {call_id: n}          # how many each call had
+    badges_for_calls(scope, call_ids) -> {call_id: label}      # the badge in the calls list
+    sentences(views) -> [str]                                  # what the call's summary says about them
     tokens_of_call(session, tenant_id, call_id) -> int         # finish_call's consult_tokens usage
 """
 
@@ -45,6 +47,17 @@ OUTCOME_LABELS = {
     "caller_hung_up": "Caller hung up",
 }
 CONSENT_LABELS = {"pending": "Not answered", "yes": "Yes", "no": "No", "unclear": "Unclear"}
+# Who understood the caller's answer to the offer.
+CONSENT_SOURCE_LABELS = {"llm": "understood by the AI assistant", "rules": "understood by the built-in word rules"}
+# What each specialist did in the time the caller waited.
+SPECIALIST_STATUS_LABELS = {
+    "done": "Answered",
+    "timeout": "Did not finish in time",
+    "error": "Could not answer",
+    "cancelled": "Stopped",
+}
+BADGE_CONSULTED = "Specialists consulted"  # the caller said yes to at least one offer
+BADGE_OFFERED = "Consultation offered"  # offered, never taken up
 
 
 def record_offer(
@@ -192,18 +205,85 @@ def for_call(scope: Scope, call_id: uuid.UUID | str) -> list[ConsultationView]:
         return [_view(r) for r in rows]
 
 
-def counts_for_calls(scope: Scope, call_ids: Iterable[uuid.UUID | str]) -> dict[str, int]:
-    """How many consultations each of these calls had (calls with none are left out)."""
+def _tallies(scope: Scope, call_ids: Iterable[uuid.UUID | str]) -> dict[str, tuple[int, int]]:
+    """{call_id: (consultations, those the caller agreed to)} in one query; calls with none are left out."""
     ids = [uuid.UUID(str(c)) for c in call_ids]
     if not ids:
         return {}
     with read_session() as session:
         rows = session.execute(
-            select(CallConsultation.call_id, func.count())
+            select(CallConsultation.call_id, func.count(), func.count().filter(CallConsultation.consent == "yes"))
             .where(CallConsultation.tenant_id == scope.tenant_id, CallConsultation.call_id.in_(ids))
             .group_by(CallConsultation.call_id)
         ).all()
-    return {str(call_id): int(n) for call_id, n in rows}
+    return {str(call_id): (int(n), int(agreed)) for call_id, n, agreed in rows}
+
+
+def counts_for_calls(scope: Scope, call_ids: Iterable[uuid.UUID | str]) -> dict[str, int]:
+    """How many consultations each of these calls had (calls with none are left out)."""
+    return {call_id: n for call_id, (n, _) in _tallies(scope, call_ids).items()}
+
+
+def badges_for_calls(scope: Scope, call_ids: Iterable[uuid.UUID | str]) -> dict[str, str]:
+    """The Calls list's badge for each of these calls that had consultations (one query for the page)."""
+    return {
+        call_id: BADGE_CONSULTED if agreed else BADGE_OFFERED
+        for call_id, (_, agreed) in _tallies(scope, call_ids).items()
+    }
+
+
+def unfinished(view: ConsultationView) -> list[str]:
+    """The specialists who were asked but did not answer in time (a partial answer is made without them)."""
+    return [s.get("name") or s.get("slug") or "A specialist" for s in view.specialists if s.get("status") != "done"]
+
+
+def _about(question: str, limit: int = 120) -> str:
+    """The caller's question, quoted; a long one cut at a word, so the summary stays short."""
+    question = " ".join(question.split())
+    if len(question) <= limit:
+        return f"“{question}”"
+    return f"“{question[:limit].rsplit(' ', 1)[0].rstrip(',;:')}…”"
+
+
+# What became of an agreed consultation, after "the team ...".
+_AFTER_YES = {
+    "answered": "the team answered",
+    "timed_out": "the team did not answer in time",
+    "failed": "the team could not answer",
+    "busy": "the team was busy, so the agent answered alone",
+    "caller_stopped": "the caller stopped waiting before the answer",
+    "caller_hung_up": "the caller hung up before the answer",
+    "cancelled": "it was withdrawn",
+    "pending": "the call ended while the team was working",
+}
+
+
+def sentences(views: Sequence[ConsultationView]) -> list[str]:
+    """What the call's summary says about its consultations, one plain sentence each, from the records."""
+    said = []
+    for view in views:
+        about = _about(view.question)
+        if view.consent == "yes":
+            if view.outcome == "partial" or (view.outcome == "answered" and view.partial):
+                missing = ", ".join(unfinished(view)) or "some specialists"
+                after = f"the team answered (partial: {missing} did not finish)"
+            else:
+                after = _AFTER_YES.get(view.outcome, view.outcome_label.lower())
+            said.append(f"The caller agreed to a consultation with the specialist team about {about}; {after}.")
+        elif view.consent == "no" or view.outcome == "declined":
+            said.append(f"The caller declined an offer to consult the specialist team about {about}.")
+        elif view.outcome == "caller_hung_up":
+            said.append(f"The caller hung up before answering an offer to consult the specialist team about {about}.")
+        elif view.outcome == "cancelled":
+            said.append(f"An offer to consult the specialist team about {about} was withdrawn.")
+        else:
+            said.append(f"The agent offered to consult the specialist team about {about}.")
+    return [_ended(sentence) for sentence in said]
+
+
+def _ended(sentence: str) -> str:
+    """No full stop after a quoted question that ends its own sentence: “... over the phone?”"""
+    return sentence[:-1] if sentence.endswith(("?”.", "!”.", ".”.", "…”.")) else sentence
 
 
 def tokens_of_call(session: Session, tenant_id: uuid.UUID, call_id: uuid.UUID) -> int:

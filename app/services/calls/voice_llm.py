@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from app.integrations import llm
@@ -29,7 +29,8 @@ SUMMARY_INSTRUCTIONS = (
     "billing question, a message to pass on); none for a question answered during the call. For each: `kind`; "
     "`request`: what to do, in plain words a receptionist would write; `promised`: what the agent told the "
     'caller would happen, or ""; `when`: the day or time the caller or agent named, as said ("next Tuesday at '
-    '3 pm", "this afternoon"), or "".'
+    '3 pm", "this afternoon"), or "". When the call\'s records list consultations with the specialist team, the '
+    "summary says whether the caller agreed and what came of it, in one plain sentence."
 )
 FOLLOW_UP_KINDS = ("callback", "booking", "reschedule", "cancel", "send", "quote", "billing", "message", "other")
 NOTES_SCHEMA = {
@@ -99,15 +100,24 @@ def _valid_notes(data: dict) -> dict | None:
     return {"summary": summary.strip()[:2000], "follow_ups": items}
 
 
-def call_notes(transcript: str, call_time: str) -> dict | None:
+def call_notes(transcript: str, call_time: str, consultations: Sequence[str] = ()) -> dict | None:
     """The call's summary and follow-ups (NOTES_SCHEMA, strict JSON) from the LLM, or None (offline, or the
     model failed or strayed). `call_time` says when the call was made, so "tomorrow" means something to the
-    model. Synchronous: the summary job runs in a worker thread with no event loop of its own."""
+    model; `consultations`, what the call's records say of its consultations with the specialist team (before
+    the transcript, so a long call's cut never drops them). Synchronous: the summary job runs in a worker
+    thread with no event loop of its own."""
     if not llm.llm_configured():
         return None
+    records = (
+        "Consultations with the specialist team (from the call's records):\n"
+        + "\n".join(f"- {line}" for line in consultations)
+        + "\n\nTranscript:\n"
+        if consultations
+        else ""
+    )
     messages = [
         {"role": "system", "content": f"{SUMMARY_INSTRUCTIONS}\n\nThe call was made on {call_time}."},
-        {"role": "user", "content": transcript[:24_000]},
+        {"role": "user", "content": records + transcript[:24_000]},
     ]
 
     async def ask() -> dict | None:

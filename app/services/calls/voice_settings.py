@@ -1,5 +1,6 @@
 """The organisation's phone line: the numbers it answers (read-only here: super admins assign them, see
-app.services.calls.phone_numbers), and its agent's prompt, greeting and transfer number. Admins only."""
+app.services.calls.phone_numbers), and its agent's prompt, greeting, transfer number and the words it uses to
+offer a consultation with the specialist team. Admins only."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ from models.db import session_scope
 
 MAX_PROMPT = 8000
 MAX_GREETING = 1000
+MAX_CONSULT_OFFER = 600
+# What the agent says to offer a consultation when the organisation has not written its own (the seed's wording).
+# The voice bridge (voice_service/consultation.py) imports it from here: this module is its one home.
+DEFAULT_CONSULT_OFFER = (
+    "I can give you a quick response, or consult with my specialist team for a more comprehensive answer. "
+    "Would you like me to check with the experts? This will take about 30 seconds."
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class AgentSettingsView:
     transfer_number: str
     consult_specialists: bool
     updated: str
+    consult_offer: str = ""  # the organisation's own offer wording; "" = DEFAULT_CONSULT_OFFER
 
 
 DEFAULT_AGENT_PROMPT = (
@@ -80,6 +89,7 @@ def _settings_view(settings: VoiceSettings, zone: str) -> AgentSettingsView:
         transfer_number=settings.transfer_number or "",
         consult_specialists=settings.consult_specialists,
         updated=local_time.moment(settings.updated_at, zone) or "never",
+        consult_offer=settings.consult_offer or "",
     )
 
 
@@ -90,9 +100,16 @@ def get_agent_settings(scope: Scope) -> AgentSettingsView:
 
 
 def save_agent_settings(
-    scope: Scope, *, prompt: str, greeting: str, transfer_number: str = "", consult_specialists: bool = True
+    scope: Scope,
+    *,
+    prompt: str,
+    greeting: str,
+    transfer_number: str = "",
+    consult_specialists: bool = True,
+    consult_offer: str | None = None,
 ) -> AgentSettingsView:
-    """Applies to the next call (a call in progress keeps the settings it started with)."""
+    """Applies to the next call (a call in progress keeps the settings it started with). `consult_offer`: the
+    words that offer a consultation; empty means the default wording, None leaves what is saved."""
     scope.require_admin()
     errors: dict[str, str] = {}
     prompt_text, problem = clean_text(prompt, max_length=MAX_PROMPT, label="The agent's instructions", required=True)
@@ -107,12 +124,17 @@ def save_agent_settings(
         transfer, problem = transfer_number_problem(transfer_number, get_settings().transfer_allowed_countries)
         if problem:
             errors["transfer_number"] = problem
+    offer, problem = clean_text(consult_offer, max_length=MAX_CONSULT_OFFER, label="The consultation offer")
+    if problem:
+        errors["consult_offer"] = problem
     if errors:
         raise ValidationFailed(errors)
     with session_scope() as session:
         settings = _settings(session, scope)
         settings.agent_prompt, settings.greeting = prompt_text, greeting_text
         settings.transfer_number, settings.consult_specialists = transfer, bool(consult_specialists)
+        if consult_offer is not None:
+            settings.consult_offer = offer
         settings.updated_at = utcnow()
         session.add(settings)
         return _settings_view(settings, scope.time_zone)
