@@ -37,6 +37,7 @@ from app.services.agents.consent import read_consent, wants_to_stop
 from app.services.agents.team import Team, load_team
 from app.services.calls.call_records import CallContext
 from app.services.calls.caller_contact import consultation_context
+from app.services.calls.voice_settings import DEFAULT_CONSULT_OFFER
 from voice_service import metrics
 from voice_service.agent_config import BridgeTimings
 from voice_service.call_state import CallState
@@ -46,10 +47,7 @@ from voice_service.records import CallRecorder, in_db_thread
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OFFER = (
-    "I can give you a quick response, or consult with my specialist team for a more comprehensive answer. "
-    "Would you like me to check with the experts? This will take about 30 seconds."
-)
+DEFAULT_OFFER = DEFAULT_CONSULT_OFFER  # the seed's wording; the organisation's own replaces it
 ASK_AGAIN = "Sorry, I didn't catch that. Shall I check with the specialist team? Just say yes or no."
 HOLD_INSTRUCTION = (
     "\n\nThe caller is on hold while the specialist team checks their question. If the caller says anything "
