@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import replace
 
 from app.services.accounts.scope import Scope
 from app.services.agents import ConsultResult
 from app.services.calls import consultations
+from app.services.calls.call_records import CallContext
+from app.settings import get_settings
 from models import VoiceSettings
 from models.db import session_scope
 from tests.test_agents_collaboration import script_team
 from tests.test_voice_calls import transcript
 from tests.voice_kit import FAST, add_contact, call_row, phone_line, usage_of
+from voice_service import rollout
 from voice_service.consult import ConsultRequest
 from voice_service.consultation import (
     ASK_AGAIN,
@@ -654,3 +658,32 @@ async def test_an_emergency_on_hold_ends_the_wait_and_leaves_the_caller_to_the_a
     assert (c.consent, c.outcome) == ("yes", "cancelled")
     lines = transcript(call_row(caller.call_sid).id)
     assert ("system", "The consultation was withdrawn: the caller described an emergency.") in lines
+
+
+def test_the_consult_rollout_shares_the_pipelines_bucket_of_calls(monkeypatch):
+    """At the same percentage, the calls that may consult are exactly the calls on the voice agent: a small
+    consultation rollout never lands on calls the agent does not take."""
+    sids = [f"CA{i:032x}" for i in range(1000)]
+    call = CallContext(
+        call_id=uuid.uuid4(),
+        call_sid="",
+        tenant_id=uuid.uuid4(),
+        organisation="Acme Dental",
+        from_number=None,
+        pipeline="voice_agent",
+        prompt="",
+        greeting="Hello.",
+        transfer_number=None,
+        consult_enabled=True,
+    )
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-key-for-this-test")
+    monkeypatch.setenv("VOICE_AGENT_ROLLOUT_PERCENTAGE", "30")
+    monkeypatch.setenv("VOICE_CONSULT_ROLLOUT_PERCENTAGE", "30")
+    get_settings.cache_clear()
+    try:
+        consulting = [rollout.consults(replace(call, call_sid=sid)) for sid in sids]
+        assert consulting == [rollout.choose_pipeline(sid) == "voice_agent" for sid in sids]
+        assert 0.25 < consulting.count(True) / len(sids) < 0.35
+        assert not any(rollout.consults(replace(call, call_sid=sid, consult_enabled=False)) for sid in sids)
+    finally:
+        get_settings.cache_clear()
