@@ -15,9 +15,11 @@ PROMPT_RULES = (
     "When the caller says goodbye or has nothing more, say a brief goodbye and call end_call."
 )
 TRANSFER_RULE = " If the caller asks for a person, or you cannot help, call transfer_to_human."
+# The bridge offers the specialist team itself (consultation.py) and says the offer; the agent only acts on
+# the caller's yes, so the caller is not asked twice.
 CONSULT_RULE = (
-    " For questions that need expert knowledge, first offer to check with the specialist team (about 30 "
-    "seconds on hold). Only if the caller agrees, call consult_specialists with their question."
+    " The system may offer the caller a check with the specialist team (about 30 seconds on hold). When the "
+    "caller agrees to it, call consult_specialists with their question; never call it without their agreement."
 )
 
 

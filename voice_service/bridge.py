@@ -82,7 +82,6 @@ class TelephonyVoiceAgentHandler:
             self.state,
             self.recorder,
             consultation=self.consultation,
-            timings=timings,
             spawn=self._spawn,
             end=self._end,
         )

@@ -21,7 +21,6 @@ from typing import Any
 
 from app.integrations import twilio
 from app.services.calls.call_records import CallContext
-from voice_service.agent_config import BridgeTimings
 from voice_service.call_state import CallState
 from voice_service.consultation import ConsultationFlow
 from voice_service.deepgram_voice_agent import VoiceAgentService
@@ -42,7 +41,6 @@ class ClientFunctions:
         recorder: CallRecorder,
         *,
         consultation: ConsultationFlow | None,
-        timings: BridgeTimings,
         spawn: Spawn,
         end: End,
     ):
@@ -51,7 +49,6 @@ class ClientFunctions:
         self.state = state
         self.recorder = recorder
         self.consultation = consultation
-        self.timings = timings
         self.spawn = spawn
         self.end = end
         self._hanging_up = False
