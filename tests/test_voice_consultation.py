@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 
 from app.services.accounts.scope import Scope
@@ -115,9 +116,17 @@ async def call_with(monkeypatch, tenant_id, steps, *, keys=None, **options):
         finally:
             done.set()
 
+    before = outcomes()
     async with phone_line(monkeypatch, tenant_id, script, greet=False, **options) as line:
-        caller = await talk(line, done, keys=keys)
+        caller = await talk(line, done, keys=keys)  # (leaving phone_line: no task left, every record written)
     line.assert_agent_saw_only_valid_messages()
+    # Whatever happened: every consultation has an outcome, counted once in the metrics, and the call's usage
+    # was written once with the consultations' tokens.
+    rows = the_consultations(tenant_id, caller)
+    after = outcomes()
+    assert {o: after[o] - before[o] for o in after if after[o] != before[o]} == Counter(c.outcome for c in rows)
+    assert "pending" not in {c.outcome for c in rows}
+    assert usage_of(call_row(caller.call_sid).id).get("consult_tokens", 0) == sum(c.tokens for c in rows)
     return line, caller
 
 
