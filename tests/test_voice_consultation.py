@@ -515,6 +515,7 @@ async def test_a_refused_offer_is_queued_and_still_said(monkeypatch, make_org):
     assert ("assistant", DEFAULT_OFFER) in transcript(call_row(caller.call_sid).id)  # the agent said it
     (c,) = the_consultations(org.tenant_id, caller)
     assert c.outcome == "caller_hung_up"  # the caller never answered it
+    assert transcript(call_row(caller.call_sid).id)[-1] == ("system", "The caller hung up before answering the offer.")
 
 
 async def test_a_second_consultation_replaces_the_first_in_the_prompt(monkeypatch, make_org):

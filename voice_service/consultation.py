@@ -363,7 +363,9 @@ class ConsultationFlow:
         except TimeoutError:
             return "timed_out", None
         except Exception as exc:
-            log.warning("specialist consult failed", extra={"call_sid": self.context.call_sid, "error": repr(exc)})
+            log.warning(
+                "specialist consult failed", extra={"call_sid": self.context.call_sid, "error": type(exc).__name__}
+            )
             return "failed", None
         outcome = "partial" if result.outcome == "answered" and result.partial else result.outcome
         if outcome in ("answered", "partial") and not result.spoken.strip():
