@@ -11,6 +11,7 @@ answers anything else with "still checking"); keys pressed meanwhile are handed 
 The consultation runs within the telephony budget (BridgeTimings.consult_timeout). Resuming REPLACES the
 prompt's consultation context (UpdateThink: the call's base prompt plus only the latest answer), then the
 answer is said (injected, or as the response to the agent's attached function call). Every fallback is said.
+Emergency wording is never offered a hold, and during an offer or a hold it withdraws the consultation at once.
 
 Nothing here runs on the caller's frame path: the bridge only hands utterances over (a queue, read by one
 task per call), and the slow steps (assessing in a thread, the consent read, the consultation) run in tasks
