@@ -9,9 +9,10 @@ fake agent plays as if it had heard them. A script is a text file, one step a li
     agent: <words>         the agent says this (its text, then audio)
     wait: offer [SECONDS]  until the bridge offers to consult the specialists: its next InjectAgentMessage
                            after the caller's last line (default: at most 15 s)
-    wait: answer [SECONDS] until the expert answer: the InjectAgentMessage (or FunctionCallResponse) after the
-                           prompt update carrying "Based on expert consultation" (default: at most 45 s, the
-                           telephony budget and a margin)
+    wait: answer [SECONDS] until the consultation's answer: the InjectAgentMessage (or FunctionCallResponse)
+                           after the bridge's resume (UpdateThink); an expert answer when the new prompt says
+                           "Based on expert consultation", else what the caller hears instead (default: at
+                           most 45 s, the telephony budget and a margin)
     wait: SECONDS          a pause
     end: <words>           the agent ends the call (end_call) and says these words as its goodbye
 
@@ -44,7 +45,7 @@ wait: 2
 end: Thanks for calling. Goodbye!
 """
 
-# The bridge replaces the prompt's consultation context with this paragraph just before it speaks the answer.
+# On resume the bridge replaces the prompt (UpdateThink) with its base and this paragraph, then speaks the answer.
 ANSWER_MARK = "Based on expert consultation"
 WAITS = {"offer": 15.0, "answer": 45.0}
 KINDS = ("caller", "agent", "wait", "end")
@@ -70,6 +71,7 @@ class Played:
     finished: float  # a wait for the offer/answer: when that message arrived at the agent
     heard: str = ""  # what the awaited message said
     ok: bool = True  # False: the wait ran out of time
+    expert: bool = False  # wait: answer: the resume carried an expert answer (not a fallback)
 
 
 def _seconds(value: str, line: int) -> float:
@@ -178,14 +180,12 @@ async def play(
 async def _await(session: AgentSession, step: Step, since: int, started: float, say) -> Played:
     say(f"waiting for the {step.until} (at most {step.seconds:g} s)")
     deadline = started + step.seconds
+    expert = False
     try:
         if step.until == "answer":
-            mark = await session.wait_message(
-                lambda m: m.get("type") in ("UpdateThink", "UpdatePrompt") and ANSWER_MARK in str(m),
-                since,
-                timeout=step.seconds,
-            )
-            since = mark + 1
+            resume = await session.wait_message(_is("UpdateThink"), since, timeout=step.seconds)
+            expert = ANSWER_MARK in str(session.messages[resume])
+            since = resume + 1
         index = await session.wait_message(
             _speaks if step.until == "answer" else _is("InjectAgentMessage"),
             since,
@@ -196,5 +196,6 @@ async def _await(session: AgentSession, step: Step, since: int, started: float, 
         return Played(step, started, time.perf_counter(), ok=False)
     heard = _words(session.messages[index])
     arrived = session.received_at[index]
-    say(f"heard the {step.until} after {arrived - started:.1f} s")
-    return Played(step, started, arrived, heard)
+    what = step.until if expert or step.until == "offer" else "team's fallback (no expert answer)"
+    say(f"heard the {what} after {arrived - started:.1f} s")
+    return Played(step, started, arrived, heard, expert=expert)
