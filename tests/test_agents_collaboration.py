@@ -93,7 +93,7 @@ async def test_specialists_run_in_parallel_and_the_synthesis_streams(fake_llm, o
     done = events[-1]
     assert isinstance(done, Done)
     assert done.answer == "First verify identity, then offer two new slots."
-    assert done.notice == "" and not done.offline
+    assert done.notice == "" and not done.offline and not done.partial
     assert [s["status"] for s in done.specialists] == ["done", "done"]
     assert set(done.timings) == {"route_ms", "specialists_ms", "synthesis_ms", "total_ms"}
     # The synthesis saw both answers.
@@ -145,6 +145,7 @@ async def test_a_specialist_past_its_timeout_is_cancelled_and_named(fake_llm, or
     done = of(events, Done)[0]
     assert "HIPAA & Patient Privacy (timed out)" in done.answer
     assert [s["status"] for s in done.specialists] == ["timeout", "done"]
+    assert done.partial  # the answer is Appointment Scheduling's alone
     stored = conversations.get_messages(org, of(events, TurnStarted)[0].conversation_id)
     assert stored[-1].role == "assistant" and stored[-1].timings == done.timings  # the reply keeps its timings
     phases = done.timings["route_ms"] + done.timings["specialists_ms"] + done.timings["synthesis_ms"]
@@ -165,6 +166,7 @@ async def test_the_overall_deadline_cancels_stragglers(fake_llm, org):
         "(timed out)), so this answer quotes their reference notes instead."
     )
     assert done.offline and "two identifiers" in done.answer
+    assert not done.partial  # every chosen specialist is quoted from its notes
     assert leftover_tasks() == []
 
 
@@ -281,3 +283,5 @@ async def test_consult_returns_the_answer_and_a_spoken_version(fake_llm, org):
     assert result.spoken == "First verify identity. Then offer two new slots."
     assert [a["slug"] for a in result.agents] == ["hipaa-privacy", "appointment-scheduling"]
     assert result.usage["completion_tokens"] > 0 and not result.offline
+    assert result.outcome == "answered" and not result.partial
+    assert result.tokens == result.usage["prompt_tokens"] + result.usage["completion_tokens"]

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from app.integrations import twilio
 from app.jobs.runner import Runner
+from app.services.agents import ConsultResult
 from models import CallTranscriptLine, Contact, ContactInteraction
 from models.db import session_scope
 from tests.fakes.deepgram_agent import FakeDeepgramAgent
@@ -32,6 +33,7 @@ from tests.voice_kit import (
     usage_of,
 )
 from voice_service.audio import tone
+from voice_service.consultation import ASK_FIRST, HOLD_MESSAGE, SPOKEN
 from voice_service.simulate import TwilioCaller
 
 
@@ -249,26 +251,40 @@ async def test_transfer_without_a_number_is_declined_and_the_call_goes_on(monkey
     assert "Offer to take a message" in answers[0]["content"] and line.twilio.updates == []
 
 
+async def consented(s, question: str) -> dict:
+    """The agent asks for the specialist team and is told to ask the caller first; the caller agrees; the agent
+    calls again and its call waits for the team's answer (the FunctionCallResponse)."""
+    first = await s.call_function("consult_specialists", {"question": question})
+    assert first["content"] == ASK_FIRST
+    await s.hear("Yes, please.")
+    while (await s.wait_for("InjectAgentMessage"))["message"] != HOLD_MESSAGE:
+        pass  # (what an earlier consultation had said)
+    return await s.call_function("consult_specialists", {"question": question})
+
+
 async def test_consulting_the_specialists_holds_then_resumes_with_their_answer(monkeypatch, make_org):
     org = make_org()
     asked = []
 
-    async def consult(tenant_id, question):
-        asked.append((tenant_id, question))
+    async def consult(request):
+        asked.append((request.tenant_id, request.question))
         await asyncio.sleep(0.3)
-        return "Implants need two visits, about three months apart."
+        spoken = "Implants need two visits, about three months apart."
+        return ConsultResult(answer=spoken, spoken=spoken)
 
     async def script(s):
-        await s.hear("How long does an implant take? Yes, please ask the specialists.")
-        response = await s.call_function("consult_specialists", {"question": "How long does a dental implant take?"})
+        response = await consented(s, "How long does a dental implant take?")
         assert response["content"] == "Implants need two visits, about three months apart."
         types = [m["type"] for m in s.messages]
         hold = types.index("InjectAgentMessage")
-        assert types.index("UpdatePrompt", hold) < types.index(
-            "FunctionCallResponse", hold
-        )  # resume: prompt, then answer
-        prompt = next(m for m in s.messages if m["type"] == "UpdatePrompt")["prompt"]
-        assert "Implants need two visits" in prompt
+        assert (
+            types.index("UpdatePrompt")
+            < hold
+            < types.index("UpdateThink")
+            < types.index("FunctionCallResponse", types.index("UpdateThink"))
+        )  # hold: instruction and message; resume: the prompt's context replaced, then the answer
+        think = next(m for m in s.messages if m["type"] == "UpdateThink")["think"]
+        assert "Based on expert consultation: Implants need two visits" in think["prompt"]
         await s.say("The specialists say implants need two visits, about three months apart.")
 
     async with phone_line(monkeypatch, org.tenant_id, script, consult=consult, greet=False) as line:
@@ -280,32 +296,27 @@ async def test_consulting_the_specialists_holds_then_resumes_with_their_answer(m
     session = line.agent.sessions[0]
     hold = next(m for m in session.messages if m["type"] == "InjectAgentMessage")
     assert "checking with our specialist team" in hold["message"]
-    assert ("system", "Consulted the specialists: How long does a dental implant take? (answered)") in transcript(
-        call_row(caller.call_sid).id
-    )
+    lines = transcript(call_row(caller.call_sid).id)
+    assert ("system", "The caller agreed.") in lines
+    assert any(role == "system" and text.startswith("The specialist team answered in ") for role, text in lines)
 
 
-async def test_on_hold_the_bridge_sends_keepalive_instead_of_audio(monkeypatch, make_org):
+async def test_a_gap_in_the_callers_audio_is_covered_by_keepalive(monkeypatch, make_org):
     org = make_org()
     timings = replace(FAST, keepalive_interval=0.3)
-
-    async def slow(tenant_id, question):  # the specialists answer once the agent has had two keepalives
-        messages = line.agent.sessions[0].messages
-        for _ in range(100):  # (5 s at most: the agent's function call waits 10 s)
-            if sum(1 for m in messages if m["type"] == "KeepAlive") >= 2:
-                break
-            await asyncio.sleep(0.05)
-        return "Yes."
+    covered = asyncio.Event()
 
     async def script(s):
-        before = s.frames
-        await s.call_function("consult_specialists", {"question": "Is parking free?"})
-        assert s.frames - before < 10  # caller audio paused on hold (a frame or two in flight)
-        assert sum(1 for m in s.messages if m["type"] == "KeepAlive") >= 2
+        await s.wait_audio(0.2)
+        while sum(1 for m in s.messages if m["type"] == "KeepAlive") < 2:
+            await asyncio.sleep(0.05)
+        covered.set()
 
-    async with phone_line(monkeypatch, org.tenant_id, script, consult=slow, timings=timings, greet=False) as line:
+    async with phone_line(monkeypatch, org.tenant_id, script, timings=timings, greet=False) as line:
         caller = await line.call()
-        await caller.play(b"", seconds=3)
+        await caller.play(b"", seconds=0.3)
+        await asyncio.wait_for(covered.wait(), 10)  # no caller media meanwhile
+        await caller.play(b"", seconds=0.1)
         await caller.hang_up()
     line.assert_agent_saw_only_valid_messages()
 
@@ -315,41 +326,50 @@ async def test_the_specialist_team_answers_a_caller_on_hold(monkeypatch, make_or
     org = make_org()
     answers = []
 
+    done = asyncio.Event()
+
     async def script(s):
-        answers.append(
-            await s.call_function(
-                "consult_specialists", {"question": "Do you do porcelain veneers, and how long does whitening last?"}
-            )
-        )
+        try:
+            answers.append(await consented(s, "Do you do porcelain veneers, and how long does whitening last?"))
+        finally:
+            done.set()
 
     async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:  # the default consult
         caller = await line.call()
-        while not answers:
+        while not done.is_set():
             await caller.play(b"", seconds=0.1)
         await caller.hang_up()
+    line.assert_agent_saw_only_valid_messages()
     spoken = answers[0]["content"]
-    assert "could not be reached" not in spoken and len(spoken) > 40
+    assert spoken not in SPOKEN.values() and len(spoken) > 40
     assert not any(mark in spoken for mark in ("#", "**", "`", "- "))  # adapted for speech: no markup
-    prompts = [m for m in line.agent.sessions[0].messages if m["type"] == "UpdatePrompt"]
-    assert prompts and "specialist team answered" in prompts[-1]["prompt"]
+    thinks = [m for m in line.agent.sessions[0].messages if m["type"] == "UpdateThink"]
+    assert thinks and "Based on expert consultation" in thinks[-1]["think"]["prompt"]
 
 
 async def test_an_unavailable_specialist_team_gets_an_honest_answer(monkeypatch, make_org):
     org = make_org()
     answers = []
 
-    async def script(s):
-        answers.append(await s.call_function("consult_specialists", {"question": "Do you do veneers?"}))
+    done = asyncio.Event()
 
-    async def unreachable(tenant_id, question):
+    async def script(s):
+        try:
+            answers.append(await consented(s, "Do you do veneers?"))
+        finally:
+            done.set()
+
+    async def unreachable(request):
         raise ConnectionError("specialists down")
 
     async with phone_line(monkeypatch, org.tenant_id, script, consult=unreachable, greet=False) as line:
         caller = await line.call()
-        while not answers:
+        while not done.is_set():
             await caller.play(b"", seconds=0.1)
         await caller.hang_up()
-    assert "could not be reached" in answers[0]["content"]
+    line.assert_agent_saw_only_valid_messages()
+    assert answers[0]["content"] == SPOKEN["failed"]
+    assert ("system", "The specialist team could not be reached.") in transcript(call_row(caller.call_sid).id)
 
 
 async def test_a_caller_hears_the_team_is_busy_when_the_consultation_quota_is_used_up(monkeypatch, make_org):
@@ -359,41 +379,26 @@ async def test_a_caller_hears_the_team_is_busy_when_the_consultation_quota_is_us
     set_consultation_quota(org.tenant_id, 1)
     answers = []
 
+    done = asyncio.Event()
+
     async def script(s):
-        answers.append(await s.call_function("consult_specialists", {"question": "Do you do veneers?"}))
-        answers.append(await s.call_function("consult_specialists", {"question": "And whitening?"}))
+        try:
+            answers.append(await consented(s, "Do you do veneers?"))
+            await s.hear("And whitening?")
+            answers.append(await consented(s, "And whitening?"))
+        finally:
+            done.set()
 
     async with phone_line(monkeypatch, org.tenant_id, script, greet=False) as line:  # the default consult
         caller = await line.call()
-        while len(answers) < 2:
+        while not done.is_set():
             await caller.play(b"", seconds=0.1)
         await caller.hang_up()
     line.assert_agent_saw_only_valid_messages()
-    assert "busy" not in answers[0]["content"]
-    assert "the team is busy right now" in answers[1]["content"]  # the agent has something to say: no silence
+    assert answers[0]["content"] != SPOKEN["busy"]
+    assert answers[1]["content"] == SPOKEN["busy"]  # the agent has something to say: no silence
     lines = transcript(call_row(caller.call_sid).id)
-    assert ("system", "Consulted the specialists: And whitening? (the team was busy)") in lines
-
-
-async def test_a_refused_injection_is_queued_behind_the_agents_turn(monkeypatch, make_org):
-    org = make_org()
-
-    async def script(s):
-        await s.call_function("consult_specialists", {"question": "Is parking free?"})
-
-    async def consult(tenant_id, question):
-        return "Yes, parking is free."
-
-    async with phone_line(
-        monkeypatch, org.tenant_id, script, consult=consult, refuse_injections=1, greet=False
-    ) as line:
-        caller = await line.call()
-        await caller.play(b"", seconds=1.5)
-        await caller.hang_up()
-    injections = [m for m in line.agent.sessions[0].messages if m["type"] == "InjectAgentMessage"]
-    assert [m.get("behavior") for m in injections] == [None, "queue"]
-    assert injections[0]["message"] == injections[1]["message"]
-    line.assert_agent_saw_only_valid_messages()
+    assert ("system", "The specialist team was busy.") in lines
 
 
 async def test_the_silence_monitor_prompts_then_ends_the_call(monkeypatch, make_org):

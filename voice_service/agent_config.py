@@ -30,7 +30,8 @@ class BridgeTimings:
     caller_idle_seconds: float = 15.0  # Twilio sends a frame every 20 ms; nothing at all means it is gone
     goodbye_seconds: float = 10.0  # at most this long from end_call to hang-up
     goodbye_grace: float = 3.0  # end_call with no goodbye spoken after it: hang up after this
-    consult_timeout: float = 30.0
+    consult_timeout: float = 30.0  # the consultation's budget (settings.voice_consult_budget_seconds)
+    reassure_seconds: float = 10.0  # on a long hold, a short "still checking" this often
     keepalive_interval: float = 8.0
     tick: float = 0.25  # watchdog resolution
     activity_seconds: float = 30.0  # while media flows, record the call as alive this often
@@ -47,14 +48,19 @@ class AgentConfig:
     think_model: str = "gpt-4o-mini"
     speak_model: str = "aura-2-thalia-en"
 
-    def settings_message(self) -> dict[str, Any]:
-        """Settings: mulaw 8 kHz both ways, so Twilio audio passes through untouched."""
+    def think(self, prompt: str | None = None) -> dict[str, Any]:
+        """The think configuration, with `prompt` instead of the call's base prompt (UpdateThink replaces the
+        whole configuration, so it carries the provider and functions again)."""
         think: dict[str, Any] = {
             "provider": {"type": self.think_provider, "model": self.think_model},
-            "prompt": self.prompt,
+            "prompt": self.prompt if prompt is None else prompt,
         }
         if self.functions:
             think["functions"] = self.functions
+        return think
+
+    def settings_message(self) -> dict[str, Any]:
+        """Settings: mulaw 8 kHz both ways, so Twilio audio passes through untouched."""
         return {
             "type": "Settings",
             "tags": self.tags,
@@ -64,7 +70,7 @@ class AgentConfig:
             },
             "agent": {
                 "listen": {"provider": {"type": "deepgram", "model": self.listen_model}},
-                "think": think,
+                "think": self.think(),
                 "speak": {"provider": {"type": "deepgram", "model": self.speak_model}},
                 "greeting": self.greeting,
             },

@@ -4,6 +4,7 @@ wires the call's parts together:
 - the Twilio side (twilio_socket.py, with twilio_protocol.py as its serializer);
 - the agent (deepgram_voice_agent.py), set up by agent_config.py (Settings, prompt, functions, timings);
 - the client-side functions end_call, transfer_to_human and consult_specialists (client_functions.py);
+- the caller-consented consultation of the specialist team (consultation.py), for calls in its rollout;
 - the watchdog and silence monitor (watchdog.py);
 - the call's records (records.py), written off the event loop.
 
@@ -32,6 +33,7 @@ from voice_service.agent_config import BridgeTimings, agent_config
 from voice_service.call_state import CallState
 from voice_service.client_functions import ClientFunctions
 from voice_service.consult import Consult, consult_specialists
+from voice_service.consultation import ConsultationFlow
 from voice_service.deepgram_voice_agent import (
     AgentClosed,
     AgentError,
@@ -67,12 +69,19 @@ class TelephonyVoiceAgentHandler:
         self.recorder = recorder or CallRecorder(context)
         now = time.perf_counter()
         self.state = CallState(last_caller=now, last_activity=now)
+        self.consultation = (
+            ConsultationFlow(
+                self.agent, context, self.state, self.recorder, consult=consult, timings=timings, spawn=self._spawn
+            )
+            if context.consult_enabled
+            else None
+        )
         self.functions = ClientFunctions(
             self.agent,
             context,
             self.state,
             self.recorder,
-            consult=consult,
+            consultation=self.consultation,
             timings=timings,
             spawn=self._spawn,
             end=self._end,
@@ -125,6 +134,8 @@ class TelephonyVoiceAgentHandler:
             await asyncio.gather(*pending, return_exceptions=True)
             await self.agent.close()
             await self.twilio.close(1000 if self.status == "completed" else 1011)
+            if self.consultation is not None:  # before finish: its outcome is recorded before the usage
+                self.consultation.close(self.end_reason or "unknown")
             self.recorder.request_id = self.agent.request_id
             # Twilio sends a frame every 20 ms while the call is up: its last message is when the call ended.
             self.recorder.finish(status=self.status, reason=self.end_reason or "unknown", ended=self.state.last_caller)
@@ -159,7 +170,7 @@ class TelephonyVoiceAgentHandler:
                 continue
             arrived = state.last_caller = twilio.arrived
             if type(event) is Media:
-                if agent.ready and not state.on_hold:
+                if agent.ready:  # on hold too: the caller can ask to stop waiting
                     await agent.send_audio(event.audio)
                     spent = clock() - arrived
                     observe(spent)
@@ -168,7 +179,7 @@ class TelephonyVoiceAgentHandler:
                     recorder.bridge_seconds += spent
                     if spent > recorder.bridge_max:
                         recorder.bridge_max = spent
-                # (otherwise, before SettingsApplied or on hold, the frame is not for the agent)
+                # (otherwise, before SettingsApplied, the frame is not for the agent)
                 if arrived >= next_activity:
                     next_activity = arrived + activity_every
                     recorder.activity(arrived)
@@ -190,6 +201,8 @@ class TelephonyVoiceAgentHandler:
                 self._reject(f"unexpected '{type(event).__name__.lower()}' during the call")
 
     async def _key(self, digit: str) -> None:
+        if self.consultation is not None and self.consultation.hold_key(digit):
+            return  # handed to the agent after the specialists' answer
         await self.agent.inject_user_message(f"The caller pressed {digit} on the keypad.")
 
     def _reject(self, reason: str) -> None:
@@ -254,7 +267,10 @@ class TelephonyVoiceAgentHandler:
             state.silence_prompts = 0
         elif kind == "ConversationText":
             role = "user" if event.get("role") == "user" else "assistant"
-            self.recorder.transcript(role, str(event.get("content", "")))
+            content = str(event.get("content", ""))
+            self.recorder.transcript(role, content)
+            if self.consultation is not None:
+                (self.consultation.heard if role == "user" else self.consultation.said)(content)
             state.last_activity = now
             if role == "user":
                 state.silence_prompts = 0

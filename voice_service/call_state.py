@@ -15,7 +15,7 @@ class CallState:
     last_agent_audio: float = 0.0
     awaiting_reply: float | None = None  # the caller finished a turn at this time, the agent has not reacted
     silence_prompts: int = 0  # "are you still there?" asked since the caller last spoke
-    on_hold: bool = False  # a specialist consultation is running: caller audio is not for the agent
+    on_hold: bool = False  # the caller waits for the specialist team: no silence prompts, no stall check
     pending_marks: set[str] = field(default_factory=set)  # marks sent that Twilio has not played yet
     ending: tuple[str, float] | None = None  # (end_call | transfer | silence, since)
     goodbye_mark: str | None = None  # the mark after the goodbye: hang up once Twilio has played it

@@ -5,8 +5,9 @@ that ends a call the agent closed.
   REST. The watchdog hangs up anyway if the goodbye never comes.
 - `transfer_to_human`: offered only when the organisation has a transfer number; the agent announces it, then
   Twilio REST takes the call out of the stream and dials the number.
-- `consult_specialists`: offered when enabled; the caller hears a hold message, caller audio pauses (KeepAlive
-  keeps the session open), the specialists are asked, and the agent resumes with UpdatePrompt + the answer.
+- `consult_specialists`: offered when the call is in the consult rollout; handed to the call's
+  ConsultationFlow (consultation.py), which attaches it to the consultation the caller agreed to, or tells the
+  agent to ask the caller first.
 """
 
 from __future__ import annotations
@@ -19,25 +20,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app.integrations import twilio
-from app.services.accounts.quotas import QuotaReached
 from app.services.calls.call_records import CallContext
 from voice_service.agent_config import BridgeTimings
 from voice_service.call_state import CallState
-from voice_service.consult import Consult
+from voice_service.consultation import ConsultationFlow
 from voice_service.deepgram_voice_agent import VoiceAgentService
 from voice_service.records import CallRecorder
 
 log = logging.getLogger(__name__)
-
-HOLD_MESSAGE = "Thanks for holding. I'm checking with our specialist team now; this takes about half a minute."
-TEAM_BUSY = (
-    "The specialist team is busy right now and cannot take this question. Tell the caller, in one short "
-    "sentence, that the team is busy right now, and offer to take a message or have someone call back."
-)
-NO_TEAM = (
-    "The specialist team could not be reached. Apologise briefly, give the best short answer you can, and "
-    "offer to have someone call back."
-)
 
 Spawn = Callable[[Coroutine, str], asyncio.Task]
 End = Callable[..., None]  # end(reason, *, failed=False)
@@ -51,7 +41,7 @@ class ClientFunctions:
         state: CallState,
         recorder: CallRecorder,
         *,
-        consult: Consult,
+        consultation: ConsultationFlow | None,
         timings: BridgeTimings,
         spawn: Spawn,
         end: End,
@@ -60,11 +50,10 @@ class ClientFunctions:
         self.context = context
         self.state = state
         self.recorder = recorder
-        self.consult = consult
+        self.consultation = consultation
         self.timings = timings
         self.spawn = spawn
         self.end = end
-        self._consults: dict[str, asyncio.Task] = {}  # function call id -> its consultation
         self._hanging_up = False
 
     async def call(self, function: dict[str, Any]) -> None:
@@ -87,57 +76,15 @@ class ClientFunctions:
             await self.agent.function_response(
                 fid, name, "No one can take calls right now. Offer to take a message instead."
             )
-        elif name == "consult_specialists" and self.context.consult_enabled:
-            question = str(args.get("question") or "").strip()
-            self._consults[fid] = self.spawn(self._consult(fid, name, question), "consult")
+        elif name == "consult_specialists" and self.consultation is not None:
+            await self.consultation.function_call(fid, str(args.get("question") or "").strip())
         else:
             await self.agent.function_response(fid, name, f"The function {name} is not available on this line.")
 
     def cancelled(self, functions: list[Any]) -> None:
-        """FunctionCallCancelled: drop the consultations the agent no longer waits for."""
-        for function in functions:
-            task = self._consults.pop(str(function.get("id")) if isinstance(function, dict) else "", None)
-            if task is not None:
-                task.cancel()
-
-    async def _consult(self, fid: str, name: str, question: str) -> None:
-        """Hold, ask the specialists, resume with their answer (UpdatePrompt + FunctionCallResponse)."""
-        state = self.state
-        state.on_hold = True
-        self.agent.pause_audio()
-        answer, busy = None, False
-        try:
-            await self.agent.inject_message(HOLD_MESSAGE)
-            if question:
-                answer = (
-                    await asyncio.wait_for(self.consult(self.context.tenant_id, question), self.timings.consult_timeout)
-                ).strip()
-        except asyncio.CancelledError:
-            raise
-        except QuotaReached:  # the organisation's consultations per minute are used up
-            busy = True
-        except Exception as exc:
-            log.warning(
-                "specialist consult failed", extra={"call_sid": self.context.call_sid, "error": type(exc).__name__}
-            )
-        finally:
-            self.agent.resume_audio()
-            state.on_hold = False
-            state.last_activity = time.perf_counter()
-            self._consults.pop(fid, None)
-        if answer:
-            await self.agent.update_instructions(
-                f'\nThe specialist team answered the caller\'s question "{question}": {answer}\n'
-                "Give the caller this answer in your own short spoken words."
-            )
-            content, outcome = answer, "answered"
-        elif busy:
-            content, outcome = TEAM_BUSY, "the team was busy"
-        else:
-            content, outcome = NO_TEAM, "no answer"
-        self.recorder.transcript("system", f"Consulted the specialists: {question} ({outcome})")
-        await self.agent.function_response(fid, name, content)
-        state.awaiting_reply = time.perf_counter()
+        """FunctionCallCancelled: the agent no longer waits for these calls."""
+        if self.consultation is not None:
+            self.consultation.cancelled([str(f.get("id")) for f in functions if isinstance(f, dict)])
 
     def hang_up(self) -> None:
         """End a call the agent is ending (end_call, transfer, or the silence monitor's goodbye), once."""

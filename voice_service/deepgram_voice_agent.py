@@ -3,8 +3,8 @@
 Order on the socket: the server sends Welcome {request_id}; we send Settings (built in agent_config.py: mulaw
 8 kHz both ways, so Twilio audio passes through untouched); the server answers SettingsApplied; then audio flows
 both ways as binary frames with JSON events in between. Error ends the session; unknown events are ignored
-(Deepgram adds new ones). While no audio is being sent (the caller is on hold) a KeepAlive goes out every 8 s,
-or the server closes the session.
+(Deepgram adds new ones). Whenever no audio has been sent for 8 s (a gap in the caller's media) a KeepAlive
+goes out, or the server closes the session.
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ class VoiceAgentService:
         self.ready = False
         self._ws: websockets.ClientConnection | None = None
         self._audio_open = False
-        self._paused = False
         self._last_sent = 0.0
         self._closing = False
         self._pending_injection: str | None = None
@@ -204,20 +203,13 @@ class VoiceAgentService:
             self._audio_open = False  # the event loop reports the drop
 
     async def send_audio(self, chunk: bytes) -> None:
-        """Caller audio, as it arrives (only after SettingsApplied and while not on hold)."""
-        if self._audio_open and not self._paused:
+        """Caller audio, as it arrives (only after SettingsApplied)."""
+        if self._audio_open:
             self._last_sent = time.perf_counter()
             try:
                 await self._ws.send(chunk)
             except ConnectionClosed:
                 self._audio_open = False
-
-    def pause_audio(self) -> None:
-        """Stop forwarding caller audio (hold); KeepAlive keeps the session open meanwhile."""
-        self._paused = True
-
-    def resume_audio(self) -> None:
-        self._paused = False
 
     async def _keep_alive(self) -> None:
         while True:
@@ -231,6 +223,10 @@ class VoiceAgentService:
     async def update_instructions(self, text: str) -> None:
         """UpdatePrompt: appends to the agent's prompt."""
         await self._send({"type": "UpdatePrompt", "prompt": text})
+
+    async def update_think(self, prompt: str) -> None:
+        """UpdateThink: REPLACES the think configuration (same provider and functions, this prompt)."""
+        await self._send({"type": "UpdateThink", "think": self.config.think(prompt)})
 
     async def inject_message(self, text: str) -> None:
         """InjectAgentMessage: the agent says this. Refused mid-turn, it is sent again queued behind the turn."""

@@ -65,6 +65,24 @@ GC_PAUSE = Histogram(
     registry=REGISTRY,
 )
 
+# Consulting the specialist team during calls (issue 16): offers by who started them (detected | agent),
+# the callers' answers (yes | no | unclear), what came of the consultations, and the caller's wait.
+CONSULT_OFFERS = Counter(
+    "voice_consult_offers", "Offers to consult the specialist team, by source.", ["source"], registry=REGISTRY
+)
+CONSULT_CONSENTS = Counter(
+    "voice_consult_consents", "Callers' answers to the offer to consult the team.", ["answer"], registry=REGISTRY
+)
+CONSULT_OUTCOMES = Counter(
+    "voice_consult_outcomes", "What came of the consultations offered.", ["outcome"], registry=REGISTRY
+)
+CONSULT_SECONDS = Histogram(
+    "voice_consult_seconds",
+    "From the caller's yes to the answer being given.",
+    buckets=(1, 2, 5, 10, 15, 20, 25, 30, 40, 60),
+    registry=REGISTRY,
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """The registry in the Prometheus text format, and its content type."""

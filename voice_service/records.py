@@ -16,13 +16,14 @@ import queue
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from app.services.accounts.scope import Scope
-from app.services.calls import call_records
+from app.services.calls import call_records, consultations
 from app.services.calls.call_records import CallContext
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,42 @@ class CallRecorder:
             role=role,
             content=content[:8000],
             at=datetime.now(UTC),
+        )
+
+    # --- consultations of the specialist team (call_consultations), in order with the transcript ---------
+
+    def consultation_offered(
+        self, consultation_id: uuid.UUID, *, question: str, reason: str, topic: str, source: str
+    ) -> None:
+        self.writer.submit(
+            consultations.record_offer,
+            self.scope,
+            self.context.call_id,
+            consultation_id=consultation_id,
+            question=question,
+            reason=reason,
+            topic=topic,
+            source=source,
+            at=datetime.now(UTC),
+        )
+
+    def consultation_consent(self, consultation_id: uuid.UUID, *, consent: str, source: str) -> None:
+        self.writer.submit(
+            consultations.record_consent,
+            self.scope,
+            consultation_id,
+            consent=consent,
+            source=source,
+            at=datetime.now(UTC),
+        )
+
+    def consultation_started(self, consultation_id: uuid.UUID) -> None:
+        self.writer.submit(consultations.record_start, self.scope, consultation_id, at=datetime.now(UTC))
+
+    def consultation_outcome(self, consultation_id: uuid.UUID, *, outcome: str, **details: Any) -> None:
+        """details: partial, specialists, tokens, duration_ms, answer (consultations.record_outcome)."""
+        self.writer.submit(
+            consultations.record_outcome, self.scope, consultation_id, outcome=outcome, at=datetime.now(UTC), **details
         )
 
     def activity(self, perf: float) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import dataclasses
 import logging
 import re
 import uuid
@@ -39,6 +39,7 @@ from voice_service.agent_config import BridgeTimings
 from voice_service.bridge import TelephonyVoiceAgentHandler
 from voice_service.consult import Consult, consult_specialists
 from voice_service.records import WRITER, in_db_thread
+from voice_service.rollout import choose_pipeline, consults
 from voice_service.stream_tokens import stream_token, verify_stream_token
 from voice_service.twilio_socket import TwilioSocket
 
@@ -67,17 +68,6 @@ async def healthz(request: Request) -> JSONResponse:
 async def metrics_endpoint(request: Request) -> Response:
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
-
-
-def choose_pipeline(call_sid: str) -> str:
-    """USE_VOICE_AGENT, then VOICE_AGENT_ROLLOUT_PERCENTAGE by a stable hash of the CallSid: a call never
-    flips pipeline between its webhooks, and every replica decides the same. Without Deepgram (no key, no
-    agent URL of our own) every call takes the classic pipeline rather than failing."""
-    settings = get_settings()
-    if not (settings.use_voice_agent and settings.voice_agent_configured):
-        return "classic"
-    bucket = int.from_bytes(hashlib.sha256(call_sid.encode()).digest()[:4], "big") % 100
-    return "voice_agent" if bucket < settings.voice_agent_rollout_percentage else "classic"
 
 
 def _xml(body: str) -> Response:
@@ -202,6 +192,7 @@ async def twilio_stream(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await websocket.close(code=1008)
         return
+    context = dataclasses.replace(context, consult_enabled=consults(context))
     app = websocket.app
     handler = TelephonyVoiceAgentHandler(socket, context, consult=app.state.consult, timings=app.state.timings)
     app.state.calls[start.call_sid] = handler
@@ -211,7 +202,10 @@ async def twilio_stream(websocket: WebSocket) -> None:
         app.state.calls.pop(start.call_sid, None)
 
 
-def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings = BridgeTimings()) -> Starlette:
+def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings | None = None) -> Starlette:
+    """timings: the bridge's (tests pass shorter ones); by default a consultation's budget is the telephony
+    budget of the settings (VOICE_CONSULT_BUDGET_SECONDS)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         metrics.watch_gc()
@@ -236,7 +230,7 @@ def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings
         lifespan=lifespan,
     )
     app.state.consult = consult
-    app.state.timings = timings
+    app.state.timings = timings or BridgeTimings(consult_timeout=get_settings().voice_consult_budget_seconds)
     app.state.calls = {}  # CallSid -> handler, for tests and graceful shutdown
     return app
 

@@ -119,3 +119,4 @@ class Done(Event):
     route: dict[str, Any]
     specialists: list[dict[str, Any]] = field(default_factory=list)  # [{"slug", "name", "status", "ms", "message"}]
     timings: dict[str, int] = field(default_factory=dict)  # route_ms, specialists_ms, synthesis_ms, total_ms
+    partial: bool = False  # some chosen specialists did not finish: the answer is what the others gave

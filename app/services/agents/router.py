@@ -126,9 +126,11 @@ async def route(
     *,
     use_llm: bool | None = None,
     keyword_router: Callable[[], KeywordRouter] | None = None,
+    timeout: float | None = None,
 ) -> RouteDecision:
     """The MODERATOR's decision for `query` among the active `specialists`. `keyword_router` gives the BM25
-    router over them (e.g. `Team.keyword_router`, cached); it may block, so it is called in a thread."""
+    router over them (e.g. `Team.keyword_router`, cached); it may block, so it is called in a thread. `timeout`
+    bounds the LLM moderator (default: the router_timeout_seconds setting); past it the keywords decide."""
     if not specialists:
         return RouteDecision([], "This organisation has no active specialists.", "bm25")
     build = keyword_router or (lambda: KeywordRouter(specialists))
@@ -141,7 +143,7 @@ async def route(
     if not use_llm:
         return await asyncio.to_thread(by_keywords, "No language model is configured.")
     slugs = [s.slug for s in specialists]
-    timeout = get_settings().router_timeout_seconds
+    timeout = timeout if timeout is not None else get_settings().router_timeout_seconds
     usage = llm.Usage()
     try:
         async with asyncio.timeout(timeout):

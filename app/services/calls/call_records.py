@@ -57,6 +57,7 @@ class CallContext:
     consult_enabled: bool
     contact_name: str | None = None
     contact_id: uuid.UUID | None = None  # the caller's contact card, when the number is known
+    consult_offer: str | None = None  # the organisation's own wording of the offer to consult (None = default)
 
 
 def word_count(text_: str) -> int:
@@ -185,6 +186,7 @@ def _context(session: Session, call: Any) -> CallContext:
         consult_enabled=bool(settings and settings.consult_specialists),
         contact_name=f"{contact_name} of {business_name}" if contact_id is not None else None,
         contact_id=contact_id,
+        consult_offer=((settings.consult_offer or "").strip() or None) if settings else None,
     )
 
 

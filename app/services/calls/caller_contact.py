@@ -1,6 +1,6 @@
-"""Adding the caller of a call to the CRM: the contact is created through the CRM's own rules (validation,
-duplicate email), and the caller's calls are linked to it and put on its timeline. Admins only, like every
-contact change."""
+"""The caller of a call and the CRM: adding the caller as a contact (through the CRM's own rules: validation,
+duplicate email; the caller's calls are linked to it and put on its timeline; admins only, like every contact
+change), and what the specialist team is told about a known caller when the phone agent consults it."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from typing import Any
 
 from sqlmodel import select
 
+from app.services import local_time
 from app.services.accounts.scope import Scope, owned_row
 from app.services.calls.call_records import contact_for_number
 from app.services.calls.call_summary import add_call_to_timeline
 from app.services.crm import contacts
-from app.services.errors import Conflict, ValidationFailed
+from app.services.crm.contact_rules import STATUS_LABELS
+from app.services.crm.interactions import TYPE_LABELS
+from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.phone_rules import normalise_phone
-from models import CallSession
+from models import CallSession, Contact, ContactInteraction, Tenant
 from models.db import session_scope
+
+FIRST_WORDS = 12  # of an interaction without a subject, in the consultation context
 
 
 @dataclass(frozen=True)
@@ -62,3 +67,39 @@ def add_caller_as_contact(scope: Scope, call_id: str, data: dict[str, Any]) -> C
             created=created,
             linked_calls=len(calls),
         )
+
+
+def consultation_context(scope: Scope, contact_id: Any) -> dict[str, str] | None:
+    """What the specialist team is told about the caller: {"name", "business", "status" (its label), and
+    "last_interaction" in plain words ("Phone call on 3 Dec 2026: Asked about whitening", "" when none)}. None
+    when the contact no longer exists (or is not this organisation's). Blocking: the bridge runs it in its
+    database thread."""
+    with session_scope() as session:
+        try:
+            contact = owned_row(session, scope, Contact, contact_id, "That contact does not exist.")
+        except NotFound:
+            return None
+        last = session.exec(
+            select(ContactInteraction)
+            .where(
+                ContactInteraction.tenant_id == scope.tenant_id,
+                ContactInteraction.contact_id == contact.id,
+                ~ContactInteraction.meta.contains({"kind": "status_change"}),  # bookkeeping, not a touchpoint
+            )
+            .order_by(ContactInteraction.interaction_date.desc())
+            .limit(1)
+        ).first()
+        zone = session.exec(select(Tenant.time_zone).where(Tenant.id == scope.tenant_id)).one()
+        return {
+            "name": contact.contact_name,
+            "business": contact.business_name,
+            "status": STATUS_LABELS.get(contact.status, contact.status),
+            "last_interaction": _in_words(last, zone) if last else "",
+        }
+
+
+def _in_words(row: ContactInteraction, zone: str) -> str:
+    words = row.content.split()
+    about = (row.subject or "").strip() or " ".join(words[:FIRST_WORDS]) + ("…" if len(words) > FIRST_WORDS else "")
+    when = f"{TYPE_LABELS[row.interaction_type]} on {local_time.day(row.interaction_date, zone)}"
+    return f"{when}: {about}" if about else when
