@@ -49,14 +49,13 @@ from bench.voice_bridge import (  # noqa: E402
     serve_app,
     start_sidecar,
 )
+from tests.fakes.caller_script import DEMO, parse_script  # noqa: E402
 
 # Seconds each kind of LLM request takes at the fake LLM (first byte; the reply then streams at once).
 LATENCY = {"consent": 0.2, "routing": 0.3, "specialist": 2.0, "synthesis": 0.5}
-QUESTION = (
-    "We'd like to start texting appointment reminders to our patients. Is that okay under HIPAA, and do "
-    "patients have to agree to get text messages first?"
-)
-SPECIALISTS = ["hipaa-privacy", "tcpa-compliance"]
+# The demo script's question (tests/fakes/caller_script.py), which a dental clinic's team routes to two specialists.
+QUESTION = next(s.text for s in parse_script(DEMO) if s.kind == "caller")
+SPECIALISTS = ["appointment-scheduling", "hipaa-privacy"]
 ANSWER = (
     "Reminders by text are fine under HIPAA if they carry no more than the name, date and time; get the "
     "patient's written consent to texts first and honour STOP at once."
@@ -75,7 +74,7 @@ def role_llm(port: int, out: Path) -> None:
         "routing": fake.script(
             "Decide which specialists should answer",
             where="system",
-            reply={"agents": SPECIALISTS, "reason": "Privacy and consent to text messages."},
+            reply={"agents": SPECIALISTS, "reason": "Reminders by text: scheduling, privacy and consent."},
         ),
         "consent": fake.script('"unclear"', where="system", reply={"answer": "yes", "reason": "The caller agreed."}),
         "specialist": fake.script(None, reply="Send only the date and time; keep the patient's consent on file."),
@@ -104,7 +103,7 @@ def _script(mode: str, window: float) -> str:
 
 
 def role_agent(port: int, out: Path, mode: str, window: float) -> None:
-    from tests.fakes.caller_script import parse_script, play
+    from tests.fakes.caller_script import play
     from tests.fakes.deepgram_agent import FakeDeepgramAgent
 
     steps = parse_script(_script(mode, window))
@@ -184,7 +183,7 @@ def run(calls: int, seconds: float, arrival: float) -> None:
     from tests.fakes.server import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-consent-"))
-    database_url, drop = _database()
+    database_url, drop = _database(industry="dental")
     llm_port = free_port()
     env = dict(
         os.environ,

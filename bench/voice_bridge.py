@@ -593,8 +593,9 @@ def start_sidecar(agent_url: str, env: dict) -> tuple[subprocess.Popen, str, Non
     return proc, f"http://127.0.0.1:{port}", None
 
 
-def _database() -> tuple[str, callable]:
-    """A throwaway, migrated database (tests/scratch_db.py) with an organisation answering NUMBER."""
+def _database(industry: str | None = None) -> tuple[str, callable]:
+    """A throwaway, migrated database (tests/scratch_db.py) with an organisation answering NUMBER (in `industry`:
+    its starting specialists)."""
     from tests.scratch_db import ScratchDatabase
 
     db = ScratchDatabase("bench_voice")
@@ -604,7 +605,11 @@ def _database() -> tuple[str, callable]:
     from models.db import get_engine, session_scope
 
     org = organisations.register_organisation(
-        "Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com", "bench-password-42"
+        "Bench Clinic",
+        "Bench Admin",
+        f"bench-{uuid.uuid4().hex[:6]}@example.com",
+        "bench-password-42",
+        industry=industry,
     )
     with session_scope() as s:
         s.add(PhoneNumber(tenant_id=org.tenant_id, number=NUMBER))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.caller_script import DEMO, ScriptError, Step, load_script, parse_script
+from tests.fakes.caller_script import DEMO, NO_OFFER, ScriptError, Step, load_script, parse_script
 from tests.fakes.deepgram_agent import main as fake_agent_main
 from tests.fakes.deepgram_agent import scripted_caller
 from tests.test_voice_calls import transcript
@@ -19,7 +19,7 @@ def test_a_script_reads_steps_waits_and_comments():
     )
     assert steps == [
         Step("caller", 3, text="Can I text my patients?"),
-        Step("wait", 4, until="offer", seconds=15.0),
+        Step("wait", 4, until="offer", seconds=5.0),
         Step("caller", 5, text="Yes please."),
         Step("wait", 6, until="answer", seconds=20.0),
         Step("wait", 7, seconds=1.5),
@@ -99,6 +99,32 @@ async def test_a_scripted_caller_starts_on_a_key_and_its_lines_reach_the_call(mo
     assert said[1:] == [
         ("user", "Hello, is the clinic open on Saturday?"),
         ("assistant", "Yes, from nine to one."),
+        ("assistant", NO_OFFER),  # the agent reacts itself, as a real one would
         ("user", "Great, thank you."),
         ("assistant", "Goodbye!"),
     ]
+
+
+async def test_the_demo_script_runs_the_whole_consultation_on_a_call(monkeypatch, make_org):
+    from app.services.accounts.scope import Scope
+    from app.services.calls import consultations
+    from voice_service.consultation import DEFAULT_OFFER
+
+    org = make_org("Harbor Dental")
+    log: list[str] = []
+    async with phone_line(monkeypatch, org.tenant_id, scripted_caller(load_script("demo"), log=log.append)) as line:
+        caller = await line.call()
+        await caller.play(b"", seconds=120)  # on the line until the agent ends the call
+        await caller.wait_closed()
+        await line.settled()
+    line.assert_agent_saw_only_valid_messages()
+    assert any(text.startswith("heard the offer after") for text in log), log
+    assert any(text.startswith("heard the answer after") for text in log), log  # an expert answer, not a fallback
+    said = [m["message"] for m in line.agent.sessions[0].messages if m["type"] == "InjectAgentMessage"]
+    assert said[0] == DEFAULT_OFFER and len(said) >= 3  # the offer, the hold message, the answer
+    row = call_row(caller.call_sid)
+    assert row.end_reason == "agent_ended_call"
+    [consultation] = consultations.for_call(Scope.system(org.tenant_id), row.id)
+    assert (consultation.consent, consultation.outcome) == ("yes", "answered")
+    lines = transcript(row.id)
+    assert ("user", "Yes please.") in lines and lines[-1] == ("assistant", "Thanks for calling. Goodbye!")

@@ -5,10 +5,11 @@ fake agent plays as if it had heard them. A script is a text file, one step a li
 
     # a comment; blank lines are skipped
     caller: <words>        the caller says this (UserStartedSpeaking, then ConversationText role user), once
-                           the agent's audio so far has played
+                           the agent's audio so far has played and a short pause
     agent: <words>         the agent says this (its text, then audio)
     wait: offer [SECONDS]  until the bridge offers to consult the specialists: its next InjectAgentMessage
-                           after the caller's last line (default: at most 15 s)
+                           after the caller's last line (default: at most 5 s; without an offer the agent
+                           says so itself, as a real agent would answer, or the bridge's watchdog ends the call)
     wait: answer [SECONDS] until the consultation's answer: the InjectAgentMessage (or FunctionCallResponse)
                            after the bridge's resume (UpdateThink); an expert answer when the new prompt says
                            "Based on expert consultation", else what the caller hears instead (default: at
@@ -17,7 +18,8 @@ fake agent plays as if it had heard them. A script is a text file, one step a li
     end: <words>           the agent ends the call (end_call) and says these words as its goodbye
 
 A wait that runs out of time is reported and the script carries on. `--script demo` is DEMO below: a question
-for two specialists (HIPAA privacy and consent to text messages), "yes please" to the offer, a thank-you.
+for two specialists (texting patients appointment reminders: appointment scheduling, and HIPAA privacy with
+consent to text messages), "yes please" to the offer, a thank-you.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 DEMO = """\
 # The specialist consultation, start to finish (python -m tests.fakes.deepgram_agent --script demo).
 wait: 1
-caller: Hi, we'd like to start texting appointment reminders to our patients. Is that okay under HIPAA, and do patients have to agree to get text messages first?
+caller: Hi, we want to text our patients reminders before their appointments and let them reschedule by text. Is that okay under HIPAA privacy rules, and do patients have to agree to get text messages first?
 wait: offer
 caller: Yes please.
 wait: answer
@@ -47,7 +49,9 @@ end: Thanks for calling. Goodbye!
 
 # On resume the bridge replaces the prompt (UpdateThink) with its base and this paragraph, then speaks the answer.
 ANSWER_MARK = "Based on expert consultation"
-WAITS = {"offer": 15.0, "answer": 45.0}
+WAITS = {"offer": 5.0, "answer": 45.0}
+PAUSE = 0.5  # seconds between the agent's last audio and the caller's next words
+NO_OFFER = "The local test agent heard no offer to check with the specialist team, so it carries on."
 KINDS = ("caller", "agent", "wait", "end")
 
 
@@ -154,7 +158,9 @@ async def play(
     for step in steps:
         started = time.perf_counter()
         if step.kind == "caller":
-            await asyncio.sleep(max(0.0, session.speaking_until - time.perf_counter()))  # let the agent finish
+            await asyncio.sleep(0)  # speech the bridge just asked for starts first
+            while (left := session.speaking_until + PAUSE - time.perf_counter()) > 0:  # the agent has finished
+                await asyncio.sleep(left)
             since = len(session.messages)
             started = time.perf_counter()
             say(f"caller: {step.text}")
@@ -193,9 +199,12 @@ async def _await(session: AgentSession, step: Step, since: int, started: float, 
         )
     except TimeoutError:
         say(f"no {step.until} came within {step.seconds:g} s; carrying on")
-        return Played(step, started, time.perf_counter(), ok=False)
+        finished = time.perf_counter()
+        if step.until == "offer":
+            await session.say(NO_OFFER)
+        return Played(step, started, finished, ok=False)
     heard = _words(session.messages[index])
     arrived = session.received_at[index]
     what = step.until if expert or step.until == "offer" else "team's fallback (no expert answer)"
-    say(f"heard the {what} after {arrived - started:.1f} s")
+    say(f"heard the {what} after {arrived - started:.2f} s")
     return Played(step, started, arrived, heard, expert=expert)

@@ -137,12 +137,12 @@ class AgentSession:
 
     async def say(self, text: str, seconds: float | None = None) -> None:
         """One agent turn: its text, AgentStartedSpeaking, the audio (faster than real time), AgentAudioDone."""
+        seconds = seconds if seconds is not None else max(0.4, 0.3 * len(text.split()))
+        self.speaking_until = max(time.perf_counter(), self.speaking_until) + seconds  # before anything is awaited
         await self.send({"type": "ConversationText", "role": "assistant", "content": text})
         await self.send(
             {"type": "AgentStartedSpeaking", "total_latency": 0.82, "tts_latency": 0.21, "ttt_latency": 0.48}
         )
-        seconds = seconds if seconds is not None else max(0.4, 0.3 * len(text.split()))
-        self.speaking_until = max(time.perf_counter(), self.speaking_until) + seconds
         await self.send_audio(tone(seconds))
         await self.send({"type": "AgentAudioDone"})
         await self.send(
