@@ -17,7 +17,9 @@ consent 0.2 s, the moderator's routing 0.3 s, each specialist 2.0 s (in parallel
   audio is the same and only the consultation's machinery differs). Targets: overhead p99 < 200 ms, frame p99
   added < 5 ms.
 
-    python bench/consent_flow.py [--calls 50] [--seconds 30] [--arrival 3]
+    python bench/consent_flow.py [--calls 50] [--seconds 30] [--arrival 3] [--profile FILE]
+
+`--profile FILE` samples the sidecar with py-spy during the consultations' phase, as voice_bridge.py does.
 
 Last line: one JSON object.
 """
@@ -110,13 +112,13 @@ def role_agent(port: int, out: Path, mode: str, window: float) -> None:
     clock = FrameClock()
     to_ns = time.monotonic_ns() - time.perf_counter_ns()  # perf_counter (the script's clock) -> monotonic ns
     consults: dict[str, dict] = {}
-    frames: dict[str, list[tuple[int, float]]] = {}  # CallSid -> (arrival ns, latency ms) of its caller's frames
+    frames: dict[int, list[tuple[int, float]]] = {}  # session -> (arrival ns, latency ms) of its caller's frames
 
     def on_audio(session, data: bytes) -> None:
         before = len(clock.latencies)
         clock.on_audio(session, data)
         if len(clock.latencies) > before:
-            frames.setdefault(call_sid(session), []).append((clock.arrivals[-1], clock.latencies[-1]))
+            frames.setdefault(id(session), []).append((clock.arrivals[-1], clock.latencies[-1]))
 
     async def script(session) -> None:
         played = await play(session, steps)
@@ -125,6 +127,7 @@ def role_agent(port: int, out: Path, mode: str, window: float) -> None:
         offer = next((p for p in played if p.step.until == "offer"), None)
         end = answer.finished if answer is not None else yes.started + window
         consults[call_sid(session)] = {
+            "session": id(session),
             "offered": offer is None or offer.ok,
             "answered": answer is None or (answer.ok and answer.expert),
             "yes_ns": int(yes.started * 1e9) + to_ns,
@@ -136,7 +139,7 @@ def role_agent(port: int, out: Path, mode: str, window: float) -> None:
     serve_app(agent.app, port)
     # Each call's frames that arrived between its "Yes." and its answer.
     in_window = [
-        ms for sid, c in consults.items() for at, ms in frames.get(sid, []) if c["yes_ns"] <= at <= c["end_ns"]
+        ms for c in consults.values() for at, ms in frames.get(c["session"], []) if c["yes_ns"] <= at <= c["end_ns"]
     ]
     out.write_text(
         json.dumps(
@@ -169,17 +172,21 @@ def _allow_consultations(calls: int) -> None:
         quotas.set_quota(s, tenant_id, "consultations_per_minute", max(100, 2 * calls))
 
 
-def _outcomes() -> dict[str, int]:
+def _recorded() -> tuple[dict[str, int], list[int]]:
+    """The consultations' outcomes, and the bridge's own duration of each answered one (from the consent read to
+    the answer handed to the agent: call_consultations.duration_ms)."""
     from sqlalchemy import text
 
     from models.db import session_scope
 
     with session_scope() as s:
-        rows = s.execute(text("SELECT coalesce(outcome, 'pending'), count(*) FROM call_consultations GROUP BY 1"))
-        return {outcome: n for outcome, n in rows}
+        rows = s.execute(text("SELECT outcome, count(*) FROM call_consultations GROUP BY 1"))
+        outcomes = {outcome: n for outcome, n in rows}
+        durations = s.execute(text("SELECT duration_ms FROM call_consultations WHERE outcome = 'answered'"))
+        return outcomes, [ms for (ms,) in durations if ms is not None]
 
 
-def run(calls: int, seconds: float, arrival: float) -> None:
+def run(calls: int, seconds: float, arrival: float, profile: Path | None = None) -> None:
     from tests.fakes.server import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-consent-"))
@@ -211,8 +218,11 @@ def run(calls: int, seconds: float, arrival: float) -> None:
             env=env,
             start_server=lambda url: start_sidecar(url, env),
             agent_role=[__file__, "--role", "agent", "--mode", "consult"],
+            profile=profile,
             **shared,
         )
+        if consult["sampler"]:
+            consult["sampler"].summary()
         got = consult["agent"]["consults"]
         timed = [c["ms"] for c in got.values() if c["offered"] and c["answered"]]
         if not timed:
@@ -226,7 +236,7 @@ def run(calls: int, seconds: float, arrival: float) -> None:
             agent_role=[__file__, "--role", "agent", "--mode", "baseline", "--window", str(window)],
             **shared,
         )
-        outcomes = _outcomes()
+        outcomes, recorded = _recorded()
     finally:
         _stop(llm)
         drop()
@@ -240,6 +250,15 @@ def run(calls: int, seconds: float, arrival: float) -> None:
         f"consultations: {len(timed)} of {calls} answered (outcomes recorded: {outcomes}); from 'Yes.' to the "
         f"answer p50 {percentile(timed, 0.5):.0f} ms, p99 {percentile(timed, 0.99):.0f} ms; the fake LLM's fixed "
         f"work on that path {collaboration_ms:.0f} ms (requests served: {served})",
+        flush=True,
+    )
+    # The bridge's own view starts after the consent was read: the rest of the fixed work is on it.
+    inside = [ms - 1000 * (collaboration - LATENCY["consent"] * bool(served.get("consent"))) for ms in recorded]
+    print(
+        f"  the bridge's own view (call_consultations.duration_ms, consent read to answer handed over): p50 "
+        f"{percentile(recorded, 0.5):.0f} ms, p99 {percentile(recorded, 0.99):.0f} ms, beyond the fixed work p50 "
+        f"{percentile(inside, 0.5):.0f} ms, p99 {percentile(inside, 0.99):.0f} ms; the rest of the overhead is the "
+        "consent read's round trip and the sockets between the bridge and the agent",
         flush=True,
     )
     if missed:
@@ -268,6 +287,8 @@ def run(calls: int, seconds: float, arrival: float) -> None:
                 "budget_ms": int(1000 * float(env["VOICE_CONSULT_BUDGET_SECONDS"])),
                 "answered": len(timed),
                 "outcomes": outcomes,
+                "bridge_overhead_ms_p50": ms(percentile(inside, 0.5)),
+                "bridge_overhead_ms_p99": ms(percentile(inside, 0.99)),
                 "frame_added_ms_p99": ms(ca["window_p99_ms"] - ba["window_p99_ms"]),
                 "frame_added_ms_p50": ms(ca["window_p50_ms"] - ba["window_p50_ms"]),
                 "frame_consult_p99_ms": ms(ca["window_p99_ms"]),
@@ -295,13 +316,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=3.0)
     parser.add_argument("--port", type=int)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile", type=Path, help="sample the sidecar with py-spy during the consultations")
     args = parser.parse_args()
     if args.role == "agent":
         role_agent(args.port, args.out, args.mode, args.window)
     elif args.role == "llm":
         role_llm(args.port, args.out)
     else:
-        run(args.calls, args.seconds, args.arrival)
+        run(args.calls, args.seconds, args.arrival, args.profile)
 
 
 if __name__ == "__main__":
