@@ -79,26 +79,46 @@ def _by_second(arrivals: list[int], latencies: list[float]) -> list[tuple[int, i
 # --- role: the fake Deepgram agent ----------------------------------------------------------------------------
 
 
-def role_agent(port: int, out: Path) -> None:
-    import uvicorn
+class FrameClock:
+    """At the agent: each timestamped caller frame's latency (ms) and arrival (CLOCK_MONOTONIC ns), and which
+    frames of which caller arrived."""
 
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.arrivals: list[int] = []
+        self.seen: dict[int, set[int]] = defaultdict(set)
+
+    def on_audio(self, session, data: bytes) -> None:
+        if data and data[0] == MARK and len(data) >= 17:
+            now = time.monotonic_ns()
+            call = int.from_bytes(data[9:13], "big")
+            self.latencies.append((now - int.from_bytes(data[1:9], "big")) / 1e6)
+            self.arrivals.append(now)
+            self.seen[call].add(int.from_bytes(data[13:17], "big"))
+
+    def summary(self) -> dict:
+        """What `_phase` reads of the agent's output."""
+        return {
+            "latency_p50_ms": percentile(self.latencies, 0.5),
+            "latency_p99_ms": percentile(self.latencies, 0.99),
+            "latency_max_ms": max(self.latencies, default=float("nan")),
+            "frames": len(self.latencies),
+            "received": {str(k): len(v) for k, v in self.seen.items()},
+            "by_second": _by_second(self.arrivals, self.latencies),
+        }
+
+
+def call_sid(session) -> str:
+    """The CallSid the bridge tagged the agent session with."""
+    return next((t[5:] for t in (session.settings or {}).get("tags", []) if t.startswith("call-")), "?")
+
+
+def role_agent(port: int, out: Path) -> None:
     from tests.fakes.deepgram_agent import FakeDeepgramAgent
     from voice_service.audio import tone
 
-    latencies: list[float] = []
-    arrivals: list[int] = []
-    seen: dict[int, set[int]] = defaultdict(set)
+    clock = FrameClock()
     barge_ins: dict[str, list[int]] = defaultdict(list)
-
-    def call_sid(session) -> str:
-        return next((t[5:] for t in (session.settings or {}).get("tags", []) if t.startswith("call-")), "?")
-
-    def on_audio(session, data: bytes) -> None:
-        if data and data[0] == MARK and len(data) >= 17:
-            now = time.monotonic_ns()
-            latencies.append((now - int.from_bytes(data[1:9], "big")) / 1e6)
-            arrivals.append(now)
-            seen[int.from_bytes(data[9:13], "big")].add(int.from_bytes(data[13:17], "big"))
 
     async def script(session) -> None:
         chunk = tone(0.1, 330)
@@ -119,25 +139,19 @@ def role_agent(port: int, out: Path) -> None:
                 await asyncio.sleep(0.1)
             await session.send({"type": "AgentAudioDone"})
 
-    agent = FakeDeepgramAgent(script, audio_hook=on_audio)
-    try:  # uvicorn re-raises the SIGINT that stopped it, after a graceful shutdown
-        uvicorn.run(agent.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+    agent = FakeDeepgramAgent(script, audio_hook=clock.on_audio)
+    serve_app(agent.app, port)
+    out.write_text(json.dumps({**clock.summary(), "barge_ins": barge_ins, "violations": agent.violations[:20]}))
+
+
+def serve_app(app, port: int) -> None:
+    """A fake's app on a loopback port until SIGINT (uvicorn re-raises it after a graceful shutdown)."""
+    import uvicorn
+
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
     except KeyboardInterrupt:
         pass
-    out.write_text(
-        json.dumps(
-            {
-                "latency_p50_ms": percentile(latencies, 0.5),
-                "latency_p99_ms": percentile(latencies, 0.99),
-                "latency_max_ms": max(latencies, default=float("nan")),
-                "frames": len(latencies),
-                "received": {str(k): len(v) for k, v in seen.items()},
-                "by_second": _by_second(arrivals, latencies),
-                "barge_ins": barge_ins,
-                "violations": agent.violations[:20],
-            }
-        )
-    )
 
 
 # --- role: the baseline relay -----------------------------------------------------------------------------------
@@ -461,16 +475,29 @@ def _match_clears(barge_ins: dict[str, list[int]], clears: dict[str, list[int]],
 
 
 def _phase(
-    name: str, *, env: dict, calls: int, seconds: float, arrival: float, start_server, profile: Path | None = None
+    name: str,
+    *,
+    env: dict,
+    calls: int,
+    seconds: float,
+    arrival: float,
+    start_server,
+    profile: Path | None = None,
+    agent_role: list[str] | None = None,
 ) -> dict:
-    """Run the callers against one bridge; returns its latency, drops, clear times, CPU and where the time went."""
+    """Run the callers against one bridge; returns its latency, drops, clear times, CPU and where the time went,
+    and (`agent`) everything the agent role wrote. `agent_role`: the command of another agent role (it is given
+    --port and --out, and writes at least what `FrameClock.summary` gives, `barge_ins` and `violations`)."""
     import psutil
 
     from tests.fakes.server import free_port
 
     work = Path(tempfile.mkdtemp(prefix=f"bench-voice-{name}-"))
     agent_port = free_port()
-    agent = _spawn([__file__, "--role", "agent", "--port", str(agent_port), "--out", str(work / "agent.json")], env)
+    agent = _spawn(
+        [*(agent_role or [__file__, "--role", "agent"]), "--port", str(agent_port), "--out", str(work / "agent.json")],
+        env,
+    )
     _wait_port(agent_port)
     server, url, stream_url = start_server(f"ws://127.0.0.1:{agent_port}/v1/agent/converse")
     sampler = _Sampler(server.pid, profile) if profile else None
@@ -524,6 +551,7 @@ def _phase(
     inside = histograms.get("voice_bridge_latency_seconds")
     lag = histograms.get("voice_event_loop_lag_seconds")
     return {
+        "agent": got,
         "sampler": sampler,
         "p50": got["latency_p50_ms"],
         "p99": got["latency_p99_ms"],
@@ -552,8 +580,22 @@ def _phase(
     }
 
 
-def _database() -> tuple[str, callable]:
-    """A throwaway, migrated database (tests/scratch_db.py) with an organisation answering NUMBER."""
+def start_sidecar(agent_url: str, env: dict) -> tuple[subprocess.Popen, str, None]:
+    """`python -m voice_service` in its own process, pointed at the agent: (process, base URL, no stream URL)."""
+    from tests.fakes.server import free_port
+
+    port = free_port()
+    proc = _spawn(
+        ["-m", "voice_service", "--host", "127.0.0.1", "--port", str(port)],
+        dict(env, DEEPGRAM_AGENT_URL=agent_url, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}"),
+    )
+    _wait_port(port)
+    return proc, f"http://127.0.0.1:{port}", None
+
+
+def _database(industry: str | None = None) -> tuple[str, callable]:
+    """A throwaway, migrated database (tests/scratch_db.py) with an organisation answering NUMBER (in `industry`:
+    its starting specialists)."""
     from tests.scratch_db import ScratchDatabase
 
     db = ScratchDatabase("bench_voice")
@@ -563,7 +605,11 @@ def _database() -> tuple[str, callable]:
     from models.db import get_engine, session_scope
 
     org = organisations.register_organisation(
-        "Bench Clinic", "Bench Admin", f"bench-{uuid.uuid4().hex[:6]}@example.com", "bench-password-42"
+        "Bench Clinic",
+        "Bench Admin",
+        f"bench-{uuid.uuid4().hex[:6]}@example.com",
+        "bench-password-42",
+        industry=industry,
     )
     with session_scope() as s:
         s.add(PhoneNumber(tenant_id=org.tenant_id, number=NUMBER))
@@ -644,13 +690,7 @@ def run(calls: int, seconds: float, arrival: float, profile: Path | None = None)
             return proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/"
 
         def sidecar(agent_url: str):
-            port = free_port()
-            proc = _spawn(
-                ["-m", "voice_service", "--host", "127.0.0.1", "--port", str(port)],
-                dict(env, DEEPGRAM_AGENT_URL=agent_url, VOICE_PUBLIC_URL=f"http://127.0.0.1:{port}"),
-            )
-            _wait_port(port)
-            return proc, f"http://127.0.0.1:{port}", None
+            return start_sidecar(agent_url, env)
 
         print(
             f"{calls} calls arriving over {arrival:.0f} s, each streaming {seconds:.0f} s: the baseline relay first, "

@@ -60,6 +60,18 @@ def test_voice_bench_delivers_every_frame_and_records_every_call():
     assert result["cpu_us_per_frame"] > 0 and result["baseline_cpu_us_per_frame"] > 0
 
 
+def test_consent_flow_bench_times_every_consultation_from_yes_to_the_expert_answer():
+    result = run_bench("consent_flow.py", "--calls", "2", "--seconds", "20", "--arrival", "1")
+    assert result["calls"] == result["answered"] == 2 and result["outcomes"] == {"answered": 2}
+    assert result["protocol_violations"] == 0 and result["frames_dropped"] == 0
+    # the fixed work is on the measured path: routing, the specialists and the synthesis (and the consent, when
+    # the language model read it), so no consultation is timed shorter than it
+    assert result["collaboration_ms"] in (2800.0, 3000.0)
+    assert result["consult_ms_p50"] >= result["collaboration_ms"] and result["overhead_ms_p50"] >= 0
+    assert result["frames_in_windows"] > 0  # caller frames kept flowing during the hold
+    assert result["budget_ms"] == 30000
+
+
 def test_agent_routing_bench_builds_the_index_once_for_every_message():
     result = run_bench("agent_routing.py", "--specialists", "12", "--chars", "5000", "--messages", "6")
     assert result["specialists"] == 12 and result["messages"] == 6

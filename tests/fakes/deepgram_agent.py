@@ -11,7 +11,10 @@ Error, as the real service would. What the fake itself sends is checked against 
     with serve(agent.app) as url: ...           # DEEPGRAM_AGENT_URL = ws://127.0.0.1:port/v1/agent/converse
 
 `python -m tests.fakes.deepgram_agent --port 8090` runs it alone with a small conversational script, so the
-simulator works against `make run` without a Deepgram account.
+simulator works against `make run` without a Deepgram account. `--script FILE` (or `--script demo`) plays a
+scripted caller instead, after the greeting or, with `--on-key`, once a key is pressed: the words a caller says
+and the bridge's offer and expert answer to wait for (tests/fakes/caller_script.py has the format), so a person
+tries the whole specialist consultation with the simulator. Either way it prints what the bridge has it say.
 """
 
 from __future__ import annotations
@@ -101,14 +104,17 @@ class AgentSession:
         self.request_id = str(uuid.uuid4())
         self.settings: dict[str, Any] | None = None
         self.messages: list[dict[str, Any]] = []  # every client JSON message, in order
+        self.received_at: list[float] = []  # perf_counter() when each of `messages` arrived
         self.sent_at: dict[str, list[float]] = {}  # message type -> perf_counter() when the fake sent it
         self.audio = bytearray()
         self.frames = 0
         self.last_audio_at: float | None = None  # perf_counter() when caller audio last arrived
+        self.speaking_until = 0.0  # perf_counter() when the agent's audio sent so far has played at the caller
         self.applied = asyncio.Event()
         self.closed = asyncio.Event()
         self._waiters: list[tuple[str, asyncio.Future]] = []
         self._consumed: set[int] = set()  # indexes into `messages` already handed to a waiter
+        self._watchers: list[tuple[Callable[[dict[str, Any]], bool], int, asyncio.Future]] = []
         self._refusals = agent.refuse_injections
         self._tasks: set[asyncio.Task] = set()
 
@@ -131,11 +137,13 @@ class AgentSession:
 
     async def say(self, text: str, seconds: float | None = None) -> None:
         """One agent turn: its text, AgentStartedSpeaking, the audio (faster than real time), AgentAudioDone."""
+        seconds = seconds if seconds is not None else max(0.4, 0.3 * len(text.split()))
+        self.speaking_until = max(time.perf_counter(), self.speaking_until) + seconds  # before anything is awaited
         await self.send({"type": "ConversationText", "role": "assistant", "content": text})
         await self.send(
             {"type": "AgentStartedSpeaking", "total_latency": 0.82, "tts_latency": 0.21, "ttt_latency": 0.48}
         )
-        await self.send_audio(tone(seconds if seconds is not None else max(0.4, 0.3 * len(text.split()))))
+        await self.send_audio(tone(seconds))
         await self.send({"type": "AgentAudioDone"})
         await self.send(
             {
@@ -171,6 +179,21 @@ class AgentSession:
     async def wait_for(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
         """The next client message of this type (or one already received and not yet waited for)."""
         return await asyncio.wait_for(self._expect(kind), timeout)
+
+    async def wait_message(self, match: Callable[[dict[str, Any]], bool], since: int = 0, timeout: float = 10.0) -> int:
+        """The index in `messages` of the first client message from `since` on that `match`es (one already
+        received, or the next to arrive); its arrival time is `received_at[index]`."""
+        for i in range(since, len(self.messages)):
+            if match(self.messages[i]):
+                return i
+        future = asyncio.get_running_loop().create_future()
+        watcher = (match, since, future)
+        self._watchers.append(watcher)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
 
     def caller_audio_flowing(self, within: float = 0.2) -> bool:
         """Caller audio arrived in the last `within` seconds: a caller who could be speaking. (The real agent
@@ -225,6 +248,13 @@ class AgentSession:
         if self.settings is None and kind != "Settings":
             self._violation(f"{kind} before Settings")
         self.messages.append(message)
+        self.received_at.append(time.perf_counter())
+        for watcher in list(self._watchers):
+            if not watcher[2].done() and len(self.messages) > watcher[1] and watcher[0](message):
+                self._watchers.remove(watcher)
+                watcher[2].set_result(len(self.messages) - 1)
+        if self.agent.message_hook is not None:
+            self.agent.message_hook(self, message)
         for waiter in list(self._waiters):
             if waiter[0] == kind and not waiter[1].done():
                 self._waiters.remove(waiter)
@@ -284,6 +314,7 @@ class FakeDeepgramAgent:
         greet: bool = True,
         refuse_injections: int = 0,
         audio_hook: Callable[[AgentSession, bytes], None] | None = None,
+        message_hook: Callable[[AgentSession, dict[str, Any]], None] | None = None,
     ):
         self.script = script
         self.api_key = api_key
@@ -291,6 +322,7 @@ class FakeDeepgramAgent:
         self.greet = greet
         self.refuse_injections = refuse_injections
         self.audio_hook = audio_hook
+        self.message_hook = message_hook  # every valid client message, as it arrives
         self.sessions: list[AgentSession] = []
         self.violations: list[str] = []
         self.refused_auth = 0
@@ -334,12 +366,12 @@ def _level(frame: bytes) -> float:
     return float(abs(samples.astype("int32")).mean()) if len(samples) else 0.0
 
 
-async def local_demo(session: AgentSession) -> None:
-    """Detects speech by loudness (it cannot transcribe), and answers keypresses."""
-    speaking, quiet, spoken, seen, handled = False, 0, 0, 0, 0
+async def local_demo(session: AgentSession, *, listen: bool = True) -> None:
+    """Detects speech by loudness (it cannot transcribe; not with `listen=False`), and answers keypresses."""
+    speaking, quiet, spoken, seen, handled = False, 0, 0, 0, len(session.messages) if not listen else 0
     while not session.closed.is_set():
         await asyncio.sleep(0.02)
-        while seen + FRAME_BYTES <= len(session.audio):
+        while listen and seen + FRAME_BYTES <= len(session.audio):
             frame = bytes(session.audio[seen : seen + FRAME_BYTES])
             seen += FRAME_BYTES
             loud = _level(frame) > 500
@@ -373,8 +405,34 @@ async def local_demo(session: AgentSession) -> None:
                     await session.say(f"You said: {message['content']}")
 
 
-def main() -> None:
+def scripted_caller(steps: list, *, on_key: bool = False, log: Callable[[str], None] | None = None) -> Script:
+    """The agent plays a scripted caller (tests/fakes/caller_script.py), then answers keys as local_demo does."""
+    from tests.fakes.caller_script import play
+
+    async def script(session: AgentSession) -> None:
+        await play(session, steps, on_key=on_key, log=log)
+        await local_demo(session, listen=False)
+
+    return script
+
+
+def _show(session: AgentSession, message: dict[str, Any]) -> None:
+    """What a person watching the stand-alone agent wants to see of the bridge's messages."""
+    kind = message["type"]
+    if kind == "InjectAgentMessage":
+        print(f"  bridge -> agent says: {message['message']}", flush=True)
+    elif kind == "InjectUserMessage":
+        print(f"  bridge -> {message['content']}", flush=True)
+    elif kind == "FunctionCallResponse":
+        print(f"  bridge -> {message['name']} answered: {message['content'][:300]}", flush=True)
+    elif kind in ("UpdatePrompt", "UpdateThink"):
+        print(f"  bridge -> {kind} (the agent's instructions changed)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
     import uvicorn
+
+    from tests.fakes.caller_script import ScriptError, load_script
 
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.deepgram_agent",
@@ -382,8 +440,27 @@ def main() -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    args = parser.parse_args()
-    agent = FakeDeepgramAgent(local_demo)
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        help="play a scripted caller (a file, or 'demo': a question for the specialist team, then 'yes please'); "
+        "the format is in tests/fakes/caller_script.py. Default: notice speech by loudness and answer keys",
+    )
+    parser.add_argument("--on-key", action="store_true", help="with --script: start it when a key is pressed")
+    args = parser.parse_args(argv)
+    if args.script is None:
+        agent = FakeDeepgramAgent(local_demo, message_hook=_show)
+    else:
+        try:
+            steps = load_script(args.script)
+        except ScriptError as exc:
+            parser.exit(2, f"{parser.prog}: {exc}\n")
+
+        def log(text: str) -> None:
+            print(f"[script] {text}", flush=True)
+
+        agent = FakeDeepgramAgent(scripted_caller(steps, on_key=args.on_key, log=log), message_hook=_show)
+        print(f"Playing the scripted caller {args.script!r} ({len(steps)} steps) on each call", flush=True)
     print(f"Fake Deepgram agent on ws://{args.host}:{args.port}{PATH}", flush=True)
     uvicorn.run(agent.app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
 
