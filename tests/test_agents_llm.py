@@ -67,3 +67,27 @@ async def test_without_a_key_nothing_is_sent():
     assert not llm.llm_configured()
     with pytest.raises(llm.LLMError, match="No language model is configured"):
         await llm.complete(MESSAGES)
+
+
+def test_warm_up_loads_what_a_first_completion_would_load_on_the_event_loop():
+    """In a fresh interpreter (as the voice sidecar starts): the SDK's chat API and its HTTP stack's asyncio
+    backend are loaded, without a key, without leaving a thread or printing an error."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from app.integrations import llm\n"
+        "assert 'anyio._backends._asyncio' not in sys.modules\n"
+        "llm.warm_up()\n"
+        "for name in ('openai.resources.chat.completions.completions', 'anyio._backends._asyncio'):\n"
+        "    assert name in sys.modules, name\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "print('warmed')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "warmed"
+    assert result.stderr == ""

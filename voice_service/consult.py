@@ -5,7 +5,8 @@ asks the organisation's specialist team (`app.services.agents.consult`: routing,
 synthesis; offline answers from their knowledge when no LLM is configured) within the telephony budget, with
 the call's recent turns and the caller's CRM card as context, and its synthesis adapted for speech. A call's
 question counts against the organisation's consultations per minute like a chat or REST question; when they
-are used up it raises QuotaReached and the flow tells the caller the team is busy right now.
+are used up it raises QuotaReached and the flow tells the caller the team is busy right now. It runs on the
+side loop (side_loop.py), off the loop that carries the calls' audio.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from app.services.accounts.scope import Scope
 from app.services.agents import ConsultResult, consult
+from voice_service.side_loop import SIDE_LOOP
 
 # The caller is on hold: keep the spoken answer short.
 MAX_SPOKEN_SECONDS = 25
@@ -35,11 +37,13 @@ Consult = Callable[[ConsultRequest], Awaitable[ConsultResult]]
 
 
 async def consult_specialists(request: ConsultRequest) -> ConsultResult:
-    return await consult(
-        Scope.system(request.tenant_id),
-        request.question,
-        request.transcript,
-        max_spoken_seconds=MAX_SPOKEN_SECONDS,
-        budget=request.budget,
-        caller=request.caller,
+    return await SIDE_LOOP.run(
+        consult(
+            Scope.system(request.tenant_id),
+            request.question,
+            request.transcript,
+            max_spoken_seconds=MAX_SPOKEN_SECONDS,
+            budget=request.budget,
+            caller=request.caller,
+        )
     )

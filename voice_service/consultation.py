@@ -45,6 +45,7 @@ from voice_service.call_state import CallState
 from voice_service.consult import Consult, ConsultRequest
 from voice_service.deepgram_voice_agent import VoiceAgentService
 from voice_service.records import CallRecorder, in_db_thread
+from voice_service.side_loop import SIDE_LOOP
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class ConsultationFlow:
         self._decision("offered", c.reason, source=c.source, topic=c.topic)
 
     async def _consent(self, c: Consultation, text: str) -> None:
-        reading = await read_consent(text, self.offer)
+        reading = await SIDE_LOOP.run(read_consent(text, self.offer))  # an LLM call: off the audio loop
         if self.current is not c:  # withdrawn meanwhile
             return
         metrics.CONSULT_CONSENTS.labels(reading.answer).inc()

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from app.services.accounts.scope import Scope
 from app.services.calls import call_records, consultations
 from app.services.calls.call_records import CallContext
+from voice_service.runtime import background_thread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,7 +34,7 @@ T = TypeVar("T")
 # every Python thread that is busy competes with the event loop for the GIL, and a burst of calls arriving
 # at once must not stall the audio of the calls already in progress. Database work only: anything slow that
 # is not the database (an LLM) is awaited on the event loop, or two slow ones would hold up every new call.
-_DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db")
+_DB = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-db", initializer=background_thread)
 
 
 async def in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -69,6 +70,7 @@ class RecordWriter:
                     self._thread.start()
 
     def _run(self) -> None:
+        background_thread()
         while True:
             item = self._queue.get()
             try:

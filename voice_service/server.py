@@ -27,7 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.edge.body_limit import BodyLimit
-from app.integrations import twilio
+from app.integrations import llm, twilio
 from app.services.accounts import tokens
 from app.services.accounts.scope import Scope
 from app.services.calls import call_records
@@ -209,6 +209,7 @@ def create_app(*, consult: Consult = consult_specialists, timings: BridgeTimings
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         metrics.watch_gc()
+        llm.open_client()  # its TLS context loads now, not during a call's first consultation
         loop_lag = asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag")
         yield
         loop_lag.cancel()

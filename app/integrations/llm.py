@@ -12,6 +12,7 @@ use their offline mode. SDK errors become `LLMError` with a message fit for the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -218,3 +219,74 @@ async def complete_json(
     if not isinstance(data, dict):
         raise LLMError("The language model's reply was not a JSON object.", result.usage)
     return JsonReply(data=data, usage=result.usage)
+
+
+def warm_up() -> None:
+    """Load the SDK's chat API, its HTTP stack's asyncio parts and its deferred request and response models now, in
+    a process that must not stall later (the voice sidecar): a process's first completion otherwise spends about
+    50 ms importing and building them while holding the event loop, and every call's audio waits. One JSON and
+    one streamed completion go to a loopback responder in this process, through the SDK's own transport; no key
+    is needed and nothing leaves the machine."""
+
+    def chunk(**fields: Any) -> dict[str, Any]:
+        return {"id": "warm-up", "object": "chat.completion.chunk", "created": 0, "model": "warm-up", **fields}
+
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    message = {"role": "assistant", "content": "{}", "refusal": None}
+    completion = {"id": "warm-up", "object": "chat.completion", "created": 0, "model": "warm-up", "usage": usage}
+    completion["choices"] = [{"index": 0, "message": message, "finish_reason": "stop"}]
+    delta = {"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}
+    events = "".join(f"data: {json.dumps(e)}\n\n" for e in (chunk(choices=[delta]), chunk(choices=[], usage=usage)))
+
+    async def run() -> None:
+        answered = asyncio.Event()  # the responder saw the connection close
+
+        async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while head := await reader.readuntil(b"\r\n\r\n"):
+                    fields = (h.split(b":", 1) for h in head.lower().split(b"\r\n") if b":" in h)
+                    length = int(dict(fields).get(b"content-length", b"0"))
+                    streamed = json.loads(await reader.readexactly(length)).get("stream")
+                    body = (events + "data: [DONE]\n\n").encode() if streamed else json.dumps(completion).encode()
+                    kind = b"text/event-stream" if streamed else b"application/json"
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n" % (kind, len(body))
+                    )
+                    writer.write(body)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass  # the client closed its connection: the warm-up is over
+            finally:
+                writer.close()
+            answered.set()
+
+        server = await asyncio.start_server(respond, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = AsyncOpenAI(api_key="warm-up", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=10)
+        try:
+            messages: Any = [{"role": "user", "content": "warm-up"}]
+            schema = {"type": "object", "properties": {}, "additionalProperties": False}
+            await client.chat.completions.create(
+                model="warm-up",
+                messages=messages,
+                response_format={"type": "json_schema", "json_schema": {"name": "w", "strict": True, "schema": schema}},
+            )
+            stream = await client.chat.completions.create(
+                model="warm-up", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+            async for _ in stream:
+                pass
+        finally:
+            await client.close()
+            server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), 1)
+
+    asyncio.run(run())
+
+
+def open_client() -> None:
+    """Make the running event loop's client now (its TLS context takes about 25 ms to load), when an LLM is
+    configured: at a service's start rather than during its first request."""
+    if llm_configured():
+        _client()
