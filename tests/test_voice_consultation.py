@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from app.services.accounts.scope import Scope
 from app.services.agents import ConsultResult
-from app.services.calls import consultations
+from app.services.calls import call_summary, consultations
 from app.services.calls.call_records import CallContext
 from app.settings import get_settings
 from models import VoiceSettings
@@ -127,6 +127,12 @@ async def call_with(monkeypatch, tenant_id, steps, *, keys=None, **options):
     assert {o: after[o] - before[o] for o in after if after[o] != before[o]} == Counter(c.outcome for c in rows)
     assert "pending" not in {c.outcome for c in rows}
     assert usage_of(call_row(caller.call_sid).id).get("consult_tokens", 0) == sum(c.tokens for c in rows)
+    # The call's notes (its summary job, run here) say what became of each consultation, from its record. With
+    # an LLM the model writes them from the same sentences (tests/test_call_consultations.py checks its input).
+    notes = await asyncio.to_thread(call_summary.summarise_call, Scope.system(tenant_id), call_row(caller.call_sid).id)
+    if notes["summary_source"] == "offline":
+        summary = call_row(caller.call_sid).summary
+        assert all(sentence in summary for sentence in consultations.sentences(rows)), summary
     return line, caller
 
 
