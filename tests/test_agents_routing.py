@@ -58,7 +58,7 @@ async def test_an_empty_list_means_answer_directly(fake_llm, team):
 async def test_a_bad_moderator_reply_falls_back_to_bm25(fake_llm, team, rule, expected_fallback):
     fake_llm.script(ROUTER, **rule)
     decision = await router.route("A patient's card keeps getting declined when paying the bill", [], team[1])
-    assert decision.router == "bm25"
+    assert decision.router == "offline"
     assert expected_fallback in decision.fallback
     assert decision.agents == ["pci-payments"]
 
@@ -68,7 +68,7 @@ async def test_a_slow_moderator_times_out_and_falls_back(fake_llm, team, monkeyp
     get_settings.cache_clear()
     fake_llm.script(ROUTER, reply={"agents": ["hipaa-privacy"], "reason": "x"}, delay=3)
     decision = await router.route("My dog ate a bar of dark chocolate", [], team[1])
-    assert decision.router == "bm25" and "in time" in decision.fallback
+    assert decision.router == "offline" and "in time" in decision.fallback
     assert decision.agents == ["veterinary"]
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()] == []
 
@@ -85,7 +85,7 @@ async def test_a_retry_after_429_succeeds_when_retries_are_allowed(fake_llm, tea
 
 async def test_without_an_llm_the_keyword_router_decides_and_says_so(team):
     decision = await router.route("How should we scrub our call list against the do not call registry?", [], team[1])
-    assert decision.router == "bm25" and decision.fallback == "No language model is configured."
+    assert decision.router == "offline" and decision.fallback == "No language model is configured."
     assert decision.agents == ["tcpa-compliance"]
     assert decision.reason == "Matched by keywords: TCPA & Outbound Calling Rules."
 

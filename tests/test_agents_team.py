@@ -105,7 +105,7 @@ async def test_a_large_router_index_builds_while_the_event_loop_keeps_running():
     decision, ticks = await ticks_during(
         router.route("Robocall rules for appointment reminders", [], views, use_llm=False)
     )
-    assert decision.router == "bm25" and decision.fallback == "No language model is configured."
+    assert decision.router == "offline" and decision.fallback == "No language model is configured."
     assert ticks >= 10
 
 
