@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from app.services.agents.specialists import load_catalogue
-from app.services.agents.train_router import TUNING_FILES, catalogue_views, read_rows, tuning_rows
+from app.services.agents.specialists import catalogue_views, load_catalogue
+from app.services.agents.train_router import TUNING_FILES, read_rows, tuning_rows
 
 __all__ = ["catalogue_views", "tuning_rows"]
 

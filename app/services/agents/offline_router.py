@@ -26,7 +26,7 @@ import numpy as np
 from app.services.agents.lexicon import CHIT_CHAT, LEXICON, OFF_TOPIC_CUES
 from app.services.agents.router import MAX_AGENTS, RouteDecision, profile
 from app.services.agents.search import BM25Index, passages, stem, tokenize
-from app.services.agents.specialists import SpecialistView
+from app.services.agents.specialists import SpecialistView, catalogue_views
 
 MODEL_PATH = Path(__file__).with_name("router_model.json")
 FEATURES = (
@@ -39,10 +39,14 @@ FEATURES = (
     "passage",
     "passage_share",
     "phrases",
+    "similar",
+    "lexicon",
     "best",
     "known",
     "off_topic",
+    "similar_none",
 )
+NEIGHBOURS = 5  # labelled questions consulted for the "similar" features
 _EXPANSIONS = {stem(word): text for word, text in LEXICON.items()}
 _OFF_TOPIC = frozenset(stem(w) for w in OFF_TOPIC_CUES)
 _CHIT_CHAT = frozenset(stem(w) for w in CHIT_CHAT)
@@ -74,40 +78,74 @@ class OfflineRouter:
         self.slugs = [s.slug for s in specialists]
         self.names = {s.slug: s.name for s in specialists}
         self.model = model or load_model()
-        self._weights = np.array([self.model["weights"][f] for f in FEATURES], dtype=np.float64)
-        self._profile = BM25Index([profile(s) for s in specialists])
-        self._keys = BM25Index([f"{s.name}\n{s.keywords.replace(',', ' ')}" for s in specialists])
+        self._weights = np.array([self.model["weights"].get(f, 0.0) for f in FEATURES], dtype=np.float64)
+        # The catalogue's other specialists join the indexes as background: a word's weight (BM25's IDF) then
+        # means the same in a team of one as in a team of thirty, as the trained coefficients assume.
+        own = set(self.slugs)
+        corpus = [*specialists, *(s for s in catalogue_views() if s.slug not in own)]
+        self._profile = BM25Index([profile(s) for s in corpus])
+        self._keys = BM25Index([f"{s.name}\n{s.keywords.replace(',', ' ')}" for s in corpus])
         chunks, owners = [], []
-        for i, s in enumerate(specialists):
+        for i, s in enumerate(corpus):
             for chunk in passages(s.knowledge) or [s.description]:
                 chunks.append(chunk)
                 owners.append(i)
         self._passages = BM25Index(chunks)
         self._owners = np.array(owners, dtype=np.intp)
+        self._corpus = len(corpus)
         self._phrases = [
             [set(tokenize(k)) for k in s.keywords.split(",") if tokenize(k)] + [set(tokenize(s.name))]
             for s in specialists
         ]
         self._vocab = {t for s in specialists for t in tokenize(profile(s))}
+        # Labelled questions shipped with the model: how staff actually ask about the catalogue's topics.
+        examples = [e for e in self.model.get("examples", []) if e[0].strip()]
+        self._examples = [e[0] for e in examples]
+        column = {slug: i for i, slug in enumerate(self.slugs)}
+        self._example_labels = np.zeros((len(examples), len(self.slugs)))
+        for row, (_, labels) in enumerate(examples):
+            for slug in labels:
+                if slug in column:
+                    self._example_labels[row, column[slug]] = 1.0
+        self._example_none = np.array([not labels for _, labels in examples], dtype=np.float64)
+        self._example_index = BM25Index([expand(q) for q in self._examples])
+
+    def _similar(self, query: str, expanded: str) -> tuple[np.ndarray, float]:
+        """Each specialist's share of the labelled questions most like this one (and the share labelled none).
+        A labelled question identical to `query` is skipped, so training rows do not vote for themselves."""
+        if not self._examples:
+            return np.zeros(len(self.slugs)), 0.0
+        scores = self._example_index.scores(expanded).astype(np.float64)
+        order = [i for i in np.argsort(-scores, kind="stable")[: NEIGHBOURS + 1] if scores[i] > 0]
+        order = [i for i in order if self._examples[i] != query][:NEIGHBOURS]
+        total = float(scores[order].sum()) if order else 0.0
+        if total <= 0:
+            return np.zeros(len(self.slugs)), 0.0
+        weights = scores[order] / total
+        return weights @ self._example_labels[order], float(weights @ self._example_none[order])
 
     def features(self, query: str) -> np.ndarray:
         """One row of FEATURES per specialist."""
         n = len(self.slugs)
+        if not n:
+            return np.zeros((0, len(FEATURES)))
         expanded = expand(query)
         words = set(tokenize(expanded))
         plain = [t for t in tokenize(query) if "_" not in t]
-        prof = self._profile.scores(expanded).astype(np.float64)
-        keys = self._keys.scores(expanded).astype(np.float64)
-        best_passage = np.zeros(n)
-        if self._owners.size:
-            np.maximum.at(best_passage, self._owners, self._passages.scores(expanded).astype(np.float64))
+        plain_prof = self._profile.scores(query)[:n].astype(np.float64)
+        prof = self._profile.scores(expanded)[:n].astype(np.float64)
+        keys = self._keys.scores(expanded)[:n].astype(np.float64)
+        best_passage = np.zeros(self._corpus)
+        np.maximum.at(best_passage, self._owners, self._passages.scores(expanded).astype(np.float64))
+        best_passage = best_passage[:n]
         top = np.zeros(n)
-        if n and prof.max() > 0:
+        if prof.max() > 0:
             top[int(np.argmax(prof))] = 1.0
         phrases = np.array([min(3, sum(p <= words for p in ps)) for ps in self._phrases], dtype=np.float64)
         known = sum(t in self._vocab for t in plain) / len(plain) if plain else 0.0
         off_topic = float(any(t in _OFF_TOPIC for t in plain) or all(t in _CHIT_CHAT for t in plain))
-        best = np.log1p(prof.max()) if n else 0.0
+        best = np.log1p(prof.max())
+        similar, similar_none = self._similar(query, expanded)
         columns = [
             np.ones(n),
             np.log1p(prof),
@@ -118,11 +156,14 @@ class OfflineRouter:
             np.log1p(best_passage),
             _share(best_passage),
             phrases,
+            similar,
+            np.log1p(prof) - np.log1p(plain_prof),
             np.full(n, best),
             np.full(n, known),
             np.full(n, off_topic),
+            np.full(n, similar_none),
         ]
-        return np.stack(columns, axis=1) if n else np.zeros((0, len(FEATURES)))
+        return np.stack(columns, axis=1)
 
     def probabilities(self, query: str) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.features(query) @ self._weights)))

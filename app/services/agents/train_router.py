@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from app.services.agents.offline_router import FEATURES, MODEL_PATH, OfflineRouter
 from app.services.agents.search import passages
-from app.services.agents.specialists import SpecialistView, load_catalogue
+from app.services.agents.specialists import SpecialistView, catalogue_views
 from app.settings import PROJECT_ROOT
 
 ROUTING_DIR = PROJECT_ROOT / "tests" / "data" / "routing"
@@ -43,11 +43,6 @@ def read_rows(name: str) -> list[dict]:
 
 def tuning_rows() -> list[dict]:
     return [row for name in TUNING_FILES for row in read_rows(name)]
-
-
-def catalogue_views() -> list[SpecialistView]:
-    """The shipped catalogue's specialists, all active."""
-    return [SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()]
 
 
 def generated_rows(specialists: Sequence[SpecialistView], per_specialist: int = 12, seed: int = SEED) -> list[dict]:
@@ -217,34 +212,42 @@ def train(
 def cross_validate(
     rows: Sequence[dict],
     specialists: Sequence[SpecialistView],
-    make: Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], dict] | None = None,
     *,
     with_generated: bool = True,
 ) -> list[tuple[list[int], dict]]:
     """5-fold cross-validation on `rows`: for each fold, its row indices and the model trained on the other four
-    (coefficients and thresholds). The bench measures each model on its fold."""
-    router = OfflineRouter(specialists, model=_blank())
-    data = table(router, rows)
-    generated = table(router, generated_rows(specialists) + off_topic_rows()) if with_generated else []
+    (coefficients, thresholds and labelled examples). The bench measures each model on its fold."""
     out = []
     for held in folds(len(rows)):
         held_set = set(held.tolist())
-        train_data = [d for i, d in enumerate(data) if i not in held_set]
-        model = make(train_data) if make else train(train_data, generated)
+        train_rows = [r for i, r in enumerate(rows) if i not in held_set]
+        model = build_model(train_rows, specialists, with_generated=with_generated)
         out.append((sorted(held_set), model))
     return out
 
 
-def _blank() -> dict:
-    return {"weights": dict.fromkeys(FEATURES, 0.0), "threshold": 0.5, "relative": 0.5}
+def _blank(rows: Sequence[dict] = ()) -> dict:
+    examples = [[r["query"], sorted(r["expected"])] for r in rows]
+    return {"weights": dict.fromkeys(FEATURES, 0.0), "threshold": 0.5, "relative": 0.5, "examples": examples}
 
 
-def build_model(rows: Sequence[dict] | None = None, specialists: Sequence[SpecialistView] | None = None) -> dict:
+def build_model(
+    rows: Sequence[dict] | None = None,
+    specialists: Sequence[SpecialistView] | None = None,
+    *,
+    with_generated: bool = True,
+) -> dict:
+    """The model trained on `rows` (default: every tuning question), which it also keeps as labelled examples."""
     specialists = list(specialists or catalogue_views())
     rows = list(rows if rows is not None else tuning_rows())
-    router = OfflineRouter(specialists, model=_blank())
-    model = train(table(router, rows), table(router, generated_rows(specialists) + off_topic_rows()))
+    router = OfflineRouter(specialists, model=_blank(rows))
+    # Generated questions are matched as if no labelled question existed (the "similar" features silent): how
+    # an organisation's own specialist, which has none, is matched; so its own text is enough to be chosen.
+    unseen = OfflineRouter(specialists, model=_blank())
+    generated = table(unseen, generated_rows(specialists) + off_topic_rows()) if with_generated else []
+    model = train(table(router, rows), generated)
     model["trained_on"] = {"tuning_questions": len(rows), "specialists": len(specialists)}
+    model["examples"] = _blank(rows)["examples"]
     return model
 
 
