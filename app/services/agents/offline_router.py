@@ -3,13 +3,16 @@
 It scores every (question, specialist) pair, so it works for an organisation's own specialists as well as the
 catalogue's: a small logistic model over a handful of features of the pair, trained by
 `python -m app.services.agents.train_router` on the project's labelled tuning questions and shipped as
-`router_model.json` (a dozen coefficients; applying them is a dot product). The features:
+`router_model.json` (16 coefficients, applied as a dot product, and the labelled questions). The features:
 - BM25 of the question, expanded with the domain lexicon (`lexicon.py`), against three fields of the specialist:
   its profile (as the keyword router weighs it), its name and keywords, and its best knowledge passage; each as a
-  score and as its share of the best specialist's;
+  score and as its share of the best specialist's; and how much the lexicon added to the profile's score;
 - whether the specialist ranks first, how many of its keyword phrases the question contains;
-- the question as a whole: how strong its best match is, how much of it any specialist knows about, and
-  requests no business specialist covers (poems, jokes, trivia) and messages that are only small talk.
+- the labelled questions most like this one: the specialist's share of them and how close the nearest is (zero
+  for an organisation's own specialist, which the model also learns to route on its own text: see train_router);
+- the question as a whole: how strong its best match is, how much of it any specialist knows about, requests no
+  business specialist covers (poems, jokes, trivia), messages that are only small talk, and the share of similar
+  labelled questions that no specialist took.
 Every specialist whose probability reaches the calibrated threshold is chosen (at most three, each at least a
 share of the best); none reaching it means the question is answered directly.
 """
@@ -23,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.services.agents.decision import MAX_AGENTS, RouteDecision, profile
 from app.services.agents.lexicon import CHIT_CHAT, LEXICON, OFF_TOPIC_CUES
-from app.services.agents.router import MAX_AGENTS, RouteDecision, profile
 from app.services.agents.search import BM25Index, passages, stem, tokenize
 from app.services.agents.specialists import SpecialistView, catalogue_views
 
@@ -40,13 +43,14 @@ FEATURES = (
     "passage_share",
     "phrases",
     "similar",
+    "similar_max",
     "lexicon",
     "best",
     "known",
     "off_topic",
     "similar_none",
 )
-NEIGHBOURS = 5  # labelled questions consulted for the "similar" features
+NEIGHBOURS = 8  # labelled questions consulted for the "similar" features (5-fold CV: 3, 5, 8 within noise)
 _EXPANSIONS = {stem(word): text for word, text in LEXICON.items()}
 _OFF_TOPIC = frozenset(stem(w) for w in OFF_TOPIC_CUES)
 _CHIT_CHAT = frozenset(stem(w) for w in CHIT_CHAT)
@@ -110,19 +114,21 @@ class OfflineRouter:
         self._example_none = np.array([not labels for _, labels in examples], dtype=np.float64)
         self._example_index = BM25Index([expand(q) for q in self._examples])
 
-    def _similar(self, query: str, expanded: str) -> tuple[np.ndarray, float]:
-        """Each specialist's share of the labelled questions most like this one (and the share labelled none).
-        A labelled question identical to `query` is skipped, so training rows do not vote for themselves."""
+    def _similar(self, query: str, expanded: str) -> tuple[np.ndarray, float, np.ndarray]:
+        """Each specialist's share of the labelled questions most like this one, the share labelled none, and how
+        alike the closest one labelled with each specialist is. A labelled question identical to `query` is
+        skipped, so training rows do not vote for themselves."""
         if not self._examples:
-            return np.zeros(len(self.slugs)), 0.0
+            return np.zeros(len(self.slugs)), 0.0, np.zeros(len(self.slugs))
         scores = self._example_index.scores(expanded).astype(np.float64)
         order = [i for i in np.argsort(-scores, kind="stable")[: NEIGHBOURS + 1] if scores[i] > 0]
         order = [i for i in order if self._examples[i] != query][:NEIGHBOURS]
         total = float(scores[order].sum()) if order else 0.0
         if total <= 0:
-            return np.zeros(len(self.slugs)), 0.0
+            return np.zeros(len(self.slugs)), 0.0, np.zeros(len(self.slugs))
         weights = scores[order] / total
-        return weights @ self._example_labels[order], float(weights @ self._example_none[order])
+        best = (self._example_labels[order] * scores[order][:, None]).max(axis=0)
+        return weights @ self._example_labels[order], float(weights @ self._example_none[order]), np.log1p(best)
 
     def features(self, query: str) -> np.ndarray:
         """One row of FEATURES per specialist."""
@@ -145,7 +151,7 @@ class OfflineRouter:
         known = sum(t in self._vocab for t in plain) / len(plain) if plain else 0.0
         off_topic = float(any(t in _OFF_TOPIC for t in plain) or all(t in _CHIT_CHAT for t in plain))
         best = np.log1p(prof.max())
-        similar, similar_none = self._similar(query, expanded)
+        similar, similar_none, similar_max = self._similar(query, expanded)
         columns = [
             np.ones(n),
             np.log1p(prof),
@@ -157,6 +163,7 @@ class OfflineRouter:
             _share(best_passage),
             phrases,
             similar,
+            similar_max,
             np.log1p(prof) - np.log1p(plain_prof),
             np.full(n, best),
             np.full(n, known),

@@ -13,43 +13,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from app.integrations import llm
+from app.services.agents.decision import MAX_AGENTS, RouteDecision, profile
+from app.services.agents.offline_router import OfflineRouter
 from app.services.agents.search import BM25Index
 from app.services.agents.specialists import SpecialistView
 from app.settings import get_settings
 
-MAX_AGENTS = 3
-# Keyword-router thresholds, tuned on tests/data/routing_eval.jsonl (bench/routing_eval.py).
+# Keyword-router thresholds, tuned on tests/data/routing/tuning.jsonl (bench/routing_eval.py measures them).
 MIN_SCORE = 2.5  # below this the best match is too weak: answer directly
 RELATIVE = 0.75  # a second or third specialist must score at least this share of the best one
 HISTORY_TURNS = 6
-
-
-class OfflineRoute(Protocol):
-    def route(self, query: str, history: Sequence[dict] = (), fallback: str = "") -> RouteDecision: ...
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    agents: list[str]
-    reason: str
-    router: str  # "llm" | "offline" | "bm25" | "manual"
-    usage: llm.Usage = llm.Usage()
-    fallback: str = ""  # why the LLM moderator's answer was not used
-
-    def as_dict(self) -> dict:
-        return {"agents": list(self.agents), "reason": self.reason, "router": self.router, "fallback": self.fallback}
-
-
-def profile(s: SpecialistView) -> str:
-    """The text the keyword router matches: the name and keywords weigh most, then the description."""
-    keywords = s.keywords.replace(",", " ")
-    return "\n".join([s.name] * 2 + [keywords] * 3 + [s.description] * 2 + [s.knowledge])
+__all__ = ["MAX_AGENTS", "KeywordRouter", "OfflineRouter", "RouteDecision", "profile", "route"]
 
 
 class KeywordRouter:
@@ -132,7 +110,7 @@ async def route(
     specialists: Sequence[SpecialistView],
     *,
     use_llm: bool | None = None,
-    offline_router: Callable[[], OfflineRoute] | None = None,
+    offline_router: Callable[[], OfflineRouter] | None = None,
     timeout: float | None = None,
 ) -> RouteDecision:
     """The MODERATOR's decision for `query` among the active `specialists`. `offline_router` gives the offline
@@ -140,8 +118,6 @@ async def route(
     bounds the LLM moderator (default: the router_timeout_seconds setting); past it the offline router decides."""
     if not specialists:
         return RouteDecision([], "This organisation has no active specialists.", "offline")
-    from app.services.agents.offline_router import OfflineRouter  # imported here: it builds on this module
-
     build = offline_router or (lambda: OfflineRouter(specialists))
 
     def offline(fallback: str) -> RouteDecision:
