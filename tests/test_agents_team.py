@@ -1,4 +1,4 @@
-"""The specialist team's BM25 indexes: built once per version of the team, off the event loop, per organisation.
+"""The specialist team's router indexes: built once per version of the team, off the event loop, per organisation.
 
 Build counts and the event loop's progress are asserted, never timings (bench/agent_routing.py measures them).
 """
@@ -30,15 +30,15 @@ async def offline_turn(scope, question: str = QUESTION) -> tuple[RouteDecided, D
 
 async def test_the_index_is_built_once_for_repeated_messages_and_again_after_a_change(make_org):
     org = make_org().scope
-    builds = team.builds["keyword_router"]
+    builds = team.builds["offline_router"]
     passages = search.passage_index.cache_info().misses
     first, done = await offline_turn(org)
-    assert [a["slug"] for a in first.agents] == ["tcpa-compliance"] and "appointment reminders" in done.answer
+    assert [a["slug"] for a in first.agents][0] == "tcpa-compliance" and "appointment reminders" in done.answer
     for _ in range(3):
         again, repeat = await offline_turn(org)
         assert again.agents == first.agents and repeat.answer == done.answer
-    assert team.builds["keyword_router"] - builds == 1
-    assert search.passage_index.cache_info().misses - passages == 1  # the one specialist's knowledge
+    assert team.builds["offline_router"] - builds == 1
+    assert search.passage_index.cache_info().misses - passages == len(first.agents)  # each chosen one's knowledge
 
     # Editing, disabling or enabling a specialist is a new version of the team: the next message rebuilds.
     tcpa = next(s for s in specialists.list_specialists(org) if s.slug == "tcpa-compliance")
@@ -47,14 +47,14 @@ async def test_the_index_is_built_once_for_repeated_messages_and_again_after_a_c
     )
     _, edited = await offline_turn(org)
     assert "get consent in writing" in edited.answer
-    assert team.builds["keyword_router"] - builds == 2
+    assert team.builds["offline_router"] - builds == 2
     specialists.set_active(org, tcpa.id, False)
     disabled, _ = await offline_turn(org)
     assert "tcpa-compliance" not in [a["slug"] for a in disabled.agents]
     specialists.set_active(org, tcpa.id, True)
     enabled, _ = await offline_turn(org)
-    assert [a["slug"] for a in enabled.agents] == ["tcpa-compliance"]
-    assert team.builds["keyword_router"] - builds == 4
+    assert enabled.agents == first.agents
+    assert team.builds["offline_router"] - builds == 4
 
 
 async def test_each_organisation_routes_over_its_own_team_only(make_org):
@@ -99,13 +99,13 @@ async def ticks_during(work) -> tuple[object, int]:
 
 
 async def test_a_large_router_index_builds_while_the_event_loop_keeps_running():
-    """While the keyword router over 40 specialists of 50,000 characters is built, the ticker keeps turning: the
+    """While the offline router over 40 specialists of 50,000 characters is built, the ticker keeps turning: the
     build runs off the event loop (on it, as before, the ticker got no turn at all)."""
     views = as_views(large_team(40, 50_000))
     decision, ticks = await ticks_during(
         router.route("Robocall rules for appointment reminders", [], views, use_llm=False)
     )
-    assert decision.router == "bm25" and decision.fallback == "No language model is configured."
+    assert decision.router == "offline" and decision.fallback == "No language model is configured."
     assert ticks >= 10
 
 

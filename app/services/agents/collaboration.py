@@ -245,7 +245,7 @@ class CollaborationManager:
                 history,
                 specs,
                 use_llm=not self.offline,
-                keyword_router=members.keyword_router,
+                offline_router=members.offline_router,
                 timeout=self.router_timeout,
             )
         if decision.usage.total_tokens:
