@@ -79,6 +79,10 @@ class Team:
                 )
             return self._router
 
+    def offline_router(self):
+        """The router used without a language model, and as its fallback. Blocks while it builds: call it in a thread."""
+        return self.keyword_router()
+
 
 _teams: collections.OrderedDict[uuid.UUID, Team] = collections.OrderedDict()
 _teams_lock = threading.Lock()
