@@ -6,13 +6,18 @@ pgserver reference-counts the processes using it, so the app, the sidecar and th
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import time
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 APP_DATABASE = "platform"
+# How long stop() waits for processes still registered (just stopped, exiting) before it decides.
+EXIT_WAIT_SECONDS = 15.0
 
 # Tuned once, on first start, for this workload (bulk CSV loads, million-row tables).
 _TUNING = {
@@ -82,6 +87,13 @@ def stop(server) -> None:
     import psutil
 
     registered = server.global_process_id_list
+    # Children stopped a moment ago may still be exiting (on a busy machine, seconds): wait for them, bounded,
+    # or the cluster outlives the launcher because they looked registered.
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    for pid in registered.get():
+        if pid != os.getpid():
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).wait(timeout=max(0.0, deadline - time.monotonic()))
     registered.put([pid for pid in registered.get() if psutil.pid_exists(pid)])
     server.cleanup()
 
