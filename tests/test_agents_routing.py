@@ -127,18 +127,19 @@ def test_the_routing_set_meets_the_target():
 
 
 # Questions written for these tests (in no data file), with the specialists a careful receptionist would ask.
-# Three more were written with them and the router disagrees, so they are not pinned here: "A customer gave us one
-# star online and called us crooks" (it answers directly), "Is a crown covered by her PPO dental insurance and what
-# is the copay?" (billing only, not dental care too), "How much do you charge for a furnace tune-up?" (dispatch
-# only, not pricing too).
+# Two more were written with them and the router disagrees, so they are not pinned here: "Is a crown covered by
+# her PPO dental insurance and what is the copay?" (billing only, not dental care too), "How much do you charge for
+# a furnace tune-up?" (dispatch only, not pricing too).
 FIXED = [
+    ("A customer gave us one star online and called us crooks", ["complaints-resolution"]),
     ("Her husband rang asking whether her blood test came back, can I just tell him?", ["hipaa-privacy"]),
     ("A caller's card got declined twice, can I read the number back to check it?", ["pci-payments"]),
     ("Our kitten swallowed a hair tie an hour ago", ["veterinary"]),
     ("The upstairs bathroom pipe burst and water is coming through the ceiling", ["home-services-dispatch"]),
     ("Is it legal to send promotional text blasts to our whole customer list?", ["tcpa-compliance"]),
     ("When is the deadline to file for an extension on personal taxes?", ["tax-deadlines"]),
-    ("Someone wants the earliest opening next week to move their cleaning", ["appointment-scheduling", "dental-care"]),
+    # Moving a cleaning is scheduling only: the labelling rule leaves out a second specialist it does not need.
+    ("Someone wants the earliest opening next week to move their cleaning", ["appointment-scheduling"]),
     ("A man on the phone says he has crushing chest pain and his left arm is numb", ["emergency-triage"]),
     ("A European customer asks us to erase all the personal data we hold on her", ["consumer-privacy"]),
     ("A deaf caller is using a relay service, how do we handle the call?", ["accessibility-ada"]),
@@ -160,7 +161,7 @@ FIXED = [
     ("Who won the football game last night?", []),
     ("What is the capital of Peru?", []),
     ("Give me a recipe for chocolate chip cookies", []),
-    ("thanks, that's all for today", []),
+    ("ok thank you, that is everything for now", []),
     ("Recommend a movie for Friday night", []),
 ]
 

@@ -3,13 +3,16 @@
 It scores every (question, specialist) pair, so it works for an organisation's own specialists as well as the
 catalogue's: a small logistic model over a handful of features of the pair, trained by
 `python -m app.services.agents.train_router` on the project's labelled tuning questions and shipped as
-`router_model.json` (16 coefficients, applied as a dot product, and the labelled questions). The features:
+`router_model.json` (20 coefficients, applied as a dot product, and the labelled questions). The features:
 - BM25 of the question, expanded with the domain lexicon (`lexicon.py`), against three fields of the specialist:
   its profile (as the keyword router weighs it), its name and keywords, and its best knowledge passage; each as a
   score and as its share of the best specialist's; and how much the lexicon added to the profile's score;
 - whether the specialist ranks first, how many of its keyword phrases the question contains;
+- its profile match on the words the best match does not explain (a second topic in the same question);
 - the labelled questions most like this one: the specialist's share of them and how close the nearest is (zero
-  for an organisation's own specialist, which the model also learns to route on its own text: see train_router);
+  for an organisation's own specialist, which the model also learns to route on its own text: see train_router),
+  and what a linear classifier over all of them says of this specialist and of "no specialist"
+  (`question_model.py`);
 - the question as a whole: how strong its best match is, how much of it any specialist knows about, requests no
   business specialist covers (poems, jokes, trivia), messages that are only small talk, and the share of similar
   labelled questions that no specialist took.
@@ -28,6 +31,7 @@ import numpy as np
 
 from app.services.agents.decision import MAX_AGENTS, RouteDecision, profile
 from app.services.agents.lexicon import CHIT_CHAT, LEXICON, OFF_TOPIC_CUES
+from app.services.agents.question_model import fitted
 from app.services.agents.search import BM25Index, passages, stem, tokenize
 from app.services.agents.specialists import SpecialistView, catalogue_views
 
@@ -49,6 +53,10 @@ FEATURES = (
     "known",
     "off_topic",
     "similar_none",
+    "labelled",
+    "labelled_none",
+    "residual",
+    "residual_share",
 )
 NEIGHBOURS = 8  # labelled questions consulted for the "similar" features (5-fold CV: 3, 5, 8 within noise)
 _EXPANSIONS = {stem(word): text for word, text in LEXICON.items()}
@@ -101,6 +109,7 @@ class OfflineRouter:
             [set(tokenize(k)) for k in s.keywords.split(",") if tokenize(k)] + [set(tokenize(s.name))]
             for s in specialists
         ]
+        self._profile_words = [set(tokenize(f"{s.name} {s.keywords} {s.description}")) for s in specialists]
         self._vocab = {t for s in specialists for t in tokenize(profile(s))}
         # Labelled questions shipped with the model: how staff actually ask about the catalogue's topics.
         examples = [e for e in self.model.get("examples", []) if e[0].strip()]
@@ -113,6 +122,7 @@ class OfflineRouter:
                     self._example_labels[row, column[slug]] = 1.0
         self._example_none = np.array([not labels for _, labels in examples], dtype=np.float64)
         self._example_index = BM25Index([expand(q) for q in self._examples])
+        self._question_model = fitted(tuple((q, tuple(labels)) for q, labels in examples), expand)
 
     def _similar(self, query: str, expanded: str) -> tuple[np.ndarray, float, np.ndarray]:
         """Each specialist's share of the labelled questions most like this one, the share labelled none, and how
@@ -129,6 +139,18 @@ class OfflineRouter:
         weights = scores[order] / total
         best = (self._example_labels[order] * scores[order][:, None]).max(axis=0)
         return weights @ self._example_labels[order], float(weights @ self._example_none[order]), np.log1p(best)
+
+    def _residual(self, query: str, prof: np.ndarray) -> np.ndarray:
+        """Each specialist's profile match on what the question says beyond the best match's own words: a
+        second topic ("...and she's furious") stands out once the first topic's words are set aside."""
+        n = len(self.slugs)
+        if prof.max() <= 0:
+            return np.zeros(n)
+        top = int(np.argmax(prof))
+        words = [w for w in query.split() if not (set(tokenize(expand(w))) & self._profile_words[top])]
+        rest = self._profile.scores(expand(" ".join(words)))[:n].astype(np.float64) if words else np.zeros(n)
+        rest[top] = prof[top]
+        return rest
 
     def features(self, query: str) -> np.ndarray:
         """One row of FEATURES per specialist."""
@@ -152,6 +174,8 @@ class OfflineRouter:
         off_topic = float(any(t in _OFF_TOPIC for t in plain) or all(t in _CHIT_CHAT for t in plain))
         best = np.log1p(prof.max())
         similar, similar_none, similar_max = self._similar(query, expanded)
+        labelled = self._question_model.scores_for(query, [*self.slugs, ""])
+        residual = self._residual(query, prof)
         columns = [
             np.ones(n),
             np.log1p(prof),
@@ -169,6 +193,10 @@ class OfflineRouter:
             np.full(n, known),
             np.full(n, off_topic),
             np.full(n, similar_none),
+            labelled[:n],
+            np.full(n, labelled[n]),
+            np.log1p(residual),
+            _share(residual),
         ]
         return np.stack(columns, axis=1)
 

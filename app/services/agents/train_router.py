@@ -25,7 +25,14 @@ from app.services.agents.specialists import SpecialistView, catalogue_views
 from app.settings import PROJECT_ROOT
 
 ROUTING_DIR = PROJECT_ROOT / "tests" / "data" / "routing"
-TUNING_FILES = ("tuning.jsonl", "tuning_more.jsonl")
+TUNING_FILES = (
+    "tuning.jsonl",
+    "tuning_more.jsonl",
+    "tuning_clinics.jsonl",
+    "tuning_offices.jsonl",
+    "tuning_trades.jsonl",
+    "tuning_mixed.jsonl",
+)
 SEED = 17
 FOLDS = 5
 L2 = 1.0

@@ -1,0 +1,101 @@
+"""What the labelled questions say about a new one: a linear text classifier over the words staff use.
+
+A ridge regression (one column per specialist, and one for "no specialist") over TF-IDF vectors of the labelled
+questions, expanded with the domain lexicon like every other match. Where the nearest-neighbour features look at a
+few similar questions, this weighs every word by what it predicted across all of them ("furious" towards
+complaints, "wipe" towards data privacy), so evidence from many questions adds up. Fitted in closed form (numpy,
+deterministic) when a router is built, from the labelled questions shipped with the model.
+
+A question that is itself one of the labelled ones gets its leave-one-out score (exact for ridge regression), so
+the router's coefficients are trained on scores like those an unseen question gets.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from app.services.agents.search import tokenize
+
+RIDGE = 1.0  # penalty on L2-normalised question vectors (5-fold CV on the tuning set: 0.3 and 3 worse)
+
+
+@functools.lru_cache(maxsize=8)
+def fitted(examples: tuple[tuple[str, tuple[str, ...]], ...], prepare: Callable[[str], str]) -> QuestionModel:
+    """One model per set of labelled questions (every team of an organisation shares it)."""
+    columns = sorted({slug for _, labels in examples for slug in labels}) + [""]
+    return QuestionModel(examples, columns, prepare)
+
+
+class QuestionModel:
+    """Scores of `columns` (specialist slugs, and "" for no specialist) for a question."""
+
+    def __init__(
+        self,
+        examples: Sequence[tuple[str, Sequence[str]]],
+        columns: Sequence[str],
+        prepare: Callable[[str], str],
+        ridge: float = RIDGE,
+    ):
+        self.columns = list(columns)
+        self._prepare = prepare
+        self._weights: dict[str, np.ndarray] = {}
+        self._idf: dict[str, float] = {}
+        self._loo: dict[str, np.ndarray] = {}
+        column = {c: i for i, c in enumerate(self.columns)}
+        labelled = [(q, labels) for q, labels in examples if q.strip()]
+        if not labelled or not self.columns:
+            return
+        bags = [Counter(tokenize(prepare(q))) for q, _ in labelled]
+        df = Counter(t for bag in bags for t in bag)
+        vocab = sorted(t for t, n in df.items() if n >= 2)  # a word seen once predicts nothing reliably
+        if not vocab:
+            return
+        index = {t: i for i, t in enumerate(vocab)}
+        n = len(labelled)
+        self._idf = {t: float(np.log((1 + n) / (1 + df[t])) + 1.0) for t in vocab}
+        x = np.zeros((n, len(vocab)))
+        for row, bag in enumerate(bags):
+            for t, count in bag.items():
+                if t in index:
+                    x[row, index[t]] = (1.0 + np.log(count)) * self._idf[t]
+        norms = np.linalg.norm(x, axis=1)
+        x[norms > 0] /= norms[norms > 0, None]
+        y = np.zeros((n, len(self.columns)))
+        for row, (_, labels) in enumerate(labelled):
+            for slug in labels or [""]:
+                if slug in column:
+                    y[row, column[slug]] = 1.0
+        kernel = x @ x.T
+        inverse = np.linalg.inv(kernel + ridge * np.eye(n))
+        dual = inverse @ y
+        weights = x.T @ dual
+        self._weights = {t: weights[i] for t, i in index.items()}
+        # Leave-one-out predictions of ridge regression: (fit - h * y) / (1 - h), h the hat matrix's diagonal.
+        hat = np.einsum("ij,ji->i", kernel, inverse)
+        fitted = kernel @ dual
+        loo = (fitted - hat[:, None] * y) / (1.0 - hat)[:, None]
+        self._loo = {q: loo[row] for row, (q, _) in enumerate(labelled)}
+
+    def scores_for(self, query: str, columns: Sequence[str]) -> np.ndarray:
+        """The scores of `columns` (0 for a column the labelled questions never name)."""
+        mine = {c: i for i, c in enumerate(self.columns)}
+        scores = self.scores(query)
+        return np.array([scores[mine[c]] if c in mine else 0.0 for c in columns])
+
+    def scores(self, query: str) -> np.ndarray:
+        """One score per column; a labelled question's own label never counts towards its score."""
+        if query in self._loo:
+            return self._loo[query]
+        out = np.zeros(len(self.columns))
+        bag = Counter(t for t in tokenize(self._prepare(query)) if t in self._weights)
+        if not bag:
+            return out
+        values = {t: (1.0 + np.log(count)) * self._idf[t] for t, count in bag.items()}
+        norm = float(np.sqrt(sum(v * v for v in values.values())))
+        for t, v in values.items():
+            out += self._weights[t] * (v / norm)
+        return out
