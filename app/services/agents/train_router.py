@@ -36,6 +36,10 @@ TUNING_FILES = (
     "tuning_new_hires.jsonl",
     "tuning_managers.jsonl",
     "tuning_pairs.jsonl",
+    "tuning_practices.jsonl",
+    "tuning_hospitality.jsonl",
+    "tuning_english_variants.jsonl",
+    "tuning_voice_review.jsonl",
 )
 SEED = 17
 FOLDS = 5
@@ -267,10 +271,17 @@ def build_model(
     return model
 
 
+def dumps(model: dict) -> str:
+    """The model as JSON, one labelled question per line (a readable diff when the data grows)."""
+    head = json.dumps({k: v for k, v in model.items() if k != "examples"}, indent=2)
+    examples = ",\n".join(f"    {json.dumps(e, ensure_ascii=False)}" for e in model["examples"])
+    return f'{head[:-2]},\n  "examples": [\n{examples}\n  ]\n}}\n'
+
+
 def main() -> None:
     model = build_model()
-    MODEL_PATH.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(model))
+    MODEL_PATH.write_text(dumps(model), encoding="utf-8")
+    print(json.dumps({k: v for k, v in model.items() if k != "examples"}))
 
 
 if __name__ == "__main__":
