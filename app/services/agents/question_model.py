@@ -27,7 +27,12 @@ def ridge_fit(kernel: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarr
     """Kernel ridge regression: the dual coefficients (K + rI)^-1 y, and every row's leave-one-out prediction,
     exact in closed form: (fit - h * y) / (1 - h), where the fit K(K + rI)^-1 y = y - r * dual and the hat
     matrix's diagonal h = 1 - r * diag((K + rI)^-1)."""
-    inverse = np.linalg.inv(kernel + ridge * np.eye(len(kernel)))
+    diagonal = np.diag_indices_from(kernel)
+    kernel[diagonal] += ridge  # in place, then restored: allocating another n x n array stalls other threads
+    try:
+        inverse = np.linalg.inv(kernel)
+    finally:
+        kernel[diagonal] -= ridge
     dual = inverse @ y
     hat = 1.0 - ridge * np.diag(inverse)
     fitted = y - ridge * dual
@@ -67,29 +72,39 @@ class QuestionModel:
             return
         n = len(labelled)
         self._idf = {t: float(np.log((1 + n) / (1 + df[t])) + 1.0) for t in vocab}
-        # Each word's postings (rows, weights) of the L2-normalised TF-IDF vectors; a question has a few dozen
-        # words, so the kernel is accumulated word by word instead of from a dense n x vocabulary matrix.
-        vectors = []
-        for bag in bags:
-            row = {t: (1.0 + np.log(count)) * self._idf[t] for t, count in bag.items() if t in self._idf}
-            norm = float(np.sqrt(sum(v * v for v in row.values()))) or 1.0
-            vectors.append({t: v / norm for t, v in row.items()})
-        postings: dict[str, tuple[list[int], list[float]]] = {t: ([], []) for t in vocab}
-        for i, row in enumerate(vectors):
-            for t, v in row.items():
-                postings[t][0].append(i)
-                postings[t][1].append(v)
-        columns_of = [(np.array(rows), np.array(values)) for rows, values in postings.values()]
+        # The L2-normalised TF-IDF vectors as flat (row, word, weight) arrays, grouped by word: a question has a
+        # few dozen words, so the kernel is accumulated word by word instead of from a dense n x vocabulary
+        # matrix, and no per-word Python containers are made (a burst of them sets off a full garbage collection,
+        # which pauses every thread, the event loop's too).
+        word_id = {t: i for i, t in enumerate(vocab)}
+        row_of: list[int] = []
+        word_of: list[int] = []
+        weight_of: list[float] = []
+        for r, bag in enumerate(bags):
+            for t, count in bag.items():
+                if t in word_id:
+                    row_of.append(r)
+                    word_of.append(word_id[t])
+                    weight_of.append((1.0 + float(np.log(count))) * self._idf[t])
+        rows, words, values = np.array(row_of), np.array(word_of), np.array(weight_of)
+        rows, words = rows.astype(np.intp), words.astype(np.intp)
+        values = values / np.sqrt(np.bincount(rows, weights=values * values, minlength=n))[rows]
+        order = np.argsort(words, kind="stable")
+        rows, words, values = rows[order], words[order], values[order]
+        starts = np.searchsorted(words, np.arange(len(vocab) + 1))
         kernel = np.zeros((n, n))
-        for rows, values in columns_of:
-            kernel[np.ix_(rows, rows)] += np.outer(values, values)
+        for w in range(len(vocab)):
+            r, v = rows[starts[w] : starts[w + 1]], values[starts[w] : starts[w + 1]]
+            kernel[np.ix_(r, r)] += np.outer(v, v)
         y = np.zeros((n, len(self.columns)))
         for row, (_, labels) in enumerate(labelled):
             for slug in labels or [""]:
                 if slug in column:
                     y[row, column[slug]] = 1.0
         dual, loo = ridge_fit(kernel, y, ridge)
-        self._weights = {t: values @ dual[rows] for t, (rows, values) in zip(postings, columns_of)}
+        self._weights = {
+            t: values[starts[w] : starts[w + 1]] @ dual[rows[starts[w] : starts[w + 1]]] for w, t in enumerate(vocab)
+        }
         self._loo = {q: loo[row] for row, (q, _) in enumerate(labelled)}
 
     def scores_for(self, query: str, columns: Sequence[str]) -> np.ndarray:
