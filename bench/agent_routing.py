@@ -2,13 +2,13 @@
 
 One organisation in a scratch database gets --specialists specialists whose knowledge is about --chars
 characters (catalogue paragraphs in a different order for each, so every profile is distinct). Offline mode
-(the keyword router decides, as without an LLM or when the moderator fails). Figures, all measured in this run:
+(the offline router decides, as without an LLM or when the moderator fails). Figures, all measured in this run:
 - route_ms p50/p95: from a message reaching `CollaborationManager.process_query` to its route decision, as the
   chat, the REST API and the phone call it: the team and its index from the cache;
 - first_route_ms: the first message after a specialist was edited (the team is read and its index built again,
   in a worker thread);
 - baseline route_ms p50/p95: what every message cost before the cache, in the same run: read the active
-  specialists, build the BM25 index, route (over the first 10 messages);
+  specialists, build the offline router's indexes, route (over the first 10 messages);
 - loop_stall_ms: the longest the event loop went without running a 1 ms ticker while that first message was
   routed, against the baseline run on the event loop as before;
 - offline_answer_ms p50: a chosen specialist's offline answer (its passage index cached), against building the
@@ -62,7 +62,7 @@ async def measure(scope, questions: list[str], messages: int) -> dict:
     from app.services.agents import search, specialists, team
     from app.services.agents.collaboration import CollaborationManager, offline_answer
     from app.services.agents.events import RouteDecided
-    from app.services.agents.router import KeywordRouter
+    from app.services.agents.offline_router import OfflineRouter
 
     async def route_once(question: str) -> tuple[float, RouteDecided]:
         started = time.perf_counter()
@@ -75,7 +75,7 @@ async def measure(scope, questions: list[str], messages: int) -> dict:
     def baseline_once(question: str) -> float:
         started = time.perf_counter()
         specs = specialists.list_specialists(scope, active_only=True)
-        KeywordRouter(specs).route(question, [])
+        OfflineRouter(specs).route(question, [])
         return (time.perf_counter() - started) * 1000
 
     asked = [questions[i % len(questions)] for i in range(messages)]
@@ -83,7 +83,7 @@ async def measure(scope, questions: list[str], messages: int) -> dict:
     # An edit makes the next message read the team and build its index again.
     target = specialists.list_specialists(scope)[0]
     specialists.update_specialist(scope, target.id, **{**target.__dict__, "keywords": target.keywords + ", edited"})
-    builds_before = team.builds["keyword_router"]
+    builds_before = team.builds["offline_router"]
     (first_ms, _), stall_ms = await _stall_while(route_once(asked[0]))
     cached, routed = [], 0
     for question in asked:
@@ -91,7 +91,7 @@ async def measure(scope, questions: list[str], messages: int) -> dict:
         cached.append(elapsed)
         routed += 1
         chosen = decided.agents
-    builds = team.builds["keyword_router"] - builds_before
+    builds = team.builds["offline_router"] - builds_before
 
     async def baseline_on_loop() -> float:  # as before: everything on the event loop
         return baseline_once(asked[0])

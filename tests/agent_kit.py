@@ -3,24 +3,29 @@ them from here: tests never put bench/ on the import path)."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
-from pathlib import Path
 
-from app.services.agents.specialists import SpecialistView, load_catalogue
+from app.services.agents.specialists import catalogue_views, load_catalogue
+from app.services.agents.train_router import TUNING_FILES, read_rows, tuning_rows
 
-ROUTING_SET = Path(__file__).parent / "data" / "routing_eval.jsonl"
+__all__ = ["catalogue_views", "tuning_rows"]
+
+# Labelled routing questions, split once by file (tests/data/routing/): the tuning files may be used to tune and
+# train anything (train_router reads them); the held-out file was written independently and is only ever
+# measured in aggregate (bench/routing_eval.py).
+HELDOUT_FILE = "heldout.jsonl"
 
 
 def routing_rows() -> list[dict]:
-    """The labelled routing set: {"query": ..., "expected": [slugs]} per line ([] = no specialist)."""
-    return [json.loads(line) for line in ROUTING_SET.read_text().splitlines() if line.strip()]
+    """The original labelled routing set (tuning.jsonl, which the keyword router's thresholds were tuned on):
+    {"query": ..., "expected": [slugs]} per line ([] = no specialist)."""
+    return read_rows(TUNING_FILES[0])
 
 
-def catalogue_views() -> list[SpecialistView]:
-    """The shipped catalogue's specialists, all active."""
-    return [SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()]
+def heldout_rows() -> list[dict]:
+    """The held-out questions ([] until the file is merged). Measure only; never inspect, tune or train on them."""
+    return read_rows(HELDOUT_FILE)
 
 
 def evaluate(predict, rows: list[dict]) -> dict:

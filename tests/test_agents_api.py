@@ -84,7 +84,7 @@ def test_consult_offline_is_labelled(api_url, admin):
         timeout=30,
     ).json()
     assert body["offline"] and body["notice"].startswith("Offline mode")
-    assert body["route"]["router"] == "bm25" and "15 April" in body["answer"]
+    assert body["route"]["router"] == "offline" and "15 April" in body["answer"]
 
 
 def test_bad_consult_requests_get_clear_errors(api_url, admin, make_org):

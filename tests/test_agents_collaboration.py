@@ -196,7 +196,7 @@ async def test_an_unreachable_llm_falls_back_to_the_knowledge_text(fake_llm, org
     get_settings.cache_clear()
     events = await collect(run_turn(org, None, QUESTION))
     route = of(events, RouteDecided)[0]
-    assert route.router == "bm25" and "could not be reached" in route.fallback
+    assert route.router == "offline" and "could not be reached" in route.fallback
     assert {e.slug for e in of(events, SpecialistError)} == {a["slug"] for a in route.agents}
     done = of(events, Done)[0]
     assert done.offline and done.notice.startswith("No specialist could answer (")
@@ -211,7 +211,7 @@ async def test_offline_mode_answers_from_knowledge_and_is_labelled(org):
     assert not get_settings().llm_configured
     events = await collect(run_turn(org, None, "How many cleanings a year does a dental PPO usually cover?"))
     route = of(events, RouteDecided)[0]
-    assert route.router == "bm25" and route.offline
+    assert route.router == "offline" and route.offline
     assert "medical-billing" in [a["slug"] for a in route.agents]
     done = of(events, Done)[0]
     assert done.offline and done.notice == OFFLINE_NOTICE

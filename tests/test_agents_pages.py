@@ -6,7 +6,7 @@ import asyncio
 
 from sqlmodel import select
 
-from app.pages.agents import AgentsState
+from app.pages.agents import AgentsState, TryQuestionState
 from app.pages.chat import ChatState, batched
 from app.services.accounts import auth
 from app.services.accounts.scope import Scope
@@ -163,3 +163,37 @@ async def test_the_agents_page_says_when_a_specialist_limit_is_reached(make_org)
     state.dialog_open, state.editing_id = True, ""
     await AgentsState.save.fn(state, {**form, "name": "Endodontics", "knowledge": ""})
     assert state.dialog_open and state.error.startswith("Your organisation has reached its limit of 23 specialists")
+
+
+async def try_question(state: TryQuestionState, text: str) -> None:
+    [_ async for _ in TryQuestionState.try_question.fn(state, {"question": text})]
+    assert not state.busy
+
+
+async def test_an_admin_tries_a_question_and_sees_the_picks_and_scores_change_as_the_team_changes(make_org):
+    admin = make_org()
+    state = new_state(TryQuestionState, auth.open_session(admin))
+    await try_question(state, "")
+    assert state.error == "Type a question first." and state.question == "" and state.scores == []
+
+    dog = "My dog just ate a whole bar of dark chocolate, what should I do?"
+    await try_question(state, dog)
+    assert state.error == "" and state.question == dog
+    assert state.picked == ["Veterinary Front Desk"] and state.reason
+    assert "No language model is configured" in state.notice
+    assert state.scores_title == f"Scores of the {len(state.scores)} closest of 22 enabled specialists"
+    best = state.scores[0]
+    assert (best.name, best.share, best.picked) == ("Veterinary Front Desk", 100, True)
+    assert not any(row.picked for row in state.scores[1:])
+
+    # Disabling the specialist on the same page tries the question again against the team as it now is.
+    agents = new_state(AgentsState, auth.open_session(admin))
+    await AgentsState.load.fn(agents)
+    vet = next(r for r in agents.rows if r.slug == "veterinary")
+    follow_up = await AgentsState.set_active.fn(agents, vet.id, False)
+    assert TryQuestionState.try_again in follow_up
+    [_ async for _ in TryQuestionState.try_again.fn(state)]
+    assert "Veterinary Front Desk" not in state.picked + [row.name for row in state.scores]
+
+    await try_question(state, "Write a poem for a retirement card")
+    assert state.picked == [] and "answered directly" in state.reason

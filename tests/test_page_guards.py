@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 import app.app  # noqa: F401  (builds the app: every page state exists)
-from app.pages.agents import AgentsState
+from app.pages.agents import AgentsState, TryQuestionState
 from app.pages.auth import SignInState, SignUpState
 from app.pages.billing import BillingState
 from app.pages.billing_subscription import SubscriptionState
@@ -55,6 +55,7 @@ REQUIRED_ROLE: dict[type, dict[str, str] | str] = {
     OrgSettingsState: "admin",
     ChatState: "signed_in",
     AgentsState: "admin",
+    TryQuestionState: "admin",
     PlatformState: "super_admin",
     QuotaState: "super_admin",
     CrmDashboardState: "admin",

@@ -38,8 +38,21 @@ def _stat_card(label: str, value: rx.Var | str | int, icon: str, hint: rx.Var | 
     )
 
 
-def empty_state(icon: str, title: str, text: str, *actions: rx.Component) -> rx.Component:
-    """What a page shows before it has data: what it is for and how to get started."""
+def empty_state(icon: str, title: str, text: str, *actions: rx.Component, compact: bool = False) -> rx.Component:
+    """What a page shows before it has data: what it is for and how to get started. `compact`: one line, for a
+    part of a page that sits above its main content."""
+    if compact:
+        return rx.hstack(
+            rx.icon(icon, size=18, color=rx.color("accent", 11), flex_shrink="0"),
+            rx.text(rx.text.strong(title), " ", text, size="2", color_scheme="gray"),
+            *actions,
+            spacing="3",
+            align="center",
+            padding="16px",
+            width="100%",
+            border=f"1px dashed {rx.color('gray', 6)}",
+            border_radius="12px",
+        )
     return rx.center(
         rx.vstack(
             rx.box(

@@ -1,4 +1,5 @@
-"""Agents: the organisation's specialist agents. Admins add, edit, enable and disable them.
+"""Agents: the organisation's specialist agents. Admins add, edit, enable and disable them, and try a question to
+see which specialists the offline router would pick for it, and why.
 
 The table holds short fields only; a specialist's prompt and knowledge text reach the browser when it is edited.
 """
@@ -10,15 +11,16 @@ import dataclasses
 
 import reflex as rx
 
-from app.components.cards import confirm, empty_state, focus_first_error, form_field, section
-from app.components.form_dialog import form_columns, form_dialog
+from app.components.cards import confirm, empty_state, field_error, focus_first_error, form_field, section
+from app.components.form_dialog import app_form, form_columns, form_dialog
 from app.components.layout import page_shell
-from app.services.agents import specialists
+from app.services.agents import route_preview, specialists
 from app.services.errors import ServiceError, ValidationFailed
 from app.session import require_scope
 
 _EMPTY_FORM = {"slug": "", "name": "", "description": "", "keywords": "", "prompt": "", "knowledge": ""}
 DESCRIPTION_CHARS = 160
+QUESTION_SHOWN = 200  # characters of the question tried shown above its result (it may have 4,000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +35,77 @@ class SpecialistRow:
     is_default: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreRow:
+    """A specialist's score for the question tried."""
+
+    name: str
+    score: str
+    share: int  # of the best score, in percent: the bar
+    picked: bool
+    color: str
+
+
 def _short(text: str) -> str:
     return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 3] + "…"
+
+
+def _score(score: float) -> str:
+    return f"{score:,.1f}" if score >= 10 else f"{score:.2f}"
+
+
+class TryQuestionState(rx.State):
+    """The "Try a question" card: the offline router's decision for a question an admin types."""
+
+    question: str = ""  # the last question tried ("" before the first one)
+    busy: bool = False
+    error: str = ""
+    picked: list[str] = []
+    reason: str = ""
+    notice: str = ""
+    scores: list[ScoreRow] = []
+    scores_title: str = ""
+
+    async def _try(self, scope, text: str):
+        self.busy, self.error = True, ""
+        yield
+        try:
+            result = await route_preview.preview(scope, text)
+        except ValidationFailed as exc:
+            self.error = exc.fields.get("message", exc.message)
+            return
+        finally:
+            self.busy = False
+        self.question, self.reason, self.notice = result.question, result.reason, result.notice
+        self.picked = [s.name for s in result.picked]
+        self.scores = [
+            ScoreRow(s.name, _score(s.score), s.share, s.picked, "green" if s.picked else "gray") for s in result.ranked
+        ]
+        shown = len(result.ranked)
+        if not shown:
+            self.scores_title = "Scores"
+        elif shown < result.active:
+            self.scores_title = f"Scores of the {shown} closest of {result.active} enabled specialists"
+        else:
+            self.scores_title = f"Scores of all {shown} enabled specialists"
+
+    @rx.var
+    def question_shown(self) -> str:
+        return self.question if len(self.question) <= QUESTION_SHOWN else self.question[: QUESTION_SHOWN - 1] + "…"
+
+    @rx.event
+    async def try_question(self, form: dict):
+        scope = await require_scope(self, admin=True)
+        async for update in self._try(scope, str(form.get("question", ""))):
+            yield update
+
+    @rx.event
+    async def try_again(self):
+        """After a specialist is saved, enabled or disabled: the last question again, against the team as it is."""
+        scope = await require_scope(self, admin=True)
+        if self.question:
+            async for update in self._try(scope, self.question):
+                yield update
 
 
 class AgentsState(rx.State):
@@ -112,7 +183,7 @@ class AgentsState(rx.State):
             return
         self.dialog_open = False
         await self._refresh(scope)
-        return rx.toast.success(f"{view.name} is saved.")
+        return [rx.toast.success(f"{view.name} is saved."), TryQuestionState.try_again]
 
     @rx.event
     async def set_active(self, specialist_id: str, active: bool):
@@ -120,8 +191,10 @@ class AgentsState(rx.State):
         view = await asyncio.to_thread(specialists.set_active, scope, specialist_id, active)
         await self._refresh(scope)
         if active:
-            return rx.toast.success(f"{view.name} is enabled: the moderator can consult it again.")
-        return rx.toast.success(f"{view.name} is disabled: the moderator will not consult it.")
+            toast = rx.toast.success(f"{view.name} is enabled: the moderator can consult it again.")
+        else:
+            toast = rx.toast.success(f"{view.name} is disabled: the moderator will not consult it.")
+        return [toast, TryQuestionState.try_again]
 
 
 def _row(row: SpecialistRow) -> rx.Component:
@@ -225,9 +298,147 @@ def _dialog() -> rx.Component:
     )
 
 
+def _score_line(row: ScoreRow) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text(row.name, size="2", weight=rx.cond(row.picked, "medium", "regular")),
+            rx.cond(row.picked, rx.badge("picked", size="1", color_scheme="green")),
+            rx.spacer(),
+            rx.text(row.score, size="2", color_scheme="gray", style={"font_variant_numeric": "tabular-nums"}),
+            width="100%",
+            align="center",
+            spacing="2",
+        ),
+        rx.progress(value=row.share, max=100, size="1", color_scheme=row.color, width="100%"),
+        spacing="1",
+        width="100%",
+        data_testid="route-score",
+        data_picked=rx.cond(row.picked, "true", "false"),
+    )
+
+
+def _decision() -> rx.Component:
+    return rx.vstack(
+        rx.text(
+            "For “",
+            TryQuestionState.question_shown,
+            "”",
+            size="2",
+            color_scheme="gray",
+            overflow_wrap="anywhere",
+            data_testid="route-question",
+        ),
+        rx.cond(
+            TryQuestionState.picked.length() > 0,
+            rx.hstack(
+                rx.text("Would go to", size="2", weight="medium"),
+                rx.foreach(
+                    TryQuestionState.picked,
+                    lambda name: rx.badge(name, size="2", color_scheme="green", data_testid="route-picked"),
+                ),
+                spacing="2",
+                wrap="wrap",
+                align="center",
+            ),
+            rx.callout(
+                "Answered directly (no specialist fits)",
+                icon="message-circle",
+                color_scheme="gray",
+                size="1",
+                data_testid="route-direct",
+            ),
+        ),
+        rx.text(TryQuestionState.reason, size="2", data_testid="route-reason"),
+        rx.text(TryQuestionState.notice, size="1", color_scheme="gray"),
+        spacing="3",
+        width="100%",
+    )
+
+
+def _scores() -> rx.Component:
+    return rx.vstack(
+        rx.text(TryQuestionState.scores_title, size="2", weight="medium"),
+        rx.cond(
+            TryQuestionState.scores.length() > 0,
+            rx.vstack(rx.foreach(TryQuestionState.scores, _score_line), spacing="3", width="100%"),
+            rx.text("No specialist scored for this question.", size="2", color_scheme="gray"),
+        ),
+        rx.text(
+            rx.cond(
+                (TryQuestionState.picked.length() == 0) & (TryQuestionState.scores.length() > 0),
+                "None scored high enough to be picked. ",
+                "",
+            ),
+            "Bars compare each score with the best one for this question.",
+            size="1",
+            color_scheme="gray",
+        ),
+        spacing="3",
+        width="100%",
+    )
+
+
+def _try_question() -> rx.Component:
+    return section(
+        "Try a question",
+        rx.text(
+            "See which specialists would answer a question, and why. Their keywords, description and knowledge "
+            "decide it: edit a specialist below and the result updates when you save.",
+            size="2",
+            color_scheme="gray",
+        ),
+        app_form(
+            rx.vstack(
+                rx.hstack(
+                    rx.input(
+                        name="question",
+                        placeholder="e.g. A patient wants to move her Thursday cleaning to next week",
+                        flex="1",
+                        min_width="0",
+                        data_testid="try-question-input",
+                    ),
+                    rx.button(
+                        rx.icon("route", size=16),
+                        "Try it",
+                        type="submit",
+                        loading=TryQuestionState.busy,
+                        data_testid="try-question-submit",
+                    ),
+                    width="100%",
+                    spacing="2",
+                ),
+                field_error(TryQuestionState.error),
+                spacing="1",
+                width="100%",
+            ),
+            on_submit=TryQuestionState.try_question,
+            width="100%",
+        ),
+        rx.cond(
+            TryQuestionState.question != "",
+            rx.grid(
+                _decision(),
+                _scores(),
+                columns=rx.breakpoints(initial="1", md="2"),
+                spacing="5",
+                width="100%",
+                opacity=rx.cond(TryQuestionState.busy, "0.5", "1"),
+                data_testid="route-preview",
+            ),
+            empty_state(
+                "route",
+                "No question tried yet.",
+                "The specialists a question would go to, and every specialist's score, show here.",
+                compact=True,
+            ),
+        ),
+    )
+
+
 def agents_page() -> rx.Component:
     return page_shell(
         "Agents",
+        _try_question(),
         section(
             "Specialists",
             rx.cond(

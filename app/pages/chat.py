@@ -75,7 +75,9 @@ def _chips(specialists: list[dict]) -> list[Chip]:
 
 
 def _reason(route: dict) -> str:
-    who = {"llm": "Moderator", "bm25": "Keyword router", "manual": "Chosen"}.get(route.get("router", ""), "Moderator")
+    who = {"llm": "Moderator", "offline": "Offline router", "bm25": "Keyword router", "manual": "Chosen"}.get(
+        route.get("router", ""), "Moderator"
+    )
     return f"{who}: {route.get('reason', '')}" + (f" ({route['fallback']})" if route.get("fallback") else "")
 
 

@@ -245,7 +245,7 @@ class CollaborationManager:
                 history,
                 specs,
                 use_llm=not self.offline,
-                keyword_router=members.keyword_router,
+                offline_router=members.offline_router,
                 timeout=self.router_timeout,
             )
         if decision.usage.total_tokens:
@@ -273,8 +273,10 @@ class CollaborationManager:
             return self.agent_timeout if end is None else min(self.agent_timeout, end - loop.time())
 
         synthesis_started = time.monotonic()
-        answers = [o for o in outcomes.values() if isinstance(o, SpecialistDone)]
-        missing = [o for o in outcomes.values() if not isinstance(o, SpecialistDone)]
+        # In the router's order (best match first), not the order they finished in: the same question reads the same.
+        ordered = [outcomes[s.slug] for s in chosen if s.slug in outcomes]
+        answers = [o for o in ordered if isinstance(o, SpecialistDone)]
+        missing = [o for o in ordered if not isinstance(o, SpecialistDone)]
         notice = OFFLINE_NOTICE if self.offline else ""
         offline = self.offline
         text: list[str] = []

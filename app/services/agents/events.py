@@ -34,7 +34,7 @@ class RouteDecided(Event):
     kind: ClassVar[str] = "route"
     agents: list[dict[str, str]]  # [{"slug", "name"}]
     reason: str
-    router: str  # "llm" | "bm25" | "manual"
+    router: str  # "llm" | "offline" | "bm25" | "manual"
     offline: bool
     fallback: str = ""
 

@@ -2,47 +2,32 @@
 
 With an LLM configured, one strict-JSON-schema call whose agent list is an enum of the organisation's active
 specialists (an empty list means "answer directly"). An invalid reply, a refusal, an error or a timeout falls back
-to the keyword router: BM25 over each specialist's profile (name, description, keywords, knowledge). Without an LLM
-the keyword router is the router, and the decision says so. Its index is built (or fetched from the team cache,
-`team.py`) and queried in a worker thread, never on the event loop.
+to the offline router (`offline_router.py`: a small trained model over BM25 matches of each specialist's profile and
+knowledge). Without an LLM the offline router is the router, and the decision says so. Its indexes are built (or
+fetched from the team cache, `team.py`) and queried in a worker thread, never on the event loop. The keyword router
+(BM25 over each profile, fixed thresholds) stays: the phone consultation's decisions use its scores, and the
+routing bench measures it as the baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from app.integrations import llm
+from app.services.agents.decision import MAX_AGENTS, RouteDecision, profile
+from app.services.agents.offline_router import OfflineRouter
 from app.services.agents.search import BM25Index
 from app.services.agents.specialists import SpecialistView
 from app.settings import get_settings
 
-MAX_AGENTS = 3
-# Keyword-router thresholds, tuned on tests/data/routing_eval.jsonl (bench/routing_eval.py).
+# Keyword-router thresholds, tuned on tests/data/routing/tuning.jsonl (bench/routing_eval.py measures them).
 MIN_SCORE = 2.5  # below this the best match is too weak: answer directly
 RELATIVE = 0.75  # a second or third specialist must score at least this share of the best one
 HISTORY_TURNS = 6
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    agents: list[str]
-    reason: str
-    router: str  # "llm" | "bm25" | "manual"
-    usage: llm.Usage = llm.Usage()
-    fallback: str = ""  # why the LLM moderator's answer was not used
-
-    def as_dict(self) -> dict:
-        return {"agents": list(self.agents), "reason": self.reason, "router": self.router, "fallback": self.fallback}
-
-
-def profile(s: SpecialistView) -> str:
-    """The text the keyword router matches: the name and keywords weigh most, then the description."""
-    keywords = s.keywords.replace(",", " ")
-    return "\n".join([s.name] * 2 + [keywords] * 3 + [s.description] * 2 + [s.knowledge])
+__all__ = ["MAX_AGENTS", "KeywordRouter", "OfflineRouter", "RouteDecision", "profile", "route"]
 
 
 class KeywordRouter:
@@ -125,23 +110,23 @@ async def route(
     specialists: Sequence[SpecialistView],
     *,
     use_llm: bool | None = None,
-    keyword_router: Callable[[], KeywordRouter] | None = None,
+    offline_router: Callable[[], OfflineRouter] | None = None,
     timeout: float | None = None,
 ) -> RouteDecision:
-    """The MODERATOR's decision for `query` among the active `specialists`. `keyword_router` gives the BM25
-    router over them (e.g. `Team.keyword_router`, cached); it may block, so it is called in a thread. `timeout`
-    bounds the LLM moderator (default: the router_timeout_seconds setting); past it the keywords decide."""
+    """The MODERATOR's decision for `query` among the active `specialists`. `offline_router` gives the offline
+    router over them (e.g. `Team.offline_router`, cached); it may block, so it is called in a thread. `timeout`
+    bounds the LLM moderator (default: the router_timeout_seconds setting); past it the offline router decides."""
     if not specialists:
-        return RouteDecision([], "This organisation has no active specialists.", "bm25")
-    build = keyword_router or (lambda: KeywordRouter(specialists))
+        return RouteDecision([], "This organisation has no active specialists.", "offline")
+    build = offline_router or (lambda: OfflineRouter(specialists))
 
-    def by_keywords(fallback: str) -> RouteDecision:
+    def offline(fallback: str) -> RouteDecision:
         return build().route(query, history, fallback=fallback)
 
     if use_llm is None:
         use_llm = llm.llm_configured()
     if not use_llm:
-        return await asyncio.to_thread(by_keywords, "No language model is configured.")
+        return await asyncio.to_thread(offline, "No language model is configured.")
     slugs = [s.slug for s in specialists]
     timeout = timeout if timeout is not None else get_settings().router_timeout_seconds
     usage = llm.Usage()
@@ -161,5 +146,5 @@ async def route(
         problem = "The moderator did not answer in time."
     except llm.LLMError as exc:
         usage, problem = exc.usage, exc.message
-    decision = await asyncio.to_thread(by_keywords, problem)
+    decision = await asyncio.to_thread(offline, problem)
     return RouteDecision(decision.agents, decision.reason, decision.router, usage, decision.fallback)

@@ -92,6 +92,11 @@ def load_catalogue() -> tuple[dict[str, str], ...]:
     return tuple(entries)
 
 
+def catalogue_views() -> list[SpecialistView]:
+    """The catalogue's specialists as views (all active), for code that needs them without a database."""
+    return [SpecialistView(id=e["slug"], is_active=True, is_default=True, updated_at="", **e) for e in load_catalogue()]
+
+
 def seed_defaults(session: Session, tenant_id: uuid.UUID, enabled: frozenset[str] | None = None) -> int:
     """Add the catalogue's specialists an organisation does not have yet (by slug). Edits are never overwritten,
     and a specialist an admin disabled stays disabled. `enabled`, when given, names the ones that start enabled

@@ -1,13 +1,14 @@
-"""An organisation's active specialists and their keyword-router index, cached per version of the team.
+"""An organisation's active specialists and their routers' indexes, cached per version of the team.
 
 BM25 over 100 specialists of 50,000 characters each takes about a second to build: far too long to repeat
 for every message, and far too long to hold the event loop. So the index is built
 - once per version of the team: (organisation, number of specialists, newest change, sum of change times);
   creating, editing, enabling or disabling a specialist changes it, so the next turn builds afresh (the sum
   also catches an edit stamped earlier than the newest one by a replica whose clock lags);
-- in a worker thread: `load_team` and `Team.keyword_router` block, and async callers run them with
+- in a worker thread: `load_team`, `Team.offline_router` and `Team.keyword_router` block, and async callers run them with
   `asyncio.to_thread`; concurrent turns wait for the one build instead of each starting their own;
-- only when the keyword router is needed (offline, or when the LLM moderator's answer cannot be used).
+- only when a router is needed: the offline router offline, or when the LLM moderator's answer cannot be used;
+  the keyword router when a phone consultation weighs its scores (`complexity.py`).
 Teams stay in a small LRU cache bounded in organisations and in characters held, so a turn that finds its
 version costs one small query instead of reading every specialist. Offline answers' passage indexes are
 cached by knowledge text (`search.passage_index`).
@@ -29,6 +30,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.services.accounts.scope import Scope
+from app.services.agents.offline_router import OfflineRouter
 from app.services.agents.router import KeywordRouter
 from app.services.agents.specialists import SpecialistView, list_specialists
 from models import Specialist
@@ -41,7 +43,7 @@ MAX_TEAMS = 64
 # quotas' largest (100 specialists of 50,000 characters), or hundreds with the catalogue's 22 short ones.
 MAX_CHARS = 20_000_000
 
-# Index builds since the process started, for logs and tests: {"keyword_router": n}.
+# Index builds since the process started, for logs and tests: {"keyword_router": n, "offline_router": n}.
 builds: collections.Counter[str] = collections.Counter()
 
 
@@ -53,13 +55,14 @@ class Version:
 
 
 class Team:
-    """The active specialists, and the keyword router over them built on first use (then shared)."""
+    """The active specialists, and the routers over them built on first use (then shared)."""
 
     def __init__(self, specialists: Sequence[SpecialistView], version: Version | None = None):
         self.specialists = list(specialists)
         self.version = version
         self.chars = sum(len(s.knowledge) + len(s.prompt) + len(s.description) for s in self.specialists)
         self._router: KeywordRouter | None = None
+        self._offline: OfflineRouter | None = None
         self._lock = threading.Lock()
 
     def keyword_router(self) -> KeywordRouter:
@@ -78,6 +81,24 @@ class Team:
                     },
                 )
             return self._router
+
+    def offline_router(self) -> OfflineRouter:
+        """The MODERATOR without a language model (and the LLM moderator's fallback). Blocks while its indexes
+        build: call it in a thread."""
+        with self._lock:
+            if self._offline is None:
+                started = time.perf_counter()
+                self._offline = OfflineRouter(self.specialists)
+                builds["offline_router"] += 1
+                log.info(
+                    "offline router indexes built",
+                    extra={
+                        "specialists": len(self.specialists),
+                        "chars": self.chars,
+                        "ms": round((time.perf_counter() - started) * 1000),
+                    },
+                )
+            return self._offline
 
 
 _teams: collections.OrderedDict[uuid.UUID, Team] = collections.OrderedDict()
