@@ -31,7 +31,7 @@ import numpy as np
 
 from app.services.agents.decision import MAX_AGENTS, RouteDecision, profile
 from app.services.agents.lexicon import CHIT_CHAT, LEXICON, OFF_TOPIC_CUES
-from app.services.agents.question_model import fitted
+from app.services.agents.question_model import QuestionModel
 from app.services.agents.search import BM25Index, passages, stem, tokenize
 from app.services.agents.specialists import SpecialistView, catalogue_views
 
@@ -69,6 +69,14 @@ def expand(query: str) -> str:
     words = [t for t in tokenize(query) if "_" not in t]
     extra = [_EXPANSIONS[w] for w in dict.fromkeys(words) if w in _EXPANSIONS]
     return " ".join([query, *extra])
+
+
+@functools.lru_cache(maxsize=8)
+def _labelled(examples: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[BM25Index, QuestionModel]:
+    """The labelled questions' index and question model: the same for every team, so built once per model (the
+    question model's fit takes most of a second) instead of for each organisation and each edit."""
+    columns = sorted({slug for _, labels in examples for slug in labels}) + [""]
+    return BM25Index([expand(q) for q, _ in examples]), QuestionModel(examples, columns, expand)
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,8 +120,8 @@ class OfflineRouter:
         self._profile_words = [set(tokenize(f"{s.name} {s.keywords} {s.description}")) for s in specialists]
         self._vocab = {t for s in specialists for t in tokenize(profile(s))}
         # Labelled questions shipped with the model: how staff actually ask about the catalogue's topics.
-        examples = [e for e in self.model.get("examples", []) if e[0].strip()]
-        self._examples = [e[0] for e in examples]
+        examples = tuple((q, tuple(labels)) for q, labels in self.model.get("examples", []) if q.strip())
+        self._examples = [q for q, _ in examples]
         column = {slug: i for i, slug in enumerate(self.slugs)}
         self._example_labels = np.zeros((len(examples), len(self.slugs)))
         for row, (_, labels) in enumerate(examples):
@@ -121,8 +129,7 @@ class OfflineRouter:
                 if slug in column:
                     self._example_labels[row, column[slug]] = 1.0
         self._example_none = np.array([not labels for _, labels in examples], dtype=np.float64)
-        self._example_index = BM25Index([expand(q) for q in self._examples])
-        self._question_model = fitted(tuple((q, tuple(labels)) for q, labels in examples), expand)
+        self._example_index, self._question_model = _labelled(examples)
 
     def _similar(self, query: str, expanded: str) -> tuple[np.ndarray, float, np.ndarray]:
         """Each specialist's share of the labelled questions most like this one, the share labelled none, and how

@@ -4,7 +4,8 @@ A ridge regression (one column per specialist, and one for "no specialist") over
 questions, expanded with the domain lexicon like every other match. Where the nearest-neighbour features look at a
 few similar questions, this weighs every word by what it predicted across all of them ("furious" towards
 complaints, "wipe" towards data privacy), so evidence from many questions adds up. Fitted in closed form (numpy,
-deterministic) when a router is built, from the labelled questions shipped with the model.
+deterministic) once per set of labelled questions (`offline_router._labelled`), from those shipped with the
+model.
 
 A question that is itself one of the labelled ones gets its leave-one-out score (exact for ridge regression), so
 the router's coefficients are trained on scores like those an unseen question gets.
@@ -12,7 +13,6 @@ the router's coefficients are trained on scores like those an unseen question ge
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -37,13 +37,6 @@ def ridge_fit(kernel: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarr
     hat = 1.0 - ridge * np.diag(inverse)
     fitted = y - ridge * dual
     return dual, (fitted - hat[:, None] * y) / (1.0 - hat)[:, None]
-
-
-@functools.lru_cache(maxsize=8)
-def fitted(examples: tuple[tuple[str, tuple[str, ...]], ...], prepare: Callable[[str], str]) -> QuestionModel:
-    """One model per set of labelled questions (every team of an organisation shares it)."""
-    columns = sorted({slug for _, labels in examples for slug in labels}) + [""]
-    return QuestionModel(examples, columns, prepare)
 
 
 class QuestionModel:
