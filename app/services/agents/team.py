@@ -21,10 +21,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -42,6 +43,8 @@ MAX_TEAMS = 64
 # Text the cached teams may hold (their indexes take about as much again): four organisations at the default
 # quotas' largest (100 specialists of 50,000 characters), or hundreds with the catalogue's 22 short ones.
 MAX_CHARS = 20_000_000
+
+R = TypeVar("R", KeywordRouter, OfflineRouter)
 
 # Index builds since the process started, for logs and tests: {"keyword_router": n, "offline_router": n}.
 builds: collections.Counter[str] = collections.Counter()
@@ -61,44 +64,36 @@ class Team:
         self.specialists = list(specialists)
         self.version = version
         self.chars = sum(len(s.knowledge) + len(s.prompt) + len(s.description) for s in self.specialists)
-        self._router: KeywordRouter | None = None
-        self._offline: OfflineRouter | None = None
+        self._routers: dict[str, KeywordRouter | OfflineRouter] = {}
         self._lock = threading.Lock()
 
     def keyword_router(self) -> KeywordRouter:
         """Blocks while the index builds: call it in a thread."""
-        with self._lock:
-            if self._router is None:
-                started = time.perf_counter()
-                self._router = KeywordRouter(self.specialists)
-                builds["keyword_router"] += 1
-                log.info(
-                    "keyword router index built",
-                    extra={
-                        "specialists": len(self.specialists),
-                        "chars": self.chars,
-                        "ms": round((time.perf_counter() - started) * 1000),
-                    },
-                )
-            return self._router
+        return self._built("keyword_router", KeywordRouter)
 
     def offline_router(self) -> OfflineRouter:
         """The MODERATOR without a language model (and the LLM moderator's fallback). Blocks while its indexes
         build: call it in a thread."""
+        return self._built("offline_router", OfflineRouter)
+
+    def _built(self, kind: str, make: Callable[[list[SpecialistView]], R]) -> R:
+        """The router `kind` over the team, made on first use (counted in `builds`, logged), then shared."""
         with self._lock:
-            if self._offline is None:
+            router = self._routers.get(kind)
+            if router is None:
                 started = time.perf_counter()
-                self._offline = OfflineRouter(self.specialists)
-                builds["offline_router"] += 1
+                router = self._routers[kind] = make(self.specialists)
+                builds[kind] += 1
                 log.info(
-                    "offline router indexes built",
+                    "router index built",
                     extra={
+                        "router": kind,
                         "specialists": len(self.specialists),
                         "chars": self.chars,
                         "ms": round((time.perf_counter() - started) * 1000),
                     },
                 )
-            return self._offline
+            return router
 
 
 _teams: collections.OrderedDict[uuid.UUID, Team] = collections.OrderedDict()
