@@ -64,8 +64,7 @@ def _decide(scope: Scope, question: str) -> RoutePreview:
         ScoredSpecialist(slug, names[slug], score, _share(score, best), slug in decision.agents)
         for slug, score in ranked
     ]
-    by_slug = {s.slug: s for s in scored}
-    picked = [by_slug.get(slug) or ScoredSpecialist(slug, names[slug], 0.0, 0, True) for slug in decision.agents]
+    picked = [s for s in scored if s.picked]  # the router picks among its three best, so all are in the top eight
     return RoutePreview(question, picked, decision.reason, ROUTER_LABEL, notice, scored, len(team.specialists))
 
 
