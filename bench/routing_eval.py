@@ -37,18 +37,23 @@ def _summary(result: dict) -> dict:
     return {k: result[k] for k in keys}
 
 
-def _cv(rows: list[dict], specialists: list, keyword: KeywordRouter) -> tuple[dict, dict]:
-    """Mean and spread over the 5 folds: the offline router retrained on the other four each time, and the
-    keyword router (its thresholds are fixed) measured on the same folds."""
-    figures = ("micro_f1", "exact_match", "oos_recall")
+def _compare(splits, specialists: list, keyword: KeywordRouter, figures: tuple[str, ...]) -> tuple[dict, dict]:
+    """Each figure on every (rows, model) split: the offline router with that split's model, and the keyword
+    router (its thresholds are fixed) on the same rows."""
     offline: dict[str, list[float]] = {k: [] for k in figures}
     baseline: dict[str, list[float]] = {k: [] for k in figures}
-    for held, model in cross_validate(rows, specialists):
-        fold = [rows[i] for i in held]
-        mine, theirs = evaluate(OfflineRouter(specialists, model).choose, fold), evaluate(keyword.choose, fold)
+    for rows, model in splits:
+        mine, theirs = evaluate(OfflineRouter(specialists, model).choose, rows), evaluate(keyword.choose, rows)
         for key in figures:
             offline[key].append(mine[key])
             baseline[key].append(theirs[key])
+    return offline, baseline
+
+
+def _cv(rows: list[dict], specialists: list, keyword: KeywordRouter) -> tuple[dict, dict]:
+    """Mean and spread over the 5 folds: the offline router retrained on the other four each time, and the
+    keyword router measured on the same folds."""
+    splits = (([rows[i] for i in held], model) for held, model in cross_validate(rows, specialists))
 
     def summary(values: dict[str, list[float]]) -> dict:
         return {
@@ -56,22 +61,18 @@ def _cv(rows: list[dict], specialists: list, keyword: KeywordRouter) -> tuple[di
             **{f"{k}_sd": round(statistics.pstdev(v), 3) for k, v in values.items()},
         }
 
+    offline, baseline = _compare(splits, specialists, keyword, ("micro_f1", "exact_match", "oos_recall"))
     return summary(offline), summary(baseline)
 
 
 def _by_author(specialists: list, keyword: KeywordRouter) -> tuple[dict, dict]:
     """Mean and worst micro-F1 and exact set over the independent authors' files, each measured by the router
     trained on all the other files (and the keyword router on the same files)."""
-    offline: dict[str, list[float]] = {"micro_f1": [], "exact_match": []}
-    baseline: dict[str, list[float]] = {"micro_f1": [], "exact_match": []}
-    for name in TUNING_FILES[1:]:
-        rows = read_rows(name)
-        rest = [row for other in TUNING_FILES if other != name for row in read_rows(other)]
-        mine = evaluate(OfflineRouter(specialists, build_model(rest, specialists)).choose, rows)
-        theirs = evaluate(keyword.choose, rows)
-        for key in offline:
-            offline[key].append(mine[key])
-            baseline[key].append(theirs[key])
+    files = {name: read_rows(name) for name in TUNING_FILES}
+    splits = (
+        (files[name], build_model([r for other, rows in files.items() if other != name for r in rows], specialists))
+        for name in TUNING_FILES[1:]
+    )
 
     def summary(values: dict[str, list[float]]) -> dict:
         return {
@@ -80,6 +81,7 @@ def _by_author(specialists: list, keyword: KeywordRouter) -> tuple[dict, dict]:
             **{f"{k}_min": round(min(v), 3) for k, v in values.items()},
         }
 
+    offline, baseline = _compare(splits, specialists, keyword, ("micro_f1", "exact_match"))
     return summary(offline), summary(baseline)
 
 
